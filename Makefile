@@ -1,0 +1,41 @@
+# Two commands: `make up` runs the service, `make test` runs every check. Both install first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+STAMP := $(VENV)/.installed
+
+.PHONY: up test install lint typecheck pytest services bench clean
+
+up: $(STAMP) ## Install, migrate and run API + projectors on http://127.0.0.1:8000
+	$(BIN)/a2n up
+
+test: $(STAMP) services lint typecheck pytest ## Install and run ruff, mypy and pytest
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml uv.lock
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(BIN)/uv sync --frozen --inexact --extra dev --python $(BIN)/python
+	@touch $@
+
+services: ## Start the machine's PostgreSQL and Redis if they are installed but stopped
+	@.ci/services
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/pytest
+
+bench: $(STAMP) ## Print event store and projection figures (see benchmarks/RESULTS.md)
+	$(BIN)/python benchmarks/event_store.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

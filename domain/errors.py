@@ -1,0 +1,36 @@
+"""Errors the domain raises when a command cannot be carried out.
+
+They carry no transport details; the API maps each class to one HTTP status.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One broken rule, located by a JSON pointer (RFC 6901) into the command's input."""
+
+    pointer: str
+    message: str
+
+    def under(self, prefix: str) -> Violation:
+        """The same violation seen from an enclosing document (`/definition` + `/nodes/0`)."""
+        return Violation(prefix + self.pointer, self.message)
+
+
+class DomainError(Exception):
+    """Base class: a command was refused by a business rule."""
+
+
+class ValidationFailed(DomainError):
+    """The command's input breaks one or more rules; all of them are reported at once."""
+
+    def __init__(self, violations: list[Violation]) -> None:
+        super().__init__("; ".join(f"{v.pointer or '/'}: {v.message}" for v in violations))
+        self.violations = violations
+
+
+class InvalidState(DomainError):
+    """The command is well formed but the aggregate's current state forbids it."""

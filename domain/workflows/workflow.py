@@ -1,0 +1,324 @@
+"""The Workflow aggregate: a named, versioned automation graph owned by one user.
+
+Every definition change creates a new numbered version (`definition_version`), so the history of
+what a workflow did at any time is in its events. Details (name, description, tags, category)
+change without a new version; variables and settings belong to the definition because they change
+how a run behaves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from eventsourcing.domain import event
+
+from domain.aggregate import Aggregate
+from domain.errors import InvalidState, ValidationFailed, Violation
+from domain.workflows.definition import (
+    DefinitionLimits,
+    definition_violations,
+    normalize_definition,
+    text_violations,
+)
+
+MAX_NAME_LENGTH = 255
+MAX_DESCRIPTION_LENGTH = 10_000
+MAX_CATEGORY_LENGTH = 100
+MAX_TAGS = 50
+MAX_TAG_LENGTH = 64
+DETAIL_FIELDS = ("name", "description", "tags", "category")
+
+
+class Visibility(StrEnum):
+    PRIVATE = "PRIVATE"
+    PUBLIC = "PUBLIC"
+
+
+class Workflow(Aggregate):
+    """A workflow: its details, its current definition and whether triggers may start it."""
+
+    class Created(Aggregate.Created):
+        owner_id: str
+        name: str
+        description: str | None
+        tags: list[str]
+        category: str | None
+        visibility: str
+        is_template: bool
+        definition: dict[str, Any]
+        version_id: str
+        duplicated_from: str | None
+
+    class DetailsChanged(Aggregate.Event):
+        changes: dict[str, Any]
+        previous: dict[str, Any]
+
+    class VersionCreated(Aggregate.Event):
+        version_id: str
+        version: int
+        definition: dict[str, Any]
+        change_message: str | None
+
+    class Activated(Aggregate.Event):
+        pass
+
+    class Deactivated(Aggregate.Event):
+        pass
+
+    class Archived(Aggregate.Event):
+        pass
+
+    @event(Created)
+    def __init__(
+        self,
+        owner_id: str,
+        name: str,
+        description: str | None,
+        tags: list[str],
+        category: str | None,
+        visibility: str,
+        is_template: bool,
+        definition: dict[str, Any],
+        version_id: str,
+        duplicated_from: str | None,
+    ) -> None:
+        self.owner_id = owner_id
+        self.name = name
+        self.description = description
+        self.tags = tags
+        self.category = category
+        self.visibility = visibility
+        self.is_template = is_template
+        self.definition = definition
+        self.definition_version = 1
+        self.duplicated_from = duplicated_from
+        self.is_active = False
+        self.archived_at: datetime | None = None
+
+    # -- commands ---------------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        workflow_id: str,
+        owner_id: str,
+        name: str,
+        version_id: str,
+        definition: Mapping[str, Any] | None = None,
+        description: str | None = None,
+        tags: list[str] | None = None,
+        category: str | None = None,
+        visibility: str = Visibility.PRIVATE,
+        is_template: bool = False,
+        limits: DefinitionLimits | None = None,
+        duplicated_from: str | None = None,
+    ) -> Workflow:
+        """Start a new workflow; its first definition becomes version 1."""
+        details, violations = _checked_details(
+            {"name": name, "description": description, "tags": tags or [], "category": category}
+        )
+        if visibility not in Visibility.__members__:
+            violations.append(Violation("/visibility", "must be PRIVATE or PUBLIC"))
+        graph = normalize_definition(definition or {})
+        violations += [v.under("/definition") for v in definition_violations(graph, limits)]
+        if violations:
+            raise ValidationFailed(violations)
+        return cls._create(
+            cls.Created,
+            id=workflow_id,
+            owner_id=owner_id,
+            visibility=str(visibility),
+            is_template=is_template,
+            definition=graph,
+            version_id=version_id,
+            duplicated_from=duplicated_from,
+            **details,
+        )
+
+    def change_details(self, changes: Mapping[str, Any]) -> None:
+        """Rename, re-describe, re-tag or re-categorise; unchanged values record nothing."""
+        self._refuse_if_archived()
+        unknown = [
+            Violation(f"/{key}", "cannot be changed here")
+            for key in changes
+            if key not in DETAIL_FIELDS
+        ]
+        details, violations = _checked_details(changes)
+        if unknown or violations:
+            raise ValidationFailed(unknown + violations)
+        current = {key: getattr(self, key) for key in DETAIL_FIELDS}
+        changed = {key: value for key, value in details.items() if current[key] != value}
+        if changed:
+            self._details_changed(changes=changed, previous={k: current[k] for k in changed})
+
+    def revise(
+        self,
+        definition: Mapping[str, Any],
+        *,
+        version_id: str,
+        change_message: str | None = None,
+        limits: DefinitionLimits | None = None,
+    ) -> bool:
+        """Make `definition` the next version; return False (and record nothing) if unchanged."""
+        self._refuse_if_archived()
+        graph = normalize_definition(definition)
+        violations = definition_violations(graph, limits)
+        if change_message is not None:
+            violations += [v.under("/changeMessage") for v in text_violations(change_message, 0)]
+            if len(change_message) > MAX_DESCRIPTION_LENGTH:
+                violations.append(
+                    Violation(
+                        "/changeMessage", f"is longer than {MAX_DESCRIPTION_LENGTH} characters"
+                    )
+                )
+        if violations:
+            raise ValidationFailed(violations)
+        if graph == self.definition:
+            return False
+        self._version_created(
+            version_id=version_id,
+            version=self.definition_version + 1,
+            definition=graph,
+            change_message=change_message,
+        )
+        return True
+
+    def activate(self) -> None:
+        """Let triggers start this workflow."""
+        self._refuse_if_archived()
+        if not self.definition["nodes"]:
+            raise InvalidState("a workflow without nodes cannot be activated")
+        if not self.is_active:
+            self._activated()
+
+    def deactivate(self) -> None:
+        """Stop triggers from starting this workflow; runs already started carry on."""
+        if self.is_active:
+            self._deactivated()
+
+    def archive(self) -> None:
+        """Retire the workflow: it stops running and refuses changes, and its history stays."""
+        if self.archived_at is None:
+            self._archived()
+
+    def duplicate(
+        self, *, workflow_id: str, owner_id: str, version_id: str, name: str | None
+    ) -> Workflow:
+        """A new, inactive workflow with this one's current definition and details."""
+        return Workflow.create(
+            workflow_id=workflow_id,
+            owner_id=owner_id,
+            name=name if name is not None else _copy_name(self.name),
+            version_id=version_id,
+            definition=self.definition,
+            description=self.description,
+            tags=list(self.tags),
+            category=self.category,
+            visibility=Visibility.PRIVATE,
+            is_template=False,
+            duplicated_from=self.id,
+        )
+
+    def is_owned_by(self, user_id: str) -> bool:
+        return self.owner_id == user_id
+
+    # -- events -----------------------------------------------------------------------------
+
+    @event(DetailsChanged)
+    def _details_changed(self, changes: dict[str, Any], previous: dict[str, Any]) -> None:
+        for key, value in changes.items():
+            setattr(self, key, value)
+
+    @event(VersionCreated)
+    def _version_created(
+        self, version_id: str, version: int, definition: dict[str, Any], change_message: str | None
+    ) -> None:
+        self.definition = definition
+        self.definition_version = version
+
+    @event(Activated)
+    def _activated(self) -> None:
+        self.is_active = True
+
+    @event(Deactivated)
+    def _deactivated(self) -> None:
+        self.is_active = False
+
+    @event(Archived)
+    def _archived(self, timestamp: datetime | None = None) -> None:
+        # The library passes the event's own timestamp when the event is applied.
+        self.is_active = False
+        self.archived_at = timestamp
+
+    def _refuse_if_archived(self) -> None:
+        if self.archived_at is not None:
+            raise InvalidState("the workflow is archived and can no longer be changed")
+
+
+def _copy_name(name: str) -> str:
+    suffix = " (copy)"
+    return name[: MAX_NAME_LENGTH - len(suffix)] + suffix
+
+
+def _checked_details(values: Mapping[str, Any]) -> tuple[dict[str, Any], list[Violation]]:
+    """Clean the detail fields present in `values` and list the rules they break."""
+    cleaned: dict[str, Any] = {}
+    violations = text_violations({k: values[k] for k in DETAIL_FIELDS if k in values}, 2)
+    if violations:
+        return cleaned, violations
+    if "name" in values:
+        name = values["name"]
+        if not isinstance(name, str) or not name.strip():
+            violations.append(Violation("/name", "must be a non-empty string"))
+        elif len(name.strip()) > MAX_NAME_LENGTH:
+            violations.append(Violation("/name", f"is longer than {MAX_NAME_LENGTH} characters"))
+        else:
+            cleaned["name"] = name.strip()
+    if "description" in values:
+        description = values["description"]
+        if description is not None and not isinstance(description, str):
+            violations.append(Violation("/description", "must be a string or null"))
+        elif description is not None and len(description) > MAX_DESCRIPTION_LENGTH:
+            violations.append(
+                Violation("/description", f"is longer than {MAX_DESCRIPTION_LENGTH} characters")
+            )
+        else:
+            cleaned["description"] = description
+    if "category" in values:
+        category = values["category"]
+        if category is not None and (not isinstance(category, str) or not category.strip()):
+            violations.append(Violation("/category", "must be a non-empty string or null"))
+        elif category is not None and len(category.strip()) > MAX_CATEGORY_LENGTH:
+            violations.append(
+                Violation("/category", f"is longer than {MAX_CATEGORY_LENGTH} characters")
+            )
+        else:
+            cleaned["category"] = category.strip() if category is not None else None
+    if "tags" in values:
+        tags, tag_violations = _checked_tags(values["tags"])
+        violations += tag_violations
+        cleaned["tags"] = tags
+    return cleaned, violations
+
+
+def _checked_tags(tags: Any) -> tuple[list[str], list[Violation]]:
+    if not isinstance(tags, list):
+        return [], [Violation("/tags", "must be an array of strings")]
+    violations: list[Violation] = []
+    cleaned: list[str] = []
+    for index, tag in enumerate(tags):
+        if not isinstance(tag, str) or not tag.strip():
+            violations.append(Violation(f"/tags/{index}", "must be a non-empty string"))
+        elif len(tag.strip()) > MAX_TAG_LENGTH:
+            violations.append(
+                Violation(f"/tags/{index}", f"is longer than {MAX_TAG_LENGTH} characters")
+            )
+        elif tag.strip() not in cleaned:
+            cleaned.append(tag.strip())
+    if len(cleaned) > MAX_TAGS:
+        violations.append(Violation("/tags", f"has {len(cleaned)} tags; the limit is {MAX_TAGS}"))
+    return cleaned, violations
