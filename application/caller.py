@@ -1,0 +1,26 @@
+"""Who issues a command or query, and from which request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from application.eventstore import EventMetadata
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The authenticated actor plus the request facts every event records."""
+
+    user_id: str
+    correlation_id: str | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+
+    def metadata(self, causation_id: str | None = None) -> EventMetadata:
+        return EventMetadata(
+            actor_id=self.user_id,
+            correlation_id=self.correlation_id,
+            causation_id=causation_id or self.correlation_id,
+            ip=self.ip,
+            user_agent=self.user_agent,
+        )

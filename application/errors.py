@@ -1,0 +1,26 @@
+"""Errors of the application layer; the API maps each to one HTTP status."""
+
+
+class NotFound(LookupError):
+    """No such resource, or the caller may not see it (the two are not told apart)."""
+
+
+class PreconditionFailed(Exception):
+    """The client's If-Match revision is not the aggregate's current revision."""
+
+    def __init__(self, current_revision: int) -> None:
+        super().__init__(f"the current revision is {current_revision}")
+        self.current_revision = current_revision
+
+
+class ConcurrentWrite(Exception):
+    """Other writers kept changing the aggregate while this command retried."""
+
+
+class InvalidParameter(ValueError):
+    """A query parameter has a value this service cannot use."""
+
+    def __init__(self, parameter: str, message: str) -> None:
+        super().__init__(f"{parameter}: {message}")
+        self.parameter = parameter
+        self.message = message

@@ -1,0 +1,172 @@
+"""The event store: one eventsourcing `Application` per bounded context, on PostgreSQL.
+
+Each context app gets its own `{name}_events` table, notification log and write lock. Every saved
+event carries metadata (who, from where, as part of which request) in its stored state under
+`_meta`, outside the domain event's own fields: the domain stays free of transport concerns, and
+projectors and auditors read it back with `event_metadata()`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar, Generic, TypeVar
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import (
+    DatetimeAsISO,
+    DecimalAsStr,
+    IntegrityError,
+    JSONTranscoder,
+    Mapper,
+    Transcoder,
+    UUIDAsHex,
+)
+from psycopg.conninfo import conninfo_to_dict
+
+from application.errors import ConcurrentWrite, NotFound, PreconditionFailed
+from application.ids import is_id
+from domain.aggregate import Aggregate
+
+META_KEY = "_meta"
+SAVE_ATTEMPTS = 3
+
+A = TypeVar("A", bound=Aggregate)
+
+
+@dataclass(frozen=True)
+class EventMetadata:
+    """Who caused an event and in which request; stored with every event."""
+
+    actor_id: str
+    correlation_id: str | None = None
+    causation_id: str | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+
+    def as_dict(self) -> dict[str, str]:
+        return {key: value for key, value in asdict(self).items() if value is not None}
+
+
+def event_metadata(event: object) -> dict[str, str]:
+    """The metadata stored with `event` (empty for events saved without any)."""
+    meta: dict[str, str] = vars(event).get(META_KEY, {})
+    return meta
+
+
+def event_store_env(database_url: str, *, pool_size: int = 5) -> dict[str, str]:
+    """The eventsourcing library's PostgreSQL settings for one database URL."""
+    params = conninfo_to_dict(database_url)
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "ORIGINATOR_ID_TYPE": "text",
+        "POSTGRES_DBNAME": str(params.get("dbname", "postgres")),
+        "POSTGRES_HOST": str(params.get("host", "127.0.0.1")),
+        "POSTGRES_PORT": str(params.get("port", "5432")),
+        "POSTGRES_USER": str(params.get("user", "postgres")),
+        # The library insists on a password setting; an empty one works with trust auth.
+        "POSTGRES_PASSWORD": str(params.get("password", "")),
+        "POSTGRES_POOL_SIZE": str(pool_size),
+        "POSTGRES_MAX_OVERFLOW": str(pool_size),
+        "POSTGRES_PRE_PING": "y",
+        "POSTGRES_LOCK_TIMEOUT": "5",
+        "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "10",
+        # Not POSTGRES_ENABLE_DB_FUNCTIONS: its insert function does not take the table lock
+        # that keeps notification ids in commit order, which projectors rely on.
+    }
+
+
+@dataclass(frozen=True)
+class Recorded(Generic[A]):
+    """What a command returns: the aggregate as saved and the event store position reached."""
+
+    aggregate: A
+    position: int
+
+
+def new_transcoder() -> JSONTranscoder:
+    """The JSON codec of stored event state, shared by the apps and the projection runtime."""
+    transcoder = JSONTranscoder()
+    for transcoding in (UUIDAsHex(), DecimalAsStr(), DatetimeAsISO()):
+        transcoder.register(transcoding)
+    return transcoder
+
+
+def new_mapper() -> Mapper[str]:
+    """Decodes stored events (with upcasting) exactly as the context apps encode them."""
+    return Mapper(transcoder=new_transcoder())
+
+
+class EventStoreApp(Application[str]):
+    """Base class of the context applications (`WorkflowsApp`, ...)."""
+
+    env: ClassVar[dict[str, str]] = {"ORIGINATOR_ID_TYPE": "text"}
+
+    def construct_transcoder(self) -> Transcoder:
+        return new_transcoder()
+
+    def record(self, meta: EventMetadata, *aggregates: Aggregate) -> int:
+        """Save the aggregates' pending events atomically; return the position reached.
+
+        When nothing is pending (the command changed nothing) the current head position is
+        returned, so a client waiting for it still reads what it just saw.
+        """
+        stamp = meta.as_dict()
+        for aggregate in aggregates:
+            for pending in aggregate.pending_events:
+                object.__setattr__(pending, META_KEY, stamp)
+        recordings = self.save(*aggregates)
+        if recordings:
+            return int(recordings[-1].notification.id)
+        return self.head_position()
+
+    def head_position(self) -> int:
+        """The highest notification id in this context's log (0 when empty)."""
+        return int(self.recorder.max_notification_id() or 0)
+
+    def load(self, aggregate_id: str, kind: type[A], *, version: int | None = None) -> A:
+        """The aggregate of type `kind` with that id, as of `version` when given."""
+        if not is_id(aggregate_id):
+            raise NotFound(aggregate_id)
+        try:
+            aggregate: object = self.repository.get(aggregate_id, version=version)
+        except AggregateNotFoundError:
+            raise NotFound(aggregate_id) from None
+        if not isinstance(aggregate, kind):
+            raise NotFound(aggregate_id)
+        return aggregate
+
+    def change(
+        self,
+        aggregate_id: str,
+        kind: type[A],
+        command: Callable[[A], Any],
+        meta: EventMetadata,
+        *,
+        expected_revision: int | None = None,
+        visible: Callable[[A], bool] = lambda _: True,
+    ) -> Recorded[A]:
+        """Run `command` on the current aggregate and save what it decided.
+
+        With `expected_revision` (If-Match) a stale or concurrent revision fails the command;
+        without it a write conflict reloads the aggregate and runs the command again.
+        """
+        for _ in range(SAVE_ATTEMPTS):
+            aggregate = self.load(aggregate_id, kind)
+            if not visible(aggregate):
+                raise NotFound(aggregate_id)
+            if expected_revision is not None and aggregate.version != expected_revision:
+                raise PreconditionFailed(aggregate.version)
+            command(aggregate)
+            try:
+                position = self.record(meta, aggregate)
+            except IntegrityError:
+                if expected_revision is not None:
+                    raise PreconditionFailed(self.load(aggregate_id, kind).version) from None
+                continue
+            return Recorded(aggregate, position)
+        raise ConcurrentWrite(aggregate_id)
+
+    def history(self, aggregate_id: str) -> Iterator[Any]:
+        """Every stored event of one aggregate, oldest first, with its metadata attached."""
+        return iter(self.events.get(aggregate_id))

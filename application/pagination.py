@@ -1,0 +1,53 @@
+"""Cursor pagination for list queries: opaque cursors that encode the last row's sort key."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from application.errors import InvalidParameter
+
+T = TypeVar("T")
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+
+def encode_cursor(key: dict[str, Any]) -> str:
+    raw = json.dumps(key, separators=(",", ":"), sort_keys=True).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, fields: tuple[str, ...]) -> dict[str, Any]:
+    """The sort key inside a cursor this service issued; anything else is a client error."""
+    invalid = InvalidParameter("cursor", "is not a cursor this list returned")
+    if len(cursor) > 512:
+        raise invalid
+    try:
+        key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise invalid from None
+    if (
+        not isinstance(key, dict)
+        or set(key) != set(fields)
+        or not all(isinstance(v, str) for v in key.values())
+    ):
+        raise invalid
+    return key
+
+
+def page_of(rows: list[T], limit: int, key_of: Any) -> Page[T]:
+    """Trim the extra row fetched to learn whether another page exists."""
+    if len(rows) > limit:
+        rows = rows[:limit]
+        return Page(rows, encode_cursor(key_of(rows[-1])))
+    return Page(rows, None)

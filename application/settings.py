@@ -1,0 +1,159 @@
+"""One validated settings object, read from the environment once at start-up.
+
+Every role (`a2n up`, `serve`, `project`, `migrate`) builds its `Settings` with
+`Settings.from_env()`; a missing or malformed variable raises `SettingsError` whose message names
+the variable, and the CLI prints that one line and exits instead of failing later with a trace.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+from psycopg.conninfo import conninfo_to_dict
+
+EmbeddedMode = Literal["auto", "always", "never"]
+LogFormat = Literal["json", "console"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the variable and what is expected."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Runtime configuration. Field docs name the environment variable that sets each one."""
+
+    database_url: str | None = None
+    """DATABASE_URL: PostgreSQL URL. Unset: local PostgreSQL on 127.0.0.1:5432, else embedded."""
+    redis_url: str | None = None
+    """REDIS_URL: Redis URL. Unset: queue, cache and pub/sub run in-process."""
+    host: str = "127.0.0.1"
+    """A2N_HOST: address the HTTP server binds."""
+    port: int = 8000
+    """A2N_PORT: port the HTTP server binds."""
+    data_dir: Path = Path(".a2n")
+    """A2N_DATA_DIR: where local state lives (the embedded PostgreSQL cluster is under pg/)."""
+    embedded_postgres: EmbeddedMode = "auto"
+    """A2N_EMBEDDED_POSTGRES: auto (only when no DATABASE_URL and nothing on 127.0.0.1:5432),
+    always, or never."""
+    log_level: LogLevel = "info"
+    """A2N_LOG_LEVEL: debug, info, warning or error."""
+    log_format: LogFormat = "json"
+    """A2N_LOG_FORMAT: json (one object per line) or console (for people)."""
+    max_body_bytes: int = 2 * 1024 * 1024
+    """A2N_MAX_BODY_BYTES: largest request body accepted (413 above it)."""
+    db_pool_min: int = 2
+    """A2N_DB_POOL_MIN: read-side connection pool minimum size."""
+    db_pool_max: int = 10
+    """A2N_DB_POOL_MAX: read-side connection pool maximum size."""
+    min_position_timeout: float = 5.0
+    """A2N_MIN_POSITION_TIMEOUT: seconds a query waits for A2N-Min-Position before 503."""
+    projection_batch_size: int = 500
+    """A2N_PROJECTION_BATCH_SIZE: events applied per projector transaction."""
+    projection_poll_interval: float = 1.0
+    """A2N_PROJECTION_POLL_INTERVAL: seconds between polls when no NOTIFY arrives."""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read and validate every setting; raise `SettingsError` naming the first bad variable."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for field in fields(cls):
+            var, parse = _VARIABLES[field.name]
+            raw = env.get(var)
+            if raw is None or raw.strip() == "":
+                continue
+            try:
+                values[field.name] = parse(raw.strip())
+            except ValueError as exc:
+                raise SettingsError(f"{var}: {exc}") from None
+        settings = cls(**values)
+        if settings.db_pool_min > settings.db_pool_max:
+            raise SettingsError(
+                f"A2N_DB_POOL_MIN: {settings.db_pool_min} is larger than A2N_DB_POOL_MAX "
+                f"({settings.db_pool_max})"
+            )
+        return settings
+
+
+def _integer(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValueError(f"expected an integer, got {raw!r}") from None
+        if not low <= value <= high:
+            raise ValueError(f"expected an integer from {low} to {high}, got {value}")
+        return value
+
+    return parse
+
+
+def _seconds(low: float, high: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ValueError(f"expected a number of seconds, got {raw!r}") from None
+        if not low <= value <= high:
+            raise ValueError(f"expected seconds from {low:g} to {high:g}, got {value:g}")
+        return value
+
+    return parse
+
+
+def _choice(options: Any) -> Callable[[str], str]:
+    allowed = get_args(options)
+
+    def parse(raw: str) -> str:
+        value = raw.lower()
+        if value not in allowed:
+            raise ValueError(f"expected one of {', '.join(allowed)}, got {raw!r}")
+        return value
+
+    return parse
+
+
+def _postgres_url(raw: str) -> str:
+    if not raw.startswith(("postgresql://", "postgres://")):
+        raise ValueError("expected a URL starting with postgresql://")
+    try:
+        conninfo_to_dict(raw)
+    except Exception:
+        raise ValueError("is not a valid PostgreSQL connection URL") from None
+    return raw
+
+
+def _redis_url(raw: str) -> str:
+    if not raw.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError("expected a URL starting with redis://, rediss:// or unix://")
+    return raw
+
+
+def _host(raw: str) -> str:
+    if any(ch.isspace() for ch in raw):
+        raise ValueError(f"expected a host name or address, got {raw!r}")
+    return raw
+
+
+_VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "database_url": ("DATABASE_URL", _postgres_url),
+    "redis_url": ("REDIS_URL", _redis_url),
+    "host": ("A2N_HOST", _host),
+    "port": ("A2N_PORT", _integer(1, 65535)),
+    "data_dir": ("A2N_DATA_DIR", Path),
+    "embedded_postgres": ("A2N_EMBEDDED_POSTGRES", _choice(EmbeddedMode)),
+    "log_level": ("A2N_LOG_LEVEL", _choice(LogLevel)),
+    "log_format": ("A2N_LOG_FORMAT", _choice(LogFormat)),
+    "max_body_bytes": ("A2N_MAX_BODY_BYTES", _integer(1024, 1024**3)),
+    "db_pool_min": ("A2N_DB_POOL_MIN", _integer(1, 1000)),
+    "db_pool_max": ("A2N_DB_POOL_MAX", _integer(1, 1000)),
+    "min_position_timeout": ("A2N_MIN_POSITION_TIMEOUT", _seconds(0, 60)),
+    "projection_batch_size": ("A2N_PROJECTION_BATCH_SIZE", _integer(1, 100_000)),
+    "projection_poll_interval": ("A2N_PROJECTION_POLL_INTERVAL", _seconds(0.01, 60)),
+}

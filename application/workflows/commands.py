@@ -1,0 +1,166 @@
+"""Workflow use cases: each loads a Workflow, calls its methods and saves what it decided."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from application.caller import Caller
+from application.errors import NotFound
+from application.eventstore import Recorded
+from application.ids import new_id
+from application.workflows.app import WorkflowsApp
+from domain.workflows.definition import DefinitionLimits
+from domain.workflows.workflow import DETAIL_FIELDS, Workflow
+
+DEFINITION_FIELDS = ("variables", "settings")
+
+
+class WorkflowService:
+    """Commands on workflows, plus reads of a workflow's past states from its events."""
+
+    def __init__(self, app: WorkflowsApp, limits: DefinitionLimits | None = None) -> None:
+        self.app = app
+        self.limits = limits or DefinitionLimits()
+
+    def create(
+        self,
+        caller: Caller,
+        *,
+        name: str,
+        definition: Mapping[str, Any] | None = None,
+        description: str | None = None,
+        tags: list[str] | None = None,
+        category: str | None = None,
+        visibility: str = "PRIVATE",
+        is_template: bool = False,
+    ) -> Recorded[Workflow]:
+        workflow = Workflow.create(
+            workflow_id=new_id(),
+            owner_id=caller.user_id,
+            name=name,
+            version_id=new_id(),
+            definition=definition,
+            description=description,
+            tags=tags,
+            category=category,
+            visibility=visibility,
+            is_template=is_template,
+            limits=self.limits,
+        )
+        return Recorded(workflow, self.app.record(caller.metadata(), workflow))
+
+    def update(
+        self,
+        caller: Caller,
+        workflow_id: str,
+        changes: Mapping[str, Any],
+        *,
+        expected_revision: int | None = None,
+    ) -> Recorded[Workflow]:
+        """Change details and, for `variables`/`settings`, save a new definition version."""
+        details = {k: v for k, v in changes.items() if k in DETAIL_FIELDS}
+        graph_parts = {k: v for k, v in changes.items() if k in DEFINITION_FIELDS}
+
+        def apply(workflow: Workflow) -> None:
+            workflow.change_details(details)
+            if graph_parts:
+                workflow.revise(
+                    {**workflow.definition, **graph_parts},
+                    version_id=new_id(),
+                    change_message="Changed " + " and ".join(sorted(graph_parts)),
+                    limits=self.limits,
+                )
+
+        return self._change(caller, workflow_id, apply, expected_revision)
+
+    def replace_definition(
+        self,
+        caller: Caller,
+        workflow_id: str,
+        definition: Mapping[str, Any],
+        *,
+        change_message: str | None = None,
+        expected_revision: int | None = None,
+    ) -> Recorded[Workflow]:
+        return self._change(
+            caller,
+            workflow_id,
+            lambda w: w.revise(
+                definition, version_id=new_id(), change_message=change_message, limits=self.limits
+            ),
+            expected_revision,
+        )
+
+    def activate(
+        self, caller: Caller, workflow_id: str, *, expected_revision: int | None = None
+    ) -> Recorded[Workflow]:
+        return self._change(caller, workflow_id, Workflow.activate, expected_revision)
+
+    def deactivate(
+        self, caller: Caller, workflow_id: str, *, expected_revision: int | None = None
+    ) -> Recorded[Workflow]:
+        return self._change(caller, workflow_id, Workflow.deactivate, expected_revision)
+
+    def archive(
+        self, caller: Caller, workflow_id: str, *, expected_revision: int | None = None
+    ) -> Recorded[Workflow]:
+        return self._change(caller, workflow_id, Workflow.archive, expected_revision)
+
+    def duplicate(
+        self, caller: Caller, workflow_id: str, *, name: str | None = None
+    ) -> Recorded[Workflow]:
+        source = self.get(caller, workflow_id)
+        copy = source.duplicate(
+            workflow_id=new_id(), owner_id=caller.user_id, version_id=new_id(), name=name
+        )
+        return Recorded(copy, self.app.record(caller.metadata(), copy))
+
+    def at_version(self, caller: Caller, workflow_id: str, version: int) -> Workflow:
+        """The workflow as it was while definition `version` was its latest."""
+        self.get(caller, workflow_id)
+        next_version_at: int | None = None
+        exists = version == 1
+        for event in self.app.history(workflow_id):
+            if isinstance(event, Workflow.VersionCreated):
+                if event.version == version:
+                    exists = True
+                elif event.version == version + 1:
+                    next_version_at = event.originator_version
+                    break
+        if not exists:
+            raise NotFound(f"{workflow_id} version {version}")
+        last = None if next_version_at is None else next_version_at - 1
+        return self.app.load(workflow_id, Workflow, version=last)
+
+    def as_of(self, caller: Caller, workflow_id: str, moment: datetime) -> Workflow:
+        """The workflow as it was at `moment` (its state after the last event before then)."""
+        self.get(caller, workflow_id)
+        count = sum(1 for event in self.app.history(workflow_id) if event.timestamp <= moment)
+        if count == 0:
+            raise NotFound(f"{workflow_id} at {moment.isoformat()}")
+        return self.app.load(workflow_id, Workflow, version=count)
+
+    def get(self, caller: Caller, workflow_id: str) -> Workflow:
+        """The current workflow, if the caller may see it."""
+        workflow = self.app.load(workflow_id, Workflow)
+        if not workflow.is_owned_by(caller.user_id):
+            raise NotFound(workflow_id)
+        return workflow
+
+    def _change(
+        self,
+        caller: Caller,
+        workflow_id: str,
+        command: Callable[[Workflow], Any],
+        expected_revision: int | None,
+    ) -> Recorded[Workflow]:
+        return self.app.change(
+            workflow_id,
+            Workflow,
+            command,
+            caller.metadata(),
+            expected_revision=expected_revision,
+            visible=lambda w: w.is_owned_by(caller.user_id),
+        )

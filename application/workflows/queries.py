@@ -1,0 +1,108 @@
+"""Workflow queries: read the projected `workflow` table (never the event store)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg import AsyncConnection, sql
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from application.pagination import Page, decode_cursor, page_of
+
+SUMMARY_COLUMNS = (
+    "id",
+    "name",
+    "description",
+    "is_active",
+    "is_template",
+    "visibility",
+    "version",
+    "published_version",
+    "tags",
+    "category",
+    "execution_count",
+    "success_count",
+    "failure_count",
+    "last_executed_at",
+    "avg_execution_time",
+    "created_at",
+    "updated_at",
+    "published_at",
+    "archived_at",
+    "user_id",
+    "revision",
+    "duplicated_from",
+)
+DETAIL_COLUMNS = (*SUMMARY_COLUMNS, "definition", "variables", "settings")
+
+
+@dataclass(frozen=True)
+class WorkflowFilter:
+    """GET /workflows filters; None means 'any'."""
+
+    owner_id: str
+    is_active: bool | None = None
+    category: str | None = None
+    tag: str | None = None
+    text: str | None = None
+    visibility: str | None = None
+    include_archived: bool = False
+
+
+def _columns(names: tuple[str, ...]) -> sql.Composable:
+    return sql.SQL(", ").join(
+        sql.SQL("{}::text").format(sql.Identifier(n)) if n == "visibility" else sql.Identifier(n)
+        for n in names
+    )
+
+
+async def list_workflows(
+    conn: AsyncConnection[Any], where: WorkflowFilter, *, limit: int, cursor: str | None
+) -> Page[dict[str, Any]]:
+    """Newest first (ids are time-ordered), `limit` per page."""
+    conditions: list[sql.Composable] = [sql.SQL("user_id = %(owner)s")]
+    params: dict[str, Any] = {"owner": where.owner_id, "limit": limit + 1}
+    if where.is_active is not None:
+        conditions.append(sql.SQL("is_active = %(active)s"))
+        params["active"] = where.is_active
+    if where.category is not None:
+        conditions.append(sql.SQL("category = %(category)s"))
+        params["category"] = where.category
+    if where.tag is not None:
+        conditions.append(sql.SQL("tags @> %(tag)s"))
+        params["tag"] = Jsonb([where.tag])
+    if where.visibility is not None:
+        conditions.append(sql.SQL("visibility = %(visibility)s::workflow_visibility"))
+        params["visibility"] = where.visibility
+    if where.text:
+        conditions.append(sql.SQL("(name ILIKE %(text)s OR description ILIKE %(text)s)"))
+        params["text"] = "%" + _escape_like(where.text) + "%"
+    if not where.include_archived:
+        conditions.append(sql.SQL("archived_at IS NULL"))
+    if cursor is not None:
+        conditions.append(sql.SQL("id < %(after)s"))
+        params["after"] = decode_cursor(cursor, ("id",))["id"]
+    query = sql.SQL("SELECT {} FROM workflow WHERE {} ORDER BY id DESC LIMIT %(limit)s").format(
+        _columns(SUMMARY_COLUMNS), sql.SQL(" AND ").join(conditions)
+    )
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(query, params)
+        rows = await cur.fetchall()
+    return page_of(rows, limit, lambda row: {"id": row["id"]})
+
+
+async def get_workflow(
+    conn: AsyncConnection[Any], owner_id: str, workflow_id: str
+) -> dict[str, Any] | None:
+    query = sql.SQL("SELECT {} FROM workflow WHERE id = %s AND user_id = %s").format(
+        _columns(DETAIL_COLUMNS)
+    )
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(query, (workflow_id, owner_id))
+        return await cur.fetchone()
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -1,0 +1,162 @@
+"""Shared fixtures: real PostgreSQL and Redis, a fresh database per test run (or per test).
+
+DATABASE_URL / REDIS_URL name the servers when set; otherwise the machine's own on 127.0.0.1;
+otherwise containers, when a Docker engine is available. No server at all stops the run with a
+message saying what to start.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+
+import psycopg
+import pytest
+import redis
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from application.caller import Caller
+from application.contexts import create_event_store_tables
+from application.eventstore import event_store_env
+from application.migrations import Migrator
+from application.workflows.app import WorkflowsApp
+from application.workflows.commands import WorkflowService
+
+LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
+LOCAL_REDIS = "redis://127.0.0.1:6379/0"
+
+
+def _postgres_reachable(url: str) -> bool:
+    try:
+        with psycopg.connect(make_conninfo(url, connect_timeout=3)):
+            return True
+    except psycopg.Error:
+        return False
+
+
+def _docker_available() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    try:
+        import docker
+
+        docker.from_env().ping()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> Iterator[str]:
+    """A URL with rights to create databases on a real PostgreSQL server."""
+    url = os.environ.get("DATABASE_URL") or LOCAL_POSTGRES
+    if _postgres_reachable(url):
+        yield url
+        return
+    if _docker_available():
+        from testcontainers.postgres import PostgresContainer
+
+        with PostgresContainer("postgres:16-alpine", driver=None) as container:
+            yield container.get_connection_url()
+        return
+    pytest.exit(
+        f"No PostgreSQL at {url} and no Docker engine: start PostgreSQL (make services) "
+        "or set DATABASE_URL.",
+        returncode=3,
+    )
+
+
+@pytest.fixture(scope="session")
+def make_database(postgres_server_url: str) -> Iterator[Callable[..., str]]:
+    """Create a fresh database, migrated unless asked not to; all are dropped after the run."""
+    created: list[str] = []
+
+    def make(*, migrated: bool = True) -> str:
+        name = f"a2n_test_{os.getpid()}_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect(postgres_server_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        created.append(name)
+        url = _as_url(make_conninfo(postgres_server_url, dbname=name))
+        if migrated:
+            Migrator(url).up()
+            create_event_store_tables(url)
+        return url
+
+    yield make
+    with psycopg.connect(postgres_server_url, autocommit=True) as conn:
+        for name in created:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+def _as_url(conninfo: str) -> str:
+    """A postgresql:// URL for a conninfo string (settings accept URLs only)."""
+    params = conninfo_to_dict(conninfo)
+    user = params.get("user", "postgres")
+    password = f":{params['password']}" if params.get("password") else ""
+    host = params.get("host", "127.0.0.1")
+    port = params.get("port", "5432")
+    if str(host).startswith("/"):
+        return f"postgresql://{user}{password}@/{params['dbname']}?host={host}&port={port}"
+    return f"postgresql://{user}{password}@{host}:{port}/{params['dbname']}"
+
+
+@pytest.fixture(scope="session")
+def database_url(make_database: Callable[..., str]) -> str:
+    """One migrated database shared by the tests of this run."""
+    return make_database()
+
+
+@pytest.fixture
+def fresh_database_url(make_database: Callable[..., str]) -> str:
+    """A migrated database of this test's own (for tests that compare whole tables)."""
+    return make_database()
+
+
+@pytest.fixture
+def empty_database_url(make_database: Callable[..., str]) -> str:
+    """A database with nothing in it (for migration tests)."""
+    return make_database(migrated=False)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    url = os.environ.get("REDIS_URL") or LOCAL_REDIS
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+        yield url
+        return
+    except redis.RedisError:
+        pass
+    if _docker_available():
+        from testcontainers.redis import RedisContainer
+
+        with RedisContainer("redis:7-alpine") as container:
+            host = container.get_container_host_ip()
+            yield f"redis://{host}:{container.get_exposed_port(6379)}/0"
+        return
+    pytest.exit(f"No Redis at {url} and no Docker engine: start Redis or set REDIS_URL.", 3)
+
+
+@pytest.fixture
+def service_for() -> Iterator[Callable[[str], WorkflowService]]:
+    """WorkflowService on a given database; apps are closed after the test."""
+    apps: list[WorkflowsApp] = []
+
+    def make(url: str) -> WorkflowService:
+        app = WorkflowsApp(env=event_store_env(url, pool_size=2))
+        apps.append(app)
+        return WorkflowService(app)
+
+    yield make
+    for app in apps:
+        app.close()
+
+
+@pytest.fixture
+def caller() -> Caller:
+    return Caller(user_id="u-1", correlation_id="req-1", ip="192.0.2.7", user_agent="pytest")

@@ -1,0 +1,64 @@
+"""Helpers for integration tests: seeding workflows and reading tables back."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import psycopg
+
+from application.caller import Caller
+from application.workflows.commands import WorkflowService
+
+GRAPH = {"nodes": [{"id": "a", "type": "noop"}], "connections": []}
+
+
+def rows(url: str, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(query, params).fetchall()  # type: ignore[arg-type]
+
+
+def table_contents(url: str, table: str) -> list[Any]:
+    """Every row of a table as JSON, in a stable order, for whole-table comparisons."""
+    return [
+        r[0] for r in rows(url, f"SELECT to_jsonb(t) FROM {table} t ORDER BY to_jsonb(t)::text")
+    ]
+
+
+def populate(service: WorkflowService, caller: Caller, count: int) -> int:
+    """`count` workflows with a few events each; returns the head position."""
+    position = 0
+    for i in range(count):
+        workflow = service.create(caller, name=f"wf {i}", definition=GRAPH, tags=[f"t{i % 3}"])
+        wid = workflow.aggregate.id
+        service.update(caller, wid, {"name": f"wf {i} renamed", "settings": {"timeout": i}})
+        position = (
+            service.activate(caller, wid).position
+            if i % 2
+            else service.archive(caller, wid).position
+        )
+    return position
+
+
+def poison(url: str, workflow_id: str) -> int:
+    """Append an event the workflows projector cannot apply (a DetailsChanged without changes),
+    as a buggy writer might have; returns its position."""
+    version = rows(
+        url,
+        "SELECT max(originator_version) FROM workflows_events WHERE originator_id = %s",
+        (workflow_id,),
+    )[0][0]
+    state = json.dumps(
+        {
+            "timestamp": {"_type_": "datetime_iso", "_data_": "2026-11-25T10:00:00+00:00"},
+            "_meta": {},
+        }
+    ).encode()
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "INSERT INTO workflows_events (originator_id, originator_version, topic, state) "
+            "VALUES (%s, %s, %s, %s) RETURNING notification_id",
+            (workflow_id, version + 1, "domain.workflows.workflow:Workflow.DetailsChanged", state),
+        ).fetchone()
+    assert row is not None
+    return int(row[0])

@@ -1,0 +1,82 @@
+"""Migrations on a real database: recorded, reversible, and refusing edited history."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import psycopg
+import pytest
+
+from application.migrations import MigrationError, Migrator, load_migrations
+
+
+def tables(url: str) -> set[str]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+        ).fetchall()
+    return {r[0] for r in rows}
+
+
+def test_up_applies_everything_once_and_records_it(empty_database_url: str) -> None:
+    migrator = Migrator(empty_database_url)
+    assert {s.state for s in migrator.status()} == {"pending"}
+    applied = migrator.up()
+    assert [m.version for m in applied] == [m.version for m in load_migrations()]
+    assert migrator.up() == []
+    assert {"workflow", "workflow_version", "audit_log", "projection_tracking"} <= tables(
+        empty_database_url
+    )
+    with psycopg.connect(empty_database_url) as conn:
+        rows = conn.execute(
+            "SELECT version, name, checksum, applied_at, applied_by, execution_time_ms "
+            "FROM schema_migration ORDER BY version"
+        ).fetchall()
+    assert [(r[0], r[1], r[2]) for r in rows] == [
+        (m.version, m.name, m.checksum) for m in load_migrations()
+    ]
+    assert all(r[3] is not None and "@" in r[4] and r[5] >= 0 for r in rows)
+
+
+def test_down_reverts_the_latest_and_up_restores_it(empty_database_url: str) -> None:
+    migrator = Migrator(empty_database_url)
+    migrator.up()
+    latest = load_migrations()[-1]
+    reverted = migrator.down(steps=1)
+    assert [m.version for m in reverted] == [latest.version]
+    assert [s.state for s in migrator.status()][-1] == "pending"
+    assert "audit_log" not in tables(empty_database_url)
+    migrator.up()
+    assert "audit_log" in tables(empty_database_url)
+
+
+def test_every_migration_reverts_cleanly(empty_database_url: str) -> None:
+    migrator = Migrator(empty_database_url)
+    migrator.up()
+    migrator.down(steps=len(load_migrations()))
+    assert tables(empty_database_url) == {"schema_migration"}
+    with psycopg.connect(empty_database_url) as conn:
+        types = conn.execute(
+            "SELECT typname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace "
+            "WHERE n.nspname = 'public' AND t.typtype = 'e'"
+        ).fetchall()
+    assert types == []
+
+
+def test_an_edited_applied_migration_stops_the_runner(empty_database_url: str) -> None:
+    Migrator(empty_database_url).up()
+    edited = [replace(m, checksum="0" * 64) if m.version == 2 else m for m in load_migrations()]
+    migrator = Migrator(empty_database_url, edited)
+    assert [s.state for s in migrator.status()][1] == "changed"
+    with pytest.raises(MigrationError, match=r"0002_workflows\.sql was changed after"):
+        migrator.up()
+    with pytest.raises(MigrationError, match="changed after it was applied"):
+        migrator.down()
+
+
+def test_a_deleted_applied_migration_is_reported(empty_database_url: str) -> None:
+    Migrator(empty_database_url).up()
+    migrator = Migrator(empty_database_url, load_migrations()[:-1])
+    assert migrator.status()[-1].state == "missing"
+    with pytest.raises(MigrationError, match="was applied but the file is gone"):
+        migrator.up()

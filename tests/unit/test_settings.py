@@ -1,0 +1,58 @@
+"""Settings: defaults, parsing, and one clear line naming a bad variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from application.settings import Settings, SettingsError
+
+
+def test_defaults_need_no_environment() -> None:
+    settings = Settings.from_env({})
+    assert (settings.host, settings.port) == ("127.0.0.1", 8000)
+    assert settings.database_url is None
+    assert settings.redis_url is None
+    assert settings.data_dir == Path(".a2n")
+
+
+def test_values_are_parsed_and_blank_means_default() -> None:
+    settings = Settings.from_env(
+        {
+            "DATABASE_URL": "postgresql://a2n:pw@db:5432/a2n",
+            "REDIS_URL": "redis://cache:6379/1",
+            "A2N_PORT": "9000",
+            "A2N_LOG_FORMAT": "CONSOLE",
+            "A2N_MIN_POSITION_TIMEOUT": "0.5",
+            "A2N_HOST": "  ",
+        }
+    )
+    assert settings.port == 9000
+    assert settings.log_format == "console"
+    assert settings.min_position_timeout == 0.5
+    assert settings.host == "127.0.0.1"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("A2N_PORT", "http", "A2N_PORT: expected an integer, got 'http'"),
+        ("A2N_PORT", "70000", "A2N_PORT: expected an integer from 1 to 65535, got 70000"),
+        ("DATABASE_URL", "mysql://x", "DATABASE_URL: expected a URL starting with postgresql://"),
+        ("REDIS_URL", "localhost:6379", "REDIS_URL: expected a URL starting with redis://"),
+        ("A2N_EMBEDDED_POSTGRES", "maybe", "A2N_EMBEDDED_POSTGRES: expected one of auto, always"),
+        ("A2N_LOG_LEVEL", "loud", "A2N_LOG_LEVEL: expected one of debug, info"),
+        ("A2N_MIN_POSITION_TIMEOUT", "soon", "A2N_MIN_POSITION_TIMEOUT: expected a number"),
+    ],
+)
+def test_bad_values_name_the_variable(variable: str, value: str, message: str) -> None:
+    with pytest.raises(SettingsError) as failure:
+        Settings.from_env({variable: value})
+    assert str(failure.value).startswith(message)
+    assert "\n" not in str(failure.value)
+
+
+def test_inconsistent_pool_sizes_are_refused() -> None:
+    with pytest.raises(SettingsError, match="A2N_DB_POOL_MIN: 20 is larger than A2N_DB_POOL_MAX"):
+        Settings.from_env({"A2N_DB_POOL_MIN": "20", "A2N_DB_POOL_MAX": "5"})
