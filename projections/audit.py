@@ -1,0 +1,65 @@
+"""audit_log: every event of every context as one audit row (who, what, which resource, when)."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from psycopg import Cursor
+
+from application.audit import event_payload
+from application.contexts import CONTEXTS, application_name
+from domain.aggregate import event_type_name
+from projections.projector import EventContext, Projector, jsonb
+
+projector = Projector(
+    "audit_log",
+    applications=tuple(application_name(c) for c in CONTEXTS),
+    tables=("audit_log",),
+    about="audit_log table (one row per event of every context)",
+)
+
+_TOP_LEVEL_META = frozenset({"actor_id", "ip", "user_agent", "correlation_id"})
+
+
+@projector.on_every_event
+def record(cur: Cursor[Any], event: Any, ctx: EventContext) -> None:
+    fields = event_payload(event)
+    old_values = fields.pop("previous", None)
+    ip = _valid_ip(ctx.meta.get("ip"))
+    extra = {k: v for k, v in ctx.meta.items() if k not in _TOP_LEVEL_META}
+    if ctx.meta.get("ip") and ip is None:
+        extra["ip"] = ctx.meta["ip"]
+    cur.execute(
+        "INSERT INTO audit_log (id, application, position, user_id, action, resource, "
+        "resource_id, resource_version, old_values, new_values, ip_address, user_agent, "
+        'correlation_id, metadata, "timestamp") '
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (
+            f"{ctx.application}:{ctx.position}",
+            ctx.application,
+            ctx.position,
+            ctx.meta.get("actor_id"),
+            event_type_name(event),
+            type(event).__qualname__.split(".")[0].lower(),
+            event.originator_id,
+            event.originator_version,
+            None if old_values is None else jsonb(old_values),
+            jsonb(fields),
+            ip,
+            ctx.meta.get("user_agent"),
+            ctx.meta.get("correlation_id"),
+            jsonb(extra),
+            event.timestamp,
+        ),
+    )
+
+
+def _valid_ip(value: str | None) -> str | None:
+    """The address if it is one; anything else goes to metadata rather than failing the row."""
+    if not value:
+        return None
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        return None

@@ -1,0 +1,86 @@
+"""What a projector is: a name, the event logs it reads, the tables it owns, and its handlers.
+
+Handlers are plain functions `(cursor, event, context) -> None` that write rows with the cursor
+they are given. They must be deterministic (every value from the event or its metadata, never
+`now()` or random ids) so that a rebuild from zero produces the same rows, and they must touch
+only the projector's own tables so a rebuild can swap those tables alone.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.utils import get_topic
+from psycopg import Cursor
+from psycopg.types.json import Jsonb
+
+
+@dataclass(frozen=True)
+class EventContext:
+    """Where an event sits in its log, and the metadata it was saved with."""
+
+    application: str
+    position: int
+    meta: Mapping[str, str]
+
+    @property
+    def actor_id(self) -> str:
+        return self.meta.get("actor_id", "system")
+
+
+Handler = Callable[[Cursor[Any], Any, EventContext], None]
+
+
+class Projector:
+    """A named set of event handlers that maintains some read-model tables."""
+
+    def __init__(
+        self, name: str, *, applications: tuple[str, ...], tables: tuple[str, ...], about: str
+    ) -> None:
+        self.name = name
+        self.applications = applications
+        self.tables = tables
+        self.about = about
+        self._handlers: dict[str, Handler] = {}
+        self._every_event: Handler | None = None
+
+    def on(self, *event_classes: type) -> Callable[[Handler], Handler]:
+        """Register the decorated function for these event classes."""
+
+        def register(handler: Handler) -> Handler:
+            for cls in event_classes:
+                self._handlers[get_topic(cls)] = handler
+            return handler
+
+        return register
+
+    def on_every_event(self, handler: Handler) -> Handler:
+        """Register the decorated function for every event of the projector's logs."""
+        self._every_event = handler
+        return handler
+
+    def handler_for(self, topic: str) -> Handler | None:
+        """The handler of events with this stored topic; None means skip without decoding."""
+        return self._handlers.get(topic, self._every_event)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, UUID):
+        return str(value)
+    raise TypeError(f"cannot store {type(value).__name__} as JSON")
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, default=_json_default, separators=(",", ":"))
+
+
+def jsonb(value: Any) -> Jsonb:
+    """A value for a jsonb column (datetimes as ISO strings)."""
+    return Jsonb(value, dumps=_dumps)

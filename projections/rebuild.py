@@ -1,0 +1,216 @@
+"""Rebuild a projector from zero, or prove its live tables equal a rebuild.
+
+Both replay the event log into fresh copies of the projector's tables in a private schema
+(`a2n_shadow_<projector>`). The last step runs in one transaction holding the projector's advisory
+lock, so the live projector pauses meanwhile. `rebuild` replays to the head of the log and swaps the
+contents into the live tables with TRUNCATE + INSERT (TRUNCATE takes an ACCESS EXCLUSIVE lock, so
+readers of those tables wait for the swap to commit instead of seeing a half-filled table; the live
+projector then carries on from the rebuilt position). `verify` replays to exactly the live
+projector's position and compares the tables row by row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from application.contexts import events_table
+from projections.projector import Projector
+from projections.runner import POSITION_CHANNEL, ProjectionRunner, lock_key
+
+Progress = Callable[[int, int], None]
+Target = Callable[[psycopg.Cursor[Any]], dict[str, int]]
+"""Positions to replay up to, read inside the current transaction."""
+SAMPLE_ROWS = 3
+
+
+@dataclass(frozen=True)
+class TableDifference:
+    table: str
+    only_live: int
+    only_rebuilt: int
+    samples: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    projector: str
+    positions: dict[str, int]
+    row_counts: dict[str, int]
+    differences: list[TableDifference]
+
+    @property
+    def identical(self) -> bool:
+        return not self.differences
+
+
+class RebuildBusy(RuntimeError):
+    """Another rebuild or verify of the same projector is running."""
+
+
+class Rebuilder:
+    """Replays one projector into shadow tables; then swaps them in or compares them."""
+
+    def __init__(
+        self,
+        database_url: str,
+        projector: Projector,
+        *,
+        batch_size: int = 2000,
+        progress: Progress | None = None,
+    ) -> None:
+        self.database_url = database_url
+        self.projector = projector
+        self.runner = ProjectionRunner(projector, batch_size=batch_size, announce=False)
+        self.progress = progress or (lambda done, total: None)
+        self.schema = f"a2n_shadow_{projector.name}"
+
+    def rebuild(self) -> dict[str, int]:
+        """Replace the live tables' rows with a replay from zero; return the positions reached."""
+        with self._shadow(self._heads) as conn, conn.transaction(), conn.cursor() as cur:
+            positions = self._catch_up_locked(cur, self._heads)
+            live = [sql.Identifier("public", t) for t in self.projector.tables]
+            cur.execute(sql.SQL("TRUNCATE {}").format(sql.SQL(", ").join(live)))
+            for table in self.projector.tables:
+                cur.execute(
+                    sql.SQL("INSERT INTO {} SELECT * FROM {}").format(
+                        sql.Identifier("public", table), sql.Identifier(self.schema, table)
+                    )
+                )
+            cur.execute(
+                "DELETE FROM public.projection_tracking WHERE projector = %s",
+                (self.projector.name,),
+            )
+            cur.execute(
+                sql.SQL(
+                    "INSERT INTO public.projection_tracking SELECT * FROM {} WHERE projector = %s"
+                ).format(sql.Identifier(self.schema, "projection_tracking")),
+                (self.projector.name,),
+            )
+            for application, position in positions.items():
+                cur.execute(
+                    "SELECT pg_notify(%s, %s)",
+                    (POSITION_CHANNEL, f"{self.projector.name}:{application}:{position}"),
+                )
+            return positions
+
+    def verify(self) -> Comparison:
+        """Compare the live tables with a replay from zero at the same position."""
+        live = self.runner.tracked_positions
+        with self._shadow(live) as conn, conn.transaction(), conn.cursor() as cur:
+            positions = self._catch_up_locked(cur, live)
+            differences: list[TableDifference] = []
+            counts: dict[str, int] = {}
+            for table in self.projector.tables:
+                live, shadow = sql.Identifier("public", table), sql.Identifier(self.schema, table)
+                counts[table] = _scalar(cur, sql.SQL("SELECT count(*) FROM {}").format(live))
+                only_live, live_samples = _except(cur, live, shadow)
+                only_rebuilt, rebuilt_samples = _except(cur, shadow, live)
+                if only_live or only_rebuilt:
+                    differences.append(
+                        TableDifference(
+                            table, only_live, only_rebuilt, live_samples + rebuilt_samples
+                        )
+                    )
+            return Comparison(self.projector.name, positions, counts, differences)
+
+    @contextmanager
+    def _shadow(self, target: Target) -> Iterator[psycopg.Connection[Any]]:
+        """A connection with a fresh shadow schema replayed up to (about) the target positions."""
+        with psycopg.connect(
+            self.database_url,
+            autocommit=True,
+            application_name=f"a2n-rebuild-{self.projector.name}",
+        ) as conn:
+            got = conn.execute(
+                "SELECT pg_try_advisory_lock(hashtext(%s))", (f"a2n.rebuild.{self.projector.name}",)
+            ).fetchone()
+            if not got or not got[0]:
+                raise RebuildBusy(
+                    f"a rebuild or verify of {self.projector.name} is already running"
+                )
+            try:
+                self._create_shadow(conn)
+                self._replay(conn, target)
+                yield conn
+            finally:
+                conn.execute(
+                    sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(self.schema))
+                )
+                conn.execute("SELECT pg_advisory_unlock_all()")
+
+    def _create_shadow(self, conn: psycopg.Connection[Any]) -> None:
+        schema = sql.Identifier(self.schema)
+        with conn.transaction():
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(schema))
+            conn.execute(sql.SQL("CREATE SCHEMA {}").format(schema))
+            for table in (*self.projector.tables, "projection_tracking"):
+                conn.execute(
+                    sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING ALL)").format(
+                        sql.Identifier(self.schema, table), sql.Identifier("public", table)
+                    )
+                )
+
+    def _replay(self, conn: psycopg.Connection[Any], target: Target) -> None:
+        """Replay batch by batch (one transaction each) up to the target, with progress."""
+        with conn.cursor() as cur:
+            total = sum(target(cur).values())
+        done = 0
+        self.progress(done, total)
+        while True:
+            with conn.transaction(), conn.cursor() as cur:
+                until = target(cur)
+                self._use_shadow(cur)
+                batch = self.runner.apply_pending(cur, until=until)
+            done += batch.total
+            self.progress(done, max(total, done))
+            if batch.total == 0:
+                return
+
+    def _catch_up_locked(self, cur: psycopg.Cursor[Any], target: Target) -> dict[str, int]:
+        """Inside the final transaction: pause the live projector, then reach the target exactly."""
+        cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (lock_key(self.projector.name),))
+        until = target(cur)
+        self._use_shadow(cur)
+        while self.runner.apply_pending(cur, until=until).total:
+            pass
+        return self.runner.tracked_positions(cur)
+
+    def _heads(self, cur: psycopg.Cursor[Any]) -> dict[str, int]:
+        """The last position of each event log the projector reads."""
+        heads: dict[str, int] = {}
+        for application in self.projector.applications:
+            row = cur.execute(
+                sql.SQL("SELECT coalesce(max(notification_id), 0) FROM {}").format(
+                    sql.Identifier(events_table(application))
+                )
+            ).fetchone()
+            heads[application] = int(row[0]) if row else 0
+        return heads
+
+    def _use_shadow(self, cur: psycopg.Cursor[Any]) -> None:
+        cur.execute(
+            sql.SQL("SET LOCAL search_path TO {}, public").format(sql.Identifier(self.schema))
+        )
+
+
+def _scalar(cur: psycopg.Cursor[Any], query: sql.Composable) -> int:
+    row = cur.execute(query).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _except(
+    cur: psycopg.Cursor[Any], left: sql.Identifier, right: sql.Identifier
+) -> tuple[int, list[dict[str, Any]]]:
+    """How many rows of `left` are missing from `right`, and a few of them."""
+    rows = sql.SQL("SELECT * FROM {} EXCEPT ALL SELECT * FROM {}").format(left, right)
+    count = _scalar(cur, sql.SQL("SELECT count(*) FROM ({}) d").format(rows))
+    samples = cur.execute(
+        sql.SQL("SELECT to_jsonb(d) FROM ({}) d LIMIT %s").format(rows), (SAMPLE_ROWS,)
+    ).fetchall()
+    return count, [row[0] for row in samples]

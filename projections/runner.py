@@ -1,0 +1,154 @@
+"""Applying events to a projector's tables: pages of events per transaction, tracked exactly once.
+
+Each batch runs in one transaction that (1) takes the projector's advisory lock, so only one
+process applies it at a time and a rebuild can pause it, (2) reads the tracked position, (3) reads
+the next page of the context's event log, (4) runs the handlers, and (5) moves the tracked
+position, then commits. A crash anywhere rolls all of it back: no event is skipped or applied
+twice. Committed batches announce themselves on the `a2n_projection` channel for read-your-writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from eventsourcing.persistence import StoredEvent
+from psycopg import Cursor, sql
+
+from application.contexts import events_table
+from application.eventstore import META_KEY, new_mapper
+from projections.projector import EventContext, Projector
+
+POSITION_CHANNEL = "a2n_projection"
+CONTROL_CHANNEL = "a2n_projection_control"
+
+
+class HandlerFailed(Exception):
+    """A handler raised on one event; the batch was rolled back."""
+
+    def __init__(
+        self, projector: str, application: str, row: Mapping[str, Any], cause: BaseException
+    ) -> None:
+        self.projector = projector
+        self.application = application
+        self.position = int(row["notification_id"])
+        self.originator_id = str(row["originator_id"])
+        self.originator_version = int(row["originator_version"])
+        self.topic = str(row["topic"])
+        self.error = f"{type(cause).__name__}: {cause}"
+        super().__init__(
+            f"projector {projector} failed on {application} event {self.position} "
+            f"({self.topic}): {self.error}"
+        )
+
+
+def lock_key(projector: str) -> str:
+    """The advisory lock a process holds while it applies a batch of this projector."""
+    return f"a2n.projector.{projector}"
+
+
+@dataclass(frozen=True)
+class Batch:
+    """How many events one batch read, per application."""
+
+    read: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.read.values())
+
+
+class ProjectionRunner:
+    """Applies one projector's pending events in batches (connections with tuple rows)."""
+
+    def __init__(self, projector: Projector, *, batch_size: int = 500, announce: bool = True):
+        self.projector = projector
+        self.batch_size = batch_size
+        self.announce = announce
+        self.mapper = new_mapper()
+
+    def run_batch(
+        self, conn: psycopg.Connection[Any], *, until: Mapping[str, int] | None = None
+    ) -> Batch | None:
+        """Apply the next batch in its own transaction; None if another process holds the lock."""
+        with conn.transaction(), conn.cursor() as cur:
+            locked = cur.execute(
+                "SELECT pg_try_advisory_xact_lock(hashtext(%s))", (lock_key(self.projector.name),)
+            ).fetchone()
+            if not locked or not locked[0]:
+                return None
+            return self.apply_pending(cur, until=until)
+
+    def apply_pending(self, cur: Cursor[Any], *, until: Mapping[str, int] | None = None) -> Batch:
+        """Apply up to one page per application inside the caller's transaction."""
+        read: dict[str, int] = {}
+        for application in self.projector.applications:
+            stop = None if until is None else until.get(application, 0)
+            read[application] = self._apply_page(cur, application, stop)
+        return Batch(read)
+
+    def tracked_positions(self, cur: Cursor[Any]) -> dict[str, int]:
+        """The positions this projector has applied, per application (0 = nothing yet)."""
+        rows = cur.execute(
+            "SELECT application, position FROM projection_tracking WHERE projector = %s",
+            (self.projector.name,),
+        ).fetchall()
+        positions = dict.fromkeys(self.projector.applications, 0)
+        positions.update(dict(rows))
+        return positions
+
+    def _apply_page(self, cur: Cursor[Any], application: str, stop: int | None) -> int:
+        row = cur.execute(
+            "SELECT position FROM projection_tracking WHERE projector = %s AND application = %s",
+            (self.projector.name, application),
+        ).fetchone()
+        position = int(row[0]) if row else 0
+        if stop is not None and position >= stop:
+            return 0
+        query = sql.SQL(
+            "SELECT notification_id, originator_id, originator_version, topic, state "
+            "FROM {table} WHERE notification_id > %s {stop} ORDER BY notification_id LIMIT %s"
+        ).format(
+            table=sql.Identifier(events_table(application)),
+            stop=sql.SQL("AND notification_id <= %s" if stop is not None else ""),
+        )
+        params: tuple[Any, ...] = (
+            (position, stop, self.batch_size) if stop is not None else (position, self.batch_size)
+        )
+        columns = ("notification_id", "originator_id", "originator_version", "topic", "state")
+        rows = [dict(zip(columns, r, strict=True)) for r in cur.execute(query, params).fetchall()]
+        for stored in rows:
+            handler = self.projector.handler_for(stored["topic"])
+            if handler is None:
+                continue
+            try:
+                event = self.mapper.to_domain_event(
+                    StoredEvent(
+                        originator_id=stored["originator_id"],
+                        originator_version=stored["originator_version"],
+                        topic=stored["topic"],
+                        state=bytes(stored["state"]),
+                    )
+                )
+                context = EventContext(
+                    application, stored["notification_id"], vars(event).get(META_KEY, {})
+                )
+                handler(cur, event, context)
+            except Exception as exc:
+                raise HandlerFailed(self.projector.name, application, stored, exc) from exc
+        if rows:
+            last = rows[-1]["notification_id"]
+            cur.execute(
+                "INSERT INTO projection_tracking (projector, application, position, updated_at) "
+                "VALUES (%s, %s, %s, now()) ON CONFLICT (projector, application) "
+                "DO UPDATE SET position = EXCLUDED.position, updated_at = EXCLUDED.updated_at",
+                (self.projector.name, application, last),
+            )
+            if self.announce:
+                cur.execute(
+                    "SELECT pg_notify(%s, %s)",
+                    (POSITION_CHANNEL, f"{self.projector.name}:{application}:{last}"),
+                )
+        return len(rows)

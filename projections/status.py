@@ -1,0 +1,118 @@
+"""Where every projector stands: position, lag behind its event logs, and any parked event.
+
+One SQL statement answers it, so the CLI (sync) and the API (async) run the same query.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from application.contexts import events_table
+from projections.projector import Projector
+from projections.registry import PROJECTORS
+from projections.runner import CONTROL_CHANNEL
+
+
+@dataclass(frozen=True)
+class ParkedEvent:
+    application: str
+    position: int
+    originator_id: str
+    originator_version: int
+    topic: str
+    error: str
+    attempts: int
+    parked_at: datetime
+
+
+@dataclass(frozen=True)
+class ProjectionStatus:
+    projector: str
+    application: str
+    position: int
+    head: int
+    updated_at: datetime | None
+    parked: ParkedEvent | None
+
+    @property
+    def lag(self) -> int:
+        return max(0, self.head - self.position)
+
+
+def status_query(projectors: Iterable[Projector] = PROJECTORS) -> sql.Composed:
+    pairs = [(p.name, a) for p in projectors for a in p.applications]
+    applications = sorted({a for _, a in pairs})
+    heads = sql.SQL(" UNION ALL ").join(
+        sql.SQL("SELECT {}::text, (SELECT max(notification_id) FROM {})").format(
+            sql.Literal(a), sql.Identifier(events_table(a))
+        )
+        for a in applications
+    )
+    values = sql.SQL(", ").join(
+        sql.SQL("({}, {})").format(sql.Literal(p), sql.Literal(a)) for p, a in pairs
+    )
+    return sql.SQL(
+        "WITH heads(application, head) AS ({heads}), "
+        "pairs(projector, application) AS (VALUES {values}) "
+        "SELECT p.projector, p.application, coalesce(t.position, 0), coalesce(h.head, 0), "
+        "t.updated_at, k.application, k.position, k.originator_id, k.originator_version, "
+        "k.topic, k.error, k.attempts, k.parked_at "
+        "FROM pairs p JOIN heads h ON h.application = p.application "
+        "LEFT JOIN projection_tracking t "
+        "ON t.projector = p.projector AND t.application = p.application "
+        "LEFT JOIN projection_parked_event k "
+        "ON k.projector = p.projector AND k.resolved_at IS NULL "
+        "ORDER BY p.projector, p.application"
+    ).format(heads=heads, values=values)
+
+
+def status_from_rows(rows: Sequence[Sequence[Any]]) -> list[ProjectionStatus]:
+    return [
+        ProjectionStatus(
+            projector=row[0],
+            application=row[1],
+            position=int(row[2]),
+            head=int(row[3]),
+            updated_at=row[4],
+            parked=ParkedEvent(*row[5:13]) if row[5] is not None else None,
+        )
+        for row in rows
+    ]
+
+
+def projection_status(conn: psycopg.Connection[Any]) -> list[ProjectionStatus]:
+    with conn.cursor() as cur:
+        return status_from_rows(cur.execute(status_query()).fetchall())
+
+
+def resume(
+    conn: psycopg.Connection[Any], projector: Projector, *, skip: bool, by: str
+) -> ParkedEvent:
+    """Un-park a projector: retry the parked event, or record it as skipped and move past it."""
+    with conn.transaction(), conn.cursor() as cur:
+        row = cur.execute(
+            "UPDATE projection_parked_event SET resolved_at = now(), resolution = %s, "
+            "resolved_by = %s WHERE projector = %s AND resolved_at IS NULL "
+            "RETURNING application, position, originator_id, originator_version, topic, error, "
+            "attempts, parked_at",
+            ("skipped" if skip else "retried", by, projector.name),
+        ).fetchone()
+        if row is None:
+            raise LookupError(f"projector {projector.name} is not parked")
+        parked = ParkedEvent(*row)
+        if skip:
+            cur.execute(
+                "INSERT INTO projection_tracking (projector, application, position) "
+                "VALUES (%s, %s, %s) ON CONFLICT (projector, application) "
+                "DO UPDATE SET position = EXCLUDED.position, updated_at = now() "
+                "WHERE projection_tracking.position < EXCLUDED.position",
+                (projector.name, parked.application, parked.position),
+            )
+        cur.execute("SELECT pg_notify(%s, %s)", (CONTROL_CHANNEL, projector.name))
+    return parked
