@@ -1,0 +1,71 @@
+"""The Litestar application: routes, error handling, middleware and start-up."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from litestar import Litestar, Router
+from litestar.datastructures import State
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin
+
+from api import ops
+from api.commands.workflows import WorkflowCommands
+from api.context import Identify, local_owner
+from api.middleware import request_context
+from api.problems import EXCEPTION_HANDLERS
+from api.queries.audit import AuditQueries
+from api.queries.workflows import WorkflowQueries
+from api.services import open_services
+from application.database import Database, resolve_database
+from application.settings import Settings
+
+API_PREFIX = "/api/v1"
+VERSION = "0.1.0"
+
+
+def create_app(
+    settings: Settings,
+    *,
+    database: Database | None = None,
+    run_projectors: bool = False,
+    identify: Identify = local_owner,
+) -> Litestar:
+    """Build the app; `run_projectors` also runs the projectors in this process (`a2n up`)."""
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        target = database or resolve_database(settings)
+        async with open_services(settings, target, run_projectors=run_projectors) as found:
+            app.state.services = found
+            yield
+
+    return Litestar(
+        route_handlers=[
+            ops.health,
+            ops.ready,
+            ops.metrics,
+            Router(API_PREFIX, route_handlers=[WorkflowCommands, WorkflowQueries, AuditQueries]),
+        ],
+        lifespan=[lifespan],
+        state=State({"identify": identify}),
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[request_context(_metrics_of)],
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="A2N API",
+            version=VERSION,
+            path="/schema",
+            description="Commands (POST/PUT/PATCH/DELETE) and queries (GET) of A2N. "
+            "Errors are RFC 9457 problem+json.",
+            render_plugins=[ScalarRenderPlugin()],
+        ),
+        logging_config=None,  # application.logs configures logging for every role
+        debug=False,
+    )
+
+
+def _metrics_of(scope: Any) -> Any:
+    return scope["app"].state.services.metrics

@@ -1,0 +1,470 @@
+"""The `a2n` command: every role of the service, and the operations on its database.
+
+Imports are deferred to the command that needs them, so `a2n migrate` or `a2n project status`
+start without loading the web stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from application.database import Database
+    from application.settings import Settings
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_UNAVAILABLE = 3
+
+
+class CommandError(Exception):
+    """Stops the command with one line on stderr and the given exit status."""
+
+    def __init__(self, message: str, status: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        result: int = args.run(args)
+        return result
+    except CommandError as exc:
+        print(f"a2n: {exc}", file=sys.stderr)
+        return exc.status
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="a2n",
+        description="A2N workflow automation: run the service and operate its event store.",
+        epilog="Configuration comes from the environment (DATABASE_URL, REDIS_URL, A2N_*); "
+        "see README.md.",
+    )
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    up = commands.add_parser(
+        "up", help="migrate, then run the API and the projectors in one process"
+    )
+    _server_options(up)
+    up.set_defaults(run=_up)
+
+    serve = commands.add_parser("serve", help="run the API only (projectors run elsewhere)")
+    _server_options(serve)
+    serve.set_defaults(run=_serve)
+
+    project = commands.add_parser("project", help="run or operate the projectors")
+    project.set_defaults(run=_project_run)
+    project_commands = project.add_subparsers(title="project commands", metavar="ACTION")
+    project_commands.add_parser(
+        "run", help="run every projector until stopped (default)"
+    ).set_defaults(run=_project_run)
+    status = project_commands.add_parser("status", help="position, lag and parked events")
+    status.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    status.set_defaults(run=_project_status)
+    rebuild = project_commands.add_parser(
+        "rebuild", help="replay a projector from zero into fresh tables and swap them in"
+    )
+    rebuild.add_argument("name", help="projector name (see: a2n project status)")
+    rebuild.set_defaults(run=_project_rebuild)
+    verify = project_commands.add_parser(
+        "verify", help="prove the live tables equal a rebuild from zero"
+    )
+    verify.add_argument("name", nargs="?", help="one projector (default: all)")
+    verify.set_defaults(run=_project_verify)
+    resume = project_commands.add_parser("resume", help="restart a projector parked on an event")
+    resume.add_argument("name", help="projector name")
+    resume.add_argument(
+        "--skip", action="store_true", help="leave the parked event unapplied (recorded as skipped)"
+    )
+    resume.set_defaults(run=_project_resume)
+
+    migrate = commands.add_parser("migrate", help="apply or revert read-model migrations")
+    migrate.set_defaults(run=lambda _: _usage(migrate))
+    migrate_commands = migrate.add_subparsers(title="migrate commands", metavar="ACTION")
+    migrate_commands.add_parser("up", help="apply every pending migration").set_defaults(
+        run=_migrate_up
+    )
+    down = migrate_commands.add_parser("down", help="revert the latest migrations")
+    down.add_argument("--steps", type=int, default=1, help="how many to revert (default 1)")
+    down.set_defaults(run=_migrate_down)
+    migrate_commands.add_parser("status", help="applied and pending migrations").set_defaults(
+        run=_migrate_status
+    )
+    return parser
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return EXIT_USAGE
+
+
+def _server_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", help="bind address (default A2N_HOST or 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (default A2N_PORT or 8000)")
+
+
+# -- shared set-up ----------------------------------------------------------------------------
+
+
+def _settings(args: argparse.Namespace | None = None) -> Settings:
+    from dataclasses import replace
+
+    from application.logs import configure_logging
+    from application.settings import Settings, SettingsError
+
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        raise CommandError(str(exc), EXIT_USAGE) from None
+    overrides = {
+        k: getattr(args, k) for k in ("host", "port") if getattr(args, k, None) is not None
+    }
+    if "port" in overrides and not 1 <= overrides["port"] <= 65535:
+        raise CommandError(f"--port: expected 1 to 65535, got {overrides['port']}", EXIT_USAGE)
+    settings = replace(settings, **overrides)
+    configure_logging(settings.log_level, settings.log_format)
+    return settings
+
+
+def _database(settings: Settings) -> Database:
+    from application.database import DatabaseUnavailable, resolve_database
+
+    try:
+        return resolve_database(settings)
+    except DatabaseUnavailable as exc:
+        raise CommandError(str(exc), EXIT_UNAVAILABLE) from None
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _prepare(database: Database) -> None:
+    """Apply pending migrations and create the event store tables."""
+    from application.contexts import create_event_store_tables
+    from application.migrations import MigrationError, Migrator
+
+    try:
+        applied = Migrator(database.url).up(progress=lambda line: _say(f"migrations: {line}"))
+    except MigrationError as exc:
+        raise CommandError(str(exc)) from None
+    create_event_store_tables(database.url)
+    _say(f"migrations: {len(applied)} applied, schema up to date")
+
+
+# -- roles ------------------------------------------------------------------------------------
+
+
+def _up(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    database = _database(settings)
+    _say(f"database: {database.describe()}")
+    _prepare(database)
+    return _run_server(settings, database, run_projectors=True)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    return _run_server(settings, _database(settings), run_projectors=False)
+
+
+def _run_server(settings: Settings, database: Database, *, run_projectors: bool) -> int:
+    import asyncio
+
+    import uvicorn
+
+    from api.app import create_app
+
+    app = create_app(settings, database=database, run_projectors=run_projectors)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    base = f"http://{_url_host(settings.host)}:{settings.port}"
+
+    async def run() -> None:
+        task = asyncio.create_task(server.serve())
+        while not server.started and not task.done():
+            await asyncio.sleep(0.05)
+        if server.started:
+            roles = "API and projectors" if run_projectors else "API"
+            print(f"A2N {roles} on {base}  (OpenAPI: {base}/schema/openapi.json)", flush=True)
+        await task
+
+    # uvicorn re-raises SIGTERM after its graceful shutdown; exiting through SystemExit instead
+    # of the default handler lets atexit stop an embedded PostgreSQL.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    asyncio.run(run())
+    return 0 if server.started else EXIT_FAILED
+
+
+def _exit_on_sigterm(*_: object) -> None:
+    raise SystemExit(128 + signal.SIGTERM)
+
+
+def _url_host(host: str) -> str:
+    if host in ("0.0.0.0", "::"):  # noqa: S104 - only formats the URL printed for people
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
+def _project_run(args: argparse.Namespace) -> int:
+    from projections.registry import PROJECTORS
+    from projections.supervisor import ProjectionSupervisor
+
+    settings = _settings(args)
+    database = _database(settings)
+    supervisor = ProjectionSupervisor(
+        database.url,
+        PROJECTORS,
+        batch_size=settings.projection_batch_size,
+        poll_interval=settings.projection_poll_interval,
+    )
+    stopping = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stopping.set())
+    supervisor.start()
+    _say(f"projectors running: {', '.join(p.name for p in PROJECTORS)} on {database.describe()}")
+    stopping.wait()
+    _say("stopping projectors (finishing current batches)")
+    supervisor.stop()
+    return 0
+
+
+# -- projection operations --------------------------------------------------------------------
+
+
+def _connect(database: Database) -> Any:
+    import psycopg
+
+    return psycopg.connect(database.url, autocommit=True)
+
+
+def _project_status(args: argparse.Namespace) -> int:
+    from projections.status import projection_status
+
+    database = _database(_settings(args))
+    with _connect(database) as conn:
+        statuses = projection_status(conn)
+    if args.json:
+        print(json.dumps([_status_json(s) for s in statuses], indent=2))
+        return 0
+    rows = [("PROJECTOR", "APPLICATION", "POSITION", "HEAD", "LAG", "STATE")]
+    rows += [
+        (
+            s.projector,
+            s.application,
+            str(s.position),
+            str(s.head),
+            str(s.lag),
+            "PARKED" if s.parked else "ok",
+        )
+        for s in statuses
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    for s in statuses:
+        if s.parked:
+            p = s.parked
+            print(
+                f"\n{s.projector} is parked on {p.application} event {p.position} "
+                f"({p.topic}, aggregate {p.originator_id} v{p.originator_version}) since "
+                f"{p.parked_at:%Y-%m-%d %H:%M:%S %Z} after {p.attempts} attempts:\n  {p.error}\n"
+                f"  fix the cause, then: a2n project resume {s.projector}   "
+                f"(or --skip to leave the event out)"
+            )
+    return 0
+
+
+def _status_json(status: Any) -> dict[str, Any]:
+    parked = status.parked
+    return {
+        "projector": status.projector,
+        "application": status.application,
+        "position": status.position,
+        "head": status.head,
+        "lag": status.lag,
+        "updatedAt": status.updated_at.isoformat() if status.updated_at else None,
+        "parked": None
+        if parked is None
+        else {
+            "position": parked.position,
+            "aggregateId": parked.originator_id,
+            "aggregateVersion": parked.originator_version,
+            "topic": parked.topic,
+            "error": parked.error,
+            "attempts": parked.attempts,
+            "parkedAt": parked.parked_at.isoformat(),
+        },
+    }
+
+
+def _projector(name: str) -> Any:
+    from projections.registry import projector_named
+
+    try:
+        return projector_named(name)
+    except LookupError as exc:
+        raise CommandError(str(exc.args[0]), EXIT_USAGE) from None
+
+
+def _progress(label: str) -> Callable[[int, int], None]:
+    interactive = sys.stderr.isatty()
+    last = [-1]
+
+    def show(done: int, total: int) -> None:
+        percent = 100 if total == 0 else min(100, done * 100 // total)
+        if percent == last[0]:
+            return
+        last[0] = percent
+        line = f"{label}: {done}/{total} events ({percent}%)"
+        if interactive:
+            print(f"\r{line}", end="" if percent < 100 else "\n", file=sys.stderr, flush=True)
+        elif percent % 10 == 0:
+            _say(line)
+
+    return show
+
+
+def _project_rebuild(args: argparse.Namespace) -> int:
+    from projections.rebuild import RebuildBusy, Rebuilder
+    from projections.runner import HandlerFailed
+
+    projector = _projector(args.name)
+    settings = _settings(args)
+    database = _database(settings)
+    rebuilder = Rebuilder(
+        database.url, projector, progress=_progress(f"replaying {projector.name}")
+    )
+    try:
+        positions = rebuilder.rebuild()
+    except (RebuildBusy, HandlerFailed) as exc:
+        raise CommandError(str(exc)) from None
+    reached = ", ".join(f"{app}={pos}" for app, pos in positions.items())
+    _say(f"rebuilt {projector.name} ({', '.join(projector.tables)}) at {reached}")
+    return 0
+
+
+def _project_verify(args: argparse.Namespace) -> int:
+    from projections.rebuild import RebuildBusy, Rebuilder
+    from projections.registry import PROJECTORS
+    from projections.runner import HandlerFailed
+
+    settings = _settings(args)
+    database = _database(settings)
+    projectors = [_projector(args.name)] if args.name else list(PROJECTORS)
+    all_identical = True
+    for projector in projectors:
+        rebuilder = Rebuilder(
+            database.url, projector, progress=_progress(f"replaying {projector.name}")
+        )
+        try:
+            result = rebuilder.verify()
+        except (RebuildBusy, HandlerFailed) as exc:
+            raise CommandError(str(exc)) from None
+        counts = ", ".join(f"{t} {n} rows" for t, n in result.row_counts.items())
+        at = ", ".join(f"{a}={p}" for a, p in result.positions.items())
+        if result.identical:
+            print(f"{projector.name}: identical to a rebuild ({counts}) at {at}")
+            continue
+        all_identical = False
+        print(f"{projector.name}: DIFFERS from a rebuild at {at}")
+        for diff in result.differences:
+            print(
+                f"  {diff.table}: {diff.only_live} rows only live, {diff.only_rebuilt} only rebuilt"
+            )
+            for sample in diff.samples:
+                print(f"    {json.dumps(sample, default=str)[:300]}")
+    return 0 if all_identical else EXIT_FAILED
+
+
+def _project_resume(args: argparse.Namespace) -> int:
+    import getpass
+
+    from projections.status import resume
+
+    projector = _projector(args.name)
+    database = _database(_settings(args))
+    with _connect(database) as conn:
+        try:
+            parked = resume(conn, projector, skip=args.skip, by=getpass.getuser())
+        except LookupError as exc:
+            raise CommandError(str(exc)) from None
+    action = "skipped" if args.skip else "will retry"
+    _say(
+        f"resumed {projector.name}: {action} {parked.application} event {parked.position} "
+        f"({parked.topic})"
+    )
+    return 0
+
+
+# -- migrations -------------------------------------------------------------------------------
+
+
+def _migrator(args: argparse.Namespace) -> Any:
+    from application.migrations import Migrator
+
+    return Migrator(_database(_settings(args)).url)
+
+
+def _migrate_up(args: argparse.Namespace) -> int:
+    database = _database(_settings(args))
+    _say(f"database: {database.describe()}")
+    _prepare(database)
+    return 0
+
+
+def _migrate_down(args: argparse.Namespace) -> int:
+    from application.migrations import MigrationError
+
+    if args.steps < 1:
+        raise CommandError("--steps must be 1 or more", EXIT_USAGE)
+    try:
+        reverted = _migrator(args).down(steps=args.steps, progress=_say)
+    except MigrationError as exc:
+        raise CommandError(str(exc)) from None
+    _say(f"{len(reverted)} reverted")
+    return 0
+
+
+def _migrate_status(args: argparse.Namespace) -> int:
+    from application.migrations import MigrationError
+
+    try:
+        statuses = _migrator(args).status()
+    except MigrationError as exc:
+        raise CommandError(str(exc)) from None
+    for s in statuses:
+        applied = (
+            f"{s.applied_at:%Y-%m-%d %H:%M:%S} by {s.applied_by} in {s.execution_time_ms} ms"
+            if s.applied_at
+            else ""
+        )
+        print(f"{s.label:<40} {s.state:<8} {applied}".rstrip())
+    return 0 if all(s.state in ("applied", "pending") for s in statuses) else EXIT_FAILED
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,107 @@
+"""What every route needs from its request: the services, the caller, If-Match, consistency."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+from litestar import Request
+from litestar.exceptions import HTTPException
+
+from api.services import Services
+from application.caller import Caller
+from application.errors import InvalidParameter
+from application.positions import Reader
+
+LOCAL_OWNER_ID = "local-owner"
+"""Until accounts exist every request acts as this one local owner."""
+
+MIN_POSITION_HEADER = "A2N-Min-Position"
+_ETAG = re.compile(r'^(?:W/)?"(\d{1,10})"$')
+
+Identify = Callable[[Request[Any, Any, Any]], str]
+
+
+class ProjectionBehind(Exception):
+    """The read model did not reach the requested position in time."""
+
+
+def services(request: Request[Any, Any, Any]) -> Services:
+    found: Services = request.app.state.services
+    return found
+
+
+def local_owner(_: Request[Any, Any, Any]) -> str:
+    return LOCAL_OWNER_ID
+
+
+def current_actor(request: Request[Any, Any, Any]) -> Caller:
+    """The caller of this request: the one dependency authentication will replace."""
+    identify: Identify = request.app.state.identify
+    return Caller(
+        user_id=identify(request),
+        correlation_id=request.scope.get("state", {}).get("request_id"),
+        ip=request.client.host if request.client else None,
+        user_agent=request.headers.get("user-agent"),
+    )
+
+
+def expected_revision(request: Request[Any, Any, Any]) -> int | None:
+    """The revision named by If-Match (`"3"`), or None when the header is absent or `*`."""
+    value = request.headers.get("if-match")
+    if value is None or value.strip() == "*":
+        return None
+    match = _ETAG.match(value.strip())
+    if not match:
+        raise InvalidParameter("If-Match", 'must be an ETag this API returned, such as "3"')
+    return int(match.group(1))
+
+
+def etag(revision: int) -> dict[str, str]:
+    return {"ETag": f'"{revision}"'}
+
+
+def readers(*pairs: Reader) -> dict[str, Any]:
+    """Route `opt` naming the projections a query reads, for A2N-Min-Position."""
+    return {"reads": pairs}
+
+
+async def wait_for_min_position(request: Request[Any, Any, Any]) -> None:
+    """before_request hook: hold a query until its projections reached A2N-Min-Position."""
+    reads: tuple[Reader, ...] = request.route_handler.opt.get("reads", ())
+    raw = request.headers.get(MIN_POSITION_HEADER) or request.query_params.get("min_position")
+    if raw is None or not reads:
+        return
+    if not raw.isdigit() or len(raw) > 18:
+        raise InvalidParameter(MIN_POSITION_HEADER, "must be a position returned by a command")
+    found = services(request)
+    if not await found.positions.wait_for(reads, int(raw), found.settings.min_position_timeout):
+        raise ProjectionBehind(raw)
+
+
+JSON_TYPES = ("application/json", "application/problem+json")
+
+
+async def check_command_body(request: Request[Any, Any, Any]) -> None:
+    """before_request for commands: a body must be JSON (415), within the size limit (413) and
+    of exactly the declared types. Litestar itself converts leniently ("1" becomes 1), so the body
+    is decoded strictly here first; msgspec errors become 400/422 problems."""
+    length = request.headers.get("content-length", "")
+    if not length and "transfer-encoding" not in request.headers:
+        return
+    if length == "0":
+        return
+    if length.isdigit() and int(length) > services(request).settings.max_body_bytes:
+        raise HTTPException(status_code=413)
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type not in JSON_TYPES and not media_type.endswith("+json"):
+        raise HTTPException(
+            status_code=415,
+            detail=f"Send the body as application/json (got {media_type or 'no content type'}).",
+        )
+    declared = request.route_handler.parsed_fn_signature.parameters.get("data")
+    if declared is not None:
+        # Syntax first (400 for broken JSON), then types (422), as two separate steps.
+        msgspec.convert(msgspec.json.decode(await request.body()), type=declared.annotation)

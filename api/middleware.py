@@ -1,0 +1,64 @@
+"""Per-request plumbing: request ids, structured access logs and HTTP metrics (pure ASGI)."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+import structlog
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.metrics import Metrics
+from application.ids import new_id
+
+log = structlog.get_logger("a2n.http")
+
+REQUEST_ID_HEADER = b"x-request-id"
+_VALID_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def request_context(metrics_of: Any) -> Any:
+    """Middleware factory; `metrics_of(scope)` finds the app's Metrics at request time."""
+
+    def middleware(app: ASGIApp) -> ASGIApp:
+        async def handle(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != "http":
+                await app(scope, receive, send)
+                return
+            given = dict(scope["headers"]).get(REQUEST_ID_HEADER, b"")
+            request_id = given.decode() if _VALID_REQUEST_ID.match(given) else new_id()
+            scope.setdefault("state", {})["request_id"] = request_id
+            route = scope.get("path_template") or "unmatched"
+            started = time.perf_counter()
+            status = 500
+
+            async def send_with_id(message: Message) -> None:
+                nonlocal status
+                if message["type"] == "http.response.start":
+                    status = message["status"]
+                    message["headers"] = [
+                        *message.get("headers", []),
+                        (REQUEST_ID_HEADER, request_id.encode()),
+                    ]
+                await send(message)
+
+            with structlog.contextvars.bound_contextvars(request_id=request_id):
+                try:
+                    await app(scope, receive, send_with_id)
+                finally:
+                    elapsed = time.perf_counter() - started
+                    metrics: Metrics = metrics_of(scope)
+                    metrics.requests.labels(scope["method"], route, str(status)).inc()
+                    metrics.latency.labels(scope["method"], route).observe(elapsed)
+                    log.info(
+                        "request",
+                        method=scope["method"],
+                        route=route,
+                        status=status,
+                        duration_ms=round(elapsed * 1000, 2),
+                    )
+
+        return handle
+
+    return middleware

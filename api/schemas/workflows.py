@@ -1,0 +1,187 @@
+"""Request and response bodies of the workflow routes (camelCase JSON, unknown fields refused)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+import msgspec
+from msgspec import UNSET, UnsetType
+
+from domain.workflows.workflow import Workflow
+
+
+class _Body(msgspec.Struct, rename="camel", forbid_unknown_fields=True, omit_defaults=True):
+    pass
+
+
+class Position(_Body):
+    x: int | float
+    y: int | float
+
+
+class Node(_Body):
+    id: str
+    type: str
+    name: str | None = None
+    position: Position | None = None
+    config: dict[str, Any] = {}
+    credentials: list[str] = []
+    disabled: bool = False
+    notes: str | None = None
+
+
+class Connection(_Body):
+    source: str
+    target: str
+    source_handle: str = "output"
+    target_handle: str = "input"
+
+
+class Definition(_Body):
+    nodes: list[Node] = []
+    connections: list[Connection] = []
+    variables: dict[str, Any] = {}
+    settings: dict[str, Any] = {}
+
+
+class CreateWorkflow(_Body):
+    name: str
+    description: str | None = None
+    definition: Definition | None = None
+    tags: list[str] = []
+    category: str | None = None
+    visibility: Literal["PRIVATE", "PUBLIC"] = "PRIVATE"
+    is_template: bool = False
+
+
+class UpdateWorkflow(_Body):
+    """Only the fields present change; `variables` and `settings` save a new version."""
+
+    name: str | UnsetType = UNSET
+    description: str | UnsetType | None = UNSET
+    tags: list[str] | UnsetType = UNSET
+    category: str | UnsetType | None = UNSET
+    variables: dict[str, Any] | UnsetType = UNSET
+    settings: dict[str, Any] | UnsetType = UNSET
+
+
+class ReplaceDefinition(Definition):
+    change_message: str | None = None
+
+
+class DuplicateWorkflow(_Body):
+    name: str | None = None
+
+
+def as_plain(body: msgspec.Struct) -> dict[str, Any]:
+    """A request struct as the JSON-shaped dict the domain validates (unset fields left out)."""
+    plain: dict[str, Any] = msgspec.to_builtins(body)
+    return plain
+
+
+class _Out(msgspec.Struct, rename="camel"):
+    pass
+
+
+class WorkflowState(_Out):
+    """A workflow as its events define it (command results and historical reads)."""
+
+    id: str
+    name: str
+    description: str | None
+    definition: dict[str, Any]
+    is_active: bool
+    is_template: bool
+    visibility: str
+    version: int
+    published_version: int | None
+    tags: list[str]
+    category: str | None
+    variables: dict[str, Any]
+    settings: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    published_at: datetime | None
+    archived_at: datetime | None
+    user_id: str
+    revision: int
+    duplicated_from: str | None
+
+    @classmethod
+    def of(cls, workflow: Workflow) -> WorkflowState:
+        return cls(**_state_fields(workflow))
+
+
+class WorkflowCommandResult(WorkflowState):
+    position: int
+
+    @classmethod
+    def recorded(cls, workflow: Workflow, position: int) -> WorkflowCommandResult:
+        return cls(**_state_fields(workflow), position=position)
+
+
+class WorkflowSummary(_Out):
+    """A row of GET /workflows (no definition: fetch one workflow for that)."""
+
+    id: str
+    name: str
+    description: str | None
+    is_active: bool
+    is_template: bool
+    visibility: str
+    version: int
+    published_version: int | None
+    tags: list[str]
+    category: str | None
+    execution_count: int
+    success_count: int
+    failure_count: int
+    last_executed_at: datetime | None
+    avg_execution_time: int | None
+    created_at: datetime
+    updated_at: datetime
+    published_at: datetime | None
+    archived_at: datetime | None
+    user_id: str
+    revision: int
+    duplicated_from: str | None
+
+
+class WorkflowRead(WorkflowSummary):
+    """GET /workflows/{id}: the read model row, statistics included."""
+
+    definition: dict[str, Any]
+    variables: dict[str, Any]
+    settings: dict[str, Any]
+
+
+class WorkflowPage(_Out):
+    items: list[WorkflowSummary]
+    next_cursor: str | None
+
+
+def _state_fields(workflow: Workflow) -> dict[str, Any]:
+    definition = workflow.definition
+    return {
+        "id": workflow.id,
+        "name": workflow.name,
+        "description": workflow.description,
+        "definition": definition,
+        "is_active": workflow.is_active,
+        "is_template": workflow.is_template,
+        "visibility": workflow.visibility,
+        "version": workflow.definition_version,
+        "published_version": None,
+        "tags": list(workflow.tags),
+        "category": workflow.category,
+        "variables": definition.get("variables", {}),
+        "settings": definition.get("settings", {}),
+        "created_at": workflow.created_on,
+        "updated_at": workflow.modified_on,
+        "published_at": None,
+        "archived_at": workflow.archived_at,
+        "user_id": workflow.owner_id,
+        "revision": workflow.version,
+        "duplicated_from": workflow.duplicated_from,
+    }

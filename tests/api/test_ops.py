@@ -1,0 +1,118 @@
+"""Operations routes: liveness, readiness (database, Redis, projections), metrics, OpenAPI."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from litestar.testing import TestClient
+
+from api.app import create_app
+from application.settings import Settings
+from tests.api.conftest import header_identity
+from tests.api.helpers import API, GRAPH, create, read
+from tests.integration.helpers import poison
+
+Client = TestClient[Any]
+
+
+def test_health_answers_without_touching_dependencies(client: Client) -> None:
+    response = client.get("/health")
+    assert (response.status_code, response.json()) == (200, {"status": "ok"})
+
+
+def test_ready_reports_database_redis_and_every_projection(
+    client: Client, user: dict[str, str]
+) -> None:
+    position = create(client, user)["position"]
+    read(client, user, "/workflows", position)
+    response = client.get("/ready")
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["status"], body["database"], body["redis"]) == ("ready", "ok", "ok")
+    projections = {(p["projector"], p["application"]): p for p in body["projections"]}
+    assert set(projections) == {("workflows", "workflows"), ("audit_log", "workflows")}
+    workflows = projections[("workflows", "workflows")]
+    assert workflows["position"] >= position
+    assert workflows["lag"] == workflows["head"] - workflows["position"]
+    assert workflows["status"] == "running"
+
+
+def test_ready_is_503_when_redis_is_configured_but_down(api_settings: Settings) -> None:
+    settings = replace(api_settings, redis_url="redis://127.0.0.1:1/0")
+    with TestClient(create_app(settings)) as isolated:
+        response = isolated.get("/ready")
+    assert response.status_code == 503
+    assert response.json()["redis"].startswith("unavailable")
+    assert response.json()["status"] == "unavailable"
+
+
+def test_metrics_expose_requests_latency_projection_lag_and_pool(
+    client: Client, user: dict[str, str]
+) -> None:
+    create(client, user)
+    client.get(f"{API}/workflows/nope", headers=user)
+    text = client.get("/metrics").text
+    assert 'a2n_http_requests_total{method="POST",route="/api/v1/workflows",status="201"}' in text
+    assert (
+        'a2n_http_requests_total{method="GET",route="/api/v1/workflows/{workflow_id}",status="404"}'
+        in text
+    )
+    assert 'a2n_http_request_duration_seconds_bucket{le="0.005",method="POST"' in text
+    assert 'a2n_projection_lag_events{application="workflows",projector="workflows"}' in text
+    assert 'a2n_projection_parked{projector="audit_log"} 0.0' in text
+    assert 'a2n_db_pool_connections{state="max"} 10.0' in text
+
+
+def test_openapi_documents_every_route(client: Client) -> None:
+    schema = client.get("/schema/openapi.json").json()
+    paths = set(schema["paths"])
+    assert {
+        "/health",
+        "/ready",
+        "/metrics",
+        "/api/v1/workflows",
+        "/api/v1/workflows/{workflow_id}",
+        "/api/v1/workflows/{workflow_id}/definition",
+        "/api/v1/audit/aggregates/{aggregate_id}/events",
+    } <= paths
+    create_body = schema["paths"]["/api/v1/workflows"]["post"]["requestBody"]
+    assert create_body["content"]["application/json"]["schema"]
+
+
+def test_a_parked_projector_shows_in_ready_while_the_api_keeps_serving(
+    fresh_database_url: str, redis_url: str, api_settings: Settings
+) -> None:
+    settings = replace(api_settings, database_url=fresh_database_url, redis_url=redis_url)
+    user = {"X-Test-User": "parked-owner"}
+    app = create_app(settings, run_projectors=True, identify=header_identity)
+    with TestClient(app) as isolated:
+        victim = create(isolated, user, definition=GRAPH)
+        poison(fresh_database_url, victim["id"])
+        after = create(isolated, user, name="after")
+
+        def parked() -> dict[str, Any]:
+            body: dict[str, Any] = isolated.get("/ready").json()
+            return next(p for p in body["projections"] if p["projector"] == "workflows")
+
+        wait(lambda: parked()["status"] == "parked")
+        response = isolated.get("/ready")
+        assert response.status_code == 200
+        assert response.json()["status"] == "degraded"
+        check = parked()
+        assert check["parkedEvent"]["aggregateId"] == victim["id"]
+        assert "AttributeError" in check["parkedEvent"]["error"]
+        # Commands and the other projections go on.
+        audit = read(isolated, user, f"/audit/aggregates/{after['id']}/events", 0)
+        assert audit["items"][0]["type"] == "WorkflowCreated"
+        assert create(isolated, user, name="still serving")["revision"] == 1
+        assert 'a2n_projection_parked{projector="workflows"} 1.0' in isolated.get("/metrics").text
+
+
+def wait(condition: Callable[[], bool], timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)

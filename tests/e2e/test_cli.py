@@ -1,0 +1,118 @@
+"""The `a2n` command as operators run it: a separate process configured by the environment."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import psycopg
+
+from application.caller import Caller
+from application.workflows.commands import WorkflowService
+from tests.integration.helpers import GRAPH, poison, populate
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def a2n(
+    *args: str, database_url: str | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
+    environment = {
+        k: v for k, v in os.environ.items() if not k.startswith(("A2N_", "DATABASE_URL"))
+    }
+    if database_url:
+        environment["DATABASE_URL"] = database_url
+    environment.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "api.cli", *args],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_a_bad_setting_stops_with_one_line_naming_it() -> None:
+    result = a2n("migrate", "status", A2N_PORT="eighty")
+    assert result.returncode == 2
+    assert result.stderr == "a2n: A2N_PORT: expected an integer, got 'eighty'\n"
+
+
+def test_migrate_up_status_and_down(empty_database_url: str) -> None:
+    up = a2n("migrate", "up", database_url=empty_database_url)
+    assert up.returncode == 0, up.stderr
+    assert "applying 0001_projection_runtime" in up.stderr
+    status = a2n("migrate", "status", database_url=empty_database_url)
+    assert status.returncode == 0
+    lines = status.stdout.splitlines()
+    assert lines[0].startswith("0001_projection_runtime")
+    assert " applied " in lines[0]
+    down = a2n("migrate", "down", "--steps", "1", database_url=empty_database_url)
+    assert down.returncode == 0
+    assert "1 reverted" in down.stderr
+    assert (
+        " pending"
+        in a2n("migrate", "status", database_url=empty_database_url).stdout.splitlines()[-1]
+    )
+
+
+def test_project_status_rebuild_verify_and_resume(
+    fresh_database_url: str, service_for: Callable[[str], WorkflowService]
+) -> None:
+    url = fresh_database_url
+    caller = Caller(user_id="ops")
+    service = service_for(url)
+    end = populate(service, caller, 5)
+
+    rebuilt = a2n("project", "rebuild", "workflows", database_url=url)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert f"rebuilt workflows (workflow, workflow_version) at workflows={end}" in rebuilt.stderr
+    assert "replaying workflows:" in rebuilt.stderr
+
+    verified = a2n("project", "verify", "workflows", database_url=url)
+    assert verified.returncode == 0
+    assert verified.stdout.startswith("workflows: identical to a rebuild (workflow 5 rows")
+
+    with psycopg.connect(url) as conn:
+        conn.execute("DELETE FROM workflow_version WHERE version = 2")
+    differs = a2n("project", "verify", "workflows", database_url=url)
+    assert differs.returncode == 1
+    assert "workflow_version: 0 rows only live, 5 only rebuilt" in differs.stdout
+
+    status = json.loads(a2n("project", "status", "--json", database_url=url).stdout)
+    workflows = next(s for s in status if s["projector"] == "workflows")
+    assert (workflows["position"], workflows["head"], workflows["parked"]) == (end, end, None)
+    audit = next(s for s in status if s["projector"] == "audit_log")
+    assert audit["lag"] == end  # nothing ran the audit projector yet
+
+    not_parked = a2n("project", "resume", "workflows", database_url=url)
+    assert (not_parked.returncode, not_parked.stderr) == (
+        1,
+        "a2n: projector workflows is not parked\n",
+    )
+    unknown = a2n("project", "rebuild", "nope", database_url=url)
+    assert unknown.returncode == 2
+    assert "known: workflows, audit_log" in unknown.stderr
+
+    wid = service.create(caller, name="victim", definition=GRAPH).aggregate.id
+    bad = poison(url, wid)
+    with psycopg.connect(url) as conn:
+        conn.execute(
+            "INSERT INTO projection_parked_event (projector, application, position, originator_id, "
+            "originator_version, topic, error, attempts) VALUES "
+            "('workflows', 'workflows', %s, %s, 2, "
+            "'domain.workflows.workflow:Workflow.DetailsChanged', "
+            "'AttributeError: changes', 3)",
+            (bad, wid),
+        )
+    table = a2n("project", "status", database_url=url).stdout
+    assert f"workflows is parked on workflows event {bad}" in table
+    assert "a2n project resume workflows" in table
+    resumed = a2n("project", "resume", "workflows", "--skip", database_url=url)
+    assert resumed.returncode == 0
+    assert f"skipped workflows event {bad}" in resumed.stderr

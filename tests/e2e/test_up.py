@@ -1,0 +1,81 @@
+"""`a2n up` on a machine without PostgreSQL: it starts the embedded one and serves the API."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def embedded_servers(data_dir: Path) -> list[psutil.Process]:
+    found = []
+    for process in psutil.process_iter(["name", "cmdline"]):
+        cmdline = " ".join(process.info["cmdline"] or [])
+        if process.info["name"] == "postgres" and str(data_dir) in cmdline:
+            found.append(process)
+    return found
+
+
+def test_up_with_embedded_postgres_serves_commands_and_queries(tmp_path: Path) -> None:
+    port = free_port()
+    data_dir = tmp_path / "state"
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("A2N_", "DATABASE_URL", "REDIS_URL"))
+    }
+    env.update(A2N_EMBEDDED_POSTGRES="always", A2N_DATA_DIR=str(data_dir), A2N_PORT=str(port))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "up"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert process.poll() is None, process.communicate()[1]
+            assert time.monotonic() < deadline, "a2n up did not start"
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        created = httpx.post(f"{base}/api/v1/workflows", json={"name": "embedded"}, timeout=10)
+        assert created.status_code == 201, created.text
+        shown = httpx.get(
+            f"{base}/api/v1/workflows/{created.json()['id']}",
+            headers={"A2N-Min-Position": str(created.json()["position"])},
+            timeout=10,
+        )
+        assert shown.json()["name"] == "embedded"
+        assert httpx.get(f"{base}/ready", timeout=10).json()["database"] == "ok"
+        assert embedded_servers(data_dir)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=30)
+    assert f"A2N API and projectors on {base}" in out
+    assert f"(OpenAPI: {base}/schema/openapi.json)" in out
+    assert "embedded PostgreSQL in" in err
+    deadline = time.monotonic() + 10
+    while embedded_servers(data_dir):
+        assert time.monotonic() < deadline, "the embedded PostgreSQL outlived a2n up"
+        time.sleep(0.2)
