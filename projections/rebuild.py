@@ -107,10 +107,11 @@ class Rebuilder:
             differences: list[TableDifference] = []
             counts: dict[str, int] = {}
             for table in self.projector.tables:
-                live, shadow = sql.Identifier("public", table), sql.Identifier(self.schema, table)
-                counts[table] = _scalar(cur, sql.SQL("SELECT count(*) FROM {}").format(live))
-                only_live, live_samples = _except(cur, live, shadow)
-                only_rebuilt, rebuilt_samples = _except(cur, shadow, live)
+                live_table = sql.Identifier("public", table)
+                shadow_table = sql.Identifier(self.schema, table)
+                counts[table] = _scalar(cur, sql.SQL("SELECT count(*) FROM {}").format(live_table))
+                only_live, live_samples = _except(cur, live_table, shadow_table)
+                only_rebuilt, rebuilt_samples = _except(cur, shadow_table, live_table)
                 if only_live or only_rebuilt:
                     differences.append(
                         TableDifference(
@@ -199,7 +200,7 @@ class Rebuilder:
         )
 
 
-def _scalar(cur: psycopg.Cursor[Any], query: sql.Composable) -> int:
+def _scalar(cur: psycopg.Cursor[Any], query: sql.Composed) -> int:
     row = cur.execute(query).fetchone()
     return int(row[0]) if row else 0
 
