@@ -7,16 +7,22 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from litestar import Litestar, Router
-from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
 
 from api import ops
+from api.auth import authenticate
+from api.commands.identity import (
+    AuthCommands,
+    MeCommands,
+    SessionCommands,
+    UserCommands,
+)
 from api.commands.workflows import WorkflowCommands
-from api.context import Identify, local_owner
 from api.middleware import request_context
 from api.problems import EXCEPTION_HANDLERS
 from api.queries.audit import AuditQueries
+from api.queries.identity import MeQueries, OutboxQueries, UserQueries
 from api.queries.workflows import WorkflowQueries
 from api.services import open_services
 from application.database import Database, resolve_database
@@ -31,7 +37,6 @@ def create_app(
     *,
     database: Database | None = None,
     run_projectors: bool = False,
-    identify: Identify = local_owner,
 ) -> Litestar:
     """Build the app; `run_projectors` also runs the projectors in this process (`a2n up`)."""
 
@@ -47,10 +52,24 @@ def create_app(
             ops.health,
             ops.ready,
             ops.metrics,
-            Router(API_PREFIX, route_handlers=[WorkflowCommands, WorkflowQueries, AuditQueries]),
+            Router(
+                API_PREFIX,
+                route_handlers=[
+                    AuthCommands,
+                    SessionCommands,
+                    MeCommands,
+                    MeQueries,
+                    UserCommands,
+                    UserQueries,
+                    OutboxQueries,
+                    WorkflowCommands,
+                    WorkflowQueries,
+                    AuditQueries,
+                ],
+                guards=[authenticate],
+            ),
         ],
         lifespan=[lifespan],
-        state=State({"identify": identify}),
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[request_context(_metrics_of)],
         request_max_body_size=settings.max_body_bytes,

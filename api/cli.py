@@ -92,6 +92,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     resume.set_defaults(run=_project_resume)
 
+    user = commands.add_parser("user", help="manage accounts from the command line")
+    user.set_defaults(run=lambda _: _usage(user))
+    user_commands = user.add_subparsers(title="user commands", metavar="ACTION")
+    owner = user_commands.add_parser(
+        "create-owner",
+        help="create the first account, the OWNER (password from A2N_OWNER_PASSWORD or a prompt)",
+    )
+    owner.add_argument("--email", required=True, help="the owner's sign-in address")
+    owner.add_argument("--name", help="display name")
+    owner.set_defaults(run=_create_owner)
+
     migrate = commands.add_parser("migrate", help="apply or revert read-model migrations")
     migrate.set_defaults(run=lambda _: _usage(migrate))
     migrate_commands = migrate.add_subparsers(title="migrate commands", metavar="ACTION")
@@ -229,12 +240,25 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
+def _with_keys(settings: Settings) -> None:
+    """Give the projectors that open sealed personal data the master key ring."""
+    from application.keys import load_keys
+    from application.settings import SettingsError
+    from projections.identity import use_key_ring
+
+    try:
+        use_key_ring(load_keys(settings).master)
+    except SettingsError as exc:
+        raise CommandError(str(exc), EXIT_USAGE) from None
+
+
 def _project_run(args: argparse.Namespace) -> int:
     from projections.registry import PROJECTORS
     from projections.supervisor import ProjectionSupervisor
 
     settings = _settings(args)
     database = _database(settings)
+    _with_keys(settings)
     supervisor = ProjectionSupervisor(
         database.url,
         PROJECTORS,
@@ -355,6 +379,7 @@ def _project_rebuild(args: argparse.Namespace) -> int:
     projector = _projector(args.name)
     settings = _settings(args)
     database = _database(settings)
+    _with_keys(settings)
     rebuilder = Rebuilder(
         database.url, projector, progress=_progress(f"replaying {projector.name}")
     )
@@ -374,6 +399,7 @@ def _project_verify(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     database = _database(settings)
+    _with_keys(settings)
     projectors = [_projector(args.name)] if args.name else list(PROJECTORS)
     all_identical = True
     for projector in projectors:
@@ -427,6 +453,37 @@ def _migrator(args: argparse.Namespace) -> Any:
     from application.migrations import Migrator
 
     return Migrator(_database(_settings(args)).url)
+
+
+def _create_owner(args: argparse.Namespace) -> int:
+    import getpass
+    import os
+
+    from psycopg_pool import ConnectionPool
+
+    from application.errors import Conflict
+    from application.eventstore import event_store_env
+    from application.identity.app import IdentityApp
+    from application.identity.commands import identity_service
+    from application.keys import load_keys
+    from domain.errors import ValidationFailed
+
+    settings = _settings(args)
+    database = _database(settings)
+    _prepare(database)
+    password = os.environ.get("A2N_OWNER_PASSWORD") or getpass.getpass("Owner password: ")
+    keys = load_keys(settings)
+    with ConnectionPool(database.url, min_size=1, max_size=2, kwargs={"autocommit": True}) as pool:
+        app = IdentityApp(env=event_store_env(database.url, pool_size=1))
+        service = identity_service(app, pool, keys, settings)
+        try:
+            recorded = service.create_owner(email=args.email, password=password, name=args.name)
+        except (Conflict, ValidationFailed) as exc:
+            raise CommandError(str(exc)) from None
+        finally:
+            app.close()
+    _say(f"owner created: {recorded.aggregate.id}; sign in with POST /api/v1/auth/login")
+    return 0
 
 
 def _migrate_up(args: argparse.Namespace) -> int:

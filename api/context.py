@@ -3,45 +3,37 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from typing import Any
 
 import msgspec
 from litestar import Request
+from litestar.connection import ASGIConnection
 from litestar.exceptions import HTTPException
 
 from api.services import Services
 from application.caller import Caller
 from application.errors import InvalidParameter
+from application.identity.principal import Principal
 from application.positions import Reader
-
-LOCAL_OWNER_ID = "local-owner"
-"""Until accounts exist every request acts as this one local owner."""
 
 MIN_POSITION_HEADER = "A2N-Min-Position"
 _ETAG = re.compile(r'^(?:W/)?"(\d{1,10})"$')
-
-Identify = Callable[[Request[Any, Any, Any]], str]
 
 
 class ProjectionBehind(Exception):
     """The read model did not reach the requested position in time."""
 
 
-def services(request: Request[Any, Any, Any]) -> Services:
-    found: Services = request.app.state.services
+def services(connection: ASGIConnection[Any, Any, Any, Any]) -> Services:
+    found: Services = connection.app.state.services
     return found
 
 
-def local_owner(_: Request[Any, Any, Any]) -> str:
-    return LOCAL_OWNER_ID
-
-
 def current_actor(request: Request[Any, Any, Any]) -> Caller:
-    """The caller of this request: the one dependency authentication will replace."""
-    identify: Identify = request.app.state.identify
+    """The authenticated caller of this request (see `api.auth`), with its request facts."""
+    principal: Principal = request.state["principal"]
     return Caller(
-        user_id=identify(request),
+        user_id=principal.user_id,
         correlation_id=request.scope.get("state", {}).get("request_id"),
         ip=request.client.host if request.client else None,
         user_agent=request.headers.get("user-agent"),

@@ -17,7 +17,15 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
 
 from api.context import MIN_POSITION_HEADER, ProjectionBehind
-from application.errors import ConcurrentWrite, InvalidParameter, NotFound, PreconditionFailed
+from application.errors import (
+    ConcurrentWrite,
+    Conflict,
+    Forbidden,
+    InvalidParameter,
+    NotAuthenticated,
+    NotFound,
+    PreconditionFailed,
+)
 from domain.errors import InvalidState, ValidationFailed
 
 log = structlog.get_logger("a2n.api")
@@ -179,6 +187,24 @@ def on_not_found(request: Request[Any, Any, Any], exc: NotFound) -> Response[Any
     return problem(request, 404, "No such resource, or you may not see it.", kind="not-found")
 
 
+def on_not_authenticated(request: Request[Any, Any, Any], exc: NotAuthenticated) -> Response[Any]:
+    return problem(
+        request,
+        401,
+        f"Sign in first: {exc}. Send Authorization: Bearer <access token> or an API key.",
+        kind="unauthenticated",
+        headers={"WWW-Authenticate": 'Bearer realm="a2n"'},
+    )
+
+
+def on_forbidden(request: Request[Any, Any, Any], exc: Forbidden) -> Response[Any]:
+    return problem(request, 403, str(exc), kind="forbidden")
+
+
+def on_conflict(request: Request[Any, Any, Any], exc: Conflict) -> Response[Any]:
+    return problem(request, 409, str(exc), kind="conflict")
+
+
 def on_invalid_state(request: Request[Any, Any, Any], exc: InvalidState) -> Response[Any]:
     return problem(request, 409, str(exc), kind="conflict")
 
@@ -228,7 +254,9 @@ def on_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Re
     if status == 413:
         detail = "The request body is larger than this server accepts."
     headers = {
-        k: v for k, v in (exc.headers or {}).items() if k.lower() in ("allow", "retry-after")
+        k: v
+        for k, v in (exc.headers or {}).items()
+        if k.lower() in ("allow", "retry-after", "www-authenticate")
     }
     return problem(
         request, status, detail or HTTPStatus(status).description, headers=headers or None
@@ -252,6 +280,9 @@ EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
     ValidationFailed: on_domain_validation,
     InvalidParameter: on_invalid_parameter,
     NotFound: on_not_found,
+    NotAuthenticated: on_not_authenticated,
+    Forbidden: on_forbidden,
+    Conflict: on_conflict,
     InvalidState: on_invalid_state,
     PreconditionFailed: on_precondition_failed,
     ConcurrentWrite: on_concurrent_write,

@@ -7,11 +7,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from api.metrics import Metrics
 from application.database import Database
 from application.eventstore import event_store_env
+from application.identity.app import IdentityApp
+from application.identity.authenticate import Authenticator
+from application.identity.commands import IdentityService, identity_service
+from application.keys import load_keys
 from application.positions import ProjectionPositions
 from application.settings import Settings
 from application.workflows.app import WorkflowsApp
@@ -30,6 +34,8 @@ class Services:
     pool: AsyncConnectionPool
     positions: ProjectionPositions
     workflows: WorkflowService
+    identity: IdentityService
+    authenticator: Authenticator
     metrics: Metrics
     redis: aioredis.Redis | None = None
     supervisor: ProjectionSupervisor | None = None
@@ -52,10 +58,23 @@ async def open_services(
         await pool.open(wait=True, timeout=15)
         stack.push_async_callback(pool.close)
 
-        workflows_app = WorkflowsApp(
-            env=event_store_env(database.url, pool_size=settings.db_pool_max)
-        )
+        env = event_store_env(database.url, pool_size=settings.db_pool_max)
+        workflows_app = WorkflowsApp(env=env)
         stack.callback(workflows_app.close)
+        identity_app = IdentityApp(env=env)
+        stack.callback(identity_app.close)
+        # Write-side helpers (data keys, outbox) run in worker threads: a small sync pool.
+        sync_pool: ConnectionPool[Any] = ConnectionPool(
+            database.url,
+            min_size=1,
+            max_size=settings.db_pool_max,
+            kwargs={"application_name": "a2n-write", "autocommit": True},
+            open=True,
+            name="a2n-write",
+        )
+        stack.callback(sync_pool.close)
+        keys = load_keys(settings)
+        identity = identity_service(identity_app, sync_pool, keys, settings)
 
         positions = ProjectionPositions(database.url, pool)
         await positions.start()
@@ -68,9 +87,11 @@ async def open_services(
 
         supervisor = None
         if run_projectors:
+            from projections.identity import use_key_ring
             from projections.registry import PROJECTORS
             from projections.supervisor import ProjectionSupervisor
 
+            use_key_ring(keys.master)
             supervisor = ProjectionSupervisor(
                 database.url,
                 PROJECTORS,
@@ -86,6 +107,8 @@ async def open_services(
             pool=pool,
             positions=positions,
             workflows=WorkflowService(workflows_app),
+            identity=identity,
+            authenticator=Authenticator(pool, identity.signer, positions),
             metrics=Metrics(),
             redis=redis_client,
             supervisor=supervisor,

@@ -33,9 +33,20 @@ class RecordedEvent:
     metadata: dict[str, str]
 
 
+HIDDEN = "[hidden]"
+
+
 def event_payload(event: object) -> dict[str, Any]:
-    """An event's own fields, without the envelope every event shares."""
-    return {k: v for k, v in vars(event).items() if k not in _ENVELOPE}
+    """An event's own fields, without the envelope every event shares.
+
+    Stored hashes of passwords and tokens are hidden: auditors learn that one changed, never a
+    value to attack offline.
+    """
+    return {
+        k: HIDDEN if k.endswith("_hash") else v
+        for k, v in vars(event).items()
+        if k not in _ENVELOPE
+    }
 
 
 async def aggregate_events(

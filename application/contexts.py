@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from application.eventstore import EventStoreApp, event_store_env
+from application.identity.app import IdentityApp
 from application.workflows.app import WorkflowsApp
 
-CONTEXTS: tuple[type[EventStoreApp], ...] = (WorkflowsApp,)
+CONTEXTS: tuple[type[EventStoreApp], ...] = (IdentityApp, WorkflowsApp)
 
 
 def application_name(app: type[EventStoreApp]) -> str:

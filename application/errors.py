@@ -24,3 +24,15 @@ class InvalidParameter(ValueError):
         super().__init__(f"{parameter}: {message}")
         self.parameter = parameter
         self.message = message
+
+
+class NotAuthenticated(Exception):
+    """No valid credentials: missing, malformed, expired or revoked (the cause is not told)."""
+
+
+class Forbidden(Exception):
+    """The caller is known but lacks the role or scope this needs."""
+
+
+class Conflict(Exception):
+    """The command collides with existing state, such as an address already registered."""

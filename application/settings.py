@@ -18,6 +18,7 @@ from psycopg.conninfo import conninfo_to_dict
 EmbeddedMode = Literal["auto", "always", "never"]
 LogFormat = Literal["json", "console"]
 LogLevel = Literal["debug", "info", "warning", "error"]
+RegistrationMode = Literal["open", "invite"]
 
 
 class SettingsError(ValueError):
@@ -57,6 +58,19 @@ class Settings:
     """A2N_PROJECTION_BATCH_SIZE: events applied per projector transaction."""
     projection_poll_interval: float = 1.0
     """A2N_PROJECTION_POLL_INTERVAL: seconds between polls when no NOTIFY arrives."""
+    secret_key: str | None = None
+    """A2N_SECRET_KEY: signs access tokens and keys the email index (32+ characters). Unset:
+    generated once into <A2N_DATA_DIR>/keys.json."""
+    master_keys: str | None = None
+    """A2N_MASTER_KEYS: key ring wrapping data keys, `1:<base64 32 bytes>,2:...`; the highest
+    version encrypts. Unset: generated once into <A2N_DATA_DIR>/keys.json."""
+    access_token_ttl: int = 900
+    """A2N_ACCESS_TOKEN_TTL: seconds an access token is valid."""
+    refresh_token_ttl: int = 30 * 24 * 3600
+    """A2N_REFRESH_TOKEN_TTL: seconds a session lasts without a refresh."""
+    registration: RegistrationMode = "open"
+    """A2N_REGISTRATION: open (anyone may register) or invite (only the first account, the
+    OWNER; later accounts are created by an admin)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -135,6 +149,19 @@ def _redis_url(raw: str) -> str:
     return raw
 
 
+def _secret_key(raw: str) -> str:
+    if len(raw) < 32:
+        raise ValueError(f"expected at least 32 characters, got {len(raw)}")
+    return raw
+
+
+def _master_keys(raw: str) -> str:
+    from application.crypto import KeyRing
+
+    KeyRing.parse(raw)
+    return raw
+
+
 def _host(raw: str) -> str:
     if any(ch.isspace() for ch in raw):
         raise ValueError(f"expected a host name or address, got {raw!r}")
@@ -156,4 +183,9 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "min_position_timeout": ("A2N_MIN_POSITION_TIMEOUT", _seconds(0, 60)),
     "projection_batch_size": ("A2N_PROJECTION_BATCH_SIZE", _integer(1, 100_000)),
     "projection_poll_interval": ("A2N_PROJECTION_POLL_INTERVAL", _seconds(0.01, 60)),
+    "secret_key": ("A2N_SECRET_KEY", _secret_key),
+    "master_keys": ("A2N_MASTER_KEYS", _master_keys),
+    "access_token_ttl": ("A2N_ACCESS_TOKEN_TTL", _integer(30, 24 * 3600)),
+    "refresh_token_ttl": ("A2N_REFRESH_TOKEN_TTL", _integer(300, 365 * 24 * 3600)),
+    "registration": ("A2N_REGISTRATION", _choice(RegistrationMode)),
 }

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
 
 from psycopg import Cursor
@@ -26,7 +25,7 @@ _TOP_LEVEL_META = frozenset({"actor_id", "ip", "user_agent", "correlation_id"})
 def record(cur: Cursor[Any], event: Any, ctx: EventContext) -> None:
     fields = event_payload(event)
     old_values = fields.pop("previous", None)
-    ip = _valid_ip(ctx.meta.get("ip"))
+    ip = ctx.ip
     extra = {k: v for k, v in ctx.meta.items() if k not in _TOP_LEVEL_META}
     if ctx.meta.get("ip") and ip is None:
         extra["ip"] = ctx.meta["ip"]
@@ -53,13 +52,3 @@ def record(cur: Cursor[Any], event: Any, ctx: EventContext) -> None:
             event.timestamp,
         ),
     )
-
-
-def _valid_ip(value: str | None) -> str | None:
-    """The address if it is one; anything else goes to metadata rather than failing the row."""
-    if not value:
-        return None
-    try:
-        return str(ipaddress.ip_address(value))
-    except ValueError:
-        return None

@@ -8,6 +8,7 @@ only the projector's own tables so a rebuild can swap those tables alone.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -31,6 +32,17 @@ class EventContext:
     @property
     def actor_id(self) -> str:
         return self.meta.get("actor_id", "system")
+
+    @property
+    def ip(self) -> str | None:
+        """The client address if it is one (for inet columns); None otherwise."""
+        value = self.meta.get("ip")
+        if not value:
+            return None
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            return None
 
 
 Handler = Callable[[Cursor[Any], Any, EventContext], None]

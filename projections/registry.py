@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from projections import audit, workflows
+from projections import audit, identity, workflows
 from projections.projector import Projector
 
-PROJECTORS: tuple[Projector, ...] = (workflows.projector, audit.projector)
+PROJECTORS: tuple[Projector, ...] = (identity.projector, workflows.projector, audit.projector)
 
 
 def projector_named(name: str) -> Projector:

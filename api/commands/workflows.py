@@ -8,6 +8,7 @@ from litestar import Controller, Request, Response, patch, post, put
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody
 
+from api.auth import needs
 from api.context import check_command_body, current_actor, etag, expected_revision, services
 from api.schemas.workflows import (
     CreateWorkflow,
@@ -40,6 +41,7 @@ def _result(recorded: Recorded[Workflow], status: int = 200) -> Response[Workflo
 class WorkflowCommands(Controller):
     path = "/workflows"
     tags = ["workflows"]
+    opt = needs("workflows:write")
     before_request = check_command_body
     dependencies = {
         "caller": Provide(current_actor, sync_to_thread=False),

@@ -11,6 +11,7 @@ from litestar import Controller, Request, get
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, QueryParameter
 
+from api.auth import needs, principal_of
 from api.context import current_actor, services
 from application.audit import aggregate_events
 from application.caller import Caller
@@ -39,6 +40,7 @@ class AuditEventPage(msgspec.Struct, rename="camel"):
 class AuditQueries(Controller):
     path = "/audit"
     tags = ["audit"]
+    opt = needs("workflows:read")
     dependencies = {"caller": Provide(current_actor, sync_to_thread=False)}
 
     @get(
@@ -56,8 +58,9 @@ class AuditQueries(Controller):
         if not is_id(aggregate_id):
             raise NotFound(aggregate_id)
         found = services(request)
-        # Until roles exist, only the owner of a workflow may read its history.
-        await to_thread.run_sync(found.workflows.get, caller, aggregate_id)
+        if not principal_of(request).is_admin:
+            # Others may read the history of their own workflows only.
+            await to_thread.run_sync(found.workflows.get, caller, aggregate_id)
         after = 0
         if cursor is not None:
             raw = decode_cursor(cursor, ("after",))["after"]

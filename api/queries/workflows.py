@@ -10,6 +10,7 @@ from litestar import Controller, Request, Response, get
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, QueryParameter
 
+from api.auth import needs
 from api.context import current_actor, etag, readers, services, wait_for_min_position
 from api.schemas.workflows import WorkflowPage, WorkflowRead, WorkflowState, WorkflowSummary
 from application.caller import Caller
@@ -25,6 +26,7 @@ READS_WORKFLOWS = readers(("workflows", "workflows"))
 class WorkflowQueries(Controller):
     path = "/workflows"
     tags = ["workflows"]
+    opt = needs("workflows:read")
     before_request = wait_for_min_position
     dependencies = {"caller": Provide(current_actor, sync_to_thread=False)}
 

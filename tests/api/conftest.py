@@ -1,28 +1,27 @@
-"""An API client on a real database, with projectors running in-process as in `a2n up`."""
+"""An API client on a real database, with projectors running in-process as in `a2n up`.
+
+Every test acts as accounts of its own, registered and signed in through the API itself.
+"""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from litestar import Request
 from litestar.testing import TestClient
 
 from api.app import create_app
+from application.crypto import KeyRing
 from application.settings import Settings
+from tests.api.helpers import Account, owner_of, sign_up
 
-USER_HEADER = "X-Test-User"
-
-
-def header_identity(request: Request[Any, Any, Any]) -> str:
-    """Tests act as many users; the header stands in for authentication until it exists."""
-    return request.headers.get(USER_HEADER, "user-default")
+TEST_SECRET_KEY = "test-secret-key-0123456789abcdefghijklmnop"
+TEST_MASTER_KEYS = KeyRing.generate()
 
 
 @pytest.fixture(scope="session")
-def api_settings(database_url: str, redis_url: str) -> Settings:
+def api_settings(database_url: str, redis_url: str, tmp_path_factory: Any) -> Settings:
     return Settings(
         database_url=database_url,
         redis_url=redis_url,
@@ -30,17 +29,26 @@ def api_settings(database_url: str, redis_url: str) -> Settings:
         max_body_bytes=256 * 1024,
         projection_poll_interval=0.2,
         min_position_timeout=1.0,
+        secret_key=TEST_SECRET_KEY,
+        master_keys=TEST_MASTER_KEYS,
+        data_dir=tmp_path_factory.mktemp("a2n-data"),
     )
 
 
 @pytest.fixture(scope="session")
 def client(api_settings: Settings) -> Iterator[TestClient[Any]]:
-    app = create_app(api_settings, run_projectors=True, identify=header_identity)
+    app = create_app(api_settings, run_projectors=True)
     with TestClient(app, raise_server_exceptions=False) as test_client:
         yield test_client
 
 
+@pytest.fixture(scope="session")
+def owner(client: TestClient[Any]) -> Account:
+    """The installation's OWNER (the first account registered in this database)."""
+    return owner_of(client)
+
+
 @pytest.fixture
-def user() -> dict[str, str]:
-    """Headers acting as a user of this test alone, so lists hold only this test's rows."""
-    return {USER_HEADER: f"user-{uuid.uuid4().hex[:12]}"}
+def user(client: TestClient[Any], owner: Account) -> Account:
+    """Auth headers of a new account of this test alone, so lists hold only its rows."""
+    return sign_up(client)

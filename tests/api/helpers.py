@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from litestar.testing import TestClient
@@ -14,6 +15,48 @@ GRAPH: dict[str, Any] = {
     ],
     "connections": [{"source": "hook", "target": "set"}],
 }
+
+
+PASSWORD = "correct horse battery staple"
+
+
+class Account(dict[str, str]):
+    """Request headers that authenticate as one account, plus who that account is."""
+
+    def __init__(self, user_id: str, email: str, tokens: dict[str, Any]) -> None:
+        super().__init__({"Authorization": f"Bearer {tokens['accessToken']}"})
+        self.user_id = user_id
+        self.email = email
+        self.tokens = tokens
+
+
+def register(client: TestClient[Any], email: str, password: str = PASSWORD) -> dict[str, Any]:
+    response = client.post(f"{API}/auth/register", json={"email": email, "password": password})
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def login(client: TestClient[Any], email: str, password: str = PASSWORD) -> dict[str, Any]:
+    response = client.post(f"{API}/auth/login", json={"email": email, "password": password})
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def sign_up(client: TestClient[Any], email: str | None = None) -> Account:
+    """Register a new account and sign in as it."""
+    address = email or f"user-{uuid.uuid4().hex[:12]}@example.com"
+    registered = register(client, address)
+    return Account(registered["id"], address, login(client, address))
+
+
+def owner_of(client: TestClient[Any]) -> Account:
+    """Register the first account of a fresh database, which becomes its OWNER."""
+    account = sign_up(client, f"owner-{uuid.uuid4().hex[:8]}@example.com")
+    me = client.get(f"{API}/me", headers=account).json()
+    assert me["role"] == "OWNER", me
+    return account
 
 
 def create(client: TestClient[Any], user: dict[str, str], **body: Any) -> dict[str, Any]:

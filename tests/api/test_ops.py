@@ -11,8 +11,7 @@ from litestar.testing import TestClient
 
 from api.app import create_app
 from application.settings import Settings
-from tests.api.conftest import header_identity
-from tests.api.helpers import API, GRAPH, create, read
+from tests.api.helpers import API, GRAPH, create, owner_of, read
 from tests.integration.helpers import poison
 
 Client = TestClient[Any]
@@ -33,7 +32,12 @@ def test_ready_reports_database_redis_and_every_projection(
     body = response.json()
     assert (body["status"], body["database"], body["redis"]) == ("ready", "ok", "ok")
     projections = {(p["projector"], p["application"]): p for p in body["projections"]}
-    assert set(projections) == {("workflows", "workflows"), ("audit_log", "workflows")}
+    assert set(projections) == {
+        ("identity", "identity"),
+        ("workflows", "workflows"),
+        ("audit_log", "identity"),
+        ("audit_log", "workflows"),
+    }
     workflows = projections[("workflows", "workflows")]
     assert workflows["position"] >= position
     assert workflows["lag"] == workflows["head"] - workflows["position"]
@@ -86,9 +90,9 @@ def test_a_parked_projector_shows_in_ready_while_the_api_keeps_serving(
     fresh_database_url: str, redis_url: str, api_settings: Settings
 ) -> None:
     settings = replace(api_settings, database_url=fresh_database_url, redis_url=redis_url)
-    user = {"X-Test-User": "parked-owner"}
-    app = create_app(settings, run_projectors=True, identify=header_identity)
+    app = create_app(settings, run_projectors=True)
     with TestClient(app) as isolated:
+        user = owner_of(isolated)
         victim = create(isolated, user, definition=GRAPH)
         poison(fresh_database_url, victim["id"])
         after = create(isolated, user, name="after")

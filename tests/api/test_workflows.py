@@ -6,7 +6,7 @@ from typing import Any
 
 from litestar.testing import TestClient
 
-from tests.api.helpers import API, GRAPH, create, read
+from tests.api.helpers import API, GRAPH, Account, create, read, sign_up
 
 Client = TestClient[Any]
 
@@ -26,7 +26,7 @@ def test_create_returns_the_new_workflow_its_etag_and_position(
     assert body["version"] == 1
     assert body["revision"] == 1
     assert body["isActive"] is False
-    assert body["userId"] == user["X-Test-User"]
+    assert body["userId"] == user.user_id
     assert body["definition"]["connections"] == [
         {"source": "hook", "target": "set", "sourceHandle": "output", "targetHandle": "input"}
     ]
@@ -166,9 +166,9 @@ def test_archived_workflows_are_listed_only_on_request(
     assert [w["id"] for w in every["items"]] == [gone, kept]
 
 
-def test_users_see_only_their_own_workflows(client: Client, user: dict[str, str]) -> None:
+def test_users_see_only_their_own_workflows(client: Client, user: Account) -> None:
     mine = create(client, user)
-    stranger = {"X-Test-User": user["X-Test-User"] + "-other"}
+    stranger = sign_up(client)
     assert read(client, stranger, "/workflows", mine["position"])["items"] == []
     for method, path in [
         ("GET", f"/workflows/{mine['id']}"),
@@ -228,5 +228,5 @@ def test_audit_history_lists_every_event_with_metadata(
     renamed = events[1]
     assert renamed["data"] == {"changes": {"name": "Renamed"}, "previous": {"name": "Orders"}}
     assert renamed["metadata"]["correlation_id"] == "req-42"
-    assert renamed["metadata"]["actor_id"] == user["X-Test-User"]
+    assert renamed["metadata"]["actor_id"] == user.user_id
     assert rest["nextCursor"] is None

@@ -59,16 +59,25 @@ def test_up_with_embedded_postgres_serves_commands_and_queries(tmp_path: Path) -
                     break
             except httpx.TransportError:
                 time.sleep(0.2)
-        created = httpx.post(f"{base}/api/v1/workflows", json={"name": "embedded"}, timeout=10)
+        account = {"email": "owner@example.com", "password": "correct horse battery staple"}
+        registered = httpx.post(f"{base}/api/v1/auth/register", json=account, timeout=10)
+        assert registered.status_code == 201, registered.text
+        assert registered.json()["role"] == "OWNER"
+        tokens = httpx.post(f"{base}/api/v1/auth/login", json=account, timeout=10).json()
+        auth = {"Authorization": f"Bearer {tokens['accessToken']}"}
+        created = httpx.post(
+            f"{base}/api/v1/workflows", json={"name": "embedded"}, headers=auth, timeout=10
+        )
         assert created.status_code == 201, created.text
         shown = httpx.get(
             f"{base}/api/v1/workflows/{created.json()['id']}",
-            headers={"A2N-Min-Position": str(created.json()["position"])},
+            headers={**auth, "A2N-Min-Position": str(created.json()["position"])},
             timeout=10,
         )
         assert shown.json()["name"] == "embedded"
         assert httpx.get(f"{base}/ready", timeout=10).json()["database"] == "ok"
         assert embedded_servers(data_dir)
+        assert (data_dir / "keys.json").stat().st_mode & 0o777 == 0o600
     finally:
         process.send_signal(signal.SIGTERM)
         out, err = process.communicate(timeout=30)

@@ -42,8 +42,9 @@ def tracked(url: str, projector: str) -> int:
     return int(found[0][0]) if found else 0
 
 
-def head(url: str) -> int:
-    return int(rows(url, "SELECT coalesce(max(notification_id), 0) FROM workflows_events")[0][0])
+def head(url: str, application: str = "workflows") -> int:
+    query = f"SELECT coalesce(max(notification_id), 0) FROM {application}_events"
+    return int(rows(url, query)[0][0])
 
 
 def drain(url: str, projector: Projector, batch_size: int = 500) -> None:
@@ -114,7 +115,7 @@ def test_rebuild_from_zero_gives_identical_tables(
         positions = Rebuilder(
             url, projector, progress=lambda d, t: progress.append((d, t))
         ).rebuild()
-        assert positions == {"workflows": head(url)}
+        assert positions == {app: head(url, app) for app in projector.applications}
 
     assert {t: table_contents(url, t) for t in before} == before
     assert progress[-1][0] == progress[-1][1] > 0

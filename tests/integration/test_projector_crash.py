@@ -43,7 +43,7 @@ def positions(url: str) -> dict[str, int]:
             "SELECT projector, position FROM projection_tracking WHERE application = 'workflows'",
         )
     )
-    return {p.name: int(found.get(p.name, 0)) for p in PROJECTORS}
+    return {p.name: int(found.get(p.name, 0)) for p in PROJECTORS if "workflows" in p.applications}
 
 
 def test_kill_9_mid_stream_then_restart_equals_a_clean_rebuild(
@@ -89,6 +89,7 @@ def test_kill_9_mid_stream_then_restart_equals_a_clean_rebuild(
         end,
     )
     for projector in PROJECTORS:
-        result = Rebuilder(url, projector).verify()
-        assert result.identical, result.differences
-        assert result.positions == {"workflows": end}
+        if "workflows" in projector.applications:
+            result = Rebuilder(url, projector).verify()
+            assert result.identical, result.differences
+            assert result.positions["workflows"] == end

@@ -1,0 +1,80 @@
+"""Authentication and authorization for every /api/v1 route.
+
+One router-level guard resolves the caller from `Authorization: Bearer <access token>`,
+`Authorization: Bearer a2n_<api key>` or `X-API-Key`, then checks the route's declared scope.
+Routes opt out with `opt=PUBLIC` (sign-in and friends); routes declare what they need with
+`opt=needs("workflows:write")`. The resolved principal lives in the request state for
+`current_actor`, the rate limiter and the handlers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from anyio import to_thread
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+
+from api.context import services
+from application.errors import Forbidden, NotAuthenticated
+from application.identity.commands import API_KEY_PREFIX
+from application.identity.principal import Principal
+
+PUBLIC: dict[str, Any] = {"public": True}
+PRINCIPAL = "principal"
+log = structlog.get_logger("a2n.auth")
+
+
+def needs(scope: str, **opt: Any) -> dict[str, Any]:
+    """Route `opt` declaring the scope a caller needs (API keys are limited to their scopes)."""
+    return {"scope": scope, **opt}
+
+
+async def authenticate(
+    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+) -> None:
+    """Guard: every route needs a live principal with the route's scope, unless it is public."""
+    if handler.opt.get("public"):
+        return
+    found = services(connection)
+    credential = _credential(connection)
+    if credential is None:
+        raise NotAuthenticated("no credentials were sent")
+    client = connection.client.host if connection.client else None
+    if credential.startswith(API_KEY_PREFIX):
+        result = await found.authenticator.api_key(credential, client)
+    else:
+        result = await found.authenticator.bearer(credential)
+    principal = result.principal
+    connection.state[PRINCIPAL] = principal
+    connection.scope.setdefault("state", {})["actor"] = principal
+    if result.record_use and principal.api_key_id:
+        await _record_use(found.identity.api_key_used, principal.api_key_id)
+    scope = handler.opt.get("scope")
+    if scope is not None and not principal.may(scope):
+        raise Forbidden(f"this needs the {scope} scope")
+
+
+def principal_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
+    found: Principal = connection.state[PRINCIPAL]
+    return found
+
+
+def _credential(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+    header = connection.headers.get("authorization")
+    if header is not None:
+        kind, _, value = header.strip().partition(" ")
+        if kind.lower() != "bearer" or not value.strip():
+            raise NotAuthenticated("the Authorization header must be 'Bearer <token>'")
+        return value.strip()
+    key = connection.headers.get("x-api-key")
+    return key.strip() if key else None
+
+
+async def _record_use(record: Any, key_id: str) -> None:
+    try:
+        await to_thread.run_sync(record, key_id)
+    except Exception:
+        # Recording last use must never fail the request it belongs to.
+        log.warning("api_key_use_not_recorded", api_key_id=key_id, exc_info=True)

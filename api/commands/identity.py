@@ -1,0 +1,368 @@
+"""Identity commands: sign-up and sign-in (public), the caller's own account, and admin actions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from anyio import to_thread
+from litestar import Controller, Request, delete, patch, post, put
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, JSONBody
+
+from api.auth import PUBLIC, needs, principal_of
+from api.context import check_command_body, current_actor, services
+from api.schemas.identity import (
+    Accepted,
+    ApiKeyCreated,
+    ChangePassword,
+    CreateApiKey,
+    ForgotPassword,
+    Login,
+    Refresh,
+    Register,
+    ResetPassword,
+    SetRole,
+    Suspend,
+    TokenBody,
+    Tokens,
+    UpdateMe,
+    UserCommandResult,
+)
+from application.caller import Caller
+from application.eventstore import Recorded
+from application.identity.authenticate import IDENTITY_READER
+from application.identity.commands import IdentityService, SignedIn
+from domain.identity.user import Role, User
+
+AnyRequest = Request[Any, Any, Any]
+
+
+def identity_service(request: AnyRequest) -> IdentityService:
+    return services(request).identity
+
+
+def _tokens(signed: SignedIn) -> Tokens:
+    return Tokens(
+        access_token=signed.access_token,
+        refresh_token=signed.refresh_token,
+        token_type="Bearer",  # noqa: S106 (the OAuth token type)
+        expires_in=signed.expires_in,
+        user_id=signed.user_id,
+        session_id=signed.session_id,
+        position=signed.position,
+    )
+
+
+def _user_result(recorded: Recorded[User]) -> UserCommandResult:
+    user = recorded.aggregate
+    return UserCommandResult(
+        id=user.id,
+        role=str(user.role),
+        status=str(user.status),
+        email_verified=user.email_verified,
+        revision=user.version,
+        position=recorded.position,
+    )
+
+
+class _IdentityController(Controller):
+    before_request = check_command_body
+    dependencies = {
+        "caller": Provide(current_actor, sync_to_thread=False),
+        "service": Provide(identity_service, sync_to_thread=False),
+    }
+
+
+def _anonymous_caller(request: AnyRequest) -> Caller:
+    return Caller(
+        user_id="anonymous",
+        correlation_id=request.scope.get("state", {}).get("request_id"),
+        ip=request.client.host if request.client else None,
+        user_agent=request.headers.get("user-agent"),
+    )
+
+
+class AuthCommands(Controller):
+    path = "/auth"
+    tags = ["auth"]
+    before_request = check_command_body
+    dependencies = {
+        "caller": Provide(_anonymous_caller, sync_to_thread=False),
+        "service": Provide(identity_service, sync_to_thread=False),
+    }
+
+    @post(
+        "/register",
+        summary="Create an account (the first becomes OWNER)",
+        opt=PUBLIC,
+        sync_to_thread=True,
+        status_code=201,
+    )
+    def register(
+        self,
+        data: JSONBody[Register],
+        caller: NamedDependency[Caller],
+        service: NamedDependency[IdentityService],
+    ) -> UserCommandResult:
+        return _user_result(
+            service.register(caller, email=data.email, password=data.password, name=data.name)
+        )
+
+    @post(
+        "/login",
+        summary="Sign in: access and refresh tokens",
+        opt=PUBLIC,
+        sync_to_thread=True,
+        status_code=200,
+    )
+    def login(
+        self,
+        data: JSONBody[Login],
+        caller: NamedDependency[Caller],
+        service: NamedDependency[IdentityService],
+    ) -> Tokens:
+        return _tokens(service.login(caller, email=data.email, password=data.password))
+
+    @post(
+        "/refresh",
+        summary="Trade a refresh token for new tokens (rotates it)",
+        opt=PUBLIC,
+        sync_to_thread=True,
+        status_code=200,
+    )
+    def refresh(
+        self,
+        data: JSONBody[Refresh],
+        caller: NamedDependency[Caller],
+        service: NamedDependency[IdentityService],
+    ) -> Tokens:
+        return _tokens(service.refresh(caller, data.refresh_token))
+
+    @post(
+        "/verify-email",
+        summary="Confirm the email address with the mailed token",
+        opt=PUBLIC,
+        sync_to_thread=True,
+        status_code=200,
+    )
+    def verify_email(
+        self,
+        data: JSONBody[TokenBody],
+        caller: NamedDependency[Caller],
+        service: NamedDependency[IdentityService],
+    ) -> UserCommandResult:
+        return _user_result(service.verify_email(caller, data.token))
+
+    @post(
+        "/password/forgot",
+        summary="Mail a password reset token if the account exists",
+        opt=PUBLIC,
+        sync_to_thread=True,
+        status_code=202,
+    )
+    def forgot_password(
+        self,
+        data: JSONBody[ForgotPassword],
+        caller: NamedDependency[Caller],
+        service: NamedDependency[IdentityService],
+    ) -> Accepted:
+        service.request_password_reset(caller, data.email)
+        return Accepted(detail="If an account has this address, a reset token was mailed to it.")
+
+    @post(
+        "/password/reset",
+        summary="Set a new password with the mailed token; ends sessions",
+        opt=PUBLIC,
+        sync_to_thread=True,
+        status_code=200,
+    )
+    def reset_password(
+        self,
+        data: JSONBody[ResetPassword],
+        caller: NamedDependency[Caller],
+        service: NamedDependency[IdentityService],
+    ) -> UserCommandResult:
+        return _user_result(service.reset_password(caller, data.token, data.password))
+
+
+class SessionCommands(_IdentityController):
+    path = "/"
+    tags = ["auth"]
+
+    @post("/auth/logout", summary="End the current session", sync_to_thread=True, status_code=200)
+    def logout(
+        self,
+        request: AnyRequest,
+        caller: NamedDependency[Caller],
+        service: NamedDependency[IdentityService],
+    ) -> Accepted:
+        principal = principal_of(request)
+        if principal.session_id is None:
+            return Accepted(detail="API keys have no session; revoke the key instead.")
+        position = service.end_session(caller, principal, principal.session_id)
+        return Accepted(detail="Signed out.", position=position)
+
+
+class MeCommands(_IdentityController):
+    path = "/me"
+    tags = ["me"]
+
+    @patch("/", summary="Change your name or image", sync_to_thread=True)
+    def update(
+        self,
+        request: AnyRequest,
+        data: JSONBody[UpdateMe],
+        caller: NamedDependency[Caller],
+        service: NamedDependency[IdentityService],
+    ) -> UserCommandResult:
+        changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
+        return _user_result(service.change_profile(caller, principal_of(request), changes))
+
+    @post("/password", summary="Change your password", sync_to_thread=True, status_code=200)
+    def change_password(
+        self,
+        request: AnyRequest,
+        data: JSONBody[ChangePassword],
+        caller: NamedDependency[Caller],
+        service: NamedDependency[IdentityService],
+    ) -> UserCommandResult:
+        return _user_result(
+            service.change_password(
+                caller, principal_of(request), data.current_password, data.new_password
+            )
+        )
+
+    @delete(
+        "/sessions/{session_id:str}",
+        summary="End one of your sessions",
+        sync_to_thread=True,
+        status_code=200,
+    )
+    def end_session(
+        self,
+        request: AnyRequest,
+        session_id: FromPath[str],
+        caller: NamedDependency[Caller],
+        service: NamedDependency[IdentityService],
+    ) -> Accepted:
+        position = service.end_session(caller, principal_of(request), session_id)
+        return Accepted(detail="The session was ended.", position=position)
+
+    @post(
+        "/api-keys",
+        summary="Create an API key (the key is shown only in this response)",
+        sync_to_thread=True,
+        status_code=201,
+    )
+    def create_api_key(
+        self,
+        request: AnyRequest,
+        data: JSONBody[CreateApiKey],
+        caller: NamedDependency[Caller],
+        service: NamedDependency[IdentityService],
+    ) -> ApiKeyCreated:
+        made = service.create_api_key(
+            caller,
+            principal_of(request),
+            name=data.name,
+            scopes=data.scopes,
+            allowed_ips=data.allowed_ips,
+            expires_at=data.expires_at,
+        )
+        key = made.key
+        return ApiKeyCreated(
+            id=key.id,
+            name=key.name,
+            key=made.secret,
+            prefix=key.prefix,
+            scopes=key.scopes,
+            allowed_ips=key.allowed_ips,
+            expires_at=key.expires_at,
+            position=made.position,
+        )
+
+    @delete(
+        "/api-keys/{key_id:str}",
+        summary="Revoke one of your API keys (it stops working before this answers)",
+        status_code=200,
+    )
+    async def revoke_api_key(
+        self,
+        request: AnyRequest,
+        key_id: FromPath[str],
+        caller: NamedDependency[Caller],
+        service: NamedDependency[IdentityService],
+    ) -> Accepted:
+        principal = principal_of(request)
+        revoked = await to_thread.run_sync(
+            lambda: service.revoke_api_key(caller, principal, key_id)
+        )
+        await _settled(request, revoked.position)
+        return Accepted(detail="The API key was revoked.", position=revoked.position)
+
+
+class UserCommands(_IdentityController):
+    """Admin actions; each waits until authentication sees the change before answering."""
+
+    path = "/users"
+    tags = ["users"]
+
+    @post(
+        "/{user_id:str}/suspend",
+        summary="Suspend an account (its tokens and keys stop)",
+        opt=needs("admin"),
+        status_code=200,
+    )
+    async def suspend(
+        self,
+        request: AnyRequest,
+        user_id: FromPath[str],
+        caller: NamedDependency[Caller],
+        service: NamedDependency[IdentityService],
+        data: JSONBody[Suspend | None] = None,
+    ) -> UserCommandResult:
+        reason = data.reason if data else None
+        return await _applied(
+            request, service.suspend, caller, principal_of(request), user_id, reason
+        )
+
+    @post(
+        "/{user_id:str}/reactivate",
+        summary="Reactivate a suspended account",
+        opt=needs("admin"),
+        status_code=200,
+    )
+    async def reactivate(
+        self,
+        request: AnyRequest,
+        user_id: FromPath[str],
+        caller: NamedDependency[Caller],
+        service: NamedDependency[IdentityService],
+    ) -> UserCommandResult:
+        return await _applied(request, service.reactivate, caller, principal_of(request), user_id)
+
+    @put("/{user_id:str}/role", summary="Change an account's role", opt=needs("admin"))
+    async def set_role(
+        self,
+        request: AnyRequest,
+        user_id: FromPath[str],
+        data: JSONBody[SetRole],
+        caller: NamedDependency[Caller],
+        service: NamedDependency[IdentityService],
+    ) -> UserCommandResult:
+        return await _applied(
+            request, service.change_role, caller, principal_of(request), user_id, Role(data.role)
+        )
+
+
+async def _applied(request: AnyRequest, command: Any, *args: Any) -> UserCommandResult:
+    recorded: Recorded[User] = await to_thread.run_sync(lambda: command(*args))
+    await _settled(request, recorded.position)
+    return _user_result(recorded)
+
+
+async def _settled(request: AnyRequest, position: int) -> None:
+    """Wait until authentication sees a change that revokes access, so it holds at once."""
+    found = services(request)
+    await found.positions.wait_for([IDENTITY_READER], position, found.settings.min_position_timeout)

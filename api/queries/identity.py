@@ -1,0 +1,98 @@
+"""Identity queries: your account, sessions and API keys; users, the mail outbox for admins."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, Request, get
+from litestar.params import FromPath, QueryParameter
+
+from api.auth import needs, principal_of
+from api.context import readers, services, wait_for_min_position
+from api.schemas.identity import ApiKeyRead, MailRead, SessionRead, UserPage, UserRead
+from application.errors import Forbidden, NotFound
+from application.identity.queries import (
+    get_user,
+    list_api_keys,
+    list_outbox,
+    list_sessions,
+    list_users,
+)
+from application.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from domain.identity.user import Role
+
+AnyRequest = Request[Any, Any, Any]
+READS_IDENTITY = readers(("identity", "identity"))
+
+
+class MeQueries(Controller):
+    path = "/me"
+    tags = ["me"]
+    before_request = wait_for_min_position
+
+    @get("/", summary="Your account", opt=READS_IDENTITY)
+    async def me(self, request: AnyRequest) -> UserRead:
+        return await _user(request, principal_of(request).user_id)
+
+    @get("/sessions", summary="Your sessions that have not ended", opt=READS_IDENTITY)
+    async def sessions(self, request: AnyRequest) -> list[SessionRead]:
+        principal = principal_of(request)
+        async with services(request).pool.connection() as conn:
+            rows = await list_sessions(conn, principal.user_id)
+        return [SessionRead(**row, current=row["id"] == principal.session_id) for row in rows]
+
+    @get("/api-keys", summary="Your API keys (never their secrets)", opt=READS_IDENTITY)
+    async def api_keys(self, request: AnyRequest) -> list[ApiKeyRead]:
+        async with services(request).pool.connection() as conn:
+            rows = await list_api_keys(conn, principal_of(request).user_id)
+        return [ApiKeyRead(**row) for row in rows]
+
+
+class UserQueries(Controller):
+    path = "/users"
+    tags = ["users"]
+    before_request = wait_for_min_position
+
+    @get("/", summary="All accounts, newest first", opt=needs("admin", **READS_IDENTITY))
+    async def list(
+        self,
+        request: AnyRequest,
+        limit: Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+        cursor: Annotated[str | None, QueryParameter(max_length=512)] = None,
+    ) -> UserPage:
+        async with services(request).pool.connection() as conn:
+            page = await list_users(conn, limit=limit, cursor=cursor)
+        return UserPage([UserRead(**row) for row in page.items], page.next_cursor)
+
+    @get("/{user_id:str}", summary="One account", opt=needs("admin", **READS_IDENTITY))
+    async def show(self, request: AnyRequest, user_id: FromPath[str]) -> UserRead:
+        return await _user(request, user_id)
+
+
+class OutboxQueries(Controller):
+    path = "/admin/mail-outbox"
+    tags = ["admin"]
+
+    @get(
+        "/",
+        summary="Mail waiting to be sent (OWNER only; holds single-use tokens)",
+        opt=needs("admin"),
+    )
+    async def outbox(
+        self,
+        request: AnyRequest,
+        limit: Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    ) -> list[MailRead]:
+        if principal_of(request).role is not Role.OWNER:
+            raise Forbidden("only an OWNER may read the mail outbox")
+        async with services(request).pool.connection() as conn:
+            rows = await list_outbox(conn, limit=limit)
+        return [MailRead(**row) for row in rows]
+
+
+async def _user(request: AnyRequest, user_id: str) -> UserRead:
+    async with services(request).pool.connection() as conn:
+        row = await get_user(conn, user_id)
+    if row is None:
+        raise NotFound(user_id)
+    return UserRead(**row)

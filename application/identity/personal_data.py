@@ -1,0 +1,97 @@
+"""Personal data sealed per user, so erasing one key erases it from every event (GDPR).
+
+Each user gets a random data key, stored only wrapped by the master key ring in the
+`personal_data_key` table (outside the event store, so it can really be deleted). Sealed values
+look like `pd1:<base64>` and are bound to their user by the AEAD's associated data. Projectors open
+them with the cursor of their own transaction; after erasure they read None and project the user
+as anonymous, so a rebuild gives the same tables as the live run.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+from typing import Any
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from application.crypto import DecryptionFailed, KeyRing, decrypt, encrypt, new_key
+
+PREFIX = "pd1:"
+
+
+class PersonalData:
+    """Seals and opens one user's personal data with that user's data key."""
+
+    def __init__(self, ring: KeyRing, pool: ConnectionPool[Any]) -> None:
+        self.ring = ring
+        self.pool = pool
+        self._cache: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+
+    def seal(self, user_id: str, value: str) -> str:
+        key = self._key(user_id)
+        return PREFIX + base64.b64encode(encrypt(key, value.encode(), _aad(user_id))).decode()
+
+    def seal_optional(self, user_id: str, value: str | None) -> str | None:
+        return None if value is None else self.seal(user_id, value)
+
+    def open(self, user_id: str, sealed: str | None) -> str | None:
+        with self.pool.connection() as conn, conn.cursor() as cur:
+            return open_sealed(cur, self.ring, user_id, sealed)
+
+    def erase(self, user_id: str) -> None:
+        """Delete the data key: every value sealed for this user becomes unreadable for good."""
+        with self._lock:
+            self._cache.pop(user_id, None)
+        with self.pool.connection() as conn:
+            conn.execute("DELETE FROM personal_data_key WHERE user_id = %s", (user_id,))
+
+    def _key(self, user_id: str) -> bytes:
+        with self._lock:
+            if user_id in self._cache:
+                return self._cache[user_id]
+        with self.pool.connection() as conn, conn.cursor() as cur:
+            key = _load_key(cur, self.ring, user_id)
+            if key is None:
+                version, wrapped = self.ring.wrap(new_key(), _aad(user_id))
+                cur.execute(
+                    "INSERT INTO personal_data_key (user_id, wrapped_key, key_version) "
+                    "VALUES (%s, %s, %s) ON CONFLICT (user_id) DO NOTHING",
+                    (user_id, wrapped, version),
+                )
+                key = _load_key(cur, self.ring, user_id)
+        if key is None:
+            raise RuntimeError("the personal data key could not be stored")
+        with self._lock:
+            self._cache[user_id] = key
+        return key
+
+
+def open_sealed(
+    cur: psycopg.Cursor[Any], ring: KeyRing, user_id: str, sealed: str | None
+) -> str | None:
+    """The plaintext of a sealed value, or None when it is absent or its key was erased."""
+    if sealed is None or not sealed.startswith(PREFIX):
+        return None
+    key = _load_key(cur, ring, user_id)
+    if key is None:
+        return None
+    try:
+        return decrypt(key, base64.b64decode(sealed[len(PREFIX) :]), _aad(user_id)).decode()
+    except DecryptionFailed:
+        return None
+
+
+def _load_key(cur: psycopg.Cursor[Any], ring: KeyRing, user_id: str) -> bytes | None:
+    row = cur.execute(
+        "SELECT wrapped_key, key_version FROM personal_data_key WHERE user_id = %s", (user_id,)
+    ).fetchone()
+    if row is None:
+        return None
+    return ring.unwrap(int(row[1]), bytes(row[0]), _aad(user_id))
+
+
+def _aad(user_id: str) -> bytes:
+    return f"a2n:personal-data:{user_id}".encode()

@@ -1,0 +1,1 @@
+"""Identity: users, their sessions and API keys, one-time verifications, security events."""

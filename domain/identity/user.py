@@ -1,0 +1,210 @@
+"""The User aggregate: an account, its role and status, its password and second factor.
+
+Personal data (email, name, image) and the TOTP secret arrive already sealed with the user's
+own data key: the aggregate stores opaque strings, so its events hold no readable personal data
+and erasing the key erases them everywhere (crypto-shredding) without rewriting history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from eventsourcing.domain import event
+
+from domain.aggregate import Aggregate
+from domain.errors import InvalidState
+
+
+class Role(StrEnum):
+    USER = "USER"
+    ADMIN = "ADMIN"
+    OWNER = "OWNER"
+
+
+class Status(StrEnum):
+    ACTIVE = "ACTIVE"
+    SUSPENDED = "SUSPENDED"
+    DELETED = "DELETED"
+
+
+class User(Aggregate):
+    class Registered(Aggregate.Created):
+        email: str
+        name: str | None
+        password_hash: str | None
+        role: str
+        email_verified: bool
+
+    class EmailVerified(Aggregate.Event):
+        pass
+
+    class PasswordChanged(Aggregate.Event):
+        password_hash: str
+        by_reset: bool
+
+    class ProfileChanged(Aggregate.Event):
+        changes: dict[str, Any]
+
+    class RoleChanged(Aggregate.Event):
+        role: str
+        previous: str
+
+    class Suspended(Aggregate.Event):
+        reason: str | None
+
+    class Reactivated(Aggregate.Event):
+        pass
+
+    class LoggedIn(Aggregate.Event):
+        session_id: str
+
+    @event(Registered)
+    def __init__(
+        self,
+        email: str,
+        name: str | None,
+        password_hash: str | None,
+        role: str,
+        email_verified: bool,
+    ) -> None:
+        self.email = email
+        self.name = name
+        self.image: str | None = None
+        self.password_hash = password_hash
+        self.role = Role(role)
+        self.status = Status.ACTIVE
+        self.email_verified = email_verified
+        self.sessions_valid_after: datetime | None = None
+
+    @classmethod
+    def register(
+        cls,
+        *,
+        user_id: str,
+        sealed_email: str,
+        sealed_name: str | None,
+        password_hash: str | None,
+        role: Role,
+        email_verified: bool = False,
+    ) -> User:
+        return cls._create(
+            cls.Registered,
+            id=user_id,
+            email=sealed_email,
+            name=sealed_name,
+            password_hash=password_hash,
+            role=str(role),
+            email_verified=email_verified,
+        )
+
+    # -- commands ---------------------------------------------------------------------------
+
+    @property
+    def is_active(self) -> bool:
+        return self.status is Status.ACTIVE
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role in (Role.ADMIN, Role.OWNER)
+
+    def accepts_session(self, started_at: datetime) -> bool:
+        """Sessions end with suspension and with a password reset (which may follow a theft)."""
+        valid_after = self.sessions_valid_after
+        return self.is_active and (valid_after is None or started_at > valid_after)
+
+    def verify_email(self) -> None:
+        self._refuse_unless_active()
+        if not self.email_verified:
+            self._email_verified()
+
+    def change_password(self, password_hash: str, *, by_reset: bool = False) -> None:
+        self._refuse_unless_active()
+        self._password_changed(password_hash=password_hash, by_reset=by_reset)
+
+    def change_profile(self, changes: Mapping[str, str | None]) -> None:
+        """Set sealed `name`/`image`; the caller compares plaintexts, so anything given changes."""
+        self._refuse_unless_active()
+        unknown = set(changes) - {"name", "image"}
+        if unknown:
+            raise InvalidState(f"cannot change {', '.join(sorted(unknown))} here")
+        if changes:
+            self._profile_changed(changes=dict(changes))
+
+    def change_role(self, role: Role, *, by: User) -> None:
+        """Admins manage USER and ADMIN; only an OWNER grants or takes away OWNER."""
+        self._refuse_if_deleted()
+        if not by.is_admin:
+            raise InvalidState("only an admin can change roles")
+        if (role is Role.OWNER or self.role is Role.OWNER) and by.role is not Role.OWNER:
+            raise InvalidState("only an owner can grant or revoke the OWNER role")
+        if by.id == self.id and role is not self.role:
+            raise InvalidState("you cannot change your own role")
+        if role is not self.role:
+            self._role_changed(role=str(role), previous=str(self.role))
+
+    def suspend(self, reason: str | None, *, by: User) -> None:
+        """Stop the account at once: its sessions and API keys stop working."""
+        self._refuse_if_deleted()
+        if by.id == self.id:
+            raise InvalidState("you cannot suspend your own account")
+        if self.role is Role.OWNER:
+            raise InvalidState("an owner cannot be suspended")
+        if self.role is Role.ADMIN and by.role is not Role.OWNER:
+            raise InvalidState("only an owner can suspend an admin")
+        if self.status is Status.ACTIVE:
+            self._suspended(reason=reason)
+
+    def reactivate(self) -> None:
+        self._refuse_if_deleted()
+        if self.status is Status.SUSPENDED:
+            self._reactivated()
+
+    def logged_in(self, session_id: str) -> None:
+        self._refuse_unless_active()
+        self._logged_in(session_id=session_id)
+
+    # -- events -----------------------------------------------------------------------------
+
+    @event(EmailVerified)
+    def _email_verified(self) -> None:
+        self.email_verified = True
+
+    @event(PasswordChanged)
+    def _password_changed(
+        self, password_hash: str, by_reset: bool, timestamp: datetime | None = None
+    ) -> None:
+        self.password_hash = password_hash
+        if by_reset:
+            self.sessions_valid_after = timestamp
+
+    @event(ProfileChanged)
+    def _profile_changed(self, changes: dict[str, Any]) -> None:
+        for key, value in changes.items():
+            setattr(self, key, value)
+
+    @event(RoleChanged)
+    def _role_changed(self, role: str, previous: str) -> None:
+        self.role = Role(role)
+
+    @event(Suspended)
+    def _suspended(self, reason: str | None) -> None:
+        self.status = Status.SUSPENDED
+
+    @event(Reactivated)
+    def _reactivated(self) -> None:
+        self.status = Status.ACTIVE
+
+    @event(LoggedIn)
+    def _logged_in(self, session_id: str) -> None:
+        pass
+
+    def _refuse_unless_active(self) -> None:
+        if self.status is not Status.ACTIVE:
+            raise InvalidState(f"the account is {self.status.lower()}")
+
+    def _refuse_if_deleted(self) -> None:
+        if self.status is Status.DELETED:
+            raise InvalidState("the account is deleted")

@@ -1,0 +1,274 @@
+"""user, session, refresh_token, verification, api_key and security_event, from Identity events.
+
+Personal data arrives sealed; the handlers open it with the user's data key (read in the same
+transaction) and write NULL once the key is erased, so live tables and rebuilds agree. The master
+key ring must be given with `use_key_ring()` before this projector runs; without it the projector
+fails loudly (and parks) instead of writing tables that a rebuild with keys would not reproduce.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg import Cursor
+
+from application.crypto import KeyRing
+from application.identity.personal_data import open_sealed
+from domain.identity.api_key import ApiKey
+from domain.identity.security_event import SecurityEvent
+from domain.identity.session import Session
+from domain.identity.user import User
+from domain.identity.verification import Verification
+from projections.projector import EventContext, Projector, jsonb
+
+projector = Projector(
+    "identity",
+    applications=("identity",),
+    tables=("user", "session", "refresh_token", "verification", "api_key", "security_event"),
+    about="user, session, refresh_token, verification, api_key and security_event tables",
+)
+
+_ring: list[KeyRing] = []
+
+
+def use_key_ring(ring: KeyRing) -> None:
+    """Give the projector the master keys that unwrap users' data keys."""
+    _ring[:] = [ring]
+
+
+def _open(cur: Cursor[Any], user_id: str, sealed: str | None) -> str | None:
+    if not _ring:
+        raise RuntimeError("the identity projector has no master key ring (use_key_ring)")
+    return open_sealed(cur, _ring[0], user_id, sealed)
+
+
+@projector.on(User.Registered)
+def user_registered(cur: Cursor[Any], event: User.Registered, ctx: EventContext) -> None:
+    user_id = event.originator_id
+    cur.execute(
+        'INSERT INTO "user" (id, name, email, email_verified, password, role, status, '
+        "is_active, created_at, updated_at) "
+        "VALUES (%s, %s, %s, %s, %s, %s, 'ACTIVE', true, %s, %s)",
+        (
+            user_id,
+            _open(cur, user_id, event.name),
+            _open(cur, user_id, event.email),
+            event.email_verified,
+            event.password_hash,
+            event.role,
+            event.timestamp,
+            event.timestamp,
+        ),
+    )
+
+
+@projector.on(User.EmailVerified)
+def email_verified(cur: Cursor[Any], event: User.EmailVerified, ctx: EventContext) -> None:
+    _update_user(cur, event, "email_verified = true")
+
+
+@projector.on(User.PasswordChanged)
+def password_changed(cur: Cursor[Any], event: User.PasswordChanged, ctx: EventContext) -> None:
+    _update_user(cur, event, "password = %s", event.password_hash)
+    if event.by_reset:
+        cur.execute(
+            "UPDATE session SET revoked_at = %s, revoked_reason = 'password_reset', "
+            "updated_at = %s WHERE user_id = %s AND revoked_at IS NULL",
+            (event.timestamp, event.timestamp, event.originator_id),
+        )
+        _revoke_tokens(cur, event.originator_id, event)
+
+
+@projector.on(User.ProfileChanged)
+def profile_changed(cur: Cursor[Any], event: User.ProfileChanged, ctx: EventContext) -> None:
+    for column in sorted(event.changes):
+        value = _open(cur, event.originator_id, event.changes[column])
+        if column == "name":
+            _update_user(cur, event, "name = %s", value)
+        elif column == "image":
+            _update_user(cur, event, "image = %s", value)
+
+
+@projector.on(User.RoleChanged)
+def role_changed(cur: Cursor[Any], event: User.RoleChanged, ctx: EventContext) -> None:
+    _update_user(cur, event, "role = %s", event.role)
+
+
+@projector.on(User.Suspended)
+def suspended(cur: Cursor[Any], event: User.Suspended, ctx: EventContext) -> None:
+    _update_user(cur, event, "status = 'SUSPENDED', is_active = false")
+
+
+@projector.on(User.Reactivated)
+def reactivated(cur: Cursor[Any], event: User.Reactivated, ctx: EventContext) -> None:
+    _update_user(cur, event, "status = 'ACTIVE', is_active = true")
+
+
+@projector.on(User.LoggedIn)
+def logged_in(cur: Cursor[Any], event: User.LoggedIn, ctx: EventContext) -> None:
+    _update_user(cur, event, "last_login_at = %s", event.timestamp)
+
+
+@projector.on(Session.Started)
+def session_started(cur: Cursor[Any], event: Session.Started, ctx: EventContext) -> None:
+    cur.execute(
+        "INSERT INTO session (id, user_id, ip_address, user_agent, expires_at, created_at, "
+        "updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+        (
+            event.originator_id,
+            event.user_id,
+            ctx.ip,
+            ctx.meta.get("user_agent"),
+            event.expires_at,
+            event.timestamp,
+            event.timestamp,
+        ),
+    )
+    _insert_token(cur, event.token_id, event.token_hash, event)
+
+
+@projector.on(Session.Refreshed)
+def session_refreshed(cur: Cursor[Any], event: Session.Refreshed, ctx: EventContext) -> None:
+    cur.execute(
+        "UPDATE refresh_token SET is_revoked = true, revoked_at = %s, replaced_by = %s "
+        "WHERE id = %s",
+        (event.timestamp, event.token_id, event.replaced_token_id),
+    )
+    cur.execute(
+        "UPDATE session SET expires_at = %s, last_refreshed_at = %s, updated_at = %s WHERE id = %s",
+        (event.expires_at, event.timestamp, event.timestamp, event.originator_id),
+    )
+    _insert_token(cur, event.token_id, event.token_hash, event)
+
+
+@projector.on(Session.Revoked)
+def session_revoked(cur: Cursor[Any], event: Session.Revoked, ctx: EventContext) -> None:
+    cur.execute(
+        "UPDATE session SET revoked_at = %s, revoked_reason = %s, updated_at = %s WHERE id = %s",
+        (event.timestamp, event.reason, event.timestamp, event.originator_id),
+    )
+    cur.execute(
+        "UPDATE refresh_token SET is_revoked = true, revoked_at = %s "
+        "WHERE session_id = %s AND NOT is_revoked",
+        (event.timestamp, event.originator_id),
+    )
+
+
+@projector.on(Verification.Issued)
+def verification_issued(cur: Cursor[Any], event: Verification.Issued, ctx: EventContext) -> None:
+    cur.execute(
+        "INSERT INTO verification (id, identifier, purpose, token_hash, expires_at, created_at) "
+        "VALUES (%s, %s, %s, %s, %s, %s)",
+        (
+            event.originator_id,
+            event.user_id,
+            event.purpose,
+            event.token_hash,
+            event.expires_at,
+            event.timestamp,
+        ),
+    )
+
+
+@projector.on(Verification.Consumed)
+def verification_consumed(
+    cur: Cursor[Any], event: Verification.Consumed, ctx: EventContext
+) -> None:
+    cur.execute(
+        "UPDATE verification SET consumed_at = %s WHERE id = %s",
+        (event.timestamp, event.originator_id),
+    )
+
+
+@projector.on(ApiKey.Created)
+def api_key_created(cur: Cursor[Any], event: ApiKey.Created, ctx: EventContext) -> None:
+    cur.execute(
+        "INSERT INTO api_key (id, user_id, name, prefix, key_hash, scopes, allowed_ips, "
+        "expires_at, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (
+            event.originator_id,
+            event.user_id,
+            event.name,
+            event.prefix,
+            event.key_hash,
+            jsonb(event.scopes),
+            jsonb(event.allowed_ips),
+            event.expires_at,
+            event.timestamp,
+            event.timestamp,
+        ),
+    )
+
+
+@projector.on(ApiKey.Used)
+def api_key_used(cur: Cursor[Any], event: ApiKey.Used, ctx: EventContext) -> None:
+    cur.execute(
+        "UPDATE api_key SET last_used_at = %s WHERE id = %s",
+        (event.timestamp, event.originator_id),
+    )
+
+
+@projector.on(ApiKey.Revoked)
+def api_key_revoked(cur: Cursor[Any], event: ApiKey.Revoked, ctx: EventContext) -> None:
+    cur.execute(
+        "UPDATE api_key SET is_active = false, revoked_at = %s, updated_at = %s WHERE id = %s",
+        (event.timestamp, event.timestamp, event.originator_id),
+    )
+
+
+@projector.on(SecurityEvent.Recorded)
+def security_event_recorded(
+    cur: Cursor[Any], event: SecurityEvent.Recorded, ctx: EventContext
+) -> None:
+    cur.execute(
+        "INSERT INTO security_event (id, event_type, severity, description, ip_address, "
+        "user_agent, user_id, resource_type, resource_id, metadata, created_at) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (
+            event.originator_id,
+            event.event_type,
+            event.severity,
+            event.description,
+            ctx.ip,
+            ctx.meta.get("user_agent"),
+            event.user_id,
+            event.resource_type,
+            event.resource_id,
+            jsonb(event.details),
+            event.timestamp,
+        ),
+    )
+
+
+@projector.on(SecurityEvent.Resolved)
+def security_event_resolved(
+    cur: Cursor[Any], event: SecurityEvent.Resolved, ctx: EventContext
+) -> None:
+    cur.execute(
+        "UPDATE security_event SET is_resolved = true, resolved_at = %s, resolved_by = %s "
+        "WHERE id = %s",
+        (event.timestamp, event.resolved_by, event.originator_id),
+    )
+
+
+def _insert_token(cur: Cursor[Any], token_id: str, token_hash: str, event: Any) -> None:
+    cur.execute(
+        "INSERT INTO refresh_token (id, token_hash, user_id, session_id, expires_at, created_at) "
+        "SELECT %s, %s, user_id, id, expires_at, %s FROM session WHERE id = %s",
+        (token_id, token_hash, event.timestamp, event.originator_id),
+    )
+
+
+def _revoke_tokens(cur: Cursor[Any], user_id: str, event: Any) -> None:
+    cur.execute(
+        "UPDATE refresh_token SET is_revoked = true, revoked_at = %s "
+        "WHERE user_id = %s AND NOT is_revoked",
+        (event.timestamp, user_id),
+    )
+
+
+def _update_user(cur: Cursor[Any], event: Any, assignment: str, *values: Any) -> None:
+    cur.execute(
+        f'UPDATE "user" SET {assignment}, updated_at = %s WHERE id = %s',
+        (*values, event.timestamp, event.originator_id),
+    )

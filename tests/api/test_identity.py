@@ -1,0 +1,195 @@
+"""Identity through the HTTP API: sign-up, sign-in, refresh rotation, reuse, keys, suspension."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from litestar.testing import TestClient
+
+from application.crypto import KeyRing
+from projections.identity import use_key_ring
+from projections.rebuild import Rebuilder
+from projections.registry import projector_named
+from tests.api.helpers import API, PASSWORD, Account, login, sign_up
+
+Client = TestClient[Any]
+
+
+def db(client: Client) -> str:
+    return str(client.app.state.services.database.url)
+
+
+def test_every_api_route_refuses_a_request_without_credentials(client: Client) -> None:
+    public = {
+        "/api/v1/auth/register",
+        "/api/v1/auth/login",
+        "/api/v1/auth/refresh",
+        "/api/v1/auth/verify-email",
+        "/api/v1/auth/password/forgot",
+        "/api/v1/auth/password/reset",
+    }
+    checked = 0
+    for route in client.app.routes:
+        if not route.path.startswith(API) or route.path in public:
+            continue
+        path = route.path.replace("{", "").replace("}", "").replace(":str", "")
+        for method in sorted(route.methods - {"OPTIONS", "HEAD"}):
+            response = client.request(method, path)
+            assert response.status_code == 401, (method, route.path, response.text)
+            assert response.headers["content-type"].startswith("application/problem+json")
+            checked += 1
+    assert checked >= 20
+
+
+def test_refresh_rotates_and_a_reused_token_ends_the_session(client: Client, user: Account) -> None:
+    first = user.tokens["refreshToken"]
+    rotated = client.post(f"{API}/auth/refresh", json={"refreshToken": first})
+    assert rotated.status_code == 200, rotated.text
+    second = rotated.json()
+    assert second["refreshToken"] != first
+    reused = client.post(f"{API}/auth/refresh", json={"refreshToken": first})
+    assert reused.status_code == 401
+    # The whole family is gone: the newest token and its access token stop too.
+    assert (
+        client.post(
+            f"{API}/auth/refresh", json={"refreshToken": second["refreshToken"]}
+        ).status_code
+        == 401
+    )
+    headers = {"Authorization": f"Bearer {second['accessToken']}"}
+    assert client.get(f"{API}/me", headers=headers).status_code == 401
+    with psycopg.connect(db(client)) as conn:
+        kinds = conn.execute(
+            "SELECT event_type, severity FROM security_event WHERE user_id = %s", (user.user_id,)
+        ).fetchall()
+    assert ("REFRESH_TOKEN_REUSE", "HIGH") in kinds
+
+
+def test_wrong_password_is_refused_and_recorded(client: Client, user: Account) -> None:
+    response = client.post(f"{API}/auth/login", json={"email": user.email, "password": "x" * 12})
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    with psycopg.connect(db(client)) as conn:
+        count = conn.execute(
+            "SELECT count(*) FROM security_event WHERE event_type = 'FAILED_LOGIN' "
+            "AND user_id = %s",
+            (user.user_id,),
+        ).fetchone()
+    assert count == (1,)
+
+
+def test_registering_an_address_twice_conflicts(client: Client, user: Account) -> None:
+    again = client.post(
+        f"{API}/auth/register", json={"email": user.email.upper(), "password": PASSWORD}
+    )
+    assert again.status_code == 409
+
+
+def test_a_suspended_user_is_cut_off_at_once(client: Client, owner: Account, user: Account) -> None:
+    key = client.post(
+        f"{API}/me/api-keys", headers=user, json={"name": "ci", "scopes": ["workflows:read"]}
+    ).json()
+    assert client.get(f"{API}/workflows", headers={"X-API-Key": key["key"]}).status_code == 200
+    suspended = client.post(f"{API}/users/{user.user_id}/suspend", headers=owner, json={})
+    assert suspended.status_code == 200, suspended.text
+    assert client.get(f"{API}/me", headers=user).status_code == 401
+    assert client.get(f"{API}/workflows", headers={"X-API-Key": key["key"]}).status_code == 401
+    refreshed = client.post(
+        f"{API}/auth/refresh", json={"refreshToken": user.tokens["refreshToken"]}
+    )
+    assert refreshed.status_code == 401
+    assert client.post(f"{API}/users/{user.user_id}/reactivate", headers=owner).status_code == 200
+    assert client.get(f"{API}/me", headers=user).status_code == 200
+
+
+def test_api_keys_are_limited_by_scope_and_address(client: Client, user: Account) -> None:
+    reader = client.post(
+        f"{API}/me/api-keys", headers=user, json={"name": "reader", "scopes": ["workflows:read"]}
+    ).json()
+    auth = {"Authorization": f"Bearer {reader['key']}"}
+    assert client.get(f"{API}/workflows", headers=auth).status_code == 200
+    assert client.post(f"{API}/workflows", headers=auth, json={"name": "x"}).status_code == 403
+    elsewhere = client.post(
+        f"{API}/me/api-keys",
+        headers=user,
+        json={"name": "office", "scopes": ["workflows:read"], "allowedIps": ["203.0.113.0/24"]},
+    ).json()
+    refused = client.get(f"{API}/workflows", headers={"X-API-Key": elsewhere["key"]})
+    assert refused.status_code == 403
+    assert (
+        client.post(
+            f"{API}/me/api-keys", headers=user, json={"name": "root", "scopes": ["admin"]}
+        ).status_code
+        == 422
+    )
+    listed = client.get(f"{API}/me/api-keys", headers=user).json()
+    assert all("key" not in item for item in listed)
+    assert client.delete(f"{API}/me/api-keys/{reader['id']}", headers=user).status_code == 200
+    assert client.get(f"{API}/workflows", headers=auth).status_code == 401
+
+
+def test_password_reset_by_mailed_token_ends_old_sessions(
+    client: Client, owner: Account, user: Account
+) -> None:
+    assert client.post(f"{API}/auth/password/forgot", json={"email": user.email}).status_code == 202
+    assert (
+        client.post(f"{API}/auth/password/forgot", json={"email": "nobody@example.com"}).status_code
+        == 202
+    )
+    mail = client.get(f"{API}/admin/mail-outbox", headers=owner).json()
+    assert client.get(f"{API}/admin/mail-outbox", headers=user).status_code == 403
+    body = next(
+        m["body"] for m in mail if m["userId"] == user.user_id and m["purpose"] == "PASSWORD_RESET"
+    )
+    token = body.strip().splitlines()[-1]
+    new_password = "a brand new long password"
+    reset = client.post(
+        f"{API}/auth/password/reset", json={"token": token, "password": new_password}
+    )
+    assert reset.status_code == 200, reset.text
+    assert (
+        client.post(
+            f"{API}/auth/password/reset", json={"token": token, "password": new_password}
+        ).status_code
+        == 422
+    )
+    assert (
+        client.post(
+            f"{API}/auth/refresh", json={"refreshToken": user.tokens["refreshToken"]}
+        ).status_code
+        == 401
+    )
+    login(client, user.email, new_password)
+
+
+def test_no_secret_or_personal_data_is_stored_in_clear(client: Client) -> None:
+    account = sign_up(client)
+    key = client.post(
+        f"{API}/me/api-keys", headers=account, json={"name": "k", "scopes": ["workflows:read"]}
+    ).json()["key"]
+    refreshed = client.post(
+        f"{API}/auth/refresh", json={"refreshToken": account.tokens["refreshToken"]}
+    ).json()
+    secrets = [
+        PASSWORD,
+        account.email,
+        key,
+        key.rsplit("_", 1)[1],
+        account.tokens["refreshToken"].split(".")[1],
+        refreshed["refreshToken"].split(".")[1],
+        account.tokens["accessToken"],
+    ]
+    with psycopg.connect(db(client)) as conn:
+        stored = conn.execute("SELECT convert_from(state, 'UTF8') FROM identity_events").fetchall()
+        audit = conn.execute("SELECT new_values::text FROM audit_log").fetchall()
+    text = "\n".join(row[0] for row in stored + audit)
+    for secret in secrets:
+        assert secret not in text
+
+
+def test_identity_tables_equal_a_rebuild_from_zero(client: Client) -> None:
+    sign_up(client)
+    use_key_ring(KeyRing.parse(client.app.state.services.settings.master_keys))
+    result = Rebuilder(db(client), projector_named("identity")).verify()
+    assert result.identical, result.differences
