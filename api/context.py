@@ -32,8 +32,17 @@ def services(connection: ASGIConnection[Any, Any, Any, Any]) -> Services:
 def current_actor(request: Request[Any, Any, Any]) -> Caller:
     """The authenticated caller of this request (see `api.auth`), with its request facts."""
     principal: Principal = request.state["principal"]
+    return caller_as(request, principal.user_id)
+
+
+def anonymous_caller(request: Request[Any, Any, Any]) -> Caller:
+    """The caller of a public route (sign-up, sign-in): nobody yet, from this client."""
+    return caller_as(request, "anonymous")
+
+
+def caller_as(request: Request[Any, Any, Any], user_id: str) -> Caller:
     return Caller(
-        user_id=principal.user_id,
+        user_id=user_id,
         correlation_id=request.scope.get("state", {}).get("request_id"),
         ip=request.client.host if request.client else None,
         user_agent=request.headers.get("user-agent"),

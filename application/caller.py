@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from application.eventstore import EventMetadata
 
@@ -15,6 +15,10 @@ class Caller:
     correlation_id: str | None = None
     ip: str | None = None
     user_agent: str | None = None
+
+    def acting_as(self, user_id: str) -> Caller:
+        """The same request, now attributed to `user_id` (who just signed up or in)."""
+        return replace(self, user_id=user_id)
 
     def metadata(self, causation_id: str | None = None) -> EventMetadata:
         return EventMetadata(

@@ -11,7 +11,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody
 
 from api.auth import PUBLIC, needs, principal_of
-from api.context import check_command_body, current_actor, services
+from api.context import anonymous_caller, check_command_body, current_actor, services
 from api.schemas.identity import (
     Accepted,
     ApiKeyCreated,
@@ -74,21 +74,12 @@ class _IdentityController(Controller):
     }
 
 
-def _anonymous_caller(request: AnyRequest) -> Caller:
-    return Caller(
-        user_id="anonymous",
-        correlation_id=request.scope.get("state", {}).get("request_id"),
-        ip=request.client.host if request.client else None,
-        user_agent=request.headers.get("user-agent"),
-    )
-
-
 class AuthCommands(Controller):
     path = "/auth"
     tags = ["auth"]
     before_request = check_command_body
     dependencies = {
-        "caller": Provide(_anonymous_caller, sync_to_thread=False),
+        "caller": Provide(anonymous_caller, sync_to_thread=False),
         "service": Provide(identity_service, sync_to_thread=False),
     }
 

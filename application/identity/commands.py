@@ -53,7 +53,9 @@ VERIFICATION_TTL = {
     Purpose.PASSWORD_RESET: timedelta(hours=1),
 }
 MAX_NAME = 200
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
+# No whitespace or control characters anywhere (PostgreSQL text refuses NUL, and a value the
+# projector cannot store would park it).
+_EMAIL = re.compile(r"^[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]{2,}$")
 
 
 @dataclass(frozen=True)
@@ -177,7 +179,7 @@ class IdentityService:
         claims: list[Aggregate] = [claim]
         if role is Role.OWNER:
             claims.append(EmailClaim.claim(INSTALLATION_CLAIM, user_id))
-        meta = Caller(user_id, caller.correlation_id, caller.ip, caller.user_agent).metadata()
+        meta = caller.acting_as(user_id).metadata()
         position = self.app.record(meta, user, *claims)
         if not verified:
             self._send_verification(caller, user, address, Purpose.EMAIL_VERIFICATION)
@@ -263,7 +265,7 @@ class IdentityService:
             expires_at=self.now() + self.refresh_ttl,
         )
         user.logged_in(session.id)
-        meta = Caller(user.id, caller.correlation_id, caller.ip, caller.user_agent).metadata()
+        meta = caller.acting_as(user.id).metadata()
         position = self.app.record(meta, user, session)
         return self._signed_in(user.id, session.id, refresh_secret, position)
 
@@ -285,7 +287,7 @@ class IdentityService:
             next_token_hash=token_hash(next_secret),
             expires_at=self.now() + self.refresh_ttl,
         )
-        meta = Caller(user.id, caller.correlation_id, caller.ip, caller.user_agent).metadata()
+        meta = caller.acting_as(user.id).metadata()
         if outcome is Redemption.REUSED:
             alert = SecurityEvent.record(
                 event_id=new_id(),
@@ -339,13 +341,6 @@ class IdentityService:
         allowed_ips: list[str],
         expires_at: datetime | None,
     ) -> NewApiKey:
-        beyond = [
-            Violation(f"/scopes/{i}", "is more than you may grant")
-            for i, scope in enumerate(scopes)
-            if not principal.may(scope)
-        ]
-        if beyond:
-            raise ValidationFailed(beyond)
         key_id = new_id()
         secret = new_token()
         key = ApiKey.create(
@@ -358,6 +353,7 @@ class IdentityService:
             allowed_ips=allowed_ips,
             expires_at=expires_at,
             now=self.now(),
+            grantable=principal.scopes,
         )
         position = self.app.record(caller.metadata(), key)
         return NewApiKey(key, api_key_text(key_id, secret), position)

@@ -68,17 +68,25 @@ class ApiKey(Aggregate):
         allowed_ips: list[str],
         expires_at: datetime | None,
         now: datetime,
+        grantable: frozenset[str],
     ) -> ApiKey:
+        """A new key; its scopes must be known and within what its creator holds."""
         violations: list[Violation] = []
-        if not name.strip() or len(name.strip()) > MAX_KEY_NAME:
-            violations.append(Violation("/name", f"must be 1 to {MAX_KEY_NAME} characters"))
+        if (
+            not name.strip()
+            or len(name.strip()) > MAX_KEY_NAME
+            or any(ord(ch) < 32 or ord(ch) == 127 for ch in name)
+        ):
+            violations.append(
+                Violation("/name", f"must be 1 to {MAX_KEY_NAME} printable characters")
+            )
         if not scopes:
             violations.append(Violation("/scopes", "must name at least one scope"))
-        violations += [
-            Violation(f"/scopes/{i}", f"must be one of {', '.join(SCOPES)}")
-            for i, scope in enumerate(scopes)
-            if scope not in SCOPES
-        ]
+        for i, scope in enumerate(scopes):
+            if scope not in SCOPES:
+                violations.append(Violation(f"/scopes/{i}", f"must be one of {', '.join(SCOPES)}"))
+            elif scope not in grantable:
+                violations.append(Violation(f"/scopes/{i}", "is more than you may grant"))
         if len(allowed_ips) > MAX_ALLOWED_IPS:
             violations.append(Violation("/allowedIps", f"has more than {MAX_ALLOWED_IPS} entries"))
         networks: list[str] = []

@@ -12,12 +12,10 @@ from pathlib import Path
 import psycopg
 
 from application.caller import Caller
-from application.crypto import KeyRing
 from application.workflows.commands import WorkflowService
-from tests.integration.helpers import GRAPH, poison, populate
+from tests.integration.helpers import CLI_KEYS, GRAPH, poison, populate
 
 ROOT = Path(__file__).resolve().parents[2]
-E2E_MASTER_KEYS = KeyRing.generate()
 
 
 def a2n(
@@ -28,9 +26,7 @@ def a2n(
     }
     if database_url:
         environment["DATABASE_URL"] = database_url
-    # Keys for the projectors that open sealed personal data, never a file in the checkout.
-    environment["A2N_SECRET_KEY"] = "e2e-secret-key-0123456789abcdefghijklmnop"
-    environment["A2N_MASTER_KEYS"] = E2E_MASTER_KEYS
+    environment.update(CLI_KEYS)
     environment.update(env)
     return subprocess.run(
         [sys.executable, "-m", "api.cli", *args],

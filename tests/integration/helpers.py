@@ -8,6 +8,7 @@ from typing import Any
 import psycopg
 
 from application.caller import Caller
+from application.crypto import KeyRing
 from application.workflows.commands import WorkflowService
 
 GRAPH = {"nodes": [{"id": "a", "type": "noop"}], "connections": []}
@@ -62,3 +63,10 @@ def poison(url: str, workflow_id: str) -> int:
         ).fetchone()
     assert row is not None
     return int(row[0])
+
+
+CLI_KEYS = {
+    "A2N_SECRET_KEY": "cli-test-secret-key-0123456789abcdefghijkl",
+    "A2N_MASTER_KEYS": KeyRing.generate(),
+}
+"""Keys for `a2n` subprocesses, so none generates a keys file inside the checkout."""

@@ -15,7 +15,7 @@ from application.caller import Caller
 from application.workflows.commands import WorkflowService
 from projections.rebuild import Rebuilder
 from projections.registry import PROJECTORS
-from tests.integration.helpers import populate, rows
+from tests.integration.helpers import CLI_KEYS, populate, rows
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,6 +26,7 @@ def start_projectors(url: str) -> subprocess.Popen[bytes]:
         "DATABASE_URL": url,
         "A2N_PROJECTION_BATCH_SIZE": "25",
         "A2N_LOG_LEVEL": "warning",
+        **CLI_KEYS,
     }
     return subprocess.Popen(
         [sys.executable, "-m", "api.cli", "project", "run"],
