@@ -11,7 +11,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
 
 from api import ops
-from api.auth import authenticate
+from api.auth import AuthenticationMiddleware, authorize
 from api.commands.identity import (
     AuthCommands,
     MeCommands,
@@ -24,6 +24,7 @@ from api.problems import EXCEPTION_HANDLERS
 from api.queries.audit import AuditQueries
 from api.queries.identity import MeQueries, OutboxQueries, UserQueries
 from api.queries.workflows import WorkflowQueries
+from api.ratelimit import RateLimitMiddleware
 from api.services import open_services
 from application.database import Database, resolve_database
 from application.settings import Settings
@@ -66,7 +67,8 @@ def create_app(
                     WorkflowQueries,
                     AuditQueries,
                 ],
-                guards=[authenticate],
+                middleware=[AuthenticationMiddleware(), RateLimitMiddleware(_rate_limiting_of)],
+                guards=[authorize],
             ),
         ],
         lifespan=[lifespan],
@@ -88,3 +90,7 @@ def create_app(
 
 def _metrics_of(scope: Any) -> Any:
     return scope["app"].state.services.metrics
+
+
+def _rate_limiting_of(scope: Any) -> Any:
+    return scope["app"].state.services.rate_limiting

@@ -1,10 +1,12 @@
 """Authentication and authorization for every /api/v1 route.
 
-One router-level guard resolves the caller from `Authorization: Bearer <access token>`,
-`Authorization: Bearer a2n_<api key>` or `X-API-Key`, then checks the route's declared scope.
-Routes opt out with `opt=PUBLIC` (sign-in and friends); routes declare what they need with
-`opt=needs("workflows:write")`. The resolved principal lives in the request state for
-`current_actor`, the rate limiter and the handlers.
+A router-level middleware resolves the caller from `Authorization: Bearer <access token>`,
+`Authorization: Bearer a2n_<api key>` or `X-API-Key`; the router's guard then checks the route's
+declared scope. Authentication is a middleware, not part of the guard, so that the rate limiter
+(the next middleware) counts each caller by user or API key rather than by address, and refuses
+over-limit requests before any handler work. Routes opt out with `opt=PUBLIC` (sign-in and
+friends); routes declare what they need with `opt=needs("workflows:write")`. The resolved
+principal lives in the request state for `current_actor`, the rate limiter and the handlers.
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ from typing import Any
 import structlog
 from anyio import to_thread
 from litestar.connection import ASGIConnection
+from litestar.enums import ScopeType
 from litestar.handlers.base import BaseRouteHandler
+from litestar.middleware import ASGIMiddleware
+from litestar.types import ASGIApp, Receive, Scope, Send
 
 from api.context import services
 from application.errors import Forbidden, NotAuthenticated
@@ -31,12 +36,19 @@ def needs(scope: str, **opt: Any) -> dict[str, Any]:
     return {"scope": scope, **opt}
 
 
-async def authenticate(
-    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
-) -> None:
-    """Guard: every route needs a live principal with the route's scope, unless it is public."""
-    if handler.opt.get("public"):
-        return
+class AuthenticationMiddleware(ASGIMiddleware):
+    """Every non-public route needs a live principal; without one the answer is 401."""
+
+    scopes = (ScopeType.HTTP,)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        handler = scope.get("route_handler")
+        if handler is not None and not handler.opt.get("public"):
+            await _authenticate(ASGIConnection(scope, receive, send))
+        await next_app(scope, receive, send)
+
+
+async def _authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> None:
     found = services(connection)
     credential = _credential(connection)
     if credential is None:
@@ -51,8 +63,12 @@ async def authenticate(
     connection.scope.setdefault("state", {})["actor"] = principal
     if result.record_use and principal.api_key_id:
         await _record_use(found.identity.api_key_used, principal.api_key_id)
+
+
+def authorize(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    """Guard: the authenticated principal must hold the route's declared scope."""
     scope = handler.opt.get("scope")
-    if scope is not None and not principal.may(scope):
+    if scope is not None and not principal_of(connection).may(scope):
         raise Forbidden(f"this needs the {scope} scope")
 
 

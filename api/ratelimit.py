@@ -7,7 +7,8 @@ group in `opt={"rate_limit": "auth"}` (or `None` to be exempt) instead of relyin
 
 The caller is `scope["state"]["actor"]` when authentication has set it (an object with `user_id`
 and optionally `api_key_id`), else the client address; put this middleware after the one that
-authenticates, or every caller is counted by address.
+authenticates, or every caller is counted by address. The limiting itself is looked up per
+request (`limiting_of`), because the app builds its limiter at start-up, after the middleware.
 """
 
 from __future__ import annotations
@@ -22,14 +23,7 @@ from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.problems import problem
-from application.ratelimit import (
-    BlockedWindowRecorder,
-    RateLimiter,
-    RateLimiterUnavailable,
-    RateLimiting,
-    RateLimitPolicy,
-    Verdict,
-)
+from application.ratelimit import RateLimiterUnavailable, RateLimiting, Verdict
 
 log = structlog.get_logger("a2n.ratelimit")
 
@@ -43,6 +37,7 @@ EXEMPT_PATHS = ("/health", "/ready", "/metrics", "/schema")
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 Classify = Callable[[Scope], str | None]
+LimitingOf = Callable[[Scope], RateLimiting]
 
 
 def route_group(scope: Scope) -> str | None:
@@ -84,14 +79,12 @@ class RateLimitMiddleware(ASGIMiddleware):
 
     def __init__(
         self,
-        limiter: RateLimiter,
+        limiting_of: LimitingOf,
         *,
-        policy: RateLimitPolicy | None = None,
-        recorder: BlockedWindowRecorder | None = None,
         classify: Classify = route_group,
         fail_open: bool = True,
     ) -> None:
-        self.limiting = RateLimiting(limiter, policy, recorder)
+        self.limiting_of = limiting_of
         self.classify = classify
         self.fail_open = fail_open
         self._store_down = False  # process-wide on purpose: log an outage once, not per request
@@ -104,7 +97,7 @@ class RateLimitMiddleware(ASGIMiddleware):
         actor = scope.get("state", {}).get("actor")
         client = scope.get("client")
         try:
-            verdict = await self.limiting.check(
+            verdict = await self.limiting_of(scope).check(
                 group,
                 ip=client[0] if client else None,
                 user_id=getattr(actor, "user_id", None),

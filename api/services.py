@@ -17,6 +17,14 @@ from application.identity.authenticate import Authenticator
 from application.identity.commands import IdentityService, identity_service
 from application.keys import load_keys
 from application.positions import ProjectionPositions
+from application.ratelimit import (
+    BlockedWindowRecorder,
+    MemoryRateLimiter,
+    RateLimiter,
+    RateLimiting,
+    RateLimitPolicy,
+    RedisRateLimiter,
+)
 from application.settings import Settings
 from application.workflows.app import WorkflowsApp
 from application.workflows.commands import WorkflowService
@@ -37,6 +45,7 @@ class Services:
     identity: IdentityService
     authenticator: Authenticator
     metrics: Metrics
+    rate_limiting: RateLimiting
     redis: aioredis.Redis | None = None
     supervisor: ProjectionSupervisor | None = None
 
@@ -81,9 +90,12 @@ async def open_services(
         stack.push_async_callback(positions.stop)
 
         redis_client: Any = None
+        limiter: RateLimiter = MemoryRateLimiter()
         if settings.redis_url:
             redis_client = aioredis.from_url(settings.redis_url, socket_timeout=2)
             stack.push_async_callback(redis_client.aclose)
+            limiter = RedisRateLimiter(redis_client, prefix=f"a2n:{database.name}:ratelimit:")
+        policy = RateLimitPolicy.parse(settings.rate_limits or "")
 
         supervisor = None
         if run_projectors:
@@ -110,6 +122,7 @@ async def open_services(
             identity=identity,
             authenticator=Authenticator(pool, identity.signer, positions),
             metrics=Metrics(),
+            rate_limiting=RateLimiting(limiter, policy, BlockedWindowRecorder(pool)),
             redis=redis_client,
             supervisor=supervisor,
         )

@@ -38,6 +38,11 @@ class Database:
     source: str
     server: Any = field(default=None, repr=False)
 
+    @property
+    def name(self) -> str:
+        """The database name; it prefixes this installation's keys in a shared Redis."""
+        return str(conninfo_to_dict(self.url).get("dbname") or DEFAULT_DATABASE)
+
     def describe(self) -> str:
         return f"{redact(self.url)} ({self.source})"
 

@@ -21,7 +21,7 @@ import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any, Literal, Protocol
@@ -78,6 +78,34 @@ class RateLimitPolicy:
         """The default limits with some groups replaced, added, or removed (`None`)."""
         limits = {**DEFAULT_LIMITS, **changes}
         return cls(MappingProxyType({k: v for k, v in limits.items() if v is not None}))
+
+    @classmethod
+    def parse(cls, text: str) -> RateLimitPolicy:
+        """The policy of an `A2N_RATE_LIMITS` value: the defaults changed by comma-separated
+        `group=requests/seconds` or `group=off` items, or `off` alone to limit nothing.
+
+        Auth limits keep counting per address: they guard routes used before sign-in."""
+        if text.strip().lower() == "off":
+            return cls(MappingProxyType({}))
+        changes: dict[str, Limit | None] = {}
+        for item in filter(None, (part.strip() for part in text.split(","))):
+            group, sep, value = item.partition("=")
+            group, value = group.strip(), value.strip().lower()
+            if not sep or not group.isidentifier():
+                raise ValueError(f"expected group=requests/seconds or group=off, got {item!r}")
+            if value == "off":
+                changes[group] = None
+                continue
+            requests, slash, window = value.partition("/")
+            try:
+                limit = Limit(int(requests), float(window) if slash else 60.0)
+            except ValueError:
+                raise ValueError(
+                    f"expected {group}=requests/seconds (e.g. {group}=100/60), got {item!r}"
+                ) from None
+            default = DEFAULT_LIMITS.get(group)
+            changes[group] = replace(limit, key_by=default.key_by) if default else limit
+        return cls.defaults(**changes)
 
     def limit_for(self, group: str) -> Limit | None:
         return self.limits.get(group)

@@ -71,6 +71,9 @@ class Settings:
     registration: RegistrationMode = "open"
     """A2N_REGISTRATION: open (anyone may register) or invite (only the first account, the
     OWNER; later accounts are created by an admin)."""
+    rate_limits: str | None = None
+    """A2N_RATE_LIMITS: changes to the default API rate limits per route group, e.g.
+    `auth=10/60,write=120/60,read=off` (requests/seconds), or `off`. Unset: the defaults."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -162,6 +165,13 @@ def _master_keys(raw: str) -> str:
     return raw
 
 
+def _rate_limits(raw: str) -> str:
+    from application.ratelimit import RateLimitPolicy
+
+    RateLimitPolicy.parse(raw)
+    return raw
+
+
 def _host(raw: str) -> str:
     if any(ch.isspace() for ch in raw):
         raise ValueError(f"expected a host name or address, got {raw!r}")
@@ -188,4 +198,5 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "access_token_ttl": ("A2N_ACCESS_TOKEN_TTL", _integer(30, 24 * 3600)),
     "refresh_token_ttl": ("A2N_REFRESH_TOKEN_TTL", _integer(300, 365 * 24 * 3600)),
     "registration": ("A2N_REGISTRATION", _choice(RegistrationMode)),
+    "rate_limits": ("A2N_RATE_LIMITS", _rate_limits),
 }

@@ -32,20 +32,29 @@ def api_settings(database_url: str, redis_url: str, tmp_path_factory: Any) -> Se
         secret_key=TEST_SECRET_KEY,
         master_keys=TEST_MASTER_KEYS,
         data_dir=tmp_path_factory.mktemp("a2n-data"),
+        # Every test client request comes from one address: limits apart from the rate limit
+        # tests would only make the suite flaky.
+        rate_limits="off",
     )
 
 
 @pytest.fixture(scope="session")
-def client(api_settings: Settings) -> Iterator[TestClient[Any]]:
+def client_and_owner(api_settings: Settings) -> Iterator[tuple[TestClient[Any], Account]]:
+    """The app, and its OWNER registered first thing, whichever test happens to run first."""
     app = create_app(api_settings, run_projectors=True)
     with TestClient(app, raise_server_exceptions=False) as test_client:
-        yield test_client
+        yield test_client, owner_of(test_client)
 
 
 @pytest.fixture(scope="session")
-def owner(client: TestClient[Any]) -> Account:
+def client(client_and_owner: tuple[TestClient[Any], Account]) -> TestClient[Any]:
+    return client_and_owner[0]
+
+
+@pytest.fixture(scope="session")
+def owner(client_and_owner: tuple[TestClient[Any], Account]) -> Account:
     """The installation's OWNER (the first account registered in this database)."""
-    return owner_of(client)
+    return client_and_owner[1]
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from application.ratelimit import (
     Limit,
     MemoryRateLimiter,
     RateLimiter,
+    RateLimiting,
     RateLimitPolicy,
     RedisRateLimiter,
 )
@@ -94,16 +95,13 @@ def build_app(
         if isinstance(limiter, RedisRateLimiter):
             await limiter.client.aclose()
 
+    recorder = BlockedWindowRecorder(pool) if pool is not None else None
+    limiting = RateLimiting(limiter, POLICY, recorder)
     app = Litestar(
         route_handlers=[read_things, write_thing, login, health, exempt],
         middleware=[
             fake_authentication,
-            RateLimitMiddleware(
-                limiter,
-                policy=POLICY,
-                recorder=BlockedWindowRecorder(pool) if pool is not None else None,
-                fail_open=fail_open,
-            ),
+            RateLimitMiddleware(lambda _: limiting, fail_open=fail_open),
         ],
         on_startup=[open_pool],
         on_shutdown=[close],
