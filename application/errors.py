@@ -30,6 +30,15 @@ class NotAuthenticated(Exception):
     """No valid credentials: missing, malformed, expired or revoked (the cause is not told)."""
 
 
+class AccessRevoked(NotAuthenticated):
+    """Refused, and the refusal itself revoked access (a reused refresh token ends its session).
+    `position` is where the revocation was recorded, so the API answers only once it holds."""
+
+    def __init__(self, message: str, position: int) -> None:
+        super().__init__(message)
+        self.position = position
+
+
 class Forbidden(Exception):
     """The caller is known but lacks the role or scope this needs."""
 

@@ -30,6 +30,7 @@ from api.schemas.identity import (
     UserCommandResult,
 )
 from application.caller import Caller
+from application.errors import AccessRevoked
 from application.eventstore import Recorded
 from application.identity.authenticate import IDENTITY_READER
 from application.identity.commands import IdentityService, SignedIn
@@ -119,16 +120,22 @@ class AuthCommands(Controller):
         "/refresh",
         summary="Trade a refresh token for new tokens (rotates it)",
         opt=PUBLIC,
-        sync_to_thread=True,
         status_code=200,
     )
-    def refresh(
+    async def refresh(
         self,
+        request: AnyRequest,
         data: JSONBody[Refresh],
         caller: NamedDependency[Caller],
         service: NamedDependency[IdentityService],
     ) -> Tokens:
-        return _tokens(service.refresh(caller, data.refresh_token))
+        try:
+            signed_in = await to_thread.run_sync(service.refresh, caller, data.refresh_token)
+        except AccessRevoked as revoked:
+            # A reused token ended its session: its access tokens must be dead when we answer.
+            await _settled(request, revoked.position)
+            raise
+        return _tokens(signed_in)
 
     @post(
         "/verify-email",
@@ -165,24 +172,24 @@ class AuthCommands(Controller):
         "/password/reset",
         summary="Set a new password with the mailed token; ends sessions",
         opt=PUBLIC,
-        sync_to_thread=True,
         status_code=200,
     )
-    def reset_password(
+    async def reset_password(
         self,
+        request: AnyRequest,
         data: JSONBody[ResetPassword],
         caller: NamedDependency[Caller],
         service: NamedDependency[IdentityService],
     ) -> UserCommandResult:
-        return _user_result(service.reset_password(caller, data.token, data.password))
+        return await _applied(request, service.reset_password, caller, data.token, data.password)
 
 
 class SessionCommands(_IdentityController):
     path = "/"
     tags = ["auth"]
 
-    @post("/auth/logout", summary="End the current session", sync_to_thread=True, status_code=200)
-    def logout(
+    @post("/auth/logout", summary="End the current session", status_code=200)
+    async def logout(
         self,
         request: AnyRequest,
         caller: NamedDependency[Caller],
@@ -191,7 +198,7 @@ class SessionCommands(_IdentityController):
         principal = principal_of(request)
         if principal.session_id is None:
             return Accepted(detail="API keys have no session; revoke the key instead.")
-        position = service.end_session(caller, principal, principal.session_id)
+        position = await _end_session(request, caller, service, principal.session_id)
         return Accepted(detail="Signed out.", position=position)
 
 
@@ -226,18 +233,17 @@ class MeCommands(_IdentityController):
 
     @delete(
         "/sessions/{session_id:str}",
-        summary="End one of your sessions",
-        sync_to_thread=True,
+        summary="End one of your sessions (its tokens stop working before this answers)",
         status_code=200,
     )
-    def end_session(
+    async def end_session(
         self,
         request: AnyRequest,
         session_id: FromPath[str],
         caller: NamedDependency[Caller],
         service: NamedDependency[IdentityService],
     ) -> Accepted:
-        position = service.end_session(caller, principal_of(request), session_id)
+        position = await _end_session(request, caller, service, session_id)
         return Accepted(detail="The session was ended.", position=position)
 
     @post(
@@ -351,6 +357,15 @@ async def _applied(request: AnyRequest, command: Any, *args: Any) -> UserCommand
     recorded: Recorded[User] = await to_thread.run_sync(lambda: command(*args))
     await _settled(request, recorded.position)
     return _user_result(recorded)
+
+
+async def _end_session(
+    request: AnyRequest, caller: Caller, service: IdentityService, session_id: str
+) -> int:
+    principal = principal_of(request)
+    position = await to_thread.run_sync(service.end_session, caller, principal, session_id)
+    await _settled(request, position)
+    return position
 
 
 async def _settled(request: AnyRequest, position: int) -> None:

@@ -19,7 +19,7 @@ from psycopg_pool import ConnectionPool
 
 from application.caller import Caller
 from application.crypto import keyed_digest, new_token, same_hash, token_hash
-from application.errors import Conflict, Forbidden, NotAuthenticated, NotFound
+from application.errors import AccessRevoked, Conflict, Forbidden, NotAuthenticated, NotFound
 from application.eventstore import Recorded
 from application.identity.app import IdentityApp
 from application.identity.mail import Outbox
@@ -298,8 +298,8 @@ class IdentityService:
                 resource_type="SESSION",
                 resource_id=session.id,
             )
-            self.app.record(meta, session, alert)
-            raise NotAuthenticated("the refresh token is not valid")
+            position = self.app.record(meta, session, alert)
+            raise AccessRevoked("the refresh token is not valid", position)
         if outcome is Redemption.REFUSED or not user.accepts_session(session.created_on):
             raise NotAuthenticated("the refresh token is not valid")
         try:

@@ -12,6 +12,7 @@ from projections.identity import use_key_ring
 from projections.rebuild import Rebuilder
 from projections.registry import projector_named
 from tests.api.helpers import API, PASSWORD, Account, login, sign_up
+from tests.integration.helpers import rows, wait_until
 
 Client = TestClient[Any]
 
@@ -59,24 +60,16 @@ def test_refresh_rotates_and_a_reused_token_ends_the_session(client: Client, use
     )
     headers = {"Authorization": f"Bearer {second['accessToken']}"}
     assert client.get(f"{API}/me", headers=headers).status_code == 401
-    with psycopg.connect(db(client)) as conn:
-        kinds = conn.execute(
-            "SELECT event_type, severity FROM security_event WHERE user_id = %s", (user.user_id,)
-        ).fetchall()
-    assert ("REFRESH_TOKEN_REUSE", "HIGH") in kinds
+    alerts = "SELECT event_type, severity FROM security_event WHERE user_id = %s"
+    wait_until(lambda: ("REFRESH_TOKEN_REUSE", "HIGH") in rows(db(client), alerts, (user.user_id,)))
 
 
 def test_wrong_password_is_refused_and_recorded(client: Client, user: Account) -> None:
     response = client.post(f"{API}/auth/login", json={"email": user.email, "password": "x" * 12})
     assert response.status_code == 401
     assert response.headers["www-authenticate"].startswith("Bearer")
-    with psycopg.connect(db(client)) as conn:
-        count = conn.execute(
-            "SELECT count(*) FROM security_event WHERE event_type = 'FAILED_LOGIN' "
-            "AND user_id = %s",
-            (user.user_id,),
-        ).fetchone()
-    assert count == (1,)
+    failures = "SELECT id FROM security_event WHERE event_type = 'FAILED_LOGIN' AND user_id = %s"
+    wait_until(lambda: len(rows(db(client), failures, (user.user_id,))) == 1)
 
 
 def test_registering_an_address_twice_conflicts(client: Client, user: Account) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -12,6 +14,15 @@ from application.crypto import KeyRing
 from application.workflows.commands import WorkflowService
 
 GRAPH = {"nodes": [{"id": "a", "type": "noop"}], "connections": []}
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 15.0) -> None:
+    """For what projectors do in the background: poll until true, fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.02)
 
 
 def rows(url: str, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:

@@ -3,7 +3,6 @@ rebuild and verify."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -19,17 +18,16 @@ from projections.registry import PROJECTORS
 from projections.runner import HandlerFailed, ProjectionRunner
 from projections.status import projection_status, resume
 from projections.supervisor import ProjectionSupervisor
-from tests.integration.helpers import GRAPH, poison, populate, rows, table_contents
+from tests.integration.helpers import (
+    GRAPH,
+    poison,
+    populate,
+    rows,
+    table_contents,
+    wait_until,
+)
 
 Wait = Callable[[Callable[[], bool]], None]
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
 
 
 def tracked(url: str, projector: str) -> int:
