@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import msgspec
@@ -15,6 +16,7 @@ from application.caller import Caller
 from application.errors import InvalidParameter
 from application.identity.principal import Principal
 from application.positions import Reader
+from application.row_security import reading_as
 
 MIN_POSITION_HEADER = "A2N-Min-Position"
 _ETAG = re.compile(r'^(?:W/)?"(\d{1,10})"$')
@@ -33,6 +35,14 @@ def current_actor(request: Request[Any, Any, Any]) -> Caller:
     """The authenticated caller of this request (see `api.auth`), with its request facts."""
     principal: Principal = request.state["principal"]
     return caller_as(request, principal.user_id)
+
+
+def read_models(request: Request[Any, Any, Any]) -> AbstractAsyncContextManager[Any]:
+    """A read-model connection under row-level security, acting as this request's caller: the
+    database itself keeps other users' rows out, whatever the query's WHERE clause says."""
+    principal: Principal = request.state["principal"]
+    role = principal.role.value if principal.is_admin else "USER"
+    return reading_as(services(request).pool, principal.user_id, role)
 
 
 def anonymous_caller(request: Request[Any, Any, Any]) -> Caller:

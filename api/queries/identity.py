@@ -8,7 +8,7 @@ from litestar import Controller, Request, get
 from litestar.params import FromPath, QueryParameter
 
 from api.auth import needs, principal_of
-from api.context import readers, services, wait_for_min_position
+from api.context import read_models, readers, wait_for_min_position
 from api.schemas.identity import ApiKeyRead, MailRead, SessionRead, UserPage, UserRead
 from application.errors import Forbidden, NotFound
 from application.identity.queries import (
@@ -37,13 +37,13 @@ class MeQueries(Controller):
     @get("/sessions", summary="Your sessions that have not ended", opt=READS_IDENTITY)
     async def sessions(self, request: AnyRequest) -> list[SessionRead]:
         principal = principal_of(request)
-        async with services(request).pool.connection() as conn:
+        async with read_models(request) as conn:
             rows = await list_sessions(conn, principal.user_id)
         return [SessionRead(**row, current=row["id"] == principal.session_id) for row in rows]
 
     @get("/api-keys", summary="Your API keys (never their secrets)", opt=READS_IDENTITY)
     async def api_keys(self, request: AnyRequest) -> list[ApiKeyRead]:
-        async with services(request).pool.connection() as conn:
+        async with read_models(request) as conn:
             rows = await list_api_keys(conn, principal_of(request).user_id)
         return [ApiKeyRead(**row) for row in rows]
 
@@ -60,7 +60,7 @@ class UserQueries(Controller):
         limit: Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
         cursor: Annotated[str | None, QueryParameter(max_length=512)] = None,
     ) -> UserPage:
-        async with services(request).pool.connection() as conn:
+        async with read_models(request) as conn:
             page = await list_users(conn, limit=limit, cursor=cursor)
         return UserPage([UserRead(**row) for row in page.items], page.next_cursor)
 
@@ -85,13 +85,13 @@ class OutboxQueries(Controller):
     ) -> list[MailRead]:
         if principal_of(request).role is not Role.OWNER:
             raise Forbidden("only an OWNER may read the mail outbox")
-        async with services(request).pool.connection() as conn:
+        async with read_models(request) as conn:
             rows = await list_outbox(conn, limit=limit)
         return [MailRead(**row) for row in rows]
 
 
 async def _user(request: AnyRequest, user_id: str) -> UserRead:
-    async with services(request).pool.connection() as conn:
+    async with read_models(request) as conn:
         row = await get_user(conn, user_id)
     if row is None:
         raise NotFound(user_id)

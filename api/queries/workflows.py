@@ -11,7 +11,14 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, QueryParameter
 
 from api.auth import needs
-from api.context import current_actor, etag, readers, services, wait_for_min_position
+from api.context import (
+    current_actor,
+    etag,
+    read_models,
+    readers,
+    services,
+    wait_for_min_position,
+)
 from api.schemas.workflows import WorkflowPage, WorkflowRead, WorkflowState, WorkflowSummary
 from application.caller import Caller
 from application.errors import InvalidParameter, NotFound
@@ -55,7 +62,7 @@ class WorkflowQueries(Controller):
             visibility=visibility,
             include_archived=include_archived,
         )
-        async with services(request).pool.connection() as conn:
+        async with read_models(request) as conn:
             page = await list_workflows(conn, where, limit=limit, cursor=cursor)
         return WorkflowPage(
             items=[WorkflowSummary(**row) for row in page.items], next_cursor=page.next_cursor
@@ -78,7 +85,7 @@ class WorkflowQueries(Controller):
             return await self._historical(request, caller, workflow_id, version, as_of)
         if not is_id(workflow_id):
             raise NotFound(workflow_id)
-        async with services(request).pool.connection() as conn:
+        async with read_models(request) as conn:
             row = await get_workflow(conn, caller.user_id, workflow_id)
         if row is None:
             raise NotFound(workflow_id)

@@ -1,0 +1,191 @@
+"""Row-level security: raw SQL as the API's database role sees only the caller's rows (and rows
+shared with everyone), even without a WHERE clause; the analyst role sees every row but no
+secret or personal column."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+import pytest
+from litestar.testing import TestClient
+
+from tests.api.helpers import API, Account, create, sign_up
+
+APP_TABLES = {
+    "user",
+    "session",
+    "refresh_token",
+    "account",
+    "api_key",
+    "security_event",
+    "mail_outbox",
+    "api_rate_limit",
+    "workflow",
+    "workflow_version",
+    "audit_log",
+}
+"""Every table the API's role may read; anything else (event store, data keys, verification
+tokens, migrations bookkeeping) it must not touch at all."""
+
+SECRET_WORDS = ("password", "secret", "hash", "token", "ip_address", "user_agent")
+PERSONAL_COLUMNS = {"email", "to_address", "body"}
+PERSONAL = {("user", "name"), ("user", "image"), ("account", "account_id")}
+
+
+@contextmanager
+def as_role(
+    database_url: str, role: str, user_id: str | None = None, user_role: str | None = None
+) -> Iterator[psycopg.Connection[Any]]:
+    """A transaction as `role`, acting for `user_id`, the way a DBA or an attacker with a SQL
+    prompt would set it up: plain SQL, not A2N's own helper."""
+    with psycopg.connect(database_url) as conn:
+        conn.execute(f"SET ROLE {role}")
+        if user_id is not None:
+            conn.execute("SELECT set_config('app.current_user_id', %s, true)", (user_id,))
+        if user_role is not None:
+            conn.execute("SELECT set_config('app.current_user_role', %s, true)", (user_role,))
+        yield conn
+        conn.rollback()
+
+
+def values(conn: psycopg.Connection[Any], query: str) -> set[Any]:
+    return {row[0] for row in conn.execute(query).fetchall()}  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def two_users(client: TestClient[Any]) -> tuple[Account, Account, dict[str, str]]:
+    alice, bob = sign_up(client), sign_up(client)
+    workflows = {
+        "alice": create(client, alice)["id"],
+        "bob_private": create(client, bob)["id"],
+        "bob_public": create(client, bob, visibility="PUBLIC")["id"],
+    }
+    created = client.post(
+        f"{API}/me/api-keys", json={"name": "bob's key", "scopes": ["workflows:read"]}, headers=bob
+    )
+    assert created.status_code == 201, created.text
+    # Reads of the API wait for the projections, so every row is in place after these.
+    for account in (alice, bob):
+        assert client.get(f"{API}/me/api-keys", headers=account).status_code == 200
+        assert client.get(f"{API}/workflows", headers=account).status_code == 200
+    return alice, bob, workflows
+
+
+def test_a_user_sees_only_their_rows_without_any_where_clause(
+    database_url: str, two_users: tuple[Account, Account, dict[str, str]]
+) -> None:
+    alice, bob, workflows = two_users
+    with as_role(database_url, "a2n_app", alice.user_id) as conn:
+        assert values(conn, 'SELECT id FROM "user"') == {alice.user_id}
+        assert values(conn, "SELECT user_id FROM session") == {alice.user_id}
+        assert values(conn, "SELECT user_id FROM refresh_token") == {alice.user_id}
+        assert values(conn, "SELECT user_id FROM api_key") == set()
+        seen = values(conn, "SELECT id FROM workflow")
+        assert workflows["alice"] in seen
+        assert workflows["bob_public"] in seen
+        assert workflows["bob_private"] not in seen
+        assert values(conn, "SELECT user_id FROM workflow WHERE visibility = 'PRIVATE'") == {
+            alice.user_id
+        }
+        assert alice.user_id in values(conn, "SELECT resource_id FROM audit_log")
+        assert workflows["bob_private"] not in values(conn, "SELECT resource_id FROM audit_log")
+        assert values(conn, "SELECT id FROM mail_outbox") == set()
+    with as_role(database_url, "a2n_app", bob.user_id) as conn:
+        assert values(conn, "SELECT user_id FROM api_key") == {bob.user_id}
+        assert workflows["bob_private"] in values(conn, "SELECT id FROM workflow")
+
+
+def test_without_a_user_nothing_private_is_visible(
+    database_url: str, two_users: tuple[Account, Account, dict[str, str]]
+) -> None:
+    _, _, workflows = two_users
+    with as_role(database_url, "a2n_app") as conn:
+        for table in APP_TABLES - {"workflow", "workflow_version"}:
+            assert values(conn, f'SELECT 1 FROM "{table}"') == set(), table
+        assert values(conn, "SELECT visibility::text FROM workflow") <= {"PUBLIC"}
+        assert workflows["bob_public"] in values(conn, "SELECT id FROM workflow")
+
+
+def test_admins_see_every_account_but_not_others_sessions(
+    database_url: str,
+    owner: Account,
+    two_users: tuple[Account, Account, dict[str, str]],
+) -> None:
+    alice, bob, workflows = two_users
+    with as_role(database_url, "a2n_app", owner.user_id, "OWNER") as conn:
+        assert {alice.user_id, bob.user_id, owner.user_id} <= values(conn, 'SELECT id FROM "user"')
+        assert values(conn, "SELECT user_id FROM session") == {owner.user_id}
+        assert workflows["bob_private"] not in values(conn, "SELECT id FROM workflow")
+    # Claiming a role only widens what an admin-flagged transaction sees, and A2N sets it from
+    # the authenticated principal; a user's own transaction never carries it.
+    with as_role(database_url, "a2n_app", alice.user_id, "USER") as conn:
+        assert values(conn, 'SELECT id FROM "user"') == {alice.user_id}
+
+
+def test_the_app_role_reads_only_read_models_and_writes_nothing(
+    database_url: str, two_users: tuple[Account, Account, dict[str, str]]
+) -> None:
+    alice, _, workflows = two_users
+    with psycopg.connect(database_url) as conn:
+        readable = values(
+            conn,
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm') "
+            "AND has_table_privilege('a2n_app', c.oid, 'SELECT')",
+        )
+    assert readable == APP_TABLES
+    with (
+        as_role(database_url, "a2n_app", alice.user_id) as conn,
+        pytest.raises(psycopg.errors.InsufficientPrivilege),
+    ):
+        conn.execute("UPDATE workflow SET name = 'mine' WHERE id = %s", (workflows["alice"],))
+
+
+def test_every_table_with_user_rows_is_protected(database_url: str) -> None:
+    """New tables holding users' rows are covered automatically: RLS on, a policy for a2n_app."""
+    with psycopg.connect(database_url) as conn:
+        owned = values(
+            conn,
+            "SELECT table_name FROM information_schema.columns "
+            "WHERE table_schema = 'public' AND column_name = 'user_id'",
+        )
+        protected = values(
+            conn,
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = 'public' AND c.relrowsecurity AND EXISTS (SELECT 1 FROM "
+            "pg_policy p WHERE p.polrelid = c.oid AND 'a2n_app'::regrole = ANY (p.polroles))",
+        )
+        unreadable = values(
+            conn,
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = 'public' AND NOT has_table_privilege('a2n_app', c.oid, 'SELECT')",
+        )
+    assert owned - unreadable <= protected
+
+
+def test_analysts_read_every_row_but_no_secret_or_personal_column(
+    database_url: str, two_users: tuple[Account, Account, dict[str, str]]
+) -> None:
+    alice, bob, _ = two_users
+    with as_role(database_url, "a2n_analyst") as conn:
+        assert {alice.user_id, bob.user_id} <= values(conn, 'SELECT id FROM "user"')
+        assert {alice.user_id, bob.user_id} <= values(conn, "SELECT user_id FROM workflow")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute('SELECT password FROM "user"')
+    with psycopg.connect(database_url) as conn:
+        visible = conn.execute(
+            "SELECT table_name, column_name FROM information_schema.columns "
+            "WHERE table_schema = 'public' "
+            "AND has_column_privilege('a2n_analyst', "
+            "quote_ident(table_name)::regclass, column_name, 'SELECT')"
+        ).fetchall()
+    assert visible, "analysts can read the read models"
+    leaked = [
+        (table, column)
+        for table, column in visible
+        if any(word in column for word in SECRET_WORDS) or (table, column) in PERSONAL
+    ]
+    assert leaked == []
