@@ -36,6 +36,12 @@ def needs(scope: str, **opt: Any) -> dict[str, Any]:
     return {"scope": scope, **opt}
 
 
+SESSION_ONLY: dict[str, Any] = {"session": True}
+"""Route `opt` for account management (password, keys, sessions): a signed-in person only.
+A leaked API key must not be able to mint more keys, end its owner's sessions or change the
+password."""
+
+
 class AuthenticationMiddleware(ASGIMiddleware):
     """Every non-public route needs a live principal; without one the answer is 401."""
 
@@ -67,9 +73,14 @@ async def _authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> None:
 
 def authorize(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
     """Guard: the authenticated principal must hold the route's declared scope."""
+    if handler.opt.get("public"):
+        return
+    principal = principal_of(connection)
     scope = handler.opt.get("scope")
-    if scope is not None and not principal_of(connection).may(scope):
+    if scope is not None and not principal.may(scope):
         raise Forbidden(f"this needs the {scope} scope")
+    if handler.opt.get("session") and principal.session_id is None:
+        raise Forbidden("manage your account from a signed-in session; API keys cannot")
 
 
 def principal_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:

@@ -10,7 +10,7 @@ from litestar import Controller, Request, delete, patch, post, put
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody
 
-from api.auth import PUBLIC, needs, principal_of
+from api.auth import PUBLIC, SESSION_ONLY, needs, principal_of
 from api.context import anonymous_caller, check_command_body, current_actor, services
 from api.schemas.identity import (
     Accepted,
@@ -205,6 +205,7 @@ class SessionCommands(_IdentityController):
 class MeCommands(_IdentityController):
     path = "/me"
     tags = ["me"]
+    opt = SESSION_ONLY
 
     @patch("/", summary="Change your name or image", sync_to_thread=True)
     def update(

@@ -21,28 +21,6 @@ def db(client: Client) -> str:
     return str(client.app.state.services.database.url)
 
 
-def test_every_api_route_refuses_a_request_without_credentials(client: Client) -> None:
-    public = {
-        "/api/v1/auth/register",
-        "/api/v1/auth/login",
-        "/api/v1/auth/refresh",
-        "/api/v1/auth/verify-email",
-        "/api/v1/auth/password/forgot",
-        "/api/v1/auth/password/reset",
-    }
-    checked = 0
-    for route in client.app.routes:
-        if not route.path.startswith(API) or route.path in public:
-            continue
-        path = route.path.replace("{", "").replace("}", "").replace(":str", "")
-        for method in sorted(route.methods - {"OPTIONS", "HEAD"}):
-            response = client.request(method, path)
-            assert response.status_code == 401, (method, route.path, response.text)
-            assert response.headers["content-type"].startswith("application/problem+json")
-            checked += 1
-    assert checked >= 20
-
-
 def test_refresh_rotates_and_a_reused_token_ends_the_session(client: Client, user: Account) -> None:
     first = user.tokens["refreshToken"]
     rotated = client.post(f"{API}/auth/refresh", json={"refreshToken": first})

@@ -1,0 +1,288 @@
+"""Authorization over every route of the app, enumerated from the router.
+
+Each protected route has a `Case` saying how to call it for real. For every route: no credentials
+→ 401; the right caller → 2xx; someone else's resource → 404; a caller lacking the role, the scope
+or a signed-in session → 403. A route without a case fails `test_every_route_has_a_case`, so new
+routes are covered as they are added.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import pytest
+from litestar.testing import TestClient
+
+from api.app import API_PREFIX, create_app
+from application.settings import Settings
+from tests.api.helpers import API, PASSWORD, Account, create, sign_up
+from tests.integration.helpers import GRAPH
+
+Client = TestClient[Any]
+RoleName = Literal["USER", "ADMIN", "OWNER"]
+
+
+@dataclass(frozen=True)
+class Call:
+    """Path parameters and JSON body of one request."""
+
+    params: dict[str, str] = field(default_factory=dict)
+    body: Any = None
+
+
+Build = Callable[["World", Account], Call]
+
+
+@dataclass(frozen=True)
+class Case:
+    """How to call a route as `me` (a fresh account with `role`), and, for routes that address
+    a user's resource, the same call aimed at somebody else's."""
+
+    own: Build = lambda world, me: Call()
+    foreign: Build | None = None
+    role: RoleName = "USER"
+
+
+@dataclass
+class World:
+    client: Client
+    owner: Account
+
+    def account(self, role: RoleName) -> Account:
+        if role == "OWNER":
+            return self.owner
+        me = sign_up(self.client)
+        if role == "ADMIN":
+            changed = self.client.put(
+                f"{API}/users/{me.user_id}/role", json={"role": "ADMIN"}, headers=self.owner
+            )
+            assert changed.status_code == 200, changed.text
+            me = sign_up_again(self.client, me)
+        return me
+
+    def stranger(self) -> Account:
+        return sign_up(self.client)
+
+    def workflow(self, of: Account, **body: Any) -> str:
+        """A new workflow of `of`, already in the read model (so a 404 means 'not yours')."""
+        made = create(self.client, of, **body)
+        seen = self.client.get(
+            f"{API}/workflows/{made['id']}",
+            headers={**of, "A2N-Min-Position": str(made["position"])},
+        )
+        assert seen.status_code == 200, seen.text
+        workflow_id: str = made["id"]
+        return workflow_id
+
+    def session(self, of: Account) -> str:
+        sessions = self.client.get(f"{API}/me/sessions", headers=of).json()
+        found: str = sessions[0]["id"]
+        return found
+
+    def api_key(self, of: Account, scopes: list[str]) -> str:
+        made = self.client.post(
+            f"{API}/me/api-keys", json={"name": "matrix", "scopes": scopes}, headers=of
+        )
+        assert made.status_code == 201, made.text
+        key: str = made.json()["key"]
+        return key
+
+    def api_key_id(self, of: Account) -> str:
+        made = self.client.post(
+            f"{API}/me/api-keys", json={"name": "matrix", "scopes": ["workflows:read"]}, headers=of
+        )
+        assert made.status_code == 201, made.text
+        found: str = made.json()["id"]
+        return found
+
+
+def sign_up_again(client: Client, account: Account) -> Account:
+    """New tokens after a role change, so the access token carries the new role."""
+    response = client.post(f"{API}/auth/login", json={"email": account.email, "password": PASSWORD})
+    assert response.status_code == 200, response.text
+    return Account(account.user_id, account.email, response.json())
+
+
+def own_workflow(**body: Any) -> Build:
+    return lambda world, me: Call({"workflow_id": world.workflow(me, **body)})
+
+
+def foreign_workflow(world: World, me: Account) -> Call:
+    return Call({"workflow_id": world.workflow(world.stranger())})
+
+
+def with_body(build: Build, body: Any) -> Build:
+    return lambda world, me: Call(build(world, me).params, body)
+
+
+def target_user(world: World, me: Account) -> Call:
+    return Call({"user_id": world.stranger().user_id})
+
+
+CASES: dict[str, Case] = {
+    "POST /auth/logout": Case(),
+    "GET /me": Case(),
+    "PATCH /me": Case(own=lambda w, me: Call(body={"name": "Matrix"})),
+    "POST /me/password": Case(
+        own=lambda w, me: Call(body={"currentPassword": PASSWORD, "newPassword": PASSWORD + "!"})
+    ),
+    "GET /me/sessions": Case(),
+    "DELETE /me/sessions/{session_id:str}": Case(
+        own=lambda w, me: Call({"session_id": w.session(me)}),
+        foreign=lambda w, me: Call({"session_id": w.session(w.stranger())}),
+    ),
+    "GET /me/api-keys": Case(),
+    "POST /me/api-keys": Case(
+        own=lambda w, me: Call(body={"name": "ci", "scopes": ["workflows:read"]})
+    ),
+    "DELETE /me/api-keys/{key_id:str}": Case(
+        own=lambda w, me: Call({"key_id": w.api_key_id(me)}),
+        foreign=lambda w, me: Call({"key_id": w.api_key_id(w.stranger())}),
+    ),
+    "GET /users": Case(role="ADMIN"),
+    "GET /users/{user_id:str}": Case(role="ADMIN", own=target_user),
+    "POST /users/{user_id:str}/suspend": Case(role="ADMIN", own=target_user),
+    "POST /users/{user_id:str}/reactivate": Case(role="ADMIN", own=target_user),
+    "PUT /users/{user_id:str}/role": Case(
+        role="ADMIN", own=with_body(target_user, {"role": "ADMIN"})
+    ),
+    "GET /admin/mail-outbox": Case(role="OWNER"),
+    "POST /workflows": Case(own=lambda w, me: Call(body={"name": "Matrix"})),
+    "GET /workflows": Case(),
+    "GET /workflows/{workflow_id:str}": Case(own=own_workflow(), foreign=foreign_workflow),
+    "PATCH /workflows/{workflow_id:str}": Case(
+        own=with_body(own_workflow(), {"name": "Renamed"}),
+        foreign=with_body(foreign_workflow, {"name": "Renamed"}),
+    ),
+    "PUT /workflows/{workflow_id:str}/definition": Case(
+        own=with_body(own_workflow(), GRAPH), foreign=with_body(foreign_workflow, GRAPH)
+    ),
+    "POST /workflows/{workflow_id:str}/activate": Case(
+        own=own_workflow(definition=GRAPH), foreign=foreign_workflow
+    ),
+    "POST /workflows/{workflow_id:str}/deactivate": Case(
+        own=lambda w, me: Call({"workflow_id": activated(w, me)}), foreign=foreign_workflow
+    ),
+    "POST /workflows/{workflow_id:str}/archive": Case(own=own_workflow(), foreign=foreign_workflow),
+    "POST /workflows/{workflow_id:str}/duplicate": Case(
+        own=own_workflow(), foreign=foreign_workflow
+    ),
+    "GET /audit/aggregates/{aggregate_id:str}/events": Case(
+        own=lambda w, me: Call({"aggregate_id": w.workflow(me)}),
+        foreign=lambda w, me: Call({"aggregate_id": w.workflow(w.stranger())}),
+    ),
+}
+
+
+def activated(world: World, me: Account) -> str:
+    workflow_id = world.workflow(me, definition=GRAPH)
+    response = world.client.post(f"{API}/workflows/{workflow_id}/activate", headers=me)
+    assert response.status_code == 200, response.text
+    return workflow_id
+
+
+PUBLIC_ROUTES = {
+    "POST /auth/register",
+    "POST /auth/login",
+    "POST /auth/refresh",
+    "POST /auth/verify-email",
+    "POST /auth/password/forgot",
+    "POST /auth/password/reset",
+}
+"""The only routes anyone may call without credentials: signing up and in."""
+
+
+def _api_routes() -> dict[str, dict[str, Any]]:
+    """Every (method, path) under the API prefix, with its handler's opt."""
+    app = create_app(Settings())
+    found = {}
+    for route in app.routes:
+        if not route.path.startswith(API_PREFIX):
+            continue
+        for handler in getattr(route, "route_handlers", []):
+            for method in handler.http_methods - {"OPTIONS", "HEAD"}:
+                found[f"{method} {route.path.removeprefix(API_PREFIX)}"] = handler.opt
+    return found
+
+
+ALL_ROUTES = _api_routes()
+ROUTES = {name: opt for name, opt in ALL_ROUTES.items() if not opt.get("public")}
+ROUTE_NAMES = sorted(ROUTES)
+
+
+def url_of(route: str, call: Call) -> tuple[str, str]:
+    method, path = route.split(" ", 1)
+    filled = re.sub(r"\{(\w+):\w+\}", lambda m: call.params[m.group(1)], path)
+    return method, API + filled
+
+
+def send(client: Client, route: str, call: Call, headers: dict[str, str]) -> Any:
+    method, url = url_of(route, call)
+    return client.request(method, url, json=call.body, headers=headers)
+
+
+@pytest.fixture(scope="module")
+def world(client: Client, owner: Account) -> World:
+    return World(client, owner)
+
+
+def test_only_the_sign_in_routes_are_public() -> None:
+    assert {name for name, opt in ALL_ROUTES.items() if opt.get("public")} == PUBLIC_ROUTES
+
+
+def test_every_route_has_a_case() -> None:
+    assert set(ROUTES) - set(CASES) == set(), "add a Case for each new route"
+    assert set(CASES) - set(ROUTES) == set(), "remove Cases of routes that are gone"
+
+
+@pytest.mark.parametrize("route", ROUTE_NAMES)
+def test_no_credentials_is_401(client: Client, route: str) -> None:
+    params = {name: str(uuid.uuid4()) for name in re.findall(r"\{(\w+):", route)}
+    response = send(client, route, Call(params), {})
+    assert response.status_code == 401, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+
+
+@pytest.mark.parametrize("route", ROUTE_NAMES)
+def test_the_right_caller_gets_2xx(world: World, route: str) -> None:
+    case = CASES[route]
+    me = world.account(case.role)
+    response = send(world.client, route, case.own(world, me), me)
+    assert 200 <= response.status_code < 300, response.text
+
+
+@pytest.mark.parametrize("route", [r for r in ROUTE_NAMES if CASES[r].foreign])
+def test_someone_elses_resource_is_404(world: World, route: str) -> None:
+    case = CASES[route]
+    me = world.account(case.role)
+    assert case.foreign is not None
+    response = send(world.client, route, case.foreign(world, me), me)
+    assert response.status_code == 404, response.text
+
+
+@pytest.mark.parametrize("route", [r for r in ROUTE_NAMES if CASES[r].role != "USER"])
+def test_a_caller_without_the_role_is_403(world: World, route: str) -> None:
+    case = CASES[route]
+    lesser = world.account("ADMIN" if case.role == "OWNER" else "USER")
+    response = send(world.client, route, case.own(world, lesser), lesser)
+    assert response.status_code == 403, response.text
+
+
+@pytest.mark.parametrize(
+    "route", [r for r in ROUTE_NAMES if ROUTES[r].get("scope") or ROUTES[r].get("session")]
+)
+def test_an_api_key_without_the_scope_or_a_session_is_403(world: World, route: str) -> None:
+    case = CASES[route]
+    me = world.account(case.role)
+    needed = ROUTES[route].get("scope")
+    # A key with every scope but the needed one; for session-only routes, every scope.
+    grantable = ["workflows:read", "workflows:write", "executions:run", "credentials:use"]
+    if case.role != "USER":
+        grantable.append("admin")
+    key = world.api_key(me, [s for s in grantable if s != needed])
+    response = send(world.client, route, case.own(world, me), {"X-API-Key": key})
+    assert response.status_code == 403, response.text
