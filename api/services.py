@@ -20,6 +20,7 @@ from application.positions import ProjectionPositions
 from application.settings import Settings
 from application.workflows.app import WorkflowsApp
 from application.workflows.commands import WorkflowService
+from domain.workflows.limits import DefinitionLimits
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -106,10 +107,20 @@ async def open_services(
             database=database,
             pool=pool,
             positions=positions,
-            workflows=WorkflowService(workflows_app),
+            workflows=WorkflowService(workflows_app, definition_limits(settings)),
             identity=identity,
             authenticator=Authenticator(pool, identity.signer, positions),
             metrics=Metrics(),
             redis=redis_client,
             supervisor=supervisor,
         )
+
+
+def definition_limits(settings: Settings) -> DefinitionLimits:
+    """The definition size limits the A2N_MAX_DEFINITION_* settings choose."""
+    return DefinitionLimits(
+        max_nodes=settings.max_definition_nodes,
+        max_connections=settings.max_definition_connections,
+        max_bytes=settings.max_definition_bytes,
+        max_depth=settings.max_definition_depth,
+    )

@@ -15,6 +15,8 @@ from typing import Any, Literal, get_args
 
 from psycopg.conninfo import conninfo_to_dict
 
+from domain.workflows.limits import DefinitionLimits
+
 EmbeddedMode = Literal["auto", "always", "never"]
 LogFormat = Literal["json", "console"]
 LogLevel = Literal["debug", "info", "warning", "error"]
@@ -71,6 +73,14 @@ class Settings:
     registration: RegistrationMode = "open"
     """A2N_REGISTRATION: open (anyone may register) or invite (only the first account, the
     OWNER; later accounts are created by an admin)."""
+    max_definition_nodes: int = DefinitionLimits.max_nodes
+    """A2N_MAX_DEFINITION_NODES: most nodes in one workflow definition."""
+    max_definition_connections: int = DefinitionLimits.max_connections
+    """A2N_MAX_DEFINITION_CONNECTIONS: most connections in one workflow definition."""
+    max_definition_bytes: int = DefinitionLimits.max_bytes
+    """A2N_MAX_DEFINITION_BYTES: largest workflow definition, as compact JSON."""
+    max_definition_depth: int = DefinitionLimits.max_depth
+    """A2N_MAX_DEFINITION_DEPTH: deepest nesting of objects and arrays in a definition."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -188,4 +198,8 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "access_token_ttl": ("A2N_ACCESS_TOKEN_TTL", _integer(30, 24 * 3600)),
     "refresh_token_ttl": ("A2N_REFRESH_TOKEN_TTL", _integer(300, 365 * 24 * 3600)),
     "registration": ("A2N_REGISTRATION", _choice(RegistrationMode)),
+    "max_definition_nodes": ("A2N_MAX_DEFINITION_NODES", _integer(1, 100_000)),
+    "max_definition_connections": ("A2N_MAX_DEFINITION_CONNECTIONS", _integer(0, 1_000_000)),
+    "max_definition_bytes": ("A2N_MAX_DEFINITION_BYTES", _integer(1024, 1024**3)),
+    "max_definition_depth": ("A2N_MAX_DEFINITION_DEPTH", _integer(8, 100)),
 }
