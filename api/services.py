@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
+from anyio import to_thread
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from api.metrics import Metrics
@@ -16,6 +17,7 @@ from application.identity.app import IdentityApp
 from application.identity.authenticate import Authenticator
 from application.identity.commands import IdentityService, identity_service
 from application.keys import load_keys
+from application.nodes.catalog import sync_built_in_nodes
 from application.positions import ProjectionPositions
 from application.settings import Settings
 from application.workflows.app import WorkflowsApp
@@ -74,6 +76,7 @@ async def open_services(
             name="a2n-write",
         )
         stack.callback(sync_pool.close)
+        await to_thread.run_sync(_sync_node_catalog, sync_pool)
         keys = load_keys(settings)
         identity = identity_service(identity_app, sync_pool, keys, settings)
 
@@ -114,6 +117,12 @@ async def open_services(
             redis=redis_client,
             supervisor=supervisor,
         )
+
+
+def _sync_node_catalog(pool: ConnectionPool[Any]) -> None:
+    """Bring the built-in node types in node_definition in step with this code before serving."""
+    with pool.connection() as conn:
+        sync_built_in_nodes(conn)
 
 
 def definition_limits(settings: Settings) -> DefinitionLimits:
