@@ -23,6 +23,7 @@ from api.middleware import request_context
 from api.problems import EXCEPTION_HANDLERS
 from api.queries.audit import AuditQueries
 from api.queries.identity import MeQueries, OutboxQueries, UserQueries
+from api.queries.nodes import NodeQueries
 from api.queries.workflows import WorkflowQueries
 from api.ratelimit import RateLimitMiddleware
 from api.services import open_services
@@ -65,6 +66,7 @@ def create_app(
                     OutboxQueries,
                     WorkflowCommands,
                     WorkflowQueries,
+                    NodeQueries,
                     AuditQueries,
                 ],
                 middleware=[AuthenticationMiddleware(), RateLimitMiddleware(_rate_limiting_of)],

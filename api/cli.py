@@ -165,9 +165,10 @@ def _say(message: str) -> None:
 
 
 def _prepare(database: Database) -> None:
-    """Apply pending migrations and create the event store tables."""
+    """Apply pending migrations, create the event store tables and sync the node catalog."""
     from application.contexts import create_event_store_tables
     from application.migrations import MigrationError, Migrator
+    from application.nodes.catalog import sync_built_in_nodes
 
     try:
         applied = Migrator(database.url).up(progress=lambda line: _say(f"migrations: {line}"))
@@ -175,6 +176,12 @@ def _prepare(database: Database) -> None:
         raise CommandError(str(exc)) from None
     create_event_store_tables(database.url)
     _say(f"migrations: {len(applied)} applied, schema up to date")
+    with _connect(database) as conn:
+        synced = sync_built_in_nodes(conn)
+    _say(
+        f"node catalog: {synced.built_in} built-in node types, {synced.written} rows written, "
+        f"{synced.deprecated} deprecated"
+    )
 
 
 # -- roles ------------------------------------------------------------------------------------

@@ -37,10 +37,11 @@ _MSGSPEC_PATH = re.compile(r"^(?P<message>.*?) - at `\$(?P<path>[^`]*)`$", re.DO
 _FIELD_NAME = re.compile(r"field `(?P<name>[^`]+)`")
 
 
-class ProblemError(msgspec.Struct, omit_defaults=True):
+class ProblemError(msgspec.Struct, omit_defaults=True, rename="camel"):
     message: str
     pointer: str | None = None
     parameter: str | None = None
+    node_id: str | None = None
 
 
 class Problem(msgspec.Struct, omit_defaults=True, rename="camel"):
@@ -86,7 +87,10 @@ def _request_id(request: Request[Any, Any, Any] | None) -> str | None:
 
 
 def on_domain_validation(request: Request[Any, Any, Any], exc: ValidationFailed) -> Response[Any]:
-    errors = [ProblemError(message=v.message, pointer=v.pointer) for v in exc.violations]
+    errors = [
+        ProblemError(message=v.message, pointer=v.pointer, node_id=v.node_id)
+        for v in exc.violations
+    ]
     return problem(
         request,
         422,

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
+from anyio import to_thread
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from api.metrics import Metrics
@@ -16,6 +17,7 @@ from application.identity.app import IdentityApp
 from application.identity.authenticate import Authenticator
 from application.identity.commands import IdentityService, identity_service
 from application.keys import load_keys
+from application.nodes.catalog import sync_built_in_nodes
 from application.positions import ProjectionPositions
 from application.ratelimit import (
     BlockedWindowRecorder,
@@ -28,6 +30,7 @@ from application.ratelimit import (
 from application.settings import Settings
 from application.workflows.app import WorkflowsApp
 from application.workflows.commands import WorkflowService
+from domain.workflows.limits import DefinitionLimits
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -82,6 +85,7 @@ async def open_services(
             name="a2n-write",
         )
         stack.callback(sync_pool.close)
+        await to_thread.run_sync(_sync_node_catalog, sync_pool)
         keys = load_keys(settings)
         identity = identity_service(identity_app, sync_pool, keys, settings)
 
@@ -118,7 +122,7 @@ async def open_services(
             database=database,
             pool=pool,
             positions=positions,
-            workflows=WorkflowService(workflows_app),
+            workflows=WorkflowService(workflows_app, definition_limits(settings)),
             identity=identity,
             authenticator=Authenticator(pool, identity.signer, positions),
             metrics=Metrics(),
@@ -126,3 +130,19 @@ async def open_services(
             redis=redis_client,
             supervisor=supervisor,
         )
+
+
+def _sync_node_catalog(pool: ConnectionPool[Any]) -> None:
+    """Bring the built-in node types in node_definition in step with this code before serving."""
+    with pool.connection() as conn:
+        sync_built_in_nodes(conn)
+
+
+def definition_limits(settings: Settings) -> DefinitionLimits:
+    """The definition size limits the A2N_MAX_DEFINITION_* settings choose."""
+    return DefinitionLimits(
+        max_nodes=settings.max_definition_nodes,
+        max_connections=settings.max_definition_connections,
+        max_bytes=settings.max_definition_bytes,
+        max_depth=settings.max_definition_depth,
+    )

@@ -15,6 +15,8 @@ from typing import Any, Literal, get_args
 
 from psycopg.conninfo import conninfo_to_dict
 
+from domain.workflows.limits import DefinitionLimits
+
 EmbeddedMode = Literal["auto", "always", "never"]
 LogFormat = Literal["json", "console"]
 LogLevel = Literal["debug", "info", "warning", "error"]
@@ -74,6 +76,14 @@ class Settings:
     rate_limits: str | None = None
     """A2N_RATE_LIMITS: changes to the default API rate limits per route group, e.g.
     `auth=10/60,write=120/60,read=off` (requests/seconds), or `off`. Unset: the defaults."""
+    max_definition_nodes: int = DefinitionLimits.max_nodes
+    """A2N_MAX_DEFINITION_NODES: most nodes in one workflow definition."""
+    max_definition_connections: int = DefinitionLimits.max_connections
+    """A2N_MAX_DEFINITION_CONNECTIONS: most connections in one workflow definition."""
+    max_definition_bytes: int = DefinitionLimits.max_bytes
+    """A2N_MAX_DEFINITION_BYTES: largest workflow definition, as compact JSON."""
+    max_definition_depth: int = DefinitionLimits.max_depth
+    """A2N_MAX_DEFINITION_DEPTH: deepest nesting of objects and arrays in a definition."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -199,4 +209,8 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "refresh_token_ttl": ("A2N_REFRESH_TOKEN_TTL", _integer(300, 365 * 24 * 3600)),
     "registration": ("A2N_REGISTRATION", _choice(RegistrationMode)),
     "rate_limits": ("A2N_RATE_LIMITS", _rate_limits),
+    "max_definition_nodes": ("A2N_MAX_DEFINITION_NODES", _integer(1, 100_000)),
+    "max_definition_connections": ("A2N_MAX_DEFINITION_CONNECTIONS", _integer(0, 1_000_000)),
+    "max_definition_bytes": ("A2N_MAX_DEFINITION_BYTES", _integer(1024, 1024**3)),
+    "max_definition_depth": ("A2N_MAX_DEFINITION_DEPTH", _integer(8, 100)),
 }

@@ -58,14 +58,14 @@ DEFINITION: dict[str, Any] = {
         {
             "id": "trigger",
             "name": "Webhook",
-            "type": "trigger.webhook",
+            "type": "webhook_trigger",
             "position": {"x": 0, "y": 0},
-            "config": {"path": "/hooks/orders", "method": "POST"},
+            "config": {"path": "hooks/orders", "method": "POST"},
         },
         {
             "id": "notify",
             "name": "Post to chat",
-            "type": "action.http",
+            "type": "http_request",
             "position": {"x": 240, "y": 0},
             "config": {"url": "https://chat.example.com/api", "method": "POST"},
         },

@@ -10,14 +10,20 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Violation:
-    """One broken rule, located by a JSON pointer (RFC 6901) into the command's input."""
+    """One broken rule, located by a JSON pointer (RFC 6901) into the command's input, and by
+    the workflow node it concerns when there is one (so an editor can highlight that node)."""
 
     pointer: str
     message: str
+    node_id: str | None = None
 
     def under(self, prefix: str) -> Violation:
         """The same violation seen from an enclosing document (`/definition` + `/nodes/0`)."""
-        return Violation(prefix + self.pointer, self.message)
+        return Violation(prefix + self.pointer, self.message, self.node_id)
+
+    def about(self, node_id: str | None) -> Violation:
+        """The same violation, naming the node it concerns."""
+        return Violation(self.pointer, self.message, node_id)
 
 
 class DomainError(Exception):

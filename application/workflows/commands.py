@@ -11,7 +11,7 @@ from application.errors import NotFound
 from application.eventstore import Recorded
 from application.ids import new_id
 from application.workflows.app import WorkflowsApp
-from domain.workflows.definition import DefinitionLimits
+from domain.workflows.limits import DefinitionLimits
 from domain.workflows.workflow import DETAIL_FIELDS, Workflow
 
 DEFINITION_FIELDS = ("variables", "settings")

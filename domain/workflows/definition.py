@@ -1,8 +1,10 @@
 """Shape rules of a workflow definition: the graph of nodes and connections a run follows.
 
 A definition is plain JSON (the spec's shape): `nodes`, `connections`, `variables`, `settings`.
-These rules hold for every node type; per-type config schemas are checked elsewhere against the
-node registry. All violations are reported together, each with a JSON pointer into the definition.
+Each node's type must be in the node registry, its config must match the type's JSON Schema, and
+each connection must join an output handle of one node to an input handle of another, without
+cycles. All violations are reported together, each with a JSON pointer into the definition and
+the id of the node it concerns.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from domain.errors import Violation
+from domain.workflows.limits import DefinitionLimits
+from domain.workflows.nodes import BUILT_IN_NODES, NodeRegistry, NodeType
+from domain.workflows.triggers import trigger_violations
 
 DEFAULT_SOURCE_HANDLE = "output"
 DEFAULT_TARGET_HANDLE = "input"
@@ -25,14 +30,22 @@ _DEFINITION_KEYS = frozenset({"nodes", "connections", "variables", "settings"})
 
 
 @dataclass(frozen=True)
-class DefinitionLimits:
-    """Size limits that keep a definition (and the events carrying it) reasonable."""
+class CheckedNode:
+    """A node with a unique id, as the graph rules see it; `type` is None if unknown."""
 
-    max_nodes: int = 500
-    max_connections: int = 2_000
-    max_bytes: int = 1_000_000
-    max_id_length: int = 128
-    max_depth: int = 32
+    index: int
+    id: str
+    type: NodeType | None
+    config: Mapping[str, Any]
+    config_ok: bool
+
+    @property
+    def pointer(self) -> str:
+        return f"/nodes/{self.index}"
+
+
+Edge = tuple[int, str, str]
+"""A connection that joins two known nodes: (index in connections, source id, target id)."""
 
 
 def empty_definition() -> dict[str, Any]:
@@ -63,10 +76,11 @@ def normalize_definition(definition: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def definition_violations(
-    definition: Any, limits: DefinitionLimits | None = None
+    definition: Any, limits: DefinitionLimits | None = None, registry: NodeRegistry | None = None
 ) -> list[Violation]:
-    """Every rule the definition breaks; an empty list means it is structurally sound."""
+    """Every rule the definition breaks; an empty list means it may be saved."""
     limits = limits or DefinitionLimits()
+    registry = BUILT_IN_NODES if registry is None else registry
     if not isinstance(definition, Mapping):
         return [Violation("", "must be an object")]
     violations = [
@@ -104,11 +118,14 @@ def definition_violations(
                 f"has {len(connections)} connections; the limit is {limits.max_connections}",
             )
         )
-    node_ids, node_violations = _check_nodes(nodes, limits)
+    if len(nodes) > limits.max_nodes or len(connections) > limits.max_connections:
+        return violations  # checking each of too many parts would only make a huge answer
+    checked, node_violations = _check_nodes(nodes, limits, registry)
     violations += node_violations
-    edges, edge_violations = _check_connections(connections, node_ids)
+    edges, edge_violations = _check_connections(connections, checked)
     violations += edge_violations
-    violations += _cycle_violations(edges, node_ids)
+    violations += _cycle_violations(edges, list(checked))
+    violations += trigger_violations(list(checked.values()), edges)
     return violations
 
 
@@ -146,10 +163,11 @@ def _is_list(value: Any) -> bool:
 
 
 def _check_nodes(
-    nodes: Sequence[Any], limits: DefinitionLimits
-) -> tuple[list[str], list[Violation]]:
+    nodes: Sequence[Any], limits: DefinitionLimits, registry: NodeRegistry
+) -> tuple[dict[str, CheckedNode], list[Violation]]:
+    """Check each node on its own; return those with unique ids, for the graph rules."""
     violations: list[Violation] = []
-    ids: list[str] = []
+    checked: dict[str, CheckedNode] = {}
     seen_ids: dict[str, int] = {}
     seen_names: dict[str, int] = {}
     for index, node in enumerate(nodes):
@@ -157,42 +175,74 @@ def _check_nodes(
         if not isinstance(node, Mapping):
             violations.append(Violation(at, "must be an object"))
             continue
-        violations += [
+        own = [
             Violation(f"{at}/{k}", "is not a node field") for k in sorted(set(node) - _NODE_KEYS)
         ]
+        own += _id_and_name_violations(node, index, limits, seen_ids, seen_names)
+        own += _check_node_parts(node, at)
+        node_type, type_violations = _registered_type(node.get("type"), at, registry)
+        own += type_violations
+        config = node.get("config", {})
+        judged = node_type is not None and isinstance(config, Mapping)  # else reported above
+        config_violations = node_type.config_violations(config) if judged and node_type else []
+        own += [v.under(f"{at}/config") for v in config_violations]
         node_id = node.get("id")
-        if not isinstance(node_id, str) or not node_id.strip():
-            violations.append(Violation(f"{at}/id", "must be a non-empty string"))
-        elif len(node_id) > limits.max_id_length:
-            violations.append(
-                Violation(f"{at}/id", f"is longer than {limits.max_id_length} characters")
-            )
-        elif node_id in seen_ids:
+        if isinstance(node_id, str) and seen_ids.get(node_id) == index:
+            ok = judged and not config_violations
+            shown = config if isinstance(config, Mapping) else {}
+            checked[node_id] = CheckedNode(index, node_id, node_type, shown, ok)
+        named = node_id if isinstance(node_id, str) and node_id in seen_ids else None
+        violations += [v.about(named) for v in own]
+    return checked, violations
+
+
+def _id_and_name_violations(
+    node: Mapping[str, Any],
+    index: int,
+    limits: DefinitionLimits,
+    seen_ids: dict[str, int],
+    seen_names: dict[str, int],
+) -> list[Violation]:
+    """Ids must be unique and names, where given, too; first come keeps them."""
+    at = f"/nodes/{index}"
+    violations: list[Violation] = []
+    node_id = node.get("id")
+    if not isinstance(node_id, str) or not node_id.strip():
+        violations.append(Violation(f"{at}/id", "must be a non-empty string"))
+    elif len(node_id) > limits.max_id_length:
+        violations.append(
+            Violation(f"{at}/id", f"is longer than {limits.max_id_length} characters")
+        )
+    elif node_id in seen_ids:
+        violations.append(
+            Violation(f"{at}/id", f"duplicates the id of node {seen_ids[node_id]} ({node_id!r})")
+        )
+    else:
+        seen_ids[node_id] = index
+    name = node.get("name")
+    if name is not None:
+        if not isinstance(name, str) or not name.strip():
+            violations.append(Violation(f"{at}/name", "must be a non-empty string"))
+        elif name in seen_names:
             violations.append(
                 Violation(
-                    f"{at}/id", f"duplicates the id of node {seen_ids[node_id]} ({node_id!r})"
+                    f"{at}/name", f"duplicates the name of node {seen_names[name]} ({name!r})"
                 )
             )
         else:
-            seen_ids[node_id] = index
-            ids.append(node_id)
-        node_type = node.get("type")
-        if not isinstance(node_type, str) or not node_type.strip():
-            violations.append(Violation(f"{at}/type", "must be a non-empty string"))
-        name = node.get("name")
-        if name is not None:
-            if not isinstance(name, str) or not name.strip():
-                violations.append(Violation(f"{at}/name", "must be a non-empty string"))
-            elif name in seen_names:
-                violations.append(
-                    Violation(
-                        f"{at}/name", f"duplicates the name of node {seen_names[name]} ({name!r})"
-                    )
-                )
-            else:
-                seen_names[name] = index
-        violations += _check_node_parts(node, at)
-    return ids, violations
+            seen_names[name] = index
+    return violations
+
+
+def _registered_type(
+    name: Any, at: str, registry: NodeRegistry
+) -> tuple[NodeType | None, list[Violation]]:
+    if not isinstance(name, str) or not name.strip():
+        return None, [Violation(f"{at}/type", "must be a non-empty string")]
+    node_type = registry.get(name)
+    if node_type is None:
+        return None, [Violation(f"{at}/type", registry.unknown_type_message(name))]
+    return node_type, []
 
 
 def _check_node_parts(node: Mapping[str, Any], at: str) -> list[Violation]:
@@ -219,11 +269,11 @@ def _check_node_parts(node: Mapping[str, Any], at: str) -> list[Violation]:
 
 
 def _check_connections(
-    connections: Sequence[Any], node_ids: list[str]
-) -> tuple[list[tuple[int, str, str]], list[Violation]]:
-    known = set(node_ids)
+    connections: Sequence[Any], nodes: Mapping[str, CheckedNode]
+) -> tuple[list[Edge], list[Violation]]:
+    known = nodes.keys()
     violations: list[Violation] = []
-    edges: list[tuple[int, str, str]] = []
+    edges: list[Edge] = []
     seen: dict[tuple[str, str, str, str], int] = {}
     for index, connection in enumerate(connections):
         at = f"/connections/{index}"
@@ -264,11 +314,39 @@ def _check_connections(
             violations.append(Violation(at, f"duplicates connection {seen[key]}"))
             continue
         seen[key] = index
+        violations += _handle_violations(at, nodes[source], handles[0], nodes[target], handles[1])
         edges.append((index, source, target))
     return edges, violations
 
 
-def _cycle_violations(edges: list[tuple[int, str, str]], node_ids: list[str]) -> list[Violation]:
+def _handle_violations(
+    at: str, source: CheckedNode, output: str, target: CheckedNode, input_: str
+) -> list[Violation]:
+    """The connection must leave by an output the source has and enter by an input the target
+    has (nodes of unknown types are already reported, so their handles are not judged)."""
+    violations: list[Violation] = []
+    if source.type is not None:
+        outputs = source.type.output_handles(source.config)
+        if output not in outputs:
+            what = f"node {source.id!r} ({source.type.name})"
+            message = (
+                f"is not an output of {what}; its outputs are: {', '.join(outputs)}"
+                if outputs
+                else f"{what} has no outputs with this config"
+            )
+            violations.append(Violation(f"{at}/sourceHandle", message, source.id))
+    if target.type is not None and input_ not in target.type.inputs:
+        what = f"node {target.id!r} ({target.type.name})"
+        message = (
+            f"is not an input of {what}; its inputs are: {', '.join(target.type.inputs)}"
+            if target.type.inputs
+            else f"{what} takes no input"
+        )
+        violations.append(Violation(f"{at}/targetHandle", message, target.id))
+    return violations
+
+
+def _cycle_violations(edges: list[Edge], node_ids: list[str]) -> list[Violation]:
     """Report each connection that closes a cycle, naming the cycle (depth-first search)."""
     outgoing: dict[str, list[tuple[int, str]]] = {node: [] for node in node_ids}
     for index, source, target in edges:

@@ -18,11 +18,11 @@ from eventsourcing.domain import event
 from domain.aggregate import Aggregate
 from domain.errors import InvalidState, ValidationFailed, Violation
 from domain.workflows.definition import (
-    DefinitionLimits,
     definition_violations,
     normalize_definition,
     text_violations,
 )
+from domain.workflows.limits import DefinitionLimits
 
 MAX_NAME_LENGTH = 255
 MAX_DESCRIPTION_LENGTH = 10_000

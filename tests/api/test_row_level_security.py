@@ -26,6 +26,7 @@ APP_TABLES = {
     "workflow",
     "workflow_version",
     "audit_log",
+    "node_definition",
 }
 """Every table the API's role may read; anything else (event store, data keys, verification
 tokens, migrations bookkeeping) it must not touch at all."""

@@ -178,7 +178,7 @@ RULE_BREAKERS: list[tuple[Route, dict[str, Any], set[str]]] = [
         {
             "name": "cycle",
             "definition": {
-                "nodes": [{"id": "a", "type": "t"}, {"id": "b", "type": "t"}],
+                "nodes": [{"id": "a", "type": "noop"}, {"id": "b", "type": "noop"}],
                 "connections": [{"source": "a", "target": "b"}, {"source": "b", "target": "a"}],
             },
         },
@@ -188,8 +188,8 @@ RULE_BREAKERS: list[tuple[Route, dict[str, Any], set[str]]] = [
         ("PUT", "/workflows/{id}/definition"),
         {
             "nodes": [
-                {"id": "a", "type": "t"},
-                {"id": "a", "type": "t", "config": {"k": "\u0000"}},
+                {"id": "a", "type": "noop"},
+                {"id": "a", "type": "noop", "config": {"k": "\u0000"}},
             ],
             "connections": [{"source": "a", "target": "ghost"}],
         },
@@ -198,12 +198,25 @@ RULE_BREAKERS: list[tuple[Route, dict[str, Any], set[str]]] = [
     (
         ("PUT", "/workflows/{id}/definition"),
         {
-            "nodes": [{"id": "a", "type": "t"}, {"id": "a", "type": "t"}],
+            "nodes": [{"id": "a", "type": "noop"}, {"id": "a", "type": "noop"}],
             "connections": [{"source": "a", "target": "ghost"}],
         },
         {"/nodes/1/id", "/connections/0/target"},
     ),
     (("PATCH", "/workflows/{id}"), {"name": "", "category": ""}, {"/name", "/category"}),
+    (
+        ("POST", "/workflows"),
+        {
+            "name": "registry",
+            "definition": {
+                "nodes": [
+                    {"id": "a", "type": "webhook"},
+                    {"id": "b", "type": "http_request", "config": {"url": "ftp://x"}},
+                ]
+            },
+        },
+        {"/definition/nodes/0/type", "/definition/nodes/1/config/url"},
+    ),
 ]
 
 
@@ -321,3 +334,53 @@ def test_unknown_routes_and_methods_are_problems(client: Client, user: dict[str,
     response = client.delete(f"{API}/workflows", headers=user)
     problem(response, 405)
     assert "GET" in response.headers["allow"]
+
+
+@pytest.mark.usefixtures("unchanged")
+def test_definition_errors_name_the_node_and_point_into_it(
+    client: Client, user: dict[str, str], workflow: Any
+) -> None:
+    definition = {
+        "nodes": [
+            {"id": "hook", "type": "webhook_trigger", "config": {"path": "in", "method": "TRACE"}},
+            {"id": "check", "type": "if", "config": {"condition": "{{ $json.ok }}"}},
+            {
+                "id": "tick",
+                "type": "schedule_trigger",
+                "config": {"cron": "@daily", "timezone": "Nowhere"},
+            },
+        ],
+        "connections": [
+            {"source": "hook", "target": "check"},
+            {"source": "check", "target": "tick", "sourceHandle": "maybe"},
+        ],
+    }
+    response = send(
+        client,
+        ("PUT", "/workflows/{id}/definition"),
+        workflow["id"],
+        user,
+        content=json.dumps(definition).encode(),
+    )
+    assert problem(response, 422)["errors"] == [
+        {
+            "message": "must be one of: GET, POST, PUT, PATCH, DELETE",
+            "pointer": "/nodes/0/config/method",
+            "nodeId": "hook",
+        },
+        {
+            "message": "must be an IANA time zone such as Europe/Berlin or UTC",
+            "pointer": "/nodes/2/config/timezone",
+            "nodeId": "tick",
+        },
+        {
+            "message": "is not an output of node 'check' (if); its outputs are: true, false",
+            "pointer": "/connections/1/sourceHandle",
+            "nodeId": "check",
+        },
+        {
+            "message": "node 'tick' (schedule_trigger) takes no input",
+            "pointer": "/connections/1/targetHandle",
+            "nodeId": "tick",
+        },
+    ]

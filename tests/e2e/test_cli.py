@@ -48,6 +48,9 @@ def test_migrate_up_status_and_down(empty_database_url: str) -> None:
     up = a2n("migrate", "up", database_url=empty_database_url)
     assert up.returncode == 0, up.stderr
     assert "applying 0001_projection_runtime" in up.stderr
+    assert "node catalog: 15 built-in node types, 15 rows written, 0 deprecated" in up.stderr
+    again = a2n("migrate", "up", database_url=empty_database_url)
+    assert "node catalog: 15 built-in node types, 0 rows written" in again.stderr
     status = a2n("migrate", "status", database_url=empty_database_url)
     assert status.returncode == 0
     lines = status.stdout.splitlines()

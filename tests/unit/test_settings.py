@@ -44,6 +44,8 @@ def test_values_are_parsed_and_blank_means_default() -> None:
         ("A2N_EMBEDDED_POSTGRES", "maybe", "A2N_EMBEDDED_POSTGRES: expected one of auto, always"),
         ("A2N_LOG_LEVEL", "loud", "A2N_LOG_LEVEL: expected one of debug, info"),
         ("A2N_MIN_POSITION_TIMEOUT", "soon", "A2N_MIN_POSITION_TIMEOUT: expected a number"),
+        ("A2N_MAX_DEFINITION_DEPTH", "500", "A2N_MAX_DEFINITION_DEPTH: expected an integer from 8"),
+        ("A2N_MAX_DEFINITION_NODES", "0", "A2N_MAX_DEFINITION_NODES: expected an integer from 1"),
     ],
 )
 def test_bad_values_name_the_variable(variable: str, value: str, message: str) -> None:
@@ -56,3 +58,23 @@ def test_bad_values_name_the_variable(variable: str, value: str, message: str) -
 def test_inconsistent_pool_sizes_are_refused() -> None:
     with pytest.raises(SettingsError, match="A2N_DB_POOL_MIN: 20 is larger than A2N_DB_POOL_MAX"):
         Settings.from_env({"A2N_DB_POOL_MIN": "20", "A2N_DB_POOL_MAX": "5"})
+
+
+def test_definition_limits_default_to_the_domain_defaults_and_can_be_set() -> None:
+    from api.services import definition_limits
+    from domain.workflows.limits import DefinitionLimits
+
+    assert definition_limits(Settings.from_env({})) == DefinitionLimits()
+    limits = definition_limits(
+        Settings.from_env(
+            {
+                "A2N_MAX_DEFINITION_NODES": "20",
+                "A2N_MAX_DEFINITION_CONNECTIONS": "30",
+                "A2N_MAX_DEFINITION_BYTES": "4096",
+                "A2N_MAX_DEFINITION_DEPTH": "12",
+            }
+        )
+    )
+    assert limits == DefinitionLimits(
+        max_nodes=20, max_connections=30, max_bytes=4096, max_depth=12
+    )
