@@ -104,10 +104,11 @@ def test_without_a_user_nothing_private_is_visible(
 ) -> None:
     _, _, workflows = two_users
     with as_role(database_url, "a2n_app") as conn:
-        for table in APP_TABLES - {"workflow", "workflow_version"}:
+        for table in APP_TABLES - {"workflow", "workflow_version", "node_definition"}:
             assert values(conn, f'SELECT 1 FROM "{table}"') == set(), table
         assert values(conn, "SELECT visibility::text FROM workflow") <= {"PUBLIC"}
         assert workflows["bob_public"] in values(conn, "SELECT id FROM workflow")
+        assert values(conn, "SELECT bool_and(is_built_in) FROM node_definition") == {True}
 
 
 def test_admins_see_every_account_but_not_others_sessions(
