@@ -39,18 +39,37 @@ def test_up_applies_everything_once_and_records_it(empty_database_url: str) -> N
     assert all(r[3] is not None and "@" in r[4] and r[5] >= 0 for r in rows)
 
 
+def schema(url: str) -> set[tuple[str, ...]]:
+    """Every table and column of the public schema with its type and comment (what a migration
+    may create, change or document), except the migration runner's own record."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT c.relname, coalesce(a.attname, ''), "
+            "coalesce(format_type(a.atttypid, a.atttypmod), ''), "
+            "coalesce(col_description(c.oid, a.attnum), obj_description(c.oid, 'pg_class'), '') "
+            "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 "
+            "AND NOT a.attisdropped "
+            "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm') "
+            "AND c.relname <> 'schema_migration'"
+        ).fetchall()
+    return {tuple(str(v) for v in r) for r in rows}
+
+
 def test_down_reverts_the_latest_and_up_restores_it(empty_database_url: str) -> None:
     migrator = Migrator(empty_database_url)
     migrator.up()
     latest = load_migrations()[-1]
+    migrated = schema(empty_database_url)
     reverted = migrator.down(steps=1)
     assert [m.version for m in reverted] == [latest.version]
     assert [s.state for s in migrator.status()][-1] == "pending"
     created = set(re.findall(r"CREATE TABLE (\w+)", latest.up))
-    assert created, "the latest migration creates no table to check"
     assert not created & tables(empty_database_url)
+    assert schema(empty_database_url) != migrated, "the latest migration's down changed nothing"
     migrator.up()
     assert created <= tables(empty_database_url)
+    assert schema(empty_database_url) == migrated
 
 
 def test_every_migration_reverts_cleanly(empty_database_url: str) -> None:
