@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
+from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from api.metrics import Metrics
@@ -15,8 +16,10 @@ from application.eventstore import event_store_env
 from application.identity.app import IdentityApp
 from application.identity.authenticate import Authenticator
 from application.identity.commands import IdentityService, identity_service
+from application.identity.sign_in import SignIn, sign_in_service
 from application.keys import load_keys
 from application.positions import ProjectionPositions
+from application.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from application.settings import Settings
 from application.workflows.app import WorkflowsApp
 from application.workflows.commands import WorkflowService
@@ -36,6 +39,7 @@ class Services:
     workflows: WorkflowService
     identity: IdentityService
     authenticator: Authenticator
+    sign_in: SignIn
     metrics: Metrics
     redis: aioredis.Redis | None = None
     supervisor: ProjectionSupervisor | None = None
@@ -81,9 +85,13 @@ async def open_services(
         stack.push_async_callback(positions.stop)
 
         redis_client: Any = None
+        limiter: RateLimiter = MemoryRateLimiter()
         if settings.redis_url:
             redis_client = aioredis.from_url(settings.redis_url, socket_timeout=2)
             stack.push_async_callback(redis_client.aclose)
+            # Counts belong to one installation (one database), even if several share a Redis.
+            installation = conninfo_to_dict(database.url).get("dbname", "a2n")
+            limiter = RedisRateLimiter(redis_client, prefix=f"a2n:{installation}:")
 
         supervisor = None
         if run_projectors:
@@ -109,6 +117,7 @@ async def open_services(
             workflows=WorkflowService(workflows_app),
             identity=identity,
             authenticator=Authenticator(pool, identity.signer, positions),
+            sign_in=sign_in_service(identity, limiter, keys, settings),
             metrics=Metrics(),
             redis=redis_client,
             supervisor=supervisor,

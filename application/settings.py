@@ -71,6 +71,13 @@ class Settings:
     registration: RegistrationMode = "open"
     """A2N_REGISTRATION: open (anyone may register) or invite (only the first account, the
     OWNER; later accounts are created by an admin)."""
+    login_max_failures: int = 5
+    """A2N_LOGIN_MAX_FAILURES: failed sign-ins of one account within the window that lock it."""
+    login_max_failures_per_ip: int = 20
+    """A2N_LOGIN_MAX_FAILURES_PER_IP: failed sign-ins from one address within the window that
+    lock sign-in from that address."""
+    login_failure_window: int = 900
+    """A2N_LOGIN_FAILURE_WINDOW: seconds a failed sign-in counts towards a lockout."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -188,4 +195,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "access_token_ttl": ("A2N_ACCESS_TOKEN_TTL", _integer(30, 24 * 3600)),
     "refresh_token_ttl": ("A2N_REFRESH_TOKEN_TTL", _integer(300, 365 * 24 * 3600)),
     "registration": ("A2N_REGISTRATION", _choice(RegistrationMode)),
+    "login_max_failures": ("A2N_LOGIN_MAX_FAILURES", _integer(1, 1000)),
+    "login_max_failures_per_ip": ("A2N_LOGIN_MAX_FAILURES_PER_IP", _integer(1, 100_000)),
+    "login_failure_window": ("A2N_LOGIN_FAILURE_WINDOW", _integer(1, 24 * 3600)),
 }

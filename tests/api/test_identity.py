@@ -24,6 +24,7 @@ def test_every_api_route_refuses_a_request_without_credentials(client: Client) -
     public = {
         "/api/v1/auth/register",
         "/api/v1/auth/login",
+        "/api/v1/auth/login/2fa",
         "/api/v1/auth/refresh",
         "/api/v1/auth/verify-email",
         "/api/v1/auth/password/forgot",
