@@ -18,6 +18,7 @@ from api.commands.identity import (
     SessionCommands,
     UserCommands,
 )
+from api.commands.sign_in import SignInCommands, TwoFactorCommands
 from api.commands.workflows import WorkflowCommands
 from api.middleware import request_context
 from api.problems import EXCEPTION_HANDLERS
@@ -58,8 +59,10 @@ def create_app(
                 API_PREFIX,
                 route_handlers=[
                     AuthCommands,
+                    SignInCommands,
                     SessionCommands,
                     MeCommands,
+                    TwoFactorCommands,
                     MeQueries,
                     UserCommands,
                     UserQueries,

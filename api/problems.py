@@ -25,6 +25,7 @@ from application.errors import (
     NotAuthenticated,
     NotFound,
     PreconditionFailed,
+    TooManyAttempts,
 )
 from domain.errors import InvalidState, ValidationFailed
 
@@ -227,6 +228,17 @@ def on_precondition_failed(
     )
 
 
+def on_too_many_attempts(request: Request[Any, Any, Any], exc: TooManyAttempts) -> Response[Any]:
+    return problem(
+        request,
+        429,
+        f"Too many failed sign-in attempts for this account or from this address. "
+        f"Retry after {exc.retry_after} seconds.",
+        kind="login-locked",
+        headers={"Retry-After": str(exc.retry_after)},
+    )
+
+
 def on_concurrent_write(request: Request[Any, Any, Any], exc: ConcurrentWrite) -> Response[Any]:
     return problem(
         request,
@@ -290,6 +302,7 @@ EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
     InvalidState: on_invalid_state,
     PreconditionFailed: on_precondition_failed,
     ConcurrentWrite: on_concurrent_write,
+    TooManyAttempts: on_too_many_attempts,
     ProjectionBehind: on_projection_behind,
     HTTPException: on_http_exception,
     RecursionError: on_too_deep,

@@ -16,6 +16,7 @@ from application.eventstore import event_store_env
 from application.identity.app import IdentityApp
 from application.identity.authenticate import Authenticator
 from application.identity.commands import IdentityService, identity_service
+from application.identity.sign_in import SignIn, sign_in_service
 from application.keys import load_keys
 from application.nodes.catalog import sync_built_in_nodes
 from application.positions import ProjectionPositions
@@ -47,6 +48,7 @@ class Services:
     workflows: WorkflowService
     identity: IdentityService
     authenticator: Authenticator
+    sign_in: SignIn
     metrics: Metrics
     rate_limiting: RateLimiting
     redis: aioredis.Redis | None = None
@@ -125,6 +127,7 @@ async def open_services(
             workflows=WorkflowService(workflows_app, definition_limits(settings)),
             identity=identity,
             authenticator=Authenticator(pool, identity.signer, positions),
+            sign_in=sign_in_service(identity, limiter, keys, settings),
             metrics=Metrics(),
             rate_limiting=RateLimiting(limiter, policy, BlockedWindowRecorder(pool)),
             redis=redis_client,

@@ -39,11 +39,11 @@ HIDDEN = "[hidden]"
 def event_payload(event: object) -> dict[str, Any]:
     """An event's own fields, without the envelope every event shares.
 
-    Stored hashes of passwords and tokens are hidden: auditors learn that one changed, never a
-    value to attack offline.
+    Stored hashes of passwords, tokens and recovery codes are hidden: auditors learn that one
+    changed, never a value to attack offline.
     """
     return {
-        k: HIDDEN if k.endswith("_hash") else v
+        k: HIDDEN if k.endswith(("_hash", "_hashes")) else v
         for k, v in vars(event).items()
         if k not in _ENVELOPE
     }

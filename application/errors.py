@@ -45,3 +45,11 @@ class Forbidden(Exception):
 
 class Conflict(Exception):
     """The command collides with existing state, such as an address already registered."""
+
+
+class TooManyAttempts(Exception):
+    """Sign-in is locked after too many failures; `retry_after` says for how many seconds."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many failed attempts; retry after {retry_after} seconds")
+        self.retry_after = retry_after

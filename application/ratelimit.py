@@ -151,6 +151,10 @@ class RateLimiter(Protocol):
 
     async def check(self, key: str, limit: Limit) -> Decision: ...
 
+    async def peek(self, key: str, limit: Limit) -> Decision:
+        """What `check` would decide now, counting nothing (for counters of failures only)."""
+        ...
+
 
 _SLIDING_WINDOW_LUA = """
 local t = redis.call('TIME')
@@ -176,6 +180,26 @@ return {0, count, tonumber(freeing[2]) + window - now, first, now}
 ARGV: window ms, limit, a unique member. Returns allowed, count, ms until a slot frees, whether
 this refusal opened a blocked window, and the Redis clock in ms."""
 
+_PEEK_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local window = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local count = redis.call('ZCARD', KEYS[1])
+if count < limit then
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  local wait = 0
+  if oldest[2] then
+    wait = tonumber(oldest[2]) + window - now
+  end
+  return {1, count, wait, 0, now}
+end
+local freeing = redis.call('ZRANGE', KEYS[1], count - limit, count - limit, 'WITHSCORES')
+return {0, count, tonumber(freeing[2]) + window - now, 0, now}
+"""
+"""The sliding-window script without recording: the same answer, nothing added or marked."""
+
 
 class RedisRateLimiter:
     """Sliding window on a Redis sorted set per key, shared by every API process."""
@@ -184,15 +208,21 @@ class RedisRateLimiter:
         self.client = client
         self.prefix = prefix
         self._script = client.register_script(_SLIDING_WINDOW_LUA)
+        self._peek_script = client.register_script(_PEEK_LUA)
 
     async def check(self, key: str, limit: Limit) -> Decision:
+        return await self._run(self._script, key, limit, os.urandom(8).hex())
+
+    async def peek(self, key: str, limit: Limit) -> Decision:
+        return await self._run(self._peek_script, key, limit)
+
+    async def _run(self, script: Any, key: str, limit: Limit, *args: str) -> Decision:
         # The hash tag keeps both keys of one counter in one Redis Cluster slot.
         base = f"{self.prefix}{{{key}}}"
         window_ms = max(1, round(limit.window * 1000))
         try:
-            raw: Any = await self._script(
-                keys=[base, base + ":blocked"],
-                args=[window_ms, limit.requests, os.urandom(8).hex()],
+            raw: Any = await script(
+                keys=[base, base + ":blocked"], args=[window_ms, limit.requests, *args]
             )
         except redis.RedisError as exc:
             raise RateLimiterUnavailable(f"rate limiter store unreachable: {exc}") from exc
@@ -240,6 +270,25 @@ class MemoryRateLimiter:
 
     async def check(self, key: str, limit: Limit) -> Decision:
         return self.check_now(key, limit)
+
+    async def peek(self, key: str, limit: Limit) -> Decision:
+        with self._lock:
+            now = self._clock()
+            entry = self._logs.get(key)
+            hits = [t for t in entry.hits if t > now - limit.window] if entry else []
+        count = len(hits)
+        allowed = count < limit.requests
+        wait = hits[count - limit.requests] + limit.window - now if not allowed else 0.0
+        return Decision(
+            allowed=allowed,
+            limit=limit.requests,
+            count=count,
+            remaining=max(0, limit.requests - count),
+            reset_after=hits[0] + limit.window - now if hits else 0.0,
+            retry_after=wait,
+            first_block=False,
+            now=now,
+        )
 
     def check_now(self, key: str, limit: Limit) -> Decision:
         """`check` for synchronous callers."""

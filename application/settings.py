@@ -84,6 +84,13 @@ class Settings:
     """A2N_MAX_DEFINITION_BYTES: largest workflow definition, as compact JSON."""
     max_definition_depth: int = DefinitionLimits.max_depth
     """A2N_MAX_DEFINITION_DEPTH: deepest nesting of objects and arrays in a definition."""
+    login_max_failures: int = 5
+    """A2N_LOGIN_MAX_FAILURES: failed sign-ins of one account within the window that lock it."""
+    login_max_failures_per_ip: int = 20
+    """A2N_LOGIN_MAX_FAILURES_PER_IP: failed sign-ins from one address within the window that
+    lock sign-in from that address."""
+    login_failure_window: int = 900
+    """A2N_LOGIN_FAILURE_WINDOW: seconds a failed sign-in counts towards a lockout."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -213,4 +220,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "max_definition_connections": ("A2N_MAX_DEFINITION_CONNECTIONS", _integer(0, 1_000_000)),
     "max_definition_bytes": ("A2N_MAX_DEFINITION_BYTES", _integer(1024, 1024**3)),
     "max_definition_depth": ("A2N_MAX_DEFINITION_DEPTH", _integer(8, 100)),
+    "login_max_failures": ("A2N_LOGIN_MAX_FAILURES", _integer(1, 1000)),
+    "login_max_failures_per_ip": ("A2N_LOGIN_MAX_FAILURES_PER_IP", _integer(1, 100_000)),
+    "login_failure_window": ("A2N_LOGIN_FAILURE_WINDOW", _integer(1, 24 * 3600)),
 }

@@ -109,6 +109,17 @@ def logged_in(cur: Cursor[Any], event: User.LoggedIn, ctx: EventContext) -> None
     _update_user(cur, event, "last_login_at = %s", event.timestamp)
 
 
+@projector.on(User.TwoFactorEnabled)
+def two_factor_enabled(cur: Cursor[Any], event: User.TwoFactorEnabled, ctx: EventContext) -> None:
+    # two_factor_secret stays NULL: the secret lives sealed in the event store alone.
+    _update_user(cur, event, "two_factor_enabled = true")
+
+
+@projector.on(User.TwoFactorDisabled)
+def two_factor_disabled(cur: Cursor[Any], event: User.TwoFactorDisabled, ctx: EventContext) -> None:
+    _update_user(cur, event, "two_factor_enabled = false")
+
+
 @projector.on(Session.Started)
 def session_started(cur: Cursor[Any], event: Session.Started, ctx: EventContext) -> None:
     cur.execute(

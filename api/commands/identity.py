@@ -18,7 +18,6 @@ from api.schemas.identity import (
     ChangePassword,
     CreateApiKey,
     ForgotPassword,
-    Login,
     Refresh,
     Register,
     ResetPassword,
@@ -43,7 +42,7 @@ def identity_service(request: AnyRequest) -> IdentityService:
     return services(request).identity
 
 
-def _tokens(signed: SignedIn) -> Tokens:
+def token_response(signed: SignedIn) -> Tokens:
     return Tokens(
         access_token=signed.access_token,
         refresh_token=signed.refresh_token,
@@ -102,21 +101,6 @@ class AuthCommands(Controller):
         )
 
     @post(
-        "/login",
-        summary="Sign in: access and refresh tokens",
-        opt=PUBLIC,
-        sync_to_thread=True,
-        status_code=200,
-    )
-    def login(
-        self,
-        data: JSONBody[Login],
-        caller: NamedDependency[Caller],
-        service: NamedDependency[IdentityService],
-    ) -> Tokens:
-        return _tokens(service.login(caller, email=data.email, password=data.password))
-
-    @post(
         "/refresh",
         summary="Trade a refresh token for new tokens (rotates it)",
         opt=PUBLIC,
@@ -135,7 +119,7 @@ class AuthCommands(Controller):
             # A reused token ended its session: its access tokens must be dead when we answer.
             await _settled(request, revoked.position)
             raise
-        return _tokens(signed_in)
+        return token_response(signed_in)
 
     @post(
         "/verify-email",

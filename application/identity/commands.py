@@ -186,7 +186,7 @@ class IdentityService:
         return Recorded(user, position)
 
     def verify_email(self, caller: Caller, token: str) -> Recorded[User]:
-        verification = self._redeem(token, Purpose.EMAIL_VERIFICATION)
+        verification = self.redeem(token, Purpose.EMAIL_VERIFICATION)
         user = self.app.load(verification.user_id, User)
         user.verify_email()
         return Recorded(user, self.app.record(caller.metadata(), verification, user))
@@ -205,7 +205,7 @@ class IdentityService:
     def reset_password(self, caller: Caller, token: str, password: str) -> Recorded[User]:
         """Set a new password and end every session of the account."""
         check_password_rules(password)
-        verification = self._redeem(token, Purpose.PASSWORD_RESET)
+        verification = self.redeem(token, Purpose.PASSWORD_RESET)
         user = self.app.load(verification.user_id, User)
         user.change_password(hash_password(password), by_reset=True)
         return Recorded(user, self.app.record(caller.metadata(), verification, user))
@@ -236,14 +236,18 @@ class IdentityService:
 
     # -- sign-in ----------------------------------------------------------------------------
 
-    def login(self, caller: Caller, *, email: str, password: str) -> SignedIn:
+    def find_user(self, email: str) -> User | None:
+        """The account that signs in with this address, if any (a malformed one has none)."""
         try:
             claim = self._claim_for(normalize_email(email))
         except ValidationFailed:
-            claim = None
-        user = self.app.load(claim.user_id, User) if claim and claim.user_id else None
+            return None
+        return self.app.load(claim.user_id, User) if claim and claim.user_id else None
+
+    def check_password(self, caller: Caller, user: User | None, password: str) -> User:
+        """The first step of sign-in (`application.identity.sign_in` runs the whole of it)."""
         if user is None or not password_matches(user.password_hash, password):
-            self._security_event(
+            self.record_security_event(
                 caller,
                 "FAILED_LOGIN",
                 Severity.MEDIUM,
@@ -253,9 +257,10 @@ class IdentityService:
             raise NotAuthenticated("wrong email address or password")
         if not user.is_active:
             raise NotAuthenticated("wrong email address or password")
-        return self._start_session(caller, user)
+        return user
 
-    def _start_session(self, caller: Caller, user: User) -> SignedIn:
+    def start_session(self, caller: Caller, user: User, *spent: Aggregate) -> SignedIn:
+        """Sign `user` in, saving with the session what the sign-in used up (a challenge)."""
         refresh_secret = new_token()
         session = Session.start(
             session_id=new_id(),
@@ -266,7 +271,7 @@ class IdentityService:
         )
         user.logged_in(session.id)
         meta = caller.acting_as(user.id).metadata()
-        position = self.app.record(meta, user, session)
+        position = self.app.record(meta, user, session, *spent)
         return self._signed_in(user.id, session.id, refresh_secret, position)
 
     def refresh(self, caller: Caller, refresh_token: str) -> SignedIn:
@@ -428,7 +433,8 @@ class IdentityService:
             purpose=str(purpose),
         )
 
-    def _redeem(self, token: str, purpose: Purpose) -> Verification:
+    def redeem(self, token: str, purpose: Purpose) -> Verification:
+        """The verification `token` names, consumed (saved by the caller), or ValidationFailed."""
         verification_id, _, secret = token.partition(".")
         invalid = ValidationFailed([Violation("/token", "is invalid, used or expired")])
         if not is_id(verification_id) or not secret:
@@ -445,7 +451,7 @@ class IdentityService:
             raise invalid from None
         return verification
 
-    def _security_event(
+    def record_security_event(
         self,
         caller: Caller,
         event_type: str,

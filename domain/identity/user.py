@@ -3,6 +3,9 @@
 Personal data (email, name, image) and the TOTP secret arrive already sealed with the user's
 own data key: the aggregate stores opaque strings, so its events hold no readable personal data
 and erasing the key erases them everywhere (crypto-shredding) without rewriting history.
+Recovery codes arrive as hashes. Checking a code needs the plaintext secret, so the application
+does that; the aggregate decides whether a matching code may still be used (each TOTP time step
+once, each recovery code once).
 """
 
 from __future__ import annotations
@@ -61,6 +64,22 @@ class User(Aggregate):
     class LoggedIn(Aggregate.Event):
         session_id: str
 
+    class TwoFactorEnrolled(Aggregate.Event):
+        sealed_secret: str
+
+    class TwoFactorEnabled(Aggregate.Event):
+        recovery_code_hashes: list[str]
+        time_step: int
+
+    class TwoFactorDisabled(Aggregate.Event):
+        pass
+
+    class TotpCodeUsed(Aggregate.Event):
+        time_step: int
+
+    class RecoveryCodeUsed(Aggregate.Event):
+        code_hash: str
+
     @event(Registered)
     def __init__(
         self,
@@ -78,6 +97,12 @@ class User(Aggregate):
         self.status = Status.ACTIVE
         self.email_verified = email_verified
         self.sessions_valid_after: datetime | None = None
+        # The sealed TOTP secret, awaiting its first code until `two_factor_enabled`.
+        self.two_factor_secret: str | None = None
+        self.two_factor_enabled = False
+        self.recovery_code_hashes: list[str] = []
+        # The newest TOTP time step accepted: a code of that step or an older one is a replay.
+        self.last_time_step = 0
 
     @classmethod
     def register(
@@ -166,6 +191,59 @@ class User(Aggregate):
         self._refuse_unless_active()
         self._logged_in(session_id=session_id)
 
+    def enroll_two_factor(self, sealed_secret: str) -> None:
+        """Start (or restart) set-up with a new secret; it works once a code confirms it."""
+        self._refuse_unless_active()
+        if self.two_factor_enabled:
+            raise InvalidState("two-factor authentication is already on; turn it off first")
+        self._two_factor_enrolled(sealed_secret=sealed_secret)
+
+    def secret_to_confirm(self) -> str:
+        """The sealed secret whose first code `enable_two_factor` awaits."""
+        self._refuse_unless_active()
+        if self.two_factor_enabled:
+            raise InvalidState("two-factor authentication is already on")
+        if self.two_factor_secret is None:
+            raise InvalidState("set up two-factor authentication first")
+        return self.two_factor_secret
+
+    def enable_two_factor(self, recovery_code_hashes: list[str], time_step: int) -> None:
+        """Turn the second factor on, after a code of `time_step` proved the secret works."""
+        self.secret_to_confirm()
+        self._two_factor_enabled(
+            recovery_code_hashes=list(recovery_code_hashes), time_step=time_step
+        )
+
+    def active_secret(self) -> str:
+        """The sealed secret sign-in codes are checked against."""
+        if not self.two_factor_enabled or self.two_factor_secret is None:
+            raise InvalidState("two-factor authentication is off")
+        return self.two_factor_secret
+
+    def accepts_time_step(self, time_step: int) -> bool:
+        return time_step > self.last_time_step
+
+    def has_recovery_code(self, code_hash: str) -> bool:
+        return code_hash in self.recovery_code_hashes
+
+    def use_time_step(self, time_step: int) -> None:
+        """Spend a TOTP code's time step, so the same code cannot be replayed."""
+        self.active_secret()
+        if not self.accepts_time_step(time_step):
+            raise InvalidState("this code was already used")
+        self._totp_code_used(time_step=time_step)
+
+    def use_recovery_code(self, code_hash: str) -> None:
+        self.active_secret()
+        if not self.has_recovery_code(code_hash):
+            raise InvalidState("this recovery code is unknown or was already used")
+        self._recovery_code_used(code_hash=code_hash)
+
+    def disable_two_factor(self) -> None:
+        """Turn the second factor off; its secret and recovery codes are forgotten."""
+        self.active_secret()
+        self._two_factor_disabled()
+
     # -- events -----------------------------------------------------------------------------
 
     @event(EmailVerified)
@@ -200,6 +278,31 @@ class User(Aggregate):
     @event(LoggedIn)
     def _logged_in(self, session_id: str) -> None:
         pass
+
+    @event(TwoFactorEnrolled)
+    def _two_factor_enrolled(self, sealed_secret: str) -> None:
+        self.two_factor_secret = sealed_secret
+        self.last_time_step = 0
+
+    @event(TwoFactorEnabled)
+    def _two_factor_enabled(self, recovery_code_hashes: list[str], time_step: int) -> None:
+        self.two_factor_enabled = True
+        self.recovery_code_hashes = list(recovery_code_hashes)
+        self.last_time_step = time_step
+
+    @event(TwoFactorDisabled)
+    def _two_factor_disabled(self) -> None:
+        self.two_factor_enabled = False
+        self.two_factor_secret = None
+        self.recovery_code_hashes = []
+
+    @event(TotpCodeUsed)
+    def _totp_code_used(self, time_step: int) -> None:
+        self.last_time_step = time_step
+
+    @event(RecoveryCodeUsed)
+    def _recovery_code_used(self, code_hash: str) -> None:
+        self.recovery_code_hashes = [h for h in self.recovery_code_hashes if h != code_hash]
 
     def _refuse_unless_active(self) -> None:
         if self.status is not Status.ACTIVE:

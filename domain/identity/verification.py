@@ -1,6 +1,7 @@
-"""Verification: a single-use, expiring token proving control of an email address.
+"""Verification: a single-use, expiring token proving control of an email address or a step.
 
-Used for email verification and password reset; only the token's hash is stored.
+Used for email verification, password reset, and the second step of a two-factor sign-in (the
+challenge a correct password earns); only the token's hash is stored.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from domain.errors import InvalidState
 class Purpose(StrEnum):
     EMAIL_VERIFICATION = "EMAIL_VERIFICATION"
     PASSWORD_RESET = "PASSWORD_RESET"  # noqa: S105 (a purpose, not a password)
+    TWO_FACTOR_LOGIN = "TWO_FACTOR_LOGIN"
 
 
 class Verification(Aggregate):

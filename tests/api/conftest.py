@@ -35,6 +35,9 @@ def api_settings(database_url: str, redis_url: str, tmp_path_factory: Any) -> Se
         # Every test client request comes from one address: limits apart from the rate limit
         # tests would only make the suite flaky.
         rate_limits="off",
+        # Every test client calls from one address ("testclient"): the per-address lockout
+        # would let one test's failed sign-ins lock out the rest (test_login_lockout has its own).
+        login_max_failures_per_ip=100_000,
     )
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import pyotp
 import pytest
 from litestar.testing import TestClient
 
@@ -91,6 +92,20 @@ class World:
         key: str = made.json()["key"]
         return key
 
+    def two_factor_secret(self, of: Account) -> str:
+        started = self.client.post(f"{API}/me/2fa/setup", headers=of)
+        assert started.status_code == 200, started.text
+        secret: str = started.json()["secret"]
+        return secret
+
+    def recovery_code(self, of: Account) -> str:
+        """Turn two-factor sign-in on for `of`; one of its recovery codes."""
+        code = pyotp.TOTP(self.two_factor_secret(of)).now()
+        confirmed = self.client.post(f"{API}/me/2fa/confirm", json={"code": code}, headers=of)
+        assert confirmed.status_code == 200, confirmed.text
+        recovery: str = confirmed.json()["recoveryCodes"][0]
+        return recovery
+
     def api_key_id(self, of: Account) -> str:
         made = self.client.post(
             f"{API}/me/api-keys", json={"name": "matrix", "scopes": ["workflows:read"]}, headers=of
@@ -131,6 +146,11 @@ CASES: dict[str, Case] = {
         own=lambda w, me: Call(body={"currentPassword": PASSWORD, "newPassword": PASSWORD + "!"})
     ),
     "GET /me/sessions": Case(),
+    "POST /me/2fa/setup": Case(),
+    "POST /me/2fa/confirm": Case(
+        own=lambda w, me: Call(body={"code": pyotp.TOTP(w.two_factor_secret(me)).now()})
+    ),
+    "POST /me/2fa/disable": Case(own=lambda w, me: Call(body={"code": w.recovery_code(me)})),
     "DELETE /me/sessions/{session_id:str}": Case(
         own=lambda w, me: Call({"session_id": w.session(me)}),
         foreign=lambda w, me: Call({"session_id": w.session(w.stranger())}),
@@ -190,6 +210,7 @@ def activated(world: World, me: Account) -> str:
 PUBLIC_ROUTES = {
     "POST /auth/register",
     "POST /auth/login",
+    "POST /auth/login/2fa",
     "POST /auth/refresh",
     "POST /auth/verify-email",
     "POST /auth/password/forgot",

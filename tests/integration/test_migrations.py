@@ -49,7 +49,12 @@ SCHEMA_OBJECTS = (
     "UNION ALL SELECT 'index', indexname FROM pg_indexes WHERE schemaname = 'public' "
     "UNION ALL SELECT 'grant', grantee || ' ' || privilege_type || ' ' || table_name "
     "FROM information_schema.role_table_grants WHERE table_schema = 'public' "
-    "AND grantee LIKE 'a2n%%'"
+    "AND grantee LIKE 'a2n%%' "
+    "UNION ALL SELECT 'comment', c.relname || '.' || coalesce(a.attname, '') || ': ' || "
+    "coalesce(col_description(c.oid, a.attnum), obj_description(c.oid, 'pg_class'), '') "
+    "FROM pg_class c LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 "
+    "AND NOT a.attisdropped WHERE c.relnamespace = 'public'::regnamespace "
+    "AND c.relkind IN ('r', 'p', 'v', 'm')"
 )
 
 

@@ -102,6 +102,27 @@ def test_the_window_slides(with_limiter: Any) -> None:
     with_limiter(scenario)
 
 
+def test_peek_tells_what_a_check_would_decide_and_counts_nothing(with_limiter: Any) -> None:
+    async def scenario(limiter: RateLimiter) -> None:
+        limit = Limit(2, 10)
+        empty = await limiter.peek("k", limit)
+        assert (empty.allowed, empty.count, empty.remaining, empty.retry_after) == (True, 0, 2, 0)
+        for _ in range(5):
+            assert (await limiter.peek("k", limit)).allowed
+        await limiter.check("k", limit)
+        assert (await limiter.peek("k", limit)).count == 1
+        await limiter.check("k", limit)
+        full = await limiter.peek("k", limit)
+        assert (full.allowed, full.count, full.remaining) == (False, 2, 0)
+        assert 9 <= full.retry_after <= 10
+        refused = await limiter.check("k", limit)
+        # Peeking at a full window opened no blocked window: the first refusal still does.
+        assert not refused.allowed
+        assert refused.first_block
+
+    with_limiter(scenario)
+
+
 def test_concurrent_checks_never_exceed_the_limit(with_limiter: Any) -> None:
     async def scenario(limiter: RateLimiter) -> int:
         decisions = await asyncio.gather(*(limiter.check("k", Limit(10, 60)) for _ in range(40)))

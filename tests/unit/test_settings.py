@@ -46,6 +46,8 @@ def test_values_are_parsed_and_blank_means_default() -> None:
         ("A2N_MIN_POSITION_TIMEOUT", "soon", "A2N_MIN_POSITION_TIMEOUT: expected a number"),
         ("A2N_MAX_DEFINITION_DEPTH", "500", "A2N_MAX_DEFINITION_DEPTH: expected an integer from 8"),
         ("A2N_MAX_DEFINITION_NODES", "0", "A2N_MAX_DEFINITION_NODES: expected an integer from 1"),
+        ("A2N_LOGIN_MAX_FAILURES", "0", "A2N_LOGIN_MAX_FAILURES: expected an integer from 1"),
+        ("A2N_LOGIN_FAILURE_WINDOW", "1.5", "A2N_LOGIN_FAILURE_WINDOW: expected an integer"),
     ],
 )
 def test_bad_values_name_the_variable(variable: str, value: str, message: str) -> None:
