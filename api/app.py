@@ -18,6 +18,7 @@ from api.commands.identity import (
     SessionCommands,
     UserCommands,
 )
+from api.commands.oauth import OAuthCommands, OAuthLinkCommands
 from api.commands.sign_in import SignInCommands, TwoFactorCommands
 from api.commands.workflows import WorkflowCommands
 from api.middleware import request_context
@@ -63,6 +64,8 @@ def create_app(
                     SessionCommands,
                     MeCommands,
                     TwoFactorCommands,
+                    OAuthCommands,
+                    OAuthLinkCommands,
                     MeQueries,
                     UserCommands,
                     UserQueries,

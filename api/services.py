@@ -6,6 +6,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import redis
 import redis.asyncio as aioredis
 from anyio import to_thread
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
@@ -16,6 +17,8 @@ from application.eventstore import event_store_env
 from application.identity.app import IdentityApp
 from application.identity.authenticate import Authenticator
 from application.identity.commands import IdentityService, identity_service
+from application.identity.oauth import OAuthClient
+from application.identity.oauth_login import AttemptStore, MemoryAttempts, OAuthLogin, RedisAttempts
 from application.identity.sign_in import SignIn, sign_in_service
 from application.keys import load_keys
 from application.nodes.catalog import sync_built_in_nodes
@@ -51,6 +54,7 @@ class Services:
     sign_in: SignIn
     metrics: Metrics
     rate_limiting: RateLimiting
+    oauth: OAuthLogin
     redis: aioredis.Redis | None = None
     supervisor: ProjectionSupervisor | None = None
 
@@ -95,13 +99,30 @@ async def open_services(
         await positions.start()
         stack.push_async_callback(positions.stop)
 
+        # Keys in a shared Redis are prefixed with the database: one installation's counters and
+        # sign-in attempts are never another's.
+        redis_prefix = f"a2n:{database.name}:"
         redis_client: Any = None
         limiter: RateLimiter = MemoryRateLimiter()
+        attempts: AttemptStore = MemoryAttempts()
         if settings.redis_url:
             redis_client = aioredis.from_url(settings.redis_url, socket_timeout=2)
             stack.push_async_callback(redis_client.aclose)
-            limiter = RedisRateLimiter(redis_client, prefix=f"a2n:{database.name}:ratelimit:")
+            limiter = RedisRateLimiter(redis_client, prefix=f"{redis_prefix}ratelimit:")
+            attempts_redis = stack.enter_context(
+                redis.Redis.from_url(settings.redis_url, socket_timeout=2)
+            )
+            attempts = RedisAttempts(attempts_redis, prefix=f"{redis_prefix}oauth:attempt:")
         policy = RateLimitPolicy.parse(settings.rate_limits or "")
+        sign_in = sign_in_service(identity, limiter, keys, settings)
+        oauth = OAuthLogin(
+            identity,
+            stack.enter_context(OAuthClient()),
+            settings.oauth_providers,
+            attempts,
+            admit=sign_in.two_factor.admit,
+            secret_key=keys.secret_key,
+        )
 
         supervisor = None
         if run_projectors:
@@ -127,9 +148,10 @@ async def open_services(
             workflows=WorkflowService(workflows_app, definition_limits(settings)),
             identity=identity,
             authenticator=Authenticator(pool, identity.signer, positions),
-            sign_in=sign_in_service(identity, limiter, keys, settings),
+            sign_in=sign_in,
             metrics=Metrics(),
             rate_limiting=RateLimiting(limiter, policy, BlockedWindowRecorder(pool)),
+            oauth=oauth,
             redis=redis_client,
             supervisor=supervisor,
         )

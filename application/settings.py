@@ -7,15 +7,20 @@ the variable, and the CLI prints that one line and exits instead of failing late
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
+from urllib.parse import urlsplit
 
 from psycopg.conninfo import conninfo_to_dict
 
 from domain.workflows.limits import DefinitionLimits
+
+if TYPE_CHECKING:
+    from application.identity.oauth import OAuthProvider
 
 EmbeddedMode = Literal["auto", "always", "never"]
 LogFormat = Literal["json", "console"]
@@ -91,6 +96,12 @@ class Settings:
     lock sign-in from that address."""
     login_failure_window: int = 900
     """A2N_LOGIN_FAILURE_WINDOW: seconds a failed sign-in counts towards a lockout."""
+    public_url: str | None = None
+    """A2N_PUBLIC_URL: the URL clients reach this server at (behind a proxy, the proxy's), used to
+    build OAuth redirect URIs. Unset: http://<A2N_HOST>:<A2N_PORT>."""
+    oauth_providers: Mapping[str, OAuthProvider] = dataclasses.field(default_factory=dict)
+    """A2N_OAUTH_PROVIDERS: OpenID Connect providers to sign in with, as JSON
+    `{"google": {"issuer": ..., "clientId": ..., "clientSecret": ...}}`."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -189,6 +200,19 @@ def _rate_limits(raw: str) -> str:
     return raw
 
 
+def _public_url(raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ValueError(f"expected an http(s) URL without query or fragment, got {raw!r}")
+    return raw.rstrip("/")
+
+
+def _oauth_providers(raw: str) -> Mapping[str, OAuthProvider]:
+    from application.identity.oauth import parse_providers
+
+    return parse_providers(raw)
+
+
 def _host(raw: str) -> str:
     if any(ch.isspace() for ch in raw):
         raise ValueError(f"expected a host name or address, got {raw!r}")
@@ -223,4 +247,6 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "login_max_failures": ("A2N_LOGIN_MAX_FAILURES", _integer(1, 1000)),
     "login_max_failures_per_ip": ("A2N_LOGIN_MAX_FAILURES_PER_IP", _integer(1, 100_000)),
     "login_failure_window": ("A2N_LOGIN_FAILURE_WINDOW", _integer(1, 24 * 3600)),
+    "public_url": ("A2N_PUBLIC_URL", _public_url),
+    "oauth_providers": ("A2N_OAUTH_PROVIDERS", _oauth_providers),
 }

@@ -1,4 +1,5 @@
-"""user, session, refresh_token, verification, api_key and security_event, from Identity events.
+"""user, session, refresh_token, account, verification, api_key and security_event, from Identity
+events.
 
 Personal data arrives sealed; the handlers open it with the user's data key (read in the same
 transaction) and write NULL once the key is erased, so live tables and rebuilds agree. The master
@@ -14,6 +15,7 @@ from psycopg import Cursor
 
 from application.crypto import KeyRing
 from application.identity.personal_data import open_sealed
+from domain.identity.account_link import AccountLink
 from domain.identity.api_key import ApiKey
 from domain.identity.security_event import SecurityEvent
 from domain.identity.session import Session
@@ -24,8 +26,16 @@ from projections.projector import EventContext, Projector, jsonb
 projector = Projector(
     "identity",
     applications=("identity",),
-    tables=("user", "session", "refresh_token", "verification", "api_key", "security_event"),
-    about="user, session, refresh_token, verification, api_key and security_event tables",
+    tables=(
+        "user",
+        "session",
+        "refresh_token",
+        "account",
+        "verification",
+        "api_key",
+        "security_event",
+    ),
+    about="user, session, refresh_token, account, verification, api_key and security_event tables",
 )
 
 _ring: list[KeyRing] = []
@@ -162,6 +172,23 @@ def session_revoked(cur: Cursor[Any], event: Session.Revoked, ctx: EventContext)
         "UPDATE refresh_token SET is_revoked = true, revoked_at = %s "
         "WHERE session_id = %s AND NOT is_revoked",
         (event.timestamp, event.originator_id),
+    )
+
+
+@projector.on(AccountLink.Linked)
+def account_linked(cur: Cursor[Any], event: AccountLink.Linked, ctx: EventContext) -> None:
+    cur.execute(
+        "INSERT INTO account (id, user_id, provider_id, account_id, scope, created_at, updated_at) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+        (
+            event.originator_id,
+            event.user_id,
+            event.provider,
+            event.subject,
+            event.scope,
+            event.timestamp,
+            event.timestamp,
+        ),
     )
 
 

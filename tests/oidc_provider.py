@@ -34,6 +34,8 @@ import httpx
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from application.identity.oauth import OAuthProvider, parse_providers
+
 DEFAULT_USERS: dict[str, dict[str, Any]] = {
     "alice": {
         "email": "alice@example.com",
@@ -419,3 +421,13 @@ def running_provider(
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+def a2n_providers(provider: OIDCProvider, name: str = "test") -> Mapping[str, OAuthProvider]:
+    """A2N_OAUTH_PROVIDERS naming `provider` as `name`."""
+    entry = {
+        "issuer": provider.issuer,
+        "clientId": provider.client_id,
+        "clientSecret": provider.client_secret,
+    }
+    return parse_providers(json.dumps({name: entry}))

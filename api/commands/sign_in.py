@@ -25,6 +25,7 @@ from api.schemas.two_factor import (
     TwoFactorSetup,
 )
 from application.caller import Caller
+from application.identity.commands import SignedIn
 from application.identity.sign_in import SignIn
 from application.identity.two_factor import Challenge
 
@@ -33,6 +34,13 @@ AnyRequest = Request[Any, Any, Any]
 
 def sign_in_service(request: AnyRequest) -> SignIn:
     return services(request).sign_in
+
+
+def signed_in_response(outcome: SignedIn | Challenge) -> Tokens | TwoFactorRequired:
+    """Tokens, or the challenge to answer with a second factor first."""
+    if isinstance(outcome, Challenge):
+        return TwoFactorRequired(challenge=outcome.token, expires_in=outcome.expires_in)
+    return token_response(outcome)
 
 
 class SignInCommands(Controller):
@@ -56,10 +64,9 @@ class SignInCommands(Controller):
         caller: NamedDependency[Caller],
         sign_in: NamedDependency[SignIn],
     ) -> Tokens | TwoFactorRequired:
-        outcome = await sign_in.login(caller, email=data.email, password=data.password)
-        if isinstance(outcome, Challenge):
-            return TwoFactorRequired(challenge=outcome.token, expires_in=outcome.expires_in)
-        return token_response(outcome)
+        return signed_in_response(
+            await sign_in.login(caller, email=data.email, password=data.password)
+        )
 
     @post(
         "/login/2fa",

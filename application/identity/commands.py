@@ -122,15 +122,33 @@ class IdentityService:
     ) -> Recorded[User]:
         """Create an account; the very first one becomes the OWNER."""
         address = normalize_email(email)
-        password_hash = hash_password(password)
-        display_name = _clean_name(name)
+        return self.open_account(caller, address, hash_password(password), _clean_name(name))
+
+    def open_account(
+        self,
+        caller: Caller,
+        address: str,
+        password_hash: str | None,
+        name: str | None,
+        *,
+        verified: bool = False,
+        belonging: Callable[[str], list[Aggregate]] = lambda user_id: [],
+    ) -> Recorded[User]:
+        """Sign-up under A2N_REGISTRATION, by password or through an OAuth provider (which brings
+        no password). `belonging(user_id)` gives aggregates saved atomically with the account."""
         for _ in range(3):
             first = not self._exists(INSTALLATION_CLAIM)
             if not first and self.registration == "invite":
                 raise Forbidden("registration is by invitation: ask an administrator")
             try:
                 return self._register(
-                    caller, address, password_hash, display_name, Role.OWNER if first else Role.USER
+                    caller,
+                    address,
+                    password_hash,
+                    name,
+                    Role.OWNER if first else Role.USER,
+                    verified,
+                    belonging,
                 )
             except IntegrityError:
                 if self._claim_for(address) is not None:
@@ -154,10 +172,11 @@ class IdentityService:
         self,
         caller: Caller,
         address: str,
-        password_hash: str,
+        password_hash: str | None,
         name: str | None,
         role: Role,
         verified: bool = False,
+        belonging: Callable[[str], list[Aggregate]] = lambda user_id: [],
     ) -> Recorded[User]:
         user_id = new_id()
         user = User.register(
@@ -176,7 +195,7 @@ class IdentityService:
             claim = existing
         else:
             raise Conflict("an account with this email address exists")
-        claims: list[Aggregate] = [claim]
+        claims: list[Aggregate] = [claim, *belonging(user_id)]
         if role is Role.OWNER:
             claims.append(EmailClaim.claim(INSTALLATION_CLAIM, user_id))
         meta = caller.acting_as(user_id).metadata()
@@ -258,6 +277,11 @@ class IdentityService:
         if not user.is_active:
             raise NotAuthenticated("wrong email address or password")
         return user
+
+    def user_with_email(self, address: str) -> User | None:
+        """The account registered with this normalised address, if any."""
+        claim = self._claim_for(address)
+        return self.app.load(claim.user_id, User) if claim and claim.user_id else None
 
     def start_session(self, caller: Caller, user: User, *spent: Aggregate) -> SignedIn:
         """Sign `user` in, saving with the session what the sign-in used up (a challenge)."""

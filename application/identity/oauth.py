@@ -36,6 +36,9 @@ are refused before any key is looked at."""
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 _SAFE_CODE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,100}")
+"""RFC 6749 section 3.3: scope tokens are printable ASCII without space, '"' or '\\'."""
+_MAX_SCOPES = 50
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 _JWKS_MIN_REFRESH = 30.0
 """Seconds between two fetches of a key set caused by unknown key ids, so tokens with made-up
@@ -126,6 +129,8 @@ class ExternalIdentity:
     email_verified: bool
     name: str | None
     picture: str | None
+    scope: str | None
+    """The scopes granted, space-separated: the token response's, else those requested."""
     access_token: str = field(repr=False)
     refresh_token: str | None = field(default=None, repr=False)
 
@@ -359,6 +364,7 @@ class OAuthClient:
             email_verified=email is not None and _truthy(claims.get("email_verified")),
             name=_text(claims.get("name")),
             picture=_text(claims.get("picture")),
+            scope=_granted_scope(tokens.get("scope"), provider.scopes),
             access_token=access_token,
             refresh_token=_text(tokens.get("refresh_token")),
         )
@@ -612,6 +618,14 @@ def _with_query(url: str, params: Mapping[str, str]) -> str:
     parts = urlsplit(url)
     query = [*parse_qsl(parts.query, keep_blank_values=True), *params.items()]
     return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
+
+
+def _granted_scope(value: Any, requested: tuple[str, ...]) -> str | None:
+    """Scopes as RFC 6749 section 5.1 has it: absent means those requested. Tokens that are not
+    printable ASCII are dropped, so what reaches a table is plain text."""
+    scopes = value.split() if isinstance(value, str) else requested
+    kept = [scope for scope in scopes if _SCOPE_TOKEN.fullmatch(scope)][:_MAX_SCOPES]
+    return " ".join(kept) or None
 
 
 def _text(value: Any) -> str | None:

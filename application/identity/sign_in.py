@@ -49,9 +49,7 @@ class SignIn:
 
         def attempt() -> SignedIn | Challenge:
             known = self.identity.check_password(caller, user, password)
-            if known.two_factor_enabled:
-                return self.two_factor.challenge(caller, known)
-            return self.identity.start_session(caller, known)
+            return self.two_factor.admit(caller, known)
 
         if user is None:
             # No such account: counted under a digest of the address, so lockouts look the same.

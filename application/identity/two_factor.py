@@ -164,6 +164,15 @@ class TwoFactorService:
 
     # -- sign-in ----------------------------------------------------------------------------
 
+    def admit(self, caller: Caller, user: User) -> SignedIn | Challenge:
+        """Tokens for a user whose first factor checked out (a password, an OAuth provider), or
+        a challenge when two-factor sign-in is on: no way in skips the second factor."""
+        if not user.is_active:
+            raise NotAuthenticated(f"the account is {user.status.lower()}")
+        if user.two_factor_enabled:
+            return self.challenge(caller, user)
+        return self.identity.start_session(caller, user)
+
     def challenge(self, caller: Caller, user: User) -> Challenge:
         """Issue the challenge for a user whose password was right."""
         secret = new_token()

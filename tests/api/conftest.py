@@ -15,13 +15,24 @@ from api.app import create_app
 from application.crypto import KeyRing
 from application.settings import Settings
 from tests.api.helpers import Account, owner_of, sign_up
+from tests.oidc_provider import OIDCProvider, a2n_providers, running_provider
 
 TEST_SECRET_KEY = "test-secret-key-0123456789abcdefghijklmnop"
 TEST_MASTER_KEYS = KeyRing.generate()
+PUBLIC_URL = "http://127.0.0.1:8000"
 
 
 @pytest.fixture(scope="session")
-def api_settings(database_url: str, redis_url: str, tmp_path_factory: Any) -> Settings:
+def oidc_provider() -> Iterator[OIDCProvider]:
+    """A real OpenID provider, so every route (account linking included) can be exercised."""
+    with running_provider(redirect_uris=[f"{PUBLIC_URL}/api/v1/auth/oauth/test/callback"]) as found:
+        yield found
+
+
+@pytest.fixture(scope="session")
+def api_settings(
+    database_url: str, redis_url: str, oidc_provider: OIDCProvider, tmp_path_factory: Any
+) -> Settings:
     return Settings(
         database_url=database_url,
         redis_url=redis_url,
@@ -32,6 +43,8 @@ def api_settings(database_url: str, redis_url: str, tmp_path_factory: Any) -> Se
         secret_key=TEST_SECRET_KEY,
         master_keys=TEST_MASTER_KEYS,
         data_dir=tmp_path_factory.mktemp("a2n-data"),
+        public_url=PUBLIC_URL,
+        oauth_providers=a2n_providers(oidc_provider),
         # Every test client request comes from one address: limits apart from the rate limit
         # tests would only make the suite flaky.
         rate_limits="off",

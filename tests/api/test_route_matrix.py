@@ -156,6 +156,7 @@ CASES: dict[str, Case] = {
         foreign=lambda w, me: Call({"session_id": w.session(w.stranger())}),
     ),
     "GET /me/api-keys": Case(),
+    "POST /me/oauth/{provider:str}/link": Case(own=lambda w, me: Call({"provider": "test"})),
     "POST /me/api-keys": Case(
         own=lambda w, me: Call(body={"name": "ci", "scopes": ["workflows:read"]})
     ),
@@ -211,6 +212,8 @@ PUBLIC_ROUTES = {
     "POST /auth/register",
     "POST /auth/login",
     "POST /auth/login/2fa",
+    "GET /auth/oauth/{provider:str}/start",
+    "GET /auth/oauth/{provider:str}/callback",
     "POST /auth/refresh",
     "POST /auth/verify-email",
     "POST /auth/password/forgot",

@@ -80,3 +80,41 @@ def test_definition_limits_default_to_the_domain_defaults_and_can_be_set() -> No
     assert limits == DefinitionLimits(
         max_nodes=20, max_connections=30, max_bytes=4096, max_depth=12
     )
+
+
+GOOGLE = '{"google": {"issuer": "https://accounts.google.com", "clientId": "id", %s}}'
+
+
+def test_oauth_providers_and_the_public_url_are_parsed() -> None:
+    settings = Settings.from_env(
+        {
+            "A2N_PUBLIC_URL": "https://a2n.example.com/",
+            "A2N_OAUTH_PROVIDERS": GOOGLE % '"clientSecret": "s3cret"',
+        }
+    )
+    assert settings.public_url == "https://a2n.example.com"
+    assert settings.oauth_providers["google"].client_id == "id"
+    assert "s3cret" not in repr(settings)
+    assert Settings.from_env({}).oauth_providers == {}
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("A2N_PUBLIC_URL", "a2n.example.com", "A2N_PUBLIC_URL: expected an http(s) URL"),
+        ("A2N_PUBLIC_URL", "https://a2n.example.com/?x=1", "A2N_PUBLIC_URL: expected an http(s)"),
+        ("A2N_OAUTH_PROVIDERS", "{", "A2N_OAUTH_PROVIDERS: expected a JSON object of providers"),
+        (
+            "A2N_OAUTH_PROVIDERS",
+            GOOGLE % '"clientSecert": "s3cret"',
+            "A2N_OAUTH_PROVIDERS: provider 'google': unknown field 'clientSecert'",
+        ),
+    ],
+)
+def test_bad_oauth_settings_name_the_variable_and_hide_secrets(
+    variable: str, value: str, message: str
+) -> None:
+    with pytest.raises(SettingsError) as failure:
+        Settings.from_env({variable: value})
+    assert str(failure.value).startswith(message)
+    assert "s3cret" not in str(failure.value)
