@@ -1,5 +1,5 @@
 """user, session, refresh_token, account, verification, api_key and security_event, from Identity
-events.
+events; the users' activity counts from Workflows events.
 
 Personal data arrives sealed; the handlers open it with the user's data key (read in the same
 transaction) and write NULL once the key is erased, so live tables and rebuilds agree. The master
@@ -21,11 +21,12 @@ from domain.identity.security_event import SecurityEvent
 from domain.identity.session import Session
 from domain.identity.user import User
 from domain.identity.verification import Verification
+from domain.workflows.workflow import Workflow
 from projections.projector import EventContext, Projector, jsonb
 
 projector = Projector(
     "identity",
-    applications=("identity",),
+    applications=("identity", "workflows"),
     tables=(
         "user",
         "session",
@@ -34,8 +35,10 @@ projector = Projector(
         "verification",
         "api_key",
         "security_event",
+        "user_activity",
     ),
-    about="user, session, refresh_token, account, verification, api_key and security_event tables",
+    about="user, session, refresh_token, account, verification, api_key and security_event tables "
+    "(with users' workflows_created counts)",
 )
 
 _ring: list[KeyRing] = []
@@ -57,18 +60,34 @@ def user_registered(cur: Cursor[Any], event: User.Registered, ctx: EventContext)
     user_id = event.originator_id
     cur.execute(
         'INSERT INTO "user" (id, name, email, email_verified, password, role, status, '
-        "is_active, created_at, updated_at) "
-        "VALUES (%s, %s, %s, %s, %s, %s, 'ACTIVE', true, %s, %s)",
-        (
-            user_id,
-            _open(cur, user_id, event.name),
-            _open(cur, user_id, event.email),
-            event.email_verified,
-            event.password_hash,
-            event.role,
-            event.timestamp,
-            event.timestamp,
-        ),
+        "is_active, workflows_created, workflows_executed, created_at, updated_at) "
+        "SELECT %(id)s, %(name)s, %(email)s, %(verified)s, %(password)s, %(role)s, 'ACTIVE', "
+        "true, coalesce(a.workflows_created, 0), coalesce(a.workflows_executed, 0), %(at)s, %(at)s "
+        "FROM (SELECT 1) one LEFT JOIN user_activity a ON a.user_id = %(id)s",
+        {
+            "id": user_id,
+            "name": _open(cur, user_id, event.name),
+            "email": _open(cur, user_id, event.email),
+            "verified": event.email_verified,
+            "password": event.password_hash,
+            "role": event.role,
+            "at": event.timestamp,
+        },
+    )
+
+
+@projector.on(Workflow.Created)
+def workflow_created(cur: Cursor[Any], event: Workflow.Created, ctx: EventContext) -> None:
+    """Count it for its creator, in user_activity and (if it is there yet) the user row."""
+    cur.execute(
+        "INSERT INTO user_activity (user_id, workflows_created) VALUES (%s, 1) "
+        "ON CONFLICT (user_id) DO UPDATE "
+        "SET workflows_created = user_activity.workflows_created + 1",
+        (event.owner_id,),
+    )
+    cur.execute(
+        'UPDATE "user" SET workflows_created = workflows_created + 1 WHERE id = %s',
+        (event.owner_id,),
     )
 
 
