@@ -98,10 +98,15 @@ class Settings:
     """A2N_LOGIN_FAILURE_WINDOW: seconds a failed sign-in counts towards a lockout."""
     public_url: str | None = None
     """A2N_PUBLIC_URL: the URL clients reach this server at (behind a proxy, the proxy's), used to
-    build OAuth redirect URIs. Unset: http://<A2N_HOST>:<A2N_PORT>."""
+    build OAuth redirect URIs and webhook URLs. Unset: http://<A2N_HOST>:<A2N_PORT>."""
     oauth_providers: Mapping[str, OAuthProvider] = dataclasses.field(default_factory=dict)
     """A2N_OAUTH_PROVIDERS: OpenID Connect providers to sign in with, as JSON
     `{"google": {"issuer": ..., "clientId": ..., "clientSecret": ...}}`."""
+
+    @property
+    def base_url(self) -> str:
+        """Where clients reach this server: A2N_PUBLIC_URL, else http://<host>:<port>."""
+        return self.public_url or f"http://{self.host}:{self.port}"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

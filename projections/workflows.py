@@ -1,20 +1,24 @@
-"""workflow and workflow_version tables, from the Workflows context's events."""
+"""workflow, workflow_version and workflow_trigger tables, from the Workflows context's events."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from psycopg import Cursor, sql
 
+from domain.workflows.triggers import trigger_specs
 from domain.workflows.workflow import Workflow
 from projections.projector import EventContext, Projector, jsonb
 
 projector = Projector(
     "workflows",
     applications=("workflows",),
-    tables=("workflow", "workflow_version"),
-    about="workflow and workflow_version tables",
+    tables=("workflow", "workflow_version", "workflow_trigger"),
+    about="workflow, workflow_version and workflow_trigger tables",
 )
+# Trigger ids are derived, so a rebuild gives the same ids and executions can refer to them.
+_TRIGGER_IDS = uuid.UUID("6f1d3a52-5a0e-4c1e-9a53-2f7a9f1c0b7e")
 
 _JSON_DETAILS = frozenset({"tags"})
 
@@ -46,6 +50,7 @@ def workflow_created(cur: Cursor[Any], event: Workflow.Created, ctx: EventContex
         ),
     )
     _insert_version(cur, event.originator_id, event.version_id, 1, definition, None, event, ctx)
+    _refresh_triggers(cur, event)
 
 
 @projector.on(Workflow.DetailsChanged)
@@ -84,21 +89,25 @@ def version_created(cur: Cursor[Any], event: Workflow.VersionCreated, ctx: Event
         event,
         ctx,
     )
+    _refresh_triggers(cur, event)
 
 
 @projector.on(Workflow.Activated)
 def activated(cur: Cursor[Any], event: Workflow.Activated, ctx: EventContext) -> None:
     _update(cur, event, sql.SQL("is_active = true"), [])
+    _refresh_triggers(cur, event)
 
 
 @projector.on(Workflow.Deactivated)
 def deactivated(cur: Cursor[Any], event: Workflow.Deactivated, ctx: EventContext) -> None:
     _update(cur, event, sql.SQL("is_active = false"), [])
+    _refresh_triggers(cur, event)
 
 
 @projector.on(Workflow.Archived)
 def archived(cur: Cursor[Any], event: Workflow.Archived, ctx: EventContext) -> None:
     _update(cur, event, sql.SQL("is_active = false, archived_at = %s"), [event.timestamp])
+    _refresh_triggers(cur, event)
 
 
 def _update(cur: Cursor[Any], event: Any, assignments: sql.Composable, values: list[Any]) -> None:
@@ -137,3 +146,68 @@ def _insert_version(
             ctx.actor_id,
         ),
     )
+
+
+def _refresh_triggers(cur: Cursor[Any], event: Any) -> None:
+    """Make workflow_trigger hold the trigger nodes of the definition that runs, with the
+    workflow's active flag: rows of nodes that left it go, the others are upserted."""
+    workflow_id = event.originator_id
+    row = cur.execute(
+        "SELECT w.is_active, w.user_id, v.version, v.definition FROM workflow w "
+        "JOIN workflow_version v ON v.workflow_id = w.id "
+        "AND v.version = coalesce(w.published_version, w.version) WHERE w.id = %s",
+        (workflow_id,),
+    ).fetchone()
+    if row is None:
+        raise LookupError(f"workflow {workflow_id} has no version to take triggers from")
+    is_active, user_id, version, definition = row
+    specs = trigger_specs(definition)
+    cur.execute(
+        "DELETE FROM workflow_trigger WHERE workflow_id = %s AND NOT node_id = ANY(%s)",
+        (workflow_id, [spec.node_id for spec in specs]),
+    )
+    for spec in specs:
+        cur.execute(
+            "INSERT INTO workflow_trigger (id, workflow_id, node_id, node_name, type, config, "
+            "is_active, workflow_version, webhook_path, webhook_methods, webhook_auth_mode, "
+            "response_mode, cron, interval_seconds, timezone, misfire, event_workflow_id, "
+            "event_status, event_name, created_at, updated_at, user_id) "
+            "VALUES (%(id)s, %(workflow_id)s, %(node_id)s, %(node_name)s, %(type)s, %(config)s, "
+            "%(is_active)s, %(version)s, %(webhook_path)s, %(webhook_methods)s, "
+            "%(webhook_auth_mode)s, %(response_mode)s, %(cron)s, %(interval_seconds)s, "
+            "%(timezone)s, %(misfire)s, %(event_workflow_id)s, %(event_status)s, %(event_name)s, "
+            "%(at)s, %(at)s, %(user_id)s) "
+            "ON CONFLICT (workflow_id, node_id) DO UPDATE SET node_name = EXCLUDED.node_name, "
+            "type = EXCLUDED.type, config = EXCLUDED.config, is_active = EXCLUDED.is_active, "
+            "workflow_version = EXCLUDED.workflow_version, webhook_path = EXCLUDED.webhook_path, "
+            "webhook_methods = EXCLUDED.webhook_methods, "
+            "webhook_auth_mode = EXCLUDED.webhook_auth_mode, "
+            "response_mode = EXCLUDED.response_mode, cron = EXCLUDED.cron, "
+            "interval_seconds = EXCLUDED.interval_seconds, timezone = EXCLUDED.timezone, "
+            "misfire = EXCLUDED.misfire, event_workflow_id = EXCLUDED.event_workflow_id, "
+            "event_status = EXCLUDED.event_status, event_name = EXCLUDED.event_name, "
+            "updated_at = EXCLUDED.updated_at, user_id = EXCLUDED.user_id",
+            {
+                "id": str(uuid.uuid5(_TRIGGER_IDS, f"{workflow_id}/{spec.node_id}")),
+                "workflow_id": workflow_id,
+                "node_id": spec.node_id,
+                "node_name": spec.node_name,
+                "type": str(spec.type),
+                "config": jsonb(spec.config),
+                "is_active": is_active,
+                "version": version,
+                "webhook_path": spec.webhook_path,
+                "webhook_methods": list(spec.webhook_methods) if spec.webhook_methods else None,
+                "webhook_auth_mode": spec.webhook_auth_mode,
+                "response_mode": spec.response_mode,
+                "cron": spec.cron,
+                "interval_seconds": spec.interval_seconds,
+                "timezone": spec.timezone,
+                "misfire": spec.misfire,
+                "event_workflow_id": spec.event_workflow_id,
+                "event_status": spec.event_status,
+                "event_name": spec.event_name,
+                "at": event.timestamp,
+                "user_id": user_id,
+            },
+        )

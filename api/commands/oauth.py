@@ -46,8 +46,7 @@ def oauth_login(request: AnyRequest) -> OAuthLogin:
 
 def redirect_uri(request: AnyRequest, provider: str) -> str:
     """The callback URL as the provider must send the browser back to it (register it there)."""
-    settings = services(request).settings
-    base = settings.public_url or f"http://{settings.host}:{settings.port}"
+    base = services(request).settings.base_url
     return base + request.app.route_reverse(CALLBACK, provider=provider)
 
 

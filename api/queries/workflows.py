@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from anyio import to_thread
@@ -19,12 +19,25 @@ from api.context import (
     services,
     wait_for_min_position,
 )
-from api.schemas.workflows import WorkflowPage, WorkflowRead, WorkflowState, WorkflowSummary
+from api.schemas.workflows import (
+    TriggerList,
+    TriggerRead,
+    WorkflowPage,
+    WorkflowRead,
+    WorkflowState,
+    WorkflowSummary,
+)
 from application.caller import Caller
 from application.errors import InvalidParameter, NotFound
 from application.ids import is_id
 from application.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from application.workflows.queries import WorkflowFilter, get_workflow, list_workflows
+from application.workflows.queries import (
+    WorkflowFilter,
+    get_workflow,
+    list_triggers,
+    list_workflows,
+)
+from domain.workflows.triggers import next_cron_time
 
 AnyRequest = Request[Any, Any, Any]
 READS_WORKFLOWS = readers(("workflows", "workflows"))
@@ -91,6 +104,24 @@ class WorkflowQueries(Controller):
             raise NotFound(workflow_id)
         return Response(WorkflowRead(**row), headers=etag(row["revision"]))
 
+    @get(
+        "/{workflow_id:str}/triggers",
+        summary="The trigger nodes the workflow runs from, with webhook URLs and next run times",
+        opt=READS_WORKFLOWS,
+    )
+    async def triggers(
+        self, request: AnyRequest, workflow_id: FromPath[str], caller: NamedDependency[Caller]
+    ) -> TriggerList:
+        if not is_id(workflow_id):
+            raise NotFound(workflow_id)
+        async with read_models(request) as conn:
+            if await get_workflow(conn, caller.user_id, workflow_id) is None:
+                raise NotFound(workflow_id)
+            rows = await list_triggers(conn, workflow_id)
+        base = services(request).settings.base_url
+        now = datetime.now(UTC)
+        return TriggerList(items=[_trigger(row, base, now) for row in rows])
+
     async def _historical(
         self,
         request: AnyRequest,
@@ -110,3 +141,16 @@ class WorkflowQueries(Controller):
             assert version is not None
             workflow = await to_thread.run_sync(service.at_version, caller, workflow_id, version)
         return Response(WorkflowState.of(workflow), headers=etag(workflow.version))
+
+
+def _trigger(row: dict[str, Any], base_url: str, now: datetime) -> TriggerRead:
+    path = row["webhook_path"]
+    cron = row["cron"]
+    return TriggerRead(
+        **row,
+        webhook_url=f"{base_url}/webhook/{path}" if path else None,
+        webhook_test_url=f"{base_url}/webhook-test/{path}" if path else None,
+        next_run_at=next_cron_time(cron, row["timezone"], now)
+        if cron and row["is_active"]
+        else None,
+    )

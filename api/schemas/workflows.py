@@ -161,6 +161,42 @@ class WorkflowPage(_Out):
     next_cursor: str | None
 
 
+class TriggerRead(_Out):
+    """A trigger node of the definition the workflow runs (GET /workflows/{id}/triggers).
+
+    Webhook triggers carry the URLs that start them; cron schedules of an active workflow carry
+    when they fire next (interval schedules count from the scheduler's last run: null here)."""
+
+    id: str
+    node_id: str
+    node_name: str | None
+    type: str
+    config: dict[str, Any]
+    is_active: bool
+    workflow_version: int
+    webhook_path: str | None
+    webhook_methods: list[str] | None
+    webhook_auth_mode: str | None
+    response_mode: str | None
+    webhook_url: str | None
+    webhook_test_url: str | None
+    cron: str | None
+    interval_seconds: int | None
+    timezone: str | None
+    misfire: str | None
+    next_run_at: datetime | None
+    event_workflow_id: str | None
+    event_status: str | None
+    event_name: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class TriggerList(_Out):
+    items: list[TriggerRead]
+    next_cursor: str | None = None
+
+
 def _state_fields(workflow: Workflow) -> dict[str, Any]:
     definition = workflow.definition
     return {

@@ -96,7 +96,9 @@ class WorkflowService:
     def activate(
         self, caller: Caller, workflow_id: str, *, expected_revision: int | None = None
     ) -> Recorded[Workflow]:
-        return self._change(caller, workflow_id, Workflow.activate, expected_revision)
+        return self._change(
+            caller, workflow_id, lambda w: w.activate(limits=self.limits), expected_revision
+        )
 
     def deactivate(
         self, caller: Caller, workflow_id: str, *, expected_revision: int | None = None

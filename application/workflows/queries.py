@@ -104,5 +104,44 @@ async def get_workflow(
         return await cur.fetchone()
 
 
+TRIGGER_COLUMNS = (
+    "id",
+    "node_id",
+    "node_name",
+    "type",
+    "config",
+    "is_active",
+    "workflow_version",
+    "webhook_path",
+    "webhook_methods",
+    "webhook_auth_mode",
+    "response_mode",
+    "cron",
+    "interval_seconds",
+    "timezone",
+    "misfire",
+    "event_workflow_id",
+    "event_status",
+    "event_name",
+    "created_at",
+    "updated_at",
+)
+
+
+async def list_triggers(conn: AsyncConnection[Any], workflow_id: str) -> list[dict[str, Any]]:
+    """The trigger rows of one workflow, in node id order (a few per workflow: no paging)."""
+    query = sql.SQL(
+        "SELECT {} FROM workflow_trigger WHERE workflow_id = %s ORDER BY node_id"
+    ).format(
+        sql.SQL(", ").join(
+            sql.SQL("{}::text").format(sql.Identifier(n)) if n == "type" else sql.Identifier(n)
+            for n in TRIGGER_COLUMNS
+        )
+    )
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(query, (workflow_id,))
+        return await cur.fetchall()
+
+
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -1,19 +1,26 @@
-"""Rules for trigger nodes that span more than one node of a definition.
+"""Trigger nodes: the rules that span more than one node, and what each trigger listens for.
 
 Each trigger's own config is checked by its JSON Schema (path, methods, auth mode, cron, time
 zone, event source); what a schema cannot see is the rest of the graph: two webhook triggers of
 one workflow answering the same path and method, or a webhook that promises to answer from a
-respond_to_webhook node that no path from it reaches.
+respond_to_webhook node that no path from it reaches. `trigger_specs` reads a valid definition's
+trigger nodes into the flat shape the `workflow_trigger` read model and the trigger runners use.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from croniter import croniter
 
 from domain.errors import Violation
 from domain.workflows.nodes.actions import RESPOND_TO_WEBHOOK
-from domain.workflows.nodes.triggers import DEFAULT_WEBHOOK_METHOD, WEBHOOK
+from domain.workflows.nodes.triggers import DEFAULT_WEBHOOK_METHOD, EVENT, MANUAL, SCHEDULE, WEBHOOK
 
 if TYPE_CHECKING:
     from domain.workflows.definition import CheckedNode, Edge
@@ -25,6 +32,94 @@ def webhook_methods(config: Mapping[str, Any]) -> list[str]:
     if isinstance(methods, list):
         return [str(m) for m in methods]
     return [str(config.get("method", DEFAULT_WEBHOOK_METHOD))]
+
+
+class TriggerType(StrEnum):
+    """The spec's trigger kinds, one per trigger node type."""
+
+    MANUAL = "MANUAL"
+    WEBHOOK = "WEBHOOK"
+    SCHEDULE = "SCHEDULE"
+    EVENT = "EVENT"
+
+
+TRIGGER_TYPES = {
+    MANUAL.name: TriggerType.MANUAL,
+    WEBHOOK.name: TriggerType.WEBHOOK,
+    SCHEDULE.name: TriggerType.SCHEDULE,
+    EVENT.name: TriggerType.EVENT,
+}
+
+
+@dataclass(frozen=True)
+class TriggerSpec:
+    """What one trigger node of a valid definition listens for; unused fields are None."""
+
+    node_id: str
+    node_name: str | None
+    type: TriggerType
+    config: Mapping[str, Any]
+    webhook_path: str | None = None
+    webhook_methods: tuple[str, ...] | None = None
+    webhook_auth_mode: str | None = None
+    response_mode: str | None = None
+    cron: str | None = None
+    interval_seconds: int | None = None
+    timezone: str | None = None
+    misfire: str | None = None
+    event_workflow_id: str | None = None
+    event_status: str | None = None
+    event_name: str | None = None
+
+
+def trigger_specs(definition: Mapping[str, Any]) -> list[TriggerSpec]:
+    """The trigger nodes of a valid, normalized definition, in definition order."""
+    specs = []
+    for node in definition.get("nodes", []):
+        kind = TRIGGER_TYPES.get(node.get("type"))
+        if kind is None:
+            continue
+        config: Mapping[str, Any] = node.get("config") or {}
+        common = {"node_id": node["id"], "node_name": node.get("name"), "config": config}
+        if kind is TriggerType.WEBHOOK:
+            spec = TriggerSpec(
+                type=kind,
+                webhook_path=str(config["path"]),
+                webhook_methods=tuple(webhook_methods(config)),
+                webhook_auth_mode=str((config.get("auth") or {}).get("mode", "none")),
+                response_mode=str(config.get("responseMode", "immediately")),
+                **common,
+            )
+        elif kind is TriggerType.SCHEDULE:
+            spec = TriggerSpec(
+                type=kind,
+                cron=config.get("cron"),
+                interval_seconds=config.get("intervalSeconds"),
+                timezone=config.get("timezone", "UTC") if "cron" in config else None,
+                misfire=str(config.get("misfire", "runOnce")),
+                **common,
+            )
+        elif kind is TriggerType.EVENT:
+            spec = TriggerSpec(
+                type=kind,
+                event_workflow_id=config.get("workflowId"),
+                event_status=config.get("status"),
+                event_name=config.get("event"),
+                **common,
+            )
+        else:
+            spec = TriggerSpec(type=kind, **common)
+        specs.append(spec)
+    return specs
+
+
+def next_cron_time(cron: str, timezone: str | None, after: datetime) -> datetime:
+    """When a (valid) cron expression next fires after the aware moment `after`, in UTC; read
+    in its time zone, so `0 9 * * *` in Europe/Paris stays at 09:00 local across DST changes."""
+    zone = ZoneInfo(timezone or "UTC")
+    seconds_first = len(cron.split()) == 6
+    fires = croniter(cron, after.astimezone(zone), second_at_beginning=seconds_first)
+    return fires.get_next(datetime).astimezone(UTC)
 
 
 def trigger_violations(nodes: Sequence[CheckedNode], edges: Iterable[Edge]) -> list[Violation]:

@@ -23,6 +23,7 @@ from domain.workflows.definition import (
     text_violations,
 )
 from domain.workflows.limits import DefinitionLimits
+from domain.workflows.triggers import trigger_specs
 
 MAX_NAME_LENGTH = 255
 MAX_DESCRIPTION_LENGTH = 10_000
@@ -187,11 +188,23 @@ class Workflow(Aggregate):
         )
         return True
 
-    def activate(self) -> None:
-        """Let triggers start this workflow."""
+    def activate(self, limits: DefinitionLimits | None = None) -> None:
+        """Let triggers start this workflow.
+
+        The definition is checked again against today's node types and limits (both may have
+        changed since it was saved), and it needs a trigger node, or nothing could ever start it.
+        """
         self._refuse_if_archived()
         if not self.definition["nodes"]:
             raise InvalidState("a workflow without nodes cannot be activated")
+        violations = definition_violations(self.definition, limits)
+        if violations:
+            raise ValidationFailed([v.under("/definition") for v in violations])
+        if not trigger_specs(self.definition):
+            raise InvalidState(
+                "a workflow without a trigger node cannot be activated: add a manual, webhook, "
+                "schedule or event trigger"
+            )
         if not self.is_active:
             self._activated()
 

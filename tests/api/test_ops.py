@@ -34,6 +34,7 @@ def test_ready_reports_database_redis_and_every_projection(
     projections = {(p["projector"], p["application"]): p for p in body["projections"]}
     assert set(projections) == {
         ("identity", "identity"),
+        ("identity", "workflows"),  # users' workflows_created counts
         ("workflows", "workflows"),
         ("audit_log", "identity"),
         ("audit_log", "workflows"),

@@ -192,6 +192,9 @@ CASES: dict[str, Case] = {
     "POST /workflows/{workflow_id:str}/duplicate": Case(
         own=own_workflow(), foreign=foreign_workflow
     ),
+    "GET /workflows/{workflow_id:str}/triggers": Case(
+        own=own_workflow(definition=GRAPH), foreign=foreign_workflow
+    ),
     "GET /nodes": Case(),
     "GET /nodes/{node_id:str}": Case(own=lambda w, me: Call({"node_id": "http_request"})),
     "GET /audit/aggregates/{aggregate_id:str}/events": Case(

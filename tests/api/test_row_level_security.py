@@ -13,6 +13,7 @@ import pytest
 from litestar.testing import TestClient
 
 from tests.api.helpers import API, Account, create, sign_up
+from tests.integration.helpers import GRAPH
 
 APP_TABLES = {
     "user",
@@ -25,6 +26,7 @@ APP_TABLES = {
     "api_rate_limit",
     "workflow",
     "workflow_version",
+    "workflow_trigger",
     "audit_log",
     "node_definition",
 }
@@ -60,9 +62,9 @@ def values(conn: psycopg.Connection[Any], query: str) -> set[Any]:
 def two_users(client: TestClient[Any]) -> tuple[Account, Account, dict[str, str]]:
     alice, bob = sign_up(client), sign_up(client)
     workflows = {
-        "alice": create(client, alice)["id"],
-        "bob_private": create(client, bob)["id"],
-        "bob_public": create(client, bob, visibility="PUBLIC")["id"],
+        "alice": create(client, alice, definition=GRAPH)["id"],
+        "bob_private": create(client, bob, definition=GRAPH)["id"],
+        "bob_public": create(client, bob, visibility="PUBLIC", definition=GRAPH)["id"],
     }
     created = client.post(
         f"{API}/me/api-keys", json={"name": "bob's key", "scopes": ["workflows:read"]}, headers=bob
@@ -94,6 +96,9 @@ def test_a_user_sees_only_their_rows_without_any_where_clause(
         assert alice.user_id in values(conn, "SELECT resource_id FROM audit_log")
         assert workflows["bob_private"] not in values(conn, "SELECT resource_id FROM audit_log")
         assert values(conn, "SELECT id FROM mail_outbox") == set()
+        triggers = values(conn, "SELECT workflow_id FROM workflow_trigger")
+        assert {workflows["alice"], workflows["bob_public"]} <= triggers
+        assert workflows["bob_private"] not in triggers
     with as_role(database_url, "a2n_app", bob.user_id) as conn:
         assert values(conn, "SELECT user_id FROM api_key") == {bob.user_id}
         assert workflows["bob_private"] in values(conn, "SELECT id FROM workflow")
@@ -104,7 +109,8 @@ def test_without_a_user_nothing_private_is_visible(
 ) -> None:
     _, _, workflows = two_users
     with as_role(database_url, "a2n_app") as conn:
-        for table in APP_TABLES - {"workflow", "workflow_version", "node_definition"}:
+        public = {"workflow", "workflow_version", "workflow_trigger", "node_definition"}
+        for table in APP_TABLES - public:
             assert values(conn, f'SELECT 1 FROM "{table}"') == set(), table
         assert values(conn, "SELECT visibility::text FROM workflow") <= {"PUBLIC"}
         assert workflows["bob_public"] in values(conn, "SELECT id FROM workflow")

@@ -13,7 +13,7 @@ from application.caller import Caller
 from application.crypto import KeyRing
 from application.workflows.commands import WorkflowService
 
-GRAPH = {"nodes": [{"id": "a", "type": "noop"}], "connections": []}
+GRAPH = {"nodes": [{"id": "a", "type": "manual_trigger"}], "connections": []}
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 15.0) -> None:

@@ -6,9 +6,10 @@ import pytest
 
 from domain.aggregate import event_type_name
 from domain.errors import InvalidState, ValidationFailed
+from domain.workflows.limits import DefinitionLimits
 from domain.workflows.workflow import Workflow
 
-GRAPH = {"nodes": [{"id": "a", "type": "noop"}], "connections": []}
+GRAPH = {"nodes": [{"id": "a", "type": "manual_trigger"}], "connections": []}
 
 
 def new_workflow(**overrides: object) -> Workflow:
@@ -97,6 +98,24 @@ def test_activation_needs_nodes_and_archiving_freezes_the_workflow() -> None:
     for command in (workflow.activate, lambda: workflow.change_details({"name": "x"})):
         with pytest.raises(InvalidState, match="archived"):
             command()
+
+
+def test_activation_needs_a_trigger_node() -> None:
+    workflow = new_workflow(definition={"nodes": [{"id": "a", "type": "noop"}]})
+    with pytest.raises(InvalidState, match="without a trigger node"):
+        workflow.activate()
+    assert workflow.is_active is False
+
+
+def test_activation_checks_the_definition_against_todays_limits() -> None:
+    two = {"nodes": [{"id": "a", "type": "manual_trigger"}, {"id": "b", "type": "noop"}]}
+    workflow = new_workflow(definition=two)
+    with pytest.raises(ValidationFailed) as refused:
+        workflow.activate(limits=DefinitionLimits(max_nodes=1))
+    assert [v.pointer for v in refused.value.violations] == ["/definition/nodes"]
+    assert workflow.is_active is False
+    workflow.activate(limits=DefinitionLimits(max_nodes=2))
+    assert workflow.is_active is True
 
 
 def test_repeated_state_commands_are_idempotent() -> None:
