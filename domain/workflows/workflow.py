@@ -270,9 +270,6 @@ class Workflow(Aggregate):
         self.published_version: int | None = None
         self.published_at: datetime | None = None
 
-    def has_version(self, number: int) -> bool:
-        return number in self.definitions
-
     def definition_of(self, number: int) -> dict[str, Any]:
         """The definition saved as version `number`."""
         if number not in self.definitions:
