@@ -27,7 +27,7 @@ from application.errors import (
     PreconditionFailed,
     TooManyAttempts,
 )
-from domain.errors import InvalidState, ValidationFailed
+from domain.errors import InvalidState, UnknownPart, ValidationFailed
 
 log = structlog.get_logger("a2n.api")
 
@@ -36,6 +36,8 @@ TYPE_BASE = "https://a2n.dev/problems/"
 
 _MSGSPEC_PATH = re.compile(r"^(?P<message>.*?) - at `\$(?P<path>[^`]*)`$", re.DOTALL)
 _FIELD_NAME = re.compile(r"field `(?P<name>[^`]+)`")
+# Litestar reports a missing required query parameter or header only in its message.
+_MISSING_PARAMETER = re.compile(r"^Missing required \w+ parameter '(?P<name>[^']+)'")
 
 
 class ProblemError(msgspec.Struct, omit_defaults=True, rename="camel"):
@@ -114,6 +116,9 @@ def on_decode_validation(
         for i in items
         if str(i.get("source", "body")) not in ("body", "ParamType.BODY")
     ]
+    missing = _MISSING_PARAMETER.match(str(exc.detail))
+    if missing:
+        parameters.append(ProblemError(message="is required", parameter=missing["name"]))
     if parameters:
         return problem(
             request,
@@ -188,7 +193,7 @@ def on_invalid_parameter(request: Request[Any, Any, Any], exc: InvalidParameter)
     )
 
 
-def on_not_found(request: Request[Any, Any, Any], exc: NotFound) -> Response[Any]:
+def on_not_found(request: Request[Any, Any, Any], exc: NotFound | UnknownPart) -> Response[Any]:
     return problem(request, 404, "No such resource, or you may not see it.", kind="not-found")
 
 
@@ -296,6 +301,7 @@ EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
     ValidationFailed: on_domain_validation,
     InvalidParameter: on_invalid_parameter,
     NotFound: on_not_found,
+    UnknownPart: on_not_found,
     NotAuthenticated: on_not_authenticated,
     Forbidden: on_forbidden,
     Conflict: on_conflict,

@@ -40,3 +40,7 @@ class ValidationFailed(DomainError):
 
 class InvalidState(DomainError):
     """The command is well formed but the aggregate's current state forbids it."""
+
+
+class UnknownPart(DomainError):
+    """The command names a part the aggregate does not have, such as a workflow version."""

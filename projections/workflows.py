@@ -110,6 +110,32 @@ def archived(cur: Cursor[Any], event: Workflow.Archived, ctx: EventContext) -> N
     _refresh_triggers(cur, event)
 
 
+@projector.on(Workflow.VersionPublished)
+def version_published(
+    cur: Cursor[Any], event: Workflow.VersionPublished, ctx: EventContext
+) -> None:
+    _update(
+        cur,
+        event,
+        sql.SQL("published_version = %s, published_at = %s"),
+        [event.version, event.timestamp],
+    )
+    # Unmark the old row first: a unique index allows one published row per workflow.
+    cur.execute(
+        "UPDATE workflow_version SET is_published = false, published_at = NULL "
+        "WHERE workflow_id = %s AND is_published",
+        (event.originator_id,),
+    )
+    cur.execute(
+        "UPDATE workflow_version SET is_published = true, published_at = %s "
+        "WHERE workflow_id = %s AND version = %s",
+        (event.timestamp, event.originator_id, event.version),
+    )
+    if cur.rowcount != 1:
+        raise LookupError(f"workflow {event.originator_id} has no version {event.version} row")
+    _refresh_triggers(cur, event)
+
+
 def _update(cur: Cursor[Any], event: Any, assignments: sql.Composable, values: list[Any]) -> None:
     """Apply `assignments` and stamp the row with the event's time and revision."""
     cur.execute(

@@ -14,7 +14,9 @@ from api.schemas.workflows import (
     CreateWorkflow,
     DuplicateWorkflow,
     ReplaceDefinition,
+    RevertVersion,
     UpdateWorkflow,
+    VersionNumber,
     WorkflowCommandResult,
     as_plain,
 )
@@ -179,4 +181,51 @@ class WorkflowCommands(Controller):
     ) -> Response[WorkflowCommandResult]:
         return _result(
             service.duplicate(caller, workflow_id, name=data.name if data else None), 201
+        )
+
+    # -- versions -------------------------------------------------------------------------------
+
+    @post(
+        "/{workflow_id:str}/versions/{version:int}/publish",
+        summary="Publish a version: triggered runs execute it",
+        sync_to_thread=True,
+        status_code=200,
+    )
+    def publish_version(
+        self,
+        request: AnyRequest,
+        workflow_id: FromPath[str],
+        version: VersionNumber,
+        caller: NamedDependency[Caller],
+        service: NamedDependency[WorkflowService],
+    ) -> Response[WorkflowCommandResult]:
+        return _result(
+            service.publish_version(
+                caller, workflow_id, version, expected_revision=expected_revision(request)
+            )
+        )
+
+    @post(
+        "/{workflow_id:str}/versions/{version:int}/revert",
+        summary="Save an old version's definition as the newest version",
+        sync_to_thread=True,
+        status_code=200,
+    )
+    def revert_to_version(
+        self,
+        request: AnyRequest,
+        workflow_id: FromPath[str],
+        version: VersionNumber,
+        caller: NamedDependency[Caller],
+        service: NamedDependency[WorkflowService],
+        data: JSONBody[RevertVersion | None] = None,
+    ) -> Response[WorkflowCommandResult]:
+        return _result(
+            service.revert_to_version(
+                caller,
+                workflow_id,
+                version,
+                change_message=data.change_message if data else None,
+                expected_revision=expected_revision(request),
+            )
         )

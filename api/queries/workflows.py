@@ -22,6 +22,11 @@ from api.context import (
 from api.schemas.workflows import (
     TriggerList,
     TriggerRead,
+    VersionDiff,
+    VersionNumber,
+    VersionPage,
+    VersionRead,
+    VersionSummary,
     WorkflowPage,
     WorkflowRead,
     WorkflowState,
@@ -33,8 +38,11 @@ from application.ids import is_id
 from application.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from application.workflows.queries import (
     WorkflowFilter,
+    diff_versions,
+    get_version,
     get_workflow,
     list_triggers,
+    list_versions,
     list_workflows,
 )
 from domain.workflows.triggers import next_cron_time
@@ -141,6 +149,64 @@ class WorkflowQueries(Controller):
             assert version is not None
             workflow = await to_thread.run_sync(service.at_version, caller, workflow_id, version)
         return Response(WorkflowState.of(workflow), headers=etag(workflow.version))
+
+    # -- versions -------------------------------------------------------------------------------
+
+    @get(
+        "/{workflow_id:str}/versions",
+        summary="A workflow's versions, newest first (without definitions)",
+        opt=READS_WORKFLOWS,
+    )
+    async def versions(
+        self,
+        request: AnyRequest,
+        workflow_id: FromPath[str],
+        caller: NamedDependency[Caller],
+        limit: Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+        cursor: Annotated[str | None, QueryParameter(max_length=512)] = None,
+    ) -> VersionPage:
+        async with read_models(request) as conn:
+            page = await list_versions(
+                conn, caller.user_id, workflow_id, limit=limit, cursor=cursor
+            )
+        return VersionPage(
+            items=[VersionSummary.of_row(row) for row in page.items], next_cursor=page.next_cursor
+        )
+
+    @get(
+        "/{workflow_id:str}/versions/{version:int}",
+        summary="One version of a workflow, with its definition",
+        opt=READS_WORKFLOWS,
+    )
+    async def version(
+        self,
+        request: AnyRequest,
+        workflow_id: FromPath[str],
+        version: VersionNumber,
+        caller: NamedDependency[Caller],
+    ) -> VersionRead:
+        async with read_models(request) as conn:
+            row = await get_version(conn, caller.user_id, workflow_id, version)
+        return VersionRead.of_row(row)
+
+    @get(
+        "/{workflow_id:str}/versions/{version:int}/diff",
+        summary="JSON Patch (RFC 6902) from version `against` to this version",
+        opt=READS_WORKFLOWS,
+    )
+    async def diff(
+        self,
+        request: AnyRequest,
+        workflow_id: FromPath[str],
+        version: VersionNumber,
+        caller: NamedDependency[Caller],
+        against: Annotated[
+            int, QueryParameter(ge=1, le=2**31 - 1, description="The version to diff from")
+        ],
+    ) -> VersionDiff:
+        async with read_models(request) as conn:
+            patch = await diff_versions(conn, caller.user_id, workflow_id, version, against)
+        return VersionDiff(version=version, against=against, patch=patch)
 
 
 def _trigger(row: dict[str, Any], base_url: str, now: datetime) -> TriggerRead:

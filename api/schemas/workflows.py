@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
+from litestar.params import PathParameter
 from msgspec import UNSET, UnsetType
 
 from domain.workflows.workflow import Workflow
@@ -208,16 +209,72 @@ def _state_fields(workflow: Workflow) -> dict[str, Any]:
         "is_template": workflow.is_template,
         "visibility": workflow.visibility,
         "version": workflow.definition_version,
-        "published_version": None,
+        "published_version": workflow.published_version,
         "tags": list(workflow.tags),
         "category": workflow.category,
         "variables": definition.get("variables", {}),
         "settings": definition.get("settings", {}),
         "created_at": workflow.created_on,
         "updated_at": workflow.modified_on,
-        "published_at": None,
+        "published_at": workflow.published_at,
         "archived_at": workflow.archived_at,
         "user_id": workflow.owner_id,
         "revision": workflow.version,
         "duplicated_from": workflow.duplicated_from,
     }
+
+
+# -- versions ---------------------------------------------------------------------------------
+
+
+class RevertVersion(_Body):
+    change_message: str | None = None
+
+
+class VersionSummary(_Out):
+    """A row of GET /workflows/{id}/versions (no definition: fetch one version for that)."""
+
+    id: str
+    workflow_id: str
+    version: int
+    change_log: str | None
+    is_published: bool
+    published_at: datetime | None
+    created_at: datetime
+    created_by: str
+
+    @classmethod
+    def of_row(cls, row: dict[str, Any]) -> VersionSummary:
+        return cls(**_version_fields(row))
+
+
+class VersionRead(VersionSummary):
+    definition: dict[str, Any]
+
+    @classmethod
+    def of_row(cls, row: dict[str, Any]) -> VersionRead:
+        return cls(**_version_fields(row), definition=row["definition"])
+
+
+class VersionPage(_Out):
+    items: list[VersionSummary]
+    next_cursor: str | None
+
+
+class VersionDiff(_Out):
+    """GET /workflows/{id}/versions/{n}/diff: applying `patch` to version `against`'s definition
+    gives version `version`'s."""
+
+    version: int
+    against: int
+    patch: list[dict[str, Any]]
+
+
+def _version_fields(row: dict[str, Any]) -> dict[str, Any]:
+    fields = {name: row[name] for name in VersionSummary.__struct_fields__ if name in row}
+    fields["created_by"] = row["user_id"]
+    return fields
+
+
+VersionNumber = Annotated[int, PathParameter(ge=1, le=2**31 - 1)]
+"""A version number in a route path: 1 or more (0 and numbers past int4 are 400)."""

@@ -12,7 +12,7 @@ from application.eventstore import Recorded
 from application.ids import new_id
 from application.workflows.app import WorkflowsApp
 from domain.workflows.limits import DefinitionLimits
-from domain.workflows.workflow import DETAIL_FIELDS, Workflow
+from domain.workflows.workflow import DETAIL_FIELDS, RunnableVersion, Workflow
 
 DEFINITION_FIELDS = ("variables", "settings")
 
@@ -166,3 +166,43 @@ class WorkflowService:
             expected_revision=expected_revision,
             visible=lambda w: w.is_owned_by(caller.user_id),
         )
+
+    # -- versions and publishing ----------------------------------------------------------------
+
+    def publish_version(
+        self,
+        caller: Caller,
+        workflow_id: str,
+        version: int,
+        *,
+        expected_revision: int | None = None,
+    ) -> Recorded[Workflow]:
+        """Make `version` the one triggered runs of this workflow execute."""
+        return self._change(
+            caller, workflow_id, lambda w: w.publish_version(version), expected_revision
+        )
+
+    def revert_to_version(
+        self,
+        caller: Caller,
+        workflow_id: str,
+        version: int,
+        *,
+        change_message: str | None = None,
+        expected_revision: int | None = None,
+    ) -> Recorded[Workflow]:
+        """Save `version`'s definition as the newest version."""
+        return self._change(
+            caller,
+            workflow_id,
+            lambda w: w.revert_to_version(
+                version, version_id=new_id(), change_message=change_message, limits=self.limits
+            ),
+            expected_revision,
+        )
+
+    def definition_to_run(self, caller: Caller, workflow_id: str, *, test: bool) -> RunnableVersion:
+        """The definition an execution of this workflow runs, read from the event store (never a
+        possibly lagging read model): the published version, or for a test run (`test=True`)
+        the latest draft. A workflow never published refuses non-test runs with InvalidState."""
+        return self.get(caller, workflow_id).definition_to_run(test=test)

@@ -1,14 +1,17 @@
-"""Workflow queries: read the projected `workflow` table (never the event store)."""
+"""Workflow queries: read the projected `workflow` and `workflow_version` tables (never the event
+store)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
+import jsonpatch
 from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from application.errors import InvalidParameter, NotFound
 from application.pagination import Page, decode_cursor, page_of
 
 SUMMARY_COLUMNS = (
@@ -145,3 +148,84 @@ async def list_triggers(conn: AsyncConnection[Any], workflow_id: str) -> list[di
 
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+# -- versions ---------------------------------------------------------------------------------
+
+VERSION_SUMMARY_COLUMNS = (
+    "id",
+    "workflow_id",
+    "version",
+    "change_log",
+    "is_published",
+    "published_at",
+    "created_at",
+    "user_id",
+)
+_VISIBLE_WORKFLOW = (
+    "EXISTS (SELECT 1 FROM workflow w WHERE w.id = %(workflow)s AND w.user_id = %(owner)s)"
+)
+
+
+async def list_versions(
+    conn: AsyncConnection[Any], owner_id: str, workflow_id: str, *, limit: int, cursor: str | None
+) -> Page[dict[str, Any]]:
+    """A workflow's versions, newest first, without their definitions (they can be large)."""
+    params: dict[str, Any] = {"workflow": workflow_id, "owner": owner_id, "limit": limit + 1}
+    after = sql.SQL("")
+    if cursor is not None:
+        after = sql.SQL("AND version < %(after)s")
+        params["after"] = _version_in_cursor(cursor)
+    await _require_workflow(conn, params)
+    query = sql.SQL(
+        "SELECT {} FROM workflow_version WHERE workflow_id = %(workflow)s {} "
+        "ORDER BY version DESC LIMIT %(limit)s"
+    ).format(sql.SQL(", ").join(map(sql.Identifier, VERSION_SUMMARY_COLUMNS)), after)
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(query, params)
+        rows = await cur.fetchall()
+    return page_of(rows, limit, lambda row: {"version": str(row["version"])})
+
+
+async def get_version(
+    conn: AsyncConnection[Any], owner_id: str, workflow_id: str, version: int
+) -> dict[str, Any]:
+    """One version with its definition; NotFound when the workflow or the version is not there."""
+    query = sql.SQL(
+        "SELECT {}, definition FROM workflow_version "
+        "WHERE workflow_id = %(workflow)s AND version = %(version)s AND " + _VISIBLE_WORKFLOW
+    ).format(sql.SQL(", ").join(map(sql.Identifier, VERSION_SUMMARY_COLUMNS)))
+    params = {"workflow": workflow_id, "owner": owner_id, "version": version}
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(query, params)
+        row = await cur.fetchone()
+    if row is None:
+        raise NotFound(f"{workflow_id} version {version}")
+    return row
+
+
+async def diff_versions(
+    conn: AsyncConnection[Any], owner_id: str, workflow_id: str, version: int, against: int
+) -> list[dict[str, Any]]:
+    """The RFC 6902 JSON Patch that turns version `against`'s definition into `version`'s."""
+    source = await get_version(conn, owner_id, workflow_id, against)
+    target = await get_version(conn, owner_id, workflow_id, version)
+    patch: list[dict[str, Any]] = jsonpatch.make_patch(
+        source["definition"], target["definition"]
+    ).patch
+    return patch
+
+
+async def _require_workflow(conn: AsyncConnection[Any], params: dict[str, Any]) -> None:
+    async with conn.cursor() as cur:
+        await cur.execute("SELECT " + _VISIBLE_WORKFLOW, params)
+        found = await cur.fetchone()
+    if not found or not found[0]:
+        raise NotFound(params["workflow"])
+
+
+def _version_in_cursor(cursor: str) -> int:
+    raw = decode_cursor(cursor, ("version",))["version"]
+    if not raw.isdigit() or len(raw) > 10:
+        raise InvalidParameter("cursor", "is not a cursor this list returned")
+    return int(raw)

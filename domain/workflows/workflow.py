@@ -9,6 +9,7 @@ how a run behaves.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 from eventsourcing.domain import event
 
 from domain.aggregate import Aggregate
-from domain.errors import InvalidState, ValidationFailed, Violation
+from domain.errors import InvalidState, UnknownPart, ValidationFailed, Violation
 from domain.workflows.definition import (
     definition_violations,
     normalize_definition,
@@ -72,6 +73,10 @@ class Workflow(Aggregate):
     class Archived(Aggregate.Event):
         pass
 
+    class VersionPublished(Aggregate.Event):
+        version: int
+        previous: dict[str, int | None]
+
     @event(Created)
     def __init__(
         self,
@@ -98,6 +103,7 @@ class Workflow(Aggregate):
         self.duplicated_from = duplicated_from
         self.is_active = False
         self.archived_at: datetime | None = None
+        self._start_version_history(definition)
 
     # -- commands ---------------------------------------------------------------------------
 
@@ -189,22 +195,28 @@ class Workflow(Aggregate):
         return True
 
     def activate(self, limits: DefinitionLimits | None = None) -> None:
-        """Let triggers start this workflow.
+        """Let triggers start this workflow, running its published version.
 
-        The definition is checked again against today's node types and limits (both may have
-        changed since it was saved), and it needs a trigger node, or nothing could ever start it.
+        With no version published yet, the latest is published first (its own event), so an
+        active workflow always has one to run. The definition that will run is checked again
+        against today's node types and limits (both may have changed since it was saved), and it
+        needs a trigger node, or nothing could ever start it.
         """
         self._refuse_if_archived()
-        if not self.definition["nodes"]:
+        number = self.published_version or self.definition_version
+        definition = self.definitions[number]
+        if not definition["nodes"]:
             raise InvalidState("a workflow without nodes cannot be activated")
-        violations = definition_violations(self.definition, limits)
+        violations = definition_violations(definition, limits)
         if violations:
             raise ValidationFailed([v.under("/definition") for v in violations])
-        if not trigger_specs(self.definition):
+        if not trigger_specs(definition):
             raise InvalidState(
                 "a workflow without a trigger node cannot be activated: add a manual, webhook, "
                 "schedule or event trigger"
             )
+        if self.published_version is None:
+            self._version_published(version=number, previous={"version": None})
         if not self.is_active:
             self._activated()
 
@@ -252,6 +264,7 @@ class Workflow(Aggregate):
     ) -> None:
         self.definition = definition
         self.definition_version = version
+        self.definitions[version] = definition
 
     @event(Activated)
     def _activated(self) -> None:
@@ -267,9 +280,76 @@ class Workflow(Aggregate):
         self.is_active = False
         self.archived_at = timestamp
 
+    # -- versions and publishing ------------------------------------------------------------
+    # Every definition version stays in the aggregate (`definitions`), so publishing, reverting
+    # and choosing what a run executes need no second read of the event store.
+
+    def _start_version_history(self, first: dict[str, Any]) -> None:
+        self.definitions: dict[int, dict[str, Any]] = {1: first}
+        self.published_version: int | None = None
+        self.published_at: datetime | None = None
+
+    def definition_of(self, number: int) -> dict[str, Any]:
+        """The definition saved as version `number`."""
+        if number not in self.definitions:
+            raise UnknownPart(f"the workflow has no version {number}")
+        return self.definitions[number]
+
+    def publish_version(self, number: int) -> None:
+        """Make version `number` the one triggered runs execute; publishing the version already
+        published records nothing."""
+        self.definition_of(number)
+        self._refuse_if_archived()
+        if number != self.published_version:
+            self._version_published(version=number, previous={"version": self.published_version})
+
+    def revert_to_version(
+        self,
+        number: int,
+        *,
+        version_id: str,
+        change_message: str | None = None,
+        limits: DefinitionLimits | None = None,
+    ) -> bool:
+        """Save version `number`'s definition as a new version: history is never rewritten, so a
+        revert is itself undoable. Returns False (records nothing) if it is the current one."""
+        return self.revise(
+            self.definition_of(number),
+            version_id=version_id,
+            change_message=(
+                f"Reverted to version {number}" if change_message is None else change_message
+            ),
+            limits=limits,
+        )
+
+    def definition_to_run(self, *, test: bool) -> RunnableVersion:
+        """What a run executes: the published version; a test run executes the latest draft, so
+        editors can try changes before publishing them."""
+        if test:
+            return RunnableVersion(self.definition_version, self.definition)
+        if self.published_version is None:
+            raise InvalidState("the workflow has no published version; publish one first")
+        return RunnableVersion(self.published_version, self.definitions[self.published_version])
+
+    @event(VersionPublished)
+    def _version_published(
+        self, version: int, previous: dict[str, int | None], timestamp: datetime | None = None
+    ) -> None:
+        # The library passes the event's own timestamp when the event is applied.
+        self.published_version = version
+        self.published_at = timestamp
+
     def _refuse_if_archived(self) -> None:
         if self.archived_at is not None:
             raise InvalidState("the workflow is archived and can no longer be changed")
+
+
+@dataclass(frozen=True)
+class RunnableVersion:
+    """A definition version chosen to run, with its number (recorded on the execution)."""
+
+    version: int
+    definition: dict[str, Any]
 
 
 def _copy_name(name: str) -> str:

@@ -29,10 +29,11 @@ RoleName = Literal["USER", "ADMIN", "OWNER"]
 
 @dataclass(frozen=True)
 class Call:
-    """Path parameters and JSON body of one request."""
+    """Path parameters, JSON body and query parameters of one request."""
 
     params: dict[str, str] = field(default_factory=dict)
     body: Any = None
+    query: dict[str, str] = field(default_factory=dict)
 
 
 Build = Callable[["World", Account], Call]
@@ -134,6 +135,11 @@ def with_body(build: Build, body: Any) -> Build:
     return lambda world, me: Call(build(world, me).params, body)
 
 
+def version_of(build: Build, **query: str) -> Build:
+    """The workflow's version 1 (every workflow has it)."""
+    return lambda world, me: Call({**build(world, me).params, "version": "1"}, query=query)
+
+
 def target_user(world: World, me: Account) -> Call:
     return Call({"user_id": world.stranger().user_id})
 
@@ -195,6 +201,20 @@ CASES: dict[str, Case] = {
     "GET /workflows/{workflow_id:str}/triggers": Case(
         own=own_workflow(definition=GRAPH), foreign=foreign_workflow
     ),
+    "GET /workflows/{workflow_id:str}/versions": Case(own=own_workflow(), foreign=foreign_workflow),
+    "GET /workflows/{workflow_id:str}/versions/{version:int}": Case(
+        own=version_of(own_workflow()), foreign=version_of(foreign_workflow)
+    ),
+    "GET /workflows/{workflow_id:str}/versions/{version:int}/diff": Case(
+        own=version_of(own_workflow(), against="1"),
+        foreign=version_of(foreign_workflow, against="1"),
+    ),
+    "POST /workflows/{workflow_id:str}/versions/{version:int}/publish": Case(
+        own=version_of(own_workflow()), foreign=version_of(foreign_workflow)
+    ),
+    "POST /workflows/{workflow_id:str}/versions/{version:int}/revert": Case(
+        own=version_of(own_workflow()), foreign=version_of(foreign_workflow)
+    ),
     "GET /nodes": Case(),
     "GET /nodes/{node_id:str}": Case(own=lambda w, me: Call({"node_id": "http_request"})),
     "GET /audit/aggregates/{aggregate_id:str}/events": Case(
@@ -251,7 +271,7 @@ def url_of(route: str, call: Call) -> tuple[str, str]:
 
 def send(client: Client, route: str, call: Call, headers: dict[str, str]) -> Any:
     method, url = url_of(route, call)
-    return client.request(method, url, json=call.body, headers=headers)
+    return client.request(method, url, json=call.body, headers=headers, params=call.query)
 
 
 @pytest.fixture(scope="module")
@@ -270,7 +290,10 @@ def test_every_route_has_a_case() -> None:
 
 @pytest.mark.parametrize("route", ROUTE_NAMES)
 def test_no_credentials_is_401(client: Client, route: str) -> None:
-    params = {name: str(uuid.uuid4()) for name in re.findall(r"\{(\w+):", route)}
+    params = {
+        name: "1" if kind == "int" else str(uuid.uuid4())
+        for name, kind in re.findall(r"\{(\w+):(\w+)\}", route)
+    }
     response = send(client, route, Call(params), {})
     assert response.status_code == 401, response.text
     assert response.headers["content-type"].startswith("application/problem+json")

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
+from application.pagination import encode_cursor
 from tests.api.helpers import API, GRAPH, create, event_count
 
 Client = TestClient[Any]
@@ -20,22 +21,28 @@ BODY_ROUTES: list[Route] = [
     ("PATCH", "/workflows/{id}"),
     ("PUT", "/workflows/{id}/definition"),
     ("POST", "/workflows/{id}/duplicate"),
+    ("POST", "/workflows/{id}/versions/1/revert"),
 ]
 STATE_ROUTES: list[Route] = [
     ("POST", "/workflows/{id}/activate"),
     ("POST", "/workflows/{id}/deactivate"),
     ("POST", "/workflows/{id}/archive"),
+    ("POST", "/workflows/{id}/versions/1/publish"),
 ]
 ID_COMMAND_ROUTES = [r for r in BODY_ROUTES + STATE_ROUTES if "{id}" in r[1]]
 ID_QUERY_ROUTES: list[Route] = [
     ("GET", "/workflows/{id}"),
     ("GET", "/audit/aggregates/{id}/events"),
+    ("GET", "/workflows/{id}/versions"),
+    ("GET", "/workflows/{id}/versions/1"),
+    ("GET", "/workflows/{id}/versions/1/diff?against=1"),
 ]
 VALID_BODY: dict[Route, Any] = {
     ("POST", "/workflows"): {"name": "ok"},
     ("PATCH", "/workflows/{id}"): {"name": "ok"},
     ("PUT", "/workflows/{id}/definition"): GRAPH,
     ("POST", "/workflows/{id}/duplicate"): {"name": "ok"},
+    ("POST", "/workflows/{id}/versions/1/revert"): {"changeMessage": "ok"},
 }
 
 
@@ -156,6 +163,7 @@ WRONG_TYPES: list[tuple[Route, dict[str, Any], str]] = [
         "/connections/0/target",
     ),
     (("POST", "/workflows/{id}/duplicate"), {"name": ["x"]}, "/name"),
+    (("POST", "/workflows/{id}/versions/1/revert"), {"changeMessage": 5}, "/changeMessage"),
 ]
 
 
@@ -297,6 +305,18 @@ BAD_QUERIES: list[tuple[str, dict[str, str], str]] = [
     ("/workflows/{id}", {"asOf": "2026-01-01T00:00:00Z", "version": "1"}, "asOf"),
     ("/audit/aggregates/{id}/events", {"cursor": "!!"}, "cursor"),
     ("/audit/aggregates/{id}/events", {"limit": "-1"}, "limit"),
+    ("/workflows/{id}/versions", {"limit": "0"}, "limit"),
+    ("/workflows/{id}/versions", {"cursor": "not-a-cursor"}, "cursor"),
+    ("/workflows/{id}/versions", {"cursor": encode_cursor({"version": "one"})}, "cursor"),
+    ("/workflows/{id}/versions", {"cursor": encode_cursor({"id": "1"})}, "cursor"),
+    ("/workflows/{id}/versions/0", {}, "version"),
+    ("/workflows/{id}/versions/2147483648", {}, "version"),
+    ("/workflows/{id}/versions/99999999999999999999", {}, "version"),
+    ("/workflows/{id}/versions/1/diff", {}, "against"),
+    ("/workflows/{id}/versions/1/diff", {"against": "0"}, "against"),
+    ("/workflows/{id}/versions/1/diff", {"against": "two"}, "against"),
+    ("/workflows/{id}/versions/1/diff", {"against": "2147483648"}, "against"),
+    ("/workflows/{id}/versions/0/diff", {"against": "1"}, "version"),
 ]
 
 
@@ -312,6 +332,18 @@ def test_bad_query_parameters_are_400_naming_the_parameter(
     response = client.get(API + path.replace("{id}", workflow["id"]), params=params, headers=user)
     body = problem(response, 400)
     assert [e["parameter"] for e in body["errors"]] == [parameter]
+
+
+@pytest.mark.usefixtures("unchanged")
+@pytest.mark.parametrize("action", ["publish", "revert"])
+@pytest.mark.parametrize("number", ["0", "-1", "2147483648", "99999999999999999999"])
+def test_version_numbers_out_of_range_are_400_and_change_nothing(
+    client: Client, user: dict[str, str], workflow: Any, action: str, number: str
+) -> None:
+    response = client.post(
+        f"{API}/workflows/{workflow['id']}/versions/{number}/{action}", headers=user
+    )
+    assert problem(response, 400)["errors"][0]["parameter"] == "version"
 
 
 def test_a_malformed_min_position_is_400(client: Client, user: dict[str, str]) -> None:

@@ -132,3 +132,19 @@ def test_trigger_rows_equal_a_rebuild_from_zero(client: Client, user: Account) -
     assert result.identical, result.differences
     with psycopg.connect(url) as conn:
         assert conn.execute("SELECT count(*) FROM workflow_trigger").fetchone() != (0,)
+
+
+def test_triggers_follow_the_published_version_not_the_draft(client: Client, user: Account) -> None:
+    made = create(client, user, definition=TRIGGERS)
+    activated = client.post(f"{API}/workflows/{made['id']}/activate", headers=user)
+    assert activated.json()["publishedVersion"] == 1
+    draft = {"nodes": [TRIGGERS["nodes"][0]], "connections": []}
+    saved = client.put(f"{API}/workflows/{made['id']}/definition", json=draft, headers=user)
+    assert saved.status_code == 200, saved.text
+    listed = triggers(client, user, made["id"], saved.json()["position"])
+    assert sorted(listed) == ["daily", "every", "hook", "paid"]  # version 1 still runs
+    published = client.post(f"{API}/workflows/{made['id']}/versions/2/publish", headers=user)
+    assert published.status_code == 200, published.text
+    listed = triggers(client, user, made["id"], published.json()["position"])
+    assert sorted(listed) == ["hook"]
+    assert listed["hook"]["workflowVersion"] == 2

@@ -222,9 +222,10 @@ def test_audit_history_lists_every_event_with_metadata(
     assert [e["type"] for e in events] == [
         "WorkflowCreated",
         "WorkflowDetailsChanged",
+        "WorkflowVersionPublished",  # activation publishes the latest version first
         "WorkflowActivated",
     ]
-    assert [e["aggregateVersion"] for e in events] == [1, 2, 3]
+    assert [e["aggregateVersion"] for e in events] == [1, 2, 3, 4]
     renamed = events[1]
     assert renamed["data"] == {"changes": {"name": "Renamed"}, "previous": {"name": "Orders"}}
     assert renamed["metadata"]["correlation_id"] == "req-42"

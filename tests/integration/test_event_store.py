@@ -23,7 +23,11 @@ def test_every_event_carries_its_metadata(
     created = service.create(caller, name="Meta", definition=GRAPH)
     service.activate(caller, created.aggregate.id)
     history = list(service.app.history(created.aggregate.id))
-    assert [event_type_name(e) for e in history] == ["WorkflowCreated", "WorkflowActivated"]
+    assert [event_type_name(e) for e in history] == [
+        "WorkflowCreated",
+        "WorkflowVersionPublished",
+        "WorkflowActivated",
+    ]
     for event in history:
         assert event_metadata(event) == {
             "actor_id": "u-1",

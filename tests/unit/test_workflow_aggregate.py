@@ -107,6 +107,23 @@ def test_activation_needs_a_trigger_node() -> None:
     assert workflow.is_active is False
 
 
+def test_activation_publishes_the_latest_version_when_none_is_published() -> None:
+    workflow = new_workflow()
+    workflow.revise({**GRAPH, "variables": {"v": 2}}, version_id="v-2")
+    workflow.activate()
+    assert (workflow.published_version, workflow.is_active) == (2, True)
+    names = [event_type_name(e) for e in workflow.pending_events]
+    assert names[-2:] == ["WorkflowVersionPublished", "WorkflowActivated"]
+
+
+def test_activation_runs_the_published_version_not_the_draft() -> None:
+    workflow = new_workflow()
+    workflow.publish_version(1)
+    workflow.revise({"nodes": [{"id": "b", "type": "noop"}]}, version_id="v-2")
+    workflow.activate()  # version 1 has a trigger; the draft without one is not what runs
+    assert (workflow.published_version, workflow.is_active) == (1, True)
+
+
 def test_activation_checks_the_definition_against_todays_limits() -> None:
     two = {"nodes": [{"id": "a", "type": "manual_trigger"}, {"id": "b", "type": "noop"}]}
     workflow = new_workflow(definition=two)
@@ -120,6 +137,7 @@ def test_activation_checks_the_definition_against_todays_limits() -> None:
 
 def test_repeated_state_commands_are_idempotent() -> None:
     workflow = new_workflow()
+    workflow.publish_version(1)
     workflow.collect_events()
     workflow.deactivate()
     workflow.activate()
