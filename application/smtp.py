@@ -66,10 +66,10 @@ def parse_smtp_url(raw: str) -> SmtpServer:
     if parts.path not in ("", "/") or parts.query or parts.fragment:
         raise ValueError("expected no path, query or fragment after the host and port")
     try:
-        port = parts.port or DEFAULT_PORTS[scheme]
+        port = DEFAULT_PORTS[scheme] if parts.port is None else parts.port
     except ValueError:
-        raise ValueError("expected a port from 1 to 65535 after the host") from None
-    if port == 0:
+        port = 0
+    if not 1 <= port <= 65535:
         raise ValueError("expected a port from 1 to 65535 after the host")
     username = unquote(parts.username) if parts.username else None
     password = unquote(parts.password) if parts.password else None
