@@ -184,22 +184,10 @@ class MailSender:
             "failed_at = CASE WHEN %s THEN now() END WHERE id = %s",
             (attempts, failure.reason, delay, give_up, mail.id),
         )
+        details = {"mail_id": mail.id, "purpose": mail.purpose, "attempts": attempts}
         if give_up:
             report.gave_up += 1
-            log.error(
-                "mail delivery given up",
-                mail_id=mail.id,
-                purpose=mail.purpose,
-                attempts=attempts,
-                error=failure.reason,
-            )
+            log.error("mail delivery given up", **details, error=failure.reason)
         else:
             report.retrying += 1
-            log.warning(
-                "mail delivery failed",
-                mail_id=mail.id,
-                purpose=mail.purpose,
-                attempts=attempts,
-                error=failure.reason,
-                retry_in=delay,
-            )
+            log.warning("mail delivery failed", **details, error=failure.reason, retry_in=delay)
