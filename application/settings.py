@@ -265,9 +265,10 @@ def _readable_file(raw: str) -> Path:
 
 
 def _mail_address(raw: str) -> str:
-    name, address = parseaddr(raw)
+    address = parseaddr(raw)[1]
     local, _, domain = address.rpartition("@")
-    if not local or "." not in domain or any(ch.isspace() for ch in address) or "\n" in name:
+    broken = any(ch in raw for ch in "\r\n") or any(ch.isspace() for ch in address)
+    if not local or not domain or broken:
         raise ValueError(f"expected an address like 'A2N <a2n@example.com>', got {raw!r}")
     return raw
 

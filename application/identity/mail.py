@@ -152,6 +152,8 @@ class MailSender:
                 self.send_due()
             except psycopg.Error as exc:  # the database is away: try again on the next poll
                 log.warning("mail sender cannot reach the database", error=str(exc))
+            except Exception:  # a bug must not stop mail for good; the rows say what was done
+                log.exception("mail sender pass failed")
             stop.wait(poll_interval)
 
     def _message(self, mail: _DueMail) -> EmailMessage:

@@ -183,7 +183,8 @@ def test_without_smtp_mail_stays_in_the_outbox() -> None:
         ({"A2N_SMTP_URL": "smtp://ann@mail"}, "A2N_SMTP_URL: expected both a user and a password"),
         ({"A2N_SMTP_URL": "smtp://ann:s3cret@mail"}, "A2N_MAIL_FROM: required when A2N_SMTP_URL"),
         ({"A2N_MAIL_FROM": "a2n"}, "A2N_MAIL_FROM: expected an address like"),
-        ({"A2N_MAIL_FROM": "A2N <a2n@localhost>"}, "A2N_MAIL_FROM: expected an address like"),
+        ({"A2N_MAIL_FROM": "A2N <a2n@>"}, "A2N_MAIL_FROM: expected an address like"),
+        ({"A2N_MAIL_FROM": "a2n@x.org\rBcc: b@x.org"}, "A2N_MAIL_FROM: expected an address like"),
         ({"A2N_SMTP_INSECURE": "maybe"}, "A2N_SMTP_INSECURE: expected true or false"),
         ({"A2N_SMTP_CA_FILE": "/no/such/ca.pem"}, "A2N_SMTP_CA_FILE: no such file"),
         (
