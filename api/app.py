@@ -41,13 +41,17 @@ def create_app(
     *,
     database: Database | None = None,
     run_projectors: bool = False,
+    send_mail: bool = False,
 ) -> Litestar:
-    """Build the app; `run_projectors` also runs the projectors in this process (`a2n up`)."""
+    """Build the app; `run_projectors` and `send_mail` also run the projectors and the mail sender
+    (when SMTP is configured) in this process (`a2n up`)."""
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         target = database or resolve_database(settings)
-        async with open_services(settings, target, run_projectors=run_projectors) as found:
+        async with open_services(
+            settings, target, run_projectors=run_projectors, send_mail=send_mail
+        ) as found:
             app.state.services = found
             yield
 

@@ -103,6 +103,17 @@ def _parser() -> argparse.ArgumentParser:
     owner.add_argument("--name", help="display name")
     owner.set_defaults(run=_create_owner)
 
+    mail = commands.add_parser("mail", help="deliver queued mail through A2N_SMTP_URL")
+    mail.set_defaults(run=lambda _: _usage(mail))
+    mail_commands = mail.add_subparsers(title="mail commands", metavar="ACTION")
+    send = mail_commands.add_parser(
+        "send", help="deliver due mail from the outbox until stopped, retrying failures"
+    )
+    send.add_argument(
+        "--once", action="store_true", help="deliver what is due now, then exit (1 if any failed)"
+    )
+    send.set_defaults(run=_mail_send)
+
     migrate = commands.add_parser("migrate", help="apply or revert read-model migrations")
     migrate.set_defaults(run=lambda _: _usage(migrate))
     migrate_commands = migrate.add_subparsers(title="migrate commands", metavar="ACTION")
@@ -192,7 +203,7 @@ def _up(args: argparse.Namespace) -> int:
     database = _database(settings)
     _say(f"database: {database.describe()}")
     _prepare(database)
-    return _run_server(settings, database, run_projectors=True)
+    return _run_server(settings, database, run_projectors=True, send_mail=True)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -200,14 +211,18 @@ def _serve(args: argparse.Namespace) -> int:
     return _run_server(settings, _database(settings), run_projectors=False)
 
 
-def _run_server(settings: Settings, database: Database, *, run_projectors: bool) -> int:
+def _run_server(
+    settings: Settings, database: Database, *, run_projectors: bool, send_mail: bool = False
+) -> int:
     import asyncio
 
     import uvicorn
 
     from api.app import create_app
 
-    app = create_app(settings, database=database, run_projectors=run_projectors)
+    app = create_app(
+        settings, database=database, run_projectors=run_projectors, send_mail=send_mail
+    )
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -227,6 +242,8 @@ def _run_server(settings: Settings, database: Database, *, run_projectors: bool)
             await asyncio.sleep(0.05)
         if server.started:
             roles = "API and projectors" if run_projectors else "API"
+            if send_mail and settings.smtp:
+                roles = "API, projectors and mail sender"
             print(f"A2N {roles} on {base}  (OpenAPI: {base}/schema/openapi.json)", flush=True)
         await task
 
@@ -280,6 +297,35 @@ def _project_run(args: argparse.Namespace) -> int:
     stopping.wait()
     _say("stopping projectors (finishing current batches)")
     supervisor.stop()
+    return 0
+
+
+def _mail_send(args: argparse.Namespace) -> int:
+    from psycopg_pool import ConnectionPool
+
+    from application.identity.mail import MailSender
+
+    settings = _settings(args)
+    if settings.smtp is None:
+        raise CommandError(
+            "A2N_SMTP_URL is not set: mail waits in the outbox for the OWNER "
+            "(GET /api/v1/admin/mail-outbox)",
+            EXIT_USAGE,
+        )
+    database = _database(settings)
+    kwargs = {"autocommit": True, "application_name": "a2n-mail"}
+    with ConnectionPool(database.url, min_size=1, max_size=1, kwargs=kwargs) as pool:
+        sender = MailSender.configured(pool, settings)
+        assert sender is not None  # settings with SMTP always have a From address
+        if args.once:
+            report = sender.send_due()
+            _say(f"mail: {report.sent} sent, {report.retrying} to retry, {report.gave_up} given up")
+            return EXIT_FAILED if report.failed else 0
+        stopping = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stopping.set())
+        _say(f"mail sender running: {settings.smtp.describe()} on {database.describe()}")
+        sender.run(stopping, settings.mail_poll_interval)
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,7 @@ from application.eventstore import event_store_env
 from application.identity.app import IdentityApp
 from application.identity.authenticate import Authenticator
 from application.identity.commands import IdentityService, identity_service
+from application.identity.mail import MailSender
 from application.identity.oauth import OAuthClient
 from application.identity.oauth_login import AttemptStore, MemoryAttempts, OAuthLogin, RedisAttempts
 from application.identity.sign_in import SignIn, sign_in_service
@@ -61,9 +63,10 @@ class Services:
 
 @asynccontextmanager
 async def open_services(
-    settings: Settings, database: Database, *, run_projectors: bool
+    settings: Settings, database: Database, *, run_projectors: bool, send_mail: bool = False
 ) -> AsyncIterator[Services]:
-    """Open pools and background tasks; close them in reverse order on exit."""
+    """Open pools and background tasks; close them in reverse order on exit. `send_mail` also
+    runs the mail sender in this process when SMTP is configured (`a2n up`)."""
     async with AsyncExitStack() as stack:
         pool = AsyncConnectionPool(
             database.url,
@@ -139,6 +142,19 @@ async def open_services(
             )
             supervisor.start()
             stack.callback(supervisor.stop)
+
+        sender = MailSender.configured(sync_pool, settings) if send_mail else None
+        if sender is not None:
+            stop_sending = threading.Event()
+            sending = threading.Thread(
+                target=sender.run,
+                args=(stop_sending, settings.mail_poll_interval),
+                name="a2n-mail-sender",
+                daemon=True,
+            )
+            sending.start()
+            stack.callback(sending.join, timeout=sender.server.timeout)
+            stack.callback(stop_sending.set)
 
         yield Services(
             settings=settings,

@@ -11,6 +11,7 @@ import dataclasses
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
+from email.utils import parseaddr
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
 from urllib.parse import urlsplit
@@ -21,6 +22,7 @@ from domain.workflows.limits import DefinitionLimits
 
 if TYPE_CHECKING:
     from application.identity.oauth import OAuthProvider
+    from application.smtp import SmtpServer
 
 EmbeddedMode = Literal["auto", "always", "never"]
 LogFormat = Literal["json", "console"]
@@ -102,6 +104,18 @@ class Settings:
     oauth_providers: Mapping[str, OAuthProvider] = dataclasses.field(default_factory=dict)
     """A2N_OAUTH_PROVIDERS: OpenID Connect providers to sign in with, as JSON
     `{"google": {"issuer": ..., "clientId": ..., "clientSecret": ...}}`."""
+    smtp: SmtpServer | None = None
+    """A2N_SMTP_URL: where mail goes, `smtp://user:password@host:587` (STARTTLS required) or
+    `smtps://user:password@host:465` (TLS). Unset: mail waits in mail_outbox for an OWNER."""
+    smtp_insecure: bool = False
+    """A2N_SMTP_INSECURE: true lets `smtp://host:25` be a plain connection without TLS (a local
+    relay); never with a password in the URL."""
+    smtp_ca_file: Path | None = None
+    """A2N_SMTP_CA_FILE: PEM certificates to trust for the SMTP server instead of the system's."""
+    mail_from: str | None = None
+    """A2N_MAIL_FROM: the From of outgoing mail, `A2N <a2n@example.com>`; needed with SMTP."""
+    mail_poll_interval: float = 5.0
+    """A2N_MAIL_POLL_INTERVAL: seconds the mail sender waits between looks at the outbox."""
 
     @property
     def base_url(self) -> str:
@@ -128,7 +142,24 @@ class Settings:
                 f"A2N_DB_POOL_MIN: {settings.db_pool_min} is larger than A2N_DB_POOL_MAX "
                 f"({settings.db_pool_max})"
             )
+        return _with_mail(settings)
+
+
+def _with_mail(settings: Settings) -> Settings:
+    """Fold A2N_SMTP_INSECURE and A2N_SMTP_CA_FILE into the SMTP server; check A2N_MAIL_FROM."""
+    smtp = settings.smtp
+    if smtp is None:
         return settings
+    if settings.mail_from is None:
+        raise SettingsError("A2N_MAIL_FROM: required when A2N_SMTP_URL is set")
+    if settings.smtp_insecure:
+        try:
+            smtp = smtp.without_tls()
+        except ValueError as exc:
+            raise SettingsError(f"A2N_SMTP_INSECURE: {exc}") from None
+    return dataclasses.replace(
+        settings, smtp=dataclasses.replace(smtp, ca_file=settings.smtp_ca_file)
+    )
 
 
 def _integer(low: int, high: int) -> Callable[[str], int]:
@@ -218,6 +249,35 @@ def _oauth_providers(raw: str) -> Mapping[str, OAuthProvider]:
     return parse_providers(raw)
 
 
+def _smtp_url(raw: str) -> SmtpServer:
+    from application.smtp import parse_smtp_url
+
+    return parse_smtp_url(raw)
+
+
+def _boolean(raw: str) -> bool:
+    value = raw.lower()
+    if value not in ("true", "false", "1", "0", "yes", "no"):
+        raise ValueError(f"expected true or false, got {raw!r}")
+    return value in ("true", "1", "yes")
+
+
+def _readable_file(raw: str) -> Path:
+    path = Path(raw)
+    if not path.is_file():
+        raise ValueError(f"no such file: {raw}")
+    return path
+
+
+def _mail_address(raw: str) -> str:
+    address = parseaddr(raw)[1]
+    local, _, domain = address.rpartition("@")
+    broken = any(ch in raw for ch in "\r\n") or any(ch.isspace() for ch in address)
+    if not local or not domain or broken:
+        raise ValueError(f"expected an address like 'A2N <a2n@example.com>', got {raw!r}")
+    return raw
+
+
 def _host(raw: str) -> str:
     if any(ch.isspace() for ch in raw):
         raise ValueError(f"expected a host name or address, got {raw!r}")
@@ -254,4 +314,9 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "login_failure_window": ("A2N_LOGIN_FAILURE_WINDOW", _integer(1, 24 * 3600)),
     "public_url": ("A2N_PUBLIC_URL", _public_url),
     "oauth_providers": ("A2N_OAUTH_PROVIDERS", _oauth_providers),
+    "smtp": ("A2N_SMTP_URL", _smtp_url),
+    "smtp_insecure": ("A2N_SMTP_INSECURE", _boolean),
+    "smtp_ca_file": ("A2N_SMTP_CA_FILE", _readable_file),
+    "mail_from": ("A2N_MAIL_FROM", _mail_address),
+    "mail_poll_interval": ("A2N_MAIL_POLL_INTERVAL", _seconds(0.1, 3600)),
 }

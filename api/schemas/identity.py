@@ -150,7 +150,11 @@ class MailRead(msgspec.Struct, rename="camel"):
     user_id: str | None
     to_address: str
     subject: str
-    body: str
+    body: str | None
     purpose: str
     created_at: datetime
     sent_at: datetime | None
+    attempts: int
+    last_error: str | None
+    next_attempt_at: datetime
+    failed_at: datetime | None

@@ -56,8 +56,9 @@ async def list_api_keys(conn: AsyncConnection[Any], user_id: str) -> list[dict[s
 async def list_outbox(conn: AsyncConnection[Any], *, limit: int) -> list[dict[str, Any]]:
     return await _all(
         conn,
-        "SELECT id, user_id, to_address, subject, body, purpose, created_at, sent_at "
-        "FROM mail_outbox ORDER BY created_at DESC, id DESC LIMIT %s",
+        "SELECT id, user_id, to_address, subject, body, purpose, created_at, sent_at, attempts, "
+        "last_error, next_attempt_at, failed_at FROM mail_outbox "
+        "ORDER BY created_at DESC, id DESC LIMIT %s",
         (limit,),
     )
 

@@ -118,3 +118,90 @@ def test_bad_oauth_settings_name_the_variable_and_hide_secrets(
         Settings.from_env({variable: value})
     assert str(failure.value).startswith(message)
     assert "s3cret" not in str(failure.value)
+
+
+MAIL_FROM = {"A2N_MAIL_FROM": "A2N <a2n@example.com>"}
+
+
+@pytest.mark.parametrize(
+    ("url", "insecure", "described", "account"),
+    [
+        (
+            "smtp://ann:s3cret@mail.example.com",
+            "",
+            "smtp://ann@mail.example.com:587 (STARTTLS)",
+            ("ann", "s3cret"),
+        ),
+        (
+            "smtps://ann:s3cret@mail.example.com",
+            "",
+            "smtps://ann@mail.example.com:465 (TLS)",
+            ("ann", "s3cret"),
+        ),
+        (
+            "SMTP://mail.example.com:2525/",
+            "",
+            "smtp://mail.example.com:2525 (STARTTLS)",
+            (None, None),
+        ),
+        ("smtp://relay:25", "true", "smtp://relay:25 (no TLS)", (None, None)),
+        (
+            "smtp://a%40b:s3cret%3A%40@[::1]:587",
+            "no",
+            "smtp://a@b@[::1]:587 (STARTTLS)",
+            ("a@b", "s3cret:@"),
+        ),
+    ],
+)
+def test_smtp_urls_choose_how_mail_is_protected(
+    url: str, insecure: str, described: str, account: tuple[str | None, str | None]
+) -> None:
+    settings = Settings.from_env({"A2N_SMTP_URL": url, "A2N_SMTP_INSECURE": insecure, **MAIL_FROM})
+    assert settings.smtp is not None
+    assert settings.smtp.describe() == described
+    assert (settings.smtp.username, settings.smtp.password) == account
+    assert "s3cret" not in repr(settings)
+    assert settings.mail_from == "A2N <a2n@example.com>"
+
+
+def test_without_smtp_mail_stays_in_the_outbox() -> None:
+    settings = Settings.from_env(MAIL_FROM)
+    assert settings.smtp is None
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"A2N_SMTP_URL": "http://ann:s3cret@mail"},
+            "A2N_SMTP_URL: expected a URL starting with smtp",
+        ),
+        ({"A2N_SMTP_URL": "smtp://ann:s3cret@"}, "A2N_SMTP_URL: expected a host"),
+        ({"A2N_SMTP_URL": "smtp://ann:s3cret@mail:port"}, "A2N_SMTP_URL: expected a port"),
+        ({"A2N_SMTP_URL": "smtp://ann:s3cret@mail:0"}, "A2N_SMTP_URL: expected a port"),
+        ({"A2N_SMTP_URL": "smtp://ann:s3cret@mail/x?y"}, "A2N_SMTP_URL: expected no path"),
+        ({"A2N_SMTP_URL": "smtp://ann@mail"}, "A2N_SMTP_URL: expected both a user and a password"),
+        ({"A2N_SMTP_URL": "smtp://ann:s3cret@mail"}, "A2N_MAIL_FROM: required when A2N_SMTP_URL"),
+        ({"A2N_MAIL_FROM": "a2n"}, "A2N_MAIL_FROM: expected an address like"),
+        ({"A2N_MAIL_FROM": "A2N <a2n@>"}, "A2N_MAIL_FROM: expected an address like"),
+        ({"A2N_MAIL_FROM": "a2n@x.org\rBcc: b@x.org"}, "A2N_MAIL_FROM: expected an address like"),
+        ({"A2N_SMTP_INSECURE": "maybe"}, "A2N_SMTP_INSECURE: expected true or false"),
+        ({"A2N_SMTP_CA_FILE": "/no/such/ca.pem"}, "A2N_SMTP_CA_FILE: no such file"),
+        (
+            {"A2N_SMTP_URL": "smtp://ann:s3cret@mail:25", "A2N_SMTP_INSECURE": "true", **MAIL_FROM},
+            "A2N_SMTP_INSECURE: a plain connection never carries a password",
+        ),
+        (
+            {"A2N_SMTP_URL": "smtps://mail", "A2N_SMTP_INSECURE": "1", **MAIL_FROM},
+            "A2N_SMTP_INSECURE: smtps:// is always TLS",
+        ),
+    ],
+)
+def test_bad_mail_settings_name_the_variable_and_hide_the_password(
+    env: dict[str, str], message: str
+) -> None:
+    with pytest.raises(SettingsError) as failure:
+        Settings.from_env(env)
+    assert str(failure.value).startswith(message)
+    assert "s3cret" not in str(failure.value)
+    assert "\n" not in str(failure.value)
