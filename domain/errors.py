@@ -40,3 +40,7 @@ class ValidationFailed(DomainError):
 
 class InvalidState(DomainError):
     """The command is well formed but the aggregate's current state forbids it."""
+
+
+class NotAllowed(DomainError):
+    """The actor's role does not allow this command on this aggregate (an HTTP 403)."""
