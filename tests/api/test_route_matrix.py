@@ -20,7 +20,7 @@ from litestar.testing import TestClient
 
 from api.app import API_PREFIX, create_app
 from application.settings import Settings
-from tests.api.helpers import API, PASSWORD, Account, create, sign_up
+from tests.api.helpers import API, PASSWORD, Account, create, promote, sign_up
 from tests.integration.helpers import GRAPH
 
 Client = TestClient[Any]
@@ -57,13 +57,7 @@ class World:
         if role == "OWNER":
             return self.owner
         me = sign_up(self.client)
-        if role == "ADMIN":
-            changed = self.client.put(
-                f"{API}/users/{me.user_id}/role", json={"role": "ADMIN"}, headers=self.owner
-            )
-            assert changed.status_code == 200, changed.text
-            me = sign_up_again(self.client, me)
-        return me
+        return promote(self.client, self.owner, me) if role == "ADMIN" else me
 
     def stranger(self) -> Account:
         return sign_up(self.client)
@@ -113,13 +107,6 @@ class World:
         assert made.status_code == 201, made.text
         found: str = made.json()["id"]
         return found
-
-
-def sign_up_again(client: Client, account: Account) -> Account:
-    """New tokens after a role change, so the access token carries the new role."""
-    response = client.post(f"{API}/auth/login", json={"email": account.email, "password": PASSWORD})
-    assert response.status_code == 200, response.text
-    return Account(account.user_id, account.email, response.json())
 
 
 def own_workflow(**body: Any) -> Build:
