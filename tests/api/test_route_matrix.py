@@ -100,6 +100,22 @@ class World:
         recovery: str = confirmed.json()["recoveryCodes"][0]
         return recovery
 
+    def security_event(self) -> str:
+        """A new FAILED_LOGIN security event (a wrong password for a new account), projected."""
+        victim = self.stranger()
+        wrong = self.client.post(
+            f"{API}/auth/login", json={"email": victim.email, "password": "not the password"}
+        )
+        assert wrong.status_code == 401, wrong.text
+        head = self.client.app.state.services.identity.app.head_position()
+        page = self.client.get(
+            f"{API}/security-events",
+            params={"userId": victim.user_id},
+            headers={**self.owner, "A2N-Min-Position": str(head)},
+        ).json()
+        found: str = page["items"][0]["id"]
+        return found
+
     def api_key_id(self, of: Account) -> str:
         made = self.client.post(
             f"{API}/me/api-keys", json={"name": "matrix", "scopes": ["workflows:read"]}, headers=of
@@ -158,7 +174,16 @@ CASES: dict[str, Case] = {
     "PUT /users/{user_id:str}/role": Case(
         role="ADMIN", own=with_body(target_user, {"role": "ADMIN"})
     ),
+    "POST /users/{user_id:str}/erase": Case(role="ADMIN", own=target_user),
+    "POST /users/invite": Case(
+        role="ADMIN",
+        own=lambda w, me: Call(body={"email": f"invitee-{uuid.uuid4().hex}@example.com"}),
+    ),
     "GET /admin/mail-outbox": Case(role="OWNER"),
+    "GET /security-events": Case(role="ADMIN"),
+    "POST /security-events/{event_id:str}/resolve": Case(
+        role="ADMIN", own=lambda w, me: Call({"event_id": w.security_event()})
+    ),
     "POST /workflows": Case(own=lambda w, me: Call(body={"name": "Matrix"})),
     "GET /workflows": Case(),
     "GET /workflows/{workflow_id:str}": Case(own=own_workflow(), foreign=foreign_workflow),
