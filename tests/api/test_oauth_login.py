@@ -576,6 +576,29 @@ def test_no_code_or_token_is_stored_or_kept(
         assert secret not in text
 
 
+def test_erasure_unlinks_the_provider_account_which_may_then_sign_up_afresh(
+    client: Client, owner: dict[str, Any], provider: OIDCProvider
+) -> None:
+    login = new_person(provider)
+    first = sign_in(client, provider, login).json()
+    auth = {"Authorization": f"Bearer {owner['accessToken']}"}
+    erased = client.post(f"{API}/users/{first['userId']}/erase", headers=auth)
+    assert erased.status_code == 200, erased.text
+    linked = "SELECT user_id FROM account WHERE account_id = %s"
+    assert rows(client, linked, f"sub-{login}") == []
+    link = client.app.state.services.identity.app.load(
+        AccountLink.id_for("test", f"sub-{login}"), AccountLink
+    )
+    assert link.user_id is None
+    # The same person comes back through the provider: a new account, linked anew.
+    again = sign_in(client, provider, login)
+    assert again.status_code == 200, again.text
+    tokens = again.json()
+    assert tokens["userId"] != first["userId"]
+    assert me(client, tokens)["email"] == f"{login}@example.com"
+    assert rows(client, linked, f"sub-{login}") == [(tokens["userId"],)]
+
+
 def test_identity_tables_with_accounts_equal_a_rebuild_from_zero(
     client: Client, owner: dict[str, Any], provider: OIDCProvider
 ) -> None:
