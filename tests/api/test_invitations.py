@@ -29,6 +29,17 @@ def invite(client: Client, admin: Account, email: str, role: str = "USER") -> An
     return client.post(f"{API}/users/invite", json={"email": email, "role": role}, headers=admin)
 
 
+def invited(
+    client: Client, owner: Account, admin: Account, role: str = "USER"
+) -> tuple[str, dict[str, Any], str]:
+    """A new address invited by `admin`: the address, the answer, and the mailed token."""
+    email = address()
+    made = invite(client, admin, email, role)
+    assert made.status_code == 201, made.text
+    invitation: dict[str, Any] = made.json()
+    return email, invitation, mailed_token(client, owner, invitation["userId"], "INVITE")
+
+
 def register(client: Client, email: str, token: str | None = None) -> Any:
     body = {"email": email, "password": PASSWORD}
     if token is not None:
@@ -104,9 +115,7 @@ def test_an_invited_person_registers_with_the_role_and_a_verified_address(
 def test_a_bad_expired_or_misaddressed_invitation_changes_nothing(
     client: Client, owner: Account, admin: Account, invite_only: None, monkeypatch: Any
 ) -> None:
-    email = address()
-    invitation = invite(client, admin, email).json()
-    token = mailed_token(client, owner, invitation["userId"], "INVITE")
+    email, invitation, token = invited(client, owner, admin)
     identity = client.app.state.services.identity
     before = identity_events(client)
     refusals = [
@@ -127,9 +136,7 @@ def test_a_bad_expired_or_misaddressed_invitation_changes_nothing(
 def test_an_invitation_lapses_when_its_inviter_may_no_longer_grant_it(
     client: Client, owner: Account, admin: Account
 ) -> None:
-    email = address()
-    invitation = invite(client, admin, email, "ADMIN").json()
-    token = mailed_token(client, owner, invitation["userId"], "INVITE")
+    email, _, token = invited(client, owner, admin, "ADMIN")
     demoted = client.put(f"{API}/users/{admin.user_id}/role", json={"role": "USER"}, headers=owner)
     assert demoted.status_code == 200
     problem(register(client, email, token), 403)
@@ -181,9 +188,7 @@ def test_inviting_a_registered_address_conflicts(client: Client, admin: Account)
 def test_an_invitation_in_open_mode_still_gives_its_role(
     client: Client, owner: Account, admin: Account
 ) -> None:
-    email = address()
-    invitation = invite(client, admin, email, "ADMIN").json()
-    token = mailed_token(client, owner, invitation["userId"], "INVITE")
+    email, _, token = invited(client, owner, admin, "ADMIN")
     problem(register(client, email, "0.x"), 403)
     registered = register(client, email, token)
     assert registered.status_code == 201, registered.text
