@@ -9,6 +9,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
+import psycopg
 import pytest
 from litestar.testing import TestClient
 
@@ -104,6 +105,14 @@ def test_an_invited_person_registers_with_the_role_and_a_verified_address(
         (invitation["id"],),
     )
     assert stored == [(account["id"], True)]
+
+    # Neither the token nor the address is stored in clear.
+    with psycopg.connect(str(client.app.state.services.database.url)) as conn:
+        stored = conn.execute("SELECT convert_from(state, 'UTF8') FROM identity_events").fetchall()
+        audit = conn.execute("SELECT new_values::text FROM audit_log").fetchall()
+    text = "\n".join(row[0] for row in stored + audit)
+    assert token.split(".")[1] not in text
+    assert email not in text
 
     # Used once: the token opens no second account.
     before = identity_events(client)
