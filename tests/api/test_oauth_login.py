@@ -27,6 +27,7 @@ from projections.rebuild import Rebuilder
 from projections.registry import projector_named
 from tests.api.conftest import TEST_MASTER_KEYS, TEST_SECRET_KEY
 from tests.api.helpers import API, PASSWORD, login, register
+from tests.integration.helpers import wait_until
 from tests.oidc_provider import OIDCProvider, a2n_providers, running_provider
 
 Client = TestClient[Any]
@@ -299,12 +300,12 @@ def test_a_callback_in_another_browser_is_refused_and_recorded(
     assert "expired or was already used" in refused(client.get(f"{CALLBACK}?{query}"), "state")
     client.cookies.clear()
 
-    alerts = rows(
-        client,
+    mismatches = (
         "SELECT severity, resource_id, description FROM security_event "
-        "WHERE event_type = 'OAUTH_STATE_MISMATCH'",
+        "WHERE event_type = 'OAUTH_STATE_MISMATCH'"
     )
-    assert alerts
+    wait_until(lambda: bool(rows(client, mismatches)))  # once the projector got there
+    alerts = rows(client, mismatches)
     assert all(severity == "MEDIUM" and resource == "test" for severity, resource, _ in alerts)
     assert not rows(client, "SELECT 1 FROM account WHERE account_id = %s", f"sub-{login}")
     assert state not in json.dumps(alerts)
