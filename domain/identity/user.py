@@ -187,8 +187,9 @@ class User(Aggregate):
 
     def erase(self, *, by: User) -> None:
         """End the account for good and forget its personal data (the application deletes the
-        data key that sealed it). Nobody erases themselves: an owner is erased only by another
-        owner, so the last owner never is."""
+        data key that sealed it). Nobody erases themselves, and as with suspension only an owner
+        erases an admin or an owner: so an owner is erased only by another, and the last owner
+        never is."""
         self._refuse_if_deleted()
         if not by.is_admin:
             raise NotAllowed("only an admin can erase an account")
@@ -197,8 +198,8 @@ class User(Aggregate):
                 "you cannot erase your own account: another administrator must (an owner for "
                 "an owner), so the last owner is never erased"
             )
-        if self.role is Role.OWNER and by.role is not Role.OWNER:
-            raise NotAllowed("only an owner can erase an owner")
+        if self.role is not Role.USER and by.role is not Role.OWNER:
+            raise NotAllowed(f"only an owner can erase an {self.role.lower()}")
         self._erased()
 
     def reactivate(self) -> None:

@@ -144,18 +144,20 @@ def test_an_erased_address_can_register_again(client: Client, admin: Account) ->
     assert login(client, victim.email)["userId"] == again["id"]
 
 
-def test_an_owner_is_erased_only_by_another_owner(
+def test_admins_and_owners_are_erased_only_by_another_owner(
     client: Client, owner: Account, admin: Account
 ) -> None:
     other_owner = promote(client, owner, sign_up(client), "OWNER")
+    other_admin = promote(client, owner, sign_up(client))
     before = identity_events(client)
-    refused = problem(erase(client, admin, other_owner.user_id), 403)
-    assert "owner" in refused["detail"]
+    assert "owner" in problem(erase(client, admin, other_owner.user_id), 403)["detail"]
+    assert "admin" in problem(erase(client, admin, other_admin.user_id), 403)["detail"]
     # The last owner cannot go: nobody erases themselves, and only an owner erases an owner.
     problem(erase(client, other_owner, other_owner.user_id), 409)
     problem(erase(client, admin, admin.user_id), 409)
     assert identity_events(client) == before
     assert erase(client, owner, other_owner.user_id).status_code == 200
+    assert erase(client, owner, other_admin.user_id).status_code == 200
 
 
 def test_erasing_an_unknown_or_erased_account_changes_nothing(

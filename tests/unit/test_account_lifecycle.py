@@ -60,7 +60,7 @@ def test_an_erased_account_keeps_nothing_personal_and_stays_erased() -> None:
             command()
 
 
-def test_only_an_admin_erases_only_an_owner_erases_an_owner_and_nobody_themselves() -> None:
+def test_only_an_owner_erases_admins_and_owners_and_nobody_erases_themselves() -> None:
     owner, other_owner, admin = (
         account("o-1", Role.OWNER),
         account("o-2", Role.OWNER),
@@ -68,8 +68,10 @@ def test_only_an_admin_erases_only_an_owner_erases_an_owner_and_nobody_themselve
     )
     with pytest.raises(NotAllowed, match="only an admin"):
         admin.erase(by=account("u-1"))
-    with pytest.raises(NotAllowed, match="only an owner"):
+    with pytest.raises(NotAllowed, match="only an owner can erase an owner"):
         owner.erase(by=admin)
+    with pytest.raises(NotAllowed, match="only an owner can erase an admin"):
+        account("a-2", Role.ADMIN).erase(by=admin)
     with pytest.raises(InvalidState, match="your own account"):
         owner.erase(by=owner)
     with pytest.raises(InvalidState, match="your own account"):
