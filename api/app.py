@@ -15,6 +15,7 @@ from api.auth import AuthenticationMiddleware, authorize
 from api.commands.identity import (
     AuthCommands,
     MeCommands,
+    SecurityEventCommands,
     SessionCommands,
     UserCommands,
 )
@@ -24,7 +25,12 @@ from api.commands.workflows import WorkflowCommands
 from api.middleware import request_context
 from api.problems import EXCEPTION_HANDLERS
 from api.queries.audit import AuditQueries
-from api.queries.identity import MeQueries, OutboxQueries, UserQueries
+from api.queries.identity import (
+    MeQueries,
+    OutboxQueries,
+    SecurityEventQueries,
+    UserQueries,
+)
 from api.queries.nodes import NodeQueries
 from api.queries.workflows import WorkflowQueries
 from api.ratelimit import RateLimitMiddleware
@@ -74,6 +80,8 @@ def create_app(
                     UserCommands,
                     UserQueries,
                     OutboxQueries,
+                    SecurityEventCommands,
+                    SecurityEventQueries,
                     WorkflowCommands,
                     WorkflowQueries,
                     NodeQueries,

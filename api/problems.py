@@ -27,7 +27,7 @@ from application.errors import (
     PreconditionFailed,
     TooManyAttempts,
 )
-from domain.errors import InvalidState, UnknownPart, ValidationFailed
+from domain.errors import InvalidState, NotAllowed, UnknownPart, ValidationFailed
 
 log = structlog.get_logger("a2n.api")
 
@@ -207,7 +207,7 @@ def on_not_authenticated(request: Request[Any, Any, Any], exc: NotAuthenticated)
     )
 
 
-def on_forbidden(request: Request[Any, Any, Any], exc: Forbidden) -> Response[Any]:
+def on_forbidden(request: Request[Any, Any, Any], exc: Forbidden | NotAllowed) -> Response[Any]:
     return problem(request, 403, str(exc), kind="forbidden")
 
 
@@ -306,6 +306,7 @@ EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
     Forbidden: on_forbidden,
     Conflict: on_conflict,
     InvalidState: on_invalid_state,
+    NotAllowed: on_forbidden,
     PreconditionFailed: on_precondition_failed,
     ConcurrentWrite: on_concurrent_write,
     TooManyAttempts: on_too_many_attempts,

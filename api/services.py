@@ -18,6 +18,7 @@ from application.eventstore import event_store_env
 from application.identity.app import IdentityApp
 from application.identity.authenticate import Authenticator
 from application.identity.commands import IdentityService, identity_service
+from application.identity.lifecycle import AccountLifecycle
 from application.identity.mail import MailSender
 from application.identity.oauth import OAuthClient
 from application.identity.oauth_login import AttemptStore, MemoryAttempts, OAuthLogin, RedisAttempts
@@ -52,6 +53,7 @@ class Services:
     positions: ProjectionPositions
     workflows: WorkflowService
     identity: IdentityService
+    lifecycle: AccountLifecycle
     authenticator: Authenticator
     sign_in: SignIn
     metrics: Metrics
@@ -163,6 +165,7 @@ async def open_services(
             positions=positions,
             workflows=WorkflowService(workflows_app, definition_limits(settings)),
             identity=identity,
+            lifecycle=AccountLifecycle(identity, sync_pool),
             authenticator=Authenticator(pool, identity.signer, positions),
             sign_in=sign_in,
             metrics=Metrics(),

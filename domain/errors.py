@@ -44,3 +44,7 @@ class InvalidState(DomainError):
 
 class UnknownPart(DomainError):
     """The command names a part the aggregate does not have, such as a workflow version."""
+
+
+class NotAllowed(DomainError):
+    """The actor's role does not allow this command on this aggregate (an HTTP 403)."""

@@ -9,6 +9,7 @@ from psycopg import Cursor
 from application.audit import event_payload
 from application.contexts import CONTEXTS, application_name
 from domain.aggregate import event_type_name
+from domain.identity.user import User
 from projections.projector import EventContext, Projector, jsonb
 
 projector = Projector(
@@ -51,4 +52,16 @@ def record(cur: Cursor[Any], event: Any, ctx: EventContext) -> None:
             jsonb(extra),
             event.timestamp,
         ),
+    )
+
+
+@projector.on(User.Erased)
+def erased(cur: Cursor[Any], event: User.Erased, ctx: EventContext) -> None:
+    """Audit the erasure, then drop where the erased user acted from (the spec's
+    `anonymize_user_data`): the rows stay, marked `anonymized`."""
+    record(cur, event, ctx)
+    cur.execute(
+        "UPDATE audit_log SET ip_address = NULL, user_agent = NULL, "
+        "metadata = (metadata - 'ip') || '{\"anonymized\": true}' WHERE user_id = %s",
+        (event.originator_id,),
     )

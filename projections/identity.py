@@ -17,6 +17,7 @@ from application.crypto import KeyRing
 from application.identity.personal_data import open_sealed
 from domain.identity.account_link import AccountLink
 from domain.identity.api_key import ApiKey
+from domain.identity.invitation import INVITE_PURPOSE, Invitation
 from domain.identity.security_event import SecurityEvent
 from domain.identity.session import Session
 from domain.identity.user import User
@@ -149,6 +150,36 @@ def two_factor_disabled(cur: Cursor[Any], event: User.TwoFactorDisabled, ctx: Ev
     _update_user(cur, event, "two_factor_enabled = false")
 
 
+@projector.on(User.Erased)
+def erased(cur: Cursor[Any], event: User.Erased, ctx: EventContext) -> None:
+    """Anonymise every row about the user. The data key is gone (or soon will be), so a rebuild
+    already writes NULL for the sealed fields; the rest is cleared here, in both runs alike."""
+    user_id, at = event.originator_id, event.timestamp
+    _update_user(
+        cur,
+        event,
+        "name = NULL, email = NULL, image = NULL, password = NULL, status = 'DELETED', "
+        "is_active = false, two_factor_enabled = false",
+    )
+    cur.execute(
+        "UPDATE session SET revoked_at = coalesce(revoked_at, %s), "
+        "revoked_reason = coalesce(revoked_reason, 'erased'), ip_address = NULL, "
+        "user_agent = NULL, updated_at = %s WHERE user_id = %s",
+        (at, at, user_id),
+    )
+    _revoke_tokens(cur, user_id, event)
+    cur.execute(
+        "UPDATE api_key SET is_active = false, revoked_at = %s, updated_at = %s "
+        "WHERE user_id = %s AND is_active",
+        (at, at, user_id),
+    )
+    cur.execute("DELETE FROM account WHERE user_id = %s", (user_id,))
+    cur.execute(
+        "UPDATE security_event SET ip_address = NULL, user_agent = NULL WHERE user_id = %s",
+        (user_id,),
+    )
+
+
 @projector.on(Session.Started)
 def session_started(cur: Cursor[Any], event: Session.Started, ctx: EventContext) -> None:
     cur.execute(
@@ -194,8 +225,10 @@ def session_revoked(cur: Cursor[Any], event: Session.Revoked, ctx: EventContext)
     )
 
 
-@projector.on(AccountLink.Linked)
-def account_linked(cur: Cursor[Any], event: AccountLink.Linked, ctx: EventContext) -> None:
+@projector.on(AccountLink.Linked, AccountLink.Relinked)
+def account_linked(
+    cur: Cursor[Any], event: AccountLink.Linked | AccountLink.Relinked, ctx: EventContext
+) -> None:
     cur.execute(
         "INSERT INTO account (id, user_id, provider_id, account_id, scope, created_at, updated_at) "
         "VALUES (%s, %s, %s, %s, %s, %s, %s)",
@@ -211,25 +244,24 @@ def account_linked(cur: Cursor[Any], event: AccountLink.Linked, ctx: EventContex
     )
 
 
+@projector.on(AccountLink.Unlinked)
+def account_unlinked(cur: Cursor[Any], event: AccountLink.Unlinked, ctx: EventContext) -> None:
+    cur.execute("DELETE FROM account WHERE id = %s", (event.originator_id,))
+
+
+@projector.on(Invitation.Issued)
+def invitation_issued(cur: Cursor[Any], event: Invitation.Issued, ctx: EventContext) -> None:
+    _insert_verification(cur, event, INVITE_PURPOSE)
+
+
 @projector.on(Verification.Issued)
 def verification_issued(cur: Cursor[Any], event: Verification.Issued, ctx: EventContext) -> None:
-    cur.execute(
-        "INSERT INTO verification (id, identifier, purpose, token_hash, expires_at, created_at) "
-        "VALUES (%s, %s, %s, %s, %s, %s)",
-        (
-            event.originator_id,
-            event.user_id,
-            event.purpose,
-            event.token_hash,
-            event.expires_at,
-            event.timestamp,
-        ),
-    )
+    _insert_verification(cur, event, event.purpose)
 
 
-@projector.on(Verification.Consumed)
+@projector.on(Verification.Consumed, Invitation.Accepted)
 def verification_consumed(
-    cur: Cursor[Any], event: Verification.Consumed, ctx: EventContext
+    cur: Cursor[Any], event: Verification.Consumed | Invitation.Accepted, ctx: EventContext
 ) -> None:
     cur.execute(
         "UPDATE verification SET consumed_at = %s WHERE id = %s",
@@ -302,9 +334,26 @@ def security_event_resolved(
     cur: Cursor[Any], event: SecurityEvent.Resolved, ctx: EventContext
 ) -> None:
     cur.execute(
-        "UPDATE security_event SET is_resolved = true, resolved_at = %s, resolved_by = %s "
-        "WHERE id = %s",
-        (event.timestamp, event.resolved_by, event.originator_id),
+        "UPDATE security_event SET is_resolved = true, resolved_at = %s, resolved_by = %s, "
+        "resolution_note = %s WHERE id = %s",
+        (event.timestamp, event.resolved_by, event.note, event.originator_id),
+    )
+
+
+def _insert_verification(
+    cur: Cursor[Any], event: Verification.Issued | Invitation.Issued, purpose: str
+) -> None:
+    cur.execute(
+        "INSERT INTO verification (id, identifier, purpose, token_hash, expires_at, created_at) "
+        "VALUES (%s, %s, %s, %s, %s, %s)",
+        (
+            event.originator_id,
+            event.user_id,
+            purpose,
+            event.token_hash,
+            event.expires_at,
+            event.timestamp,
+        ),
     )
 
 

@@ -18,9 +18,13 @@ from api.schemas.identity import (
     ChangePassword,
     CreateApiKey,
     ForgotPassword,
+    InvitationCreated,
+    Invite,
     Refresh,
     Register,
     ResetPassword,
+    ResolveSecurityEvent,
+    SecurityEventResolved,
     SetRole,
     Suspend,
     TokenBody,
@@ -33,6 +37,7 @@ from application.errors import AccessRevoked
 from application.eventstore import Recorded
 from application.identity.authenticate import IDENTITY_READER
 from application.identity.commands import IdentityService, SignedIn
+from application.identity.lifecycle import AccountLifecycle
 from domain.identity.user import Role, User
 
 AnyRequest = Request[Any, Any, Any]
@@ -40,6 +45,10 @@ AnyRequest = Request[Any, Any, Any]
 
 def identity_service(request: AnyRequest) -> IdentityService:
     return services(request).identity
+
+
+def lifecycle_service(request: AnyRequest) -> AccountLifecycle:
+    return services(request).lifecycle
 
 
 def token_response(signed: SignedIn) -> Tokens:
@@ -74,6 +83,13 @@ class _IdentityController(Controller):
     }
 
 
+class _AdminController(_IdentityController):
+    dependencies = {
+        **_IdentityController.dependencies,
+        "lifecycle": Provide(lifecycle_service, sync_to_thread=False),
+    }
+
+
 class AuthCommands(Controller):
     path = "/auth"
     tags = ["auth"]
@@ -85,7 +101,7 @@ class AuthCommands(Controller):
 
     @post(
         "/register",
-        summary="Create an account (the first becomes OWNER)",
+        summary="Create an account (the first becomes OWNER; `inviteToken` from an invitation)",
         opt=PUBLIC,
         sync_to_thread=True,
         status_code=201,
@@ -97,7 +113,13 @@ class AuthCommands(Controller):
         service: NamedDependency[IdentityService],
     ) -> UserCommandResult:
         return _user_result(
-            service.register(caller, email=data.email, password=data.password, name=data.name)
+            service.register(
+                caller,
+                email=data.email,
+                password=data.password,
+                name=data.name,
+                invite_token=data.invite_token,
+            )
         )
 
     @post(
@@ -284,11 +306,52 @@ class MeCommands(_IdentityController):
         return Accepted(detail="The API key was revoked.", position=revoked.position)
 
 
-class UserCommands(_IdentityController):
+class UserCommands(_AdminController):
     """Admin actions; each waits until authentication sees the change before answering."""
 
     path = "/users"
     tags = ["users"]
+
+    @post(
+        "/invite",
+        summary="Mail an invitation to register with a role (the token goes only by mail)",
+        opt=needs("admin"),
+        sync_to_thread=True,
+        status_code=201,
+    )
+    def invite(
+        self,
+        request: AnyRequest,
+        data: JSONBody[Invite],
+        caller: NamedDependency[Caller],
+        lifecycle: NamedDependency[AccountLifecycle],
+    ) -> InvitationCreated:
+        recorded = lifecycle.invite(
+            caller, principal_of(request), email=data.email, role=Role(data.role)
+        )
+        invitation = recorded.aggregate
+        return InvitationCreated(
+            id=invitation.id,
+            user_id=invitation.user_id,
+            role=str(invitation.role),
+            expires_at=invitation.expires_at,
+            position=recorded.position,
+        )
+
+    @post(
+        "/{user_id:str}/erase",
+        summary="Erase an account and its personal data for good (GDPR)",
+        opt=needs("admin"),
+        status_code=200,
+    )
+    async def erase(
+        self,
+        request: AnyRequest,
+        user_id: FromPath[str],
+        caller: NamedDependency[Caller],
+        lifecycle: NamedDependency[AccountLifecycle],
+    ) -> UserCommandResult:
+        return await _applied(request, lifecycle.erase, caller, principal_of(request), user_id)
 
     @post(
         "/{user_id:str}/suspend",
@@ -335,6 +398,38 @@ class UserCommands(_IdentityController):
     ) -> UserCommandResult:
         return await _applied(
             request, service.change_role, caller, principal_of(request), user_id, Role(data.role)
+        )
+
+
+class SecurityEventCommands(_AdminController):
+    path = "/security-events"
+    tags = ["security"]
+
+    @post(
+        "/{event_id:str}/resolve",
+        summary="Mark a security event as dealt with, with an optional note",
+        opt=needs("admin"),
+        sync_to_thread=True,
+        status_code=200,
+    )
+    def resolve(
+        self,
+        request: AnyRequest,
+        event_id: FromPath[str],
+        caller: NamedDependency[Caller],
+        lifecycle: NamedDependency[AccountLifecycle],
+        data: JSONBody[ResolveSecurityEvent | None] = None,
+    ) -> SecurityEventResolved:
+        recorded = lifecycle.resolve_security_event(
+            caller, principal_of(request), event_id, data.note if data else None
+        )
+        alert = recorded.aggregate
+        return SecurityEventResolved(
+            id=alert.id,
+            is_resolved=True,
+            resolved_by=str(alert.resolved_by),
+            revision=alert.version,
+            position=recorded.position,
         )
 
 

@@ -9,12 +9,21 @@ from litestar.params import FromPath, QueryParameter
 
 from api.auth import needs, principal_of
 from api.context import read_models, readers, wait_for_min_position
-from api.schemas.identity import ApiKeyRead, MailRead, SessionRead, UserPage, UserRead
+from api.schemas.identity import (
+    ApiKeyRead,
+    MailRead,
+    SecurityEventPage,
+    SecurityEventRead,
+    SessionRead,
+    UserPage,
+    UserRead,
+)
 from application.errors import Forbidden, NotFound
 from application.identity.queries import (
     get_user,
     list_api_keys,
     list_outbox,
+    list_security_events,
     list_sessions,
     list_users,
 )
@@ -67,6 +76,37 @@ class UserQueries(Controller):
     @get("/{user_id:str}", summary="One account", opt=needs("admin", **READS_IDENTITY))
     async def show(self, request: AnyRequest, user_id: FromPath[str]) -> UserRead:
         return await _user(request, user_id)
+
+
+class SecurityEventQueries(Controller):
+    path = "/security-events"
+    tags = ["security"]
+    before_request = wait_for_min_position
+
+    @get(
+        "/",
+        summary="Security events, newest first (failed sign-ins, token reuse, lockouts...)",
+        opt=needs("admin", **READS_IDENTITY),
+    )
+    async def list(
+        self,
+        request: AnyRequest,
+        limit: Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+        cursor: Annotated[str | None, QueryParameter(max_length=512)] = None,
+        event_type: Annotated[str | None, QueryParameter(name="type", max_length=100)] = None,
+        user_id: Annotated[str | None, QueryParameter(name="userId", max_length=100)] = None,
+        resolved: Annotated[bool | None, QueryParameter()] = None,
+    ) -> SecurityEventPage:
+        async with read_models(request) as conn:
+            page = await list_security_events(
+                conn,
+                limit=limit,
+                cursor=cursor,
+                event_type=event_type,
+                user_id=user_id,
+                resolved=resolved,
+            )
+        return SecurityEventPage([SecurityEventRead(**row) for row in page.items], page.next_cursor)
 
 
 class OutboxQueries(Controller):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -16,6 +16,7 @@ class Register(_Body):
     email: str = msgspec.field()
     password: str = msgspec.field()
     name: str | None = None
+    invite_token: str | None = None
 
 
 class Login(_Body):
@@ -61,8 +62,20 @@ class Suspend(_Body):
     reason: str | None = None
 
 
+RoleName = Literal["USER", "ADMIN", "OWNER"]
+
+
 class SetRole(_Body):
-    role: Literal["USER", "ADMIN", "OWNER"]
+    role: RoleName
+
+
+class Invite(_Body):
+    email: str
+    role: RoleName = "USER"
+
+
+class ResolveSecurityEvent(_Body):
+    note: str | None = None
 
 
 class Tokens(msgspec.Struct, rename="camel"):
@@ -158,3 +171,44 @@ class MailRead(msgspec.Struct, rename="camel"):
     last_error: str | None
     next_attempt_at: datetime
     failed_at: datetime | None
+
+
+class InvitationCreated(msgspec.Struct, rename="camel"):
+    """The token is mailed to the invited address, never answered here."""
+
+    id: str
+    user_id: str
+    role: str
+    expires_at: datetime
+    position: int
+
+
+class SecurityEventResolved(msgspec.Struct, rename="camel"):
+    id: str
+    is_resolved: bool
+    resolved_by: str
+    revision: int
+    position: int
+
+
+class SecurityEventRead(msgspec.Struct, rename="camel"):
+    id: str
+    event_type: str
+    severity: str
+    description: str
+    ip_address: str | None
+    user_agent: str | None
+    user_id: str | None
+    resource_type: str | None
+    resource_id: str | None
+    metadata: dict[str, Any] | None
+    is_resolved: bool
+    resolved_at: datetime | None
+    resolved_by: str | None
+    resolution_note: str | None
+    created_at: datetime
+
+
+class SecurityEventPage(msgspec.Struct, rename="camel"):
+    items: list[SecurityEventRead]
+    next_cursor: str | None

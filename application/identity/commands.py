@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -35,15 +35,18 @@ from application.ids import is_id, new_id
 from application.keys import Keys
 from application.settings import RegistrationMode, Settings
 from domain.aggregate import Aggregate
-from domain.errors import ValidationFailed, Violation
+from domain.errors import InvalidState, ValidationFailed, Violation
 from domain.identity.api_key import ApiKey
 from domain.identity.email_claim import EmailClaim
+from domain.identity.invitation import Invitation
 from domain.identity.security_event import SecurityEvent, Severity
 from domain.identity.session import Redemption, Session
 from domain.identity.user import Role, User
 from domain.identity.verification import Purpose, Verification
 
 A = TypeVar("A", bound=Aggregate)
+Mailed = TypeVar("Mailed", Verification, Invitation)
+"""Aggregates redeemed with a mailed `<id>.<secret>` token whose hash they keep."""
 
 API_KEY_PREFIX = "a2n_"
 INSTALLATION_CLAIM = "00000000-0000-5000-8000-000000000001"
@@ -118,11 +121,24 @@ class IdentityService:
     # -- accounts ---------------------------------------------------------------------------
 
     def register(
-        self, caller: Caller, *, email: str, password: str, name: str | None = None
+        self,
+        caller: Caller,
+        *,
+        email: str,
+        password: str,
+        name: str | None = None,
+        invite_token: str | None = None,
     ) -> Recorded[User]:
-        """Create an account; the very first one becomes the OWNER."""
+        """Create an account; the very first one becomes the OWNER. An invitation gives the
+        invited role, and the address it was mailed to counts as verified."""
         address = normalize_email(email)
-        return self.open_account(caller, address, hash_password(password), _clean_name(name))
+        return self.open_account(
+            caller,
+            address,
+            hash_password(password),
+            _clean_name(name),
+            invite_token=invite_token,
+        )
 
     def open_account(
         self,
@@ -133,25 +149,34 @@ class IdentityService:
         *,
         verified: bool = False,
         belonging: Callable[[str], list[Aggregate]] = lambda user_id: [],
+        invite_token: str | None = None,
     ) -> Recorded[User]:
         """Sign-up under A2N_REGISTRATION, by password or through an OAuth provider (which brings
-        no password). `belonging(user_id)` gives aggregates saved atomically with the account."""
+        no password). `belonging(user_id)` gives aggregates saved atomically with the account.
+        The first account is the OWNER whatever else; an invitation is used up with the account
+        it opens, so two sign-ups with one invitation conflict in the event store."""
         for _ in range(3):
             first = not self._exists(INSTALLATION_CLAIM)
-            if not first and self.registration == "invite":
+            invitation = None
+            if invite_token is not None and not first:
+                invitation = self._invitation(invite_token, address)
+            elif not first and self.registration == "invite":
                 raise Forbidden("registration is by invitation: ask an administrator")
+            user_id = new_id() if invitation is None else invitation.user_id
+            accepted: list[Aggregate] = [] if invitation is None else [invitation]
             try:
                 return self._register(
                     caller,
+                    user_id,
                     address,
                     password_hash,
                     name,
-                    Role.OWNER if first else Role.USER,
-                    verified,
-                    belonging,
+                    Role.OWNER if first else (invitation.role if invitation else Role.USER),
+                    verified or invitation is not None,
+                    [*accepted, *belonging(user_id)],
                 )
             except IntegrityError:
-                if self._claim_for(address) is not None:
+                if self.claim_for(address) is not None:
                     raise Conflict("an account with this email address exists") from None
         raise Conflict("registration collided with another; try again")
 
@@ -163,7 +188,13 @@ class IdentityService:
         caller = Caller(user_id="system")
         try:
             return self._register(
-                caller, address, hash_password(password), _clean_name(name), Role.OWNER, True
+                caller,
+                new_id(),
+                address,
+                hash_password(password),
+                _clean_name(name),
+                Role.OWNER,
+                True,
             )
         except IntegrityError:
             raise Conflict("an owner already exists") from None
@@ -171,14 +202,14 @@ class IdentityService:
     def _register(
         self,
         caller: Caller,
+        user_id: str,
         address: str,
         password_hash: str | None,
         name: str | None,
         role: Role,
         verified: bool = False,
-        belonging: Callable[[str], list[Aggregate]] = lambda user_id: [],
+        belongings: Sequence[Aggregate] = (),
     ) -> Recorded[User]:
-        user_id = new_id()
         user = User.register(
             user_id=user_id,
             sealed_email=self.personal.seal(user_id, address),
@@ -187,7 +218,7 @@ class IdentityService:
             role=role,
             email_verified=verified,
         )
-        existing = self._claim_for(address, include_free=True)
+        existing = self.claim_for(address, include_free=True)
         if existing is None:
             claim = EmailClaim.claim(self._email_claim_id(address), user_id)
         elif existing.is_free:
@@ -195,7 +226,7 @@ class IdentityService:
             claim = existing
         else:
             raise Conflict("an account with this email address exists")
-        claims: list[Aggregate] = [claim, *belonging(user_id)]
+        claims: list[Aggregate] = [claim, *belongings]
         if role is Role.OWNER:
             claims.append(EmailClaim.claim(INSTALLATION_CLAIM, user_id))
         meta = caller.acting_as(user_id).metadata()
@@ -212,7 +243,7 @@ class IdentityService:
 
     def request_password_reset(self, caller: Caller, email: str) -> None:
         """Mail a reset link if the account exists; the answer never tells whether it does."""
-        claim = self._claim_for(normalize_email(email))
+        claim = self.claim_for(normalize_email(email))
         if claim is None or claim.user_id is None:
             return
         user = self.app.load(claim.user_id, User)
@@ -258,7 +289,7 @@ class IdentityService:
     def find_user(self, email: str) -> User | None:
         """The account that signs in with this address, if any (a malformed one has none)."""
         try:
-            claim = self._claim_for(normalize_email(email))
+            claim = self.claim_for(normalize_email(email))
         except ValidationFailed:
             return None
         return self.app.load(claim.user_id, User) if claim and claim.user_id else None
@@ -280,7 +311,7 @@ class IdentityService:
 
     def user_with_email(self, address: str) -> User | None:
         """The account registered with this normalised address, if any."""
-        claim = self._claim_for(address)
+        claim = self.claim_for(address)
         return self.app.load(claim.user_id, User) if claim and claim.user_id else None
 
     def start_session(self, caller: Caller, user: User, *spent: Aggregate) -> SignedIn:
@@ -405,24 +436,25 @@ class IdentityService:
     def suspend(
         self, caller: Caller, admin: Principal, user_id: str, reason: str | None
     ) -> Recorded[User]:
-        acting = self._admin(admin)
+        acting = self.acting_admin(admin)
         return self.app.change(
             user_id, User, lambda u: u.suspend(reason, by=acting), caller.metadata()
         )
 
     def reactivate(self, caller: Caller, admin: Principal, user_id: str) -> Recorded[User]:
-        self._admin(admin)
+        self.acting_admin(admin)
         return self.app.change(user_id, User, User.reactivate, caller.metadata())
 
     def change_role(
         self, caller: Caller, admin: Principal, user_id: str, role: Role
     ) -> Recorded[User]:
-        acting = self._admin(admin)
+        acting = self.acting_admin(admin)
         return self.app.change(
             user_id, User, lambda u: u.change_role(role, by=acting), caller.metadata()
         )
 
-    def _admin(self, principal: Principal) -> User:
+    def acting_admin(self, principal: Principal) -> User:
+        """The caller's account, if it may administer (ADMIN or OWNER, active), else Forbidden."""
         if not principal.is_admin:
             raise Forbidden("this needs the ADMIN or OWNER role")
         acting = self.app.load(principal.user_id, User)
@@ -459,21 +491,40 @@ class IdentityService:
 
     def redeem(self, token: str, purpose: Purpose) -> Verification:
         """The verification `token` names, consumed (saved by the caller), or ValidationFailed."""
-        verification_id, _, secret = token.partition(".")
         invalid = ValidationFailed([Violation("/token", "is invalid, used or expired")])
-        if not is_id(verification_id) or not secret:
-            raise invalid
-        try:
-            verification = self.app.load(verification_id, Verification)
-        except NotFound:
-            raise invalid from None
-        if not same_hash(secret, verification.token_hash):
+        verification = self._mailed(token, Verification)
+        if verification is None:
             raise invalid
         try:
             verification.consume(purpose, now=self.now())
         except Exception:
             raise invalid from None
         return verification
+
+    def _invitation(self, token: str, address: str) -> Invitation:
+        """The invitation `token` names, accepted (saved with the account), or Forbidden."""
+        invalid = Forbidden("the invitation is invalid, used or expired")
+        invitation = self._mailed(token, Invitation)
+        if invitation is None:
+            raise invalid
+        try:
+            invitation.accept(now=self.now(), inviter=self.app.load(invitation.invited_by, User))
+        except (NotFound, InvalidState):
+            raise invalid from None
+        if self.personal.open(invitation.user_id, invitation.email) != address:
+            raise ValidationFailed([Violation("/email", "is not the address that was invited")])
+        return invitation
+
+    def _mailed(self, token: str, kind: type[Mailed]) -> Mailed | None:
+        """The aggregate a mailed `<id>.<secret>` token names, if the secret matches its hash."""
+        aggregate_id, _, secret = token.partition(".")
+        if not is_id(aggregate_id) or not secret:
+            return None
+        try:
+            found = self.app.load(aggregate_id, kind)
+        except NotFound:
+            return None
+        return found if same_hash(secret, found.token_hash) else None
 
     def record_security_event(
         self,
@@ -501,7 +552,7 @@ class IdentityService:
         digest = keyed_digest(self._secret_key, "email-claim", address)
         return str(uuid.UUID(bytes=digest[:16], version=5))
 
-    def _claim_for(self, address: str, *, include_free: bool = False) -> EmailClaim | None:
+    def claim_for(self, address: str, *, include_free: bool = False) -> EmailClaim | None:
         try:
             claim = self.app.load(self._email_claim_id(address), EmailClaim)
         except NotFound:

@@ -51,6 +51,11 @@ class Outbox:
             )
         return message_id
 
+    def drop(self, user_id: str) -> None:
+        """Delete every message to this account, sent or not: each holds its address."""
+        with self.pool.connection() as conn:
+            conn.execute("DELETE FROM mail_outbox WHERE user_id = %s", (user_id,))
+
 
 @dataclass(frozen=True)
 class _DueMail:

@@ -245,9 +245,9 @@ class OAuthLogin:
     ) -> SignedIn | Challenge:
         """The linked user; else a new link to the account with the same, verified, address;
         else a new account."""
-        link = self._existing_link(provider, identity)
-        if link is not None:
-            return self.admit(caller, self.identity.app.load(link.user_id, User))
+        linked = self._linked_user(provider, identity)
+        if linked is not None:
+            return self.admit(caller, self.identity.app.load(linked, User))
         address = _address(identity.email)
         if address is None:
             raise OAuthError(
@@ -261,7 +261,7 @@ class OAuthLogin:
                 None,
                 _display_name(identity.name),
                 verified=identity.email_verified,
-                belonging=lambda user_id: [_new_link(provider, identity, user_id)],
+                belonging=lambda user_id: [self._new_link(provider, identity, user_id)],
             )
             return self.admit(caller, opened.aggregate)
         # Taking over an account by its address is safe only when both sides proved the address:
@@ -278,29 +278,52 @@ class OAuthLogin:
     ) -> SignedIn | Challenge:
         """Link for the signed-in user who started; an account linked elsewhere stays there."""
         user = self.identity.app.load(user_id, User)
-        link = self._existing_link(provider, identity)
-        if link is None:
+        linked = self._linked_user(provider, identity)
+        if linked is None:
             return self._link_and_sign_in(caller, provider, identity, user)
-        if link.user_id != user.id:
+        if linked != user.id:
             raise Conflict(f"this {provider.name} account is linked to another A2N account")
         return self.admit(caller, user)
 
-    def _existing_link(
-        self, provider: OAuthProvider, identity: ExternalIdentity
-    ) -> AccountLink | None:
-        if not _SUBJECT.fullmatch(identity.subject):
-            raise OAuthError(f"{provider.name} identifies the account with an unusable subject")
-        try:
-            link = self.identity.app.load(
-                AccountLink.id_for(provider.name, identity.subject), AccountLink
-            )
-        except NotFound:
+    def _linked_user(self, provider: OAuthProvider, identity: ExternalIdentity) -> str | None:
+        """The user this provider account is linked to, if any."""
+        link = self._stored_link(provider, identity)
+        if link is None or link.user_id is None:
             return None
         if link.issuer != identity.issuer:
             raise OAuthError(
                 f"this {provider.name} account was linked while the provider had another "
                 "issuer; an administrator must check A2N_OAUTH_PROVIDERS"
             )
+        return link.user_id
+
+    def _stored_link(
+        self, provider: OAuthProvider, identity: ExternalIdentity
+    ) -> AccountLink | None:
+        """The link aggregate of this provider account, linked or left by an erased user."""
+        if not _SUBJECT.fullmatch(identity.subject):
+            raise OAuthError(f"{provider.name} identifies the account with an unusable subject")
+        try:
+            return self.identity.app.load(
+                AccountLink.id_for(provider.name, identity.subject), AccountLink
+            )
+        except NotFound:
+            return None
+
+    def _new_link(
+        self, provider: OAuthProvider, identity: ExternalIdentity, user_id: str
+    ) -> AccountLink:
+        """Link this provider account to `user_id`: a new link, or the one an erasure undid."""
+        link = self._stored_link(provider, identity)
+        if link is None:
+            return AccountLink.link(
+                user_id=user_id,
+                provider=provider.name,
+                issuer=identity.issuer,
+                subject=identity.subject,
+                scope=identity.scope,
+            )
+        link.relink(user_id=user_id, issuer=identity.issuer, scope=identity.scope)
         return link
 
     def _link_and_sign_in(
@@ -310,7 +333,7 @@ class OAuthLogin:
             raise NotAuthenticated(f"the account is {user.status.lower()}")
         try:
             self.identity.app.record(
-                caller.acting_as(user.id).metadata(), _new_link(provider, identity, user.id)
+                caller.acting_as(user.id).metadata(), self._new_link(provider, identity, user.id)
             )
         except IntegrityError:
             raise Conflict(f"this {provider.name} account was just linked: sign in again") from None
@@ -330,16 +353,6 @@ class OAuthLogin:
 
     def _attempt_key(self, state: str, browser_key: str) -> bytes:
         return keyed_digest(self._secret_key, "oauth-attempt", f"{state}\n{browser_key}")
-
-
-def _new_link(provider: OAuthProvider, identity: ExternalIdentity, user_id: str) -> AccountLink:
-    return AccountLink.link(
-        user_id=user_id,
-        provider=provider.name,
-        issuer=identity.issuer,
-        subject=identity.subject,
-        scope=identity.scope,
-    )
 
 
 def _aad(provider: OAuthProvider) -> bytes:

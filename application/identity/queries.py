@@ -33,6 +33,43 @@ async def list_users(
     return page_of(rows, limit, lambda row: {"id": row["id"]})
 
 
+SECURITY_EVENT_COLUMNS = (
+    "id, event_type, severity, description, host(ip_address) AS ip_address, user_agent, "
+    "user_id, resource_type, resource_id, metadata, is_resolved, resolved_at, resolved_by, "
+    "resolution_note, created_at"
+)
+
+
+async def list_security_events(
+    conn: AsyncConnection[Any],
+    *,
+    limit: int,
+    cursor: str | None,
+    event_type: str | None = None,
+    user_id: str | None = None,
+    resolved: bool | None = None,
+) -> Page[dict[str, Any]]:
+    """Security events, newest first (ids are UUIDv7, so id order is time order)."""
+    after = decode_cursor(cursor, ("id",))["id"] if cursor else None
+    rows = await _all(
+        conn,
+        f"SELECT {SECURITY_EVENT_COLUMNS} FROM security_event "
+        "WHERE (%(after)s::text IS NULL OR id < %(after)s) "
+        "AND (%(type)s::text IS NULL OR event_type = %(type)s) "
+        "AND (%(user)s::text IS NULL OR user_id = %(user)s) "
+        "AND (%(resolved)s::boolean IS NULL OR is_resolved = %(resolved)s) "
+        "ORDER BY id DESC LIMIT %(limit)s",
+        {
+            "after": after,
+            "type": event_type,
+            "user": user_id,
+            "resolved": resolved,
+            "limit": limit + 1,
+        },
+    )
+    return page_of(rows, limit, lambda row: {"id": row["id"]})
+
+
 async def list_sessions(conn: AsyncConnection[Any], user_id: str) -> list[dict[str, Any]]:
     """The user's sessions that have not ended, newest first."""
     return await _all(
@@ -72,7 +109,7 @@ async def _one(
 
 
 async def _all(
-    conn: AsyncConnection[Any], query: str, params: tuple[Any, ...]
+    conn: AsyncConnection[Any], query: str, params: tuple[Any, ...] | dict[str, Any]
 ) -> list[dict[str, Any]]:
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(query, params)

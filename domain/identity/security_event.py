@@ -8,7 +8,9 @@ from typing import Any
 from eventsourcing.domain import event
 
 from domain.aggregate import Aggregate
-from domain.errors import InvalidState
+from domain.errors import InvalidState, ValidationFailed, Violation
+
+MAX_NOTE = 2000
 
 
 class Severity(StrEnum):
@@ -30,6 +32,14 @@ class SecurityEvent(Aggregate):
 
     class Resolved(Aggregate.Event):
         resolved_by: str
+        note: str | None
+
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            """Version 1 had no note."""
+            state["note"] = None
 
     @event(Recorded)
     def __init__(
@@ -72,11 +82,22 @@ class SecurityEvent(Aggregate):
             details=details or {},
         )
 
-    def resolve(self, by: str) -> None:
+    def resolve(self, by: str, note: str | None = None) -> None:
+        """Mark it dealt with, saying how in `note` (plain text; newlines and tabs allowed)."""
+        if note is not None:
+            note = note.strip()
+            if (
+                not note
+                or len(note) > MAX_NOTE
+                or any((ord(c) < 32 and c not in "\n\t") or ord(c) == 127 for c in note)
+            ):
+                raise ValidationFailed(
+                    [Violation("/note", f"must be 1 to {MAX_NOTE} printable characters")]
+                )
         if self.resolved_by is not None:
             raise InvalidState("the security event is already resolved")
-        self._resolved(resolved_by=by)
+        self._resolved(resolved_by=by, note=note)
 
     @event(Resolved)
-    def _resolved(self, resolved_by: str) -> None:
+    def _resolved(self, resolved_by: str, note: str | None) -> None:
         self.resolved_by = resolved_by

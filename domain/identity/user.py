@@ -18,7 +18,7 @@ from typing import Any
 from eventsourcing.domain import event
 
 from domain.aggregate import Aggregate
-from domain.errors import InvalidState
+from domain.errors import InvalidState, NotAllowed
 
 
 class Role(StrEnum):
@@ -80,6 +80,9 @@ class User(Aggregate):
     class RecoveryCodeUsed(Aggregate.Event):
         code_hash: str
 
+    class Erased(Aggregate.Event):
+        """GDPR erasure: holds nothing personal; the data key is deleted beside it."""
+
     @event(Registered)
     def __init__(
         self,
@@ -89,7 +92,7 @@ class User(Aggregate):
         role: str,
         email_verified: bool,
     ) -> None:
-        self.email = email
+        self.email: str | None = email
         self.name = name
         self.image: str | None = None
         self.password_hash = password_hash
@@ -181,6 +184,23 @@ class User(Aggregate):
             raise InvalidState("only an owner can suspend an admin")
         if self.status is Status.ACTIVE:
             self._suspended(reason=reason)
+
+    def erase(self, *, by: User) -> None:
+        """End the account for good and forget its personal data (the application deletes the
+        data key that sealed it). Nobody erases themselves, and as with suspension only an owner
+        erases an admin or an owner: so an owner is erased only by another, and the last owner
+        never is."""
+        self._refuse_if_deleted()
+        if not by.is_admin:
+            raise NotAllowed("only an admin can erase an account")
+        if by.id == self.id:
+            raise InvalidState(
+                "you cannot erase your own account: another administrator must (an owner for "
+                "an owner), so the last owner is never erased"
+            )
+        if self.role is not Role.USER and by.role is not Role.OWNER:
+            raise NotAllowed(f"only an owner can erase an {self.role.lower()}")
+        self._erased()
 
     def reactivate(self) -> None:
         self._refuse_if_deleted()
@@ -303,6 +323,17 @@ class User(Aggregate):
     @event(RecoveryCodeUsed)
     def _recovery_code_used(self, code_hash: str) -> None:
         self.recovery_code_hashes = [h for h in self.recovery_code_hashes if h != code_hash]
+
+    @event(Erased)
+    def _erased(self) -> None:
+        self.status = Status.DELETED
+        self.email = None
+        self.name = None
+        self.image = None
+        self.password_hash = None
+        self.two_factor_enabled = False
+        self.two_factor_secret = None
+        self.recovery_code_hashes = []
 
     def _refuse_unless_active(self) -> None:
         if self.status is not Status.ACTIVE:

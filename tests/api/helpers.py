@@ -51,6 +51,22 @@ def sign_up(client: TestClient[Any], email: str | None = None) -> Account:
     return Account(registered["id"], address, login(client, address))
 
 
+def promote(
+    client: TestClient[Any], owner: dict[str, str], account: Account, role: str = "ADMIN"
+) -> Account:
+    """Give `account` a role (as the OWNER) and sign in again, so its token carries the role."""
+    changed = client.put(f"{API}/users/{account.user_id}/role", json={"role": role}, headers=owner)
+    assert changed.status_code == 200, changed.text
+    return Account(account.user_id, account.email, login(client, account.email))
+
+
+def mailed_token(client: TestClient[Any], owner: dict[str, str], user_id: str, purpose: str) -> str:
+    """The token in the newest mail of `purpose` to `user_id`, read from the outbox (OWNER)."""
+    mail = client.get(f"{API}/admin/mail-outbox", headers=owner).json()
+    body: str = next(m["body"] for m in mail if m["userId"] == user_id and m["purpose"] == purpose)
+    return body.strip().splitlines()[-1]
+
+
 def owner_of(client: TestClient[Any]) -> Account:
     """Register the first account of a fresh database, which becomes its OWNER."""
     account = sign_up(client, f"owner-{uuid.uuid4().hex[:8]}@example.com")

@@ -11,7 +11,7 @@ from application.crypto import KeyRing
 from projections.identity import use_key_ring
 from projections.rebuild import Rebuilder
 from projections.registry import projector_named
-from tests.api.helpers import API, PASSWORD, Account, create, login, sign_up
+from tests.api.helpers import API, PASSWORD, Account, create, login, mailed_token, sign_up
 from tests.integration.helpers import rows, wait_until
 
 Client = TestClient[Any]
@@ -108,12 +108,8 @@ def test_password_reset_by_mailed_token_ends_old_sessions(
         client.post(f"{API}/auth/password/forgot", json={"email": "nobody@example.com"}).status_code
         == 202
     )
-    mail = client.get(f"{API}/admin/mail-outbox", headers=owner).json()
     assert client.get(f"{API}/admin/mail-outbox", headers=user).status_code == 403
-    body = next(
-        m["body"] for m in mail if m["userId"] == user.user_id and m["purpose"] == "PASSWORD_RESET"
-    )
-    token = body.strip().splitlines()[-1]
+    token = mailed_token(client, owner, user.user_id, "PASSWORD_RESET")
     new_password = "a brand new long password"
     reset = client.post(
         f"{API}/auth/password/reset", json={"token": token, "password": new_password}

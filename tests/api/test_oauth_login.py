@@ -27,6 +27,7 @@ from projections.rebuild import Rebuilder
 from projections.registry import projector_named
 from tests.api.conftest import TEST_MASTER_KEYS, TEST_SECRET_KEY
 from tests.api.helpers import API, PASSWORD, login, register
+from tests.integration.helpers import wait_until
 from tests.oidc_provider import OIDCProvider, a2n_providers, running_provider
 
 Client = TestClient[Any]
@@ -299,12 +300,12 @@ def test_a_callback_in_another_browser_is_refused_and_recorded(
     assert "expired or was already used" in refused(client.get(f"{CALLBACK}?{query}"), "state")
     client.cookies.clear()
 
-    alerts = rows(
-        client,
+    mismatches = (
         "SELECT severity, resource_id, description FROM security_event "
-        "WHERE event_type = 'OAUTH_STATE_MISMATCH'",
+        "WHERE event_type = 'OAUTH_STATE_MISMATCH'"
     )
-    assert alerts
+    wait_until(lambda: bool(rows(client, mismatches)))  # once the projector got there
+    alerts = rows(client, mismatches)
     assert all(severity == "MEDIUM" and resource == "test" for severity, resource, _ in alerts)
     assert not rows(client, "SELECT 1 FROM account WHERE account_id = %s", f"sub-{login}")
     assert state not in json.dumps(alerts)
@@ -574,6 +575,29 @@ def test_no_code_or_token_is_stored_or_kept(
     for secret in secrets:
         assert secret
         assert secret not in text
+
+
+def test_erasure_unlinks_the_provider_account_which_may_then_sign_up_afresh(
+    client: Client, owner: dict[str, Any], provider: OIDCProvider
+) -> None:
+    login = new_person(provider)
+    first = sign_in(client, provider, login).json()
+    auth = {"Authorization": f"Bearer {owner['accessToken']}"}
+    erased = client.post(f"{API}/users/{first['userId']}/erase", headers=auth)
+    assert erased.status_code == 200, erased.text
+    linked = "SELECT user_id FROM account WHERE account_id = %s"
+    assert rows(client, linked, f"sub-{login}") == []
+    link = client.app.state.services.identity.app.load(
+        AccountLink.id_for("test", f"sub-{login}"), AccountLink
+    )
+    assert link.user_id is None
+    # The same person comes back through the provider: a new account, linked anew.
+    again = sign_in(client, provider, login)
+    assert again.status_code == 200, again.text
+    tokens = again.json()
+    assert tokens["userId"] != first["userId"]
+    assert me(client, tokens)["email"] == f"{login}@example.com"
+    assert rows(client, linked, f"sub-{login}") == [(tokens["userId"],)]
 
 
 def test_identity_tables_with_accounts_equal_a_rebuild_from_zero(

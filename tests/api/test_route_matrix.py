@@ -20,7 +20,7 @@ from litestar.testing import TestClient
 
 from api.app import API_PREFIX, create_app
 from application.settings import Settings
-from tests.api.helpers import API, PASSWORD, Account, create, sign_up
+from tests.api.helpers import API, PASSWORD, Account, create, promote, sign_up
 from tests.integration.helpers import GRAPH
 
 Client = TestClient[Any]
@@ -58,13 +58,7 @@ class World:
         if role == "OWNER":
             return self.owner
         me = sign_up(self.client)
-        if role == "ADMIN":
-            changed = self.client.put(
-                f"{API}/users/{me.user_id}/role", json={"role": "ADMIN"}, headers=self.owner
-            )
-            assert changed.status_code == 200, changed.text
-            me = sign_up_again(self.client, me)
-        return me
+        return promote(self.client, self.owner, me) if role == "ADMIN" else me
 
     def stranger(self) -> Account:
         return sign_up(self.client)
@@ -107,6 +101,22 @@ class World:
         recovery: str = confirmed.json()["recoveryCodes"][0]
         return recovery
 
+    def security_event(self) -> str:
+        """A new FAILED_LOGIN security event (a wrong password for a new account), projected."""
+        victim = self.stranger()
+        wrong = self.client.post(
+            f"{API}/auth/login", json={"email": victim.email, "password": "not the password"}
+        )
+        assert wrong.status_code == 401, wrong.text
+        head = self.client.app.state.services.identity.app.head_position()
+        page = self.client.get(
+            f"{API}/security-events",
+            params={"userId": victim.user_id},
+            headers={**self.owner, "A2N-Min-Position": str(head)},
+        ).json()
+        found: str = page["items"][0]["id"]
+        return found
+
     def api_key_id(self, of: Account) -> str:
         made = self.client.post(
             f"{API}/me/api-keys", json={"name": "matrix", "scopes": ["workflows:read"]}, headers=of
@@ -114,13 +124,6 @@ class World:
         assert made.status_code == 201, made.text
         found: str = made.json()["id"]
         return found
-
-
-def sign_up_again(client: Client, account: Account) -> Account:
-    """New tokens after a role change, so the access token carries the new role."""
-    response = client.post(f"{API}/auth/login", json={"email": account.email, "password": PASSWORD})
-    assert response.status_code == 200, response.text
-    return Account(account.user_id, account.email, response.json())
 
 
 def own_workflow(**body: Any) -> Build:
@@ -177,7 +180,16 @@ CASES: dict[str, Case] = {
     "PUT /users/{user_id:str}/role": Case(
         role="ADMIN", own=with_body(target_user, {"role": "ADMIN"})
     ),
+    "POST /users/{user_id:str}/erase": Case(role="ADMIN", own=target_user),
+    "POST /users/invite": Case(
+        role="ADMIN",
+        own=lambda w, me: Call(body={"email": f"invitee-{uuid.uuid4().hex}@example.com"}),
+    ),
     "GET /admin/mail-outbox": Case(role="OWNER"),
+    "GET /security-events": Case(role="ADMIN"),
+    "POST /security-events/{event_id:str}/resolve": Case(
+        role="ADMIN", own=lambda w, me: Call({"event_id": w.security_event()})
+    ),
     "POST /workflows": Case(own=lambda w, me: Call(body={"name": "Matrix"})),
     "GET /workflows": Case(),
     "GET /workflows/{workflow_id:str}": Case(own=own_workflow(), foreign=foreign_workflow),

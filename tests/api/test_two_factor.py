@@ -16,7 +16,7 @@ from application.crypto import KeyRing
 from projections.identity import use_key_ring
 from projections.rebuild import Rebuilder
 from projections.registry import projector_named
-from tests.api.helpers import API, PASSWORD, Account, sign_up
+from tests.api.helpers import API, PASSWORD, Account, mailed_token, sign_up
 
 Client = TestClient[Any]
 
@@ -378,16 +378,7 @@ def test_a_challenge_of_another_purpose_is_refused(client: Client, owner: Accoun
     assert (
         client.post(f"{API}/auth/password/forgot", json={"email": account.email}).status_code == 202
     )
-    mail = client.get(f"{API}/admin/mail-outbox", headers=owner).json()
-    token = (
-        next(
-            m["body"]
-            for m in mail
-            if m["userId"] == account.user_id and m["purpose"] == "PASSWORD_RESET"
-        )
-        .strip()
-        .splitlines()[-1]
-    )
+    token = mailed_token(client, owner, account.user_id, "PASSWORD_RESET")
     enabled = enable(client, account)
     problem(second_step(client, token, enabled.recovery_codes[0]), 401)
 

@@ -57,6 +57,14 @@ def test_bad_values_name_the_variable(variable: str, value: str, message: str) -
     assert "\n" not in str(failure.value)
 
 
+def test_registration_is_open_by_default_or_by_invitation() -> None:
+    assert Settings.from_env({}).registration == "open"
+    assert Settings.from_env({"A2N_REGISTRATION": "Invite"}).registration == "invite"
+    with pytest.raises(SettingsError) as failure:
+        Settings.from_env({"A2N_REGISTRATION": "closed"})
+    assert str(failure.value).startswith("A2N_REGISTRATION: expected one of open, invite")
+
+
 def test_inconsistent_pool_sizes_are_refused() -> None:
     with pytest.raises(SettingsError, match="A2N_DB_POOL_MIN: 20 is larger than A2N_DB_POOL_MAX"):
         Settings.from_env({"A2N_DB_POOL_MIN": "20", "A2N_DB_POOL_MAX": "5"})
