@@ -73,11 +73,14 @@ class TriggerSpec:
 
 
 def trigger_specs(definition: Mapping[str, Any]) -> list[TriggerSpec]:
-    """The trigger nodes of a valid, normalized definition, in definition order."""
+    """The enabled trigger nodes of a valid, normalized definition, in definition order.
+
+    A disabled trigger starts nothing (an import disables a webhook whose authentication it could
+    not carry over, so it must stay closed): it gets no row and does not count for activation."""
     specs = []
     for node in definition.get("nodes", []):
         kind = TRIGGER_TYPES.get(node.get("type"))
-        if kind is None:
+        if kind is None or node.get("disabled") is True:
             continue
         config: Mapping[str, Any] = node.get("config") or {}
         common = {"node_id": node["id"], "node_name": node.get("name"), "config": config}

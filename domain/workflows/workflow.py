@@ -212,8 +212,8 @@ class Workflow(Aggregate):
             raise ValidationFailed([v.under("/definition") for v in violations])
         if not trigger_specs(definition):
             raise InvalidState(
-                "a workflow without a trigger node cannot be activated: add a manual, webhook, "
-                "schedule or event trigger"
+                "a workflow without an enabled trigger node cannot be activated: add (or enable) "
+                "a manual, webhook, schedule or event trigger"
             )
         if self.published_version is None:
             self._version_published(version=number, previous={"version": None})

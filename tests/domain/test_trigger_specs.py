@@ -80,6 +80,11 @@ def test_a_webhook_without_method_answers_get_with_no_auth_immediately() -> None
     )
 
 
+def test_a_disabled_trigger_starts_nothing() -> None:
+    hook = {"id": "w", "type": "webhook_trigger", "config": {"path": "p"}, "disabled": True}
+    assert trigger_specs(normalize_definition({"nodes": [hook]})) == []
+
+
 def test_cron_fires_at_local_time_across_a_daylight_saving_change() -> None:
     # Paris moves from UTC+1 to UTC+2 on 2026-03-29.
     before = next_cron_time("0 9 * * *", "Europe/Paris", datetime(2026, 3, 27, 12, tzinfo=UTC))

@@ -101,10 +101,14 @@ def test_activation_needs_nodes_and_archiving_freezes_the_workflow() -> None:
 
 
 def test_activation_needs_a_trigger_node() -> None:
-    workflow = new_workflow(definition={"nodes": [{"id": "a", "type": "noop"}]})
-    with pytest.raises(InvalidState, match="without a trigger node"):
-        workflow.activate()
-    assert workflow.is_active is False
+    for nodes in (
+        [{"id": "a", "type": "noop"}],
+        [{"id": "a", "type": "manual_trigger", "disabled": True}],
+    ):
+        workflow = new_workflow(definition={"nodes": nodes})
+        with pytest.raises(InvalidState, match="without an enabled trigger node"):
+            workflow.activate()
+        assert workflow.is_active is False
 
 
 def test_activation_publishes_the_latest_version_when_none_is_published() -> None:
