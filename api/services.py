@@ -34,6 +34,7 @@ from application.ratelimit import (
 from application.settings import Settings
 from application.workflows.app import WorkflowsApp
 from application.workflows.commands import WorkflowService
+from application.workflows.sharing import WorkflowSharing
 from domain.workflows.limits import DefinitionLimits
 
 if TYPE_CHECKING:
@@ -49,6 +50,7 @@ class Services:
     pool: AsyncConnectionPool
     positions: ProjectionPositions
     workflows: WorkflowService
+    sharing: WorkflowSharing
     identity: IdentityService
     authenticator: Authenticator
     sign_in: SignIn
@@ -146,6 +148,7 @@ async def open_services(
             pool=pool,
             positions=positions,
             workflows=WorkflowService(workflows_app, definition_limits(settings)),
+            sharing=WorkflowSharing(workflows_app, identity),
             identity=identity,
             authenticator=Authenticator(pool, identity.signer, positions),
             sign_in=sign_in,

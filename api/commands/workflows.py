@@ -30,9 +30,11 @@ def workflow_service(request: AnyRequest) -> WorkflowService:
     return services(request).workflows
 
 
-def _result(recorded: Recorded[Workflow], status: int = 200) -> Response[WorkflowCommandResult]:
+def _result(
+    recorded: Recorded[Workflow], caller: Caller, status: int = 200
+) -> Response[WorkflowCommandResult]:
     return Response(
-        WorkflowCommandResult.recorded(recorded.aggregate, recorded.position),
+        WorkflowCommandResult.recorded(recorded.aggregate, recorded.position, caller.user_id),
         status_code=status,
         headers=etag(recorded.aggregate.version),
     )
@@ -68,6 +70,7 @@ class WorkflowCommands(Controller):
                 visibility=data.visibility,
                 is_template=data.is_template,
             ),
+            caller,
             201,
         )
 
@@ -85,7 +88,8 @@ class WorkflowCommands(Controller):
         return _result(
             service.update(
                 caller, workflow_id, as_plain(data), expected_revision=expected_revision(request)
-            )
+            ),
+            caller,
         )
 
     @put(
@@ -110,7 +114,8 @@ class WorkflowCommands(Controller):
                 definition,
                 change_message=change_message,
                 expected_revision=expected_revision(request),
-            )
+            ),
+            caller,
         )
 
     @post(
@@ -127,7 +132,8 @@ class WorkflowCommands(Controller):
         service: NamedDependency[WorkflowService],
     ) -> Response[WorkflowCommandResult]:
         return _result(
-            service.activate(caller, workflow_id, expected_revision=expected_revision(request))
+            service.activate(caller, workflow_id, expected_revision=expected_revision(request)),
+            caller,
         )
 
     @post(
@@ -144,7 +150,8 @@ class WorkflowCommands(Controller):
         service: NamedDependency[WorkflowService],
     ) -> Response[WorkflowCommandResult]:
         return _result(
-            service.deactivate(caller, workflow_id, expected_revision=expected_revision(request))
+            service.deactivate(caller, workflow_id, expected_revision=expected_revision(request)),
+            caller,
         )
 
     @post(
@@ -161,7 +168,8 @@ class WorkflowCommands(Controller):
         service: NamedDependency[WorkflowService],
     ) -> Response[WorkflowCommandResult]:
         return _result(
-            service.archive(caller, workflow_id, expected_revision=expected_revision(request))
+            service.archive(caller, workflow_id, expected_revision=expected_revision(request)),
+            caller,
         )
 
     @post(
@@ -178,5 +186,5 @@ class WorkflowCommands(Controller):
         data: JSONBody[DuplicateWorkflow | None] = None,
     ) -> Response[WorkflowCommandResult]:
         return _result(
-            service.duplicate(caller, workflow_id, name=data.name if data else None), 201
+            service.duplicate(caller, workflow_id, name=data.name if data else None), caller, 201
         )

@@ -10,8 +10,10 @@ from application.caller import Caller
 from application.errors import NotFound
 from application.eventstore import Recorded
 from application.ids import new_id
+from application.workflows.access import access_check, change_workflow
 from application.workflows.app import WorkflowsApp
 from domain.workflows.limits import DefinitionLimits
+from domain.workflows.permissions import Permission
 from domain.workflows.workflow import DETAIL_FIELDS, Workflow
 
 DEFINITION_FIELDS = ("variables", "settings")
@@ -106,7 +108,9 @@ class WorkflowService:
     def archive(
         self, caller: Caller, workflow_id: str, *, expected_revision: int | None = None
     ) -> Recorded[Workflow]:
-        return self._change(caller, workflow_id, Workflow.archive, expected_revision)
+        return self._change(
+            caller, workflow_id, Workflow.archive, expected_revision, needs=Permission.ADMIN
+        )
 
     def duplicate(
         self, caller: Caller, workflow_id: str, *, name: str | None = None
@@ -143,9 +147,9 @@ class WorkflowService:
         return self.app.load(workflow_id, Workflow, version=count)
 
     def get(self, caller: Caller, workflow_id: str) -> Workflow:
-        """The current workflow, if the caller may see it."""
+        """The current workflow, if the caller may view it (404 if they have no access)."""
         workflow = self.app.load(workflow_id, Workflow)
-        if not workflow.is_owned_by(caller.user_id):
+        if not access_check(caller.user_id, Permission.VIEW)(workflow):
             raise NotFound(workflow_id)
         return workflow
 
@@ -155,12 +159,14 @@ class WorkflowService:
         workflow_id: str,
         command: Callable[[Workflow], Any],
         expected_revision: int | None,
+        *,
+        needs: Permission = Permission.EDIT,
     ) -> Recorded[Workflow]:
-        return self.app.change(
+        return change_workflow(
+            self.app,
+            caller,
             workflow_id,
-            Workflow,
             command,
-            caller.metadata(),
+            needs=needs,
             expected_revision=expected_revision,
-            visible=lambda w: w.is_owned_by(caller.user_id),
         )
