@@ -8,7 +8,7 @@
 --
 -- The workflow policy cannot read workflow_share under RLS (whose policy reads workflow: Postgres
 -- refuses the recursion), so a SECURITY DEFINER function reads it: it answers only for the current
--- user, and runs with a fixed search_path.
+-- user, runs with a fixed search_path, and only a2n_app may call it.
 
 -- migrate:up
 CREATE TYPE workflow_permission AS ENUM ('VIEW', 'EXECUTE', 'EDIT', 'ADMIN');
@@ -43,6 +43,8 @@ CREATE FUNCTION workflows_shared_with_current_user(at_least workflow_permission)
         SELECT workflow_id FROM public.workflow_share
         WHERE user_id = public.current_user_id() AND permission >= at_least
     $$;
+REVOKE EXECUTE ON FUNCTION workflows_shared_with_current_user(workflow_permission) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION workflows_shared_with_current_user(workflow_permission) TO a2n_app;
 COMMENT ON FUNCTION workflows_shared_with_current_user(workflow_permission) IS 'Ids of the workflows shared with the current user at `at_least` or higher (for RLS policies).';
 
 GRANT SELECT ON workflow_share TO a2n_app;

@@ -398,3 +398,43 @@ def test_the_share_table_is_rebuilt_from_the_events(
     assert rebuilder.verify().identical
     rebuilder.rebuild()
     assert table_contents(database_url, "workflow_share") == live
+
+
+@pytest.mark.parametrize(
+    ("params", "parameter"),
+    [({"limit": "0"}, "limit"), ({"limit": "x"}, "limit"), ({"cursor": "!!"}, "cursor")],
+)
+def test_bad_share_list_parameters_are_400_naming_them(
+    client: Client, user: Account, params: dict[str, str], parameter: str
+) -> None:
+    made = create(client, user)
+    response = client.get(
+        f"{API}/workflows/{made['id']}/shares",
+        params=params,
+        headers={**user, "A2N-Min-Position": str(made["position"])},
+    )
+    assert [e["parameter"] for e in problem(response, 400)["errors"]] == [parameter]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/workflows/{id}/shares"),
+        ("POST", "/workflows/{id}/shares"),
+        ("DELETE", "/workflows/{id}/shares/{me}"),
+        ("POST", "/workflows/{id}/transfer"),
+    ],
+)
+@pytest.mark.parametrize("bad_id", ["orders", "../../etc", str(uuid.uuid4()), "x" * 5000])
+def test_share_routes_on_a_bad_workflow_id_are_404(
+    client: Client, cast: Cast, method: str, path: str, bad_id: str
+) -> None:
+    before = event_count(client)
+    body = {"userId": cast.other.user_id}
+    if path.endswith("/shares"):
+        body["permission"] = "VIEW"
+    url = API + path.format(id=bad_id, me=cast.me.user_id)
+    problem(
+        client.request(method, url, json=None if method != "POST" else body, headers=cast.me), 404
+    )
+    assert event_count(client) == before
