@@ -271,7 +271,7 @@ class Workflow(Aggregate):
                 share_id=current.id,
                 user_id=user_id,
                 permission=permission,
-                previous_permission=current.permission,
+                previous_permission=str(current.permission),
             )
         return self.shares[user_id]
 
@@ -281,7 +281,7 @@ class Workflow(Aggregate):
         share = self.shares.get(user_id)
         if share is None:
             return False
-        self._unshared(share_id=share.id, user_id=user_id, permission=share.permission)
+        self._unshared(share_id=share.id, user_id=user_id, permission=str(share.permission))
         return True
 
     def transfer_ownership(self, new_owner_id: str, *, share_id: str) -> None:
