@@ -21,6 +21,7 @@ from api.commands.identity import (
 )
 from api.commands.oauth import OAuthCommands, OAuthLinkCommands
 from api.commands.sign_in import SignInCommands, TwoFactorCommands
+from api.commands.workflow_shares import WorkflowShareCommands
 from api.commands.workflows import WorkflowCommands
 from api.middleware import request_context
 from api.problems import EXCEPTION_HANDLERS
@@ -32,6 +33,7 @@ from api.queries.identity import (
     UserQueries,
 )
 from api.queries.nodes import NodeQueries
+from api.queries.workflow_shares import WorkflowShareQueries
 from api.queries.workflows import WorkflowQueries
 from api.ratelimit import RateLimitMiddleware
 from api.services import open_services
@@ -84,6 +86,8 @@ def create_app(
                     SecurityEventQueries,
                     WorkflowCommands,
                     WorkflowQueries,
+                    WorkflowShareCommands,
+                    WorkflowShareQueries,
                     NodeQueries,
                     AuditQueries,
                 ],

@@ -37,6 +37,7 @@ from application.ratelimit import (
 from application.settings import Settings
 from application.workflows.app import WorkflowsApp
 from application.workflows.commands import WorkflowService
+from application.workflows.sharing import WorkflowSharing
 from domain.workflows.limits import DefinitionLimits
 
 if TYPE_CHECKING:
@@ -52,6 +53,7 @@ class Services:
     pool: AsyncConnectionPool
     positions: ProjectionPositions
     workflows: WorkflowService
+    sharing: WorkflowSharing
     identity: IdentityService
     lifecycle: AccountLifecycle
     authenticator: Authenticator
@@ -164,6 +166,7 @@ async def open_services(
             pool=pool,
             positions=positions,
             workflows=WorkflowService(workflows_app, definition_limits(settings)),
+            sharing=WorkflowSharing(workflows_app, identity),
             identity=identity,
             lifecycle=AccountLifecycle(identity, sync_pool),
             authenticator=Authenticator(pool, identity.signer, positions),

@@ -1,4 +1,5 @@
-"""workflow, workflow_version and workflow_trigger tables, from the Workflows context's events."""
+"""workflow, workflow_version, workflow_trigger and workflow_share tables, from the Workflows
+context's events."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from projections.projector import EventContext, Projector, jsonb
 projector = Projector(
     "workflows",
     applications=("workflows",),
-    tables=("workflow", "workflow_version", "workflow_trigger"),
-    about="workflow, workflow_version and workflow_trigger tables",
+    tables=("workflow", "workflow_version", "workflow_trigger", "workflow_share"),
+    about="workflow, workflow_version, workflow_trigger and workflow_share tables",
 )
 # Trigger ids are derived, so a rebuild gives the same ids and executions can refer to them.
 _TRIGGER_IDS = uuid.UUID("6f1d3a52-5a0e-4c1e-9a53-2f7a9f1c0b7e")
@@ -136,11 +137,17 @@ def version_published(
     _refresh_triggers(cur, event)
 
 
-def _update(cur: Cursor[Any], event: Any, assignments: sql.Composable, values: list[Any]) -> None:
-    """Apply `assignments` and stamp the row with the event's time and revision."""
+def _update(
+    cur: Cursor[Any],
+    event: Any,
+    assignments: sql.Composable | None = None,
+    values: tuple[Any, ...] | list[Any] = (),
+) -> None:
+    """Apply `assignments` (if any) and stamp the row with the event's time and revision."""
+    stamp = sql.SQL("updated_at = %s, revision = %s")
     cur.execute(
-        sql.SQL("UPDATE workflow SET {}, updated_at = %s, revision = %s WHERE id = %s").format(
-            assignments
+        sql.SQL("UPDATE workflow SET {} WHERE id = %s").format(
+            stamp if assignments is None else sql.SQL(", ").join([assignments, stamp])
         ),
         [*values, event.timestamp, event.originator_version, event.originator_id],
     )
@@ -237,3 +244,44 @@ def _refresh_triggers(cur: Cursor[Any], event: Any) -> None:
                 "user_id": user_id,
             },
         )
+
+
+# -- sharing ---------------------------------------------------------------------------------
+
+
+@projector.on(Workflow.Shared)
+def shared(cur: Cursor[Any], event: Workflow.Shared, ctx: EventContext) -> None:
+    cur.execute(
+        "INSERT INTO workflow_share "
+        "(id, workflow_id, user_id, permission, shared_by, created_at, updated_at) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s) "
+        "ON CONFLICT (workflow_id, user_id) DO UPDATE SET permission = EXCLUDED.permission, "
+        "shared_by = EXCLUDED.shared_by, updated_at = EXCLUDED.updated_at",
+        (
+            event.share_id,
+            event.originator_id,
+            event.user_id,
+            event.permission,
+            ctx.actor_id,
+            event.timestamp,
+            event.timestamp,
+        ),
+    )
+    _update(cur, event)
+
+
+@projector.on(Workflow.Unshared)
+def unshared(cur: Cursor[Any], event: Workflow.Unshared, ctx: EventContext) -> None:
+    cur.execute(
+        "DELETE FROM workflow_share WHERE workflow_id = %s AND user_id = %s",
+        (event.originator_id, event.user_id),
+    )
+    _update(cur, event)
+
+
+@projector.on(Workflow.OwnershipTransferred)
+def ownership_transferred(
+    cur: Cursor[Any], event: Workflow.OwnershipTransferred, ctx: EventContext
+) -> None:
+    _update(cur, event, sql.SQL("user_id = %s"), [event.owner_id])
+    _refresh_triggers(cur, event)

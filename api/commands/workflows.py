@@ -32,9 +32,11 @@ def workflow_service(request: AnyRequest) -> WorkflowService:
     return services(request).workflows
 
 
-def _result(recorded: Recorded[Workflow], status: int = 200) -> Response[WorkflowCommandResult]:
+def _result(
+    recorded: Recorded[Workflow], caller: Caller, status: int = 200
+) -> Response[WorkflowCommandResult]:
     return Response(
-        WorkflowCommandResult.recorded(recorded.aggregate, recorded.position),
+        WorkflowCommandResult.recorded(recorded.aggregate, recorded.position, caller.user_id),
         status_code=status,
         headers=etag(recorded.aggregate.version),
     )
@@ -70,6 +72,7 @@ class WorkflowCommands(Controller):
                 visibility=data.visibility,
                 is_template=data.is_template,
             ),
+            caller,
             201,
         )
 
@@ -87,7 +90,8 @@ class WorkflowCommands(Controller):
         return _result(
             service.update(
                 caller, workflow_id, as_plain(data), expected_revision=expected_revision(request)
-            )
+            ),
+            caller,
         )
 
     @put(
@@ -112,7 +116,8 @@ class WorkflowCommands(Controller):
                 definition,
                 change_message=change_message,
                 expected_revision=expected_revision(request),
-            )
+            ),
+            caller,
         )
 
     @post(
@@ -129,7 +134,8 @@ class WorkflowCommands(Controller):
         service: NamedDependency[WorkflowService],
     ) -> Response[WorkflowCommandResult]:
         return _result(
-            service.activate(caller, workflow_id, expected_revision=expected_revision(request))
+            service.activate(caller, workflow_id, expected_revision=expected_revision(request)),
+            caller,
         )
 
     @post(
@@ -146,7 +152,8 @@ class WorkflowCommands(Controller):
         service: NamedDependency[WorkflowService],
     ) -> Response[WorkflowCommandResult]:
         return _result(
-            service.deactivate(caller, workflow_id, expected_revision=expected_revision(request))
+            service.deactivate(caller, workflow_id, expected_revision=expected_revision(request)),
+            caller,
         )
 
     @post(
@@ -163,7 +170,8 @@ class WorkflowCommands(Controller):
         service: NamedDependency[WorkflowService],
     ) -> Response[WorkflowCommandResult]:
         return _result(
-            service.archive(caller, workflow_id, expected_revision=expected_revision(request))
+            service.archive(caller, workflow_id, expected_revision=expected_revision(request)),
+            caller,
         )
 
     @post(
@@ -180,7 +188,7 @@ class WorkflowCommands(Controller):
         data: JSONBody[DuplicateWorkflow | None] = None,
     ) -> Response[WorkflowCommandResult]:
         return _result(
-            service.duplicate(caller, workflow_id, name=data.name if data else None), 201
+            service.duplicate(caller, workflow_id, name=data.name if data else None), caller, 201
         )
 
     # -- versions -------------------------------------------------------------------------------
@@ -202,7 +210,8 @@ class WorkflowCommands(Controller):
         return _result(
             service.publish_version(
                 caller, workflow_id, version, expected_revision=expected_revision(request)
-            )
+            ),
+            caller,
         )
 
     @post(
@@ -227,5 +236,6 @@ class WorkflowCommands(Controller):
                 version,
                 change_message=data.change_message if data else None,
                 expected_revision=expected_revision(request),
-            )
+            ),
+            caller,
         )

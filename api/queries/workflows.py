@@ -64,6 +64,13 @@ class WorkflowQueries(Controller):
         request: AnyRequest,
         caller: NamedDependency[Caller],
         is_active: Annotated[bool | None, QueryParameter(name="isActive")] = None,
+        shared_with_me: Annotated[
+            bool | None,
+            QueryParameter(
+                name="sharedWithMe",
+                description="true: only workflows others shared with you; false: only your own",
+            ),
+        ] = None,
         category: Annotated[str | None, QueryParameter(max_length=100)] = None,
         tag: Annotated[str | None, QueryParameter(max_length=64)] = None,
         q: Annotated[
@@ -75,7 +82,8 @@ class WorkflowQueries(Controller):
         cursor: Annotated[str | None, QueryParameter(max_length=512)] = None,
     ) -> WorkflowPage:
         where = WorkflowFilter(
-            owner_id=caller.user_id,
+            viewer_id=caller.user_id,
+            shared_with_me=shared_with_me,
             is_active=is_active,
             category=category,
             tag=tag,
@@ -148,7 +156,7 @@ class WorkflowQueries(Controller):
         else:
             assert version is not None
             workflow = await to_thread.run_sync(service.at_version, caller, workflow_id, version)
-        return Response(WorkflowState.of(workflow), headers=etag(workflow.version))
+        return Response(WorkflowState.of(workflow, caller.user_id), headers=etag(workflow.version))
 
     # -- versions -------------------------------------------------------------------------------
 

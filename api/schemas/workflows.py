@@ -108,18 +108,21 @@ class WorkflowState(_Out):
     user_id: str
     revision: int
     duplicated_from: str | None
+    permission: str | None
+    """The caller's permission in this state (OWNER or a share level); null in a past state
+    (`?version=`, `?asOf=`) from before the caller had any."""
 
     @classmethod
-    def of(cls, workflow: Workflow) -> WorkflowState:
-        return cls(**_state_fields(workflow))
+    def of(cls, workflow: Workflow, viewer_id: str) -> WorkflowState:
+        return cls(**_state_fields(workflow, viewer_id))
 
 
 class WorkflowCommandResult(WorkflowState):
     position: int
 
     @classmethod
-    def recorded(cls, workflow: Workflow, position: int) -> WorkflowCommandResult:
-        return cls(**_state_fields(workflow), position=position)
+    def recorded(cls, workflow: Workflow, position: int, viewer_id: str) -> WorkflowCommandResult:
+        return cls(**_state_fields(workflow, viewer_id), position=position)
 
 
 class WorkflowSummary(_Out):
@@ -147,6 +150,8 @@ class WorkflowSummary(_Out):
     user_id: str
     revision: int
     duplicated_from: str | None
+    permission: str
+    """The caller's permission: OWNER, or the level of the share that lets them see it."""
 
 
 class WorkflowRead(WorkflowSummary):
@@ -198,7 +203,7 @@ class TriggerList(_Out):
     next_cursor: str | None = None
 
 
-def _state_fields(workflow: Workflow) -> dict[str, Any]:
+def _state_fields(workflow: Workflow, viewer_id: str) -> dict[str, Any]:
     definition = workflow.definition
     return {
         "id": workflow.id,
@@ -221,6 +226,7 @@ def _state_fields(workflow: Workflow) -> dict[str, Any]:
         "user_id": workflow.owner_id,
         "revision": workflow.version,
         "duplicated_from": workflow.duplicated_from,
+        "permission": workflow.permission_of(viewer_id),
     }
 
 
@@ -278,3 +284,49 @@ def _version_fields(row: dict[str, Any]) -> dict[str, Any]:
 
 VersionNumber = Annotated[int, PathParameter(ge=1, le=2**31 - 1)]
 """A version number in a route path: 1 or more (0 and numbers past int4 are 400)."""
+# -- sharing ---------------------------------------------------------------------------------
+
+
+class ShareWorkflow(_Body):
+    """Name the recipient by exactly one of `userId` and `email`."""
+
+    permission: Literal["VIEW", "EXECUTE", "EDIT", "ADMIN"]
+    user_id: str | None = None
+    email: str | None = None
+
+
+class TransferWorkflow(_Body):
+    user_id: str
+
+
+class ShareRead(_Out):
+    id: str
+    workflow_id: str
+    user_id: str
+    permission: str
+    shared_by: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class SharePage(_Out):
+    items: list[ShareRead]
+    next_cursor: str | None
+
+
+class ShareCommandResult(_Out):
+    """A share as granted or changed; `revision` is the workflow's (its ETag)."""
+
+    id: str
+    workflow_id: str
+    user_id: str
+    permission: str
+    revision: int
+    position: int
+
+
+class UnshareResult(_Out):
+    workflow_id: str
+    user_id: str
+    revision: int
+    position: int

@@ -10,8 +10,10 @@ from application.caller import Caller
 from application.errors import NotFound
 from application.eventstore import Recorded
 from application.ids import new_id
+from application.workflows.access import access_check, change_workflow
 from application.workflows.app import WorkflowsApp
 from domain.workflows.limits import DefinitionLimits
+from domain.workflows.permissions import Permission
 from domain.workflows.workflow import DETAIL_FIELDS, RunnableVersion, Workflow
 
 DEFINITION_FIELDS = ("variables", "settings")
@@ -108,7 +110,9 @@ class WorkflowService:
     def archive(
         self, caller: Caller, workflow_id: str, *, expected_revision: int | None = None
     ) -> Recorded[Workflow]:
-        return self._change(caller, workflow_id, Workflow.archive, expected_revision)
+        return self._change(
+            caller, workflow_id, Workflow.archive, expected_revision, needs=Permission.ADMIN
+        )
 
     def duplicate(
         self, caller: Caller, workflow_id: str, *, name: str | None = None
@@ -144,10 +148,13 @@ class WorkflowService:
             raise NotFound(f"{workflow_id} at {moment.isoformat()}")
         return self.app.load(workflow_id, Workflow, version=count)
 
-    def get(self, caller: Caller, workflow_id: str) -> Workflow:
-        """The current workflow, if the caller may see it."""
+    def get(
+        self, caller: Caller, workflow_id: str, *, needs: Permission = Permission.VIEW
+    ) -> Workflow:
+        """The current workflow, if the caller holds `needs` on it (404 without any access, 403
+        with less)."""
         workflow = self.app.load(workflow_id, Workflow)
-        if not workflow.is_owned_by(caller.user_id):
+        if not access_check(caller.user_id, needs)(workflow):
             raise NotFound(workflow_id)
         return workflow
 
@@ -157,14 +164,16 @@ class WorkflowService:
         workflow_id: str,
         command: Callable[[Workflow], Any],
         expected_revision: int | None,
+        *,
+        needs: Permission = Permission.EDIT,
     ) -> Recorded[Workflow]:
-        return self.app.change(
+        return change_workflow(
+            self.app,
+            caller,
             workflow_id,
-            Workflow,
             command,
-            caller.metadata(),
+            needs=needs,
             expected_revision=expected_revision,
-            visible=lambda w: w.is_owned_by(caller.user_id),
         )
 
     # -- versions and publishing ----------------------------------------------------------------
@@ -204,5 +213,7 @@ class WorkflowService:
     def definition_to_run(self, caller: Caller, workflow_id: str, *, test: bool) -> RunnableVersion:
         """The definition an execution of this workflow runs, read from the event store (never a
         possibly lagging read model): the published version, or for a test run (`test=True`)
-        the latest draft. A workflow never published refuses non-test runs with InvalidState."""
-        return self.get(caller, workflow_id).definition_to_run(test=test)
+        the latest draft. A workflow never published refuses non-test runs with InvalidState.
+        Running needs EXECUTE; trying out an unpublished draft is editing, so it needs EDIT."""
+        needs = Permission.EDIT if test else Permission.EXECUTE
+        return self.get(caller, workflow_id, needs=needs).definition_to_run(test=test)

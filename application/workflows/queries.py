@@ -1,5 +1,9 @@
-"""Workflow queries: read the projected `workflow` and `workflow_version` tables (never the event
-store)."""
+"""Workflow queries: read the projected `workflow`, `workflow_version`, `workflow_trigger` and
+`workflow_share` tables (never the event store).
+
+A caller sees the workflows they own and those shared with them; each row says the caller's
+`permission` on it (OWNER, or the level of their share).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from psycopg.types.json import Jsonb
 
 from application.errors import InvalidParameter, NotFound
 from application.pagination import Page, decode_cursor, page_of
+from domain.workflows.permissions import Permission
 
 SUMMARY_COLUMNS = (
     "id",
@@ -45,7 +50,9 @@ DETAIL_COLUMNS = (*SUMMARY_COLUMNS, "definition", "variables", "settings")
 class WorkflowFilter:
     """GET /workflows filters; None means 'any'."""
 
-    owner_id: str
+    viewer_id: str
+    shared_with_me: bool | None = None
+    """True: only workflows shared with the viewer; False: only their own; None: both."""
     is_active: bool | None = None
     category: str | None = None
     tag: str | None = None
@@ -54,10 +61,28 @@ class WorkflowFilter:
     include_archived: bool = False
 
 
+# The workflows with the viewer's share of each, if any; _ACCESSIBLE keeps those they may see.
+_VISIBLE = sql.SQL(
+    "workflow w LEFT JOIN workflow_share s ON s.workflow_id = w.id AND s.user_id = %(viewer)s"
+)
+_ACCESSIBLE = sql.SQL("(w.user_id = %(viewer)s OR s.user_id IS NOT NULL)")
+_PERMISSION = sql.SQL(
+    "CASE WHEN w.user_id = %(viewer)s THEN 'OWNER' ELSE s.permission::text END AS permission"
+)
+
+
 def _columns(names: tuple[str, ...]) -> sql.Composable:
+    """The workflow columns (of `w`), and the viewer's permission on the workflow."""
     return sql.SQL(", ").join(
-        sql.SQL("{}::text").format(sql.Identifier(n)) if n == "visibility" else sql.Identifier(n)
-        for n in names
+        [
+            *(
+                sql.SQL("{}::text").format(sql.Identifier("w", n))
+                if n == "visibility"
+                else sql.Identifier("w", n)
+                for n in names
+            ),
+            _PERMISSION,
+        ]
     )
 
 
@@ -65,30 +90,34 @@ async def list_workflows(
     conn: AsyncConnection[Any], where: WorkflowFilter, *, limit: int, cursor: str | None
 ) -> Page[dict[str, Any]]:
     """Newest first (ids are time-ordered), `limit` per page."""
-    conditions: list[sql.Composable] = [sql.SQL("user_id = %(owner)s")]
-    params: dict[str, Any] = {"owner": where.owner_id, "limit": limit + 1}
+    conditions: list[sql.Composable] = [_ACCESSIBLE]
+    params: dict[str, Any] = {"viewer": where.viewer_id, "limit": limit + 1}
+    if where.shared_with_me is not None:
+        conditions.append(
+            sql.SQL("w.user_id <> %(viewer)s" if where.shared_with_me else "w.user_id = %(viewer)s")
+        )
     if where.is_active is not None:
-        conditions.append(sql.SQL("is_active = %(active)s"))
+        conditions.append(sql.SQL("w.is_active = %(active)s"))
         params["active"] = where.is_active
     if where.category is not None:
-        conditions.append(sql.SQL("category = %(category)s"))
+        conditions.append(sql.SQL("w.category = %(category)s"))
         params["category"] = where.category
     if where.tag is not None:
-        conditions.append(sql.SQL("tags @> %(tag)s"))
+        conditions.append(sql.SQL("w.tags @> %(tag)s"))
         params["tag"] = Jsonb([where.tag])
     if where.visibility is not None:
-        conditions.append(sql.SQL("visibility = %(visibility)s::workflow_visibility"))
+        conditions.append(sql.SQL("w.visibility = %(visibility)s::workflow_visibility"))
         params["visibility"] = where.visibility
     if where.text:
-        conditions.append(sql.SQL("(name ILIKE %(text)s OR description ILIKE %(text)s)"))
+        conditions.append(sql.SQL("(w.name ILIKE %(text)s OR w.description ILIKE %(text)s)"))
         params["text"] = "%" + _escape_like(where.text) + "%"
     if not where.include_archived:
-        conditions.append(sql.SQL("archived_at IS NULL"))
+        conditions.append(sql.SQL("w.archived_at IS NULL"))
     if cursor is not None:
-        conditions.append(sql.SQL("id < %(after)s"))
+        conditions.append(sql.SQL("w.id < %(after)s"))
         params["after"] = decode_cursor(cursor, ("id",))["id"]
-    query = sql.SQL("SELECT {} FROM workflow WHERE {} ORDER BY id DESC LIMIT %(limit)s").format(
-        _columns(SUMMARY_COLUMNS), sql.SQL(" AND ").join(conditions)
+    query = sql.SQL("SELECT {} FROM {} WHERE {} ORDER BY w.id DESC LIMIT %(limit)s").format(
+        _columns(SUMMARY_COLUMNS), _VISIBLE, sql.SQL(" AND ").join(conditions)
     )
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(query, params)
@@ -97,13 +126,14 @@ async def list_workflows(
 
 
 async def get_workflow(
-    conn: AsyncConnection[Any], owner_id: str, workflow_id: str
+    conn: AsyncConnection[Any], viewer_id: str, workflow_id: str
 ) -> dict[str, Any] | None:
-    query = sql.SQL("SELECT {} FROM workflow WHERE id = %s AND user_id = %s").format(
-        _columns(DETAIL_COLUMNS)
+    """The workflow, if `viewer_id` owns it or it is shared with them."""
+    query = sql.SQL("SELECT {} FROM {} WHERE w.id = %(id)s AND {}").format(
+        _columns(DETAIL_COLUMNS), _VISIBLE, _ACCESSIBLE
     )
     async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(query, (workflow_id, owner_id))
+        await cur.execute(query, {"id": workflow_id, "viewer": viewer_id})
         return await cur.fetchone()
 
 
@@ -162,16 +192,19 @@ VERSION_SUMMARY_COLUMNS = (
     "created_at",
     "user_id",
 )
+# The viewer owns the workflow or has a share of it (any level may read its versions).
 _VISIBLE_WORKFLOW = (
-    "EXISTS (SELECT 1 FROM workflow w WHERE w.id = %(workflow)s AND w.user_id = %(owner)s)"
+    "EXISTS (SELECT 1 FROM workflow w LEFT JOIN workflow_share s ON s.workflow_id = w.id "
+    "AND s.user_id = %(viewer)s WHERE w.id = %(workflow)s "
+    "AND (w.user_id = %(viewer)s OR s.user_id IS NOT NULL))"
 )
 
 
 async def list_versions(
-    conn: AsyncConnection[Any], owner_id: str, workflow_id: str, *, limit: int, cursor: str | None
+    conn: AsyncConnection[Any], viewer_id: str, workflow_id: str, *, limit: int, cursor: str | None
 ) -> Page[dict[str, Any]]:
     """A workflow's versions, newest first, without their definitions (they can be large)."""
-    params: dict[str, Any] = {"workflow": workflow_id, "owner": owner_id, "limit": limit + 1}
+    params: dict[str, Any] = {"workflow": workflow_id, "viewer": viewer_id, "limit": limit + 1}
     after = sql.SQL("")
     if cursor is not None:
         after = sql.SQL("AND version < %(after)s")
@@ -188,14 +221,14 @@ async def list_versions(
 
 
 async def get_version(
-    conn: AsyncConnection[Any], owner_id: str, workflow_id: str, version: int
+    conn: AsyncConnection[Any], viewer_id: str, workflow_id: str, version: int
 ) -> dict[str, Any]:
     """One version with its definition; NotFound when the workflow or the version is not there."""
     query = sql.SQL(
         "SELECT {}, definition FROM workflow_version "
         "WHERE workflow_id = %(workflow)s AND version = %(version)s AND " + _VISIBLE_WORKFLOW
     ).format(sql.SQL(", ").join(map(sql.Identifier, VERSION_SUMMARY_COLUMNS)))
-    params = {"workflow": workflow_id, "owner": owner_id, "version": version}
+    params = {"workflow": workflow_id, "viewer": viewer_id, "version": version}
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(query, params)
         row = await cur.fetchone()
@@ -205,11 +238,11 @@ async def get_version(
 
 
 async def diff_versions(
-    conn: AsyncConnection[Any], owner_id: str, workflow_id: str, version: int, against: int
+    conn: AsyncConnection[Any], viewer_id: str, workflow_id: str, version: int, against: int
 ) -> list[dict[str, Any]]:
     """The RFC 6902 JSON Patch that turns version `against`'s definition into `version`'s."""
-    source = await get_version(conn, owner_id, workflow_id, against)
-    target = await get_version(conn, owner_id, workflow_id, version)
+    source = await get_version(conn, viewer_id, workflow_id, against)
+    target = await get_version(conn, viewer_id, workflow_id, version)
     patch: list[dict[str, Any]] = jsonpatch.make_patch(
         source["definition"], target["definition"]
     ).patch
@@ -229,3 +262,36 @@ def _version_in_cursor(cursor: str) -> int:
     if not raw.isdigit() or len(raw) > 10:
         raise InvalidParameter("cursor", "is not a cursor this list returned")
     return int(raw)
+
+
+# -- sharing ---------------------------------------------------------------------------------
+
+
+async def permission_on(
+    conn: AsyncConnection[Any], viewer_id: str, workflow_id: str
+) -> Permission | None:
+    """What `viewer_id` may do with the workflow; None when they may not see it at all."""
+    query = sql.SQL("SELECT {} FROM {} WHERE w.id = %(id)s AND {}").format(
+        _PERMISSION, _VISIBLE, _ACCESSIBLE
+    )
+    cur = await conn.execute(query, {"id": workflow_id, "viewer": viewer_id})
+    row = await cur.fetchone()
+    return Permission(row[0]) if row else None
+
+
+async def list_shares(
+    conn: AsyncConnection[Any], workflow_id: str, *, limit: int, cursor: str | None
+) -> Page[dict[str, Any]]:
+    """A workflow's shares, oldest first (ids are time-ordered), `limit` per page."""
+    params: dict[str, Any] = {"id": workflow_id, "limit": limit + 1, "after": ""}
+    if cursor is not None:
+        params["after"] = decode_cursor(cursor, ("id",))["id"]
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            "SELECT id, workflow_id, user_id, permission::text AS permission, shared_by, "
+            "created_at, updated_at FROM workflow_share "
+            "WHERE workflow_id = %(id)s AND id > %(after)s ORDER BY id LIMIT %(limit)s",
+            params,
+        )
+        rows = await cur.fetchall()
+    return page_of(rows, limit, lambda row: {"id": row["id"]})

@@ -24,6 +24,7 @@ from domain.workflows.definition import (
     text_violations,
 )
 from domain.workflows.limits import DefinitionLimits
+from domain.workflows.permissions import GRANTABLE, Permission, Share
 from domain.workflows.triggers import trigger_specs
 
 MAX_NAME_LENGTH = 255
@@ -77,6 +78,23 @@ class Workflow(Aggregate):
         version: int
         previous: dict[str, int | None]
 
+    class Shared(Aggregate.Event):
+        """A user was granted `permission`, or had `previous_permission` changed to it."""
+
+        share_id: str
+        user_id: str
+        permission: str
+        previous_permission: str | None
+
+    class Unshared(Aggregate.Event):
+        share_id: str
+        user_id: str
+        permission: str
+
+    class OwnershipTransferred(Aggregate.Event):
+        owner_id: str
+        previous_owner_id: str
+
     @event(Created)
     def __init__(
         self,
@@ -104,6 +122,7 @@ class Workflow(Aggregate):
         self.is_active = False
         self.archived_at: datetime | None = None
         self._start_version_history(definition)
+        self.shares: dict[str, Share] = {}
 
     # -- commands ---------------------------------------------------------------------------
 
@@ -248,8 +267,64 @@ class Workflow(Aggregate):
             duplicated_from=self.id,
         )
 
-    def is_owned_by(self, user_id: str) -> bool:
-        return self.owner_id == user_id
+    # -- sharing ----------------------------------------------------------------------------
+
+    def permission_of(self, user_id: str) -> Permission | None:
+        """What `user_id` may do with this workflow (see `permissions`); None: nothing at all."""
+        if user_id == self.owner_id:
+            return Permission.OWNER
+        share = self.shares.get(user_id)
+        return share.permission if share else None
+
+    def share_with(self, user_id: str, permission: str, *, share_id: str) -> Share:
+        """Grant `user_id` a level, or change the one they hold; the same level records nothing.
+        `share_id` names the share if it is new."""
+        if permission not in GRANTABLE:
+            raise ValidationFailed(
+                [Violation("/permission", "must be VIEW, EXECUTE, EDIT or ADMIN")]
+            )
+        self._refuse_if_archived()
+        if user_id == self.owner_id:
+            raise InvalidState("the owner holds every permission already; share with someone else")
+        current = self.shares.get(user_id)
+        if current is None:
+            self._shared(
+                share_id=share_id, user_id=user_id, permission=permission, previous_permission=None
+            )
+        elif current.permission != permission:
+            self._shared(
+                share_id=current.id,
+                user_id=user_id,
+                permission=permission,
+                previous_permission=str(current.permission),
+            )
+        return self.shares[user_id]
+
+    def unshare(self, user_id: str) -> bool:
+        """Revoke the share of `user_id`; False (nothing recorded) if they hold none. Allowed on
+        an archived workflow too: taking access away is always possible."""
+        share = self.shares.get(user_id)
+        if share is None:
+            return False
+        self._unshared(share_id=share.id, user_id=user_id, permission=str(share.permission))
+        return True
+
+    def transfer_ownership(self, new_owner_id: str, *, share_id: str) -> None:
+        """Make `new_owner_id` the owner. Their share, if any, ends (the owner needs none), and
+        the previous owner keeps an ADMIN share named `share_id`: nobody loses access by
+        accident, and the new owner may revoke it. Allowed on an archived workflow, so its
+        owner can hand it over on leaving."""
+        if new_owner_id == self.owner_id:
+            raise InvalidState("that user owns the workflow already")
+        previous_owner_id = self.owner_id
+        self.unshare(new_owner_id)
+        self._ownership_transferred(owner_id=new_owner_id, previous_owner_id=previous_owner_id)
+        self._shared(
+            share_id=share_id,
+            user_id=previous_owner_id,
+            permission=str(Permission.ADMIN),
+            previous_permission=None,
+        )
 
     # -- events -----------------------------------------------------------------------------
 
@@ -338,6 +413,20 @@ class Workflow(Aggregate):
         # The library passes the event's own timestamp when the event is applied.
         self.published_version = version
         self.published_at = timestamp
+
+    @event(Shared)
+    def _shared(
+        self, share_id: str, user_id: str, permission: str, previous_permission: str | None
+    ) -> None:
+        self.shares[user_id] = Share(share_id, Permission(permission))
+
+    @event(Unshared)
+    def _unshared(self, share_id: str, user_id: str, permission: str) -> None:
+        del self.shares[user_id]
+
+    @event(OwnershipTransferred)
+    def _ownership_transferred(self, owner_id: str, previous_owner_id: str) -> None:
+        self.owner_id = owner_id
 
     def _refuse_if_archived(self) -> None:
         if self.archived_at is not None:

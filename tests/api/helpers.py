@@ -97,3 +97,26 @@ def event_count(client: TestClient[Any]) -> int:
     """Events stored in the workflows context so far."""
     store = client.app.state.services.workflows.app
     return int(store.head_position())
+
+
+def share(
+    client: TestClient[Any], by: dict[str, str], workflow_id: str, user_id: str, permission: str
+) -> dict[str, Any]:
+    """Share a workflow (as `by`); the answer carries the position to read after."""
+    response = client.post(
+        f"{API}/workflows/{workflow_id}/shares",
+        json={"userId": user_id, "permission": permission},
+        headers=by,
+    )
+    assert response.status_code in (200, 201), response.text
+    shared: dict[str, Any] = response.json()
+    return shared
+
+
+def problem(response: Any, status: int) -> dict[str, Any]:
+    """The problem+json body of an error answer with this status."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    return body

@@ -20,7 +20,7 @@ from litestar.testing import TestClient
 
 from api.app import API_PREFIX, create_app
 from application.settings import Settings
-from tests.api.helpers import API, PASSWORD, Account, create, promote, sign_up
+from tests.api.helpers import API, PASSWORD, Account, create, promote, share, sign_up
 from tests.integration.helpers import GRAPH
 
 Client = TestClient[Any]
@@ -147,6 +147,35 @@ def target_user(world: World, me: Account) -> Call:
     return Call({"user_id": world.stranger().user_id})
 
 
+def to_stranger(of: Callable[[World, Account], Account], body: dict[str, str]) -> Build:
+    """A workflow of `of(world, me)` and a body naming a new account as `userId`."""
+    return lambda world, me: Call(
+        {"workflow_id": world.workflow(of(world, me))},
+        {**body, "userId": world.stranger().user_id},
+    )
+
+
+def shared_share(of: Callable[[World, Account], Account]) -> Build:
+    """A workflow of `of(world, me)` shared with a new account, and that account's id."""
+
+    def build(world: World, me: Account) -> Call:
+        owner = of(world, me)
+        workflow_id = world.workflow(owner)
+        user_id = world.stranger().user_id
+        share(world.client, owner, workflow_id, user_id, "VIEW")
+        return Call({"workflow_id": workflow_id, "user_id": user_id})
+
+    return build
+
+
+def myself(world: World, me: Account) -> Account:
+    return me
+
+
+def somebody(world: World, me: Account) -> Account:
+    return world.stranger()
+
+
 CASES: dict[str, Case] = {
     "POST /auth/logout": Case(),
     "GET /me": Case(),
@@ -226,6 +255,17 @@ CASES: dict[str, Case] = {
     ),
     "POST /workflows/{workflow_id:str}/versions/{version:int}/revert": Case(
         own=version_of(own_workflow()), foreign=version_of(foreign_workflow)
+    ),
+    "GET /workflows/{workflow_id:str}/shares": Case(own=own_workflow(), foreign=foreign_workflow),
+    "POST /workflows/{workflow_id:str}/shares": Case(
+        own=to_stranger(myself, {"permission": "VIEW"}),
+        foreign=to_stranger(somebody, {"permission": "VIEW"}),
+    ),
+    "DELETE /workflows/{workflow_id:str}/shares/{user_id:str}": Case(
+        own=shared_share(myself), foreign=shared_share(somebody)
+    ),
+    "POST /workflows/{workflow_id:str}/transfer": Case(
+        own=to_stranger(myself, {}), foreign=to_stranger(somebody, {})
     ),
     "GET /nodes": Case(),
     "GET /nodes/{node_id:str}": Case(own=lambda w, me: Call({"node_id": "http_request"})),

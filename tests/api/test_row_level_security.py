@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from litestar.testing import TestClient
 
-from tests.api.helpers import API, Account, create, sign_up
+from tests.api.helpers import API, Account, create, read, share, sign_up
 from tests.integration.helpers import GRAPH
 
 APP_TABLES = {
@@ -27,6 +27,7 @@ APP_TABLES = {
     "workflow",
     "workflow_version",
     "workflow_trigger",
+    "workflow_share",
     "audit_log",
     "node_definition",
 }
@@ -115,6 +116,41 @@ def test_without_a_user_nothing_private_is_visible(
         assert values(conn, "SELECT visibility::text FROM workflow") <= {"PUBLIC"}
         assert workflows["bob_public"] in values(conn, "SELECT id FROM workflow")
         assert values(conn, "SELECT bool_and(is_built_in) FROM node_definition") == {True}
+
+
+def test_shared_rows_are_visible_to_their_sharees_and_shares_to_who_manages_them(
+    client: TestClient[Any], database_url: str
+) -> None:
+    alice, viewer, admin, stranger = (sign_up(client) for _ in range(4))
+    wid = create(client, alice, definition=GRAPH)["id"]
+    share(client, alice, wid, viewer.user_id, "VIEW")
+    position = share(client, alice, wid, admin.user_id, "ADMIN")["position"]
+    read(client, alice, f"/workflows/{wid}/shares", position)
+    of_wid = "WHERE workflow_id = %s"
+
+    def seen(account: Account | None) -> tuple[bool, int, set[str]]:
+        """Whether the workflow row is visible, how many version rows, whose shares."""
+        with as_role(database_url, "a2n_app", account.user_id if account else None) as conn:
+            workflow = conn.execute("SELECT 1 FROM workflow WHERE id = %s", (wid,)).fetchall()
+            versions = conn.execute(f"SELECT 1 FROM workflow_version {of_wid}", (wid,)).fetchall()
+            shares = conn.execute(f"SELECT user_id FROM workflow_share {of_wid}", (wid,))
+            return bool(workflow), len(versions), {row[0] for row in shares.fetchall()}
+
+    everyone = {viewer.user_id, admin.user_id}
+    assert seen(alice) == (True, 1, everyone)
+    assert seen(admin) == (True, 1, everyone)
+    assert seen(viewer) == (True, 1, {viewer.user_id})
+    assert seen(stranger) == (False, 0, set())
+    assert seen(None) == (False, 0, set())
+    with as_role(database_url, "a2n_app", viewer.user_id) as conn:
+        assert values(conn, "SELECT user_id FROM workflow_share") == {viewer.user_id}
+
+    revoked = client.delete(f"{API}/workflows/{wid}/shares/{viewer.user_id}", headers=alice)
+    read(client, alice, f"/workflows/{wid}/shares", revoked.json()["position"])
+    assert seen(viewer) == (False, 0, set())
+    with as_role(database_url, "a2n_analyst") as conn:
+        rows = conn.execute(f"SELECT user_id FROM workflow_share {of_wid}", (wid,)).fetchall()
+        assert rows == [(admin.user_id,)]
 
 
 def test_admins_see_every_account_but_not_others_sessions(

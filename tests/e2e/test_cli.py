@@ -75,10 +75,8 @@ def test_project_status_rebuild_verify_and_resume(
 
     rebuilt = a2n("project", "rebuild", "workflows", database_url=url)
     assert rebuilt.returncode == 0, rebuilt.stderr
-    assert (
-        f"rebuilt workflows (workflow, workflow_version, workflow_trigger) at workflows={end}"
-        in rebuilt.stderr
-    )
+    tables = "workflow, workflow_version, workflow_trigger, workflow_share"
+    assert f"rebuilt workflows ({tables}) at workflows={end}" in rebuilt.stderr
     assert "replaying workflows:" in rebuilt.stderr
 
     verified = a2n("project", "verify", "workflows", database_url=url)

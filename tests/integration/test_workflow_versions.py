@@ -10,9 +10,10 @@ import psycopg
 import pytest
 
 from application.caller import Caller
-from application.errors import NotFound
+from application.errors import Forbidden, NotFound
 from application.workflows.commands import WorkflowService
 from domain.errors import InvalidState
+from domain.workflows.workflow import Workflow
 from projections import workflows
 from projections.rebuild import Rebuilder
 from projections.runner import ProjectionRunner
@@ -100,3 +101,25 @@ def test_the_database_refuses_a_second_published_row(
         conn.execute(
             "UPDATE workflow_version SET is_published = true WHERE workflow_id = %s", (wid,)
         )
+
+
+def test_running_needs_execute_and_trying_the_draft_needs_edit(
+    fresh_database_url: str, service_for: Callable[[str], WorkflowService], caller: Caller
+) -> None:
+    service = service_for(fresh_database_url)
+    wid = service.create(caller, name="runs", definition=GRAPH).aggregate.id
+    service.publish_version(caller, wid, 1)
+    levels = {"u-view": "VIEW", "u-exec": "EXECUTE", "u-edit": "EDIT"}
+
+    def grant(workflow: Workflow) -> None:
+        for user_id, level in levels.items():
+            workflow.share_with(user_id, level, share_id=f"s-{user_id}")
+
+    service.app.change(wid, Workflow, grant, caller.metadata())
+    viewer, runner, editor = (replace(caller, user_id=user) for user in levels)
+    with pytest.raises(Forbidden, match="needs EXECUTE"):
+        service.definition_to_run(viewer, wid, test=False)
+    assert service.definition_to_run(runner, wid, test=False).version == 1
+    with pytest.raises(Forbidden, match="needs EDIT"):
+        service.definition_to_run(runner, wid, test=True)
+    assert service.definition_to_run(editor, wid, test=True).version == 1
