@@ -20,12 +20,14 @@ from api.commands.identity import (
 )
 from api.commands.oauth import OAuthCommands, OAuthLinkCommands
 from api.commands.sign_in import SignInCommands, TwoFactorCommands
+from api.commands.workflow_import import WorkflowImportCommands
 from api.commands.workflows import WorkflowCommands
 from api.middleware import request_context
 from api.problems import EXCEPTION_HANDLERS
 from api.queries.audit import AuditQueries
 from api.queries.identity import MeQueries, OutboxQueries, UserQueries
 from api.queries.nodes import NodeQueries
+from api.queries.workflow_export import WorkflowExportQueries
 from api.queries.workflows import WorkflowQueries
 from api.ratelimit import RateLimitMiddleware
 from api.services import open_services
@@ -71,7 +73,9 @@ def create_app(
                     UserQueries,
                     OutboxQueries,
                     WorkflowCommands,
+                    WorkflowImportCommands,
                     WorkflowQueries,
+                    WorkflowExportQueries,
                     NodeQueries,
                     AuditQueries,
                 ],

@@ -34,6 +34,7 @@ from application.ratelimit import (
 from application.settings import Settings
 from application.workflows.app import WorkflowsApp
 from application.workflows.commands import WorkflowService
+from application.workflows.transfer import NoCredentials, WorkflowTransfer
 from domain.workflows.limits import DefinitionLimits
 
 if TYPE_CHECKING:
@@ -49,6 +50,7 @@ class Services:
     pool: AsyncConnectionPool
     positions: ProjectionPositions
     workflows: WorkflowService
+    transfer: WorkflowTransfer
     identity: IdentityService
     authenticator: Authenticator
     sign_in: SignIn
@@ -140,12 +142,15 @@ async def open_services(
             supervisor.start()
             stack.callback(supervisor.stop)
 
+        workflows = WorkflowService(workflows_app, definition_limits(settings))
         yield Services(
             settings=settings,
             database=database,
             pool=pool,
             positions=positions,
-            workflows=WorkflowService(workflows_app, definition_limits(settings)),
+            workflows=workflows,
+            # Credentials by name: plug the credentials context's directory in here.
+            transfer=WorkflowTransfer(workflows, NoCredentials()),
             identity=identity,
             authenticator=Authenticator(pool, identity.signer, positions),
             sign_in=sign_in,

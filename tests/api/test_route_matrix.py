@@ -138,6 +138,20 @@ def target_user(world: World, me: Account) -> Call:
     return Call({"user_id": world.stranger().user_id})
 
 
+N8N_WORKFLOW = {
+    "name": "From n8n",
+    "nodes": [
+        {
+            "parameters": {},
+            "name": "Start",
+            "type": "n8n-nodes-base.manualTrigger",
+            "typeVersion": 1,
+            "position": [0, 0],
+        }
+    ],
+    "connections": {},
+}
+
 CASES: dict[str, Case] = {
     "POST /auth/logout": Case(),
     "GET /me": Case(),
@@ -195,6 +209,8 @@ CASES: dict[str, Case] = {
     "GET /workflows/{workflow_id:str}/triggers": Case(
         own=own_workflow(definition=GRAPH), foreign=foreign_workflow
     ),
+    "POST /workflows/import": Case(own=lambda w, me: Call(body=N8N_WORKFLOW)),
+    "GET /workflows/{workflow_id:str}/export": Case(own=own_workflow(), foreign=foreign_workflow),
     "GET /nodes": Case(),
     "GET /nodes/{node_id:str}": Case(own=lambda w, me: Call({"node_id": "http_request"})),
     "GET /audit/aggregates/{aggregate_id:str}/events": Case(
