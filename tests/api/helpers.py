@@ -15,7 +15,20 @@ GRAPH: dict[str, Any] = {
     ],
     "connections": [{"source": "hook", "target": "set"}],
 }
-
+N8N_WORKFLOW: dict[str, Any] = {
+    "name": "Tiny",
+    "nodes": [
+        {
+            "parameters": {},
+            "name": "Start",
+            "type": "n8n-nodes-base.manualTrigger",
+            "typeVersion": 1,
+            "position": [0, 0],
+        }
+    ],
+    "connections": {},
+}
+"""The smallest n8n workflow export: one manual trigger."""
 
 PASSWORD = "correct horse battery staple"
 
@@ -81,3 +94,12 @@ def event_count(client: TestClient[Any]) -> int:
     """Events stored in the workflows context so far."""
     store = client.app.state.services.workflows.app
     return int(store.head_position())
+
+
+def problem(response: Any, status: int) -> dict[str, Any]:
+    """The problem+json body of a refused request."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    return body

@@ -20,7 +20,7 @@ from litestar.testing import TestClient
 
 from api.app import API_PREFIX, create_app
 from application.settings import Settings
-from tests.api.helpers import API, PASSWORD, Account, create, sign_up
+from tests.api.helpers import API, N8N_WORKFLOW, PASSWORD, Account, create, sign_up
 from tests.integration.helpers import GRAPH
 
 Client = TestClient[Any]
@@ -137,20 +137,6 @@ def with_body(build: Build, body: Any) -> Build:
 def target_user(world: World, me: Account) -> Call:
     return Call({"user_id": world.stranger().user_id})
 
-
-N8N_WORKFLOW = {
-    "name": "From n8n",
-    "nodes": [
-        {
-            "parameters": {},
-            "name": "Start",
-            "type": "n8n-nodes-base.manualTrigger",
-            "typeVersion": 1,
-            "position": [0, 0],
-        }
-    ],
-    "connections": {},
-}
 
 CASES: dict[str, Case] = {
     "POST /auth/logout": Case(),

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
-from tests.api.helpers import API, create, event_count, read
+from tests.api.helpers import API, N8N_WORKFLOW, create, event_count, problem, read
 
 Client = TestClient[Any]
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "n8n"
@@ -70,19 +70,6 @@ RICH_DEFINITION: dict[str, Any] = {
     ],
     "variables": {"workflow": {"threshold": 100}},
     "settings": {"timeout": 60000, "retryPolicy": {"enabled": True, "maxRetries": 2}},
-}
-N8N_MINIMAL: dict[str, Any] = {
-    "name": "Tiny",
-    "nodes": [
-        {
-            "parameters": {},
-            "name": "Start",
-            "type": "n8n-nodes-base.manualTrigger",
-            "typeVersion": 1,
-            "position": [0, 0],
-        }
-    ],
-    "connections": {},
 }
 
 
@@ -254,7 +241,7 @@ def test_n8n_credentials_are_reported_missing(client: Client, user: dict[str, st
 
 
 def test_an_imported_n8n_workflow_can_be_activated(client: Client, user: dict[str, str]) -> None:
-    imported = import_(client, user, N8N_MINIMAL)
+    imported = import_(client, user, N8N_WORKFLOW)
     response = client.post(f"{API}/workflows/{imported['id']}/activate", headers=user)
     assert response.status_code == 200, response.text
 
@@ -268,14 +255,6 @@ def unchanged(client: Client, user: dict[str, str]) -> Iterator[None]:
     before = event_count(client)
     yield
     assert event_count(client) == before
-
-
-def refused(response: Any, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    return body
 
 
 def post_raw(
@@ -298,50 +277,50 @@ def post_raw(
 def test_a_body_that_is_not_a_json_object_is_422(
     client: Client, user: dict[str, str], content: bytes
 ) -> None:
-    body = refused(post_raw(client, user, content), 422)
+    body = problem(post_raw(client, user, content), 422)
     assert body["errors"][0]["pointer"] == ""
 
 
 @pytest.mark.usefixtures("unchanged")
 def test_malformed_json_is_400(client: Client, user: dict[str, str]) -> None:
-    assert refused(post_raw(client, user, b'{"nodes": ['), 400)["type"].endswith("/malformed")
+    assert problem(post_raw(client, user, b'{"nodes": ['), 400)["type"].endswith("/malformed")
 
 
 @pytest.mark.usefixtures("unchanged")
 def test_a_missing_body_is_422(client: Client, user: dict[str, str]) -> None:
     response = client.post(f"{API}/workflows/import", headers=user)
-    refused(response, 422)
+    problem(response, 422)
 
 
 @pytest.mark.usefixtures("unchanged")
 def test_a_document_beyond_the_body_limit_is_413(client: Client, user: dict[str, str]) -> None:
-    huge = {**N8N_MINIMAL, "padding": "x" * (300 * 1024)}
-    refused(post_raw(client, user, json.dumps(huge).encode()), 413)
+    huge = {**N8N_WORKFLOW, "padding": "x" * (300 * 1024)}
+    problem(post_raw(client, user, json.dumps(huge).encode()), 413)
 
 
 @pytest.mark.usefixtures("unchanged")
 def test_a_non_json_content_type_is_415(client: Client, user: dict[str, str]) -> None:
-    refused(post_raw(client, user, json.dumps(N8N_MINIMAL).encode(), "text/plain"), 415)
+    problem(post_raw(client, user, json.dumps(N8N_WORKFLOW).encode(), "text/plain"), 415)
 
 
 @pytest.mark.usefixtures("unchanged")
 def test_more_nodes_than_a_definition_may_have_is_422(client: Client, user: dict[str, str]) -> None:
     limit = client.app.state.services.workflows.limits.max_nodes
     nodes = [{"name": f"n{i}", "type": "n8n-nodes-base.noOp"} for i in range(limit + 1)]
-    body = refused(post_raw(client, user, json.dumps({"nodes": nodes}).encode()), 422)
+    body = problem(post_raw(client, user, json.dumps({"nodes": nodes}).encode()), 422)
     assert body["errors"] == [
         {"pointer": "/nodes", "message": f"has {limit + 1} nodes; the limit is {limit}"}
     ]
 
 
 @pytest.mark.usefixtures("unchanged")
-def test_hostile_nesting_is_refused(client: Client, user: dict[str, str]) -> None:
+def test_hostile_nesting_is_problem(client: Client, user: dict[str, str]) -> None:
     deep = b'{"nodes": [], "x": ' + b"[" * 3000 + b"]" * 3000 + b"}"
     response = post_raw(client, user, deep)
-    refused(response, response.status_code)
+    problem(response, response.status_code)
     assert response.status_code in (400, 422)
     nested = {"nodes": [], "x": json.loads("[" * 60 + "]" * 60)}
-    body = refused(post_raw(client, user, json.dumps(nested).encode()), 422)
+    body = problem(post_raw(client, user, json.dumps(nested).encode()), 422)
     assert "nests deeper than" in body["errors"][0]["message"]
 
 
@@ -352,7 +331,7 @@ def test_hostile_nesting_is_refused(client: Client, user: dict[str, str]) -> Non
         ({"name": "neither"}, {}, ""),
         ({"nodes": [], "connections": []}, {}, ""),
         ({"format": "a2n.workflow", "formatVersion": 1, "name": "x"}, {"format": "n8n"}, "/nodes"),
-        (N8N_MINIMAL, {"format": "a2n"}, "/format"),
+        (N8N_WORKFLOW, {"format": "a2n"}, "/format"),
         ({"format": "a2n.workflow", "formatVersion": 2, "name": "x"}, {}, "/formatVersion"),
         ({"format": "a2n.workflow", "formatVersion": 1, "name": "x", "userId": "u"}, {}, "/userId"),
         (
@@ -372,11 +351,11 @@ def test_hostile_nesting_is_refused(client: Client, user: dict[str, str]) -> Non
 def test_documents_in_the_wrong_format_are_422_with_pointers(
     client: Client, user: dict[str, str], document: Any, params: dict[str, str], pointer: str
 ) -> None:
-    body = refused(post_raw(client, user, json.dumps(document).encode(), **params), 422)
+    body = problem(post_raw(client, user, json.dumps(document).encode(), **params), 422)
     assert pointer in [error["pointer"] for error in body["errors"]]
 
 
 @pytest.mark.usefixtures("unchanged")
 def test_an_unknown_format_parameter_is_400(client: Client, user: dict[str, str]) -> None:
-    body = refused(post_raw(client, user, json.dumps(N8N_MINIMAL).encode(), format="zapier"), 400)
+    body = problem(post_raw(client, user, json.dumps(N8N_WORKFLOW).encode(), format="zapier"), 400)
     assert body["errors"][0]["parameter"] == "format"

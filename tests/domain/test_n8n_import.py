@@ -259,15 +259,19 @@ def test_webhook_path_that_a2n_cannot_route_falls_back_to_the_webhook_id() -> No
     assert "is not an A2N webhook path" in issues[0].message
 
 
-def test_webhook_basic_auth_keeps_its_credential_by_name() -> None:
-    document = workflow(
+def guarded_webhook(authentication: str, kind: str, credential: str) -> dict[str, Any]:
+    return workflow(
         n8n_node(
             "Hook",
             "webhook",
-            {"path": "in", "authentication": "basicAuth"},
-            credentials={"httpBasicAuth": {"id": "9", "name": "Partner login"}},
+            {"path": "in", "authentication": authentication},
+            credentials={kind: {"id": "9", "name": credential}},
         )
     )
+
+
+def test_webhook_basic_auth_keeps_its_credential_by_name() -> None:
+    document = guarded_webhook("basicAuth", "httpBasicAuth", "Partner login")
     draft = imported(document, {"Partner login": CREDENTIAL_ID})
     node = only_node(draft)
     assert node["config"]["auth"] == {"mode": "basic", "credentialId": CREDENTIAL_ID}
@@ -275,14 +279,7 @@ def test_webhook_basic_auth_keeps_its_credential_by_name() -> None:
 
 
 def test_webhook_basic_auth_without_the_credential_is_disabled_not_open() -> None:
-    document = workflow(
-        n8n_node(
-            "Hook",
-            "webhook",
-            {"path": "in", "authentication": "basicAuth"},
-            credentials={"httpBasicAuth": {"id": "9", "name": "Partner login"}},
-        )
-    )
+    document = guarded_webhook("basicAuth", "httpBasicAuth", "Partner login")
     draft = imported(document)
     node = only_node(draft)
     assert node["disabled"] is True
@@ -291,14 +288,7 @@ def test_webhook_basic_auth_without_the_credential_is_disabled_not_open() -> Non
 
 
 def test_webhook_header_auth_is_imported_disabled_with_its_credential() -> None:
-    document = workflow(
-        n8n_node(
-            "Hook",
-            "webhook",
-            {"path": "in", "authentication": "headerAuth"},
-            credentials={"httpHeaderAuth": {"id": "3", "name": "Hook token"}},
-        )
-    )
+    document = guarded_webhook("headerAuth", "httpHeaderAuth", "Hook token")
     draft = imported(document, {"Hook token": CREDENTIAL_ID})
     node = only_node(draft)
     assert node["disabled"] is True
