@@ -4,7 +4,9 @@ everything not carried over, and the repairs that keep an import whole."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import random
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from domain.workflows.credentials import with_credentials
 from domain.workflows.definition import definition_violations
 from domain.workflows.limits import DefinitionLimits
 from domain.workflows.n8n import convert, repair
+from domain.workflows.n8n.nodes import MAPPERS
 from domain.workflows.nodes import BUILT_IN_NODES
 from domain.workflows.transfer import IssueKind, WorkflowDraft
 
@@ -1180,3 +1183,144 @@ def test_documents_that_are_not_n8n_workflows_are_refused(
 def test_a_workflow_without_a_name_gets_one() -> None:
     draft = imported({"nodes": [n8n_node("Start", "manualTrigger")], "connections": {}})
     assert draft.name == "Imported n8n workflow"
+
+
+# -- hostile documents ------------------------------------------------------------------------
+
+ODD_VALUES: list[Any] = [
+    None,
+    True,
+    -1,
+    2.5,
+    "",
+    "x",
+    "={{ $json.a }}",
+    "=a {{ 1 }} b",
+    "{{",
+    [],
+    [None],
+    ["GET", 3],
+    [{"field": "weeks", "triggerAtDay": "mon"}],
+    {},
+    {"a": [1]},
+    {"values": [1, {"conditions": 5, "outputKey": []}]},
+    {"parameters": [{"name": [], "value": {}}]},
+    {"interval": [{"field": ["x"]}], "item": [{"mode": {}}]},
+    {"conditions": [{"operator": "gt", "leftValue": []}], "combinator": []},
+    {"__rl": True, "value": []},
+]
+PARAMETER_KEYS = [
+    "httpMethod",
+    "path",
+    "responseMode",
+    "authentication",
+    "multipleMethods",
+    "rule",
+    "triggerTimes",
+    "method",
+    "requestMethod",
+    "url",
+    "sendQuery",
+    "queryParameters",
+    "specifyQuery",
+    "jsonQuery",
+    "sendHeaders",
+    "headerParameters",
+    "specifyHeaders",
+    "jsonHeaders",
+    "sendBody",
+    "contentType",
+    "specifyBody",
+    "jsonBody",
+    "bodyParameters",
+    "options",
+    "respondWith",
+    "responseBody",
+    "redirectURL",
+    "conditions",
+    "combinator",
+    "combineOperation",
+    "mode",
+    "numberOutputs",
+    "outputsAmount",
+    "output",
+    "rules",
+    "dataType",
+    "value1",
+    "fallbackOutput",
+    "combineBy",
+    "combinationMode",
+    "numberInputs",
+    "resume",
+    "amount",
+    "unit",
+    "dateTime",
+    "source",
+    "workflowId",
+    "assignments",
+    "fields",
+    "values",
+    "include",
+    "includeOtherFields",
+    "keepOnlySet",
+    "jsonOutput",
+    "language",
+    "jsCode",
+    "pythonCode",
+    "functionCode",
+    "genericAuthType",
+    "nodeCredentialType",
+    "jsonParameters",
+    "queryParametersJson",
+    "headerParametersUi",
+]
+
+
+@pytest.mark.parametrize("kind", sorted(MAPPERS))
+def test_odd_parameter_values_are_reported_never_a_crash(kind: str) -> None:
+    chance = random.Random(kind)
+    for _ in range(150):
+        parameters = {
+            key: chance.choice(ODD_VALUES)
+            for key in chance.sample(PARAMETER_KEYS, chance.randint(1, 12))
+        }
+        credentials = chance.choice(
+            [{}, {"httpBasicAuth": {"name": "x"}}, {"a": 1}, {"b": {"name": []}}]
+        )
+        document = workflow(
+            n8n_node(
+                "Node",
+                kind,
+                parameters,
+                chance.choice([1, 2, 3, 3.4, 4.2]),
+                credentials=credentials,
+            ),
+            n8n_node("Next", "noOp"),
+            connections={
+                "Node": {
+                    "main": chance.choice(
+                        [[[link("Next")]], [None, [link("Next", 1)]], [[1, {"node": []}]]]
+                    )
+                }
+            },
+            settings=chance.choice([{}, {"timezone": []}, {"executionTimeout": "x"}]),
+        )
+        with contextlib.suppress(ValidationFailed):  # refused whole, with pointers: an answer
+            imported(document, {"x": CREDENTIAL_ID})
+
+
+def test_odd_workflow_level_values_are_reported_never_a_crash() -> None:
+    chance = random.Random("workflow")
+    keys = ["name", "tags", "description", "pinData", "settings", "active", "staticData", "meta"]
+    for _ in range(300):
+        document = workflow(
+            n8n_node("Start", "manualTrigger", position=chance.choice(ODD_VALUES)),
+            n8n_node("Next", "noOp", disabled=chance.choice(ODD_VALUES)),
+            connections={
+                "Start": {chance.choice(["main", "ai_tool"]): chance.choice(ODD_VALUES)},
+                "Ghost": {"main": [[link("Next")]]},
+            },
+        )
+        document.update({key: chance.choice(ODD_VALUES) for key in chance.sample(keys, 4)})
+        with contextlib.suppress(ValidationFailed):
+            imported(document)

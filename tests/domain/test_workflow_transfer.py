@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import random
 from typing import Any
 
 import pytest
@@ -18,6 +20,7 @@ from domain.workflows.transfer import (
     export_document,
     read_export,
 )
+from domain.workflows.workflow import Workflow
 
 KEY = "0190d6a4-8e4b-7cc3-a7b6-3f1c2d4e5f61"
 LOGIN = "0190d6a4-8e4b-7cc3-a7b6-3f1c2d4e5f62"
@@ -164,3 +167,42 @@ def test_a_document_without_a_name_is_refused() -> None:
 )
 def test_format_detection(document: dict[str, Any], found: SourceFormat | None) -> None:
     assert detect_format(document) is found
+
+
+ODD_VALUES: list[Any] = [None, True, 3, "x", [], [None], ["a", 1], {}, {"a": []}, [{"id": []}]]
+
+
+def test_odd_export_documents_are_refused_with_pointers_never_a_crash() -> None:
+    chance = random.Random("a2n")
+    for _ in range(300):
+        node = {
+            key: chance.choice([*ODD_VALUES, KEY])
+            for key in chance.sample(["id", "type", "config", "credentials", "name"], 3)
+        }
+        document = {
+            **export_document(name="x", description=None, tags=[], category=None, definition={}),
+            "definition": {
+                "nodes": [
+                    node,
+                    {
+                        "id": "n",
+                        "type": "http_request",
+                        "config": {"credentials": chance.choice(ODD_VALUES)},
+                    },
+                ]
+            },
+            chance.choice(["tags", "category", "description", "name"]): chance.choice(ODD_VALUES),
+        }
+        with contextlib.suppress(ValidationFailed):
+            draft = read_export(document, LIMITS)
+            draft.definition, _ = with_credentials(draft.definition, {}, keep_unmatched=False)
+            Workflow.create(
+                workflow_id=KEY,
+                owner_id="u",
+                name=draft.name,
+                version_id=LOGIN,
+                definition=draft.definition,
+                description=draft.description,
+                tags=draft.tags,
+                category=draft.category,
+            )

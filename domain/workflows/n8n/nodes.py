@@ -131,13 +131,13 @@ def webhook(node: SourceNode) -> Mapped:
         config["method"] = methods[0] if methods else "GET"
     else:
         config["methods"] = methods
-    mode = p.get("responseMode", "onReceived")
+    mode = p.choice("responseMode", "onReceived")
     config["responseMode"] = {"lastNode": "lastNode", "responseNode": "respondNode"}.get(
         mode, "immediately"
     )
     if mode not in ("onReceived", "lastNode", "responseNode"):
         node.unmapped(f"response mode {mode} is not supported; A2N answers at once", "responseMode")
-    if _webhook_auth(node, p.get("authentication", "none"), config):
+    if _webhook_auth(node, p.choice("authentication", "none"), config):
         # Kept closed: its credential stays on the node for whoever sets the auth up again.
         return Mapped(
             "webhook_trigger",
@@ -164,7 +164,7 @@ def _webhook_path(node: SourceNode, path: Any) -> str:
     return fallback
 
 
-def _webhook_auth(node: SourceNode, mode: Any, config: dict[str, Any]) -> bool:
+def _webhook_auth(node: SourceNode, mode: str, config: dict[str, Any]) -> bool:
     """Put the webhook's auth in `config`; True when the trigger must start disabled because
     its callers cannot be checked as n8n checked them (never import an open door)."""
     if mode == "none":
@@ -194,7 +194,7 @@ def schedule_trigger(node: SourceNode) -> Mapped:
 
 
 def _schedule_rule(node: SourceNode, rule: Params, path: tuple[str, ...]) -> dict[str, Any] | None:
-    kind = rule.get("field", "days")
+    kind = rule.choice("field", "days")
     minute = _number(rule.get("triggerAtMinute", 0))
     hour = _number(rule.get("triggerAtHour", 0))
     if kind == "seconds":
@@ -225,10 +225,10 @@ def cron_trigger(node: SourceNode) -> Mapped:
     """The legacy Cron node: trigger times by mode."""
     configs = []
     for item in node.params.section("triggerTimes").entries("item"):
-        mode = item.get("mode", "everyDay")
+        mode = item.choice("mode", "everyDay")
         minute, hour = item.get("minute", 0), item.get("hour", 14)
         if mode == "everyX":
-            unit, value = item.get("unit", "hours"), _number(item.get("value", 2))
+            unit, value = item.choice("unit", "hours"), _number(item.get("value", 2))
             configs.append(
                 _cron(node, f"*/{value} * * * *" if unit == "minutes" else f"0 */{value} * * *")
             )
@@ -240,7 +240,7 @@ def cron_trigger(node: SourceNode) -> Mapped:
             "everyWeek": f"{minute} {hour} * * {item.get('weekday', '1')}",
             "everyMonth": f"{minute} {hour} {item.get('dayOfMonth', 1)} * *",
             "custom": str(item.get("cronExpression", "* * * * * *")),
-        }.get(str(mode))
+        }.get(mode)
         if expression is None:
             node.unmapped(f"trigger time mode {mode!r} is unknown; it was not imported")
         else:
@@ -303,11 +303,11 @@ _LEGACY_HTTP_AUTH = {
 
 
 def _http_credential(node: SourceNode, p: Params, legacy: bool) -> str | None:
-    mode = p.get("authentication", "none")
+    mode = p.choice("authentication", "none")
     if mode == "none":
         return None
     if legacy:
-        kinds = [_LEGACY_HTTP_AUTH.get(mode, str(mode))]
+        kinds = [_LEGACY_HTTP_AUTH.get(mode, mode)]
     elif mode == "genericCredentialType":
         kinds = [str(p.get("genericAuthType", ""))]
     else:
@@ -333,7 +333,7 @@ def _http_parts(node: SourceNode, p: Params) -> dict[str, Any]:
         if not p.get(flag, False):
             p.skip(ui, specify, json_key)  # n8n ignores them while the switch is off
             continue
-        if p.get(specify, "keypair") == "json":
+        if p.choice(specify, "keypair") == "json":
             parts[part] = _json_object(node, p.get(json_key, "{}"), json_key)
         else:
             parts[part] = _pairs(
@@ -342,7 +342,7 @@ def _http_parts(node: SourceNode, p: Params) -> dict[str, Any]:
     if not p.get("sendBody", False):
         p.skip("bodyParameters", "specifyBody", "jsonBody", "contentType", "body", "rawContentType")
         return parts
-    content = p.get("contentType", "json")
+    content = p.choice("contentType", "json")
     if content not in ("json", "form-urlencoded"):
         node.unmapped(
             f"body content type {content} is not supported; nothing is sent", "contentType"
@@ -350,7 +350,7 @@ def _http_parts(node: SourceNode, p: Params) -> dict[str, Any]:
         return parts
     if content == "form-urlencoded":
         node.unmapped("A2N sends the body as JSON, not form-urlencoded", "contentType")
-    if p.get("specifyBody", "keypair") == "json":
+    if p.choice("specifyBody", "keypair") == "json":
         parts["body"] = _json_value(node, p.get("jsonBody", ""), "jsonBody")
     else:
         parts["body"] = _pairs(node, p.section("bodyParameters").entries("parameters"))
@@ -422,7 +422,7 @@ def _json_object(node: SourceNode, raw: Any, key: str) -> Any:
 def respond_to_webhook(node: SourceNode) -> Mapped:
     p = node.params
     options = p.section("options")
-    respond = p.get("respondWith", "firstIncomingItem")
+    respond = p.choice("respondWith", "firstIncomingItem")
     if respond in ("binary", "jwt"):
         node.issue(
             IssueKind.UNSUPPORTED_NODE,
@@ -502,13 +502,13 @@ def _legacy_if(node: SourceNode, p: Params) -> bool | str:
                     str(index),
                 )
             )
-    joiner = " or " if p.get("combineOperation", "all") == "any" else " and "
+    joiner = " or " if p.choice("combineOperation", "all") == "any" else " and "
     return combined(parts, joiner)
 
 
 def switch(node: SourceNode) -> Mapped:
     p = node.params
-    if p.get("mode", "rules") == "expression":
+    if p.choice("mode", "rules") == "expression":
         key = "numberOutputs" if node.version >= 3 else "outputsAmount"
         count = _number(p.get(key, 4))
         chosen = as_operand(p.get("output", "={{ 0 }}"))
@@ -563,7 +563,7 @@ def _fallback_to(node: SourceNode, outputs: Outputs, config: dict[str, Any], tar
 
 def _legacy_switch(node: SourceNode, p: Params) -> Mapped:
     """Switch 1 and 2: one value compared by each rule, rules naming their output index."""
-    data_type = str(p.get("dataType", "number"))
+    data_type = p.choice("dataType", "number")
     operation, default = LEGACY_DEFAULTS.get(data_type, ("equal", ""))
     left = p.get("value1", default)
     rules: list[bool | str] = []
@@ -591,12 +591,12 @@ def _legacy_switch(node: SourceNode, p: Params) -> Mapped:
 
 def merge(node: SourceNode) -> Mapped:
     p = node.params
-    mode = p.get("mode", "append")
+    mode = p.choice("mode", "append")
     if node.version < 2:
         chosen = {"append": "append", "mergeByIndex": "combineByPosition"}.get(mode)
     elif mode == "combine":
         key = "combinationMode" if node.version < 3 else "combineBy"
-        how = p.get(key, "mergeByFields" if node.version < 3 else "combineByFields")
+        how = p.choice(key, "mergeByFields" if node.version < 3 else "combineByFields")
         chosen = "combineByPosition" if how in ("mergeByPosition", "combineByPosition") else None
         mode = f"combine by {how}"
     else:
@@ -613,9 +613,9 @@ def merge(node: SourceNode) -> Mapped:
 
 def wait(node: SourceNode) -> Mapped:
     p = node.params
-    resume = p.get("resume", "timeInterval")
+    resume = p.choice("resume", "timeInterval")
     if resume == "timeInterval":
-        unit = str(p.get("unit", "hours"))
+        unit = p.choice("unit", "hours")
         factor = SECONDS.get(unit, 3600)
         amount = p.get("amount", 1)
         if isinstance(amount, str) and template(amount) is not None:
@@ -650,7 +650,7 @@ def _moment(node: SourceNode, raw: Any) -> Any:
 
 def execute_workflow(node: SourceNode) -> Mapped:
     p = node.params
-    source = p.get("source", "database")
+    source = p.choice("source", "database")
     if source != "database":
         node.issue(
             IssueKind.UNSUPPORTED_NODE,
@@ -683,9 +683,9 @@ def set_node(node: SourceNode) -> Mapped:
     p = node.params
     if node.version >= 3.3:
         keep_only = not p.get("includeOtherFields", False)
-        include = "all" if keep_only else p.get("include", "all")
+        include = "all" if keep_only else p.choice("include", "all")
     elif node.version >= 3:
-        include = p.get("include", "all")
+        include = p.choice("include", "all")
         keep_only = include == "none"
     else:
         include, keep_only = "all", bool(p.get("keepOnlySet", False))
@@ -697,7 +697,7 @@ def set_node(node: SourceNode) -> Mapped:
     options = p.section("options")
     if options.get("dotNotation", True) is False:
         node.unmapped("field names are always read with dot notation", "options", "dotNotation")
-    if p.get("mode", "manual") == "raw":
+    if p.choice("mode", "manual") == "raw":
         fields = _json_value(node, p.get("jsonOutput", "{}"), "jsonOutput")
         if not isinstance(fields, Mapping):
             node.issue(
@@ -722,7 +722,7 @@ def _typed_fields(node: SourceNode, entries: list[Params], value_key: str | None
     fields: dict[str, Any] = {}
     for entry in entries:
         entry.skip("id")
-        kind = str(entry.get("type", "string" if value_key else "stringValue"))
+        kind = entry.choice("type", "string" if value_key else "stringValue")
         key = value_key or kind
         fields[str(entry.get("name", ""))] = _typed(
             node, entry.get(key), kind.removesuffix("Value"), *entry.path, key
@@ -760,12 +760,12 @@ def _typed(node: SourceNode, raw: Any, kind: str, *path: str) -> Any:
 
 def code(node: SourceNode) -> Mapped:
     p = node.params
-    language = p.get("language", "javaScript")
+    language = p.choice("language", "javaScript")
     if language in ("python", "pythonNative"):
         text, key, target = p.get("pythonCode", ""), "pythonCode", "python"
     else:
         text, key, target = p.get("jsCode", N8N_DEFAULT_JS), "jsCode", "javascript"
-    if p.get("mode", "runOnceForAllItems") == "runOnceForEachItem":
+    if p.choice("mode", "runOnceForAllItems") == "runOnceForEachItem":
         node.unmapped("A2N runs code once for all items", "mode")
     node.unmapped(
         "n8n code reads its input items and returns [{json: ...}]; A2N code gets items and "

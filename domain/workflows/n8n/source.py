@@ -46,6 +46,15 @@ class Params:
         self._used.update(self._values)
         return dict(self._values)
 
+    def choice(self, key: str, default: str) -> str:
+        """An option parameter (a fixed word such as a mode). A value that is not a word is
+        left unread, so that it is reported instead of guessed at."""
+        value = self._values.get(key, default)
+        if not isinstance(value, str):
+            return default
+        self._used.add(key)
+        return value
+
     def has(self, key: str) -> bool:
         return key in self._values
 
