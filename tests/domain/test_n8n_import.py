@@ -1324,3 +1324,8 @@ def test_odd_workflow_level_values_are_reported_never_a_crash() -> None:
         document.update({key: chance.choice(ODD_VALUES) for key in chance.sample(keys, 4)})
         with contextlib.suppress(ValidationFailed):
             imported(document)
+
+
+def test_list_entries_that_are_not_collections_are_reported() -> None:
+    _, issues = mapped("switch", {"rules": {"values": [7, switch_rule("a")]}}, 3.2)
+    assert [i.pointer for i in issues] == ["/nodes/0/parameters/rules/values/0"]

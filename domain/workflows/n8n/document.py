@@ -253,7 +253,9 @@ class _Reader:
     def _report_node_fields(self, source: SourceNode, node: Mapping[str, Any]) -> None:
         def report(kind: IssueKind, message: str, key: str) -> None:
             self.issues.append(
-                ImportIssue(kind, message, f"{source.pointer}/{key}", source.name, source.node_id)
+                ImportIssue(
+                    kind, message, source.pointer + pointer_of([key]), source.name, source.node_id
+                )
             )
 
         if node.get("disabled") is True:
@@ -294,9 +296,9 @@ def _shape_violations(document: Mapping[str, Any], limits: DefinitionLimits) -> 
     nodes = document.get("nodes")
     if not isinstance(nodes, list):
         return [Violation("/nodes", "must be an array of n8n nodes")]
-    violations = []
     if len(nodes) > limits.max_nodes:
         return [Violation("/nodes", f"has {len(nodes)} nodes; the limit is {limits.max_nodes}")]
+    violations = []
     names: set[str] = set()
     for index, node in enumerate(nodes):
         at = f"/nodes/{index}"

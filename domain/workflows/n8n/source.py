@@ -31,6 +31,7 @@ class Params:
         self._used: set[str] = set()
         self._sections: dict[str, Params] = {}
         self._entries: dict[str, list[Params]] = {}
+        self._odd: list[tuple[str, ...]] = []  # list entries that are not collections
 
     def get(self, key: str, default: Any = None) -> Any:
         self._used.add(key)
@@ -69,12 +70,17 @@ class Params:
 
     def entries(self, key: str) -> list[Params]:
         """A list of collections (rules, intervals, name-value pairs), each tracked like a
-        section; entries that are not objects are ignored."""
+        section; entries that are not objects are reported as unused."""
         if key not in self._entries:
             value = self._values.get(key)
             if isinstance(value, list):
                 self._used.add(key)
             items = value if isinstance(value, list) else []
+            self._odd += [
+                (*self._path, key, str(index))
+                for index, item in enumerate(items)
+                if not isinstance(item, Mapping)
+            ]
             self._entries[key] = [
                 Params(item, (*self._path, key, str(index)))
                 for index, item in enumerate(items)
@@ -99,6 +105,7 @@ class Params:
             elif key in self._entries:
                 for entry in self._entries[key]:
                     yield from entry.unused()
+        yield from self._odd
 
 
 @dataclass
