@@ -595,6 +595,7 @@ def test_if_case_insensitive_and_loose_comparisons_are_reported() -> None:
                 typeValidation="loose",
             ),
             "options": {"ignoreCase": True},
+            "looseTypeValidation": True,
         },
         2.2,
     )
@@ -602,7 +603,10 @@ def test_if_case_insensitive_and_loose_comparisons_are_reported() -> None:
         "/nodes/0/parameters/conditions/options/caseSensitive",
         "/nodes/0/parameters/conditions/options/typeValidation",
         "/nodes/0/parameters/options/ignoreCase",
+        "/nodes/0/parameters/looseTypeValidation",
     }
+    _, issues = mapped("if", {**if_params(), "looseTypeValidation": False}, 2.2)
+    assert issues == []  # the default, written out: nothing lost
 
 
 def test_if_version_1() -> None:

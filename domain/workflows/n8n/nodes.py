@@ -470,19 +470,22 @@ def _condition(node: SourceNode) -> bool | str:
     p = node.params
     if node.version < 2:
         return _legacy_if(node, p)
-    options = p.section("options")
-    _case_and_types(node, options)
+    _case_and_types(node, p)
     return filter_condition(node, p.section("conditions"), "conditions")
 
 
-def _case_and_types(node: SourceNode, options: Params) -> None:
-    """The IF 2 / Switch 3 options that loosen comparisons, which A2N cannot."""
+def _case_and_types(node: SourceNode, p: Params) -> None:
+    """The IF 2 / Switch 3 settings that loosen comparisons, which A2N cannot: ignoring case
+    (an option) and loose type validation (an option before IF 2.1 / Switch 3.1, then a
+    parameter of its own)."""
+    options = p.section("options")
     if options.get("ignoreCase") is True:
         node.unmapped("ignoring case has no A2N equivalent", "options", "ignoreCase")
-    if options.get("looseTypeValidation") is True:
-        node.unmapped(
-            "loose type validation has no A2N equivalent", "options", "looseTypeValidation"
-        )
+    for where, settings in ((("options",), options), ((), p)):
+        if settings.get("looseTypeValidation") is True:
+            node.unmapped(
+                "loose type validation has no A2N equivalent", *where, "looseTypeValidation"
+            )
 
 
 def _legacy_if(node: SourceNode, p: Params) -> bool | str:
@@ -522,7 +525,7 @@ def switch(node: SourceNode) -> Mapped:
 
 def _rules_switch(node: SourceNode, p: Params) -> Mapped:
     options = p.section("options")
-    _case_and_types(node, options)
+    _case_and_types(node, p)
     rules: list[bool | str] = []
     labels = []
     for index, entry in enumerate(p.section("rules").entries("values")):
