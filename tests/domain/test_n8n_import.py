@@ -966,7 +966,12 @@ def test_an_unknown_node_type_is_a_placeholder_that_keeps_its_place() -> None:
 
 def test_unread_parameters_and_node_settings_are_reported_with_pointers() -> None:
     _, issues = mapped(
-        "noOp", {"extra": {"deep": 1}}, 1, alwaysOutputData=True, onError="continueRegularOutput"
+        "noOp",
+        {"extra": {"deep": 1}},
+        1,
+        alwaysOutputData=True,
+        onError="continueRegularOutput",
+        retryOnFail=False,
     )
     assert {i.pointer for i in issues} == {
         "/nodes/0/parameters/extra",

@@ -67,6 +67,16 @@ NODE_FIELDS = frozenset(
         "webhookId",
     }
 )
+NODE_SETTING_DEFAULTS: dict[str, Any] = {
+    # n8n's per-node settings at their defaults change nothing, whether written out or not
+    "alwaysOutputData": False,
+    "executeOnce": False,
+    "retryOnFail": False,
+    "maxTries": 3,
+    "waitBetweenTries": 1000,
+    "onError": "stopWorkflow",
+    "continueOnFail": False,
+}
 _SLUG = re.compile(r"[^a-z0-9]+")
 
 
@@ -265,6 +275,8 @@ class _Reader:
                 "disabled",
             )
         for key in sorted(set(node) - NODE_FIELDS):
+            if key in NODE_SETTING_DEFAULTS and node[key] == NODE_SETTING_DEFAULTS[key]:
+                continue
             report(
                 IssueKind.UNMAPPED_PARAMETER,
                 f"node setting {key} has no A2N equivalent and was not imported",
