@@ -21,6 +21,7 @@ from api.commands.identity import (
 )
 from api.commands.oauth import OAuthCommands, OAuthLinkCommands
 from api.commands.sign_in import SignInCommands, TwoFactorCommands
+from api.commands.workflow_import import WorkflowImportCommands
 from api.commands.workflow_shares import WorkflowShareCommands
 from api.commands.workflows import WorkflowCommands
 from api.middleware import request_context
@@ -33,6 +34,7 @@ from api.queries.identity import (
     UserQueries,
 )
 from api.queries.nodes import NodeQueries
+from api.queries.workflow_export import WorkflowExportQueries
 from api.queries.workflow_shares import WorkflowShareQueries
 from api.queries.workflows import WorkflowQueries
 from api.ratelimit import RateLimitMiddleware
@@ -85,9 +87,11 @@ def create_app(
                     SecurityEventCommands,
                     SecurityEventQueries,
                     WorkflowCommands,
+                    WorkflowImportCommands,
                     WorkflowQueries,
                     WorkflowShareCommands,
                     WorkflowShareQueries,
+                    WorkflowExportQueries,
                     NodeQueries,
                     AuditQueries,
                 ],

@@ -38,6 +38,7 @@ from application.settings import Settings
 from application.workflows.app import WorkflowsApp
 from application.workflows.commands import WorkflowService
 from application.workflows.sharing import WorkflowSharing
+from application.workflows.transfer import NoCredentials, WorkflowTransfer
 from domain.workflows.limits import DefinitionLimits
 
 if TYPE_CHECKING:
@@ -54,6 +55,7 @@ class Services:
     positions: ProjectionPositions
     workflows: WorkflowService
     sharing: WorkflowSharing
+    transfer: WorkflowTransfer
     identity: IdentityService
     lifecycle: AccountLifecycle
     authenticator: Authenticator
@@ -160,13 +162,16 @@ async def open_services(
             stack.callback(sending.join, timeout=sender.server.timeout)
             stack.callback(stop_sending.set)
 
+        workflows = WorkflowService(workflows_app, definition_limits(settings))
         yield Services(
             settings=settings,
             database=database,
             pool=pool,
             positions=positions,
-            workflows=WorkflowService(workflows_app, definition_limits(settings)),
+            workflows=workflows,
             sharing=WorkflowSharing(workflows_app, identity),
+            # Credentials by name: plug the credentials context's directory in here.
+            transfer=WorkflowTransfer(workflows, NoCredentials()),
             identity=identity,
             lifecycle=AccountLifecycle(identity, sync_pool),
             authenticator=Authenticator(pool, identity.signer, positions),

@@ -15,7 +15,20 @@ GRAPH: dict[str, Any] = {
     ],
     "connections": [{"source": "hook", "target": "set"}],
 }
-
+N8N_WORKFLOW: dict[str, Any] = {
+    "name": "Tiny",
+    "nodes": [
+        {
+            "parameters": {},
+            "name": "Start",
+            "type": "n8n-nodes-base.manualTrigger",
+            "typeVersion": 1,
+            "position": [0, 0],
+        }
+    ],
+    "connections": {},
+}
+"""The smallest n8n workflow export: one manual trigger."""
 
 PASSWORD = "correct horse battery staple"
 

@@ -9,7 +9,7 @@ import pytest
 from litestar.testing import TestClient
 
 from domain.workflows.nodes import BUILT_IN_NODES
-from tests.api.helpers import API, Account, event_count
+from tests.api.helpers import API, Account, event_count, problem
 
 Client = TestClient[Any]
 ALL_NAMES = sorted(t.name for t in BUILT_IN_NODES)
@@ -21,14 +21,6 @@ def names(client: Client, user: dict[str, str], **params: Any) -> list[str]:
     body = response.json()
     assert body["nextCursor"] is None
     return [item["name"] for item in body["items"]]
-
-
-def problem(response: Any, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    return body
 
 
 def test_the_catalog_lists_every_built_in_node_type_by_name(

@@ -20,7 +20,16 @@ from litestar.testing import TestClient
 
 from api.app import API_PREFIX, create_app
 from application.settings import Settings
-from tests.api.helpers import API, PASSWORD, Account, create, promote, share, sign_up
+from tests.api.helpers import (
+    API,
+    N8N_WORKFLOW,
+    PASSWORD,
+    Account,
+    create,
+    promote,
+    share,
+    sign_up,
+)
 from tests.integration.helpers import GRAPH
 
 Client = TestClient[Any]
@@ -267,6 +276,8 @@ CASES: dict[str, Case] = {
     "POST /workflows/{workflow_id:str}/transfer": Case(
         own=to_stranger(myself, {}), foreign=to_stranger(somebody, {})
     ),
+    "POST /workflows/import": Case(own=lambda w, me: Call(body=N8N_WORKFLOW)),
+    "GET /workflows/{workflow_id:str}/export": Case(own=own_workflow(), foreign=foreign_workflow),
     "GET /nodes": Case(),
     "GET /nodes/{node_id:str}": Case(own=lambda w, me: Call({"node_id": "http_request"})),
     "GET /audit/aggregates/{aggregate_id:str}/events": Case(

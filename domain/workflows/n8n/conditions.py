@@ -1,0 +1,188 @@
+"""n8n conditions (IF, Switch and Filter nodes) as one A2N condition expression.
+
+Current n8n nodes hold a "filter" parameter: a list of conditions `{leftValue, rightValue,
+operator: {type, operation}}` joined by `and` or `or`. Older versions (IF 1, Switch 1 and 2) list
+comparisons per data type with other operation names; they are renamed and take the same path.
+A2N's expression language compares (`==`, `!=`, `<`, ...) and combines (`and`, `or`, `not`), but
+has no string or array functions: operations needing them are written in n8n's JavaScript
+spelling, so their intent stays visible, and reported for review.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from domain.workflows.n8n.expressions import as_operand, problems_in, review_message, template
+from domain.workflows.n8n.source import Params, SourceNode, mapping
+from domain.workflows.transfer import IssueKind
+
+_COMPARISONS = {
+    "equals": "{l} == {r}",
+    "notEquals": "{l} != {r}",
+    "gt": "{l} > {r}",
+    "lt": "{l} < {r}",
+    "gte": "{l} >= {r}",
+    "lte": "{l} <= {r}",
+    "after": "{l} > {r}",
+    "before": "{l} < {r}",
+    "afterOrEquals": "{l} >= {r}",
+    "beforeOrEquals": "{l} <= {r}",
+    "true": "{l} == true",
+    "false": "{l} == false",
+    "exists": "{l} != null",
+    "notExists": "{l} == null",
+}
+_STRING_EMPTINESS = {
+    "empty": '({l} == null or {l} == "")',
+    "notEmpty": '({l} != null and {l} != "")',
+}
+_JAVASCRIPT_ONLY = {
+    "contains": "{l}.includes({r})",
+    "notContains": "not {l}.includes({r})",
+    "startsWith": "{l}.startsWith({r})",
+    "notStartsWith": "not {l}.startsWith({r})",
+    "endsWith": "{l}.endsWith({r})",
+    "notEndsWith": "not {l}.endsWith({r})",
+    "regex": "{l}.match({r})",
+    "notRegex": "not {l}.match({r})",
+    "lengthEquals": "{l}.length == {r}",
+    "lengthNotEquals": "{l}.length != {r}",
+    "lengthGt": "{l}.length > {r}",
+    "lengthLt": "{l}.length < {r}",
+    "lengthGte": "{l}.length >= {r}",
+    "lengthLte": "{l}.length <= {r}",
+    "empty": "{l}.length == 0",
+    "notEmpty": "{l}.length > 0",
+}
+_DATE_TYPES = ("dateTime",)
+_LEGACY_OPERATIONS = {
+    "equal": "equals",
+    "notEqual": "notEquals",
+    "smaller": "lt",
+    "smallerEqual": "lte",
+    "larger": "gt",
+    "largerEqual": "gte",
+    "isEmpty": "empty",
+    "isNotEmpty": "notEmpty",
+}
+LEGACY_DEFAULTS: dict[str, tuple[str, Any]] = {
+    # data type: (default operation, default value) of IF 1 and Switch 1/2
+    "boolean": ("equal", False),
+    "dateTime": ("after", ""),
+    "number": ("smaller", 0),
+    "string": ("equal", ""),
+}
+
+
+def filter_condition(node: SourceNode, params: Params, *path: str) -> bool | str:
+    """The A2N condition of an n8n filter parameter (`conditions` of IF 2, a Switch 3 rule)."""
+    options = params.section("options")
+    options.skip("leftValue", "version")
+    if options.get("caseSensitive", True) is False:
+        node.unmapped(
+            "case-insensitive comparison has no A2N equivalent; values are compared as they are",
+            *path,
+            "options",
+            "caseSensitive",
+        )
+    if options.get("typeValidation", "strict") == "loose":
+        node.unmapped(
+            "loose type validation has no A2N equivalent; values are compared as they are",
+            *path,
+            "options",
+            "typeValidation",
+        )
+    entries = params.get("conditions", [])
+    parts = []
+    for index, entry in enumerate(entries if isinstance(entries, list) else []):
+        if not isinstance(entry, Mapping):
+            continue
+        operator = mapping(entry.get("operator"))
+        parts.append(
+            comparison(
+                node,
+                str(operator.get("type", "string")),
+                str(operator.get("operation", "equals")),
+                entry.get("leftValue", ""),
+                entry.get("rightValue", ""),
+                *path,
+                "conditions",
+                str(index),
+            )
+        )
+    joiner = " or " if params.get("combinator", "and") == "or" else " and "
+    return combined(parts, joiner)
+
+
+def legacy_comparison(
+    node: SourceNode, data_type: str, operation: str, left: Any, right: Any, *path: str
+) -> str:
+    """One comparison of IF 1 or Switch 1/2, whose operations have older names."""
+    return comparison(
+        node,
+        data_type,
+        _LEGACY_OPERATIONS.get(operation, operation),
+        left,
+        right,
+        *path,
+    )
+
+
+def combined(parts: list[str], joiner: str) -> bool | str:
+    """Comparisons joined into one condition; no comparisons lets every item pass, as in n8n."""
+    if not parts:
+        return True
+    if len(parts) == 1:
+        return "{{ " + parts[0] + " }}"
+    return "{{ " + joiner.join(f"({part})" for part in parts) + " }}"
+
+
+def comparison(
+    node: SourceNode, data_type: str, operation: str, left: Any, right: Any, *path: str
+) -> str:
+    """`left operation right` as an A2N expression (without braces)."""
+    left_text = _operand(node, left, data_type, *path, "leftValue")
+    right_text = _operand(node, right, data_type, *path, "rightValue")
+    if operation in _STRING_EMPTINESS and data_type == "string":
+        return _STRING_EMPTINESS[operation].format(l=left_text)
+    if operation in _COMPARISONS:
+        if data_type in _DATE_TYPES:
+            node.unmapped(
+                f"date comparison {operation} compares the values as written: both sides "
+                "must be ISO 8601 date-times in the same time zone",
+                *path,
+            )
+        return _COMPARISONS[operation].format(l=left_text, r=right_text)
+    if operation in _JAVASCRIPT_ONLY:
+        written = _JAVASCRIPT_ONLY[operation].format(l=left_text, r=right_text)
+        node.issue(
+            IssueKind.EXPRESSION,
+            f"the {data_type} operation {operation} has no A2N equivalent; it was written as "
+            f"{written} (JavaScript): review it",
+            *path,
+        )
+        return written
+    node.unmapped(
+        f"the {data_type} operation {operation} is unknown; the condition is false until "
+        "you rewrite it",
+        *path,
+    )
+    return "false"
+
+
+def _operand(node: SourceNode, value: Any, data_type: str, *path: str) -> str:
+    if isinstance(value, str):
+        text = template(value)
+        if text is not None:
+            found = problems_in(text)
+            if found:
+                node.issue(IssueKind.EXPRESSION, review_message(found), *path)
+        elif data_type == "number":
+            try:
+                return as_operand(float(value) if "." in value else int(value))
+            except ValueError:
+                pass
+        elif data_type == "boolean" and value in ("true", "false"):
+            return value
+    return as_operand(value)
