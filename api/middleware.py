@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import structlog
+from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.metrics import Metrics
@@ -23,7 +24,7 @@ def request_context(metrics_of: Any) -> Any:
 
     def middleware(app: ASGIApp) -> ASGIApp:
         async def handle(scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["type"] != "http":
+            if scope["type"] != ScopeType.HTTP:
                 await app(scope, receive, send)
                 return
             given = dict(scope["headers"]).get(REQUEST_ID_HEADER, b"")

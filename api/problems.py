@@ -297,7 +297,7 @@ def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[A
     )
 
 
-EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
+EXCEPTION_HANDLERS: dict[int | type[Exception], Any] = {
     ValidationFailed: on_domain_validation,
     InvalidParameter: on_invalid_parameter,
     NotFound: on_not_found,

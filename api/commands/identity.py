@@ -76,7 +76,7 @@ def _user_result(recorded: Recorded[User]) -> UserCommandResult:
 
 
 class _IdentityController(Controller):
-    before_request = check_command_body
+    before_request = staticmethod(check_command_body)
     dependencies = {
         "caller": Provide(current_actor, sync_to_thread=False),
         "service": Provide(identity_service, sync_to_thread=False),
@@ -93,7 +93,7 @@ class _AdminController(_IdentityController):
 class AuthCommands(Controller):
     path = "/auth"
     tags = ["auth"]
-    before_request = check_command_body
+    before_request = staticmethod(check_command_body)
     dependencies = {
         "caller": Provide(anonymous_caller, sync_to_thread=False),
         "service": Provide(identity_service, sync_to_thread=False),

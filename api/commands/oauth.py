@@ -145,7 +145,7 @@ class OAuthLinkCommands(Controller):
     path = "/me/oauth"
     tags = ["me"]
     opt = SESSION_ONLY
-    before_request = check_command_body
+    before_request = staticmethod(check_command_body)
     dependencies = {"login": Provide(oauth_login, sync_to_thread=False)}
     exception_handlers = {ProviderUnavailable: on_provider_unavailable}
 

@@ -46,7 +46,7 @@ def signed_in_response(outcome: SignedIn | Challenge) -> Tokens | TwoFactorRequi
 class SignInCommands(Controller):
     path = "/auth"
     tags = ["auth"]
-    before_request = check_command_body
+    before_request = staticmethod(check_command_body)
     dependencies = {
         "caller": Provide(anonymous_caller, sync_to_thread=False),
         "sign_in": Provide(sign_in_service, sync_to_thread=False),
@@ -89,7 +89,7 @@ class TwoFactorCommands(Controller):
     path = "/me/2fa"
     tags = ["me"]
     opt = SESSION_ONLY
-    before_request = check_command_body
+    before_request = staticmethod(check_command_body)
     dependencies = {
         "caller": Provide(current_actor, sync_to_thread=False),
         "sign_in": Provide(sign_in_service, sync_to_thread=False),

@@ -22,7 +22,7 @@ class WorkflowImportCommands(Controller):
     path = "/workflows"
     tags = ["workflows"]
     opt = needs("workflows:write")
-    before_request = check_command_body
+    before_request = staticmethod(check_command_body)
     dependencies = {"caller": Provide(current_actor, sync_to_thread=False)}
 
     @post(

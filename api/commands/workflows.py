@@ -46,7 +46,7 @@ class WorkflowCommands(Controller):
     path = "/workflows"
     tags = ["workflows"]
     opt = needs("workflows:write")
-    before_request = check_command_body
+    before_request = staticmethod(check_command_body)
     dependencies = {
         "caller": Provide(current_actor, sync_to_thread=False),
         "service": Provide(workflow_service, sync_to_thread=False),

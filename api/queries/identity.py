@@ -37,7 +37,7 @@ READS_IDENTITY = readers(("identity", "identity"))
 class MeQueries(Controller):
     path = "/me"
     tags = ["me"]
-    before_request = wait_for_min_position
+    before_request = staticmethod(wait_for_min_position)
 
     @get("/", summary="Your account", opt=READS_IDENTITY)
     async def me(self, request: AnyRequest) -> UserRead:
@@ -60,7 +60,7 @@ class MeQueries(Controller):
 class UserQueries(Controller):
     path = "/users"
     tags = ["users"]
-    before_request = wait_for_min_position
+    before_request = staticmethod(wait_for_min_position)
 
     @get("/", summary="All accounts, newest first", opt=needs("admin", **READS_IDENTITY))
     async def list(
@@ -81,7 +81,7 @@ class UserQueries(Controller):
 class SecurityEventQueries(Controller):
     path = "/security-events"
     tags = ["security"]
-    before_request = wait_for_min_position
+    before_request = staticmethod(wait_for_min_position)
 
     @get(
         "/",

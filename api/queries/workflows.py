@@ -55,7 +55,7 @@ class WorkflowQueries(Controller):
     path = "/workflows"
     tags = ["workflows"]
     opt = needs("workflows:read")
-    before_request = wait_for_min_position
+    before_request = staticmethod(wait_for_min_position)
     dependencies = {"caller": Provide(current_actor, sync_to_thread=False)}
 
     @get("/", summary="List workflows, newest first", opt=READS_WORKFLOWS)
