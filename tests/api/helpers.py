@@ -127,9 +127,10 @@ def share(
 
 
 def problem(response: Any, status: int) -> dict[str, Any]:
-    """The problem+json body of an error answer with this status."""
+    """The RFC 9457 problem+json body of an error answer with this status."""
     assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["content-type"].startswith("application/problem+json")
     body: dict[str, Any] = response.json()
     assert body["status"] == status
+    assert {"type", "title", "detail"} <= set(body)
     return body

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
-from tests.api.helpers import API, Account
+from tests.api.helpers import API, Account, problem
 
 Client = TestClient[Any]
 
@@ -24,14 +24,6 @@ SIGNED_IN_ROUTES = [("PATCH", "/me"), ("POST", "/me/password"), ("POST", "/me/ap
 
 def identity_events(client: Client) -> int:
     return int(client.app.state.services.identity.app.head_position())
-
-
-def problem(response: Any, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    return body
 
 
 @pytest.mark.parametrize("path", PUBLIC_ROUTES)

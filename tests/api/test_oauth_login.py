@@ -26,7 +26,7 @@ from projections.identity import use_key_ring
 from projections.rebuild import Rebuilder
 from projections.registry import projector_named
 from tests.api.conftest import TEST_MASTER_KEYS, TEST_SECRET_KEY
-from tests.api.helpers import API, PASSWORD, login, register
+from tests.api.helpers import API, PASSWORD, login, problem, register
 from tests.integration.helpers import wait_until
 from tests.oidc_provider import OIDCProvider, a2n_providers, running_provider
 
@@ -141,14 +141,6 @@ def rows(client: Client, query: str, *params: Any) -> list[tuple[Any, ...]]:
 
 def identity_events(client: Client) -> int:
     return int(client.app.state.services.identity.app.head_position())
-
-
-def problem(response: Any, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    return body
 
 
 def refused(response: Any, parameter: str) -> str:

@@ -16,7 +16,7 @@ from application.crypto import KeyRing
 from projections.identity import use_key_ring
 from projections.rebuild import Rebuilder
 from projections.registry import projector_named
-from tests.api.helpers import API, PASSWORD, Account, mailed_token, sign_up
+from tests.api.helpers import API, PASSWORD, Account, mailed_token, problem, sign_up
 
 Client = TestClient[Any]
 
@@ -276,14 +276,6 @@ def test_identity_tables_equal_a_rebuild_after_two_factor_changes(client: Client
 
 def identity_events(client: Client) -> int:
     return int(client.app.state.services.identity.app.head_position())
-
-
-def problem(response: Any, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    return body
 
 
 HOSTILE_CODES = ["", "12345", "1234567", "12 34\x0056", "\x00" * 6, "x" * 100_000, "ABCD-EFGH-IJKL"]

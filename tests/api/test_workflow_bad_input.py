@@ -11,7 +11,7 @@ import pytest
 from litestar.testing import TestClient
 
 from application.pagination import encode_cursor
-from tests.api.helpers import API, GRAPH, create, event_count
+from tests.api.helpers import API, GRAPH, create, event_count, problem
 
 Client = TestClient[Any]
 Route = tuple[str, str]
@@ -75,15 +75,6 @@ def send(
         content=content,
         headers={**user, "content-type": "application/json", **(headers or {})},
     )
-
-
-def problem(response: Any, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    assert {"type", "title", "detail"} <= set(body)
-    return body
 
 
 @pytest.mark.usefixtures("unchanged")
