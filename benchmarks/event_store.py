@@ -100,6 +100,7 @@ class Row:
 class Report:
     rows: list[Row] = field(default_factory=list)
     server_version: str = "?"
+    columns: tuple[str, str, str] = ("A2N runtime", "raw baseline", "ratio")
 
     def section(self, title: str) -> None:
         self.rows.append(Row(title, ""))
@@ -108,7 +109,7 @@ class Report:
         self.rows.append(Row("  " + label, value, baseline, ratio))
 
     def render(self) -> str:
-        header = Row("measurement", "A2N runtime", "raw baseline", "ratio")
+        header = Row("measurement", *self.columns)
         figures = [header, *(r for r in self.rows if r.value or r.baseline)]
         widths = [
             max(len(getattr(r, name)) for r in figures)
