@@ -20,8 +20,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
-import platform
-import shlex
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -29,7 +27,7 @@ from typing import Any
 
 import psycopg
 import redis
-from event_store import Report, ms, percentile, ratio, scratch_database
+from event_store import Report, ms, percentile, print_report, ratio, scratch_database
 from psycopg.conninfo import conninfo_to_dict
 
 from application.caller import Caller
@@ -156,16 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         redis_version = client.info("server")["redis_version"]
         with scratch_database(args.database_url) as url:
             run(args, url, client, report)
-    print(f"A2N definition cache benchmark ({time.perf_counter() - started:.0f} s)")
-    print(f"command:    {shlex.join([sys.executable, *sys.argv])}")
-    print(f"python:     {platform.python_version()} ({platform.python_implementation()})")
-    print(f"postgres:   PostgreSQL {report.server_version}")
-    print(f"redis:      Redis {redis_version}")
-    print(f"machine:    {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}")
-    print()
-    print(report.render())
-    print()
-    print(LEGEND)
+    print_report("definition cache", started, report, LEGEND, redis=f"Redis {redis_version}")
     return 0
 
 

@@ -6,22 +6,14 @@ from __future__ import annotations
 from application.workflows.cache import TTL_SECONDS, DefinitionCache, MemoryStore
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_entries_expire_after_thirty_minutes() -> None:
-    clock = Clock()
-    store = MemoryStore(clock=clock)
+    now = [1000.0]
+    store = MemoryStore(clock=lambda: now[0])
     cache = DefinitionCache(store)
     cache.remember_definition("wf", 1, {"nodes": []})
-    clock.now += TTL_SECONDS - 1
+    now[0] += TTL_SECONDS - 1
     assert cache.definition("wf", 1) == {"nodes": []}
-    clock.now += 1
+    now[0] += 1
     assert cache.definition("wf", 1) is None
     assert store.size == 0
 
