@@ -34,8 +34,9 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest
 
-bench: $(STAMP) ## Print event store and projection figures (see benchmarks/RESULTS.md)
+bench: $(STAMP) ## Print event store, projection and cache figures (see benchmarks/RESULTS.md)
 	$(BIN)/python benchmarks/event_store.py
+	$(BIN)/python benchmarks/definition_cache.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -36,6 +36,7 @@ from application.ratelimit import (
 )
 from application.settings import Settings
 from application.workflows.app import WorkflowsApp
+from application.workflows.cache import CacheStore, DefinitionCache, MemoryStore, RedisStore
 from application.workflows.commands import WorkflowService
 from application.workflows.sharing import WorkflowSharing
 from application.workflows.transfer import NoCredentials, WorkflowTransfer
@@ -114,14 +115,17 @@ async def open_services(
         redis_client: Any = None
         limiter: RateLimiter = MemoryRateLimiter()
         attempts: AttemptStore = MemoryAttempts()
+        definitions: CacheStore = MemoryStore()
         if settings.redis_url:
             redis_client = aioredis.from_url(settings.redis_url, socket_timeout=2)
             stack.push_async_callback(redis_client.aclose)
             limiter = RedisRateLimiter(redis_client, prefix=f"{redis_prefix}ratelimit:")
-            attempts_redis = stack.enter_context(
+            # The synchronous client serves the use cases, which run in worker threads.
+            sync_redis = stack.enter_context(
                 redis.Redis.from_url(settings.redis_url, socket_timeout=2)
             )
-            attempts = RedisAttempts(attempts_redis, prefix=f"{redis_prefix}oauth:attempt:")
+            attempts = RedisAttempts(sync_redis, prefix=f"{redis_prefix}oauth:attempt:")
+            definitions = RedisStore(sync_redis)
         policy = RateLimitPolicy.parse(settings.rate_limits or "")
         sign_in = sign_in_service(identity, limiter, keys, settings)
         oauth = OAuthLogin(
@@ -162,7 +166,11 @@ async def open_services(
             stack.callback(sending.join, timeout=sender.server.timeout)
             stack.callback(stop_sending.set)
 
-        workflows = WorkflowService(workflows_app, definition_limits(settings))
+        workflows = WorkflowService(
+            workflows_app,
+            definition_limits(settings),
+            DefinitionCache(definitions, prefix=redis_prefix),
+        )
         yield Services(
             settings=settings,
             database=database,

@@ -100,6 +100,7 @@ class Row:
 class Report:
     rows: list[Row] = field(default_factory=list)
     server_version: str = "?"
+    columns: tuple[str, str, str] = ("A2N runtime", "raw baseline", "ratio")
 
     def section(self, title: str) -> None:
         self.rows.append(Row(title, ""))
@@ -108,7 +109,7 @@ class Report:
         self.rows.append(Row("  " + label, value, baseline, ratio))
 
     def render(self) -> str:
-        header = Row("measurement", "A2N runtime", "raw baseline", "ratio")
+        header = Row("measurement", *self.columns)
         figures = [header, *(r for r in self.rows if r.value or r.baseline)]
         widths = [
             max(len(getattr(r, name)) for r in figures)
@@ -629,16 +630,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     with scratch_database(args.database_url) as url:
         run(args, url, report)
-    print(f"A2N event store benchmark ({time.perf_counter() - started:.0f} s)")
+    print_report("event store", started, report, LEGEND)
+    return 0
+
+
+def print_report(title: str, started: float, report: Report, legend: str, **servers: str) -> None:
+    """The figures with what produced them: command, versions, machine; then the legend."""
+    print(f"A2N {title} benchmark ({time.perf_counter() - started:.0f} s)")
     print(f"command:    {shlex.join([sys.executable, *sys.argv])}")
     print(f"python:     {platform.python_version()} ({platform.python_implementation()})")
     print(f"postgres:   PostgreSQL {report.server_version}")
+    for name, version in servers.items():
+        print(f"{name + ':':<12}{version}")
     print(f"machine:    {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}")
     print()
     print(report.render())
     print()
-    print(LEGEND)
-    return 0
+    print(legend)
 
 
 LEGEND = """\

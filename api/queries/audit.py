@@ -60,7 +60,7 @@ class AuditQueries(Controller):
         found = services(request)
         if not principal_of(request).is_admin:
             # Others may read the history of their own workflows only.
-            await to_thread.run_sync(found.workflows.get, caller, aggregate_id)
+            await to_thread.run_sync(found.workflows.check_access, caller, aggregate_id)
         after = 0
         if cursor is not None:
             raw = decode_cursor(cursor, ("after",))["after"]

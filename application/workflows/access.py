@@ -7,7 +7,7 @@ wrong), so ids cannot be probed; one they can see but may not change this way is
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from application.caller import Caller
 from application.errors import Forbidden
@@ -17,11 +17,17 @@ from domain.workflows.permissions import Permission
 from domain.workflows.workflow import Workflow
 
 
-def access_check(user_id: str, needed: Permission) -> Callable[[Workflow], bool]:
+class HasPermissions(Protocol):
+    """A workflow, or a cached summary of one, that knows who may do what with it."""
+
+    def permission_of(self, user_id: str) -> Permission | None: ...
+
+
+def access_check(user_id: str, needed: Permission) -> Callable[[HasPermissions], bool]:
     """For `EventStoreApp.change(visible=...)`: False (404) when `user_id` has no access to the
     workflow; raises Forbidden (403) when they have some, but less than `needed`."""
 
-    def visible(workflow: Workflow) -> bool:
+    def visible(workflow: HasPermissions) -> bool:
         held = workflow.permission_of(user_id)
         if held is None:
             return False

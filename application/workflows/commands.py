@@ -10,8 +10,9 @@ from application.caller import Caller
 from application.errors import NotFound
 from application.eventstore import Recorded
 from application.ids import new_id
-from application.workflows.access import access_check, change_workflow
+from application.workflows.access import HasPermissions, access_check, change_workflow
 from application.workflows.app import WorkflowsApp
+from application.workflows.cache import DefinitionCache, MemoryStore, WorkflowHead
 from domain.workflows.limits import DefinitionLimits
 from domain.workflows.permissions import Permission
 from domain.workflows.workflow import DETAIL_FIELDS, RunnableVersion, Workflow
@@ -20,11 +21,20 @@ DEFINITION_FIELDS = ("variables", "settings")
 
 
 class WorkflowService:
-    """Commands on workflows, plus reads of a workflow's past states from its events."""
+    """Commands on workflows, plus reads of a workflow's past states from its events.
 
-    def __init__(self, app: WorkflowsApp, limits: DefinitionLimits | None = None) -> None:
+    Access checks and what runs are answered through `cache` (see application/workflows/
+    cache.py), in this process unless told otherwise."""
+
+    def __init__(
+        self,
+        app: WorkflowsApp,
+        limits: DefinitionLimits | None = None,
+        cache: DefinitionCache | None = None,
+    ) -> None:
         self.app = app
         self.limits = limits or DefinitionLimits()
+        self.cache = cache or DefinitionCache(MemoryStore())
 
     def create(
         self,
@@ -125,7 +135,7 @@ class WorkflowService:
 
     def at_version(self, caller: Caller, workflow_id: str, version: int) -> Workflow:
         """The workflow as it was while definition `version` was its latest."""
-        self.get(caller, workflow_id)
+        self.check_access(caller, workflow_id)
         next_version_at: int | None = None
         exists = version == 1
         for event in self.app.history(workflow_id):
@@ -142,7 +152,7 @@ class WorkflowService:
 
     def as_of(self, caller: Caller, workflow_id: str, moment: datetime) -> Workflow:
         """The workflow as it was at `moment` (its state after the last event before then)."""
-        self.get(caller, workflow_id)
+        self.check_access(caller, workflow_id)
         count = sum(1 for event in self.app.history(workflow_id) if event.timestamp <= moment)
         if count == 0:
             raise NotFound(f"{workflow_id} at {moment.isoformat()}")
@@ -153,9 +163,35 @@ class WorkflowService:
     ) -> Workflow:
         """The current workflow, if the caller holds `needs` on it (404 without any access, 403
         with less)."""
-        workflow = self.app.load(workflow_id, Workflow)
-        if not access_check(caller.user_id, needs)(workflow):
+        workflow = self._load(workflow_id)
+        _require(caller, workflow, needs, workflow_id)
+        return workflow
+
+    def check_access(
+        self, caller: Caller, workflow_id: str, *, needs: Permission = Permission.VIEW
+    ) -> WorkflowHead:
+        """`get` for callers that only need the check: the workflow's current head, if the
+        caller holds `needs` on it, mostly without replaying its events."""
+        head, _ = self._current(workflow_id)
+        _require(caller, head, needs, workflow_id)
+        return head
+
+    def _current(self, workflow_id: str) -> tuple[WorkflowHead, Workflow | None]:
+        """The head as of the latest committed event, with the workflow when it had to be
+        loaded for it (a cache miss)."""
+        revision = self.app.revision(workflow_id)
+        if revision is None:
             raise NotFound(workflow_id)
+        head = self.cache.head(workflow_id, revision)
+        if head is not None:
+            return head, None
+        workflow = self._load(workflow_id)
+        return WorkflowHead.of(workflow), workflow
+
+    def _load(self, workflow_id: str) -> Workflow:
+        """The current workflow from its events; its head is remembered on the way."""
+        workflow = self.app.load(workflow_id, Workflow)
+        self.cache.remember_head(workflow_id, WorkflowHead.of(workflow))
         return workflow
 
     def _change(
@@ -216,4 +252,18 @@ class WorkflowService:
         the latest draft. A workflow never published refuses non-test runs with InvalidState.
         Running needs EXECUTE; trying out an unpublished draft is editing, so it needs EDIT."""
         needs = Permission.EDIT if test else Permission.EXECUTE
-        return self.get(caller, workflow_id, needs=needs).definition_to_run(test=test)
+        head, workflow = self._current(workflow_id)
+        _require(caller, head, needs, workflow_id)
+        number = head.version_to_run(test=test)
+        definition = None if workflow is not None else self.cache.definition(workflow_id, number)
+        if definition is None:
+            # Versions are immutable: a workflow loaded after newer events still holds `number`.
+            definition = (workflow or self._load(workflow_id)).definition_of(number)
+            self.cache.remember_definition(workflow_id, number, definition)
+        return RunnableVersion(number, definition)
+
+
+def _require(caller: Caller, workflow: HasPermissions, needs: Permission, workflow_id: str) -> None:
+    """404 when the caller has no access to the workflow, 403 when less than `needs`."""
+    if not access_check(caller.user_id, needs)(workflow):
+        raise NotFound(workflow_id)

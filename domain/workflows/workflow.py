@@ -400,11 +400,8 @@ class Workflow(Aggregate):
     def definition_to_run(self, *, test: bool) -> RunnableVersion:
         """What a run executes: the published version; a test run executes the latest draft, so
         editors can try changes before publishing them."""
-        if test:
-            return RunnableVersion(self.definition_version, self.definition)
-        if self.published_version is None:
-            raise InvalidState("the workflow has no published version; publish one first")
-        return RunnableVersion(self.published_version, self.definitions[self.published_version])
+        number = version_to_run(self.published_version, self.definition_version, test=test)
+        return RunnableVersion(number, self.definitions[number])
 
     @event(VersionPublished)
     def _version_published(
@@ -439,6 +436,16 @@ class RunnableVersion:
 
     version: int
     definition: dict[str, Any]
+
+
+def version_to_run(published: int | None, latest: int, *, test: bool) -> int:
+    """The number of the version a run executes: the published one, or for a test run the
+    latest; a workflow never published refuses non-test runs."""
+    if test:
+        return latest
+    if published is None:
+        raise InvalidState("the workflow has no published version; publish one first")
+    return published
 
 
 def _copy_name(name: str) -> str:
