@@ -37,6 +37,7 @@ from application.ratelimit import (
 from application.settings import Settings
 from application.workflows.app import WorkflowsApp
 from application.workflows.commands import WorkflowService
+from application.workflows.comments import WorkflowComments
 from application.workflows.sharing import WorkflowSharing
 from application.workflows.transfer import NoCredentials, WorkflowTransfer
 from domain.workflows.limits import DefinitionLimits
@@ -55,6 +56,7 @@ class Services:
     positions: ProjectionPositions
     workflows: WorkflowService
     sharing: WorkflowSharing
+    comments: WorkflowComments
     transfer: WorkflowTransfer
     identity: IdentityService
     lifecycle: AccountLifecycle
@@ -170,6 +172,7 @@ async def open_services(
             positions=positions,
             workflows=workflows,
             sharing=WorkflowSharing(workflows_app, identity),
+            comments=WorkflowComments(workflows_app, identity.personal),
             # Credentials by name: plug the credentials context's directory in here.
             transfer=WorkflowTransfer(workflows, NoCredentials()),
             identity=identity,
