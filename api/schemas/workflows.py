@@ -352,10 +352,7 @@ class UpdateComment(_Body):
     is_resolved: bool | UnsetType = UNSET
 
 
-class CommentRead(_Out):
-    """A comment as the read model has it; `content` is null for a deleted comment kept because
-    it has replies (`isDeleted`), and once its author's account was erased."""
-
+class _Comment(_Out):
     id: str
     workflow_id: str
     user_id: str
@@ -363,6 +360,14 @@ class CommentRead(_Out):
     parent_id: str | None
     content: str | None
     is_resolved: bool
+    revision: int
+
+
+class CommentRead(_Comment):
+    """A comment as the read model has it; `content` is null for a deleted comment kept because
+    it has replies (`isDeleted`), and once its author's account was erased. A reply's
+    `isResolved` is its thread's."""
+
     resolved_at: datetime | None
     resolved_by: str | None
     is_deleted: bool
@@ -370,7 +375,6 @@ class CommentRead(_Out):
     edited_at: datetime | None
     created_at: datetime
     updated_at: datetime
-    revision: int
 
 
 class CommentPage(_Out):
@@ -378,18 +382,10 @@ class CommentPage(_Out):
     next_cursor: str | None
 
 
-class CommentCommandResult(_Out):
+class CommentCommandResult(_Comment):
     """A comment as its events left it; `revision` is its ETag. `isResolved` is the comment's
     own state (a reply's is always false; lists show a reply with its thread's)."""
 
-    id: str
-    workflow_id: str
-    user_id: str
-    node_id: str | None
-    parent_id: str | None
-    content: str | None
-    is_resolved: bool
-    revision: int
     position: int
 
     @classmethod
