@@ -21,6 +21,7 @@ from api.commands.identity import (
 )
 from api.commands.oauth import OAuthCommands, OAuthLinkCommands
 from api.commands.sign_in import SignInCommands, TwoFactorCommands
+from api.commands.workflow_comments import WorkflowCommentCommands
 from api.commands.workflow_import import WorkflowImportCommands
 from api.commands.workflow_shares import WorkflowShareCommands
 from api.commands.workflows import WorkflowCommands
@@ -34,6 +35,7 @@ from api.queries.identity import (
     UserQueries,
 )
 from api.queries.nodes import NodeQueries
+from api.queries.workflow_comments import WorkflowCommentQueries
 from api.queries.workflow_export import WorkflowExportQueries
 from api.queries.workflow_shares import WorkflowShareQueries
 from api.queries.workflows import WorkflowQueries
@@ -91,6 +93,8 @@ def create_app(
                     WorkflowQueries,
                     WorkflowShareCommands,
                     WorkflowShareQueries,
+                    WorkflowCommentCommands,
+                    WorkflowCommentQueries,
                     WorkflowExportQueries,
                     NodeQueries,
                     AuditQueries,

@@ -38,6 +38,7 @@ from application.settings import Settings
 from application.workflows.app import WorkflowsApp
 from application.workflows.cache import CacheStore, DefinitionCache, MemoryStore, RedisStore
 from application.workflows.commands import WorkflowService
+from application.workflows.comments import WorkflowComments
 from application.workflows.sharing import WorkflowSharing
 from application.workflows.transfer import NoCredentials, WorkflowTransfer
 from domain.workflows.limits import DefinitionLimits
@@ -56,6 +57,7 @@ class Services:
     positions: ProjectionPositions
     workflows: WorkflowService
     sharing: WorkflowSharing
+    comments: WorkflowComments
     transfer: WorkflowTransfer
     identity: IdentityService
     lifecycle: AccountLifecycle
@@ -178,6 +180,7 @@ async def open_services(
             positions=positions,
             workflows=workflows,
             sharing=WorkflowSharing(workflows_app, identity),
+            comments=WorkflowComments(workflows_app, identity.personal),
             # Credentials by name: plug the credentials context's directory in here.
             transfer=WorkflowTransfer(workflows, NoCredentials()),
             identity=identity,

@@ -50,9 +50,11 @@ def use_key_ring(ring: KeyRing) -> None:
     _ring[:] = [ring]
 
 
-def _open(cur: Cursor[Any], user_id: str, sealed: str | None) -> str | None:
+def open_personal(cur: Cursor[Any], user_id: str, sealed: str | None) -> str | None:
+    """A value sealed for `user_id`, opened in the projector's transaction (None once erased);
+    every projector of personal data uses this ring."""
     if not _ring:
-        raise RuntimeError("the identity projector has no master key ring (use_key_ring)")
+        raise RuntimeError("the projectors have no master key ring (use_key_ring)")
     return open_sealed(cur, _ring[0], user_id, sealed)
 
 
@@ -67,8 +69,8 @@ def user_registered(cur: Cursor[Any], event: User.Registered, ctx: EventContext)
         "FROM (SELECT 1) one LEFT JOIN user_activity a ON a.user_id = %(id)s",
         {
             "id": user_id,
-            "name": _open(cur, user_id, event.name),
-            "email": _open(cur, user_id, event.email),
+            "name": open_personal(cur, user_id, event.name),
+            "email": open_personal(cur, user_id, event.email),
             "verified": event.email_verified,
             "password": event.password_hash,
             "role": event.role,
@@ -112,7 +114,7 @@ def password_changed(cur: Cursor[Any], event: User.PasswordChanged, ctx: EventCo
 @projector.on(User.ProfileChanged)
 def profile_changed(cur: Cursor[Any], event: User.ProfileChanged, ctx: EventContext) -> None:
     for column in sorted(event.changes):
-        value = _open(cur, event.originator_id, event.changes[column])
+        value = open_personal(cur, event.originator_id, event.changes[column])
         if column == "name":
             _update_user(cur, event, "name = %s", value)
         elif column == "image":

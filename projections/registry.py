@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from projections import audit, identity, workflows
+from projections import audit, identity, workflow_comments, workflows
 from projections.projector import Projector
 
-PROJECTORS: tuple[Projector, ...] = (identity.projector, workflows.projector, audit.projector)
+PROJECTORS: tuple[Projector, ...] = (
+    identity.projector,
+    workflows.projector,
+    workflow_comments.projector,
+    audit.projector,
+)
 
 
 def projector_named(name: str) -> Projector:

@@ -9,6 +9,7 @@ import msgspec
 from litestar.params import PathParameter
 from msgspec import UNSET, UnsetType
 
+from application.workflows.comments import CommentRecorded
 from domain.workflows.workflow import Workflow
 
 
@@ -328,5 +329,83 @@ class ShareCommandResult(_Out):
 class UnshareResult(_Out):
     workflow_id: str
     user_id: str
+    revision: int
+    position: int
+
+
+# -- comments --------------------------------------------------------------------------------
+
+
+class PostComment(_Body):
+    """A new thread (optionally about node `nodeId`), or with `parentId` a reply to one."""
+
+    content: str
+    node_id: str | None = None
+    parent_id: str | None = None
+
+
+class UpdateComment(_Body):
+    """Only the fields present change: `content` (its author), `isResolved` (a thread's first
+    comment; its author or EDIT)."""
+
+    content: str | UnsetType = UNSET
+    is_resolved: bool | UnsetType = UNSET
+
+
+class _Comment(_Out):
+    id: str
+    workflow_id: str
+    user_id: str
+    node_id: str | None
+    parent_id: str | None
+    content: str | None
+    is_resolved: bool
+    revision: int
+
+
+class CommentRead(_Comment):
+    """A comment as the read model has it; `content` is null for a deleted comment kept because
+    it has replies (`isDeleted`), and once its author's account was erased. A reply's
+    `isResolved` is its thread's."""
+
+    resolved_at: datetime | None
+    resolved_by: str | None
+    is_deleted: bool
+    deleted_at: datetime | None
+    edited_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class CommentPage(_Out):
+    items: list[CommentRead]
+    next_cursor: str | None
+
+
+class CommentCommandResult(_Comment):
+    """A comment as its events left it; `revision` is its ETag. `isResolved` is the comment's
+    own state (a reply's is always false; lists show a reply with its thread's)."""
+
+    position: int
+
+    @classmethod
+    def of(cls, recorded: CommentRecorded) -> CommentCommandResult:
+        comment = recorded.comment
+        return cls(
+            id=comment.id,
+            workflow_id=comment.workflow_id,
+            user_id=comment.author_id,
+            node_id=comment.node_id,
+            parent_id=comment.parent_id,
+            content=recorded.content,
+            is_resolved=comment.is_resolved,
+            revision=comment.version,
+            position=recorded.position,
+        )
+
+
+class CommentDeleted(_Out):
+    id: str
+    workflow_id: str
     revision: int
     position: int

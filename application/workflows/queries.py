@@ -1,5 +1,5 @@
-"""Workflow queries: read the projected `workflow`, `workflow_version`, `workflow_trigger` and
-`workflow_share` tables (never the event store).
+"""Workflow queries: read the projected `workflow`, `workflow_version`, `workflow_trigger`,
+`workflow_share` and `workflow_comment` tables (never the event store).
 
 A caller sees the workflows they own and those shared with them; each row says the caller's
 `permission` on it (OWNER, or the level of their share).
@@ -293,5 +293,57 @@ async def list_shares(
             "WHERE workflow_id = %(id)s AND id > %(after)s ORDER BY id LIMIT %(limit)s",
             params,
         )
+        rows = await cur.fetchall()
+    return page_of(rows, limit, lambda row: {"id": row["id"]})
+
+
+# -- comments --------------------------------------------------------------------------------
+
+COMMENT_COLUMNS = (
+    "id",
+    "workflow_id",
+    "user_id",
+    "node_id",
+    "parent_id",
+    "content",
+    "is_resolved",
+    "resolved_at",
+    "resolved_by",
+    "is_deleted",
+    "deleted_at",
+    "edited_at",
+    "created_at",
+    "updated_at",
+    "revision",
+)
+
+
+async def list_comments(
+    conn: AsyncConnection[Any],
+    workflow_id: str,
+    *,
+    node_id: str | None,
+    resolved: bool | None,
+    limit: int,
+    cursor: str | None,
+) -> Page[dict[str, Any]]:
+    """A workflow's comments, oldest first (ids are time-ordered), `limit` per page; a reply
+    matches `resolved` by its thread's state."""
+    conditions = [sql.SQL("workflow_id = %(workflow)s")]
+    params: dict[str, Any] = {"workflow": workflow_id, "limit": limit + 1}
+    if node_id is not None:
+        conditions.append(sql.SQL("node_id = %(node)s"))
+        params["node"] = node_id
+    if resolved is not None:
+        conditions.append(sql.SQL("is_resolved = %(resolved)s"))
+        params["resolved"] = resolved
+    if cursor is not None:
+        conditions.append(sql.SQL("id > %(after)s"))
+        params["after"] = decode_cursor(cursor, ("id",))["id"]
+    query = sql.SQL("SELECT {} FROM workflow_comment WHERE {} ORDER BY id LIMIT %(limit)s").format(
+        sql.SQL(", ").join(map(sql.Identifier, COMMENT_COLUMNS)), sql.SQL(" AND ").join(conditions)
+    )
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(query, params)
         rows = await cur.fetchall()
     return page_of(rows, limit, lambda row: {"id": row["id"]})

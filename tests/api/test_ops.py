@@ -36,6 +36,8 @@ def test_ready_reports_database_redis_and_every_projection(
         ("identity", "identity"),
         ("identity", "workflows"),  # users' workflows_created counts
         ("workflows", "workflows"),
+        ("workflow_comments", "workflows"),
+        ("workflow_comments", "identity"),  # comment texts of erased authors
         ("audit_log", "identity"),
         ("audit_log", "workflows"),
     }

@@ -177,6 +177,21 @@ def shared_share(of: Callable[[World, Account], Account]) -> Build:
     return build
 
 
+def commented(of: Callable[[World, Account], Account], body: Any = None) -> Build:
+    """A workflow of `of(world, me)` with a comment of that user's, and `body`."""
+
+    def build(world: World, me: Account) -> Call:
+        author = of(world, me)
+        workflow_id = world.workflow(author)
+        posted = world.client.post(
+            f"{API}/workflows/{workflow_id}/comments", json={"content": "Matrix"}, headers=author
+        )
+        assert posted.status_code == 201, posted.text
+        return Call({"workflow_id": workflow_id, "comment_id": posted.json()["id"]}, body)
+
+    return build
+
+
 def myself(world: World, me: Account) -> Account:
     return me
 
@@ -275,6 +290,18 @@ CASES: dict[str, Case] = {
     ),
     "POST /workflows/{workflow_id:str}/transfer": Case(
         own=to_stranger(myself, {}), foreign=to_stranger(somebody, {})
+    ),
+    "GET /workflows/{workflow_id:str}/comments": Case(own=own_workflow(), foreign=foreign_workflow),
+    "POST /workflows/{workflow_id:str}/comments": Case(
+        own=with_body(own_workflow(), {"content": "Matrix"}),
+        foreign=with_body(foreign_workflow, {"content": "Matrix"}),
+    ),
+    "PATCH /workflows/{workflow_id:str}/comments/{comment_id:str}": Case(
+        own=commented(myself, {"isResolved": True}),
+        foreign=commented(somebody, {"isResolved": True}),
+    ),
+    "DELETE /workflows/{workflow_id:str}/comments/{comment_id:str}": Case(
+        own=commented(myself), foreign=commented(somebody)
     ),
     "POST /workflows/import": Case(own=lambda w, me: Call(body=N8N_WORKFLOW)),
     "GET /workflows/{workflow_id:str}/export": Case(own=own_workflow(), foreign=foreign_workflow),

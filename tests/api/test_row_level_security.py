@@ -28,6 +28,7 @@ APP_TABLES = {
     "workflow_version",
     "workflow_trigger",
     "workflow_share",
+    "workflow_comment",
     "audit_log",
     "node_definition",
 }
@@ -36,7 +37,12 @@ tokens, migrations bookkeeping) it must not touch at all."""
 
 SECRET_WORDS = ("password", "secret", "hash", "token", "ip_address", "user_agent")
 PERSONAL_COLUMNS = {"email", "to_address", "body"}
-PERSONAL = {("user", "name"), ("user", "image"), ("account", "account_id")}
+PERSONAL = {
+    ("user", "name"),
+    ("user", "image"),
+    ("account", "account_id"),
+    ("workflow_comment", "content"),
+}
 
 
 @contextmanager
@@ -128,26 +134,37 @@ def test_shared_rows_are_visible_to_their_sharees_and_shares_to_who_manages_them
     read(client, alice, f"/workflows/{wid}/shares", position)
     of_wid = "WHERE workflow_id = %s"
 
-    def seen(account: Account | None) -> tuple[bool, int, set[str]]:
-        """Whether the workflow row is visible, how many version rows, whose shares."""
+    posted = client.post(f"{API}/workflows/{wid}/comments", json={"content": "Hi"}, headers=viewer)
+    assert posted.status_code == 201, posted.text
+    read(client, alice, f"/workflows/{wid}/comments", posted.json()["position"])
+
+    def seen(account: Account | None) -> tuple[bool, int, set[str], int]:
+        """Whether the workflow row is visible, how many version rows, whose shares, how many
+        comments."""
         with as_role(database_url, "a2n_app", account.user_id if account else None) as conn:
             workflow = conn.execute("SELECT 1 FROM workflow WHERE id = %s", (wid,)).fetchall()
             versions = conn.execute(f"SELECT 1 FROM workflow_version {of_wid}", (wid,)).fetchall()
             shares = conn.execute(f"SELECT user_id FROM workflow_share {of_wid}", (wid,))
-            return bool(workflow), len(versions), {row[0] for row in shares.fetchall()}
+            comments = conn.execute(f"SELECT 1 FROM workflow_comment {of_wid}", (wid,))
+            return (
+                bool(workflow),
+                len(versions),
+                {row[0] for row in shares.fetchall()},
+                len(comments.fetchall()),
+            )
 
     everyone = {viewer.user_id, admin.user_id}
-    assert seen(alice) == (True, 1, everyone)
-    assert seen(admin) == (True, 1, everyone)
-    assert seen(viewer) == (True, 1, {viewer.user_id})
-    assert seen(stranger) == (False, 0, set())
-    assert seen(None) == (False, 0, set())
+    assert seen(alice) == (True, 1, everyone, 1)
+    assert seen(admin) == (True, 1, everyone, 1)
+    assert seen(viewer) == (True, 1, {viewer.user_id}, 1)
+    assert seen(stranger) == (False, 0, set(), 0)
+    assert seen(None) == (False, 0, set(), 0)
     with as_role(database_url, "a2n_app", viewer.user_id) as conn:
         assert values(conn, "SELECT user_id FROM workflow_share") == {viewer.user_id}
 
     revoked = client.delete(f"{API}/workflows/{wid}/shares/{viewer.user_id}", headers=alice)
     read(client, alice, f"/workflows/{wid}/shares", revoked.json()["position"])
-    assert seen(viewer) == (False, 0, set())
+    assert seen(viewer) == (False, 0, set(), 0)
     with as_role(database_url, "a2n_analyst") as conn:
         rows = conn.execute(f"SELECT user_id FROM workflow_share {of_wid}", (wid,)).fetchall()
         assert rows == [(admin.user_id,)]

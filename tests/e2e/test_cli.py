@@ -104,7 +104,7 @@ def test_project_status_rebuild_verify_and_resume(
     )
     unknown = a2n("project", "rebuild", "nope", database_url=url)
     assert unknown.returncode == 2
-    assert "known: identity, workflows, audit_log" in unknown.stderr
+    assert "known: identity, workflows, workflow_comments, audit_log" in unknown.stderr
 
     wid = service.create(caller, name="victim", definition=GRAPH).aggregate.id
     bad = poison(url, wid)
