@@ -27,7 +27,7 @@ class WorkflowCommentCommands(Controller):
     path = "/workflows"
     tags = ["workflows"]
     opt = needs("workflows:write")
-    before_request = check_command_body
+    before_request = staticmethod(check_command_body)
     dependencies = {
         "caller": Provide(current_actor, sync_to_thread=False),
         "service": Provide(comment_service, sync_to_thread=False),

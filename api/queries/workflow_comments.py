@@ -24,7 +24,7 @@ class WorkflowCommentQueries(Controller):
     path = "/workflows"
     tags = ["workflows"]
     opt = needs("workflows:read")
-    before_request = wait_for_min_position
+    before_request = staticmethod(wait_for_min_position)
     dependencies = {"caller": Provide(current_actor, sync_to_thread=False)}
 
     @get(
