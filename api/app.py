@@ -35,6 +35,7 @@ from api.queries.identity import (
 )
 from api.queries.nodes import NodeQueries
 from api.queries.workflow_export import WorkflowExportQueries
+from api.queries.workflow_gallery import WorkflowGalleryQueries
 from api.queries.workflow_shares import WorkflowShareQueries
 from api.queries.workflows import WorkflowQueries
 from api.ratelimit import RateLimitMiddleware
@@ -92,6 +93,7 @@ def create_app(
                     WorkflowShareCommands,
                     WorkflowShareQueries,
                     WorkflowExportQueries,
+                    WorkflowGalleryQueries,
                     NodeQueries,
                     AuditQueries,
                 ],

@@ -14,7 +14,12 @@ from application.workflows.access import access_check, change_workflow
 from application.workflows.app import WorkflowsApp
 from domain.workflows.limits import DefinitionLimits
 from domain.workflows.permissions import Permission
-from domain.workflows.workflow import DETAIL_FIELDS, RunnableVersion, Workflow
+from domain.workflows.workflow import (
+    DETAIL_FIELDS,
+    PUBLISHING_FIELDS,
+    RunnableVersion,
+    Workflow,
+)
 
 DEFINITION_FIELDS = ("variables", "settings")
 
@@ -61,7 +66,8 @@ class WorkflowService:
         *,
         expected_revision: int | None = None,
     ) -> Recorded[Workflow]:
-        """Change details and, for `variables`/`settings`, save a new definition version."""
+        """Change details and, for `variables`/`settings`, save a new definition version.
+        Publishing (`visibility`, `is_template`) needs ADMIN: it decides who else sees it."""
         details = {k: v for k, v in changes.items() if k in DETAIL_FIELDS}
         graph_parts = {k: v for k, v in changes.items() if k in DEFINITION_FIELDS}
 
@@ -75,7 +81,8 @@ class WorkflowService:
                     limits=self.limits,
                 )
 
-        return self._change(caller, workflow_id, apply, expected_revision)
+        needs = Permission.ADMIN if PUBLISHING_FIELDS & details.keys() else Permission.EDIT
+        return self._change(caller, workflow_id, apply, expected_revision, needs=needs)
 
     def replace_definition(
         self,
@@ -149,12 +156,17 @@ class WorkflowService:
         return self.app.load(workflow_id, Workflow, version=count)
 
     def get(
-        self, caller: Caller, workflow_id: str, *, needs: Permission = Permission.VIEW
+        self,
+        caller: Caller,
+        workflow_id: str,
+        *,
+        needs: Permission = Permission.VIEW,
+        public: bool = True,
     ) -> Workflow:
         """The current workflow, if the caller holds `needs` on it (404 without any access, 403
-        with less)."""
+        with less); `public=False`: PUBLIC visibility grants nothing (see `access_check`)."""
         workflow = self.app.load(workflow_id, Workflow)
-        if not access_check(caller.user_id, needs)(workflow):
+        if not access_check(caller.user_id, needs, public=public)(workflow):
             raise NotFound(workflow_id)
         return workflow
 
