@@ -8,8 +8,9 @@
 --
 -- The gallery (GET /workflows/templates) lists PUBLIC, non-archived templates of every user,
 -- newest first, optionally of one category: two partial indexes hold exactly those rows, in that
--- order. Tag filters read the gallery index and check each row's tags (the GIN index on tags
--- cannot serve them under row-level security, whose policy must be checked first).
+-- order. Tag and text filters check the gallery's rows one by one: under row-level security the
+-- policy is checked before any operator that is not leakproof (jsonb @>, ILIKE), so the GIN index
+-- on tags cannot narrow them first (tests/integration/test_workflow_gallery_plan.py).
 
 -- migrate:up
 ALTER POLICY user_workflow_isolation ON workflow
