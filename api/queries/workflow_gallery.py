@@ -16,11 +16,11 @@ from litestar.params import QueryParameter
 
 from api.auth import needs
 from api.context import current_actor, read_models, wait_for_min_position
-from api.queries.workflows import READS_WORKFLOWS
-from api.schemas.workflows import FacetCount, FacetPage, WorkflowPage, WorkflowSummary
+from api.queries.workflows import READS_WORKFLOWS, workflow_page
+from api.schemas.workflows import FacetCount, FacetPage, WorkflowPage
 from application.caller import Caller
 from application.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from application.workflows.queries import WorkflowFilter, list_facets, list_workflows
+from application.workflows.queries import WorkflowFilter, list_facets
 
 AnyRequest = Request[Any, Any, Any]
 Limit = Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)]
@@ -62,11 +62,7 @@ class WorkflowGalleryQueries(Controller):
         where = WorkflowFilter(
             viewer_id=caller.user_id, category=category, tag=tag, text=q, templates=True
         )
-        async with read_models(request) as conn:
-            page = await list_workflows(conn, where, limit=limit, cursor=cursor)
-        return WorkflowPage(
-            items=[WorkflowSummary(**row) for row in page.items], next_cursor=page.next_cursor
-        )
+        return await workflow_page(request, where, limit=limit, cursor=cursor)
 
     @get(
         "/categories",
