@@ -37,6 +37,7 @@ from api.queries.identity import (
 from api.queries.nodes import NodeQueries
 from api.queries.workflow_comments import WorkflowCommentQueries
 from api.queries.workflow_export import WorkflowExportQueries
+from api.queries.workflow_gallery import WorkflowGalleryQueries
 from api.queries.workflow_shares import WorkflowShareQueries
 from api.queries.workflows import WorkflowQueries
 from api.ratelimit import RateLimitMiddleware
@@ -96,6 +97,7 @@ def create_app(
                     WorkflowCommentCommands,
                     WorkflowCommentQueries,
                     WorkflowExportQueries,
+                    WorkflowGalleryQueries,
                     NodeQueries,
                     AuditQueries,
                 ],

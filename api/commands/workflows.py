@@ -19,6 +19,7 @@ from api.schemas.workflows import (
     VersionNumber,
     WorkflowCommandResult,
     as_plain,
+    set_fields,
 )
 from application.caller import Caller
 from application.eventstore import Recorded
@@ -77,7 +78,10 @@ class WorkflowCommands(Controller):
         )
 
     @patch(
-        "/{workflow_id:str}", summary="Change details, variables or settings", sync_to_thread=True
+        "/{workflow_id:str}",
+        summary="Change details, visibility, template flag, variables or settings",
+        description="Details need EDIT; `visibility` and `isTemplate` need ADMIN (or ownership).",
+        sync_to_thread=True,
     )
     def update(
         self,
@@ -89,7 +93,7 @@ class WorkflowCommands(Controller):
     ) -> Response[WorkflowCommandResult]:
         return _result(
             service.update(
-                caller, workflow_id, as_plain(data), expected_revision=expected_revision(request)
+                caller, workflow_id, set_fields(data), expected_revision=expected_revision(request)
             ),
             caller,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 from typing import Annotated, Any
 
 import msgspec
@@ -59,8 +60,11 @@ class AuditQueries(Controller):
             raise NotFound(aggregate_id)
         found = services(request)
         if not principal_of(request).is_admin:
-            # Others may read the history of their own workflows only.
-            await to_thread.run_sync(found.workflows.check_access, caller, aggregate_id)
+            # Others may read the history of their own and shared workflows only: events carry
+            # who did what from where, which a PUBLIC workflow does not publish.
+            await to_thread.run_sync(
+                partial(found.workflows.check_access, caller, aggregate_id, public=False)
+            )
         after = 0
         if cursor is not None:
             raw = decode_cursor(cursor, ("after",))["after"]

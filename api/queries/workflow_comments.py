@@ -47,7 +47,9 @@ class WorkflowCommentQueries(Controller):
         if not is_id(workflow_id):
             raise NotFound(workflow_id)
         async with read_models(request) as conn:
-            if await permission_on(conn, caller.user_id, workflow_id) is None:
+            # Comments are the conversation of the people working on the workflow: a PUBLIC
+            # workflow's readers do not see them (the RLS policy agrees).
+            if await permission_on(conn, caller.user_id, workflow_id, public=False) is None:
                 raise NotFound(workflow_id)
             page = await list_comments(
                 conn, workflow_id, node_id=node_id, resolved=resolved, limit=limit, cursor=cursor

@@ -91,11 +91,7 @@ class WorkflowQueries(Controller):
             visibility=visibility,
             include_archived=include_archived,
         )
-        async with read_models(request) as conn:
-            page = await list_workflows(conn, where, limit=limit, cursor=cursor)
-        return WorkflowPage(
-            items=[WorkflowSummary(**row) for row in page.items], next_cursor=page.next_cursor
-        )
+        return await workflow_page(request, where, limit=limit, cursor=cursor)
 
     @get(
         "/{workflow_id:str}",
@@ -215,6 +211,17 @@ class WorkflowQueries(Controller):
         async with read_models(request) as conn:
             patch = await diff_versions(conn, caller.user_id, workflow_id, version, against)
         return VersionDiff(version=version, against=against, patch=patch)
+
+
+async def workflow_page(
+    request: AnyRequest, where: WorkflowFilter, *, limit: int, cursor: str | None
+) -> WorkflowPage:
+    """One page of the workflows `where` selects, as the caller may see them."""
+    async with read_models(request) as conn:
+        page = await list_workflows(conn, where, limit=limit, cursor=cursor)
+    return WorkflowPage(
+        items=[WorkflowSummary(**row) for row in page.items], next_cursor=page.next_cursor
+    )
 
 
 def _trigger(row: dict[str, Any], base_url: str, now: datetime) -> TriggerRead:

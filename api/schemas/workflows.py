@@ -64,6 +64,10 @@ class UpdateWorkflow(_Body):
     description: str | UnsetType | None = UNSET
     tags: list[str] | UnsetType = UNSET
     category: str | UnsetType | None = UNSET
+    visibility: Literal["PRIVATE", "PUBLIC"] | UnsetType = UNSET
+    """PUBLIC: every user may view, export and duplicate it. Owner and ADMIN sharees only."""
+    is_template: bool | UnsetType = UNSET
+    """Offered in the template gallery while PUBLIC. Owner and ADMIN sharees only."""
     variables: dict[str, Any] | UnsetType = UNSET
     settings: dict[str, Any] | UnsetType = UNSET
 
@@ -80,6 +84,16 @@ def as_plain(body: msgspec.Struct) -> dict[str, Any]:
     """A request struct as the JSON-shaped dict the domain validates (unset fields left out)."""
     plain: dict[str, Any] = msgspec.to_builtins(body)
     return plain
+
+
+def set_fields(body: msgspec.Struct) -> dict[str, Any]:
+    """The fields a PATCH body sets, by their Python (domain) names, with plain JSON values."""
+    plain = as_plain(body)
+    return {
+        field.name: plain[field.encode_name]
+        for field in msgspec.structs.fields(body)
+        if field.encode_name in plain
+    }
 
 
 class _Out(msgspec.Struct, rename="camel"):
@@ -165,6 +179,18 @@ class WorkflowRead(WorkflowSummary):
 
 class WorkflowPage(_Out):
     items: list[WorkflowSummary]
+    next_cursor: str | None
+
+
+class FacetCount(_Out):
+    """A category or tag, and how many of the workflows counted carry it."""
+
+    name: str
+    count: int
+
+
+class FacetPage(_Out):
+    items: list[FacetCount]
     next_cursor: str | None
 
 

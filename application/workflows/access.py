@@ -1,7 +1,8 @@
 """Who may run which workflow command: the caller's permission against the one it needs.
 
 A workflow the caller has no access to at all does not exist for them (404, as if the id were
-wrong), so ids cannot be probed; one they can see but may not change this way is 403.
+wrong), so ids cannot be probed; one they can see but may not change this way is 403. A PUBLIC
+workflow (not archived) is one everybody may VIEW: read, export and duplicate, nothing more.
 """
 
 from __future__ import annotations
@@ -22,13 +23,18 @@ class HasPermissions(Protocol):
 
     def permission_of(self, user_id: str) -> Permission | None: ...
 
+    def granted_permission(self, user_id: str) -> Permission | None: ...
 
-def access_check(user_id: str, needed: Permission) -> Callable[[HasPermissions], bool]:
+
+def access_check(
+    user_id: str, needed: Permission, *, public: bool = True
+) -> Callable[[HasPermissions], bool]:
     """For `EventStoreApp.change(visible=...)`: False (404) when `user_id` has no access to the
-    workflow; raises Forbidden (403) when they have some, but less than `needed`."""
+    workflow; raises Forbidden (403) when they have some, but less than `needed`. With
+    `public=False` a PUBLIC workflow counts only for its owner and sharees."""
 
     def visible(workflow: HasPermissions) -> bool:
-        held = workflow.permission_of(user_id)
+        held = workflow.permission_of(user_id) if public else workflow.granted_permission(user_id)
         if held is None:
             return False
         if not held.includes(needed):

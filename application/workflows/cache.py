@@ -70,6 +70,8 @@ class WorkflowHead(msgspec.Struct, frozen=True):
     latest_version: int
     is_active: bool
     is_archived: bool
+    is_public: bool
+    """PUBLIC and not archived: every user may VIEW it (see `Workflow.permission_of`)."""
 
     @classmethod
     def of(cls, workflow: Workflow) -> WorkflowHead:
@@ -82,9 +84,16 @@ class WorkflowHead(msgspec.Struct, frozen=True):
             latest_version=workflow.definition_version,
             is_active=workflow.is_active,
             is_archived=workflow.archived_at is not None,
+            is_public=workflow.is_public,
         )
 
     def permission_of(self, user_id: str) -> Permission | None:
+        granted = self.granted_permission(user_id)
+        if granted is None and self.is_public:
+            return Permission.VIEW
+        return granted
+
+    def granted_permission(self, user_id: str) -> Permission | None:
         return self.access.get(user_id)
 
     def version_to_run(self, *, test: bool) -> int:
@@ -207,7 +216,9 @@ class DefinitionCache:
         self.misses = 0
 
     def head_key(self, workflow_id: str, revision: int) -> str:
-        return f"{self.prefix}{workflow_id}:r{revision}"
+        # "h2": heads of this shape (with is_public); a head cached by an older release is
+        # never read as one.
+        return f"{self.prefix}{workflow_id}:h2:r{revision}"
 
     def definition_key(self, workflow_id: str, version: int) -> str:
         return f"{self.prefix}{workflow_id}:v{version}"

@@ -15,7 +15,12 @@ from application.workflows.app import WorkflowsApp
 from application.workflows.cache import DefinitionCache, MemoryStore, WorkflowHead
 from domain.workflows.limits import DefinitionLimits
 from domain.workflows.permissions import Permission
-from domain.workflows.workflow import DETAIL_FIELDS, RunnableVersion, Workflow
+from domain.workflows.workflow import (
+    DETAIL_FIELDS,
+    PUBLISHING_FIELDS,
+    RunnableVersion,
+    Workflow,
+)
 
 DEFINITION_FIELDS = ("variables", "settings")
 
@@ -71,7 +76,8 @@ class WorkflowService:
         *,
         expected_revision: int | None = None,
     ) -> Recorded[Workflow]:
-        """Change details and, for `variables`/`settings`, save a new definition version."""
+        """Change details and, for `variables`/`settings`, save a new definition version.
+        Publishing (`visibility`, `is_template`) needs ADMIN: it decides who else sees it."""
         details = {k: v for k, v in changes.items() if k in DETAIL_FIELDS}
         graph_parts = {k: v for k, v in changes.items() if k in DEFINITION_FIELDS}
 
@@ -85,7 +91,8 @@ class WorkflowService:
                     limits=self.limits,
                 )
 
-        return self._change(caller, workflow_id, apply, expected_revision)
+        needs = Permission.ADMIN if PUBLISHING_FIELDS & details.keys() else Permission.EDIT
+        return self._change(caller, workflow_id, apply, expected_revision, needs=needs)
 
     def replace_definition(
         self,
@@ -159,21 +166,31 @@ class WorkflowService:
         return self.app.load(workflow_id, Workflow, version=count)
 
     def get(
-        self, caller: Caller, workflow_id: str, *, needs: Permission = Permission.VIEW
+        self,
+        caller: Caller,
+        workflow_id: str,
+        *,
+        needs: Permission = Permission.VIEW,
+        public: bool = True,
     ) -> Workflow:
         """The current workflow, if the caller holds `needs` on it (404 without any access, 403
-        with less)."""
+        with less); `public=False`: PUBLIC visibility grants nothing (see `access_check`)."""
         workflow = self._load(workflow_id)
-        _require(caller, workflow, needs, workflow_id)
+        _require(caller, workflow, needs, workflow_id, public=public)
         return workflow
 
     def check_access(
-        self, caller: Caller, workflow_id: str, *, needs: Permission = Permission.VIEW
+        self,
+        caller: Caller,
+        workflow_id: str,
+        *,
+        needs: Permission = Permission.VIEW,
+        public: bool = True,
     ) -> WorkflowHead:
         """`get` for callers that only need the check: the workflow's current head, if the
         caller holds `needs` on it, mostly without replaying its events."""
         head, _ = self._current(workflow_id)
-        _require(caller, head, needs, workflow_id)
+        _require(caller, head, needs, workflow_id, public=public)
         return head
 
     def _current(self, workflow_id: str) -> tuple[WorkflowHead, Workflow | None]:
@@ -263,7 +280,14 @@ class WorkflowService:
         return RunnableVersion(number, definition)
 
 
-def _require(caller: Caller, workflow: HasPermissions, needs: Permission, workflow_id: str) -> None:
+def _require(
+    caller: Caller,
+    workflow: HasPermissions,
+    needs: Permission,
+    workflow_id: str,
+    *,
+    public: bool = True,
+) -> None:
     """404 when the caller has no access to the workflow, 403 when less than `needs`."""
-    if not access_check(caller.user_id, needs)(workflow):
+    if not access_check(caller.user_id, needs, public=public)(workflow):
         raise NotFound(workflow_id)

@@ -116,7 +116,7 @@ class WorkflowComments:
         expected_revision: int | None,
     ) -> Recorded[WorkflowComment]:
         workflow = self._workflow(caller, workflow_id)
-        held = workflow.permission_of(caller.user_id)
+        held = workflow.granted_permission(caller.user_id)
         assert held is not None  # _workflow let only callers with access through
 
         def belongs(comment: WorkflowComment) -> bool:
@@ -132,8 +132,10 @@ class WorkflowComments:
         )
 
     def _workflow(self, caller: Caller, workflow_id: str) -> Workflow:
+        """The workflow, if the caller owns it or holds a share: PUBLIC visibility lets everyone
+        read a workflow, not join the conversation about it."""
         workflow = self.app.load(workflow_id, Workflow)
-        if not access_check(caller.user_id, Permission.VIEW)(workflow):
+        if not access_check(caller.user_id, Permission.VIEW, public=False)(workflow):
             raise NotFound(workflow_id)
         return workflow
 

@@ -1,14 +1,16 @@
 """Workflow queries: read the projected `workflow`, `workflow_version`, `workflow_trigger`,
 `workflow_share` and `workflow_comment` tables (never the event store).
 
-A caller sees the workflows they own and those shared with them; each row says the caller's
-`permission` on it (OWNER, or the level of their share).
+A caller reads the workflows they own, those shared with them and every PUBLIC one that is not
+archived; each row says the caller's `permission` on it (OWNER, the level of their share, else
+VIEW for a public one). `GET /workflows` lists only their own and shared ones: public workflows
+of others are found through the template gallery (`templates=True`), never mixed in.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import jsonpatch
 from psycopg import AsyncConnection, sql
@@ -59,15 +61,26 @@ class WorkflowFilter:
     text: str | None = None
     visibility: str | None = None
     include_archived: bool = False
+    templates: bool = False
+    """True: the template gallery (PUBLIC, non-archived templates of every user) instead of the
+    viewer's own and shared workflows; the filters above but category, tag and text are
+    ignored."""
 
 
-# The workflows with the viewer's share of each, if any; _ACCESSIBLE keeps those they may see.
-_VISIBLE = sql.SQL(
+# The workflows with the viewer's share of each, if any; _ACCESSIBLE keeps those they may read,
+# _OWN_OR_SHARED those GET /workflows lists. The PUBLIC condition matches the RLS policy's
+# (migration 0016) and the Workflow aggregate's `is_public`.
+_VISIBLE = (
     "workflow w LEFT JOIN workflow_share s ON s.workflow_id = w.id AND s.user_id = %(viewer)s"
 )
-_ACCESSIBLE = sql.SQL("(w.user_id = %(viewer)s OR s.user_id IS NOT NULL)")
+_OWN_OR_SHARED = "(w.user_id = %(viewer)s OR s.user_id IS NOT NULL)"
+_PUBLIC = "(w.visibility = 'PUBLIC' AND w.archived_at IS NULL)"
+_ACCESSIBLE = f"({_OWN_OR_SHARED} OR {_PUBLIC})"
+_GALLERY = "(w.is_template AND w.visibility = 'PUBLIC' AND w.archived_at IS NULL)"
+"""Written as the predicate of idx_workflow_gallery, so the planner matches the index."""
 _PERMISSION = sql.SQL(
-    "CASE WHEN w.user_id = %(viewer)s THEN 'OWNER' ELSE s.permission::text END AS permission"
+    "CASE WHEN w.user_id = %(viewer)s THEN 'OWNER' WHEN s.user_id IS NOT NULL "
+    "THEN s.permission::text WHEN " + _PUBLIC + " THEN 'VIEW' END AS permission"
 )
 
 
@@ -90,8 +103,44 @@ async def list_workflows(
     conn: AsyncConnection[Any], where: WorkflowFilter, *, limit: int, cursor: str | None
 ) -> Page[dict[str, Any]]:
     """Newest first (ids are time-ordered), `limit` per page."""
-    conditions: list[sql.Composable] = [_ACCESSIBLE]
-    params: dict[str, Any] = {"viewer": where.viewer_id, "limit": limit + 1}
+    query, params = list_query(where, limit=limit, cursor=cursor)
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(query, params)
+        rows = await cur.fetchall()
+    return page_of(rows, limit, lambda row: {"id": row["id"]})
+
+
+def list_query(
+    where: WorkflowFilter, *, limit: int, cursor: str | None
+) -> tuple[sql.Composed, dict[str, Any]]:
+    """The SQL of `list_workflows` and its parameters (apart, so its plan can be examined)."""
+    conditions, params = _scope(where)
+    params["limit"] = limit + 1
+    if cursor is not None:
+        conditions.append(sql.SQL("w.id < %(after)s"))
+        params["after"] = decode_cursor(cursor, ("id",))["id"]
+    query = sql.SQL("SELECT {} FROM {} WHERE {} ORDER BY w.id DESC LIMIT %(limit)s").format(
+        _columns(SUMMARY_COLUMNS), sql.SQL(_VISIBLE), sql.SQL(" AND ").join(conditions)
+    )
+    return query, params
+
+
+def _scope(where: WorkflowFilter) -> tuple[list[sql.Composable], dict[str, Any]]:
+    """The conditions (on `w` of _VISIBLE) and parameters that select the workflows `where`
+    describes."""
+    params: dict[str, Any] = {"viewer": where.viewer_id}
+    conditions: list[sql.Composable] = [sql.SQL(_GALLERY if where.templates else _OWN_OR_SHARED)]
+    if where.category is not None:
+        conditions.append(sql.SQL("w.category = %(category)s"))
+        params["category"] = where.category
+    if where.tag is not None:
+        conditions.append(sql.SQL("w.tags @> %(tag)s"))
+        params["tag"] = Jsonb([where.tag])
+    if where.text:
+        conditions.append(sql.SQL("(w.name ILIKE %(text)s OR w.description ILIKE %(text)s)"))
+        params["text"] = "%" + _escape_like(where.text) + "%"
+    if where.templates:
+        return conditions, params
     if where.shared_with_me is not None:
         conditions.append(
             sql.SQL("w.user_id <> %(viewer)s" if where.shared_with_me else "w.user_id = %(viewer)s")
@@ -99,42 +148,57 @@ async def list_workflows(
     if where.is_active is not None:
         conditions.append(sql.SQL("w.is_active = %(active)s"))
         params["active"] = where.is_active
-    if where.category is not None:
-        conditions.append(sql.SQL("w.category = %(category)s"))
-        params["category"] = where.category
-    if where.tag is not None:
-        conditions.append(sql.SQL("w.tags @> %(tag)s"))
-        params["tag"] = Jsonb([where.tag])
     if where.visibility is not None:
         conditions.append(sql.SQL("w.visibility = %(visibility)s::workflow_visibility"))
         params["visibility"] = where.visibility
-    if where.text:
-        conditions.append(sql.SQL("(w.name ILIKE %(text)s OR w.description ILIKE %(text)s)"))
-        params["text"] = "%" + _escape_like(where.text) + "%"
     if not where.include_archived:
         conditions.append(sql.SQL("w.archived_at IS NULL"))
-    if cursor is not None:
-        conditions.append(sql.SQL("w.id < %(after)s"))
-        params["after"] = decode_cursor(cursor, ("id",))["id"]
-    query = sql.SQL("SELECT {} FROM {} WHERE {} ORDER BY w.id DESC LIMIT %(limit)s").format(
-        _columns(SUMMARY_COLUMNS), _VISIBLE, sql.SQL(" AND ").join(conditions)
-    )
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(query, params)
-        rows = await cur.fetchall()
-    return page_of(rows, limit, lambda row: {"id": row["id"]})
+    return conditions, params
 
 
 async def get_workflow(
     conn: AsyncConnection[Any], viewer_id: str, workflow_id: str
 ) -> dict[str, Any] | None:
-    """The workflow, if `viewer_id` owns it or it is shared with them."""
+    """The workflow, if `viewer_id` owns it, it is shared with them or it is public."""
     query = sql.SQL("SELECT {} FROM {} WHERE w.id = %(id)s AND {}").format(
-        _columns(DETAIL_COLUMNS), _VISIBLE, _ACCESSIBLE
+        _columns(DETAIL_COLUMNS), sql.SQL(_VISIBLE), sql.SQL(_ACCESSIBLE)
     )
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(query, {"id": workflow_id, "viewer": viewer_id})
         return await cur.fetchone()
+
+
+_FACETS = {
+    "category": ("w.category", ""),
+    "tag": ("t.tag", " CROSS JOIN LATERAL jsonb_array_elements_text(w.tags) AS t(tag)"),
+}
+
+
+async def list_facets(
+    conn: AsyncConnection[Any],
+    where: WorkflowFilter,
+    facet: Literal["category", "tag"],
+    *,
+    limit: int,
+    cursor: str | None,
+) -> Page[dict[str, Any]]:
+    """Each category (or tag) of the workflows `where` selects, with how many workflows carry
+    it, in name order (for filter menus), `limit` per page."""
+    value, join = _FACETS[facet]
+    conditions, params = _scope(where)
+    conditions.append(sql.SQL(value + " IS NOT NULL"))
+    params["limit"] = limit + 1
+    if cursor is not None:
+        conditions.append(sql.SQL(value + " > %(after)s"))
+        params["after"] = decode_cursor(cursor, ("name",))["name"]
+    query = sql.SQL(
+        "SELECT " + value + " AS name, count(*) AS count FROM " + _VISIBLE + join + " WHERE {} "
+        "GROUP BY 1 ORDER BY 1 LIMIT %(limit)s"
+    ).format(sql.SQL(" AND ").join(conditions))
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(query, params)
+        rows = await cur.fetchall()
+    return page_of(rows, limit, lambda row: {"name": row["name"]})
 
 
 TRIGGER_COLUMNS = (
@@ -192,12 +256,8 @@ VERSION_SUMMARY_COLUMNS = (
     "created_at",
     "user_id",
 )
-# The viewer owns the workflow or has a share of it (any level may read its versions).
-_VISIBLE_WORKFLOW = (
-    "EXISTS (SELECT 1 FROM workflow w LEFT JOIN workflow_share s ON s.workflow_id = w.id "
-    "AND s.user_id = %(viewer)s WHERE w.id = %(workflow)s "
-    "AND (w.user_id = %(viewer)s OR s.user_id IS NOT NULL))"
-)
+# The viewer may read the workflow (every level may read its versions).
+_VISIBLE_WORKFLOW = f"EXISTS (SELECT 1 FROM {_VISIBLE} WHERE w.id = %(workflow)s AND {_ACCESSIBLE})"
 
 
 async def list_versions(
@@ -268,11 +328,12 @@ def _version_in_cursor(cursor: str) -> int:
 
 
 async def permission_on(
-    conn: AsyncConnection[Any], viewer_id: str, workflow_id: str
+    conn: AsyncConnection[Any], viewer_id: str, workflow_id: str, *, public: bool = True
 ) -> Permission | None:
-    """What `viewer_id` may do with the workflow; None when they may not see it at all."""
+    """What `viewer_id` may do with the workflow; None when they may not see it at all
+    (`public=False`: PUBLIC visibility grants nothing, only ownership and shares count)."""
     query = sql.SQL("SELECT {} FROM {} WHERE w.id = %(id)s AND {}").format(
-        _PERMISSION, _VISIBLE, _ACCESSIBLE
+        _PERMISSION, sql.SQL(_VISIBLE), sql.SQL(_ACCESSIBLE if public else _OWN_OR_SHARED)
     )
     cur = await conn.execute(query, {"id": workflow_id, "viewer": viewer_id})
     row = await cur.fetchone()

@@ -32,7 +32,9 @@ MAX_DESCRIPTION_LENGTH = 10_000
 MAX_CATEGORY_LENGTH = 100
 MAX_TAGS = 50
 MAX_TAG_LENGTH = 64
-DETAIL_FIELDS = ("name", "description", "tags", "category")
+DETAIL_FIELDS = ("name", "description", "tags", "category", "visibility", "is_template")
+PUBLISHING_FIELDS = frozenset({"visibility", "is_template"})
+"""Details that decide who else sees the workflow: changing them needs ADMIN, not just EDIT."""
 
 
 class Visibility(StrEnum):
@@ -145,10 +147,15 @@ class Workflow(Aggregate):
     ) -> Workflow:
         """Start a new workflow; its first definition becomes version 1."""
         details, violations = _checked_details(
-            {"name": name, "description": description, "tags": tags or [], "category": category}
+            {
+                "name": name,
+                "description": description,
+                "tags": tags or [],
+                "category": category,
+                "visibility": visibility,
+                "is_template": is_template,
+            }
         )
-        if visibility not in Visibility.__members__:
-            violations.append(Violation("/visibility", "must be PRIVATE or PUBLIC"))
         graph = normalize_definition(definition or {})
         violations += [v.under("/definition") for v in definition_violations(graph, limits)]
         if violations:
@@ -157,8 +164,6 @@ class Workflow(Aggregate):
             cls.Created,
             id=workflow_id,
             owner_id=owner_id,
-            visibility=str(visibility),
-            is_template=is_template,
             definition=graph,
             version_id=version_id,
             duplicated_from=duplicated_from,
@@ -166,7 +171,9 @@ class Workflow(Aggregate):
         )
 
     def change_details(self, changes: Mapping[str, Any]) -> None:
-        """Rename, re-describe, re-tag or re-categorise; unchanged values record nothing."""
+        """Rename, re-describe, re-tag, re-categorise, publish (visibility) or offer as a
+        template; unchanged values record nothing. Who may change which field is the caller's
+        business (`PUBLISHING_FIELDS` need ADMIN)."""
         self._refuse_if_archived()
         unknown = [
             Violation(f"/{key}", "cannot be changed here")
@@ -270,11 +277,26 @@ class Workflow(Aggregate):
     # -- sharing ----------------------------------------------------------------------------
 
     def permission_of(self, user_id: str) -> Permission | None:
-        """What `user_id` may do with this workflow (see `permissions`); None: nothing at all."""
+        """What `user_id` may do with this workflow (see `permissions`); None: nothing at all.
+
+        A PUBLIC workflow lets everyone VIEW it while it is not archived: archiving withdraws it
+        (an archived workflow refuses changes, so its owner could not make it PRIVATE again)."""
+        granted = self.granted_permission(user_id)
+        if granted is None and self.is_public:
+            return Permission.VIEW
+        return granted
+
+    def granted_permission(self, user_id: str) -> Permission | None:
+        """What `user_id` holds as the owner or by a share, leaving PUBLIC visibility aside."""
         if user_id == self.owner_id:
             return Permission.OWNER
         share = self.shares.get(user_id)
         return share.permission if share else None
+
+    @property
+    def is_public(self) -> bool:
+        """Whether every user may view it now (PUBLIC and not archived)."""
+        return self.visibility == Visibility.PUBLIC and self.archived_at is None
 
     def share_with(self, user_id: str, permission: str, *, share_id: str) -> Share:
         """Grant `user_id` a level, or change the one they hold; the same level records nothing.
@@ -491,6 +513,16 @@ def _checked_details(values: Mapping[str, Any]) -> tuple[dict[str, Any], list[Vi
         tags, tag_violations = _checked_tags(values["tags"])
         violations += tag_violations
         cleaned["tags"] = tags
+    if "visibility" in values:
+        if isinstance(values["visibility"], str) and values["visibility"] in Visibility.__members__:
+            cleaned["visibility"] = str(values["visibility"])
+        else:
+            violations.append(Violation("/visibility", "must be PRIVATE or PUBLIC"))
+    if "is_template" in values:
+        if isinstance(values["is_template"], bool):
+            cleaned["is_template"] = values["is_template"]
+        else:
+            violations.append(Violation("/isTemplate", "must be true or false"))
     return cleaned, violations
 
 

@@ -245,6 +245,9 @@ CASES: dict[str, Case] = {
     ),
     "POST /workflows": Case(own=lambda w, me: Call(body={"name": "Matrix"})),
     "GET /workflows": Case(),
+    "GET /workflows/templates": Case(),
+    "GET /workflows/categories": Case(),
+    "GET /workflows/tags": Case(),
     "GET /workflows/{workflow_id:str}": Case(own=own_workflow(), foreign=foreign_workflow),
     "PATCH /workflows/{workflow_id:str}": Case(
         own=with_body(own_workflow(), {"name": "Renamed"}),

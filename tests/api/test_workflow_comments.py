@@ -223,6 +223,25 @@ def test_an_admin_of_the_installation_has_no_say_in_others_comments(
     problem(client.delete(comments_url(wid, posted["id"]), headers=admin), 404)
 
 
+def test_readers_of_a_public_workflow_do_not_join_its_conversation(
+    client: Client, user: Account
+) -> None:
+    made = create(client, user, definition=GRAPH, visibility="PUBLIC")
+    posted = comment(client, user, made["id"])
+    stranger = sign_up(client)
+    read(client, stranger, f"/workflows/{made['id']}", made["position"])  # may read the workflow
+    before = event_count(client)
+    problem(client.get(comments_url(made["id"]), headers=stranger), 404)
+    problem(client.post(comments_url(made["id"]), json={"content": "Hi"}, headers=stranger), 404)
+    problem(
+        client.patch(
+            comments_url(made["id"], posted["id"]), json={"isResolved": True}, headers=stranger
+        ),
+        404,
+    )
+    assert event_count(client) == before
+
+
 def test_a_comment_is_reached_only_through_its_own_workflow(client: Client, user: Account) -> None:
     first = create(client, user, definition=GRAPH)["id"]
     second = create(client, user, definition=GRAPH)["id"]

@@ -143,3 +143,48 @@ def test_a_duplicate_belongs_to_whoever_copied_it_and_carries_no_shares() -> Non
     assert copy.permission_of("u-2") is Permission.OWNER
     assert copy.shares == {}
     assert copy.permission_of(OWNER) is None
+
+
+def test_a_public_workflow_lets_everyone_view_it_until_it_is_archived() -> None:
+    workflow = new_workflow(visibility="PUBLIC")
+    workflow.share_with("u-2", "EDIT", share_id="s-1")
+    assert workflow.permission_of("u-3") is Permission.VIEW
+    assert workflow.granted_permission("u-3") is None
+    assert workflow.permission_of("u-2") is Permission.EDIT
+    workflow.archive()
+    assert workflow.permission_of("u-3") is None
+    assert workflow.permission_of("u-2") is Permission.EDIT
+    assert replay(workflow).permission_of("u-3") is None
+
+
+def test_publishing_and_withdrawing_are_details_changes_that_replay() -> None:
+    workflow = new_workflow()
+    workflow.collect_events()
+    workflow.change_details({"visibility": "PUBLIC", "is_template": True})
+    assert workflow.permission_of("u-3") is Permission.VIEW
+    workflow.change_details({"visibility": "PUBLIC", "is_template": True})
+    [published] = workflow.collect_events()
+    assert isinstance(published, Workflow.DetailsChanged)
+    assert published.changes == {"visibility": "PUBLIC", "is_template": True}
+    assert published.previous == {"visibility": "PRIVATE", "is_template": False}
+    workflow.change_details({"visibility": "PRIVATE"})
+    assert workflow.permission_of("u-3") is None
+    assert (workflow.visibility, workflow.is_template) == ("PRIVATE", True)
+
+
+@pytest.mark.parametrize(
+    ("changes", "pointer"),
+    [
+        ({"visibility": "SECRET"}, "/visibility"),
+        ({"visibility": ["PUBLIC"]}, "/visibility"),
+        ({"is_template": "yes"}, "/isTemplate"),
+        ({"is_template": 1}, "/isTemplate"),
+    ],
+)
+def test_bad_publishing_values_are_refused(changes: dict[str, object], pointer: str) -> None:
+    workflow = new_workflow()
+    workflow.collect_events()
+    with pytest.raises(ValidationFailed) as failure:
+        workflow.change_details(changes)
+    assert [v.pointer for v in failure.value.violations] == [pointer]
+    assert workflow.pending_events == []
