@@ -12,7 +12,10 @@ every guess through.
 
 from __future__ import annotations
 
+import asyncio
 import math
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Literal
 
@@ -53,6 +56,26 @@ class LoginLockout:
         self.limits: dict[Scope, Limit] = {"account": per_account, "address": per_address}
         self.fallback = fallback or MemoryRateLimiter()
         self._store_down = False  # process-wide on purpose: log an outage once, not per request
+        self._in_flight: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def one_at_a_time(self, account: str) -> AsyncIterator[None]:
+        """Run one attempt per account at a time in this process.
+
+        Otherwise concurrent guesses would all pass `refuse_if_locked` before the first of them
+        failed and was counted, and a burst could try many more passwords than the limit. (Each
+        API process serializes its own attempts: with N processes at most N run at once.)"""
+        lock, users = self._in_flight.get(account, (asyncio.Lock(), 0))
+        self._in_flight[account] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._in_flight[account]
+            if users == 1:
+                del self._in_flight[account]
+            else:
+                self._in_flight[account] = (lock, users - 1)
 
     async def refuse_if_locked(self, account: str, ip: str | None) -> None:
         """Raise `TooManyAttempts` while the account's or the address's counter is full."""

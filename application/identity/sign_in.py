@@ -80,14 +80,15 @@ class SignIn:
     async def _attempt(
         self, caller: Caller, account: str, user_id: str | None, action: Callable[[], T]
     ) -> T:
-        await self.lockout.refuse_if_locked(account, caller.ip)
-        try:
-            return await asyncio.to_thread(action)
-        except (NotAuthenticated, WrongCode):
-            begun = await self.lockout.failed(account, caller.ip)
-            if begun:
-                await asyncio.to_thread(self._record_lockouts, caller, user_id, begun)
-            raise
+        async with self.lockout.one_at_a_time(account):
+            await self.lockout.refuse_if_locked(account, caller.ip)
+            try:
+                return await asyncio.to_thread(action)
+            except (NotAuthenticated, WrongCode):
+                begun = await self.lockout.failed(account, caller.ip)
+                if begun:
+                    await asyncio.to_thread(self._record_lockouts, caller, user_id, begun)
+                raise
 
     def _record_lockouts(self, caller: Caller, user_id: str | None, begun: list[Lockout]) -> None:
         for lockout in begun:

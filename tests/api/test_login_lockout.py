@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
@@ -67,6 +68,15 @@ def test_an_account_locks_after_failures_even_for_the_right_password(
     # Others sign in as before, and the locked account's sessions go on.
     assert "accessToken" in login(client, sign_up(client).email).json()
     assert client.get(f"{API}/me", headers=user).status_code == 200
+
+
+def test_a_burst_of_parallel_guesses_gets_no_more_tries_than_the_limit(
+    client: Client, user: Account
+) -> None:
+    with ThreadPoolExecutor(max_workers=FAILURES * 2) as pool:
+        answers = list(pool.map(lambda _: login(client, user.email, "wrong!"), range(FAILURES * 2)))
+    statuses = sorted(answer.status_code for answer in answers)
+    assert statuses == [401] * FAILURES + [429] * FAILURES
 
 
 def test_an_unknown_address_locks_exactly_like_an_account(client: Client) -> None:
