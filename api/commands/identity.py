@@ -351,6 +351,10 @@ class UserCommands(_AdminController):
         caller: NamedDependency[Caller],
         lifecycle: NamedDependency[AccountLifecycle],
     ) -> UserCommandResult:
+        # Erasure finds the provider links through the `account` table: let it catch up with
+        # every link made before this request, or a fresh one would stay tied to the account.
+        head = await to_thread.run_sync(services(request).identity.app.head_position)
+        await _settled(request, head)
         return await _applied(request, lifecycle.erase, caller, principal_of(request), user_id)
 
     @post(

@@ -107,8 +107,9 @@ class AccountLifecycle:
         )
 
     def _unlinked(self, user_id: str) -> list[AccountLink]:
-        """The user's provider links, each unlinked (found through the `account` table; one made
-        in the last instant may be missing there, and stays tied to the erased account)."""
+        """The user's provider links, each unlinked. They are found through the `account` table,
+        so the caller lets the identity projection catch up first (the erase route does); a link
+        made while the erasure runs stays tied to the erased account, which cannot sign in."""
         with self.pool.connection() as conn:
             rows = conn.execute("SELECT id FROM account WHERE user_id = %s", (user_id,)).fetchall()
         links = []
