@@ -44,6 +44,7 @@ from application.workflows.queries import (
     list_triggers,
     list_versions,
     list_workflows,
+    permission_on,
 )
 from domain.workflows.triggers import next_cron_time
 
@@ -127,7 +128,8 @@ class WorkflowQueries(Controller):
         if not is_id(workflow_id):
             raise NotFound(workflow_id)
         async with read_models(request) as conn:
-            if await get_workflow(conn, caller.user_id, workflow_id) is None:
+            # Only the access check: the workflow row (with its definition) is not needed here.
+            if await permission_on(conn, caller.user_id, workflow_id) is None:
                 raise NotFound(workflow_id)
             rows = await list_triggers(conn, workflow_id)
         base = services(request).settings.base_url

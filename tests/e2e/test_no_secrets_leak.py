@@ -15,7 +15,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,7 +29,7 @@ from psycopg import sql
 
 from tests.api.conftest import TEST_MASTER_KEYS, TEST_SECRET_KEY
 from tests.api.test_two_factor import next_code
-from tests.e2e.test_up import ROOT, free_port
+from tests.e2e.test_up import ROOT, free_port, wait_for_health
 from tests.oidc_provider import OIDCProvider, running_provider
 
 PASSWORD = "correct horse battery staple"
@@ -76,15 +75,7 @@ def running_up(env: dict[str, str], base: str, database_url: str) -> Iterator[Se
     with httpx.Client(timeout=10) as http:
         service = Service(base, database_url, http)
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                assert process.poll() is None, process.communicate()[0]
-                assert time.monotonic() < deadline, "a2n up did not start"
-                try:
-                    if http.get(f"{base}/health", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.2)
+            wait_for_health(base, process, 60)
             yield service
         finally:
             process.send_signal(signal.SIGTERM)

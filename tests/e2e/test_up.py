@@ -22,6 +22,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_for_health(base: str, process: subprocess.Popen[str], seconds: float) -> None:
+    """Until `a2n up` answers /health; fail with its output if it exits or takes too long."""
+    deadline = time.monotonic() + seconds
+    while True:
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "a2n up did not start"
+        try:
+            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.2)
+
+
 def embedded_servers(data_dir: Path) -> list[psutil.Process]:
     found = []
     for process in psutil.process_iter(["name", "cmdline"]):
@@ -50,15 +63,7 @@ def test_up_with_embedded_postgres_serves_commands_and_queries(tmp_path: Path) -
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert process.poll() is None, process.communicate()[1]
-            assert time.monotonic() < deadline, "a2n up did not start"
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
+        wait_for_health(base, process, 90)
         account = {"email": "owner@example.com", "password": "correct horse battery staple"}
         registered = httpx.post(f"{base}/api/v1/auth/register", json=account, timeout=10)
         assert registered.status_code == 201, registered.text
