@@ -20,7 +20,7 @@ SECRET_KEY = re.compile(
     re.IGNORECASE,
 )
 SECRET_IN_TEXT = re.compile(
-    r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]+|(://[^:/@\s]+:)[^@\s]+(@)|(a2n_)[A-Za-z0-9_-]{8,}"
+    r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]+|(://[^:/@\s]*:)[^@\s]+(@)|(a2n_)[A-Za-z0-9_-]{8,}"
 )
 
 

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from psycopg.conninfo import conninfo_to_dict
 
+from application.logs import REDACTED, redact_text
 from domain.workflows.limits import DefinitionLimits
 
 if TYPE_CHECKING:
@@ -28,6 +29,9 @@ EmbeddedMode = Literal["auto", "always", "never"]
 LogFormat = Literal["json", "console"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 RegistrationMode = Literal["open", "invite"]
+
+
+_SECRET_SETTINGS = frozenset({"secret_key", "master_keys"})
 
 
 class SettingsError(ValueError):
@@ -116,6 +120,19 @@ class Settings:
     """A2N_MAIL_FROM: the From of outgoing mail, `A2N <a2n@example.com>`; needed with SMTP."""
     mail_poll_interval: float = 5.0
     """A2N_MAIL_POLL_INTERVAL: seconds the mail sender waits between looks at the outbox."""
+
+    def __repr__(self) -> str:
+        """Every setting, secrets left out: keys hidden, passwords inside URLs masked (a repr
+        reaches logs and tracebacks)."""
+        shown = []
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if item.name in _SECRET_SETTINGS and value is not None:
+                value = REDACTED
+            elif isinstance(value, str):
+                value = redact_text(value)
+            shown.append(f"{item.name}={value!r}")
+        return f"Settings({', '.join(shown)})"
 
     @property
     def base_url(self) -> str:

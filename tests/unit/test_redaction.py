@@ -25,9 +25,9 @@ def test_secret_keys_are_masked_at_any_depth() -> None:
 def test_secrets_inside_text_are_masked() -> None:
     text = (
         "connect postgresql://a2n:s3cret@db/a2n failed; header Bearer eyJhbGciOi.x.y; "
-        "key a2n_AbCdEf123456"
+        "key a2n_AbCdEf123456; redis://:r3dis-pw@cache:6379/0"
     )
     masked = redact_text(text)
-    for secret in ("s3cret", "eyJhbGciOi", "AbCdEf123456"):
+    for secret in ("s3cret", "eyJhbGciOi", "AbCdEf123456", "r3dis-pw"):
         assert secret not in masked
     assert "postgresql://a2n:" in masked

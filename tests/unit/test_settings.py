@@ -213,3 +213,17 @@ def test_bad_mail_settings_name_the_variable_and_hide_the_password(
     assert str(failure.value).startswith(message)
     assert "s3cret" not in str(failure.value)
     assert "\n" not in str(failure.value)
+
+
+def test_the_repr_of_settings_shows_no_secret() -> None:
+    settings = Settings(
+        database_url="postgresql://a2n:db-s3cret@db:5432/a2n",
+        redis_url="redis://:redis-s3cret@cache:6379/0",
+        secret_key="k" * 40,
+        master_keys="1:" + "A" * 43 + "=",
+    )
+    shown = repr(settings)
+    for secret in ("db-s3cret", "redis-s3cret", "k" * 40, "A" * 43):
+        assert secret not in shown
+    assert "postgresql://a2n:" in shown  # the rest stays readable
+    assert "db:5432/a2n" in shown
