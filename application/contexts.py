@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from application.eventstore import EventStoreApp, event_store_env
+from application.executions.app import ExecutionsApp
 from application.identity.app import IdentityApp
 from application.workflows.app import WorkflowsApp
 
-CONTEXTS: tuple[type[EventStoreApp], ...] = (IdentityApp, WorkflowsApp)
+CONTEXTS: tuple[type[EventStoreApp], ...] = (IdentityApp, WorkflowsApp, ExecutionsApp)
 
 
 def application_name(app: type[EventStoreApp]) -> str:

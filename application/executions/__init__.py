@@ -1,0 +1,1 @@
+"""The executions context: queueing, running and reading runs of workflows."""

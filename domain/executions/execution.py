@@ -1,0 +1,463 @@
+"""The Execution aggregate: one run of one workflow version, node by node.
+
+An execution is queued by a trigger, claimed by a worker, and settles every node it reaches
+(succeeded, failed, skipped) before it ends as SUCCESS, FAILED, CANCELLED or TIMEOUT. Node
+results (their output items and log lines) are in the events, so a worker that takes over a run
+whose worker died resumes from the nodes already settled instead of running them again, and an
+auditor can replay exactly what each node produced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from eventsourcing.domain import event
+
+from domain.aggregate import Aggregate
+from domain.errors import InvalidState
+
+Item = dict[str, Any]
+"""One JSON item: what flows between nodes (n8n style; `$json` is the item itself)."""
+
+MIN_PRIORITY = -100
+MAX_PRIORITY = 100
+
+
+class ExecutionStatus(StrEnum):
+    """The spec's execution_status: QUEUED until a worker claims it, then RUNNING until it ends."""
+
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    SUCCESS = "SUCCESS"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    TIMEOUT = "TIMEOUT"
+
+    @property
+    def is_final(self) -> bool:
+        return self not in (ExecutionStatus.QUEUED, ExecutionStatus.RUNNING)
+
+
+class NodeStatus(StrEnum):
+    """Where one node of a run is (execution_node_state.status)."""
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    RETRYING = "RETRYING"
+    SUCCESS = "SUCCESS"
+    FAILED = "FAILED"
+    SKIPPED = "SKIPPED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def is_settled(self) -> bool:
+        return self in (NodeStatus.SUCCESS, NodeStatus.FAILED, NodeStatus.SKIPPED)
+
+
+class ExecutionMode(StrEnum):
+    """What started the run."""
+
+    MANUAL = "manual"  # POST /workflows/{id}/executions: the published version
+    TEST = "test"  # a try-out of the latest draft
+    WEBHOOK = "webhook"
+    SCHEDULE = "schedule"
+    EVENT = "event"
+    RETRY = "retry"  # POST /executions/{id}/retry
+    SUBWORKFLOW = "subworkflow"  # an execute_workflow node of a parent run
+
+
+@dataclass
+class NodeRun:
+    """What the aggregate knows of one node of the run."""
+
+    node_id: str
+    status: NodeStatus = NodeStatus.PENDING
+    attempt: int = 0
+    outputs: dict[str, list[Item]] = field(default_factory=dict)
+
+
+class Execution(Aggregate):
+    """One run of a workflow version."""
+
+    class Queued(Aggregate.Created):
+        workflow_id: str
+        workflow_version: int
+        user_id: str
+        mode: str
+        start_node_id: str
+        trigger_id: str | None
+        trigger_data: dict[str, Any]
+        input_items: list[Item]
+        priority: int
+        parent_execution_id: str | None
+        retry_of: str | None
+
+    class Started(Aggregate.Event):
+        """A worker claimed the run; `nodes` are the nodes it may reach, in definition order."""
+
+        worker_id: str
+        nodes: list[dict[str, str]]
+
+    class Resumed(Aggregate.Event):
+        """Another worker took over a run whose worker stopped answering."""
+
+        worker_id: str
+        previous_worker_id: str
+
+    class NodeStarted(Aggregate.Event):
+        node_id: str
+        attempt: int
+        input_count: int
+
+    class NodeSucceeded(Aggregate.Event):
+        node_id: str
+        attempt: int
+        outputs: dict[str, list[Item]]
+        duration_ms: int
+        logs: list[dict[str, str]]
+
+    class NodeFailed(Aggregate.Event):
+        node_id: str
+        attempt: int
+        error: dict[str, Any]
+        duration_ms: int
+        logs: list[dict[str, str]]
+
+    class NodeRetrying(Aggregate.Event):
+        """Attempt `attempt` failed with a retryable error; the next starts after `delay_ms`."""
+
+        node_id: str
+        attempt: int
+        delay_ms: int
+        error: dict[str, Any]
+        duration_ms: int
+        logs: list[dict[str, str]]
+
+    class NodeSkipped(Aggregate.Event):
+        """The node did not run: no items reached it, or it is disabled and passes its input
+        items through unchanged (`outputs`)."""
+
+        node_id: str
+        reason: str
+        outputs: dict[str, list[Item]]
+
+    class Succeeded(Aggregate.Event):
+        output_items: list[Item]
+        duration_ms: int
+
+    class Failed(Aggregate.Event):
+        error_message: str
+        error_details: dict[str, Any]
+        duration_ms: int
+
+    class Cancelled(Aggregate.Event):
+        reason: str
+        duration_ms: int | None
+
+    class TimedOut(Aggregate.Event):
+        timeout_ms: int
+        duration_ms: int
+
+    @event(Queued)
+    def __init__(
+        self,
+        workflow_id: str,
+        workflow_version: int,
+        user_id: str,
+        mode: str,
+        start_node_id: str,
+        trigger_id: str | None,
+        trigger_data: dict[str, Any],
+        input_items: list[Item],
+        priority: int,
+        parent_execution_id: str | None,
+        retry_of: str | None,
+    ) -> None:
+        self.workflow_id = workflow_id
+        self.workflow_version = workflow_version
+        self.user_id = user_id
+        self.mode = ExecutionMode(mode)
+        self.start_node_id = start_node_id
+        self.trigger_id = trigger_id
+        self.trigger_data = trigger_data
+        self.input_items = input_items
+        self.priority = priority
+        self.parent_execution_id = parent_execution_id
+        self.retry_of = retry_of
+        self.status = ExecutionStatus.QUEUED
+        self.worker_id: str | None = None
+        self.started_at: datetime | None = None
+        self.ended_at: datetime | None = None
+        self.nodes: dict[str, NodeRun] = {}
+        self.output_items: list[Item] = []
+        self.error_message: str | None = None
+
+    @classmethod
+    def queue(
+        cls,
+        *,
+        execution_id: str,
+        workflow_id: str,
+        workflow_version: int,
+        user_id: str,
+        mode: ExecutionMode,
+        start_node_id: str,
+        input_items: list[Item],
+        trigger_id: str | None = None,
+        trigger_data: Mapping[str, Any] | None = None,
+        priority: int = 0,
+        parent_execution_id: str | None = None,
+        retry_of: str | None = None,
+    ) -> Execution:
+        """A new run waiting for a worker. Checking the input (items are JSON objects, sizes)
+        is the caller's job: this records what it was given."""
+        if not MIN_PRIORITY <= priority <= MAX_PRIORITY:
+            raise InvalidState(f"priority must be from {MIN_PRIORITY} to {MAX_PRIORITY}")
+        return cls._create(
+            cls.Queued,
+            id=execution_id,
+            workflow_id=workflow_id,
+            workflow_version=workflow_version,
+            user_id=user_id,
+            mode=str(mode),
+            start_node_id=start_node_id,
+            trigger_id=trigger_id,
+            trigger_data=dict(trigger_data or {}),
+            input_items=input_items,
+            priority=priority,
+            parent_execution_id=parent_execution_id,
+            retry_of=retry_of,
+        )
+
+    # -- the run ------------------------------------------------------------------------------
+
+    @property
+    def is_final(self) -> bool:
+        return self.status.is_final
+
+    def start(self, worker_id: str, nodes: list[dict[str, str]]) -> None:
+        """Claim a queued run for `worker_id`; `nodes` ({id, name, type}) it may reach."""
+        if self.status is not ExecutionStatus.QUEUED:
+            raise InvalidState(f"the execution is {self.status}, not QUEUED")
+        self._started(worker_id=worker_id, nodes=nodes)
+
+    def resume(self, worker_id: str) -> None:
+        """Take over a RUNNING run: nodes that were running start again from scratch."""
+        self._refuse_unless_running()
+        self._resumed(worker_id=worker_id, previous_worker_id=self.worker_id or "")
+
+    def node_started(self, node_id: str, input_count: int) -> int:
+        """Record the next attempt of `node_id`; returns its number (1 for the first)."""
+        run = self._open_node(node_id)
+        attempt = run.attempt + 1
+        self._node_started(node_id=node_id, attempt=attempt, input_count=input_count)
+        return attempt
+
+    def node_succeeded(
+        self,
+        node_id: str,
+        outputs: dict[str, list[Item]],
+        duration_ms: int,
+        logs: list[dict[str, str]],
+    ) -> None:
+        run = self._running_node(node_id)
+        self._node_succeeded(
+            node_id=node_id,
+            attempt=run.attempt,
+            outputs=outputs,
+            duration_ms=duration_ms,
+            logs=logs,
+        )
+
+    def node_failed(
+        self, node_id: str, error: dict[str, Any], duration_ms: int, logs: list[dict[str, str]]
+    ) -> None:
+        run = self._running_node(node_id)
+        self._node_failed(
+            node_id=node_id, attempt=run.attempt, error=error, duration_ms=duration_ms, logs=logs
+        )
+
+    def node_retrying(
+        self,
+        node_id: str,
+        delay_ms: int,
+        error: dict[str, Any],
+        duration_ms: int,
+        logs: list[dict[str, str]],
+    ) -> None:
+        run = self._running_node(node_id)
+        self._node_retrying(
+            node_id=node_id,
+            attempt=run.attempt,
+            delay_ms=delay_ms,
+            error=error,
+            duration_ms=duration_ms,
+            logs=logs,
+        )
+
+    def node_skipped(
+        self, node_id: str, reason: str, outputs: dict[str, list[Item]] | None = None
+    ) -> None:
+        self._open_node(node_id)
+        self._node_skipped(node_id=node_id, reason=reason, outputs=outputs or {})
+
+    def succeed(self, output_items: list[Item], duration_ms: int) -> None:
+        self._refuse_unless_running()
+        unsettled = [n for n, run in self.nodes.items() if not run.status.is_settled]
+        if unsettled:
+            raise InvalidState(f"nodes {', '.join(unsettled)} have not finished")
+        self._succeeded(output_items=output_items, duration_ms=duration_ms)
+
+    def fail(self, error_message: str, error_details: dict[str, Any], duration_ms: int) -> None:
+        self._refuse_unless_running()
+        self._failed(
+            error_message=error_message, error_details=error_details, duration_ms=duration_ms
+        )
+
+    def time_out(self, timeout_ms: int, duration_ms: int) -> None:
+        self._refuse_unless_running()
+        self._timed_out(timeout_ms=timeout_ms, duration_ms=duration_ms)
+
+    def cancel(self, reason: str, duration_ms: int | None) -> None:
+        """Stop the run, queued or running; the worker notices at its next save."""
+        if self.is_final:
+            raise InvalidState(f"the execution already ended: {self.status}")
+        self._cancelled(reason=reason, duration_ms=duration_ms)
+
+    def node_outputs(self) -> dict[str, dict[str, list[Item]]]:
+        """The outputs of every settled node, by node id (a skipped node has none, or its
+        input items when it is disabled)."""
+        return {
+            node_id: run.outputs for node_id, run in self.nodes.items() if run.status.is_settled
+        }
+
+    # -- rules --------------------------------------------------------------------------------
+
+    def _refuse_unless_running(self) -> None:
+        if self.status is not ExecutionStatus.RUNNING:
+            raise InvalidState(f"the execution is {self.status}, not RUNNING")
+
+    def _open_node(self, node_id: str) -> NodeRun:
+        """A node of this run that has not settled yet."""
+        self._refuse_unless_running()
+        run = self.nodes.get(node_id)
+        if run is None:
+            raise InvalidState(f"node {node_id!r} is not part of this run")
+        if run.status.is_settled:
+            raise InvalidState(f"node {node_id!r} already finished: {run.status}")
+        return run
+
+    def _running_node(self, node_id: str) -> NodeRun:
+        run = self._open_node(node_id)
+        if run.status is not NodeStatus.RUNNING:
+            raise InvalidState(f"node {node_id!r} is {run.status}, not RUNNING")
+        return run
+
+    # -- state changes (re-run on replay: no rules, no I/O) ------------------------------------
+
+    @event(Started)
+    def _started(
+        self, worker_id: str, nodes: list[dict[str, str]], timestamp: datetime | None = None
+    ) -> None:
+        self.status = ExecutionStatus.RUNNING
+        self.worker_id = worker_id
+        self.started_at = timestamp
+        self.nodes = {node["id"]: NodeRun(node["id"]) for node in nodes}
+
+    @event(Resumed)
+    def _resumed(self, worker_id: str, previous_worker_id: str) -> None:
+        self.worker_id = worker_id
+        for run in self.nodes.values():
+            if not run.status.is_settled:
+                run.status = NodeStatus.PENDING
+
+    @event(NodeStarted)
+    def _node_started(self, node_id: str, attempt: int, input_count: int) -> None:
+        run = self.nodes[node_id]
+        run.status = NodeStatus.RUNNING
+        run.attempt = attempt
+
+    @event(NodeSucceeded)
+    def _node_succeeded(
+        self,
+        node_id: str,
+        attempt: int,
+        outputs: dict[str, list[Item]],
+        duration_ms: int,
+        logs: list[dict[str, str]],
+    ) -> None:
+        run = self.nodes[node_id]
+        run.status = NodeStatus.SUCCESS
+        run.outputs = outputs
+
+    @event(NodeFailed)
+    def _node_failed(
+        self,
+        node_id: str,
+        attempt: int,
+        error: dict[str, Any],
+        duration_ms: int,
+        logs: list[dict[str, str]],
+    ) -> None:
+        self.nodes[node_id].status = NodeStatus.FAILED
+
+    @event(NodeRetrying)
+    def _node_retrying(
+        self,
+        node_id: str,
+        attempt: int,
+        delay_ms: int,
+        error: dict[str, Any],
+        duration_ms: int,
+        logs: list[dict[str, str]],
+    ) -> None:
+        self.nodes[node_id].status = NodeStatus.RETRYING
+
+    @event(NodeSkipped)
+    def _node_skipped(self, node_id: str, reason: str, outputs: dict[str, list[Item]]) -> None:
+        run = self.nodes[node_id]
+        run.status = NodeStatus.SKIPPED
+        run.outputs = outputs
+
+    @event(Succeeded)
+    def _succeeded(
+        self, output_items: list[Item], duration_ms: int, timestamp: datetime | None = None
+    ) -> None:
+        self.status = ExecutionStatus.SUCCESS
+        self.output_items = output_items
+        self.ended_at = timestamp
+
+    @event(Failed)
+    def _failed(
+        self,
+        error_message: str,
+        error_details: dict[str, Any],
+        duration_ms: int,
+        timestamp: datetime | None = None,
+    ) -> None:
+        self.status = ExecutionStatus.FAILED
+        self.error_message = error_message
+        self.ended_at = timestamp
+
+    @event(TimedOut)
+    def _timed_out(
+        self, timeout_ms: int, duration_ms: int, timestamp: datetime | None = None
+    ) -> None:
+        self.status = ExecutionStatus.TIMEOUT
+        self.error_message = f"the execution took longer than its timeout of {timeout_ms} ms"
+        self.ended_at = timestamp
+
+    @event(Cancelled)
+    def _cancelled(
+        self, reason: str, duration_ms: int | None, timestamp: datetime | None = None
+    ) -> None:
+        self.status = ExecutionStatus.CANCELLED
+        self.error_message = reason
+        self.ended_at = timestamp
+        for run in self.nodes.values():
+            if not run.status.is_settled:
+                run.status = NodeStatus.CANCELLED
