@@ -13,6 +13,7 @@ from application.ids import new_id
 from application.workflows.access import HasPermissions, access_check, change_workflow
 from application.workflows.app import WorkflowsApp
 from application.workflows.cache import DefinitionCache, MemoryStore, WorkflowHead
+from domain.errors import InvalidState
 from domain.workflows.limits import DefinitionLimits
 from domain.workflows.permissions import Permission
 from domain.workflows.workflow import (
@@ -271,13 +272,23 @@ class WorkflowService:
         needs = Permission.EDIT if test else Permission.EXECUTE
         head, workflow = self._current(workflow_id)
         _require(caller, head, needs, workflow_id)
+        if head.is_archived:
+            raise InvalidState("the workflow is archived and can no longer run")
         number = head.version_to_run(test=test)
-        definition = None if workflow is not None else self.cache.definition(workflow_id, number)
+        return RunnableVersion(number, self._definition(workflow_id, number, workflow))
+
+    def version_definition(self, workflow_id: str, number: int) -> dict[str, Any]:
+        """Definition version `number`, for a worker running an execution already admitted
+        (whoever queued it was checked then): no access check."""
+        return self._definition(workflow_id, number, None)
+
+    def _definition(self, workflow_id: str, number: int, loaded: Workflow | None) -> dict[str, Any]:
+        definition = None if loaded is not None else self.cache.definition(workflow_id, number)
         if definition is None:
             # Versions are immutable: a workflow loaded after newer events still holds `number`.
-            definition = (workflow or self._load(workflow_id)).definition_of(number)
+            definition = (loaded or self._load(workflow_id)).definition_of(number)
             self.cache.remember_definition(workflow_id, number, definition)
-        return RunnableVersion(number, definition)
+        return definition
 
 
 def _require(

@@ -78,6 +78,7 @@ class NodeRun:
     status: NodeStatus = NodeStatus.PENDING
     attempt: int = 0
     outputs: dict[str, list[Item]] = field(default_factory=dict)
+    error: dict[str, Any] | None = None
 
 
 class Execution(Aggregate):
@@ -403,7 +404,9 @@ class Execution(Aggregate):
         duration_ms: int,
         logs: list[dict[str, str]],
     ) -> None:
-        self.nodes[node_id].status = NodeStatus.FAILED
+        run = self.nodes[node_id]
+        run.status = NodeStatus.FAILED
+        run.error = error
 
     @event(NodeRetrying)
     def _node_retrying(
@@ -441,7 +444,7 @@ class Execution(Aggregate):
     ) -> None:
         self.status = ExecutionStatus.FAILED
         self.error_message = error_message
-        self.ended_at = timestamp
+        self._end(timestamp)
 
     @event(TimedOut)
     def _timed_out(
@@ -449,7 +452,7 @@ class Execution(Aggregate):
     ) -> None:
         self.status = ExecutionStatus.TIMEOUT
         self.error_message = f"the execution took longer than its timeout of {timeout_ms} ms"
-        self.ended_at = timestamp
+        self._end(timestamp)
 
     @event(Cancelled)
     def _cancelled(
@@ -457,6 +460,10 @@ class Execution(Aggregate):
     ) -> None:
         self.status = ExecutionStatus.CANCELLED
         self.error_message = reason
+        self._end(timestamp)
+
+    def _end(self, timestamp: datetime | None) -> None:
+        """A run that ends early stops the nodes still going: they end CANCELLED."""
         self.ended_at = timestamp
         for run in self.nodes.values():
             if not run.status.is_settled:

@@ -1,0 +1,193 @@
+"""Execution use cases: start a run, cancel it, retry it, and read one from its events.
+
+Who may do what follows the workflow: running needs EXECUTE on it (a test run of the draft needs
+EDIT), reading an execution needs VIEW or having started it, cancelling and retrying need EXECUTE
+or having started it. An execution the caller may not read does not exist for them (404).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from application.caller import Caller
+from application.errors import NotFound
+from application.eventstore import Recorded
+from application.executions.app import ExecutionsApp
+from application.executions.queue import ExecutionQueue
+from application.ids import new_id
+from application.workflows.commands import WorkflowService
+from domain.errors import InvalidState, ValidationFailed, Violation
+from domain.executions.execution import Execution, ExecutionMode, Item
+from domain.executions.graph import start_node
+from domain.workflows.permissions import Permission
+
+MAX_INPUT_ITEMS = 10_000
+MAX_SUBWORKFLOW_DEPTH = 10
+WAIT_POLL_SECONDS = 0.02
+
+
+def checked_items(items: Any) -> list[Item]:
+    """Input items: a list of JSON objects (an absent body runs with one empty item)."""
+    if items is None:
+        return [{}]
+    if not isinstance(items, list):
+        raise ValidationFailed([Violation("", "must be an array of objects (the input items)")])
+    if len(items) > MAX_INPUT_ITEMS:
+        raise ValidationFailed(
+            [Violation("", f"has {len(items)} items; the limit is {MAX_INPUT_ITEMS}")]
+        )
+    wrong = [
+        Violation(f"/{index}", "must be an object")
+        for index, item in enumerate(items)
+        if not isinstance(item, dict)
+    ]
+    if wrong:
+        raise ValidationFailed(wrong[:20])
+    return items
+
+
+class ExecutionService:
+    def __init__(
+        self, app: ExecutionsApp, workflows: WorkflowService, queue: ExecutionQueue
+    ) -> None:
+        self.app = app
+        self.workflows = workflows
+        self.queue = queue
+
+    def start(
+        self,
+        caller: Caller,
+        workflow_id: str,
+        items: Any,
+        *,
+        test: bool = False,
+        priority: int = 0,
+        mode: ExecutionMode | None = None,
+        parent_execution_id: str | None = None,
+        trigger_data: Mapping[str, Any] | None = None,
+        submit: bool = True,
+    ) -> Recorded[Execution]:
+        """Queue a run of the workflow's published version (the latest draft when `test`),
+        starting at its manual trigger with `items`. Without `submit` the caller runs it
+        itself (a sub-workflow its parent waits for)."""
+        input_items = checked_items(items)
+        runnable = self.workflows.definition_to_run(caller, workflow_id, test=test)
+        execution = Execution.queue(
+            execution_id=new_id(),
+            workflow_id=workflow_id,
+            workflow_version=runnable.version,
+            user_id=caller.user_id,
+            mode=mode or (ExecutionMode.TEST if test else ExecutionMode.MANUAL),
+            start_node_id=start_node(runnable.definition),
+            input_items=input_items,
+            trigger_data=trigger_data,
+            priority=priority,
+            parent_execution_id=parent_execution_id,
+        )
+        return self._queue(caller, execution, submit=submit)
+
+    def start_child(
+        self, parent: Execution, workflow_id: str, items: list[Item], *, submit: bool
+    ) -> Recorded[Execution]:
+        """A sub-workflow run for an execute_workflow node, as the parent run's user."""
+        if self._depth(parent) >= MAX_SUBWORKFLOW_DEPTH:
+            raise InvalidState(
+                f"sub-workflows nest deeper than {MAX_SUBWORKFLOW_DEPTH} levels; "
+                "is a workflow calling itself?"
+            )
+        return self.start(
+            Caller(parent.user_id, correlation_id=parent.id),
+            workflow_id,
+            items,
+            mode=ExecutionMode.SUBWORKFLOW,
+            parent_execution_id=parent.id,
+            priority=parent.priority,
+            submit=submit,
+        )
+
+    def retry(self, caller: Caller, execution_id: str) -> Recorded[Execution]:
+        """A new run of the same workflow version with the same input, after this one ended."""
+        original = self.get(caller, execution_id)
+        if not original.is_final:
+            raise InvalidState(f"the execution is {original.status}; only an ended one is retried")
+        head = self.workflows.check_access(caller, original.workflow_id, needs=Permission.EXECUTE)
+        if head.is_archived:
+            raise InvalidState("the workflow is archived and can no longer run")
+        execution = Execution.queue(
+            execution_id=new_id(),
+            workflow_id=original.workflow_id,
+            workflow_version=original.workflow_version,
+            user_id=caller.user_id,
+            mode=ExecutionMode.RETRY,
+            start_node_id=original.start_node_id,
+            input_items=original.input_items,
+            trigger_id=original.trigger_id,
+            trigger_data=original.trigger_data,
+            priority=original.priority,
+            parent_execution_id=original.parent_execution_id,
+            retry_of=original.id,
+        )
+        return self._queue(caller, execution, submit=True)
+
+    def cancel(self, caller: Caller, execution_id: str) -> Recorded[Execution]:
+        """Cancel a queued or running execution; its worker stops within about a second."""
+
+        def cancel(execution: Execution) -> None:
+            elapsed = None
+            if execution.started_at is not None:
+                elapsed = max(0, int((time.time() - execution.started_at.timestamp()) * 1000))
+            execution.cancel(f"cancelled by {caller.user_id}", elapsed)
+
+        return self.app.change(
+            execution_id,
+            Execution,
+            cancel,
+            caller.metadata(),
+            visible=lambda execution: self._may(caller, execution, Permission.EXECUTE),
+        )
+
+    def get(
+        self, caller: Caller, execution_id: str, *, needs: Permission = Permission.VIEW
+    ) -> Execution:
+        """The execution from its events, if the caller may see it (and holds `needs`)."""
+        execution = self.app.load(execution_id, Execution)
+        if not self._may(caller, execution, needs):
+            raise NotFound(execution_id)
+        return execution
+
+    def wait_for_end(self, execution_id: str, timeout: float) -> Execution:
+        """The execution once it ended, or as it is after `timeout` seconds (one index lookup
+        per poll; it is loaded only when it changed)."""
+        deadline = time.monotonic() + timeout
+        execution = self.app.load(execution_id, Execution)
+        while not execution.is_final and time.monotonic() < deadline:
+            time.sleep(WAIT_POLL_SECONDS)
+            if self.app.revision(execution_id) != execution.version:
+                execution = self.app.load(execution_id, Execution)
+        return execution
+
+    def _queue(self, caller: Caller, execution: Execution, *, submit: bool) -> Recorded[Execution]:
+        position = self.app.record(caller.metadata(), execution)
+        if submit:
+            self.queue.submit(execution.id, execution.priority)
+        return Recorded(execution, position)
+
+    def _may(self, caller: Caller, execution: Execution, needs: Permission) -> bool:
+        """Whoever started the run may see, cancel and retry it; others need `needs` on the
+        workflow (403 when they hold less, False when they hold nothing)."""
+        if execution.user_id == caller.user_id:
+            return True
+        try:
+            self.workflows.check_access(caller, execution.workflow_id, needs=needs, public=False)
+        except NotFound:
+            return False
+        return True
+
+    def _depth(self, execution: Execution) -> int:
+        depth = 0
+        while execution.parent_execution_id is not None and depth < MAX_SUBWORKFLOW_DEPTH:
+            execution = self.app.load(execution.parent_execution_id, Execution)
+            depth += 1
+        return depth

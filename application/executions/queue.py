@@ -1,0 +1,91 @@
+"""The execution queue: which queued executions workers should run next, highest priority first.
+
+The event store stays the truth (an execution is QUEUED because its Queued event says so); the
+queue only tells workers where to look. Use cases submit from worker threads, workers receive in
+their event loop. `MemoryQueue` serves one process with no Redis; `RedisStreamQueue`
+(application/executions/redis_queue.py) lets many workers on many machines share the work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import threading
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One execution handed to one worker; `token` identifies the hand-over for `ack`."""
+
+    execution_id: str
+    token: str
+
+
+class ExecutionQueue(Protocol):
+    def submit(self, execution_id: str, priority: int) -> None:
+        """Ask for `execution_id` to be run; safe from any thread."""
+
+    async def receive(self, timeout: float) -> Delivery | None:
+        """The next execution to run, or None after `timeout` seconds without one."""
+
+    async def keep_alive(self, delivery: Delivery) -> None:
+        """Tell the queue the worker still runs `delivery` (it is not handed to another)."""
+
+    async def ack(self, delivery: Delivery) -> None:
+        """The execution ended (or is not ours to run): forget the delivery."""
+
+
+class MemoryQueue:
+    """An in-process priority queue: higher priority first, first come first served within one
+    priority. Work submitted before the worker's loop starts waits for it."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[int, int, str]] = []
+        self._order = itertools.count()
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._arrived: asyncio.Event | None = None
+
+    def submit(self, execution_id: str, priority: int) -> None:
+        with self._lock:
+            heapq.heappush(self._heap, (-priority, next(self._order), execution_id))
+            loop, arrived = self._loop, self._arrived
+        if loop is not None and arrived is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(arrived.set)
+
+    async def receive(self, timeout: float) -> Delivery | None:
+        arrived = self._bind()
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            with self._lock:
+                if self._heap:
+                    _, order, execution_id = heapq.heappop(self._heap)
+                    return Delivery(execution_id, str(order))
+                arrived.clear()
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                return None
+            try:
+                await asyncio.wait_for(arrived.wait(), remaining)
+            except TimeoutError:
+                return None
+
+    async def keep_alive(self, delivery: Delivery) -> None:
+        """Nothing to do: no other process could take the work."""
+
+    async def ack(self, delivery: Delivery) -> None:
+        """Nothing to do: a received execution already left the heap."""
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._heap)
+
+    def _bind(self) -> asyncio.Event:
+        with self._lock:
+            if self._arrived is None:
+                self._loop = asyncio.get_running_loop()
+                self._arrived = asyncio.Event()
+            return self._arrived

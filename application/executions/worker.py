@@ -1,0 +1,72 @@
+"""A worker: takes executions off the queue and runs them, up to `concurrency` at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import structlog
+
+from application.executions.engine import Engine
+from application.executions.queue import Delivery, ExecutionQueue
+
+log = structlog.get_logger(__name__)
+
+RECEIVE_TIMEOUT = 1.0
+
+
+class Worker:
+    def __init__(
+        self,
+        engine: Engine,
+        queue: ExecutionQueue,
+        *,
+        concurrency: int = 10,
+        keep_alive_seconds: float = 10.0,
+    ) -> None:
+        self.engine = engine
+        self.queue = queue
+        self.concurrency = concurrency
+        self.keep_alive_seconds = keep_alive_seconds
+        self._running: set[asyncio.Task[None]] = set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run executions until `stop` is set; then let the ones under way finish their round
+        (they are cancelled, and the queue hands them to another worker later)."""
+        slots = asyncio.Semaphore(self.concurrency)
+        try:
+            while not stop.is_set():
+                await slots.acquire()
+                delivery = await self.queue.receive(RECEIVE_TIMEOUT)
+                if delivery is None:
+                    slots.release()
+                    continue
+                task = asyncio.create_task(self._run_one(delivery, slots))
+                self._running.add(task)
+                task.add_done_callback(self._running.discard)
+        finally:
+            for task in list(self._running):
+                task.cancel()
+            if self._running:
+                await asyncio.gather(*self._running, return_exceptions=True)
+
+    async def _run_one(self, delivery: Delivery, slots: asyncio.Semaphore) -> None:
+        alive = asyncio.create_task(self._keep_alive(delivery))
+        try:
+            await self.engine.run(delivery.execution_id)
+            await self.queue.ack(delivery)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # Not acknowledged: the queue hands it out again once its lease runs out.
+            log.exception("execution.crashed", execution_id=delivery.execution_id)
+        finally:
+            alive.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await alive
+            slots.release()
+
+    async def _keep_alive(self, delivery: Delivery) -> None:
+        while True:
+            await asyncio.sleep(self.keep_alive_seconds)
+            await self.queue.keep_alive(delivery)

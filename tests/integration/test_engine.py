@@ -1,0 +1,330 @@
+"""The execution engine against the real event store: DAG order, parallel branches, retries,
+timeouts, cancellation, resuming a dead worker's run, sub-workflows and the worker loop.
+
+Node behaviour here comes from small runtimes defined in this file (the engine takes its
+runtimes as a parameter), so each test controls exactly when a node fails, waits or succeeds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from itertools import pairwise
+from typing import Any
+
+import httpx
+import pytest
+
+from application.caller import Caller
+from application.eventstore import EventMetadata, event_store_env
+from application.executions.app import ExecutionsApp
+from application.executions.commands import ExecutionService
+from application.executions.engine import Engine, EngineLimits, WorkerServices
+from application.executions.nodes.base import (
+    NodeCall,
+    NodeFailure,
+    NodeResult,
+    RuntimeLimits,
+    passed_on,
+)
+from application.executions.queue import MemoryQueue
+from application.executions.worker import Worker
+from application.workflows.app import WorkflowsApp
+from application.workflows.commands import WorkflowService
+from domain.executions.execution import Execution, ExecutionStatus, NodeStatus
+
+OWNER = Caller("0190d6a4-8e4b-7cc3-a7b6-3f1c2d4e5f62", correlation_id="req-engine")
+
+
+@dataclass
+class Behaviour:
+    """What the `noop`, `wait` and `set` test runtimes do, by node id."""
+
+    calls: dict[str, int] = field(default_factory=dict)
+    fail_first: dict[str, int] = field(default_factory=dict)  # node id -> failures before success
+    retryable: bool = True
+    hang: set[str] = field(default_factory=set)
+    rendezvous: dict[str, asyncio.Event] = field(default_factory=dict)
+    empty: set[str] = field(default_factory=set)
+
+    async def run(self, call: NodeCall) -> NodeResult:
+        node_id = str(call.node["id"])
+        self.calls[node_id] = self.calls.get(node_id, 0) + 1
+        if node_id in self.hang:
+            await asyncio.Event().wait()
+        if node_id in self.rendezvous:
+            # Both branches must be running at once for either to pass.
+            mine = self.rendezvous[node_id]
+            mine.set()
+            others = [e for n, e in self.rendezvous.items() if n != node_id]
+            await asyncio.wait_for(asyncio.gather(*(e.wait() for e in others)), 5)
+        if self.calls[node_id] <= self.fail_first.get(node_id, 0):
+            raise NodeFailure(
+                f"{node_id} failed on call {self.calls[node_id]}", retryable=self.retryable
+            )
+        if node_id in self.empty:
+            return passed_on([])
+        items = [{**item, node_id: True} for items in call.inputs.values() for item in items]
+        return passed_on(items)
+
+
+class SubWorkflow:
+    async def run(self, call: NodeCall) -> NodeResult:
+        items = await call.services.run_workflow(
+            str(call.config["workflowId"]), call.items, wait=bool(call.config.get("wait", True))
+        )
+        return passed_on(items)
+
+
+@dataclass
+class Rig:
+    workflows: WorkflowService
+    executions: ExecutionService
+    queue: MemoryQueue
+    behaviour: Behaviour
+    make_engine: Callable[[str], Engine]
+
+    def workflow(self, definition: dict[str, Any]) -> str:
+        made = self.workflows.create(OWNER, name="engine test", definition=definition)
+        self.workflows.publish_version(OWNER, made.aggregate.id, 1)
+        return made.aggregate.id
+
+    def run(self, definition: dict[str, Any], items: list[Any] | None = None) -> Execution:
+        workflow_id = self.workflow(definition)
+        queued = self.executions.start(OWNER, workflow_id, items)
+        return asyncio.run(self.make_engine("worker-1").run(queued.aggregate.id))
+
+    def events(self, execution_id: str) -> list[str]:
+        return [type(e).__name__ for e in self.executions.app.history(execution_id)]
+
+
+@pytest.fixture
+def rig(database_url: str) -> Iterator[Rig]:
+    env = event_store_env(database_url, pool_size=3)
+    workflows_app, executions_app = WorkflowsApp(env=env), ExecutionsApp(env=env)
+    workflows = WorkflowService(workflows_app)
+    queue = MemoryQueue()
+    executions = ExecutionService(executions_app, workflows, queue)
+    behaviour = Behaviour()
+    runtimes = {
+        "manual_trigger": behaviour,
+        "noop": behaviour,
+        "merge": behaviour,
+        "execute_workflow": SubWorkflow(),
+    }
+
+    def make_engine(worker_id: str) -> Engine:
+        services = WorkerServices(httpx.AsyncClient(), RuntimeLimits(), executions)
+        limits = EngineLimits(heartbeat_seconds=0.05)
+        return Engine(
+            executions_app, workflows.version_definition, runtimes, services, worker_id, limits
+        )
+
+    yield Rig(workflows, executions, queue, behaviour, make_engine)
+    workflows_app.close()
+    executions_app.close()
+
+
+def chain(*ids: str, settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """manual trigger `m` followed by noop nodes `ids`, one after the other."""
+    nodes = [{"id": "m", "name": "Start", "type": "manual_trigger"}]
+    nodes += [{"id": i, "name": i.upper(), "type": "noop"} for i in ids]
+    order = ["m", *ids]
+    connections = [{"source": a, "target": b} for a, b in pairwise(order)]
+    return {"nodes": nodes, "connections": connections, "settings": settings or {}}
+
+
+def diamond() -> dict[str, Any]:
+    """m -> a, m -> b, a -> j.input1, b -> j.input2"""
+    return {
+        "nodes": [
+            {"id": "m", "type": "manual_trigger"},
+            {"id": "a", "type": "noop"},
+            {"id": "b", "type": "noop"},
+            {"id": "j", "type": "merge"},
+        ],
+        "connections": [
+            {"source": "m", "target": "a"},
+            {"source": "m", "target": "b"},
+            {"source": "a", "target": "j", "targetHandle": "input1"},
+            {"source": "b", "target": "j", "targetHandle": "input2"},
+        ],
+    }
+
+
+RETRY = {"retryPolicy": {"enabled": True, "maxRetries": 3, "retryDelay": 1}}
+
+
+def test_a_chain_runs_in_order_and_ends_with_the_last_nodes_items(rig: Rig) -> None:
+    ended = rig.run(chain("a", "b"), [{"n": 1}, {"n": 2}])
+    assert ended.status is ExecutionStatus.SUCCESS
+    assert ended.output_items == [
+        {"n": 1, "m": True, "a": True, "b": True},
+        {"n": 2, "m": True, "a": True, "b": True},
+    ]
+    assert rig.events(ended.id) == [
+        "Queued",
+        "Started",
+        "NodeStarted",
+        "NodeSucceeded",
+        "NodeStarted",
+        "NodeSucceeded",
+        "NodeStarted",
+        "NodeSucceeded",
+        "Succeeded",
+    ]
+
+
+def test_independent_branches_run_at_the_same_time(rig: Rig) -> None:
+    rig.behaviour.rendezvous = {"a": asyncio.Event(), "b": asyncio.Event()}
+    ended = rig.run(diamond())
+    assert ended.status is ExecutionStatus.SUCCESS, ended.error_message
+    assert ended.output_items == [
+        {"m": True, "a": True, "j": True},
+        {"m": True, "b": True, "j": True},
+    ]
+
+
+def test_a_branch_without_items_is_skipped_with_what_only_it_feeds(rig: Rig) -> None:
+    rig.behaviour.empty = {"a"}
+    ended = rig.run(chain("a", "b"))
+    assert ended.status is ExecutionStatus.SUCCESS
+    assert ended.nodes["b"].status is NodeStatus.SKIPPED
+    assert "b" not in rig.behaviour.calls
+    assert ended.output_items == []
+
+
+def test_a_disabled_node_passes_its_items_through(rig: Rig) -> None:
+    definition = chain("a", "b")
+    definition["nodes"][1]["disabled"] = True
+    ended = rig.run(definition)
+    assert ended.status is ExecutionStatus.SUCCESS
+    assert ended.nodes["a"].status is NodeStatus.SKIPPED
+    assert ended.output_items == [{"m": True, "b": True}]
+
+
+def test_a_retryable_failure_is_retried_per_the_retry_policy(rig: Rig) -> None:
+    rig.behaviour.fail_first = {"a": 2}
+    ended = rig.run(chain("a", settings=RETRY))
+    assert ended.status is ExecutionStatus.SUCCESS
+    assert rig.behaviour.calls["a"] == 3
+    assert ended.nodes["a"].attempt == 3
+    assert rig.events(ended.id).count("NodeRetrying") == 2
+
+
+def test_retries_stop_at_max_retries_and_the_run_fails_naming_the_node(rig: Rig) -> None:
+    rig.behaviour.fail_first = {"a": 10}
+    ended = rig.run(chain("a", "b", settings=RETRY))
+    assert ended.status is ExecutionStatus.FAILED
+    assert rig.behaviour.calls["a"] == 4  # the first attempt and three retries
+    assert ended.error_message == "node 'A' failed: a failed on call 4"
+    assert "b" not in rig.behaviour.calls
+
+
+def test_a_failure_that_is_not_retryable_fails_at_once(rig: Rig) -> None:
+    rig.behaviour.fail_first = {"a": 1}
+    rig.behaviour.retryable = False
+    ended = rig.run(chain("a", settings=RETRY))
+    assert ended.status is ExecutionStatus.FAILED
+    assert rig.behaviour.calls["a"] == 1
+
+
+def test_a_run_longer_than_its_timeout_times_out(rig: Rig) -> None:
+    rig.behaviour.hang = {"a"}
+    ended = rig.run(chain("a", settings={"timeout": 200}))
+    assert ended.status is ExecutionStatus.TIMEOUT
+    assert ended.nodes["a"].status is NodeStatus.CANCELLED
+    assert rig.events(ended.id)[-1] == "TimedOut"
+
+
+def test_cancelling_a_running_execution_stops_its_worker(rig: Rig) -> None:
+    rig.behaviour.hang = {"a"}
+    workflow_id = rig.workflow(chain("a", "b"))
+    queued = rig.executions.start(OWNER, workflow_id, None)
+    execution_id = queued.aggregate.id
+
+    def cancel_once_running() -> None:
+        while Execution.NodeStarted.__name__ not in rig.events(execution_id)[3:]:
+            threading.Event().wait(0.02)
+        rig.executions.cancel(OWNER, execution_id)
+
+    canceller = threading.Thread(target=cancel_once_running)
+    canceller.start()
+    ended = asyncio.run(asyncio.wait_for(rig.make_engine("w").run(execution_id), 10))
+    canceller.join()
+    stored = rig.executions.get(OWNER, execution_id)
+    assert stored.status is ExecutionStatus.CANCELLED
+    assert rig.events(execution_id)[-1] == "Cancelled"
+    assert ended.status is not ExecutionStatus.SUCCESS
+    assert "b" not in rig.behaviour.calls
+
+
+def test_a_run_whose_worker_died_resumes_without_rerunning_settled_nodes(rig: Rig) -> None:
+    workflow_id = rig.workflow(chain("a", "b"))
+    execution_id = rig.executions.start(OWNER, workflow_id, [{"n": 1}]).aggregate.id
+    app = rig.executions.app
+    # worker-1 ran the trigger and started `a`, then died before saving more.
+    execution = app.load(execution_id, Execution)
+    execution.start("worker-1", [{"id": i, "name": i, "type": "noop"} for i in ("m", "a", "b")])
+    execution.node_started("m", 1)
+    execution.node_succeeded("m", {"output": [{"n": 1, "m": True}]}, 1, [])
+    execution.node_started("a", 1)
+    app.record(EventMetadata(actor_id="system"), execution)
+
+    ended = asyncio.run(rig.make_engine("worker-2").run(execution_id))
+    assert ended.status is ExecutionStatus.SUCCESS
+    assert "m" not in rig.behaviour.calls
+    assert ended.output_items == [{"n": 1, "m": True, "a": True, "b": True}]
+    assert "Resumed" in rig.events(execution_id)
+    assert ended.nodes["a"].attempt == 2
+
+
+def test_a_sub_workflow_runs_as_a_child_and_returns_its_result(rig: Rig) -> None:
+    child = rig.workflow(chain("c"))
+    parent = chain()
+    parent["nodes"].append(
+        {"id": "x", "type": "execute_workflow", "config": {"workflowId": child, "wait": True}}
+    )
+    parent["connections"].append({"source": "m", "target": "x"})
+    ended = rig.run(parent, [{"n": 1}])
+    assert ended.status is ExecutionStatus.SUCCESS, ended.error_message
+    # The child's trigger and `c` ran on the parent's items.
+    assert ended.output_items == [{"n": 1, "m": True, "c": True}]
+
+
+def test_a_sub_workflow_the_user_may_not_run_fails_the_node(rig: Rig) -> None:
+    parent = chain()
+    missing = "0190d6a4-8e4b-7cc3-a7b6-3f1c2d4e5f99"
+    parent["nodes"].append(
+        {"id": "x", "type": "execute_workflow", "config": {"workflowId": missing}}
+    )
+    parent["connections"].append({"source": "m", "target": "x"})
+    ended = rig.run(parent)
+    assert ended.status is ExecutionStatus.FAILED
+    assert "may not execute it" in (ended.error_message or "")
+
+
+def test_the_worker_takes_runs_off_the_queue(rig: Rig) -> None:
+    workflow_id = rig.workflow(chain("a"))
+    ids = [rig.executions.start(OWNER, workflow_id, [{"i": i}]).aggregate.id for i in range(3)]
+
+    async def work() -> None:
+        stop = asyncio.Event()
+        worker = Worker(rig.make_engine("w"), rig.queue, concurrency=2)
+        running = asyncio.create_task(worker.run(stop))
+        await asyncio.to_thread(lambda: [rig.executions.wait_for_end(i, 10) for i in ids])
+        stop.set()
+        await running
+
+    asyncio.run(work())
+    assert [rig.executions.get(OWNER, i).status for i in ids] == [ExecutionStatus.SUCCESS] * 3
+
+
+def test_a_draft_runs_only_as_a_test_run(rig: Rig) -> None:
+    made = rig.workflows.create(OWNER, name="draft", definition=chain("a"))
+    with pytest.raises(Exception, match="no published version"):
+        rig.executions.start(OWNER, made.aggregate.id, None)
+    test_run = rig.executions.start(OWNER, made.aggregate.id, None, test=True)
+    assert str(test_run.aggregate.mode) == "test"
