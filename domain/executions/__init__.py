@@ -1,0 +1,1 @@
+"""The executions context: runs of workflows, node by node."""
