@@ -84,8 +84,11 @@ class MemoryQueue:
             return len(self._heap)
 
     def _bind(self) -> asyncio.Event:
+        """The event that wakes receivers, on the running loop (a new loop, as after a restart
+        of the worker's loop, gets a new event)."""
+        loop = asyncio.get_running_loop()
         with self._lock:
-            if self._arrived is None:
-                self._loop = asyncio.get_running_loop()
+            if self._arrived is None or self._loop is not loop:
+                self._loop = loop
                 self._arrived = asyncio.Event()
             return self._arrived

@@ -1,4 +1,8 @@
-"""A worker: takes executions off the queue and runs them, up to `concurrency` at a time."""
+"""A worker: takes executions off the queue and runs them, up to `concurrency` at a time.
+
+A delivery is run only under the execution's lease: a duplicate delivery of a run another live
+worker holds is dropped, and a run whose worker died (its lease ran out) is resumed here.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import contextlib
 import structlog
 
 from application.executions.engine import Engine
+from application.executions.leases import Leases
 from application.executions.queue import Delivery, ExecutionQueue
 
 log = structlog.get_logger(__name__)
@@ -20,12 +25,14 @@ class Worker:
         self,
         engine: Engine,
         queue: ExecutionQueue,
+        leases: Leases,
         *,
         concurrency: int = 10,
         keep_alive_seconds: float = 10.0,
     ) -> None:
         self.engine = engine
         self.queue = queue
+        self.leases = leases
         self.concurrency = concurrency
         self.keep_alive_seconds = keep_alive_seconds
         self._running: set[asyncio.Task[None]] = set()
@@ -51,22 +58,31 @@ class Worker:
                 await asyncio.gather(*self._running, return_exceptions=True)
 
     async def _run_one(self, delivery: Delivery, slots: asyncio.Semaphore) -> None:
-        alive = asyncio.create_task(self._keep_alive(delivery))
+        execution_id, me = delivery.execution_id, self.engine.worker_id
         try:
-            await self.engine.run(delivery.execution_id)
-            await self.queue.ack(delivery)
+            if not await self.leases.acquire(execution_id, me):
+                await self.queue.ack(delivery)  # a live worker runs it already
+                return
+            alive = asyncio.create_task(self._keep_alive(delivery))
+            try:
+                await self.engine.run(execution_id)
+                await self.queue.ack(delivery)
+            finally:
+                alive.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await alive
+                await self.leases.release(execution_id, me)
         except asyncio.CancelledError:
             raise
         except Exception:
-            # Not acknowledged: the queue hands it out again once its lease runs out.
-            log.exception("execution.crashed", execution_id=delivery.execution_id)
+            # Not acknowledged: the queue hands it out again after the lease time.
+            log.exception("execution.crashed", execution_id=execution_id)
         finally:
-            alive.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await alive
             slots.release()
 
     async def _keep_alive(self, delivery: Delivery) -> None:
         while True:
             await asyncio.sleep(self.keep_alive_seconds)
+            if not await self.leases.renew(delivery.execution_id, self.engine.worker_id):
+                log.warning("execution.lease_lost", execution_id=delivery.execution_id)
             await self.queue.keep_alive(delivery)

@@ -22,6 +22,7 @@ from application.eventstore import EventMetadata, event_store_env
 from application.executions.app import ExecutionsApp
 from application.executions.commands import ExecutionService
 from application.executions.engine import Engine, EngineLimits, WorkerServices
+from application.executions.leases import MemoryLeases
 from application.executions.nodes.base import (
     NodeCall,
     NodeFailure,
@@ -312,7 +313,7 @@ def test_the_worker_takes_runs_off_the_queue(rig: Rig) -> None:
 
     async def work() -> None:
         stop = asyncio.Event()
-        worker = Worker(rig.make_engine("w"), rig.queue, concurrency=2)
+        worker = Worker(rig.make_engine("w"), rig.queue, MemoryLeases(), concurrency=2)
         running = asyncio.create_task(worker.run(stop))
         await asyncio.to_thread(lambda: [rig.executions.wait_for_end(i, 10) for i in ids])
         stop.set()

@@ -1,0 +1,165 @@
+"""The execution queues (in-process and Redis Streams) and the leases, against the real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+import redis
+import redis.asyncio as aioredis
+
+from application.executions.leases import Leases, MemoryLeases, RedisLeases
+from application.executions.queue import MemoryQueue
+from application.executions.redis_queue import RedisStreamQueue
+
+
+@pytest.fixture
+def prefix(redis_url: str) -> Iterator[str]:
+    """A key prefix of this test's own; its keys are deleted afterwards."""
+    name = f"a2n:test-{uuid.uuid4().hex[:12]}:"
+    yield name
+    client = redis.Redis.from_url(redis_url)
+    for key in client.scan_iter(f"{name}*"):
+        client.delete(key)
+    client.close()
+
+
+@asynccontextmanager
+async def stream_queue(
+    redis_url: str, prefix: str, consumer: str, abandoned_after: int = 30
+) -> AsyncIterator[RedisStreamQueue]:
+    sync_client = redis.Redis.from_url(redis_url)
+    client = aioredis.from_url(redis_url)
+    try:
+        yield RedisStreamQueue(
+            sync_client, client, prefix=prefix, consumer=consumer, abandoned_after=abandoned_after
+        )
+    finally:
+        await client.aclose()
+        sync_client.close()
+
+
+def received(queue: Any, count: int) -> Callable[[], Awaitable[list[str]]]:
+    async def take() -> list[str]:
+        ids = []
+        for _ in range(count):
+            delivery = await queue.receive(1.0)
+            assert delivery is not None
+            ids.append(delivery.execution_id)
+            await queue.ack(delivery)
+        return ids
+
+    return take
+
+
+def test_the_memory_queue_serves_higher_priority_first_then_in_order() -> None:
+    queue = MemoryQueue()
+    for execution_id, priority in [("a", 0), ("b", 5), ("c", 0), ("d", -3), ("e", 5)]:
+        queue.submit(execution_id, priority)
+    assert asyncio.run(received(queue, 5)()) == ["b", "e", "a", "c", "d"]
+
+
+def test_the_memory_queue_wakes_a_waiting_worker_when_a_thread_submits() -> None:
+    queue = MemoryQueue()
+
+    async def wait_then_submit() -> str | None:
+        waiting = asyncio.create_task(queue.receive(5.0))
+        await asyncio.sleep(0.05)
+        threading.Thread(target=queue.submit, args=("late", 0)).start()
+        delivery = await waiting
+        return delivery.execution_id if delivery else None
+
+    assert asyncio.run(wait_then_submit()) == "late"
+    assert asyncio.run(queue.receive(0.05)) is None
+
+
+def test_the_stream_queue_serves_priority_bands_in_order(redis_url: str, prefix: str) -> None:
+    async def scenario() -> list[str]:
+        async with stream_queue(redis_url, prefix, "w1") as queue:
+            for execution_id, priority in [("a", 0), ("b", -1), ("c", 9), ("d", 0)]:
+                queue.submit(execution_id, priority)
+            taken = await received(queue, 4)()
+            assert await queue.receive(0.1) is None
+            assert await queue.depth() == 0
+            return taken
+
+    assert asyncio.run(scenario()) == ["c", "a", "d", "b"]
+
+
+def test_a_dead_workers_entry_is_taken_over_once_abandoned(redis_url: str, prefix: str) -> None:
+    async def scenario() -> tuple[str | None, str | None]:
+        async with (
+            stream_queue(redis_url, prefix, "dead", abandoned_after=1) as dead,
+            stream_queue(redis_url, prefix, "alive", abandoned_after=1) as alive,
+        ):
+            dead.submit("run-1", 0)
+            assert (await dead.receive(1.0)) is not None  # then it dies without an ack
+            early = await alive.receive(0.1)
+            await asyncio.sleep(1.2)
+            late = await alive.receive(0.1)
+            assert late is not None
+            await alive.ack(late)
+            return (early.execution_id if early else None), late.execution_id
+
+    assert asyncio.run(scenario()) == (None, "run-1")
+
+
+def test_keep_alive_keeps_a_running_entry_from_being_taken(redis_url: str, prefix: str) -> None:
+    async def scenario() -> None:
+        async with (
+            stream_queue(redis_url, prefix, "busy", abandoned_after=1) as busy,
+            stream_queue(redis_url, prefix, "other", abandoned_after=1) as other,
+        ):
+            busy.submit("run-2", 0)
+            delivery = await busy.receive(1.0)
+            assert delivery is not None
+            for _ in range(3):
+                await asyncio.sleep(0.5)
+                await busy.keep_alive(delivery)
+                assert await other.receive(0.05) is None
+            await busy.ack(delivery)
+
+    asyncio.run(scenario())
+
+
+@pytest.fixture(params=["memory", "redis"])
+def leases_of(request: pytest.FixtureRequest, redis_url: str, prefix: str) -> Any:
+    """Leases of one kind, lasting `seconds`."""
+
+    @asynccontextmanager
+    async def make(seconds: int) -> AsyncIterator[Leases]:
+        if request.param == "memory":
+            yield MemoryLeases(seconds)
+            return
+        client = aioredis.from_url(redis_url)
+        try:
+            yield RedisLeases(client, prefix=prefix, seconds=seconds)
+        finally:
+            await client.aclose()
+
+    return make
+
+
+def test_a_lease_is_one_workers_until_released_or_expired(leases_of: Any) -> None:
+    async def scenario() -> None:
+        async with leases_of(1) as leases:
+            assert await leases.acquire("x", "w1")
+            assert not await leases.acquire("x", "w2")
+            assert await leases.acquire("x", "w1")  # holding it again is fine
+            assert await leases.held(["x", "y"]) == {"x"}
+            assert not await leases.renew("x", "w2")
+            await leases.release("x", "w2")  # not w2's: nothing happens
+            assert not await leases.acquire("x", "w2")
+            await leases.release("x", "w1")
+            assert await leases.acquire("x", "w2")
+            await asyncio.sleep(1.2)  # w2 stopped renewing
+            assert await leases.held(["x"]) == set()
+            assert not await leases.renew("x", "w2")
+            assert await leases.acquire("x", "w3")
+
+    asyncio.run(scenario())
