@@ -12,6 +12,7 @@ from litestar.openapi.plugins import ScalarRenderPlugin
 
 from api import ops
 from api.auth import AuthenticationMiddleware, authorize
+from api.commands.executions import ExecutionCommands, WorkflowRunCommands
 from api.commands.identity import (
     AuthCommands,
     MeCommands,
@@ -55,15 +56,21 @@ def create_app(
     database: Database | None = None,
     run_projectors: bool = False,
     send_mail: bool = False,
+    run_workers: bool = False,
 ) -> Litestar:
-    """Build the app; `run_projectors` and `send_mail` also run the projectors and the mail sender
-    (when SMTP is configured) in this process (`a2n up`)."""
+    """Build the app; `run_projectors`, `send_mail` and `run_workers` also run the projectors,
+    the mail sender (when SMTP is configured) and an execution worker in this process
+    (`a2n up`)."""
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         target = database or resolve_database(settings)
         async with open_services(
-            settings, target, run_projectors=run_projectors, send_mail=send_mail
+            settings,
+            target,
+            run_projectors=run_projectors,
+            send_mail=send_mail,
+            run_workers=run_workers,
         ) as found:
             app.state.services = found
             yield
@@ -97,6 +104,8 @@ def create_app(
                     WorkflowCommentCommands,
                     WorkflowCommentQueries,
                     WorkflowExportQueries,
+                    WorkflowRunCommands,
+                    ExecutionCommands,
                     WorkflowGalleryQueries,
                     NodeQueries,
                     AuditQueries,

@@ -230,10 +230,13 @@ class _Run:
             self.tasks[node_id] = asyncio.create_task(self._attempt(node_id, inputs))
             return
         if outcome.result is not None:
-            logs = _log_dicts(outcome.result)
+            result = outcome.result
             self.execution.node_succeeded(
-                node_id, outcome.result.outputs, outcome.duration_ms, logs
+                node_id, result.outputs, outcome.duration_ms, _log_dicts(result)
             )
+            if result.response is not None:
+                answer = result.response
+                self.execution.respond(node_id, answer.status, answer.headers, answer.body)
             return
         failure = outcome.failure or NodeFailure("the node stopped without a result")
         error = _error_dict(failure)

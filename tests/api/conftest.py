@@ -51,13 +51,15 @@ def api_settings(
         # Every test client calls from one address ("testclient"): the per-address lockout
         # would let one test's failed sign-ins lock out the rest (test_login_lockout has its own).
         login_max_failures_per_ip=100_000,
+        # Runs left waiting by authorization tests (their cancel was refused) hold a slot each.
+        worker_concurrency=50,
     )
 
 
 @pytest.fixture(scope="session")
 def client_and_owner(api_settings: Settings) -> Iterator[tuple[TestClient[Any], Account]]:
     """The app, and its OWNER registered first thing, whichever test happens to run first."""
-    app = create_app(api_settings, run_projectors=True)
+    app = create_app(api_settings, run_projectors=True, run_workers=True)
     with TestClient(app, raise_server_exceptions=False) as test_client:
         yield test_client, owner_of(test_client)
 

@@ -40,6 +40,7 @@ def test_ready_reports_database_redis_and_every_projection(
         ("workflow_comments", "identity"),  # comment texts of erased authors
         ("audit_log", "identity"),
         ("audit_log", "workflows"),
+        ("audit_log", "executions"),
     }
     workflows = projections[("workflows", "workflows")]
     assert workflows["position"] >= position

@@ -24,9 +24,13 @@ from tests.api.helpers import (
     API,
     N8N_WORKFLOW,
     PASSWORD,
+    RUNNABLE,
+    SLOW,
     Account,
     create,
     promote,
+    published,
+    run,
     share,
     sign_up,
 )
@@ -133,6 +137,23 @@ class World:
         assert made.status_code == 201, made.text
         found: str = made.json()["id"]
         return found
+
+
+def runnable(of: Callable[[World, Account], Account]) -> Build:
+    """A published, runnable workflow of `of(world, me)`."""
+    return lambda world, me: Call({"workflow_id": published(world.client, of(world, me), RUNNABLE)})
+
+
+def execution(of: Callable[[World, Account], Account], *, ended: bool) -> Build:
+    """An execution of `of(world, me)`: ended (it ran to its end) or still running."""
+
+    def build(world: World, me: Account) -> Call:
+        owner = of(world, me)
+        workflow_id = published(world.client, owner, RUNNABLE if ended else SLOW)
+        started = run(world.client, owner, workflow_id, wait="true" if ended else "false")
+        return Call({"execution_id": started["id"]})
+
+    return build
 
 
 def own_workflow(**body: Any) -> Build:
@@ -308,6 +329,15 @@ CASES: dict[str, Case] = {
     ),
     "POST /workflows/import": Case(own=lambda w, me: Call(body=N8N_WORKFLOW)),
     "GET /workflows/{workflow_id:str}/export": Case(own=own_workflow(), foreign=foreign_workflow),
+    "POST /workflows/{workflow_id:str}/executions": Case(
+        own=runnable(myself), foreign=runnable(somebody)
+    ),
+    "POST /executions/{execution_id:str}/cancel": Case(
+        own=execution(myself, ended=False), foreign=execution(somebody, ended=False)
+    ),
+    "POST /executions/{execution_id:str}/retry": Case(
+        own=execution(myself, ended=True), foreign=execution(somebody, ended=True)
+    ),
     "GET /nodes": Case(),
     "GET /nodes/{node_id:str}": Case(own=lambda w, me: Call({"node_id": "http_request"})),
     "GET /audit/aggregates/{aggregate_id:str}/events": Case(
