@@ -28,6 +28,7 @@ from api.commands.workflows import WorkflowCommands
 from api.middleware import request_context
 from api.problems import EXCEPTION_HANDLERS
 from api.queries.audit import AuditQueries
+from api.queries.executions import ExecutionQueries, StatsQueries
 from api.queries.identity import (
     MeQueries,
     OutboxQueries,
@@ -98,6 +99,8 @@ def create_app(
                     WorkflowCommentQueries,
                     WorkflowExportQueries,
                     WorkflowGalleryQueries,
+                    ExecutionQueries,
+                    StatsQueries,
                     NodeQueries,
                     AuditQueries,
                 ],
