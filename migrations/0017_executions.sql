@@ -137,9 +137,9 @@ COMMENT ON COLUMN execution_node_state.node_id IS 'Node id in the workflow defin
 COMMENT ON COLUMN execution_node_state.node_name IS 'Node display name when the run started.';
 COMMENT ON COLUMN execution_node_state.node_type IS 'Node type (http_request, set, ...).';
 COMMENT ON COLUMN execution_node_state.sequence IS 'Position of the node in the definition, from 0.';
-COMMENT ON COLUMN execution_node_state.status IS 'PENDING, RUNNING, RETRYING, SUCCESS, FAILED, SKIPPED or CANCELLED.';
+COMMENT ON COLUMN execution_node_state.status IS 'PENDING, RUNNING, RETRYING, SUCCESS, FAILED, SKIPPED, or CANCELLED (not settled when the run failed, timed out or was cancelled).';
 COMMENT ON COLUMN execution_node_state.start_time IS 'When its first attempt started.';
-COMMENT ON COLUMN execution_node_state.end_time IS 'When it settled (or was cancelled).';
+COMMENT ON COLUMN execution_node_state.end_time IS 'When it settled, or was cancelled while running; NULL for a node that never started.';
 COMMENT ON COLUMN execution_node_state.duration IS 'Milliseconds its attempts ran, summed (waits between attempts not counted).';
 COMMENT ON COLUMN execution_node_state.input_count IS 'Items its latest attempt received.';
 COMMENT ON COLUMN execution_node_state.output_data IS 'Items it sent, by output handle (a skipped disabled node passes its input on).';

@@ -199,12 +199,6 @@ def cancelled(cur: Cursor[Any], event: Execution.Cancelled, ctx: EventContext) -
         "error_message = %s",
         event.reason,
     )
-    _update_unsettled_nodes(
-        cur,
-        event,
-        "status = 'CANCELLED', end_time = CASE WHEN start_time IS NULL THEN NULL ELSE %s END",
-        event.timestamp,
-    )
 
 
 def _end(
@@ -216,7 +210,15 @@ def _end(
     assignments: str,
     *values: Any,
 ) -> None:
-    """The run ended with `status`: its row, its last log line and its duration metric."""
+    """The run ended with `status`: its row, the nodes still going (they end CANCELLED, as in
+    the aggregate; those that never started get no end time), its last log line and its
+    duration metric."""
+    _update_unsettled_nodes(
+        cur,
+        event,
+        "status = 'CANCELLED', end_time = CASE WHEN start_time IS NULL THEN NULL ELSE %s END",
+        event.timestamp,
+    )
     _update_execution(
         cur,
         event,

@@ -3,9 +3,12 @@ log and metric rows; the workflows' run counters; rebuilds equal to the live tab
 
 from __future__ import annotations
 
+import asyncio
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 from psycopg.rows import dict_row
@@ -13,6 +16,17 @@ from psycopg.rows import dict_row
 from application.caller import Caller
 from application.eventstore import EventMetadata
 from application.executions.app import ExecutionsApp
+from application.executions.commands import ExecutionService
+from application.executions.engine import Engine, EngineLimits, WorkerServices
+from application.executions.nodes.base import (
+    LogLine,
+    NodeCall,
+    NodeFailure,
+    NodeResult,
+    Runtime,
+    RuntimeLimits,
+)
+from application.executions.queue import MemoryQueue
 from application.workflows.commands import WorkflowService
 from domain.executions.execution import Execution
 from projections import executions, identity, workflows
@@ -148,15 +162,15 @@ def test_a_retried_successful_run_gives_every_row(apps: Apps, caller: Caller) ->
             "FAILED",
             "node Work failed",
             ("FAILED", 1, 0, 20, "boom", None),
-            ("PENDING", 0, 0, None, None, None),
+            ("CANCELLED", 0, 0, None, None, None),
             ("ERROR", "Execution failed: node Work failed"),
         ),
         (
             "TIMEOUT",
             "TIMEOUT",
             "the execution took longer than its timeout of 90 ms",
-            ("RUNNING", 1, 0, None, None, None),
-            ("PENDING", 0, 0, None, None, None),
+            ("CANCELLED", 1, 0, None, None, None),
+            ("CANCELLED", 0, 0, None, None, None),
             ("ERROR", "Execution timed out: the execution took longer than its timeout of 90 ms"),
         ),
         (
@@ -205,21 +219,27 @@ def test_each_ending_sets_the_run_and_its_nodes(
     assert logs(url, run.id)[-1][1:] == last_line
 
 
-def test_a_cancelled_run_ends_its_running_nodes_and_leaves_waiting_ones_unstarted(
-    apps: Apps, caller: Caller
+@pytest.mark.parametrize("outcome", ["CANCELLED", "TIMEOUT"])
+def test_a_run_that_ends_early_ends_its_running_nodes_and_leaves_waiting_ones_unstarted(
+    apps: Apps, caller: Caller, outcome: Any
 ) -> None:
     url, service, store = apps
-    run = record_run(store, workflow(service, caller), USER, "CANCELLED")
+    run = record_run(store, workflow(service, caller), USER, outcome)
     drain(url, executions.projector)
-    ends = dict(
-        rows(
+    ends = {
+        node: (status, ended)
+        for node, status, ended in rows(
             url,
-            "SELECT node_id, end_time IS NOT NULL FROM execution_node_state "
+            "SELECT node_id, status::text, end_time IS NOT NULL FROM execution_node_state "
             "WHERE execution_id = %s",
             (run.id,),
         )
-    )
-    assert ends == {"start": True, "work": True, "after": False}
+    }
+    assert ends == {
+        "start": ("SUCCESS", True),
+        "work": ("CANCELLED", True),
+        "after": ("CANCELLED", False),
+    }
 
 
 def test_a_queued_run_has_no_nodes_yet_and_a_cancelled_one_no_duration(
@@ -293,6 +313,60 @@ def test_node_log_levels_are_filed_under_the_spec_levels(apps: Apps, caller: Cal
         "INFO",
     ]
     assert found[-1][1] == "2026-01-31 12:00"
+
+
+def test_a_run_the_engine_drove_is_projected_the_same_way(apps: Apps, caller: Caller) -> None:
+    """The rows above come from runs recorded by hand; the engine's own events give them too."""
+    url, service, store = apps
+    definition = {
+        "nodes": [
+            {"id": "m", "name": "Start", "type": "manual_trigger"},
+            {"id": "a", "name": "Flaky", "type": "noop"},
+        ],
+        "connections": [{"source": "m", "target": "a"}],
+        "settings": {"retryPolicy": {"enabled": True, "maxRetries": 2, "retryDelay": 0}},
+    }
+    wid = service.create(caller, name="engine", definition=definition).aggregate.id
+    service.publish_version(caller, wid, 1)
+    calls: Counter[str] = Counter()
+
+    async def behave(call: NodeCall) -> NodeResult:
+        node_id = str(call.node["id"])
+        calls[node_id] += 1
+        if node_id == "a" and calls[node_id] == 1:
+            raise NodeFailure("busy, try again", retryable=True)
+        return NodeResult({"output": call.items}, [LogLine("WARN", f"{node_id} ran")])
+
+    runs = ExecutionService(store, service, MemoryQueue())
+    queued = runs.start(caller, wid, [{"n": 1}])
+    runtime = Runtime(behave)
+    engine = Engine(
+        store,
+        service.version_definition,
+        {"manual_trigger": runtime, "noop": runtime},
+        WorkerServices(httpx.AsyncClient(), RuntimeLimits(), runs),
+        "worker-e2e",
+        EngineLimits(heartbeat_seconds=0.05),
+    )
+    ended = asyncio.run(engine.run(queued.aggregate.id))
+    drain(url, executions.projector)
+    drain(url, workflows.projector)
+
+    row = one(
+        url, "SELECT status::text, retry_count, worker_id FROM execution WHERE id = %s", ended.id
+    )
+    assert row == {"status": "SUCCESS", "retry_count": 1, "worker_id": "worker-e2e"}
+    assert {k: v[:3] for k, v in nodes(url, ended.id).items()} == {
+        "m": ("SUCCESS", 1, 0),
+        "a": ("SUCCESS", 2, 1),
+    }
+    assert [line for line in logs(url, ended.id) if line[1] != "INFO"] == [
+        ("m", "WARN", "m ran"),
+        ("a", "WARN", "Node Flaky attempt 1 failed: busy, try again; retrying in 0 ms"),
+        ("a", "WARN", "a ran"),
+    ]
+    counted = one(url, "SELECT execution_count, success_count FROM workflow WHERE id = %s", wid)
+    assert counted == {"execution_count": 1, "success_count": 1}
 
 
 def test_workflow_counters_follow_the_runs_that_ended(apps: Apps, caller: Caller) -> None:
