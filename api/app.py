@@ -29,6 +29,7 @@ from api.commands.workflows import WorkflowCommands
 from api.middleware import request_context
 from api.problems import EXCEPTION_HANDLERS
 from api.queries.audit import AuditQueries
+from api.queries.executions import ExecutionQueries, StatsQueries
 from api.queries.identity import (
     MeQueries,
     OutboxQueries,
@@ -107,6 +108,8 @@ def create_app(
                     WorkflowRunCommands,
                     ExecutionCommands,
                     WorkflowGalleryQueries,
+                    ExecutionQueries,
+                    StatsQueries,
                     NodeQueries,
                     AuditQueries,
                 ],

@@ -13,6 +13,8 @@ from litestar.testing import TestClient
 
 from api.app import create_app
 from application.crypto import KeyRing
+from application.eventstore import event_store_env
+from application.executions.app import ExecutionsApp
 from application.settings import Settings
 from tests.api.helpers import Account, owner_of, sign_up
 from tests.oidc_provider import OIDCProvider, a2n_providers, running_provider
@@ -79,3 +81,12 @@ def owner(client_and_owner: tuple[TestClient[Any], Account]) -> Account:
 def user(client: TestClient[Any], owner: Account) -> Account:
     """Auth headers of a new account of this test alone, so lists hold only its rows."""
     return sign_up(client)
+
+
+@pytest.fixture(scope="session")
+def runs(database_url: str) -> Iterator[ExecutionsApp]:
+    """The Executions event store of the API's database, to record runs as the engine would
+    (the in-process projectors pick them up)."""
+    app = ExecutionsApp(env=event_store_env(database_url, pool_size=2))
+    yield app
+    app.close()

@@ -7,6 +7,9 @@ from typing import Any
 
 from litestar.testing import TestClient
 
+from application.executions.app import ExecutionsApp
+from tests.integration.helpers import Outcome, RecordedRun, record_run
+
 API = "/api/v1"
 GRAPH: dict[str, Any] = {
     "nodes": [
@@ -175,3 +178,18 @@ def run(
     assert response.status_code in (200, 202), response.text
     body: dict[str, Any] = response.json()
     return body
+
+
+def run_seen(
+    client: TestClient[Any],
+    runs: ExecutionsApp,
+    by: Account,
+    workflow_id: str,
+    outcome: Outcome = "SUCCESS",
+    **options: Any,
+) -> RecordedRun:
+    """A run of `workflow_id` started by `by`, recorded as the engine would, once the API
+    reads it (as `by`, who started it and so may see it)."""
+    run = record_run(runs, workflow_id, by.user_id, outcome, **options)
+    read(client, by, f"/executions/{run.id}", run.position)
+    return run

@@ -19,6 +19,7 @@ import pytest
 from litestar.testing import TestClient
 
 from api.app import API_PREFIX, create_app
+from application.executions.app import ExecutionsApp
 from application.settings import Settings
 from tests.api.helpers import (
     API,
@@ -31,6 +32,7 @@ from tests.api.helpers import (
     promote,
     published,
     run,
+    run_seen,
     share,
     sign_up,
 )
@@ -66,6 +68,7 @@ class Case:
 class World:
     client: Client
     owner: Account
+    runs: ExecutionsApp
 
     def account(self, role: RoleName) -> Account:
         if role == "OWNER":
@@ -86,6 +89,10 @@ class World:
         assert seen.status_code == 200, seen.text
         workflow_id: str = made["id"]
         return workflow_id
+
+    def run(self, of: Account) -> str:
+        """A finished run of a new workflow of `of`, started by `of`, in the read model."""
+        return run_seen(self.client, self.runs, of, self.workflow(of)).id
 
     def session(self, of: Account) -> str:
         sessions = self.client.get(f"{API}/me/sessions", headers=of).json()
@@ -162,6 +169,14 @@ def own_workflow(**body: Any) -> Build:
 
 def foreign_workflow(world: World, me: Account) -> Call:
     return Call({"workflow_id": world.workflow(world.stranger())})
+
+
+def own_run(world: World, me: Account) -> Call:
+    return Call({"execution_id": world.run(me)})
+
+
+def foreign_run(world: World, me: Account) -> Call:
+    return Call({"execution_id": world.run(world.stranger())})
 
 
 def with_body(build: Build, body: Any) -> Build:
@@ -338,6 +353,13 @@ CASES: dict[str, Case] = {
     "POST /executions/{execution_id:str}/retry": Case(
         own=execution(myself, ended=True), foreign=execution(somebody, ended=True)
     ),
+    "GET /executions": Case(),
+    "GET /executions/{execution_id:str}": Case(own=own_run, foreign=foreign_run),
+    "GET /executions/{execution_id:str}/nodes": Case(own=own_run, foreign=foreign_run),
+    "GET /executions/{execution_id:str}/logs": Case(own=own_run, foreign=foreign_run),
+    "GET /executions/{execution_id:str}/metrics": Case(own=own_run, foreign=foreign_run),
+    "GET /stats/daily": Case(role="ADMIN"),
+    "GET /stats/workflows/{workflow_id:str}": Case(own=own_workflow(), foreign=foreign_workflow),
     "GET /nodes": Case(),
     "GET /nodes/{node_id:str}": Case(own=lambda w, me: Call({"node_id": "http_request"})),
     "GET /audit/aggregates/{aggregate_id:str}/events": Case(
@@ -398,8 +420,8 @@ def send(client: Client, route: str, call: Call, headers: dict[str, str]) -> Any
 
 
 @pytest.fixture(scope="module")
-def world(client: Client, owner: Account) -> World:
-    return World(client, owner)
+def world(client: Client, owner: Account, runs: ExecutionsApp) -> World:
+    return World(client, owner, runs)
 
 
 def test_only_the_sign_in_routes_are_public() -> None:
