@@ -22,7 +22,13 @@ from application.eventstore import Recorded
 from application.identity.commands import IdentityService
 from application.ids import new_id
 from domain.credentials.checks import Check, ValidationStatus
-from domain.credentials.credential import Credential, CredentialPermission, ShareTerms
+from domain.credentials.credential import (
+    Credential,
+    CredentialPermission,
+    ShareTerms,
+    share_terms_violations,
+)
+from domain.errors import ValidationFailed
 
 Clock = Callable[[], datetime]
 
@@ -167,8 +173,13 @@ class CredentialService:
         granted: list[ShareTerms] = []
 
         def grant(credential: Credential) -> None:
-            # Looked up only once the caller proved ownership, so nobody else learns anything.
-            recipient = self.identity.active_recipient(user_id, email)
+            now = self.clock()
+            broken = share_terms_violations(permission, expires_at, usage_limit, now)
+            try:
+                # Looked up only once the caller proved ownership: nobody else learns anything.
+                recipient = self.identity.active_recipient(user_id, email)
+            except ValidationFailed as unknown:
+                raise ValidationFailed(unknown.violations + broken) from None
             granted[:] = [
                 credential.share_with(
                     recipient,
@@ -176,7 +187,7 @@ class CredentialService:
                     share_id=share_id,
                     expires_at=expires_at,
                     usage_limit=usage_limit,
-                    now=self.clock(),
+                    now=now,
                 )
             ]
 

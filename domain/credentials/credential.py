@@ -413,18 +413,7 @@ class Credential(Aggregate):
     ) -> ShareTerms:
         """Grant `user_id` a share on these terms, or change the terms of theirs (its count of
         uses so far stays: raising the limit grants more uses). The same terms record nothing."""
-        violations: list[Violation] = []
-        if permission not in GRANTABLE:
-            violations.append(Violation("/permission", "must be USE or EDIT"))
-        violations += _expiry_violations(expires_at, now)
-        if usage_limit is not None and (
-            isinstance(usage_limit, bool)
-            or not isinstance(usage_limit, int)
-            or not 1 <= usage_limit <= MAX_USAGE_LIMIT
-        ):
-            violations.append(
-                Violation("/usageLimit", f"must be an integer from 1 to {MAX_USAGE_LIMIT}")
-            )
+        violations = share_terms_violations(permission, expires_at, usage_limit, now)
         if violations:
             raise ValidationFailed(violations)
         self._refuse_if_deleted()
@@ -554,6 +543,26 @@ class Credential(Aggregate):
     def _refuse_if_deleted(self) -> None:
         if self.is_deleted:
             raise InvalidState("the credential is deleted")
+
+
+def share_terms_violations(
+    permission: Any, expires_at: Any, usage_limit: Any, now: datetime
+) -> list[Violation]:
+    """The rules a share's terms break (checked before the recipient is looked up, so every
+    mistake of a request is reported at once)."""
+    violations: list[Violation] = []
+    if permission not in GRANTABLE:
+        violations.append(Violation("/permission", "must be USE or EDIT"))
+    violations += _expiry_violations(expires_at, now)
+    if usage_limit is not None and (
+        isinstance(usage_limit, bool)
+        or not isinstance(usage_limit, int)
+        or not 1 <= usage_limit <= MAX_USAGE_LIMIT
+    ):
+        violations.append(
+            Violation("/usageLimit", f"must be an integer from 1 to {MAX_USAGE_LIMIT}")
+        )
+    return violations
 
 
 def _unknown(values: Mapping[str, Any]) -> list[Violation]:
