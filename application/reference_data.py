@@ -8,8 +8,12 @@ a command. Syncing is an idempotent upsert that leaves rows already matching the
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
+import psycopg
 from psycopg import sql
+
+from application.migrations import MigrationError
 
 
 def upsert_changed(
@@ -44,3 +48,26 @@ def upsert_changed(
         current=sql.SQL(", ").join(sql.Identifier(table, c) for c in columns),
         incoming=sql.SQL(", ").join(sql.Identifier("excluded", c) for c in columns),
     )
+
+
+def sync_rows(
+    conn: psycopg.Connection[Any],
+    table: str,
+    upsert: sql.Composed,
+    rows: Sequence[Mapping[str, Any]],
+    retire: str,
+) -> tuple[int, int]:
+    """In one transaction, run `upsert` for each row, then `retire` (given the list of the rows'
+    ids) for the rows the code no longer ships; how many rows each wrote."""
+    try:
+        with conn.transaction(), conn.cursor() as cur:
+            written = 0
+            for row in rows:
+                cur.execute(upsert, row)
+                written += cur.rowcount
+            cur.execute(retire, ([row["id"] for row in rows],))
+            return written, cur.rowcount
+    except psycopg.errors.UndefinedTable:
+        raise MigrationError(
+            f"the {table} table does not exist yet: run `a2n migrate up` first"
+        ) from None

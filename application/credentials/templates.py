@@ -10,8 +10,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from application.migrations import MigrationError
-from application.reference_data import upsert_changed
+from application.reference_data import sync_rows, upsert_changed
 from domain.credentials.templates import BUILT_IN_TEMPLATES, CredentialTemplate
 
 COLUMNS = (
@@ -28,6 +27,7 @@ COLUMNS = (
     "is_built_in",
 )
 _UPSERT = upsert_changed("credential_template", COLUMNS, casts={"type": "credential_type"})
+_REMOVE = "DELETE FROM credential_template WHERE is_built_in AND NOT (id = ANY(%s))"
 
 
 def template_row(template: CredentialTemplate) -> dict[str, Any]:
@@ -52,18 +52,5 @@ def sync_credential_templates(
 ) -> int:
     """Make the built-in rows match `templates` in one transaction; how many rows it wrote."""
     rows = [template_row(t) for t in templates]
-    try:
-        with conn.transaction(), conn.cursor() as cur:
-            written = 0
-            for row in rows:
-                cur.execute(_UPSERT, row)
-                written += cur.rowcount
-            cur.execute(
-                "DELETE FROM credential_template WHERE is_built_in AND NOT (id = ANY(%s))",
-                ([row["id"] for row in rows],),
-            )
-            return written + cur.rowcount
-    except psycopg.errors.UndefinedTable:
-        raise MigrationError(
-            "the credential_template table does not exist yet: run `a2n migrate up` first"
-        ) from None
+    written, removed = sync_rows(conn, "credential_template", _UPSERT, rows, _REMOVE)
+    return written + removed

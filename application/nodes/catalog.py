@@ -17,8 +17,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from application.migrations import MigrationError
-from application.reference_data import upsert_changed
+from application.reference_data import sync_rows, upsert_changed
 from domain.workflows.nodes import BUILT_IN_NODES, NodeType
 
 SYNCED_COLUMNS = (
@@ -109,16 +108,5 @@ def sync_built_in_nodes(
 ) -> CatalogSync:
     """Make the built-in rows of node_definition match `nodes`, in one transaction."""
     rows = [built_in_row(node) for node in nodes]
-    try:
-        with conn.transaction(), conn.cursor() as cur:
-            written = 0
-            for row in rows:
-                cur.execute(_UPSERT, row)
-                written += cur.rowcount
-            cur.execute(_DEPRECATE, ([row["id"] for row in rows],))
-            deprecated = cur.rowcount
-    except psycopg.errors.UndefinedTable:
-        raise MigrationError(
-            "the node_definition table does not exist yet: run `a2n migrate up` first"
-        ) from None
+    written, deprecated = sync_rows(conn, "node_definition", _UPSERT, rows, _DEPRECATE)
     return CatalogSync(built_in=len(rows), written=written, deprecated=deprecated)

@@ -22,7 +22,13 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from domain.errors import Violation
-from domain.workflows.nodes.schema import DRAFT, pointer_of, schema_violations, validator
+from domain.workflows.nodes.schema import (
+    DRAFT,
+    config,
+    pointer_of,
+    schema_violations,
+    validator,
+)
 
 MAX_DATA_BYTES = 32 * 1024
 """Largest data (as compact JSON) one credential may hold: a certificate chain fits."""
@@ -57,21 +63,6 @@ def _secret(description: str, max_length: int = MAX_SECRET_LENGTH) -> dict[str, 
 
 def _plain(description: str, max_length: int = 1024) -> dict[str, Any]:
     return {"type": "string", "minLength": 1, "maxLength": max_length, "description": description}
-
-
-def _object(
-    properties: Mapping[str, Any], required: tuple[str, ...] = (), **rules: Any
-) -> dict[str, Any]:
-    schema: dict[str, Any] = {
-        "$schema": DRAFT,
-        "type": "object",
-        "properties": dict(properties),
-        "additionalProperties": False,
-        **rules,
-    }
-    if required:
-        schema["required"] = list(required)
-    return schema
 
 
 _URL = {"type": "string", "format": "http-url", "maxLength": 2048}
@@ -126,8 +117,8 @@ SPECS: dict[CredentialType, TypeSpec] = {
             CredentialType.API_KEY,
             "API key",
             "A key sent in a header or query parameter.",
-            _object({"apiKey": _secret("The key")}, ("apiKey",)),
-            _object(
+            config({"apiKey": _secret("The key")}, ("apiKey",)),
+            config(
                 {
                     "in": {"enum": ["header", "query"], "default": "header"},
                     "name": _plain("Header or query parameter name", 100),
@@ -139,17 +130,17 @@ SPECS: dict[CredentialType, TypeSpec] = {
             CredentialType.BASIC_AUTH,
             "Basic auth",
             "A user name and password (HTTP Basic authentication).",
-            _object(
+            config(
                 {"username": _plain("User name"), "password": _secret("Password")},
                 ("username", "password"),
             ),
-            _object({"baseUrl": _URL}),
+            config({"baseUrl": _URL}),
         ),
         TypeSpec(
             CredentialType.OAUTH,
             "OAuth 2.0",
             "An OAuth 2.0 client, and the tokens it was granted.",
-            _object(
+            config(
                 {
                     "clientId": _plain("Client id"),
                     "clientSecret": _secret("Client secret"),
@@ -163,7 +154,7 @@ SPECS: dict[CredentialType, TypeSpec] = {
                 },
                 ("clientId", "clientSecret"),
             ),
-            _object(
+            config(
                 {
                     "grantType": {
                         "enum": ["authorizationCode", "clientCredentials"],
@@ -179,14 +170,14 @@ SPECS: dict[CredentialType, TypeSpec] = {
             CredentialType.BEARER_TOKEN,
             "Bearer token",
             "A token sent as Authorization: Bearer <token>.",
-            _object({"token": _secret("The token")}, ("token",)),
-            _object({"baseUrl": _URL}),
+            config({"token": _secret("The token")}, ("token",)),
+            config({"baseUrl": _URL}),
         ),
         TypeSpec(
             CredentialType.CERTIFICATE,
             "Client certificate",
             "A PEM X.509 certificate with its private key, for mutual TLS.",
-            _object(
+            config(
                 {
                     "certificate": _plain("PEM certificate (chain)", MAX_PEM_LENGTH),
                     "privateKey": _secret("PEM private key", MAX_PEM_LENGTH),
@@ -195,20 +186,20 @@ SPECS: dict[CredentialType, TypeSpec] = {
                 },
                 ("certificate",),
             ),
-            _object({}),
+            config({}),
         ),
         TypeSpec(
             CredentialType.SSH_KEY,
             "SSH key",
             "An SSH private key (OpenSSH or PEM format).",
-            _object(
+            config(
                 {
                     "privateKey": _secret("Private key", MAX_PEM_LENGTH),
                     "passphrase": _secret("Passphrase of the private key"),
                 },
                 ("privateKey",),
             ),
-            _object(
+            config(
                 {
                     "host": _plain("Host name or address", 255),
                     "port": {"type": "integer", "minimum": 1, "maximum": 65535, "default": 22},
