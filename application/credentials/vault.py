@@ -7,7 +7,9 @@ data, and records the use as a `CredentialUsed` event in the same step: a use th
 recorded returns nothing, and two concurrent uses cannot both take a share's last use.
 
 It is synchronous and keeps no state between calls, so worker threads may share one instance
-(`anyio.to_thread.run_sync(vault.use, ...)` from async code).
+(`anyio.to_thread.run_sync(vault.use, ...)` from async code). A worker process builds it as
+`CredentialVault(CredentialsApp(env=event_store_env(url)), CredentialSealer(keys.master))` with
+the keys of `application.keys.load_keys(settings)`.
 """
 
 from __future__ import annotations

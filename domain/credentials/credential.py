@@ -25,7 +25,14 @@ from eventsourcing.domain import event
 
 from domain.aggregate import Aggregate
 from domain.credentials.checks import Check, ValidationStatus, run_checks
-from domain.credentials.types import SPECS, CredentialType, TypeSpec, spec_of
+from domain.credentials.types import (
+    MAX_CONFIGURATION_BYTES,
+    SPECS,
+    CredentialType,
+    TypeSpec,
+    json_size,
+    spec_of,
+)
 from domain.errors import InvalidState, ValidationFailed, Violation
 from domain.workflows.definition import text_violations
 from domain.workflows.workflow import checked_tags
@@ -618,11 +625,15 @@ def _checked_details(
         if not found:
             cleaned["expires_at"] = values["expires_at"]
     for key in ("metadata", "validation_rules"):
-        if key in values:
-            if isinstance(values[key], Mapping):
-                cleaned[key] = dict(values[key])
-            else:
-                violations.append(Violation(f"/{_camel(key)}", "must be an object"))
+        if key not in values:
+            continue
+        if not isinstance(values[key], Mapping):
+            violations.append(Violation(f"/{_camel(key)}", "must be an object"))
+        elif json_size(values[key]) > MAX_CONFIGURATION_BYTES:
+            message = f"is larger than {MAX_CONFIGURATION_BYTES} bytes as JSON"
+            violations.append(Violation(f"/{_camel(key)}", message))
+        else:
+            cleaned[key] = dict(values[key])
     if "configuration" in values:
         found = spec.configuration_violations(values["configuration"])
         violations += found

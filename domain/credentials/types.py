@@ -33,6 +33,7 @@ from domain.workflows.nodes.schema import (
 MAX_DATA_BYTES = 32 * 1024
 """Largest data (as compact JSON) one credential may hold: a certificate chain fits."""
 MAX_CONFIGURATION_BYTES = 16 * 1024
+"""Also the bound of a credential's metadata and validation rules."""
 MAX_PEM_LENGTH = 16 * 1024
 MAX_SECRET_LENGTH = 8 * 1024
 MAX_CUSTOM_FIELDS = 50
@@ -88,7 +89,7 @@ class TypeSpec:
 
     def data_violations(self, data: Any) -> list[Violation]:
         """How `data` breaks this type's data schema, pointing under `/data`."""
-        if isinstance(data, Mapping) and _size(data) > MAX_DATA_BYTES:
+        if isinstance(data, Mapping) and json_size(data) > MAX_DATA_BYTES:
             return [Violation("/data", f"is larger than {MAX_DATA_BYTES} bytes as JSON")]
         names = self.data_schema.get("propertyNames")
         if isinstance(data, Mapping) and names is not None:
@@ -100,7 +101,10 @@ class TypeSpec:
 
     def configuration_violations(self, configuration: Any) -> list[Violation]:
         """How `configuration` breaks this type's configuration schema (under `/configuration`)."""
-        if isinstance(configuration, Mapping) and _size(configuration) > MAX_CONFIGURATION_BYTES:
+        if (
+            isinstance(configuration, Mapping)
+            and json_size(configuration) > MAX_CONFIGURATION_BYTES
+        ):
             return [
                 Violation(
                     "/configuration", f"is larger than {MAX_CONFIGURATION_BYTES} bytes as JSON"
@@ -236,5 +240,6 @@ def spec_of(kind: str) -> TypeSpec | None:
     return SPECS.get(CredentialType(kind)) if kind in CredentialType.__members__ else None
 
 
-def _size(value: Mapping[str, Any]) -> int:
+def json_size(value: Mapping[str, Any]) -> int:
+    """Bytes of `value` as compact JSON (what bounds how large an event grows)."""
     return len(json.dumps(value, separators=(",", ":"), default=str).encode())

@@ -139,6 +139,9 @@ def test_details_are_cleaned_and_every_broken_rule_is_listed() -> None:
         "/provider",
         "/tags/1",
     ]
+    with pytest.raises(ValidationFailed) as large:
+        new_credential(metadata={"blob": "x" * 20_000}, validation_rules={"ok": True})
+    assert pointers(large) == ["/metadata"]
     with pytest.raises(ValidationFailed) as naive:
         new_credential(expires_at=datetime(2031, 1, 1))
     assert pointers(naive) == ["/expiresAt"]
