@@ -37,6 +37,7 @@ pytest: $(STAMP)
 bench: $(STAMP) ## Print event store, projection and cache figures (see benchmarks/RESULTS.md)
 	$(BIN)/python benchmarks/event_store.py
 	$(BIN)/python benchmarks/definition_cache.py
+	$(BIN)/python benchmarks/executions.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -13,6 +13,7 @@ from litestar.openapi.plugins import ScalarRenderPlugin
 from api import ops
 from api.auth import AuthenticationMiddleware, authorize
 from api.commands.credentials import CredentialAdminCommands, CredentialCommands
+from api.commands.executions import ExecutionCommands, WorkflowRunCommands
 from api.commands.identity import (
     AuthCommands,
     MeCommands,
@@ -30,6 +31,7 @@ from api.middleware import request_context
 from api.problems import EXCEPTION_HANDLERS
 from api.queries.audit import AuditQueries
 from api.queries.credentials import CredentialQueries, CredentialTemplateQueries
+from api.queries.executions import ExecutionQueries, StatsQueries
 from api.queries.identity import (
     MeQueries,
     OutboxQueries,
@@ -57,15 +59,21 @@ def create_app(
     database: Database | None = None,
     run_projectors: bool = False,
     send_mail: bool = False,
+    run_workers: bool = False,
 ) -> Litestar:
-    """Build the app; `run_projectors` and `send_mail` also run the projectors and the mail sender
-    (when SMTP is configured) in this process (`a2n up`)."""
+    """Build the app; `run_projectors`, `send_mail` and `run_workers` also run the projectors,
+    the mail sender (when SMTP is configured) and an execution worker in this process
+    (`a2n up`)."""
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         target = database or resolve_database(settings)
         async with open_services(
-            settings, target, run_projectors=run_projectors, send_mail=send_mail
+            settings,
+            target,
+            run_projectors=run_projectors,
+            send_mail=send_mail,
+            run_workers=run_workers,
         ) as found:
             app.state.services = found
             yield
@@ -99,7 +107,11 @@ def create_app(
                     WorkflowCommentCommands,
                     WorkflowCommentQueries,
                     WorkflowExportQueries,
+                    WorkflowRunCommands,
+                    ExecutionCommands,
                     WorkflowGalleryQueries,
+                    ExecutionQueries,
+                    StatsQueries,
                     NodeQueries,
                     CredentialCommands,
                     CredentialQueries,

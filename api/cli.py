@@ -57,15 +57,22 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
     up = commands.add_parser(
-        "up", help="migrate, then run the API and the projectors in one process"
+        "up", help="migrate, then run the API, the projectors and a worker in one process"
     )
     _server_options(up)
     up.set_defaults(run=_up)
 
-    serve = commands.add_parser("serve", help="run the API only (projectors run elsewhere)")
+    serve = commands.add_parser(
+        "serve",
+        help="run the API only (projectors run elsewhere; without REDIS_URL also a worker)",
+    )
     _server_options(serve)
     serve.set_defaults(run=_serve)
 
+    work = commands.add_parser(
+        "work", help="run execution workers only (needs REDIS_URL to share the queue)"
+    )
+    work.set_defaults(run=_work)
     project = commands.add_parser("project", help="run or operate the projectors")
     project.set_defaults(run=_project_run)
     project_commands = project.add_subparsers(title="project commands", metavar="ACTION")
@@ -214,16 +221,24 @@ def _up(args: argparse.Namespace) -> int:
     database = _database(settings)
     _say(f"database: {database.describe()}")
     _prepare(database)
-    return _run_server(settings, database, run_projectors=True, send_mail=True)
+    return _run_server(settings, database, run_projectors=True, send_mail=True, run_workers=True)
 
 
 def _serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    return _run_server(settings, _database(settings), run_projectors=False)
+    # Without Redis the execution queue lives in this process: only a worker here can run it.
+    return _run_server(
+        settings, _database(settings), run_projectors=False, run_workers=not settings.redis_url
+    )
 
 
 def _run_server(
-    settings: Settings, database: Database, *, run_projectors: bool, send_mail: bool = False
+    settings: Settings,
+    database: Database,
+    *,
+    run_projectors: bool,
+    send_mail: bool = False,
+    run_workers: bool = False,
 ) -> int:
     import asyncio
 
@@ -232,7 +247,11 @@ def _run_server(
     from api.app import create_app
 
     app = create_app(
-        settings, database=database, run_projectors=run_projectors, send_mail=send_mail
+        settings,
+        database=database,
+        run_projectors=run_projectors,
+        send_mail=send_mail,
+        run_workers=run_workers,
     )
     config = uvicorn.Config(
         app,
@@ -252,9 +271,11 @@ def _run_server(
         while not server.started and not task.done():
             await asyncio.sleep(0.05)
         if server.started:
-            roles = "API and projectors" if run_projectors else "API"
-            if send_mail and settings.smtp:
-                roles = "API, projectors and mail sender"
+            roles = _roles(
+                projectors=run_projectors,
+                workers=run_workers,
+                mail_sender=send_mail and settings.smtp is not None,
+            )
             print(f"A2N {roles} on {base}  (OpenAPI: {base}/schema/openapi.json)", flush=True)
         await task
 
@@ -263,6 +284,12 @@ def _run_server(
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     asyncio.run(run())
     return 0 if server.started else EXIT_FAILED
+
+
+def _roles(**running: bool) -> str:
+    """`API, projectors and workers`: what this process runs, for the start-up line."""
+    names = ["API", *(name.replace("_", " ") for name, on in running.items() if on)]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def _exit_on_sigterm(*_: object) -> None:
@@ -308,6 +335,37 @@ def _project_run(args: argparse.Namespace) -> int:
     stopping.wait()
     _say("stopping projectors (finishing current batches)")
     supervisor.stop()
+    return 0
+
+
+def _work(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from api.services import open_services
+
+    settings = _settings(args)
+    if not settings.redis_url:
+        raise CommandError(
+            "REDIS_URL: required by `a2n work`: without Redis the execution queue lives inside "
+            "the `a2n up` or `a2n serve` process, which runs its own worker",
+            EXIT_USAGE,
+        )
+    database = _database(settings)
+
+    async def run() -> None:
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stopping.set)
+        async with open_services(settings, database, run_projectors=False, run_workers=True):
+            _say(
+                f"workers running: {settings.worker_concurrency} executions at a time "
+                f"on {database.describe()}"
+            )
+            await stopping.wait()
+            _say("stopping workers (runs under way are handed to other workers)")
+
+    asyncio.run(run())
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -13,6 +14,7 @@ from litestar.exceptions import HTTPException
 
 from api.services import Services
 from application.caller import Caller
+from application.contexts import CONTEXTS, application_name
 from application.errors import InvalidParameter
 from application.identity.principal import Principal
 from application.positions import Reader
@@ -75,8 +77,32 @@ def etag(revision: int) -> dict[str, str]:
 
 
 def readers(*pairs: Reader) -> dict[str, Any]:
-    """Route `opt` naming the projections a query reads, for A2N-Min-Position."""
+    """Route `opt` naming the projections a query reads, for A2N-Min-Position: (projector,
+    event log) pairs, those reading the route's main log (where its rows come from) first."""
     return {"reads": pairs}
+
+
+def min_positions(raw: str, main_log: str) -> dict[str, int]:
+    """The positions an A2N-Min-Position value names, per event log: a plain number is a
+    position in the route's main log; `executions:12, workflows:7` names logs explicitly (a
+    query whose rows depend on several contexts, such as executions visible through a share)."""
+    invalid = InvalidParameter(
+        MIN_POSITION_HEADER,
+        "must be a position returned by a command, or log:position pairs such as "
+        f"{main_log}:12 (logs: {', '.join(_LOGS)})",
+    )
+    positions: dict[str, int] = {}
+    for item in raw.split(",", len(_LOGS)):
+        log, named, number = item.strip().rpartition(":")
+        if not named:
+            log = main_log
+        if log not in _LOGS or log in positions or not number.isdigit() or len(number) > 18:
+            raise invalid
+        positions[log] = int(number)
+    return positions
+
+
+_LOGS = tuple(application_name(context) for context in CONTEXTS)
 
 
 async def wait_for_min_position(request: Request[Any, Any, Any]) -> None:
@@ -85,11 +111,15 @@ async def wait_for_min_position(request: Request[Any, Any, Any]) -> None:
     raw = request.headers.get(MIN_POSITION_HEADER) or request.query_params.get("min_position")
     if raw is None or not reads:
         return
-    if not raw.isdigit() or len(raw) > 18:
-        raise InvalidParameter(MIN_POSITION_HEADER, "must be a position returned by a command")
     found = services(request)
-    if not await found.positions.wait_for(reads, int(raw), found.settings.min_position_timeout):
-        raise ProjectionBehind(raw)
+    timeout = found.settings.min_position_timeout
+    deadline = time.monotonic() + timeout
+    for log, position in min_positions(raw, reads[0][1]).items():
+        # A log the route does not read has nothing to wait for.
+        waiting = [reader for reader in reads if reader[1] == log]
+        left = max(0.0, deadline - time.monotonic())
+        if waiting and not await found.positions.wait_for(waiting, position, left):
+            raise ProjectionBehind(raw)
 
 
 JSON_TYPES = ("application/json", "application/problem+json")

@@ -20,6 +20,9 @@ from application.credentials.sealing import CredentialSealer
 from application.credentials.templates import sync_credential_templates
 from application.database import Database
 from application.eventstore import event_store_env
+from application.executions.app import ExecutionsApp
+from application.executions.commands import ExecutionService
+from application.executions.workers import execution_transport, running_worker, worker_name
 from application.identity.app import IdentityApp
 from application.identity.authenticate import Authenticator
 from application.identity.commands import IdentityService, identity_service
@@ -72,16 +75,23 @@ class Services:
     metrics: Metrics
     rate_limiting: RateLimiting
     oauth: OAuthLogin
+    executions: ExecutionService
     redis: aioredis.Redis | None = None
     supervisor: ProjectionSupervisor | None = None
 
 
 @asynccontextmanager
 async def open_services(
-    settings: Settings, database: Database, *, run_projectors: bool, send_mail: bool = False
+    settings: Settings,
+    database: Database,
+    *,
+    run_projectors: bool,
+    send_mail: bool = False,
+    run_workers: bool = False,
 ) -> AsyncIterator[Services]:
     """Open pools and background tasks; close them in reverse order on exit. `send_mail` also
-    runs the mail sender in this process when SMTP is configured (`a2n up`)."""
+    runs the mail sender in this process when SMTP is configured, `run_workers` an execution
+    worker (`a2n up`)."""
     async with AsyncExitStack() as stack:
         pool = AsyncConnectionPool(
             database.url,
@@ -99,6 +109,8 @@ async def open_services(
         stack.callback(workflows_app.close)
         identity_app = IdentityApp(env=env)
         stack.callback(identity_app.close)
+        executions_app = ExecutionsApp(env=env)
+        stack.callback(executions_app.close)
         credentials_app = CredentialsApp(env=env)
         stack.callback(credentials_app.close)
         # Write-side helpers (data keys, outbox) run in worker threads: a small sync pool.
@@ -126,6 +138,7 @@ async def open_services(
         limiter: RateLimiter = MemoryRateLimiter()
         attempts: AttemptStore = MemoryAttempts()
         definitions: CacheStore = MemoryStore()
+        redis_clients = None
         if settings.redis_url:
             redis_client = aioredis.from_url(settings.redis_url, socket_timeout=2)
             stack.push_async_callback(redis_client.aclose)
@@ -136,6 +149,7 @@ async def open_services(
             )
             attempts = RedisAttempts(sync_redis, prefix=f"{redis_prefix}oauth:attempt:")
             definitions = RedisStore(sync_redis)
+            redis_clients = (sync_redis, redis_client)
         policy = RateLimitPolicy.parse(settings.rate_limits or "")
         sign_in = sign_in_service(identity, limiter, keys, settings)
         oauth = OAuthLogin(
@@ -181,6 +195,13 @@ async def open_services(
             definition_limits(settings),
             DefinitionCache(definitions, prefix=redis_prefix),
         )
+        name = worker_name()
+        queue, leases = execution_transport(redis_clients, prefix=redis_prefix, name=name)
+        executions = ExecutionService(executions_app, workflows, queue)
+        if run_workers:
+            await stack.enter_async_context(
+                running_worker(settings, executions, workflows, leases, pool, name=name)
+            )
         yield Services(
             settings=settings,
             database=database,
@@ -198,6 +219,7 @@ async def open_services(
             metrics=Metrics(),
             rate_limiting=RateLimiting(limiter, policy, BlockedWindowRecorder(pool)),
             oauth=oauth,
+            executions=executions,
             redis=redis_client,
             supervisor=supervisor,
         )

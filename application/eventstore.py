@@ -8,6 +8,8 @@ projectors and auditors read it back with `event_metadata()`.
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar, Generic, TypeVar
@@ -32,7 +34,8 @@ from application.ids import is_id
 from domain.aggregate import Aggregate
 
 META_KEY = "_meta"
-SAVE_ATTEMPTS = 3
+SAVE_ATTEMPTS = 5
+RETRY_PAUSE_SECONDS = 0.01
 
 A = TypeVar("A", bound=Aggregate)
 
@@ -191,7 +194,7 @@ class EventStoreApp(Application[str]):
         without it a write conflict reloads the aggregate and runs the command again, at most
         `attempts` times in all.
         """
-        for _ in range(attempts):
+        for attempt in range(attempts):
             aggregate = self.load(aggregate_id, kind)
             if not visible(aggregate):
                 raise NotFound(aggregate_id)
@@ -203,6 +206,9 @@ class EventStoreApp(Application[str]):
             except IntegrityError:
                 if expected_revision is not None:
                     raise PreconditionFailed(self.load(aggregate_id, kind).version) from None
+                # Another writer (a worker recording a run's progress) got in first: step out
+                # of its way for a moment, longer each time, so this command gets its turn.
+                time.sleep(random.uniform(0, RETRY_PAUSE_SECONDS * 2**attempt))  # noqa: S311
                 continue
             return Recorded(aggregate, position)
         raise ConcurrentWrite(aggregate_id)

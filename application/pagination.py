@@ -45,6 +45,15 @@ def decode_cursor(cursor: str, fields: tuple[str, ...]) -> dict[str, Any]:
     return key
 
 
+def decode_numbers(cursor: str, fields: tuple[str, ...]) -> tuple[int, ...]:
+    """The whole-number sort key inside a cursor this service issued, in `fields` order."""
+    key = decode_cursor(cursor, fields)
+    raw = [key[name] for name in fields]
+    if not all(value.isdigit() and len(value) <= 10 for value in raw):
+        raise InvalidParameter("cursor", "is not a cursor this list returned")
+    return tuple(int(value) for value in raw)
+
+
 def page_of(rows: list[T], limit: int, key_of: Any) -> Page[T]:
     """Trim the extra row fetched to learn whether another page exists."""
     if len(rows) > limit:

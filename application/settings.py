@@ -120,6 +120,18 @@ class Settings:
     """A2N_MAIL_FROM: the From of outgoing mail, `A2N <a2n@example.com>`; needed with SMTP."""
     mail_poll_interval: float = 5.0
     """A2N_MAIL_POLL_INTERVAL: seconds the mail sender waits between looks at the outbox."""
+    worker_concurrency: int = 10
+    """A2N_WORKER_CONCURRENCY: executions one worker process runs at the same time."""
+    execution_timeout: int = 3600
+    """A2N_EXECUTION_TIMEOUT: seconds an execution may run at most; a workflow's
+    settings.timeout (milliseconds) may only lower it."""
+    max_node_output_bytes: int = 1024 * 1024
+    """A2N_MAX_NODE_OUTPUT_BYTES: largest output (as JSON) one node run may produce; it is kept
+    in the execution's events."""
+    code_timeout: float = 30.0
+    """A2N_CODE_TIMEOUT: seconds a code node's program may run."""
+    code_memory_mb: int = 256
+    """A2N_CODE_MEMORY_MB: memory a code node's program may use."""
 
     def __repr__(self) -> str:
         """Every setting, secrets left out: keys hidden, passwords inside URLs masked (a repr
@@ -336,4 +348,9 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "smtp_ca_file": ("A2N_SMTP_CA_FILE", _readable_file),
     "mail_from": ("A2N_MAIL_FROM", _mail_address),
     "mail_poll_interval": ("A2N_MAIL_POLL_INTERVAL", _seconds(0.1, 3600)),
+    "worker_concurrency": ("A2N_WORKER_CONCURRENCY", _integer(1, 1000)),
+    "execution_timeout": ("A2N_EXECUTION_TIMEOUT", _integer(1, 30 * 24 * 3600)),
+    "max_node_output_bytes": ("A2N_MAX_NODE_OUTPUT_BYTES", _integer(1024, 64 * 1024**2)),
+    "code_timeout": ("A2N_CODE_TIMEOUT", _seconds(0.1, 3600)),
+    "code_memory_mb": ("A2N_CODE_MEMORY_MB", _integer(16, 64 * 1024)),
 }

@@ -1,5 +1,5 @@
 """user, session, refresh_token, account, verification, api_key and security_event, from Identity
-events; the users' activity counts from Workflows events.
+events; the users' activity counts from Workflows and Executions events.
 
 Personal data arrives sealed; the handlers open it with the user's data key (read in the same
 transaction) and write NULL once the key is erased, so live tables and rebuilds agree. The master
@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from psycopg import Cursor
+from psycopg import Cursor, sql
 
 from application.crypto import KeyRing
 from application.identity.personal_data import open_sealed
+from domain.executions.execution import Execution
 from domain.identity.account_link import AccountLink
 from domain.identity.api_key import ApiKey
 from domain.identity.invitation import INVITE_PURPOSE, Invitation
@@ -27,7 +28,7 @@ from projections.projector import EventContext, Projector, jsonb
 
 projector = Projector(
     "identity",
-    applications=("identity", "workflows"),
+    applications=("identity", "workflows", "executions"),
     tables=(
         "user",
         "session",
@@ -39,7 +40,7 @@ projector = Projector(
         "user_activity",
     ),
     about="user, session, refresh_token, account, verification, api_key and security_event tables "
-    "(with users' workflows_created counts)",
+    "(with users' workflows_created and workflows_executed counts)",
 )
 
 _ring: list[KeyRing] = []
@@ -81,16 +82,32 @@ def user_registered(cur: Cursor[Any], event: User.Registered, ctx: EventContext)
 
 @projector.on(Workflow.Created)
 def workflow_created(cur: Cursor[Any], event: Workflow.Created, ctx: EventContext) -> None:
-    """Count it for its creator, in user_activity and (if it is there yet) the user row."""
+    """Count it for its creator."""
+    _count_activity(cur, "workflows_created", event.owner_id)
+
+
+@projector.on(Execution.Queued)
+def execution_queued(cur: Cursor[Any], event: Execution.Queued, ctx: EventContext) -> None:
+    """Count it for the user who started it (or for whom a trigger started it), every mode."""
+    _count_activity(cur, "workflows_executed", event.user_id)
+
+
+def _count_activity(cur: Cursor[Any], column: str, user_id: str) -> None:
+    """One more of `column` for the user, in user_activity and (if it is there yet) the user
+    row, which takes its counts from user_activity when it is inserted."""
+    counter = sql.Identifier(column)
     cur.execute(
-        "INSERT INTO user_activity (user_id, workflows_created) VALUES (%s, 1) "
-        "ON CONFLICT (user_id) DO UPDATE "
-        "SET workflows_created = user_activity.workflows_created + 1",
-        (event.owner_id,),
+        sql.SQL(
+            "INSERT INTO user_activity (user_id, {counter}) VALUES (%s, 1) "
+            "ON CONFLICT (user_id) DO UPDATE SET {counter} = user_activity.{counter} + 1"
+        ).format(counter=counter),
+        (user_id,),
     )
     cur.execute(
-        'UPDATE "user" SET workflows_created = workflows_created + 1 WHERE id = %s',
-        (event.owner_id,),
+        sql.SQL('UPDATE "user" SET {counter} = {counter} + 1 WHERE id = %s').format(
+            counter=counter
+        ),
+        (user_id,),
     )
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from projections import audit, credentials, identity, workflow_comments, workflows
+from projections import audit, credentials, executions, identity, workflow_comments, workflows
 from projections.projector import Projector
 
 PROJECTORS: tuple[Projector, ...] = (
     identity.projector,
     workflows.projector,
     workflow_comments.projector,
+    executions.projector,
     credentials.projector,
     audit.projector,
 )

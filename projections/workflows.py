@@ -1,5 +1,11 @@
 """workflow, workflow_version, workflow_trigger and workflow_share tables, from the Workflows
-context's events."""
+context's events; the workflows' execution counters from Executions events.
+
+The counters are kept in workflow_execution_stats as well as on the workflow row, so that runs
+read before their workflow's row exists (the two logs are read independently) are not lost: the
+row takes them when it is inserted. Events after Execution.Queued do not name the workflow, so
+workflow_execution_run remembers it for each run until the run ends.
+"""
 
 from __future__ import annotations
 
@@ -8,47 +14,67 @@ from typing import Any
 
 from psycopg import Cursor, sql
 
+from domain.executions.execution import Execution
 from domain.workflows.triggers import trigger_specs
 from domain.workflows.workflow import Workflow
 from projections.projector import EventContext, Projector, jsonb
 
 projector = Projector(
     "workflows",
-    applications=("workflows",),
-    tables=("workflow", "workflow_version", "workflow_trigger", "workflow_share"),
-    about="workflow, workflow_version, workflow_trigger and workflow_share tables",
+    applications=("workflows", "executions"),
+    tables=(
+        "workflow",
+        "workflow_version",
+        "workflow_trigger",
+        "workflow_share",
+        "workflow_execution_stats",
+        "workflow_execution_run",
+    ),
+    about="workflow, workflow_version, workflow_trigger and workflow_share tables "
+    "(with workflows' execution counters)",
 )
 # Trigger ids are derived, so a rebuild gives the same ids and executions can refer to them.
 _TRIGGER_IDS = uuid.UUID("6f1d3a52-5a0e-4c1e-9a53-2f7a9f1c0b7e")
 
 _JSON_DETAILS = frozenset({"tags"})
 
+_COUNTERS = "execution_count, success_count, failure_count, last_executed_at, avg_execution_time"
+_COUNTER_VALUES = (
+    "coalesce(s.execution_count, 0), coalesce(s.success_count, 0), "
+    "coalesce(s.failure_count, 0), s.last_executed_at, "
+    "CASE WHEN s.timed_count > 0 THEN round(s.total_duration_ms::numeric / s.timed_count) END"
+)
+"""The workflow's counter columns, and their values from workflow_execution_stats `s`."""
+
 
 @projector.on(Workflow.Created)
 def workflow_created(cur: Cursor[Any], event: Workflow.Created, ctx: EventContext) -> None:
     definition = event.definition
+    # Runs counted before this row was (the Executions log read first) are taken over here.
     cur.execute(
         "INSERT INTO workflow (id, name, description, definition, is_template, visibility, "
         "version, tags, category, variables, settings, created_at, updated_at, user_id, "
-        "revision, duplicated_from) "
-        "VALUES (%s, %s, %s, %s, %s, %s, 1, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        (
-            event.originator_id,
-            event.name,
-            event.description,
-            jsonb(definition),
-            event.is_template,
-            event.visibility,
-            jsonb(event.tags),
-            event.category,
-            jsonb(definition.get("variables", {})),
-            jsonb(definition.get("settings", {})),
-            event.timestamp,
-            event.timestamp,
-            event.owner_id,
-            event.originator_version,
-            event.duplicated_from,
-        ),
+        "revision, duplicated_from, " + _COUNTERS + ") "
+        "SELECT %(id)s, %(name)s, %(description)s, %(definition)s, %(is_template)s, "
+        "%(visibility)s, 1, %(tags)s, %(category)s, %(variables)s, %(settings)s, %(at)s, %(at)s, "
+        "%(owner)s, %(revision)s, %(duplicated_from)s, " + _COUNTER_VALUES + " "
+        "FROM (SELECT 1) one LEFT JOIN workflow_execution_stats s ON s.workflow_id = %(id)s",
+        {
+            "id": event.originator_id,
+            "name": event.name,
+            "description": event.description,
+            "definition": jsonb(definition),
+            "is_template": event.is_template,
+            "visibility": event.visibility,
+            "tags": jsonb(event.tags),
+            "category": event.category,
+            "variables": jsonb(definition.get("variables", {})),
+            "settings": jsonb(definition.get("settings", {})),
+            "at": event.timestamp,
+            "owner": event.owner_id,
+            "revision": event.originator_version,
+            "duplicated_from": event.duplicated_from,
+        },
     )
     _insert_version(cur, event.originator_id, event.version_id, 1, definition, None, event, ctx)
     _refresh_triggers(cur, event)
@@ -285,3 +311,74 @@ def ownership_transferred(
 ) -> None:
     _update(cur, event, sql.SQL("user_id = %s"), [event.owner_id])
     _refresh_triggers(cur, event)
+
+
+# -- execution counters ----------------------------------------------------------------------
+
+
+@projector.on(Execution.Queued)
+def execution_queued(cur: Cursor[Any], event: Execution.Queued, ctx: EventContext) -> None:
+    cur.execute(
+        "INSERT INTO workflow_execution_run (execution_id, workflow_id) VALUES (%s, %s)",
+        (event.originator_id, event.workflow_id),
+    )
+    cur.execute(
+        "INSERT INTO workflow_execution_stats (workflow_id) VALUES (%s) ON CONFLICT DO NOTHING",
+        (event.workflow_id,),
+    )
+
+
+@projector.on(Execution.Started)
+def execution_started(cur: Cursor[Any], event: Execution.Started, ctx: EventContext) -> None:
+    row = cur.execute(
+        "UPDATE workflow_execution_stats s "
+        "SET last_executed_at = greatest(s.last_executed_at, %s) FROM workflow_execution_run r "
+        "WHERE r.execution_id = %s AND s.workflow_id = r.workflow_id RETURNING s.workflow_id",
+        (event.timestamp, event.originator_id),
+    ).fetchone()
+    if row is None:
+        raise LookupError(f"execution {event.originator_id} was not queued")
+    _copy_counters(cur, row[0])
+
+
+_OUTCOMES: dict[type, tuple[int, int]] = {
+    Execution.Succeeded: (1, 0),
+    Execution.Failed: (0, 1),
+    Execution.TimedOut: (0, 1),
+    Execution.Cancelled: (0, 0),
+}
+"""What an ending adds to (success_count, failure_count)."""
+
+
+@projector.on(*_OUTCOMES)
+def execution_ended(
+    cur: Cursor[Any],
+    event: Execution.Succeeded | Execution.Failed | Execution.TimedOut | Execution.Cancelled,
+    ctx: EventContext,
+) -> None:
+    row = cur.execute(
+        "DELETE FROM workflow_execution_run WHERE execution_id = %s RETURNING workflow_id",
+        (event.originator_id,),
+    ).fetchone()
+    if row is None:
+        raise LookupError(f"execution {event.originator_id} was not queued or already ended")
+    successes, failures = _OUTCOMES[type(event)]
+    duration = event.duration_ms
+    cur.execute(
+        "UPDATE workflow_execution_stats SET execution_count = execution_count + 1, "
+        "success_count = success_count + %s, failure_count = failure_count + %s, "
+        "timed_count = timed_count + %s, total_duration_ms = total_duration_ms + %s "
+        "WHERE workflow_id = %s",
+        (successes, failures, int(duration is not None), duration or 0, row[0]),
+    )
+    _copy_counters(cur, row[0])
+
+
+def _copy_counters(cur: Cursor[Any], workflow_id: str) -> None:
+    """Set the workflow row's counters (if the row is there yet) from its stats row; the
+    workflow's revision and updated_at stay: runs are not changes of the workflow."""
+    cur.execute(
+        "UPDATE workflow w SET (" + _COUNTERS + ") = (SELECT " + _COUNTER_VALUES + " "
+        "FROM workflow_execution_stats s WHERE s.workflow_id = w.id) WHERE w.id = %s",
+        (workflow_id,),
+    )

@@ -21,6 +21,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from application.caller import Caller
 from application.contexts import create_event_store_tables
 from application.eventstore import event_store_env
+from application.executions.app import ExecutionsApp
 from application.migrations import Migrator
 from application.workflows.app import WorkflowsApp
 from application.workflows.commands import WorkflowService
@@ -151,6 +152,22 @@ def service_for() -> Iterator[Callable[[str], WorkflowService]]:
         app = WorkflowsApp(env=event_store_env(url, pool_size=2))
         apps.append(app)
         return WorkflowService(app)
+
+    yield make
+    for app in apps:
+        app.close()
+
+
+@pytest.fixture
+def executions_for() -> Iterator[Callable[[str], ExecutionsApp]]:
+    """The Executions event store of a given database (to record runs as the engine would);
+    apps are closed after the test."""
+    apps: list[ExecutionsApp] = []
+
+    def make(url: str) -> ExecutionsApp:
+        app = ExecutionsApp(env=event_store_env(url, pool_size=2))
+        apps.append(app)
+        return app
 
     yield make
     for app in apps:

@@ -32,6 +32,9 @@ from domain.identity.user import Role
 
 AnyRequest = Request[Any, Any, Any]
 READS_IDENTITY = readers(("identity", "identity"))
+READS_ME = readers(("identity", "identity"), ("identity", "workflows"), ("identity", "executions"))
+"""Your account, with its counts of workflows created (`workflows:N`) and runs started
+(`executions:N`)."""
 
 
 class MeQueries(Controller):
@@ -39,7 +42,7 @@ class MeQueries(Controller):
     tags = ["me"]
     before_request = staticmethod(wait_for_min_position)
 
-    @get("/", summary="Your account", opt=READS_IDENTITY)
+    @get("/", summary="Your account", opt=READS_ME)
     async def me(self, request: AnyRequest) -> UserRead:
         return await _user(request, principal_of(request).user_id)
 

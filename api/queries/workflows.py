@@ -49,7 +49,9 @@ from application.workflows.queries import (
 from domain.workflows.triggers import next_cron_time
 
 AnyRequest = Request[Any, Any, Any]
-READS_WORKFLOWS = readers(("workflows", "workflows"))
+READS_WORKFLOWS = readers(("workflows", "workflows"), ("workflows", "executions"))
+"""Workflow rows, with run counters the workflows projector keeps from the Executions log
+(`A2N-Min-Position: executions:N` waits for those)."""
 
 
 class WorkflowQueries(Controller):

@@ -22,9 +22,9 @@ from application.credentials.sealing import CredentialSealer
 from application.eventstore import EventMetadata
 from domain.credentials.credential import Credential
 
-USE_ATTEMPTS = 20
+USE_ATTEMPTS = 8
 """Uses of one credential by parallel node runs conflict on its revision; each conflict is
-retried at once, and every round one of them gets through."""
+retried after a growing random pause, and every round one of them gets through."""
 
 
 class CredentialVault:

@@ -20,7 +20,7 @@ from application.ids import new_id
 from application.workflows.commands import WorkflowService
 from domain.errors import InvalidState, ValidationFailed, Violation
 from domain.executions.execution import Execution, ExecutionMode, Item
-from domain.executions.graph import start_node
+from domain.executions.graph import start_node, trigger_node_ids
 from domain.workflows.permissions import Permission
 
 MAX_INPUT_ITEMS = 10_000
@@ -67,20 +67,26 @@ class ExecutionService:
         mode: ExecutionMode | None = None,
         parent_execution_id: str | None = None,
         trigger_data: Mapping[str, Any] | None = None,
+        trigger: tuple[str, str] | None = None,
         submit: bool = True,
     ) -> Recorded[Execution]:
-        """Queue a run of the workflow's published version (the latest draft when `test`),
-        starting at its manual trigger with `items`. Without `submit` the caller runs it
-        itself (a sub-workflow its parent waits for)."""
+        """Queue a run of the workflow's published version (the latest draft when `test`)
+        with `items`, starting at its manual trigger, or at the trigger node `trigger` names
+        (node id, workflow_trigger id) when a webhook, schedule or event fired it. Without
+        `submit` the caller runs it itself (a sub-workflow its parent waits for)."""
         input_items = checked_items(items)
         runnable = self.workflows.definition_to_run(caller, workflow_id, test=test)
+        start_node_id, trigger_id = trigger or (start_node(runnable.definition), None)
+        if start_node_id not in trigger_node_ids(runnable.definition):
+            raise InvalidState(f"node {start_node_id!r} is not an enabled trigger of this version")
         execution = Execution.queue(
             execution_id=new_id(),
             workflow_id=workflow_id,
             workflow_version=runnable.version,
             user_id=caller.user_id,
             mode=mode or (ExecutionMode.TEST if test else ExecutionMode.MANUAL),
-            start_node_id=start_node(runnable.definition),
+            start_node_id=start_node_id,
+            trigger_id=trigger_id,
             input_items=input_items,
             trigger_data=trigger_data,
             priority=priority,

@@ -124,14 +124,20 @@ class Engine:
     limits: EngineLimits = field(default_factory=EngineLimits)
 
     async def run(self, execution_id: str) -> Execution:
-        """Run the execution to its end (or until someone else takes it); return it."""
+        """Run the execution to its end (or until someone else takes it); return it.
+
+        A run that cannot even start (its start node is gone) or that hits a bug of the engine
+        ends FAILED with the reason, rather than being handed from worker to worker forever."""
         execution = await to_thread.run_sync(self.app.load, execution_id, Execution)
         if execution.is_final:
             return execution
         definition = await to_thread.run_sync(
             self.definitions, execution.workflow_id, execution.workflow_version
         )
-        graph = RunGraph.of(definition, execution.start_node_id)
+        try:
+            graph = RunGraph.of(definition, execution.start_node_id)
+        except InvalidState as refused:
+            return await self._give_up(execution_id, f"the run cannot start: {refused}")
         if execution.nodes:
             execution.resume(self.worker_id)
         else:
@@ -142,7 +148,24 @@ class Engine:
             await run.go()
         except RunStopped:
             log.info("execution.stopped", execution_id=execution_id, worker_id=self.worker_id)
+        except Exception as bug:  # a bug here must end the run, not bounce it between workers
+            log.exception("execution.engine_failed", execution_id=execution_id)
+            return await self._give_up(execution_id, f"the engine failed: {type(bug).__name__}")
         return run.execution
+
+    async def _give_up(self, execution_id: str, reason: str) -> Execution:
+        """End the stored execution FAILED with `reason` (claiming it first if it is queued)."""
+
+        def fail(execution: Execution) -> None:
+            if execution.is_final:
+                return
+            if not execution.nodes:
+                execution.start(self.worker_id, [])
+            execution.fail(reason, {"reason": reason}, 0)
+
+        meta = EventMetadata(actor_id="system", causation_id=execution_id)
+        recorded = await to_thread.run_sync(self.app.change, execution_id, Execution, fail, meta)
+        return recorded.aggregate
 
 
 @dataclass
@@ -230,10 +253,13 @@ class _Run:
             self.tasks[node_id] = asyncio.create_task(self._attempt(node_id, inputs))
             return
         if outcome.result is not None:
-            logs = _log_dicts(outcome.result)
+            result = outcome.result
             self.execution.node_succeeded(
-                node_id, outcome.result.outputs, outcome.duration_ms, logs
+                node_id, result.outputs, outcome.duration_ms, _log_dicts(result)
             )
+            if result.response is not None:
+                answer = result.response
+                self.execution.respond(node_id, answer.status, answer.headers, answer.body)
             return
         failure = outcome.failure or NodeFailure("the node stopped without a result")
         error = _error_dict(failure)

@@ -37,6 +37,9 @@ class ExecutionQueue(Protocol):
     async def ack(self, delivery: Delivery) -> None:
         """The execution ended (or is not ours to run): forget the delivery."""
 
+    async def depth(self) -> int:
+        """Deliveries waiting or being run (for the reconciler and /metrics)."""
+
 
 class MemoryQueue:
     """An in-process priority queue: higher priority first, first come first served within one
@@ -79,7 +82,7 @@ class MemoryQueue:
     async def ack(self, delivery: Delivery) -> None:
         """Nothing to do: a received execution already left the heap."""
 
-    def __len__(self) -> int:
+    async def depth(self) -> int:
         with self._lock:
             return len(self._heap)
 

@@ -17,8 +17,8 @@ from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from application.errors import InvalidParameter, NotFound
-from application.pagination import Page, contains_pattern, decode_cursor, page_of
+from application.errors import NotFound
+from application.pagination import Page, contains_pattern, decode_cursor, decode_numbers, page_of
 from domain.workflows.permissions import Permission
 
 SUMMARY_COLUMNS = (
@@ -264,7 +264,7 @@ async def list_versions(
     after = sql.SQL("")
     if cursor is not None:
         after = sql.SQL("AND version < %(after)s")
-        params["after"] = _version_in_cursor(cursor)
+        params["after"] = decode_numbers(cursor, ("version",))[0]
     await _require_workflow(conn, params)
     query = sql.SQL(
         "SELECT {} FROM workflow_version WHERE workflow_id = %(workflow)s {} "
@@ -311,13 +311,6 @@ async def _require_workflow(conn: AsyncConnection[Any], params: dict[str, Any]) 
         found = await cur.fetchone()
     if not found or not found[0]:
         raise NotFound(params["workflow"])
-
-
-def _version_in_cursor(cursor: str) -> int:
-    raw = decode_cursor(cursor, ("version",))["version"]
-    if not raw.isdigit() or len(raw) > 10:
-        raise InvalidParameter("cursor", "is not a cursor this list returned")
-    return int(raw)
 
 
 # -- sharing ---------------------------------------------------------------------------------

@@ -146,6 +146,15 @@ class Execution(Aggregate):
         reason: str
         outputs: dict[str, list[Item]]
 
+    class Responded(Aggregate.Event):
+        """A respond_to_webhook node chose the answer to the webhook request that started
+        the run (only the first such answer counts)."""
+
+        node_id: str
+        status: int
+        headers: dict[str, str]
+        body: Any
+
     class Succeeded(Aggregate.Event):
         output_items: list[Item]
         duration_ms: int
@@ -196,6 +205,7 @@ class Execution(Aggregate):
         self.nodes: dict[str, NodeRun] = {}
         self.output_items: list[Item] = []
         self.error_message: str | None = None
+        self.response: dict[str, Any] | None = None
 
     @classmethod
     def queue(
@@ -305,6 +315,15 @@ class Execution(Aggregate):
     ) -> None:
         self._open_node(node_id)
         self._node_skipped(node_id=node_id, reason=reason, outputs=outputs or {})
+
+    def respond(self, node_id: str, status: int, headers: dict[str, str], body: Any) -> bool:
+        """Record the webhook answer a node chose; False (nothing recorded) when the run
+        already has one."""
+        self._refuse_unless_running()
+        if self.response is not None:
+            return False
+        self._responded(node_id=node_id, status=status, headers=headers, body=body)
+        return True
 
     def succeed(self, output_items: list[Item], duration_ms: int) -> None:
         self._refuse_unless_running()
@@ -425,6 +444,10 @@ class Execution(Aggregate):
         run = self.nodes[node_id]
         run.status = NodeStatus.SKIPPED
         run.outputs = outputs
+
+    @event(Responded)
+    def _responded(self, node_id: str, status: int, headers: dict[str, str], body: Any) -> None:
+        self.response = {"nodeId": node_id, "status": status, "headers": headers, "body": body}
 
     @event(Succeeded)
     def _succeeded(

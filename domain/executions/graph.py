@@ -135,16 +135,25 @@ def pass_through(
     }
 
 
-def start_node(definition: Mapping[str, Any]) -> str:
-    """The node a manual or test run starts at: the enabled manual trigger, else the first
-    enabled trigger node (its output is then the items the caller gave)."""
-    triggers = [
+def _triggers(definition: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return [
         node
         for node in definition.get("nodes", [])
         if not node.get("disabled")
         and (node_type := BUILT_IN_NODES.get(str(node.get("type")))) is not None
         and node_type.is_trigger
     ]
+
+
+def trigger_node_ids(definition: Mapping[str, Any]) -> list[str]:
+    """The enabled trigger nodes a run of this definition may start at."""
+    return [str(node["id"]) for node in _triggers(definition)]
+
+
+def start_node(definition: Mapping[str, Any]) -> str:
+    """The node a manual or test run starts at: the enabled manual trigger, else the first
+    enabled trigger node (its output is then the items the caller gave)."""
+    triggers = _triggers(definition)
     if not triggers:
         raise InvalidState("the workflow has no enabled trigger node to start a run from")
     manual = [node for node in triggers if node["type"] == MANUAL.name]

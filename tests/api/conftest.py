@@ -13,6 +13,8 @@ from litestar.testing import TestClient
 
 from api.app import create_app
 from application.crypto import KeyRing
+from application.eventstore import event_store_env
+from application.executions.app import ExecutionsApp
 from application.settings import Settings
 from tests.api.helpers import Account, owner_of, sign_up
 from tests.oidc_provider import OIDCProvider, a2n_providers, running_provider
@@ -51,13 +53,15 @@ def api_settings(
         # Every test client calls from one address ("testclient"): the per-address lockout
         # would let one test's failed sign-ins lock out the rest (test_login_lockout has its own).
         login_max_failures_per_ip=100_000,
+        # Runs left waiting by authorization tests (their cancel was refused) hold a slot each.
+        worker_concurrency=50,
     )
 
 
 @pytest.fixture(scope="session")
 def client_and_owner(api_settings: Settings) -> Iterator[tuple[TestClient[Any], Account]]:
     """The app, and its OWNER registered first thing, whichever test happens to run first."""
-    app = create_app(api_settings, run_projectors=True)
+    app = create_app(api_settings, run_projectors=True, run_workers=True)
     with TestClient(app, raise_server_exceptions=False) as test_client:
         yield test_client, owner_of(test_client)
 
@@ -77,3 +81,12 @@ def owner(client_and_owner: tuple[TestClient[Any], Account]) -> Account:
 def user(client: TestClient[Any], owner: Account) -> Account:
     """Auth headers of a new account of this test alone, so lists hold only its rows."""
     return sign_up(client)
+
+
+@pytest.fixture(scope="session")
+def runs(database_url: str) -> Iterator[ExecutionsApp]:
+    """The Executions event store of the API's database, to record runs as the engine would
+    (the in-process projectors pick them up)."""
+    app = ExecutionsApp(env=event_store_env(database_url, pool_size=2))
+    yield app
+    app.close()

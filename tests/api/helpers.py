@@ -7,6 +7,9 @@ from typing import Any
 
 from litestar.testing import TestClient
 
+from application.executions.app import ExecutionsApp
+from tests.integration.helpers import Outcome, RecordedRun, record_run
+
 API = "/api/v1"
 GRAPH: dict[str, Any] = {
     "nodes": [
@@ -15,6 +18,22 @@ GRAPH: dict[str, Any] = {
     ],
     "connections": [{"source": "hook", "target": "set"}],
 }
+RUNNABLE: dict[str, Any] = {
+    "nodes": [
+        {"id": "start", "type": "manual_trigger", "name": "Start"},
+        {"id": "set", "type": "set", "name": "Set", "config": {"fields": {"seen": True}}},
+    ],
+    "connections": [{"source": "start", "target": "set"}],
+}
+"""A workflow that runs: a manual trigger, then a Set node marking each item `seen`."""
+SLOW: dict[str, Any] = {
+    "nodes": [
+        {"id": "start", "type": "manual_trigger", "name": "Start"},
+        {"id": "wait", "type": "wait", "name": "Wait", "config": {"seconds": 600}},
+    ],
+    "connections": [{"source": "start", "target": "wait"}],
+}
+"""A workflow whose runs stay RUNNING for ten minutes unless cancelled."""
 N8N_WORKFLOW: dict[str, Any] = {
     "name": "Tiny",
     "nodes": [
@@ -134,3 +153,43 @@ def problem(response: Any, status: int) -> dict[str, Any]:
     assert body["status"] == status
     assert {"type", "title", "detail"} <= set(body)
     return body
+
+
+def published(client: TestClient[Any], account: dict[str, str], definition: dict[str, Any]) -> str:
+    """A new workflow of `account` with `definition` published as version 1."""
+    made = create(client, account, name="Runnable", definition=definition)
+    response = client.post(f"{API}/workflows/{made['id']}/versions/1/publish", headers=account)
+    assert response.status_code == 200, response.text
+    workflow_id: str = made["id"]
+    return workflow_id
+
+
+def run(
+    client: TestClient[Any],
+    account: dict[str, str],
+    workflow_id: str,
+    items: list[Any] | None = None,
+    **query: Any,
+) -> dict[str, Any]:
+    """Start a run of the workflow (query: wait, test, priority, timeout); the run as answered."""
+    response = client.post(
+        f"{API}/workflows/{workflow_id}/executions", json=items, headers=account, params=query
+    )
+    assert response.status_code in (200, 202), response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def run_seen(
+    client: TestClient[Any],
+    runs: ExecutionsApp,
+    by: Account,
+    workflow_id: str,
+    outcome: Outcome = "SUCCESS",
+    **options: Any,
+) -> RecordedRun:
+    """A run of `workflow_id` started by `by`, recorded as the engine would, once the API
+    reads it (as `by`, who started it and so may see it)."""
+    run = record_run(runs, workflow_id, by.user_id, outcome, **options)
+    read(client, by, f"/executions/{run.id}", run.position)
+    return run

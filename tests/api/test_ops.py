@@ -35,9 +35,12 @@ def test_ready_reports_database_redis_and_every_projection(
     assert set(projections) == {
         ("identity", "identity"),
         ("identity", "workflows"),  # users' workflows_created counts
+        ("identity", "executions"),  # users' workflows_executed counts
         ("workflows", "workflows"),
+        ("workflows", "executions"),  # workflows' run counters
         ("workflow_comments", "workflows"),
         ("workflow_comments", "identity"),  # comment texts of erased authors
+        ("executions", "executions"),
         ("credentials", "credentials"),
         ("audit_log", "identity"),
         ("audit_log", "workflows"),

@@ -19,14 +19,20 @@ import pytest
 from litestar.testing import TestClient
 
 from api.app import API_PREFIX, create_app
+from application.executions.app import ExecutionsApp
 from application.settings import Settings
 from tests.api.helpers import (
     API,
     N8N_WORKFLOW,
     PASSWORD,
+    RUNNABLE,
+    SLOW,
     Account,
     create,
     promote,
+    published,
+    run,
+    run_seen,
     share,
     sign_up,
 )
@@ -63,6 +69,7 @@ class Case:
 class World:
     client: Client
     owner: Account
+    runs: ExecutionsApp
 
     def account(self, role: RoleName) -> Account:
         if role == "OWNER":
@@ -83,6 +90,10 @@ class World:
         assert seen.status_code == 200, seen.text
         workflow_id: str = made["id"]
         return workflow_id
+
+    def run(self, of: Account) -> str:
+        """A finished run of a new workflow of `of`, started by `of`, in the read model."""
+        return run_seen(self.client, self.runs, of, self.workflow(of)).id
 
     def session(self, of: Account) -> str:
         sessions = self.client.get(f"{API}/me/sessions", headers=of).json()
@@ -147,12 +158,37 @@ class World:
         return found
 
 
+def runnable(of: Callable[[World, Account], Account]) -> Build:
+    """A published, runnable workflow of `of(world, me)`."""
+    return lambda world, me: Call({"workflow_id": published(world.client, of(world, me), RUNNABLE)})
+
+
+def execution(of: Callable[[World, Account], Account], *, ended: bool) -> Build:
+    """An execution of `of(world, me)`: ended (it ran to its end) or still running."""
+
+    def build(world: World, me: Account) -> Call:
+        owner = of(world, me)
+        workflow_id = published(world.client, owner, RUNNABLE if ended else SLOW)
+        started = run(world.client, owner, workflow_id, wait="true" if ended else "false")
+        return Call({"execution_id": started["id"]})
+
+    return build
+
+
 def own_workflow(**body: Any) -> Build:
     return lambda world, me: Call({"workflow_id": world.workflow(me, **body)})
 
 
 def foreign_workflow(world: World, me: Account) -> Call:
     return Call({"workflow_id": world.workflow(world.stranger())})
+
+
+def own_run(world: World, me: Account) -> Call:
+    return Call({"execution_id": world.run(me)})
+
+
+def foreign_run(world: World, me: Account) -> Call:
+    return Call({"execution_id": world.run(world.stranger())})
 
 
 def with_body(build: Build, body: Any) -> Build:
@@ -337,6 +373,22 @@ CASES: dict[str, Case] = {
     ),
     "POST /workflows/import": Case(own=lambda w, me: Call(body=N8N_WORKFLOW)),
     "GET /workflows/{workflow_id:str}/export": Case(own=own_workflow(), foreign=foreign_workflow),
+    "POST /workflows/{workflow_id:str}/executions": Case(
+        own=runnable(myself), foreign=runnable(somebody)
+    ),
+    "POST /executions/{execution_id:str}/cancel": Case(
+        own=execution(myself, ended=False), foreign=execution(somebody, ended=False)
+    ),
+    "POST /executions/{execution_id:str}/retry": Case(
+        own=execution(myself, ended=True), foreign=execution(somebody, ended=True)
+    ),
+    "GET /executions": Case(),
+    "GET /executions/{execution_id:str}": Case(own=own_run, foreign=foreign_run),
+    "GET /executions/{execution_id:str}/nodes": Case(own=own_run, foreign=foreign_run),
+    "GET /executions/{execution_id:str}/logs": Case(own=own_run, foreign=foreign_run),
+    "GET /executions/{execution_id:str}/metrics": Case(own=own_run, foreign=foreign_run),
+    "GET /stats/daily": Case(role="ADMIN"),
+    "GET /stats/workflows/{workflow_id:str}": Case(own=own_workflow(), foreign=foreign_workflow),
     "GET /nodes": Case(),
     "GET /nodes/{node_id:str}": Case(own=lambda w, me: Call({"node_id": "http_request"})),
     "POST /credentials": Case(
@@ -439,8 +491,8 @@ def send(client: Client, route: str, call: Call, headers: dict[str, str]) -> Any
 
 
 @pytest.fixture(scope="module")
-def world(client: Client, owner: Account) -> World:
-    return World(client, owner)
+def world(client: Client, owner: Account, runs: ExecutionsApp) -> World:
+    return World(client, owner, runs)
 
 
 def test_only_the_sign_in_routes_are_public() -> None:

@@ -13,7 +13,8 @@ import pytest
 from litestar.testing import TestClient
 
 from application.credentials.vault import CredentialVault
-from tests.api.helpers import API, Account, create, read, share, sign_up
+from application.executions.app import ExecutionsApp
+from tests.api.helpers import API, Account, create, read, run_seen, share, sign_up
 from tests.api.test_credentials import create_credential, share_credential
 from tests.integration.helpers import GRAPH
 
@@ -33,6 +34,11 @@ APP_TABLES = {
     "workflow_comment",
     "audit_log",
     "node_definition",
+    "execution",
+    "execution_node_state",
+    "execution_log",
+    "execution_metrics",
+    "admin_daily_execution_stats",
     "credential",
     "credential_share",
     "credential_usage_log",
@@ -182,6 +188,68 @@ def test_shared_rows_are_visible_to_their_sharees_and_shares_to_who_manages_them
     with as_role(database_url, "a2n_analyst") as conn:
         rows = conn.execute(f"SELECT user_id FROM workflow_share {of_wid}", (wid,)).fetchall()
         assert rows == [(admin.user_id,)]
+
+
+def test_runs_are_visible_to_their_starter_and_the_workflows_collaborators(
+    client: TestClient[Any], database_url: str, runs: ExecutionsApp
+) -> None:
+    alice, viewer, runner, stranger = (sign_up(client) for _ in range(4))
+    wid = create(client, alice, definition=GRAPH)["id"]
+    public = create(client, alice, visibility="PUBLIC", definition=GRAPH)["id"]
+    share(client, alice, wid, viewer.user_id, "VIEW")
+    position = share(client, alice, wid, runner.user_id, "EXECUTE")["position"]
+    read(client, alice, f"/workflows/{wid}/shares", position)
+    by_runner = run_seen(client, runs, runner, wid).id
+    by_alice = run_seen(client, runs, alice, wid).id
+    on_public = run_seen(client, runs, alice, public).id
+    tables = ("execution_node_state", "execution_log", "execution_metrics")
+
+    def seen(account: Account | None, role: str | None = None) -> dict[str, set[str]]:
+        """The runs of these three each table shows, without any WHERE clause of ours."""
+        ours = {by_runner, by_alice, on_public}
+        user_id = account.user_id if account else None
+        with as_role(database_url, "a2n_app", user_id, role) as conn:
+            found = {"execution": values(conn, "SELECT id FROM execution") & ours}
+            for table in tables:
+                found[table] = values(conn, f"SELECT execution_id FROM {table}") & ours
+        return found
+
+    def everywhere(ids: set[str]) -> dict[str, set[str]]:
+        return dict.fromkeys(("execution", *tables), ids)
+
+    assert seen(alice) == everywhere({by_runner, by_alice, on_public})
+    assert seen(viewer) == everywhere({by_runner, by_alice})
+    assert seen(runner) == everywhere({by_runner, by_alice})
+    assert seen(stranger) == everywhere(set()), "a PUBLIC workflow's runs are not public"
+    assert seen(stranger, "OWNER") == everywhere(set()), "nor an admin's business"
+    assert seen(None) == everywhere(set())
+
+    revoked = client.delete(f"{API}/workflows/{wid}/shares/{runner.user_id}", headers=alice)
+    read(client, alice, f"/workflows/{wid}/shares", revoked.json()["position"])
+    assert seen(runner) == everywhere({by_runner})
+    with as_role(database_url, "a2n_analyst") as conn:
+        assert {by_runner, by_alice} <= values(conn, "SELECT id FROM execution")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("SELECT input_data FROM execution")
+
+
+def test_daily_statistics_are_for_admin_transactions_only(
+    client: TestClient[Any], database_url: str, runs: ExecutionsApp
+) -> None:
+    somebody = sign_up(client)
+    run_seen(client, runs, somebody, create(client, somebody, definition=GRAPH)["id"])
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("SELECT refresh_daily_stats()")
+        days = values(conn, "SELECT execution_date FROM daily_execution_stats")
+    assert days
+    with as_role(database_url, "a2n_app", "someone", "USER") as conn:
+        assert values(conn, "SELECT execution_date FROM admin_daily_execution_stats") == set()
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("SELECT 1 FROM daily_execution_stats")
+    with as_role(database_url, "a2n_app", "someone", "ADMIN") as conn:
+        assert values(conn, "SELECT execution_date FROM admin_daily_execution_stats") == days
+    with as_role(database_url, "a2n_analyst") as conn:
+        assert values(conn, "SELECT execution_date FROM daily_execution_stats") == days
 
 
 def test_admins_see_every_account_but_not_others_sessions(

@@ -85,8 +85,11 @@ def test_project_status_rebuild_verify_and_resume(
 
     rebuilt = a2n("project", "rebuild", "workflows", database_url=url)
     assert rebuilt.returncode == 0, rebuilt.stderr
-    tables = "workflow, workflow_version, workflow_trigger, workflow_share"
-    assert f"rebuilt workflows ({tables}) at workflows={end}" in rebuilt.stderr
+    tables = (
+        "workflow, workflow_version, workflow_trigger, workflow_share, "
+        "workflow_execution_stats, workflow_execution_run"
+    )
+    assert f"rebuilt workflows ({tables}) at workflows={end}, executions=0" in rebuilt.stderr
     assert "replaying workflows:" in rebuilt.stderr
 
     verified = a2n("project", "verify", "workflows", database_url=url)
@@ -100,7 +103,9 @@ def test_project_status_rebuild_verify_and_resume(
     assert "workflow_version: 0 rows only live, 5 only rebuilt" in differs.stdout
 
     status = json.loads(a2n("project", "status", "--json", database_url=url).stdout)
-    workflows = next(s for s in status if s["projector"] == "workflows")
+    workflows = next(
+        s for s in status if (s["projector"], s["application"]) == ("workflows", "workflows")
+    )
     assert (workflows["position"], workflows["head"], workflows["parked"]) == (end, end, None)
     audit = next(
         s for s in status if (s["projector"], s["application"]) == ("audit_log", "workflows")
@@ -114,7 +119,8 @@ def test_project_status_rebuild_verify_and_resume(
     )
     unknown = a2n("project", "rebuild", "nope", database_url=url)
     assert unknown.returncode == 2
-    assert "known: identity, workflows, workflow_comments, credentials, audit_log" in unknown.stderr
+    known = "identity, workflows, workflow_comments, executions, credentials, audit_log"
+    assert f"known: {known}" in unknown.stderr
 
     wid = service.create(caller, name="victim", definition=GRAPH).aggregate.id
     bad = poison(url, wid)

@@ -86,7 +86,7 @@ def test_up_with_embedded_postgres_serves_commands_and_queries(tmp_path: Path) -
     finally:
         process.send_signal(signal.SIGTERM)
         out, err = process.communicate(timeout=30)
-    assert f"A2N API and projectors on {base}" in out
+    assert f"A2N API, projectors and workers on {base}" in out
     assert f"(OpenAPI: {base}/schema/openapi.json)" in out
     assert "embedded PostgreSQL in" in err
     deadline = time.monotonic() + 10

@@ -5,13 +5,20 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import psycopg
 
 from application.caller import Caller
 from application.crypto import KeyRing
+from application.eventstore import EventMetadata
+from application.executions.app import ExecutionsApp
+from application.ids import new_id
 from application.workflows.commands import WorkflowService
+from domain.executions.execution import Execution, ExecutionMode
+from projections.projector import Projector
+from projections.runner import ProjectionRunner
 
 GRAPH = {"nodes": [{"id": "a", "type": "manual_trigger"}], "connections": []}
 
@@ -28,6 +35,14 @@ def wait_until(condition: Callable[[], bool], timeout: float = 15.0) -> None:
 def rows(url: str, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     with psycopg.connect(url) as conn:
         return conn.execute(query, params).fetchall()  # type: ignore[arg-type]
+
+
+def drain(url: str, projector: Projector, batch_size: int = 500) -> None:
+    """Apply every pending event of the projector, `batch_size` per application and batch."""
+    runner = ProjectionRunner(projector, batch_size=batch_size)
+    with psycopg.connect(url, autocommit=True) as conn:
+        while (batch := runner.run_batch(conn)) is not None and batch.total:
+            pass
 
 
 def table_contents(url: str, table: str) -> list[Any]:
@@ -81,3 +96,70 @@ CLI_KEYS = {
     "A2N_MASTER_KEYS": KeyRing.generate(),
 }
 """Keys for `a2n` subprocesses, so none generates a keys file inside the checkout."""
+
+
+RUN_NODES = [
+    {"id": "start", "name": "Start", "type": "manual_trigger"},
+    {"id": "work", "name": "Work", "type": "set"},
+    {"id": "after", "name": "After", "type": "noop"},
+]
+"""The nodes every recorded run reaches, in definition order."""
+Outcome = Literal["QUEUED", "RUNNING", "SUCCESS", "FAILED", "TIMEOUT", "CANCELLED"]
+
+
+@dataclass(frozen=True)
+class RecordedRun:
+    id: str
+    position: int
+    """Position reached in the Executions log."""
+
+
+def record_run(
+    app: ExecutionsApp,
+    workflow_id: str,
+    user_id: str,
+    outcome: Outcome = "SUCCESS",
+    *,
+    retries: int = 0,
+    mode: ExecutionMode = ExecutionMode.MANUAL,
+) -> RecordedRun:
+    """Record one run of `workflow_id` by `user_id` straight through the Execution aggregate,
+    as the engine would: `start` succeeds, `work` is retried `retries` times and then succeeds
+    (SUCCESS), fails (FAILED) or is still running when the run times out, is cancelled or is
+    left RUNNING; `after` is skipped on success. Timings are fixed: 5 ms for `start`, 20 ms per
+    attempt of `work`, 100 ms for the run."""
+    meta = EventMetadata(user_id, correlation_id="req-run", ip="192.0.2.9", user_agent="pytest")
+    execution = Execution.queue(
+        execution_id=new_id(),
+        workflow_id=workflow_id,
+        workflow_version=1,
+        user_id=user_id,
+        mode=mode,
+        start_node_id="start",
+        input_items=[{"n": 1}],
+        trigger_data={"source": "test"},
+    )
+    position = app.record(meta, execution)
+    if outcome == "QUEUED":
+        return RecordedRun(execution.id, position)
+    execution.start("worker-1", RUN_NODES)
+    execution.node_started("start", 1)
+    line = {"level": "debug", "message": "started by hand", "runBy": "test"}
+    execution.node_succeeded("start", {"output": [{"n": 1}]}, 5, [line])
+    for _ in range(retries):
+        execution.node_started("work", 1)
+        execution.node_retrying("work", 50, {"message": "rate limited"}, 20, [])
+    execution.node_started("work", 1)
+    if outcome == "SUCCESS":
+        warning = {"level": "warning", "message": "slow answer"}
+        execution.node_succeeded("work", {"output": [{"n": 1}, {"n": 2}]}, 20, [warning])
+        execution.node_skipped("after", "no input items")
+        execution.succeed([{"n": 1}, {"n": 2}], 100)
+    elif outcome == "FAILED":
+        execution.node_failed("work", {"message": "boom", "type": "ValueError"}, 20, [])
+        execution.fail("node Work failed", {"nodeId": "work"}, 100)
+    elif outcome == "TIMEOUT":
+        execution.time_out(90, 100)
+    elif outcome == "CANCELLED":
+        execution.cancel("stopped by the user", 100)
+    return RecordedRun(execution.id, app.record(meta, execution))

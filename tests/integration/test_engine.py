@@ -34,7 +34,7 @@ from application.executions.queue import MemoryQueue
 from application.executions.worker import Worker
 from application.workflows.app import WorkflowsApp
 from application.workflows.commands import WorkflowService
-from domain.executions.execution import Execution, ExecutionStatus, NodeStatus
+from domain.executions.execution import Execution, ExecutionMode, ExecutionStatus, NodeStatus
 
 OWNER = Caller("0190d6a4-8e4b-7cc3-a7b6-3f1c2d4e5f62", correlation_id="req-engine")
 
@@ -329,3 +329,25 @@ def test_a_draft_runs_only_as_a_test_run(rig: Rig) -> None:
         rig.executions.start(OWNER, made.aggregate.id, None)
     test_run = rig.executions.start(OWNER, made.aggregate.id, None, test=True)
     assert str(test_run.aggregate.mode) == "test"
+
+
+def test_a_run_that_cannot_start_ends_failed_with_the_reason(rig: Rig) -> None:
+    workflow_id = rig.workflow(chain("a"))
+    app = rig.executions.app
+    ghost = Execution.queue(
+        execution_id="0190d6a4-8e4b-7cc3-a7b6-3f1c2d4e0001",
+        workflow_id=workflow_id,
+        workflow_version=1,
+        user_id=OWNER.user_id,
+        mode=ExecutionMode.MANUAL,
+        start_node_id="ghost",
+        input_items=[{}],
+    )
+    app.record(EventMetadata(actor_id="system"), ghost)
+    ended = asyncio.run(rig.make_engine("w").run(ghost.id))
+    assert ended.status is ExecutionStatus.FAILED
+    assert (
+        ended.error_message
+        == "the run cannot start: the workflow has no node 'ghost' to start from"
+    )
+    assert rig.events(ghost.id) == ["Queued", "Started", "Failed"]

@@ -20,6 +20,7 @@ from projections.status import projection_status, resume
 from projections.supervisor import ProjectionSupervisor
 from tests.integration.helpers import (
     GRAPH,
+    drain,
     poison,
     populate,
     rows,
@@ -43,13 +44,6 @@ def tracked(url: str, projector: str) -> int:
 def head(url: str, application: str = "workflows") -> int:
     query = f"SELECT coalesce(max(notification_id), 0) FROM {application}_events"
     return int(rows(url, query)[0][0])
-
-
-def drain(url: str, projector: Projector, batch_size: int = 500) -> None:
-    runner = ProjectionRunner(projector, batch_size=batch_size)
-    with psycopg.connect(url, autocommit=True) as conn:
-        while (batch := runner.run_batch(conn)) is not None and batch.total:
-            pass
 
 
 def test_a_batch_applies_rows_and_tracking_together_and_only_once(
@@ -155,7 +149,11 @@ def test_a_poison_event_parks_its_projector_and_the_others_go_on(
         # Everything before the poison event is applied; nothing after it.
         assert tracked(url, "workflows") == bad - 1
         with psycopg.connect(url) as conn:
-            [status] = [s for s in projection_status(conn) if s.projector == "workflows"]
+            [status] = [
+                s
+                for s in projection_status(conn)
+                if (s.projector, s.application) == ("workflows", "workflows")
+            ]
         assert status.parked is not None
         assert (status.parked.position, status.parked.attempts) == (bad, 3)
         assert "AttributeError" in status.parked.error

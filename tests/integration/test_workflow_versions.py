@@ -16,17 +16,9 @@ from domain.errors import InvalidState
 from domain.workflows.workflow import Workflow
 from projections import workflows
 from projections.rebuild import Rebuilder
-from projections.runner import ProjectionRunner
-from tests.integration.helpers import GRAPH, rows, table_contents
+from tests.integration.helpers import GRAPH, drain, rows, table_contents
 
 BIGGER = {"nodes": [*GRAPH["nodes"], {"id": "b", "type": "noop"}], "connections": []}
-
-
-def drain(url: str) -> None:
-    runner = ProjectionRunner(workflows.projector)
-    with psycopg.connect(url, autocommit=True) as conn:
-        while (batch := runner.run_batch(conn)) is not None and batch.total:
-            pass
 
 
 def test_runs_execute_the_published_version_read_from_the_event_store(
@@ -62,7 +54,7 @@ def test_publishing_marks_one_version_row_and_a_rebuild_gives_the_same_tables(
             service.publish_version(caller, wid, 3)
         if i == 3:
             service.archive(caller, wid)
-    drain(url)
+    drain(url, workflows.projector)
 
     published = rows(
         url,
@@ -96,7 +88,7 @@ def test_the_database_refuses_a_second_published_row(
     wid = service.create(caller, name="one", definition=GRAPH).aggregate.id
     service.replace_definition(caller, wid, BIGGER)
     service.publish_version(caller, wid, 1)
-    drain(url)
+    drain(url, workflows.projector)
     with psycopg.connect(url) as conn, pytest.raises(psycopg.errors.UniqueViolation):
         conn.execute(
             "UPDATE workflow_version SET is_published = true WHERE workflow_id = %s", (wid,)

@@ -192,3 +192,15 @@ def test_a_timeout_and_a_failure_end_the_run_with_a_message() -> None:
 def test_priority_is_bounded() -> None:
     with pytest.raises(InvalidState, match="priority"):
         queued(priority=101)
+
+
+def test_only_the_first_webhook_answer_counts() -> None:
+    execution = running()
+    assert execution.respond("m", 201, {"X-Id": "1"}, {"ok": True})
+    assert not execution.respond("m", 500, {}, None)
+    assert execution.response == {
+        "nodeId": "m",
+        "status": 201,
+        "headers": {"X-Id": "1"},
+        "body": {"ok": True},
+    }

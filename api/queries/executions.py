@@ -1,0 +1,244 @@
+"""Execution queries: runs, their nodes, log lines and metrics; daily and per-workflow statistics.
+
+Runs are read from the executions projector's tables, which follow the Executions event log: a
+plain `A2N-Min-Position` is a position in that log (a run's commands answer one). Who may see a
+run also depends on workflows and their shares, so `workflows:N` may be named as well.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Annotated, Any
+
+from litestar import Controller, Request, get
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, FromQuery, QueryParameter
+
+from api.auth import needs
+from api.context import current_actor, read_models, readers, wait_for_min_position
+from api.schemas.executions import (
+    DailyStatsPage,
+    DailyStatsRead,
+    ExecutionPage,
+    ExecutionRead,
+    ExecutionSummary,
+    LogPage,
+    LogRead,
+    MetricPage,
+    MetricRead,
+    NodeStatePage,
+    NodeStateRead,
+    WorkflowStatsRead,
+)
+from application.caller import Caller
+from application.errors import InvalidParameter, NotFound
+from application.executions.queries import (
+    ExecutionFilter,
+    get_execution,
+    list_daily_stats,
+    list_executions,
+    list_logs,
+    list_metrics,
+    list_node_states,
+    workflow_stats,
+)
+from application.ids import is_id
+from application.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
+from domain.executions.execution import ExecutionStatus
+from domain.executions.logs import LogLevel
+
+AnyRequest = Request[Any, Any, Any]
+Limit = Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)]
+Cursor = Annotated[str | None, QueryParameter(max_length=512)]
+READS_EXECUTIONS = readers(("executions", "executions"), ("workflows", "workflows"))
+READS_COUNTERS = readers(("workflows", "executions"), ("workflows", "workflows"))
+"""Workflow counters: kept by the workflows projector from the Executions log."""
+
+
+class ExecutionQueries(Controller):
+    path = "/executions"
+    tags = ["executions"]
+    opt = needs("workflows:read")
+    before_request = staticmethod(wait_for_min_position)
+    dependencies = {"caller": Provide(current_actor, sync_to_thread=False)}
+
+    @get(
+        "/",
+        summary="Runs you started and runs of the workflows you own or that are shared with "
+        "you, newest first",
+        opt=READS_EXECUTIONS,
+    )
+    async def list(
+        self,
+        request: AnyRequest,
+        caller: NamedDependency[Caller],
+        workflow_id: Annotated[str | None, QueryParameter(name="workflowId", max_length=64)] = None,
+        status: FromQuery[ExecutionStatus | None] = None,
+        since: Annotated[
+            datetime | None,
+            QueryParameter(name="from", description="Runs queued at or after this time"),
+        ] = None,
+        until: Annotated[
+            datetime | None, QueryParameter(name="to", description="Runs queued before this time")
+        ] = None,
+        limit: Limit = DEFAULT_LIMIT,
+        cursor: Cursor = None,
+    ) -> ExecutionPage:
+        if workflow_id is not None and not is_id(workflow_id):
+            raise InvalidParameter("workflowId", "is not a workflow id")
+        for name, value in (("from", since), ("to", until)):
+            if value is not None and value.tzinfo is None:
+                raise InvalidParameter(name, "needs a time zone, e.g. 2026-01-31T12:00:00Z")
+        if since is not None and until is not None and until < since:
+            raise InvalidParameter("to", "is before from")
+        where = ExecutionFilter(
+            viewer_id=caller.user_id,
+            workflow_id=workflow_id,
+            status=None if status is None else str(status),
+            since=since,
+            until=until,
+        )
+        async with read_models(request) as conn:
+            page = await list_executions(conn, where, limit=limit, cursor=cursor)
+        return ExecutionPage(
+            items=[ExecutionSummary.of_row(row) for row in page.items],
+            next_cursor=page.next_cursor,
+        )
+
+    @get("/{execution_id:str}", summary="One run, with its input and output", opt=READS_EXECUTIONS)
+    async def show(
+        self, request: AnyRequest, execution_id: FromPath[str], caller: NamedDependency[Caller]
+    ) -> ExecutionRead:
+        if not is_id(execution_id):
+            raise NotFound(execution_id)
+        async with read_models(request) as conn:
+            row = await get_execution(conn, caller.user_id, execution_id)
+        if row is None:
+            raise NotFound(execution_id)
+        return ExecutionRead.of_row(row)
+
+    @get(
+        "/{execution_id:str}/nodes",
+        summary="The nodes the run may reach, in definition order, with how far each got",
+        opt=READS_EXECUTIONS,
+    )
+    async def nodes(
+        self,
+        request: AnyRequest,
+        execution_id: FromPath[str],
+        caller: NamedDependency[Caller],
+        limit: Limit = DEFAULT_LIMIT,
+        cursor: Cursor = None,
+    ) -> NodeStatePage:
+        page = await _page_of_run(
+            request, caller, execution_id, list_node_states, limit=limit, cursor=cursor
+        )
+        return NodeStatePage(
+            items=[NodeStateRead.of_row(row) for row in page.items], next_cursor=page.next_cursor
+        )
+
+    @get(
+        "/{execution_id:str}/logs",
+        summary="The run's log lines, oldest first",
+        opt=READS_EXECUTIONS,
+    )
+    async def logs(
+        self,
+        request: AnyRequest,
+        execution_id: FromPath[str],
+        caller: NamedDependency[Caller],
+        level: Annotated[
+            LogLevel | None,
+            QueryParameter(description="Lines of this level or worse (DEBUG < ... < FATAL)"),
+        ] = None,
+        node_id: Annotated[str | None, QueryParameter(name="nodeId", max_length=255)] = None,
+        limit: Limit = DEFAULT_LIMIT,
+        cursor: Cursor = None,
+    ) -> LogPage:
+        page = await _page_of_run(
+            request,
+            caller,
+            execution_id,
+            list_logs,
+            min_level=level,
+            node_id=node_id,
+            limit=limit,
+            cursor=cursor,
+        )
+        return LogPage(
+            items=[LogRead.of_row(row) for row in page.items], next_cursor=page.next_cursor
+        )
+
+    @get(
+        "/{execution_id:str}/metrics",
+        summary="The run's measurements: per node attempt duration_ms, items_in, items_out; "
+        "the run's duration_ms",
+        opt=READS_EXECUTIONS,
+    )
+    async def metrics(
+        self,
+        request: AnyRequest,
+        execution_id: FromPath[str],
+        caller: NamedDependency[Caller],
+        limit: Limit = DEFAULT_LIMIT,
+        cursor: Cursor = None,
+    ) -> MetricPage:
+        page = await _page_of_run(
+            request, caller, execution_id, list_metrics, limit=limit, cursor=cursor
+        )
+        return MetricPage(
+            items=[MetricRead.of_row(row) for row in page.items], next_cursor=page.next_cursor
+        )
+
+
+async def _page_of_run(
+    request: AnyRequest,
+    caller: Caller,
+    execution_id: str,
+    query: Callable[..., Awaitable[Page[dict[str, Any]]]],
+    **options: Any,
+) -> Page[dict[str, Any]]:
+    """A page of one run's rows (`query`: list_node_states, list_logs...); 404 unless the caller
+    may see the run."""
+    if not is_id(execution_id):
+        raise NotFound(execution_id)
+    async with read_models(request) as conn:
+        return await query(conn, caller.user_id, execution_id, **options)
+
+
+class StatsQueries(Controller):
+    path = "/stats"
+    tags = ["stats"]
+    before_request = staticmethod(wait_for_min_position)
+    dependencies = {"caller": Provide(current_actor, sync_to_thread=False)}
+
+    @get(
+        "/daily",
+        summary="Runs per start day over the last 90 days, newest first (ADMIN and OWNER: the "
+        "figures cover every user). Recomputed by refresh_daily_stats(), not on every run",
+        opt=needs("admin", **readers(("executions", "executions"))),
+    )
+    async def daily(
+        self, request: AnyRequest, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+    ) -> DailyStatsPage:
+        async with read_models(request) as conn:
+            page = await list_daily_stats(conn, limit=limit, cursor=cursor)
+        return DailyStatsPage(
+            items=[DailyStatsRead.of_row(row) for row in page.items],
+            next_cursor=page.next_cursor,
+        )
+
+    @get(
+        "/workflows/{workflow_id:str}",
+        summary="A workflow's run counters (anyone who may view the workflow)",
+        opt=needs("workflows:read", **READS_COUNTERS),
+    )
+    async def workflow(
+        self, request: AnyRequest, workflow_id: FromPath[str], caller: NamedDependency[Caller]
+    ) -> WorkflowStatsRead:
+        if not is_id(workflow_id):
+            raise NotFound(workflow_id)
+        async with read_models(request) as conn:
+            row = await workflow_stats(conn, caller.user_id, workflow_id)
+        return WorkflowStatsRead.of_row(row)

@@ -1,0 +1,130 @@
+"""The code node: the user's Python or JavaScript gets `items` and returns a list of items.
+
+Both languages run in a sandboxed child process (see sandbox.py): Python as `python -I -S`
+(standard library only), JavaScript with `node` when it is installed. Prints become INFO log
+lines, writes to stderr WARN lines; the code's exception is the node's failure.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import sys
+from functools import cache
+from pathlib import Path
+
+from application.executions.nodes.base import (
+    MAIN_OUTPUT,
+    NodeCall,
+    NodeFailure,
+    NodeResult,
+    RuntimeLimits,
+    as_items,
+)
+from application.executions.nodes.config import config_failure
+from application.executions.nodes.sandbox import (
+    Outcome,
+    Program,
+    SandboxUser,
+    run_sandboxed,
+    sandbox_user,
+    usable_by,
+)
+
+MIB = 1024 * 1024
+NODE_RESERVED_ADDRESS_SPACE = 1024 * MIB  # V8 maps about 1 GiB before running anything
+HEAP_EXHAUSTED = "JavaScript heap out of memory"  # what V8 prints when --max-old-space-size is hit
+SYSTEM_PYTHONS = ("/usr/local/bin/python3", "/usr/bin/python3")
+
+
+@cache
+def _harness(name: str) -> str:
+    return Path(__file__).with_name(name).read_text(encoding="utf-8")
+
+
+async def code(call: NodeCall) -> NodeResult:
+    source = call.config.get("code")
+    if not isinstance(source, str) or not source.strip():
+        raise config_failure(["code"], "must be the code to run")
+    language = call.config.get("language", "python")
+    limits = call.services.limits
+    if language == "python":
+        program = _python(limits)
+    elif language == "javascript":
+        program = _javascript(limits)
+    else:
+        raise config_failure(["language"], "must be one of: python, javascript")
+    outcome = await run_sandboxed(program, {"code": source, "items": call.items}, limits)
+    return NodeResult({MAIN_OUTPUT: _items(outcome, limits)}, outcome.logs)
+
+
+def _python(limits: RuntimeLimits) -> Program:
+    python = python_for(sandbox_user())
+    return Program(
+        [python, "-I", "-S", "-X", "utf8", "-c", _harness("harness.py")],
+        address_space=limits.code_memory_mb * MIB,
+    )
+
+
+def python_for(user: SandboxUser | None) -> str:
+    """This interpreter, or when the sandbox user may not run it (it lives in root's home, say)
+    the system's."""
+    for candidate in (sys.executable, *SYSTEM_PYTHONS):
+        if usable_by(candidate, user):
+            return candidate
+    raise NodeFailure(f"Python code cannot run: no Python interpreter the {_who(user)} may run")
+
+
+def _javascript(limits: RuntimeLimits) -> Program:
+    node = shutil.which("node")
+    if node is None:
+        raise NodeFailure(
+            "JavaScript code needs Node.js installed on the worker (the node command was not "
+            "found); install it or use Python"
+        )
+    if not usable_by(node, sandbox_user()):
+        raise NodeFailure(
+            f"JavaScript code cannot run: the {_who(sandbox_user())} may not run {node}"
+        )
+    return Program(
+        [node, f"--max-old-space-size={limits.code_memory_mb}", "-e", _harness("harness.js")],
+        address_space=NODE_RESERVED_ADDRESS_SPACE + limits.code_memory_mb * MIB,
+    )
+
+
+def _who(user: SandboxUser | None) -> str:
+    return "worker's user" if user is None else f"sandbox user {user.name}"
+
+
+def _items(outcome: Outcome, limits: RuntimeLimits) -> list[dict[str, object]]:
+    answer = outcome.answer
+    if isinstance(answer, dict) and isinstance(answer.get("error"), dict):
+        raise _code_error(answer["error"], limits)
+    if not isinstance(answer, dict):
+        raise NodeFailure(_stopped(outcome, limits))
+    return as_items(answer.get("items"), "the code")
+
+
+def _code_error(error: dict[str, object], limits: RuntimeLimits) -> NodeFailure:
+    """The user's exception as the node's failure: `ValueError: bad total (line 3)`."""
+    kind, message, line = error.get("type"), error.get("message"), error.get("line")
+    if kind == "MemoryError":
+        text = f"the code ran out of memory (limit {limits.code_memory_mb} MB)"
+    elif kind == "NotJSON":
+        text = f"the code returned items that are not JSON: {message}"
+    else:
+        text = f"{kind}: {message}" if message else str(kind)
+    where = f" (line {line})" if isinstance(line, int) else ""
+    return NodeFailure(text + where, details={"error": kind, "line": line})
+
+
+def _stopped(outcome: Outcome, limits: RuntimeLimits) -> str:
+    """Why a child that gave no answer ended, as far as its exit status and log tell."""
+    returncode = outcome.returncode
+    if any(HEAP_EXHAUSTED in line.message for line in outcome.logs):
+        return f"the code ran out of memory (limit {limits.code_memory_mb} MB)"
+    if returncode == -signal.SIGXCPU:
+        return f"the code used more than {limits.code_timeout_seconds:g} s of CPU and was stopped"
+    if returncode < 0:
+        return f"the code was stopped by signal {-returncode}; its log may say why"
+    return f"the code ended without returning items (exit status {returncode}); its log may say why"

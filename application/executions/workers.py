@@ -1,0 +1,103 @@
+"""Running workers in a process: the queue to use, and an engine with the built-in nodes.
+
+`a2n up` runs workers beside the API on an in-process queue (or Redis Streams when REDIS_URL is
+set); `a2n work` runs only workers and needs Redis, since nothing else could reach them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+from psycopg_pool import AsyncConnectionPool
+
+from application.executions.commands import ExecutionService
+from application.executions.engine import Engine, EngineLimits, WorkerServices
+from application.executions.leases import Leases, MemoryLeases, RedisLeases
+from application.executions.nodes import RUNTIMES, http_client
+from application.executions.nodes.base import RuntimeLimits
+from application.executions.queue import ExecutionQueue, MemoryQueue
+from application.executions.reconciler import Reconciler
+from application.executions.redis_queue import RedisStreamQueue
+from application.executions.worker import Worker
+from application.ids import new_id
+from application.settings import Settings
+from application.workflows.commands import WorkflowService
+
+RECONCILE_SECONDS = 15.0
+
+
+def worker_name() -> str:
+    """A name for this worker process that says where it runs (host and pid) and is unique."""
+    return f"{socket.gethostname()}:{os.getpid()}:{new_id()[-8:]}"
+
+
+def execution_transport(
+    redis_clients: tuple[redis.Redis, aioredis.Redis] | None, *, prefix: str, name: str
+) -> tuple[ExecutionQueue, Leases]:
+    """The queue and leases of an installation: on Redis when it has one (`prefix` keeps
+    installations sharing a Redis apart), else in this process."""
+    if redis_clients is None:
+        return MemoryQueue(), MemoryLeases()
+    sync_client, client = redis_clients
+    queue = RedisStreamQueue(sync_client, client, prefix=prefix, consumer=name)
+    return queue, RedisLeases(client, prefix=prefix)
+
+
+def engine_limits(settings: Settings) -> EngineLimits:
+    return EngineLimits(
+        execution_timeout_ms=settings.execution_timeout * 1000,
+        node_output_bytes=settings.max_node_output_bytes,
+    )
+
+
+def runtime_limits(settings: Settings) -> RuntimeLimits:
+    return RuntimeLimits(
+        code_timeout_seconds=settings.code_timeout,
+        code_memory_mb=settings.code_memory_mb,
+        max_output_bytes=settings.max_node_output_bytes,
+    )
+
+
+@asynccontextmanager
+async def running_worker(
+    settings: Settings,
+    executions: ExecutionService,
+    workflows: WorkflowService,
+    leases: Leases,
+    pool: AsyncConnectionPool[Any],
+    *,
+    name: str,
+) -> AsyncIterator[Worker]:
+    """A worker named `name` taking runs off `executions.queue` until the block exits, with
+    the reconciler that puts lost runs back on the queue (see reconciler.py)."""
+    async with http_client() as http:
+        engine = Engine(
+            executions.app,
+            workflows.version_definition,
+            RUNTIMES,
+            WorkerServices(http, runtime_limits(settings), executions),
+            name,
+            engine_limits(settings),
+        )
+        worker = Worker(engine, executions.queue, leases, concurrency=settings.worker_concurrency)
+        reconciler = Reconciler(pool, executions.queue, leases)
+        if isinstance(executions.queue, MemoryQueue):
+            # Nothing outlives this process's queue: every unfinished run is ours to pick up.
+            await reconciler.once(grace=False)
+        stop = asyncio.Event()
+        running = [
+            asyncio.create_task(worker.run(stop), name="a2n-worker"),
+            asyncio.create_task(reconciler.run(stop, RECONCILE_SECONDS), name="a2n-reconciler"),
+        ]
+        try:
+            yield worker
+        finally:
+            stop.set()
+            await asyncio.gather(*running)
