@@ -12,6 +12,7 @@ from litestar.openapi.plugins import ScalarRenderPlugin
 
 from api import ops
 from api.auth import AuthenticationMiddleware, authorize
+from api.commands.credentials import CredentialAdminCommands, CredentialCommands
 from api.commands.executions import ExecutionCommands, WorkflowRunCommands
 from api.commands.identity import (
     AuthCommands,
@@ -29,6 +30,7 @@ from api.commands.workflows import WorkflowCommands
 from api.middleware import request_context
 from api.problems import EXCEPTION_HANDLERS
 from api.queries.audit import AuditQueries
+from api.queries.credentials import CredentialQueries, CredentialTemplateQueries
 from api.queries.executions import ExecutionQueries, StatsQueries
 from api.queries.identity import (
     MeQueries,
@@ -111,6 +113,10 @@ def create_app(
                     ExecutionQueries,
                     StatsQueries,
                     NodeQueries,
+                    CredentialCommands,
+                    CredentialQueries,
+                    CredentialTemplateQueries,
+                    CredentialAdminCommands,
                     AuditQueries,
                 ],
                 middleware=[AuthenticationMiddleware(), RateLimitMiddleware(_rate_limiting_of)],

@@ -110,6 +110,14 @@ def _parser() -> argparse.ArgumentParser:
     owner.add_argument("--name", help="display name")
     owner.set_defaults(run=_create_owner)
 
+    keys = commands.add_parser("keys", help="operate the master key ring (A2N_MASTER_KEYS)")
+    keys.set_defaults(run=lambda _: _usage(keys))
+    keys_commands = keys.add_subparsers(title="keys commands", metavar="ACTION")
+    keys_commands.add_parser(
+        "rotate",
+        help="re-wrap every data key (credentials, personal data) under the newest master key",
+    ).set_defaults(run=_keys_rotate)
+
     mail = commands.add_parser("mail", help="deliver queued mail through A2N_SMTP_URL")
     mail.set_defaults(run=lambda _: _usage(mail))
     mail_commands = mail.add_subparsers(title="mail commands", metavar="ACTION")
@@ -185,6 +193,7 @@ def _say(message: str) -> None:
 def _prepare(database: Database) -> None:
     """Apply pending migrations, create the event store tables and sync the node catalog."""
     from application.contexts import create_event_store_tables
+    from application.credentials.templates import sync_credential_templates
     from application.migrations import MigrationError, Migrator
     from application.nodes.catalog import sync_built_in_nodes
 
@@ -196,10 +205,12 @@ def _prepare(database: Database) -> None:
     _say(f"migrations: {len(applied)} applied, schema up to date")
     with _connect(database) as conn:
         synced = sync_built_in_nodes(conn)
+        templates = sync_credential_templates(conn)
     _say(
         f"node catalog: {synced.built_in} built-in node types, {synced.written} rows written, "
         f"{synced.deprecated} deprecated"
     )
+    _say(f"credential templates: {templates} rows written")
 
 
 # -- roles ------------------------------------------------------------------------------------
@@ -465,7 +476,7 @@ def _projector(name: str) -> Any:
         raise CommandError(str(exc.args[0]), EXIT_USAGE) from None
 
 
-def _progress(label: str) -> Callable[[int, int], None]:
+def _progress(label: str, unit: str = "events") -> Callable[[int, int], None]:
     interactive = sys.stderr.isatty()
     last = [-1]
 
@@ -474,7 +485,7 @@ def _progress(label: str) -> Callable[[int, int], None]:
         if percent == last[0]:
             return
         last[0] = percent
-        line = f"{label}: {done}/{total} events ({percent}%)"
+        line = f"{label}: {done}/{total} {unit} ({percent}%)"
         if interactive:
             print(f"\r{line}", end="" if percent < 100 else "\n", file=sys.stderr, flush=True)
         elif percent % 10 == 0:
@@ -553,6 +564,53 @@ def _project_resume(args: argparse.Namespace) -> int:
     _say(
         f"resumed {projector.name}: {action} {parked.application} event {parked.position} "
         f"({parked.topic})"
+    )
+    return 0
+
+
+# -- keys -------------------------------------------------------------------------------------
+
+
+def _keys_rotate(args: argparse.Namespace) -> int:
+    from application.caller import Caller
+    from application.credentials.app import CredentialsApp
+    from application.credentials.rotation import rotate_credential_keys
+    from application.credentials.sealing import CredentialSealer
+    from application.crypto import DecryptionFailed
+    from application.eventstore import event_store_env
+    from application.identity.personal_data import rewrap_personal_data_keys
+    from application.keys import load_keys
+    from application.settings import SettingsError
+
+    settings = _settings(args)
+    database = _database(settings)
+    try:
+        ring = load_keys(settings).master
+    except SettingsError as exc:
+        raise CommandError(str(exc), EXIT_USAGE) from None
+    _say(f"master keys: versions {', '.join(map(str, sorted(ring.keys)))}; newest {ring.current}")
+    app = CredentialsApp(env=event_store_env(database.url, pool_size=1))
+    try:
+        report = rotate_credential_keys(
+            app,
+            CredentialSealer(ring),
+            Caller("system"),
+            progress=_progress("credentials", "credentials"),
+        )
+        with _connect(database) as conn:
+            personal = rewrap_personal_data_keys(
+                conn, ring, progress=_progress("personal data keys", "keys")
+            )
+    except DecryptionFailed as exc:
+        raise CommandError(
+            f"{exc}: keep every version still in use in A2N_MASTER_KEYS until rotation is done"
+        ) from None
+    finally:
+        app.close()
+    _say(
+        f"credentials: {report.rewrapped} re-wrapped, {report.unchanged} already current or "
+        f"deleted; personal data keys: {personal} re-wrapped; all under master key version "
+        f"{report.key_version}"
     )
     return 0
 

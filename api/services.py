@@ -13,6 +13,11 @@ from anyio import to_thread
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from api.metrics import Metrics
+from application.credentials.app import CredentialsApp
+from application.credentials.commands import CredentialService
+from application.credentials.directory import ReadModelCredentials
+from application.credentials.sealing import CredentialSealer
+from application.credentials.templates import sync_credential_templates
 from application.database import Database
 from application.eventstore import event_store_env
 from application.executions.app import ExecutionsApp
@@ -43,7 +48,7 @@ from application.workflows.cache import CacheStore, DefinitionCache, MemoryStore
 from application.workflows.commands import WorkflowService
 from application.workflows.comments import WorkflowComments
 from application.workflows.sharing import WorkflowSharing
-from application.workflows.transfer import NoCredentials, WorkflowTransfer
+from application.workflows.transfer import WorkflowTransfer
 from domain.workflows.limits import DefinitionLimits
 
 if TYPE_CHECKING:
@@ -62,6 +67,7 @@ class Services:
     sharing: WorkflowSharing
     comments: WorkflowComments
     transfer: WorkflowTransfer
+    credentials: CredentialService
     identity: IdentityService
     lifecycle: AccountLifecycle
     authenticator: Authenticator
@@ -105,6 +111,8 @@ async def open_services(
         stack.callback(identity_app.close)
         executions_app = ExecutionsApp(env=env)
         stack.callback(executions_app.close)
+        credentials_app = CredentialsApp(env=env)
+        stack.callback(credentials_app.close)
         # Write-side helpers (data keys, outbox) run in worker threads: a small sync pool.
         sync_pool: ConnectionPool[Any] = ConnectionPool(
             database.url,
@@ -115,7 +123,7 @@ async def open_services(
             name="a2n-write",
         )
         stack.callback(sync_pool.close)
-        await to_thread.run_sync(_sync_node_catalog, sync_pool)
+        await to_thread.run_sync(_sync_reference_data, sync_pool)
         keys = load_keys(settings)
         identity = identity_service(identity_app, sync_pool, keys, settings)
 
@@ -202,8 +210,8 @@ async def open_services(
             workflows=workflows,
             sharing=WorkflowSharing(workflows_app, identity),
             comments=WorkflowComments(workflows_app, identity.personal),
-            # Credentials by name: plug the credentials context's directory in here.
-            transfer=WorkflowTransfer(workflows, NoCredentials()),
+            transfer=WorkflowTransfer(workflows, ReadModelCredentials(sync_pool)),
+            credentials=CredentialService(credentials_app, CredentialSealer(keys.master), identity),
             identity=identity,
             lifecycle=AccountLifecycle(identity, sync_pool),
             authenticator=Authenticator(pool, identity.signer, positions),
@@ -217,10 +225,12 @@ async def open_services(
         )
 
 
-def _sync_node_catalog(pool: ConnectionPool[Any]) -> None:
-    """Bring the built-in node types in node_definition in step with this code before serving."""
+def _sync_reference_data(pool: ConnectionPool[Any]) -> None:
+    """Bring the built-in node types (node_definition) and credential templates
+    (credential_template) in step with this code before serving."""
     with pool.connection() as conn:
         sync_built_in_nodes(conn)
+        sync_credential_templates(conn)
 
 
 def definition_limits(settings: Settings) -> DefinitionLimits:

@@ -34,16 +34,18 @@ class RecordedEvent:
 
 
 HIDDEN = "[hidden]"
+_HIDDEN_SUFFIXES = ("_hash", "_hashes", "_ciphertext", "_wrapped")
 
 
 def event_payload(event: object) -> dict[str, Any]:
     """An event's own fields, without the envelope every event shares.
 
-    Stored hashes of passwords, tokens and recovery codes are hidden: auditors learn that one
-    changed, never a value to attack offline.
+    Stored hashes of passwords, tokens and recovery codes are hidden, and so is sealed credential
+    data (ciphertext and wrapped data key): auditors learn that one changed, never a value to
+    attack offline.
     """
     return {
-        k: HIDDEN if k.endswith(("_hash", "_hashes")) else v
+        k: HIDDEN if k.endswith(_HIDDEN_SUFFIXES) else v
         for k, v in vars(event).items()
         if k not in _ENVELOPE
     }

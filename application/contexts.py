@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from application.credentials.app import CredentialsApp
 from application.eventstore import EventStoreApp, event_store_env
 from application.executions.app import ExecutionsApp
 from application.identity.app import IdentityApp
 from application.workflows.app import WorkflowsApp
 
-CONTEXTS: tuple[type[EventStoreApp], ...] = (IdentityApp, WorkflowsApp, ExecutionsApp)
+CONTEXTS: tuple[type[EventStoreApp], ...] = (
+    IdentityApp,
+    WorkflowsApp,
+    ExecutionsApp,
+    CredentialsApp,
+)
 
 
 def application_name(app: type[EventStoreApp]) -> str:

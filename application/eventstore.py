@@ -25,6 +25,7 @@ from eventsourcing.persistence import (
     UUIDAsHex,
 )
 from eventsourcing.postgres import PostgresAggregateRecorder
+from eventsourcing.utils import get_topic
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.sql import SQL, Identifier
 
@@ -134,19 +135,35 @@ class EventStoreApp(Application[str]):
         none: one primary-key index lookup, far cheaper than a load, for caches keyed by it."""
         if not is_id(aggregate_id):
             return None
+        rows = self._select_events(
+            "SELECT max(originator_version) AS revision FROM {events} WHERE originator_id = %s",
+            (aggregate_id,),
+        )
+        return None if not rows or rows[0]["revision"] is None else int(rows[0]["revision"])
+
+    def ids_of(self, created: type[Aggregate.Created]) -> list[str]:
+        """The ids of every aggregate this context created with a `created` event, oldest
+        first (a walk over all of one kind, for maintenance such as key rotation)."""
+        rows = self._select_events(
+            "SELECT originator_id FROM {events} WHERE originator_version = 1 AND topic = %s "
+            "ORDER BY notification_id",
+            (get_topic(created),),
+        )
+        return [str(row["originator_id"]) for row in rows]
+
+    def _select_events(self, query: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
+        """Rows of a query on this context's events table (named `{events}` in `query`)."""
         recorder = self.recorder
         if not isinstance(recorder, PostgresAggregateRecorder):
             raise TypeError(f"{self.name} does not store its events in PostgreSQL")
-        query = SQL(
-            "SELECT max(originator_version) AS revision FROM {}.{} WHERE originator_id = %s"
-        )
-        statement = query.format(
-            Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name)
+        statement = SQL(query).format(
+            events=SQL("{}.{}").format(
+                Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name)
+            )
         )
         with recorder.datastore.get_connection() as conn, conn.cursor() as cursor:
-            cursor.execute(statement, (aggregate_id,), prepare=True)
-            row = cursor.fetchone()
-        return None if row is None or row["revision"] is None else int(row["revision"])
+            cursor.execute(statement, params, prepare=True)
+            return list(cursor.fetchall())
 
     def load(self, aggregate_id: str, kind: type[A], *, version: int | None = None) -> A:
         """The aggregate of type `kind` with that id, as of `version` when given."""
@@ -169,13 +186,15 @@ class EventStoreApp(Application[str]):
         *,
         expected_revision: int | None = None,
         visible: Callable[[A], bool] = lambda _: True,
+        attempts: int = SAVE_ATTEMPTS,
     ) -> Recorded[A]:
         """Run `command` on the current aggregate and save what it decided.
 
         With `expected_revision` (If-Match) a stale or concurrent revision fails the command;
-        without it a write conflict reloads the aggregate and runs the command again.
+        without it a write conflict reloads the aggregate and runs the command again, at most
+        `attempts` times in all.
         """
-        for attempt in range(SAVE_ATTEMPTS):
+        for attempt in range(attempts):
             aggregate = self.load(aggregate_id, kind)
             if not visible(aggregate):
                 raise NotFound(aggregate_id)

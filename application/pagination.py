@@ -60,3 +60,15 @@ def page_of(rows: list[T], limit: int, key_of: Any) -> Page[T]:
         rows = rows[:limit]
         return Page(rows, encode_cursor(key_of(rows[-1])))
     return Page(rows, None)
+
+
+def contains_pattern(text: str) -> str:
+    """An ILIKE pattern matching `text` anywhere, its own `%`, `_` and `\\` taken literally."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def plain_text(parameter: str, value: str | None) -> str | None:
+    """Refuse control characters in free-text filters (PostgreSQL text cannot hold NUL)."""
+    if value is not None and any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise InvalidParameter(parameter, "must not contain control characters")
+    return value

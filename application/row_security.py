@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, Connection
 from psycopg_pool import AsyncConnectionPool
 
 APP_ROLE = "a2n_app"
@@ -29,6 +29,11 @@ async def act_as(conn: AsyncConnection[Any], user_id: str, role: str) -> None:
     """Make the rest of the current transaction read as `user_id` with admin rights `role`
     (USER, ADMIN or OWNER) under row-level security."""
     await conn.execute(_ACT_AS, (APP_ROLE, user_id, role))
+
+
+def act_as_blocking(conn: Connection[Any], user_id: str, role: str) -> None:
+    """`act_as` for a synchronous connection (use cases running in worker threads)."""
+    conn.execute(_ACT_AS, (APP_ROLE, user_id, role))
 
 
 @asynccontextmanager

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from eventsourcing.domain import (
     BaseAggregate,
     CanInitAggregate,
     CanMutateAggregate,
+    CanSnapshotAggregate,
     MetaDomainEvent,
 )
 
@@ -34,6 +36,18 @@ class Aggregate(BaseAggregate[str]):
 
     class Created(Event, CanInitAggregate[str]):
         originator_topic: str
+
+
+@dataclass(frozen=True)
+class Snapshot(CanSnapshotAggregate[str], metaclass=MetaDomainEvent):
+    """An aggregate's whole state at one version, so loading it need not replay every event
+    (for aggregates with long histories; their state must hold JSON-like values only)."""
+
+    originator_id: str
+    originator_version: int
+    timestamp: datetime
+    topic: str
+    state: dict[str, Any]
 
 
 def event_type_name(event: object) -> str:

@@ -294,6 +294,27 @@ class IdentityService:
             return None
         return self.app.load(claim.user_id, User) if claim and claim.user_id else None
 
+    def active_recipient(self, user_id: str | None, email: str | None) -> str:
+        """The id of the active account named by exactly one of `user_id` and `email` (whom a
+        workflow or credential is shared with). Every way an account can be unusable (unknown,
+        suspended, erased) is the same 422, so a caller learns no more than sign-up tells."""
+        if (user_id is None) == (email is None):
+            raise ValidationFailed([Violation("", "give either userId or email")])
+        user: User | None = None
+        if email is not None:
+            user = self.find_user(email)
+            pointer = "/email"
+        else:
+            assert user_id is not None
+            pointer = "/userId"
+            try:
+                user = self.app.load(user_id, User)
+            except NotFound:
+                user = None
+        if user is None or not user.is_active:
+            raise ValidationFailed([Violation(pointer, "names no active account")])
+        return user.id
+
     def check_password(self, caller: Caller, user: User | None, password: str) -> User:
         """The first step of sign-in (`application.identity.sign_in` runs the whole of it)."""
         if user is None or not password_matches(user.password_hash, password):

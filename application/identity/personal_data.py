@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -82,6 +83,40 @@ def open_sealed(
         return decrypt(key, base64.b64decode(sealed[len(PREFIX) :]), _aad(user_id)).decode()
     except DecryptionFailed:
         return None
+
+
+def rewrap_personal_data_keys(
+    conn: psycopg.Connection[Any],
+    ring: KeyRing,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Wrap every user's data key with the newest master key (the keys themselves, and all
+    that they sealed, stay as they are), one row per transaction; how many it re-wrapped."""
+    stale = [
+        str(row[0])
+        for row in conn.execute(
+            "SELECT user_id FROM personal_data_key WHERE key_version <> %s ORDER BY user_id",
+            (ring.current,),
+        ).fetchall()
+    ]
+    for done, user_id in enumerate(stale, start=1):
+        with conn.transaction(), conn.cursor() as cur:
+            row = cur.execute(
+                "SELECT wrapped_key, key_version FROM personal_data_key WHERE user_id = %s "
+                "FOR UPDATE",
+                (user_id,),
+            ).fetchone()
+            if row is not None:  # erased meanwhile
+                key = ring.unwrap(int(row[1]), bytes(row[0]), _aad(user_id))
+                version, wrapped = ring.wrap(key, _aad(user_id))
+                cur.execute(
+                    "UPDATE personal_data_key SET wrapped_key = %s, key_version = %s "
+                    "WHERE user_id = %s",
+                    (wrapped, version, user_id),
+                )
+        if progress is not None:
+            progress(done, len(stale))
+    return len(stale)
 
 
 def _load_key(cur: psycopg.Cursor[Any], ring: KeyRing, user_id: str) -> bytes | None:

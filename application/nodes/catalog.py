@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from application.migrations import MigrationError
+from application.reference_data import sync_rows, upsert_changed
 from domain.workflows.nodes import BUILT_IN_NODES, NodeType
 
 SYNCED_COLUMNS = (
@@ -95,25 +94,8 @@ def built_in_row(node: NodeType) -> dict[str, Any]:
     }
 
 
-_UPSERT = sql.SQL(
-    "INSERT INTO node_definition (id, {columns}) VALUES (%(id)s, {values}) "
-    "ON CONFLICT (id) DO UPDATE SET {updates}, deprecated_at = NULL, updated_at = now() "
-    "WHERE ({current}) IS DISTINCT FROM ({incoming})"
-).format(
-    columns=sql.SQL(", ").join(map(sql.Identifier, SYNCED_COLUMNS)),
-    values=sql.SQL(", ").join(
-        sql.SQL("%({})s::node_type").format(sql.SQL(c)) if c == "type" else sql.Placeholder(c)
-        for c in SYNCED_COLUMNS
-    ),
-    updates=sql.SQL(", ").join(
-        sql.SQL("{0} = excluded.{0}").format(sql.Identifier(c)) for c in SYNCED_COLUMNS
-    ),
-    current=sql.SQL(", ").join(
-        sql.SQL("node_definition.{}").format(sql.Identifier(c)) for c in SYNCED_COLUMNS
-    ),
-    incoming=sql.SQL(", ").join(
-        sql.SQL("excluded.{}").format(sql.Identifier(c)) for c in SYNCED_COLUMNS
-    ),
+_UPSERT = upsert_changed(
+    "node_definition", SYNCED_COLUMNS, casts={"type": "node_type"}, also_set="deprecated_at = NULL"
 )
 _DEPRECATE = (
     "UPDATE node_definition SET is_active = false, deprecated_at = now(), updated_at = now() "
@@ -126,16 +108,5 @@ def sync_built_in_nodes(
 ) -> CatalogSync:
     """Make the built-in rows of node_definition match `nodes`, in one transaction."""
     rows = [built_in_row(node) for node in nodes]
-    try:
-        with conn.transaction(), conn.cursor() as cur:
-            written = 0
-            for row in rows:
-                cur.execute(_UPSERT, row)
-                written += cur.rowcount
-            cur.execute(_DEPRECATE, ([row["id"] for row in rows],))
-            deprecated = cur.rowcount
-    except psycopg.errors.UndefinedTable:
-        raise MigrationError(
-            "the node_definition table does not exist yet: run `a2n migrate up` first"
-        ) from None
+    written, deprecated = sync_rows(conn, "node_definition", _UPSERT, rows, _DEPRECATE)
     return CatalogSync(built_in=len(rows), written=written, deprecated=deprecated)

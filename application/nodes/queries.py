@@ -8,8 +8,7 @@ from typing import Any
 from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 
-from application.errors import InvalidParameter
-from application.pagination import Page, decode_cursor, page_of
+from application.pagination import Page, decode_cursor, page_of, plain_text
 
 SUMMARY_COLUMNS = (
     "id",
@@ -69,13 +68,6 @@ def _columns(names: tuple[str, ...]) -> sql.Composable:
     )
 
 
-def _plain(parameter: str, value: str | None) -> str | None:
-    """Refuse control characters in free-text filters (PostgreSQL text cannot hold NUL)."""
-    if value is not None and any(ord(c) < 32 or ord(c) == 127 for c in value):
-        raise InvalidParameter(parameter, "must not contain control characters")
-    return value
-
-
 async def list_nodes(
     conn: AsyncConnection[Any], where: NodeFilter, *, limit: int, cursor: str | None
 ) -> Page[dict[str, Any]]:
@@ -85,10 +77,10 @@ async def list_nodes(
     if where.kind is not None:
         conditions.append(sql.SQL("type = %(kind)s::node_type"))
         params["kind"] = where.kind
-    if _plain("category", where.category) is not None:
+    if plain_text("category", where.category) is not None:
         conditions.append(sql.SQL("category = %(category)s"))
         params["category"] = where.category
-    if _plain("q", where.text):
+    if plain_text("q", where.text):
         conditions.append(
             sql.SQL(
                 "strpos(lower(name || ' ' || display_name || ' ' || coalesce(description, '')), "
@@ -101,7 +93,7 @@ async def list_nodes(
         params["built_in"] = where.is_built_in
     if cursor is not None:
         conditions.append(sql.SQL('name COLLATE "C" > %(after)s'))
-        params["after"] = _plain("cursor", decode_cursor(cursor, ("name",))["name"])
+        params["after"] = plain_text("cursor", decode_cursor(cursor, ("name",))["name"])
     query = sql.SQL(
         'SELECT {} FROM node_definition WHERE {} ORDER BY name COLLATE "C" LIMIT %(limit)s'
     ).format(_columns(SUMMARY_COLUMNS), sql.SQL(" AND ").join(conditions))

@@ -18,7 +18,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from application.errors import NotFound
-from application.pagination import Page, decode_cursor, decode_numbers, page_of
+from application.pagination import Page, contains_pattern, decode_cursor, decode_numbers, page_of
 from domain.workflows.permissions import Permission
 
 SUMMARY_COLUMNS = (
@@ -138,7 +138,7 @@ def _scope(where: WorkflowFilter) -> tuple[list[sql.Composable], dict[str, Any]]
         params["tag"] = Jsonb([where.tag])
     if where.text:
         conditions.append(sql.SQL("(w.name ILIKE %(text)s OR w.description ILIKE %(text)s)"))
-        params["text"] = "%" + _escape_like(where.text) + "%"
+        params["text"] = contains_pattern(where.text)
     if where.templates:
         return conditions, params
     if where.shared_with_me is not None:
@@ -238,10 +238,6 @@ async def list_triggers(conn: AsyncConnection[Any], workflow_id: str) -> list[di
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(query, (workflow_id,))
         return await cur.fetchall()
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 # -- versions ---------------------------------------------------------------------------------

@@ -18,8 +18,6 @@ from application.identity.commands import IdentityService
 from application.ids import new_id
 from application.workflows.access import change_workflow
 from application.workflows.app import WorkflowsApp
-from domain.errors import ValidationFailed, Violation
-from domain.identity.user import User
 from domain.workflows.permissions import Permission, Share
 from domain.workflows.workflow import Workflow
 
@@ -56,7 +54,7 @@ class WorkflowSharing:
 
         def grant(workflow: Workflow) -> None:
             # Looked up only once the caller proved ADMIN access, so nobody else learns anything.
-            recipients.append(self._recipient(user_id, email))
+            recipients.append(self.identity.active_recipient(user_id, email))
             workflow.share_with(recipients[-1], permission, share_id=share_id)
 
         recorded = change_workflow(
@@ -105,28 +103,9 @@ class WorkflowSharing:
             self.app,
             caller,
             workflow_id,
-            lambda w: w.transfer_ownership(self._recipient(user_id, None), share_id=new_id()),
+            lambda w: w.transfer_ownership(
+                self.identity.active_recipient(user_id, None), share_id=new_id()
+            ),
             needs=Permission.OWNER,
             expected_revision=expected_revision,
         )
-
-    def _recipient(self, user_id: str | None, email: str | None) -> str:
-        """The id of the active account named by exactly one of `user_id` and `email`."""
-        if (user_id is None) == (email is None):
-            raise ValidationFailed([Violation("", "give either userId or email")])
-        if email is not None:
-            user = self.identity.find_user(email)
-            pointer = "/email"
-        else:
-            assert user_id is not None
-            user = self._user(user_id)
-            pointer = "/userId"
-        if user is None or not user.is_active:
-            raise ValidationFailed([Violation(pointer, "names no active account")])
-        return user.id
-
-    def _user(self, user_id: str) -> User | None:
-        try:
-            return self.identity.app.load(user_id, User)
-        except NotFound:
-            return None

@@ -1,11 +1,10 @@
 """Workflow export and import (A2N JSON, n8n JSON) as use cases.
 
 Outside an installation credentials are referenced by name: a `CredentialDirectory` turns an
-owner's credential ids into names for exports and names back into ids for imports. There is no
-credentials context yet, so `NoCredentials` knows none: exports keep credential ids and imports
-report every credential reference as missing, until a real directory is plugged in where the
-services are assembled. An import always creates a new, inactive workflow through
-`WorkflowService.create`, so it is validated and recorded like any other.
+owner's credential ids into names for exports and names back into ids for imports (the
+credentials context provides it: application/credentials/directory.py). An import always creates
+a new, inactive workflow through `WorkflowService.create`, so it is validated and recorded like
+any other.
 """
 
 from __future__ import annotations
@@ -43,16 +42,6 @@ class CredentialDirectory(Protocol):
         """Reference to id, for those of `references` that name (or else are the id of) a
         credential the owner may use."""
         ...
-
-
-class NoCredentials:
-    """The directory until the credentials context exists: it knows no credential."""
-
-    def names_of(self, owner_id: str, credential_ids: Collection[str]) -> Mapping[str, str]:
-        return {}
-
-    def ids_of(self, owner_id: str, references: Collection[str]) -> Mapping[str, str]:
-        return {}
 
 
 @dataclass(frozen=True)

@@ -510,7 +510,7 @@ def _checked_details(values: Mapping[str, Any]) -> tuple[dict[str, Any], list[Vi
         else:
             cleaned["category"] = category.strip() if category is not None else None
     if "tags" in values:
-        tags, tag_violations = _checked_tags(values["tags"])
+        tags, tag_violations = checked_tags(values["tags"])
         violations += tag_violations
         cleaned["tags"] = tags
     if "visibility" in values:
@@ -526,7 +526,8 @@ def _checked_details(values: Mapping[str, Any]) -> tuple[dict[str, Any], list[Vi
     return cleaned, violations
 
 
-def _checked_tags(tags: Any) -> tuple[list[str], list[Violation]]:
+def checked_tags(tags: Any) -> tuple[list[str], list[Violation]]:
+    """Tags without blanks or repeats, and the rules they break (credentials use them too)."""
     if not isinstance(tags, list):
         return [], [Violation("/tags", "must be an array of strings")]
     violations: list[Violation] = []

@@ -41,9 +41,11 @@ def test_ready_reports_database_redis_and_every_projection(
         ("workflow_comments", "workflows"),
         ("workflow_comments", "identity"),  # comment texts of erased authors
         ("executions", "executions"),
+        ("credentials", "credentials"),
         ("audit_log", "identity"),
         ("audit_log", "workflows"),
         ("audit_log", "executions"),
+        ("audit_log", "credentials"),
     }
     workflows = projections[("workflows", "workflows")]
     assert workflows["position"] >= position

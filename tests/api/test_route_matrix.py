@@ -36,6 +36,7 @@ from tests.api.helpers import (
     share,
     sign_up,
 )
+from tests.api.test_credentials import create_credential, share_credential
 from tests.integration.helpers import GRAPH
 
 Client = TestClient[Any]
@@ -137,6 +138,17 @@ class World:
         found: str = page["items"][0]["id"]
         return found
 
+    def credential(self, of: Account) -> str:
+        """A new credential of `of`, already in the read model (so a 404 means 'not yours')."""
+        made = create_credential(self.client, of)
+        seen = self.client.get(
+            f"{API}/credentials/{made['id']}",
+            headers={**of, "A2N-Min-Position": str(made["position"])},
+        )
+        assert seen.status_code == 200, seen.text
+        credential_id: str = made["id"]
+        return credential_id
+
     def api_key_id(self, of: Account) -> str:
         made = self.client.post(
             f"{API}/me/api-keys", json={"name": "matrix", "scopes": ["workflows:read"]}, headers=of
@@ -224,6 +236,23 @@ def commented(of: Callable[[World, Account], Account], body: Any = None) -> Buil
         )
         assert posted.status_code == 201, posted.text
         return Call({"workflow_id": workflow_id, "comment_id": posted.json()["id"]}, body)
+
+    return build
+
+
+def credential_of(of: Callable[[World, Account], Account], body: Any = None, **query: str) -> Build:
+    """A credential of `of(world, me)`, with `body` and `query`."""
+    return lambda world, me: Call({"credential_id": world.credential(of(world, me))}, body, query)
+
+
+def credential_shared(of: Callable[[World, Account], Account]) -> Build:
+    """A credential of `of(world, me)` shared with a new account, and the share's id."""
+
+    def build(world: World, me: Account) -> Call:
+        owner = of(world, me)
+        credential_id = world.credential(owner)
+        shared = share_credential(world.client, owner, credential_id, world.stranger().user_id)
+        return Call({"credential_id": credential_id, "share_id": shared["id"]})
 
     return build
 
@@ -362,6 +391,48 @@ CASES: dict[str, Case] = {
     "GET /stats/workflows/{workflow_id:str}": Case(own=own_workflow(), foreign=foreign_workflow),
     "GET /nodes": Case(),
     "GET /nodes/{node_id:str}": Case(own=lambda w, me: Call({"node_id": "http_request"})),
+    "POST /credentials": Case(
+        own=lambda w, me: Call(body={"name": "M", "type": "API_KEY", "data": {"apiKey": "k"}})
+    ),
+    "GET /credentials": Case(),
+    "GET /credentials/{credential_id:str}": Case(
+        own=credential_of(myself), foreign=credential_of(somebody)
+    ),
+    "PATCH /credentials/{credential_id:str}": Case(
+        own=credential_of(myself, {"name": "Renamed"}),
+        foreign=credential_of(somebody, {"name": "Renamed"}),
+    ),
+    "PUT /credentials/{credential_id:str}/data": Case(
+        own=credential_of(myself, {"data": {"apiKey": "k2"}}),
+        foreign=credential_of(somebody, {"data": {"apiKey": "k2"}}),
+    ),
+    "DELETE /credentials/{credential_id:str}": Case(
+        own=credential_of(myself), foreign=credential_of(somebody)
+    ),
+    "POST /credentials/{credential_id:str}/validate": Case(
+        own=credential_of(myself), foreign=credential_of(somebody)
+    ),
+    "GET /credentials/{credential_id:str}/shares": Case(
+        own=credential_of(myself), foreign=credential_of(somebody)
+    ),
+    "POST /credentials/{credential_id:str}/shares": Case(
+        own=lambda w, me: Call(
+            {"credential_id": w.credential(me)},
+            {"userId": w.stranger().user_id, "permission": "USE"},
+        ),
+        foreign=lambda w, me: Call(
+            {"credential_id": w.credential(w.stranger())},
+            {"userId": w.stranger().user_id, "permission": "USE"},
+        ),
+    ),
+    "DELETE /credentials/{credential_id:str}/shares/{share_id:str}": Case(
+        own=credential_shared(myself), foreign=credential_shared(somebody)
+    ),
+    "GET /credentials/{credential_id:str}/usage": Case(
+        own=credential_of(myself), foreign=credential_of(somebody)
+    ),
+    "GET /credential-templates": Case(),
+    "POST /admin/credentials/rotate-key": Case(role="ADMIN"),
     "GET /audit/aggregates/{aggregate_id:str}/events": Case(
         own=lambda w, me: Call({"aggregate_id": w.workflow(me)}),
         foreign=lambda w, me: Call({"aggregate_id": w.workflow(w.stranger())}),

@@ -12,8 +12,10 @@ import psycopg
 import pytest
 from litestar.testing import TestClient
 
+from application.credentials.vault import CredentialVault
 from application.executions.app import ExecutionsApp
 from tests.api.helpers import API, Account, create, read, run_seen, share, sign_up
+from tests.api.test_credentials import create_credential, share_credential
 from tests.integration.helpers import GRAPH
 
 APP_TABLES = {
@@ -37,17 +39,23 @@ APP_TABLES = {
     "execution_log",
     "execution_metrics",
     "admin_daily_execution_stats",
+    "credential",
+    "credential_share",
+    "credential_usage_log",
+    "credential_validation",
+    "credential_template",
 }
 """Every table the API's role may read; anything else (event store, data keys, verification
 tokens, migrations bookkeeping) it must not touch at all."""
 
-SECRET_WORDS = ("password", "secret", "hash", "token", "ip_address", "user_agent")
+SECRET_WORDS = ("password", "secret", "hash", "token", "ip_address", "user_agent", "encrypted")
 PERSONAL_COLUMNS = {"email", "to_address", "body"}
 PERSONAL = {
     ("user", "name"),
     ("user", "image"),
     ("account", "account_id"),
     ("workflow_comment", "content"),
+    ("credential", "notes"),
 }
 
 
@@ -122,7 +130,13 @@ def test_without_a_user_nothing_private_is_visible(
 ) -> None:
     _, _, workflows = two_users
     with as_role(database_url, "a2n_app") as conn:
-        public = {"workflow", "workflow_version", "workflow_trigger", "node_definition"}
+        public = {
+            "workflow",
+            "workflow_version",
+            "workflow_trigger",
+            "node_definition",
+            "credential_template",
+        }
         for table in APP_TABLES - public:
             assert values(conn, f'SELECT 1 FROM "{table}"') == set(), table
         assert values(conn, "SELECT visibility::text FROM workflow") <= {"PUBLIC"}
@@ -263,7 +277,7 @@ def test_the_app_role_reads_only_read_models_and_writes_nothing(
             conn,
             "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
             "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm') "
-            "AND has_table_privilege('a2n_app', c.oid, 'SELECT')",
+            "AND has_any_column_privilege('a2n_app', c.oid, 'SELECT')",
         )
     assert readable == APP_TABLES
     with (
@@ -290,7 +304,8 @@ def test_every_table_with_user_rows_is_protected(database_url: str) -> None:
         unreadable = values(
             conn,
             "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE n.nspname = 'public' AND NOT has_table_privilege('a2n_app', c.oid, 'SELECT')",
+            "WHERE n.nspname = 'public' "
+            "AND NOT has_any_column_privilege('a2n_app', c.oid, 'SELECT')",
         )
     assert owned - unreadable <= protected
 
@@ -318,3 +333,46 @@ def test_analysts_read_every_row_but_no_secret_or_personal_column(
         if any(word in column for word in SECRET_WORDS) or (table, column) in PERSONAL
     ]
     assert leaked == []
+
+
+def test_credentials_are_visible_to_their_owner_and_sharees_and_their_data_to_no_reader(
+    client: TestClient[Any], database_url: str
+) -> None:
+    owner, sharee, stranger = sign_up(client), sign_up(client), sign_up(client)
+    credential_id = create_credential(client, owner)["id"]
+    share_credential(client, owner, credential_id, sharee.user_id)
+    service = client.app.state.services.credentials
+    CredentialVault(service.app, service.sealer).use(
+        sharee.user_id, credential_id, execution_id="e", node_id="n"
+    )
+    validated = client.post(f"{API}/credentials/{credential_id}/validate", headers=owner)
+    read(client, owner, f"/credentials/{credential_id}", validated.json()["position"])
+    tables = ("credential", "credential_share", "credential_usage_log", "credential_validation")
+
+    def seen(account: Account | None) -> dict[str, int]:
+        with as_role(database_url, "a2n_app", account.user_id if account else None) as conn:
+            return {
+                table: len(
+                    conn.execute(
+                        f"SELECT 1 FROM {table} WHERE "
+                        + ("id" if table == "credential" else "credential_id")
+                        + " = %s",
+                        (credential_id,),
+                    ).fetchall()
+                )
+                for table in tables
+            }
+
+    everything = dict.fromkeys(tables, 1)
+    assert seen(owner) == everything
+    assert seen(sharee) == everything
+    assert seen(stranger) == dict.fromkeys(tables, 0)
+    assert seen(None) == dict.fromkeys(tables, 0)
+    for role, user_id in (("a2n_app", owner.user_id), ("a2n_analyst", None)):
+        with (
+            as_role(database_url, role, user_id) as conn,
+            pytest.raises(psycopg.errors.InsufficientPrivilege),
+        ):
+            conn.execute("SELECT encrypted_data FROM credential")
+    with as_role(database_url, "a2n_analyst") as conn:
+        assert credential_id in values(conn, "SELECT id FROM credential")

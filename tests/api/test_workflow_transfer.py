@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
-from tests.api.helpers import API, N8N_WORKFLOW, create, event_count, problem, read
+from tests.api.helpers import API, N8N_WORKFLOW, create, event_count, problem, read, sign_up
+from tests.api.test_credentials import create_credential
 
 Client = TestClient[Any]
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "n8n"
@@ -103,6 +104,14 @@ def resolve(document: Any, pointer: str) -> Any:
     return value
 
 
+def credential_named(client: Client, user: dict[str, str], name: str) -> str:
+    """A new bearer token credential of `user` called `name`, once imports can see it."""
+    made = create_credential(client, user, name=name, type="BEARER_TOKEN", data={"token": "t"})
+    read(client, user, f"/credentials/{made['id']}", made["position"])
+    credential_id: str = made["id"]
+    return credential_id
+
+
 # -- export -----------------------------------------------------------------------------------
 
 
@@ -180,7 +189,7 @@ def test_an_a2n_credential_without_a_match_is_reported_missing(
         ]
     }
     document = export(client, user, create(client, user, definition=definition))
-    # No credential has a name yet (there is no credentials context): the id stays an id.
+    # The id names no credential of the user's: it stays an id.
     assert document["definition"]["nodes"][0]["config"]["credentials"] == CREDENTIAL_ID
     imported = import_(client, user, document, format="a2n")
     assert "credentials" not in imported["definition"]["nodes"][0]["config"]
@@ -238,6 +247,37 @@ def test_n8n_credentials_are_reported_missing(client: Client, user: dict[str, st
     nodes = {n["id"]: n for n in imported["definition"]["nodes"]}
     assert nodes["get-customers"]["type"] == "http_request"
     assert "credentials" not in nodes["get-customers"]["config"]
+
+
+def test_n8n_credentials_resolve_by_name_to_the_importers_own(client: Client) -> None:
+    me = sign_up(client)
+    token = credential_named(client, me, "Example API token")
+    document = json.loads((FIXTURES / "schedule_http_fanout.json").read_text())
+    imported = import_(client, me, document, format="n8n")
+    assert "missingCredential" not in {i["kind"] for i in imported["report"]["issues"]}
+    nodes = {n["id"]: n for n in imported["definition"]["nodes"]}
+    assert nodes["get-customers"]["config"]["credentials"] == token
+    assert nodes["get-orders"]["config"]["credentials"] == token
+
+
+def test_credentials_travel_by_name_between_users(client: Client) -> None:
+    author, importer = sign_up(client), sign_up(client)
+    theirs = credential_named(client, author, "Billing API")
+    definition = {
+        "nodes": [
+            {
+                "id": "call",
+                "type": "http_request",
+                "config": {"url": "https://example.com", "credentials": theirs},
+            }
+        ]
+    }
+    document = export(client, author, create(client, author, definition=definition))
+    assert document["definition"]["nodes"][0]["config"]["credentials"] == "Billing API"
+    mine = credential_named(client, importer, "Billing API")
+    imported = import_(client, importer, document)
+    assert imported["definition"]["nodes"][0]["config"]["credentials"] == mine
+    assert imported["report"]["issues"] == []
 
 
 def test_an_imported_n8n_workflow_can_be_activated(client: Client, user: dict[str, str]) -> None:

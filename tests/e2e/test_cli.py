@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
+from psycopg_pool import ConnectionPool
 
 from application.caller import Caller
+from application.credentials.app import CredentialsApp
+from application.credentials.sealing import CredentialSealer
+from application.crypto import KeyRing
+from application.eventstore import event_store_env
+from application.identity.personal_data import PersonalData
+from application.ids import new_id
 from application.workflows.commands import WorkflowService
+from domain.credentials.credential import Credential
 from tests.integration.helpers import CLI_KEYS, GRAPH, poison, populate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -109,7 +119,8 @@ def test_project_status_rebuild_verify_and_resume(
     )
     unknown = a2n("project", "rebuild", "nope", database_url=url)
     assert unknown.returncode == 2
-    assert "known: identity, workflows, workflow_comments, executions, audit_log" in unknown.stderr
+    known = "identity, workflows, workflow_comments, executions, credentials, audit_log"
+    assert f"known: {known}" in unknown.stderr
 
     wid = service.create(caller, name="victim", definition=GRAPH).aggregate.id
     bad = poison(url, wid)
@@ -128,3 +139,49 @@ def test_project_status_rebuild_verify_and_resume(
     resumed = a2n("project", "resume", "workflows", "--skip", database_url=url)
     assert resumed.returncode == 0
     assert f"skipped workflows event {bad}" in resumed.stderr
+
+
+def test_keys_rotate_rewraps_credential_and_personal_data_keys(fresh_database_url: str) -> None:
+    url = fresh_database_url
+    old = KeyRing.parse(CLI_KEYS["A2N_MASTER_KEYS"])
+    credentials = CredentialsApp(env=event_store_env(url, pool_size=1))
+    credential_id = new_id()
+    credential = Credential.create(
+        credential_id=credential_id,
+        owner_id="ops",
+        name="Stripe",
+        credential_type="API_KEY",
+        data={"apiKey": "sk_cli"},
+        seal=CredentialSealer(old).for_credential(credential_id),
+        now=datetime.now(UTC),
+    )
+    credentials.record(Caller("ops").metadata(), credential)
+    with ConnectionPool(url, min_size=1, max_size=1, kwargs={"autocommit": True}) as pool:
+        sealed_name = PersonalData(old, pool).seal("u-1", "Ann")
+    newest = KeyRing.parse(KeyRing.generate()).keys[1]
+    both = f"{CLI_KEYS['A2N_MASTER_KEYS']},2:{base64.b64encode(newest).decode()}"
+
+    only_new_key = f"2:{base64.b64encode(newest).decode()}"
+    too_soon = a2n("keys", "rotate", database_url=url, A2N_MASTER_KEYS=only_new_key)
+    assert too_soon.returncode == 1
+    assert "master key version 1 is not in the key ring: keep every version" in too_soon.stderr
+
+    rotated = a2n("keys", "rotate", database_url=url, A2N_MASTER_KEYS=both)
+    assert rotated.returncode == 0, rotated.stderr
+    assert "master keys: versions 1, 2; newest 2" in rotated.stderr
+    assert (
+        "credentials: 1 re-wrapped, 0 already current or deleted; personal data keys: 1 "
+        "re-wrapped; all under master key version 2"
+    ) in rotated.stderr
+    only_new = KeyRing({2: newest})
+    current = credentials.load(credential_id, Credential)
+    credentials.close()
+    opened = CredentialSealer(only_new).open(credential_id, 1, current.sealed)
+    assert opened == {"apiKey": "sk_cli"}
+    with ConnectionPool(url, min_size=1, max_size=1, kwargs={"autocommit": True}) as pool:
+        assert PersonalData(only_new, pool).open("u-1", sealed_name) == "Ann"
+    again = a2n("keys", "rotate", database_url=url, A2N_MASTER_KEYS=both)
+    assert "credentials: 0 re-wrapped, 1 already current" in again.stderr
+
+    # Nothing needs version 1 any more: the ring may drop it.
+    assert a2n("keys", "rotate", database_url=url, A2N_MASTER_KEYS=only_new_key).returncode == 0

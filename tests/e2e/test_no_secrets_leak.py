@@ -189,7 +189,9 @@ def drive_every_secret_through(
 
     # The OWNER and a user with passwords; a refresh rotation; a failed sign-in.
     owner_email, user_email = "owner@example.com", f"u-{uuid.uuid4().hex[:8]}@example.com"
-    service.ok("POST", "/auth/register", json={"email": owner_email, "password": PASSWORD})
+    registered_owner = service.ok(
+        "POST", "/auth/register", json={"email": owner_email, "password": PASSWORD}
+    )
     owner = sign_in(owner_email, PASSWORD, "owner")
     registered = service.ok(
         "POST", "/auth/register", json={"email": user_email, "password": PASSWORD}
@@ -239,6 +241,37 @@ def drive_every_secret_through(
         issued[challenge] = "two-factor challenge"
         step = {"challenge": challenge, "code": second_factor}
         keep_tokens(service.ok("POST", "/auth/login/2fa", json=step), "two-factor user")
+
+    # Credentials: created, replaced, validated, shared, listed, rotated; hostile bodies too.
+    api_key, replaced = f"sk_live_{uuid.uuid4().hex}", f"sk_live_{uuid.uuid4().hex}"
+    password_field = f"pw-{uuid.uuid4().hex}"
+    never_shown |= {
+        api_key: "credential API key",
+        replaced: "replaced credential API key",
+        password_field: "credential password",
+    }
+    body = {"name": "Stripe", "type": "API_KEY", "data": {"apiKey": api_key}}
+    credential = service.ok("POST", "/credentials", headers=bearer(user), json=body)
+    path = f"/credentials/{credential['id']}"
+    service.ok("PUT", f"{path}/data", headers=bearer(user), json={"data": {"apiKey": replaced}})
+    service.ok("PATCH", path, headers=bearer(user), json={"notes": "rotate monthly"})
+    service.ok("POST", f"{path}/validate", headers=bearer(user))
+    shared = {"userId": registered_owner["id"], "permission": "USE", "usageLimit": 5}
+    position = service.ok("POST", f"{path}/shares", headers=bearer(user), json=shared)["position"]
+    seen = {**bearer(user), "A2N-Min-Position": str(position)}
+    for readable in (path, "/credentials", f"{path}/shares", f"{path}/usage"):
+        service.ok("GET", readable, headers=seen)
+    service.ok("POST", "/admin/credentials/rotate-key", headers=bearer(owner))
+    basic = {"username": "ann", "password": password_field}
+    for hostile in (
+        {"name": "x", "type": "BASIC_AUTH", "data": {**basic, "extra": password_field}},
+        {"name": "x", "type": "BASIC_AUTH", "data": {"username": "ann", "pass": password_field}},
+        {"name": password_field, "type": "NOPE", "data": basic},
+        {"name": "x", "type": password_field, "data": basic},
+        {"name": "x", "type": "BASIC_AUTH", "data": basic, "secret": password_field},
+    ):
+        refused = service.call("POST", "/credentials", headers=bearer(user), json=hostile)
+        assert refused.status_code == 422, refused.text
 
     # OAuth sign-in: the browser's cookie, the code and state, the provider's tokens.
     id_tokens: list[str] = []

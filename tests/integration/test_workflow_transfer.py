@@ -1,8 +1,9 @@
 """The transfer use cases on the real event store, with a credential directory that knows some
 credentials: references travel by name and come back as the importer's own ids.
 
-The credentials context does not exist yet; `NamedCredentials` is the smallest honest
-implementation of the `CredentialDirectory` protocol it will provide.
+`NamedCredentials` is the smallest honest `CredentialDirectory`, so the transfer rules are tested
+apart from the credentials context (whose directory, over its read model, is tested in
+test_credentials.py and over HTTP in tests/api/test_workflow_transfer.py).
 """
 
 from __future__ import annotations

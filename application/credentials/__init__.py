@@ -1,0 +1,1 @@
+"""Credentials use cases: manage sealed secrets, share them, use them in executions."""
