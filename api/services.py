@@ -18,6 +18,7 @@ from application.credentials.commands import CredentialService
 from application.credentials.directory import ReadModelCredentials
 from application.credentials.sealing import CredentialSealer
 from application.credentials.templates import sync_credential_templates
+from application.credentials.vault import CredentialVault
 from application.database import Database
 from application.eventstore import event_store_env
 from application.executions.app import ExecutionsApp
@@ -200,7 +201,15 @@ async def open_services(
         executions = ExecutionService(executions_app, workflows, queue)
         if run_workers:
             await stack.enter_async_context(
-                running_worker(settings, executions, workflows, leases, pool, name=name)
+                running_worker(
+                    settings,
+                    executions,
+                    workflows,
+                    CredentialVault(credentials_app, CredentialSealer(keys.master)),
+                    leases,
+                    pool,
+                    name=name,
+                )
             )
         yield Services(
             settings=settings,

@@ -39,6 +39,10 @@ from event_store import (
 )
 
 from application.caller import Caller
+from application.credentials.app import CredentialsApp
+from application.credentials.sealing import CredentialSealer
+from application.credentials.vault import CredentialVault
+from application.crypto import KeyRing
 from application.eventstore import EventMetadata, event_store_env
 from application.executions.app import ExecutionsApp
 from application.executions.commands import ExecutionService
@@ -149,6 +153,9 @@ def run(args: argparse.Namespace, url: str, report: Report) -> None:
     workflows_app, executions_app = WorkflowsApp(env=env), ExecutionsApp(env=env)
     try:
         workflows = WorkflowService(workflows_app)
+        vault = CredentialVault(
+            CredentialsApp(env=env), CredentialSealer(KeyRing.parse(KeyRing.generate()))
+        )
         service = ExecutionService(executions_app, workflows, MemoryQueue())
         workflow_id = workflows.create(OWNER, name="bench", definition=DEFINITION).aggregate.id
         workflows.publish_version(OWNER, workflow_id, 1)
@@ -159,7 +166,7 @@ def run(args: argparse.Namespace, url: str, report: Report) -> None:
                     executions_app,
                     workflows.version_definition,
                     RUNTIMES,
-                    WorkerServices(http, RuntimeLimits(), service),
+                    WorkerServices(http, RuntimeLimits(), service, vault),
                     "bench-worker",
                 )
                 head = executions_app.head_position()

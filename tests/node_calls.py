@@ -9,7 +9,14 @@ from typing import Any
 
 import httpx
 
-from application.executions.nodes import RUNTIMES, Item, NodeCall, NodeResult, RuntimeLimits
+from application.executions.nodes import (
+    RUNTIMES,
+    Item,
+    NodeCall,
+    NodeFailure,
+    NodeResult,
+    RuntimeLimits,
+)
 
 NOW = "2030-01-31T09:00:00+00:00"
 EXECUTION = {"id": "exec-1", "mode": "manual", "workflowId": "wf-1", "workflowVersion": 3}
@@ -24,11 +31,20 @@ class Services:
     limits: RuntimeLimits = field(default_factory=RuntimeLimits)
     workflows: dict[str, Any] = field(default_factory=dict)
     calls: list[tuple[str, list[Item], bool]] = field(default_factory=list)
+    credentials: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Credential id -> the credential as the vault opens it; others may not be used."""
+    used: list[tuple[str, str]] = field(default_factory=list)
 
     async def run_workflow(self, workflow_id: str, items: list[Item], *, wait: bool) -> list[Item]:
         self.calls.append((workflow_id, items, wait))
         answer: list[Item] = self.workflows.get(workflow_id, [])
         return answer
+
+    async def credential(self, credential_id: str, *, node_id: str) -> Mapping[str, Any]:
+        if credential_id not in self.credentials:
+            raise NodeFailure(f"credential {credential_id} may not be used")
+        self.used.append((credential_id, node_id))
+        return self.credentials[credential_id]
 
 
 def node_call(
@@ -60,13 +76,16 @@ def run_node(
     limits: RuntimeLimits | None = None,
     workflows: dict[str, Any] | None = None,
     client: httpx.AsyncClient | None = None,
+    credentials: dict[str, Mapping[str, Any]] | None = None,
     **call: Any,
 ) -> tuple[NodeResult, Services]:
     """Run one node with its registered runtime, in a fresh event loop."""
 
     async def main() -> tuple[NodeResult, Services]:
         async with client or httpx.AsyncClient() as http:
-            services = Services(http, limits or RuntimeLimits(), workflows or {})
+            services = Services(
+                http, limits or RuntimeLimits(), workflows or {}, credentials=credentials or {}
+            )
             made = node_call(node_type, config, items, services=services, **call)
             return await RUNTIMES[node_type].run(made), services
 

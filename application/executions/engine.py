@@ -28,6 +28,8 @@ import structlog
 from anyio import to_thread
 from eventsourcing.persistence import IntegrityError
 
+from application.credentials.vault import CredentialVault
+from application.crypto import DecryptionFailed
 from application.errors import Forbidden, NotFound
 from application.eventstore import EventMetadata
 from application.executions.app import ExecutionsApp
@@ -40,6 +42,7 @@ from application.executions.nodes.base import (
     RuntimeLimits,
 )
 from application.logs import redact_text
+from domain.credentials.credential import CredentialUnavailable
 from domain.errors import InvalidState, ValidationFailed
 from domain.executions.execution import Execution, ExecutionStatus, Item, NodeStatus
 from domain.executions.graph import RunGraph, pass_through
@@ -58,6 +61,7 @@ class WorkerServices:
     http: httpx.AsyncClient
     limits: RuntimeLimits
     executions: ExecutionService
+    credentials: CredentialVault
 
 
 @dataclass(frozen=True)
@@ -410,6 +414,30 @@ class _RunServices:
                 details={"executionId": ended.id},
             )
         return ended.output_items
+
+    async def credential(self, credential_id: str, *, node_id: str) -> Mapping[str, Any]:
+        execution = self._run.execution
+        try:
+            return await to_thread.run_sync(
+                partial(
+                    self._worker.credentials.use,
+                    execution.user_id,
+                    credential_id,
+                    execution_id=execution.id,
+                    node_id=node_id,
+                )
+            )
+        except NotFound:
+            raise NodeFailure(
+                f"credential {credential_id} does not exist or this run's user may not use it"
+            ) from None
+        except CredentialUnavailable as refused:
+            raise NodeFailure(f"credential {credential_id}: {refused}") from None
+        except DecryptionFailed:
+            raise NodeFailure(
+                f"credential {credential_id} cannot be opened: the master key that sealed it is "
+                "not in A2N_MASTER_KEYS"
+            ) from None
 
 
 async def _after(delay_ms: int, node_id: str) -> Outcome:

@@ -17,6 +17,7 @@ import redis
 import redis.asyncio as aioredis
 from psycopg_pool import AsyncConnectionPool
 
+from application.credentials.vault import CredentialVault
 from application.executions.commands import ExecutionService
 from application.executions.engine import Engine, EngineLimits, WorkerServices
 from application.executions.leases import Leases, MemoryLeases, RedisLeases
@@ -70,6 +71,7 @@ async def running_worker(
     settings: Settings,
     executions: ExecutionService,
     workflows: WorkflowService,
+    credentials: CredentialVault,
     leases: Leases,
     pool: AsyncConnectionPool[Any],
     *,
@@ -82,7 +84,7 @@ async def running_worker(
             executions.app,
             workflows.version_definition,
             RUNTIMES,
-            WorkerServices(http, runtime_limits(settings), executions),
+            WorkerServices(http, runtime_limits(settings), executions, credentials),
             name,
             engine_limits(settings),
         )

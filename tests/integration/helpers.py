@@ -11,8 +11,11 @@ from typing import Any, Literal
 import psycopg
 
 from application.caller import Caller
+from application.credentials.app import CredentialsApp
+from application.credentials.sealing import CredentialSealer
+from application.credentials.vault import CredentialVault
 from application.crypto import KeyRing
-from application.eventstore import EventMetadata
+from application.eventstore import EventMetadata, event_store_env
 from application.executions.app import ExecutionsApp
 from application.ids import new_id
 from application.workflows.commands import WorkflowService
@@ -163,3 +166,10 @@ def record_run(
     elif outcome == "CANCELLED":
         execution.cancel("stopped by the user", 100)
     return RecordedRun(execution.id, app.record(meta, execution))
+
+
+def credential_vault(database_url: str) -> CredentialVault:
+    """A vault on the database's credentials store under a fresh master key (for engines in
+    tests whose runs use no credential); close `vault.app` afterwards."""
+    app = CredentialsApp(env=event_store_env(database_url, pool_size=1))
+    return CredentialVault(app, CredentialSealer(KeyRing.parse(KeyRing.generate())))

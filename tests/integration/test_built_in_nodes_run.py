@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from application.caller import Caller
+from application.credentials.vault import CredentialVault
 from application.eventstore import event_store_env
 from application.executions.app import ExecutionsApp
 from application.executions.commands import ExecutionService
@@ -21,6 +22,7 @@ from application.executions.queue import MemoryQueue
 from application.workflows.app import WorkflowsApp
 from application.workflows.commands import WorkflowService
 from domain.executions.execution import Execution, ExecutionStatus, NodeStatus
+from tests.integration.helpers import credential_vault
 
 OWNER = Caller("0190d6a4-8e4b-7cc3-a7b6-3f1c2d4e5f71", correlation_id="req-built-in-nodes")
 
@@ -31,6 +33,7 @@ class Runs:
 
     workflows: WorkflowService
     executions: ExecutionService
+    vault: CredentialVault
 
     def publish(self, definition: dict[str, Any]) -> str:
         made = self.workflows.create(OWNER, name="built-in nodes", definition=definition)
@@ -47,7 +50,7 @@ class Runs:
                 self.executions.app,
                 self.workflows.version_definition,
                 RUNTIMES,
-                WorkerServices(client, RuntimeLimits(), self.executions),
+                WorkerServices(client, RuntimeLimits(), self.executions, self.vault),
                 "worker-built-in",
                 EngineLimits(heartbeat_seconds=0.05),
             )
@@ -59,9 +62,11 @@ def runs(database_url: str) -> Iterator[Runs]:
     env = event_store_env(database_url, pool_size=3)
     workflows_app, executions_app = WorkflowsApp(env=env), ExecutionsApp(env=env)
     workflows = WorkflowService(workflows_app)
-    yield Runs(workflows, ExecutionService(executions_app, workflows, MemoryQueue()))
+    vault = credential_vault(database_url)
+    yield Runs(workflows, ExecutionService(executions_app, workflows, MemoryQueue()), vault)
     workflows_app.close()
     executions_app.close()
+    vault.app.close()
 
 
 def node(node_id: str, node_type: str, **config: Any) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from application.executions.worker import Worker
 from application.workflows.app import WorkflowsApp
 from application.workflows.commands import WorkflowService
 from domain.executions.execution import Execution, ExecutionMode, ExecutionStatus, NodeStatus
+from tests.integration.helpers import credential_vault
 
 OWNER = Caller("0190d6a4-8e4b-7cc3-a7b6-3f1c2d4e5f62", correlation_id="req-engine")
 
@@ -116,8 +117,10 @@ def rig(database_url: str) -> Iterator[Rig]:
         "execute_workflow": SubWorkflow(),
     }
 
+    vault = credential_vault(database_url)
+
     def make_engine(worker_id: str) -> Engine:
-        services = WorkerServices(httpx.AsyncClient(), RuntimeLimits(), executions)
+        services = WorkerServices(httpx.AsyncClient(), RuntimeLimits(), executions, vault)
         limits = EngineLimits(heartbeat_seconds=0.05)
         return Engine(
             executions_app, workflows.version_definition, runtimes, services, worker_id, limits
@@ -126,6 +129,7 @@ def rig(database_url: str) -> Iterator[Rig]:
     yield Rig(workflows, executions, queue, behaviour, make_engine)
     workflows_app.close()
     executions_app.close()
+    vault.app.close()
 
 
 def chain(*ids: str, settings: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from application.workflows.commands import WorkflowService
 from domain.executions.execution import Execution
 from projections import executions, identity, workflows
 from projections.rebuild import Rebuilder
-from tests.integration.helpers import GRAPH, drain, record_run, rows
+from tests.integration.helpers import GRAPH, credential_vault, drain, record_run, rows
 
 Apps = tuple[str, WorkflowService, ExecutionsApp]
 USER = "0190d6a4-8e4b-7cc3-a7b6-3f1c2d4e5f62"
@@ -339,16 +339,18 @@ def test_a_run_the_engine_drove_is_projected_the_same_way(apps: Apps, caller: Ca
 
     runs = ExecutionService(store, service, MemoryQueue())
     queued = runs.start(caller, wid, [{"n": 1}])
+    vault = credential_vault(url)
     runtime = Runtime(behave)
     engine = Engine(
         store,
         service.version_definition,
         {"manual_trigger": runtime, "noop": runtime},
-        WorkerServices(httpx.AsyncClient(), RuntimeLimits(), runs),
+        WorkerServices(httpx.AsyncClient(), RuntimeLimits(), runs, vault),
         "worker-e2e",
         EngineLimits(heartbeat_seconds=0.05),
     )
     ended = asyncio.run(engine.run(queued.aggregate.id))
+    vault.app.close()
     drain(url, executions.projector)
     drain(url, workflows.projector)
 

@@ -62,6 +62,10 @@ class NodeServices(Protocol):
     async def run_workflow(self, workflow_id: str, items: list[Item], *, wait: bool) -> list[Item]:
         """Run another workflow with `items`; with `wait`, its last node's items."""
 
+    async def credential(self, credential_id: str, *, node_id: str) -> Mapping[str, Any]:
+        """The credential opened for this run's user (`{"type", "configuration", "data", ...}`;
+        `data` holds the secrets), its use recorded; NodeFailure when it may not be used."""
+
 
 @dataclass(frozen=True)
 class NodeCall:

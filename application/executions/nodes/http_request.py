@@ -2,8 +2,10 @@
 
 Requests are built here, not from the worker's client defaults, so nothing of one run (cookies,
 auth, headers) reaches another; redirects are followed here too, only to http(s) URLs, with
-the cookies the client's jar would add removed. The whole exchange (redirects and body) must
-finish within the node's `timeout`, and the body is read no further than the size limit.
+the cookies the client's jar would add removed. A credential (`config.credentials`) is opened
+for the run's user and sent as its type says (credential_auth.py). The whole exchange (redirects
+and body) must finish within the node's `timeout`, and the body is read no further than the size
+limit.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from application.executions.nodes.base import (
     json_type,
 )
 from application.executions.nodes.config import ConfigValues, config_failure
+from application.executions.nodes.credential_auth import secret_headers, with_credential
 from domain.workflows.nodes.actions import DEFAULT_HTTP_TIMEOUT_MS, MAX_HTTP_TIMEOUT_MS
 
 SCHEMES = ("http", "https")
@@ -42,19 +45,25 @@ def http_client() -> httpx.AsyncClient:
 
 
 async def http_request(call: NodeCall) -> NodeResult:
-    if "credentials" in call.config:
-        raise config_failure(
-            ["credentials"], "credentials are not available to http_request nodes yet"
-        )
     values = ConfigValues(call)
+    credential = None
+    if isinstance(call.config.get("credentials"), str):
+        credential = await call.services.credential(
+            call.config["credentials"], node_id=str(call.node["id"])
+        )
+    secrets = secret_headers(credential)
     output: list[Item] = []
     logs: list[LogLine] = []
     for item in call.items:
         request, timeout = _request(values, item)
+        if credential is not None:
+            request = with_credential(request, credential)
         try:
             async with asyncio.timeout(timeout):
                 output.append(
-                    await _exchange(call.services.http, request, call.services.limits, logs)
+                    await _exchange(
+                        call.services.http, request, call.services.limits, logs, secrets
+                    )
                 )
         except (TimeoutError, httpx.TimeoutException):
             raise NodeFailure(
@@ -109,9 +118,14 @@ def _scalars(values: ConfigValues, name: str, item: Item, *, allow_bool: bool) -
 
 
 async def _exchange(
-    client: httpx.AsyncClient, request: httpx.Request, limits: RuntimeLimits, logs: list[LogLine]
+    client: httpx.AsyncClient,
+    request: httpx.Request,
+    limits: RuntimeLimits,
+    logs: list[LogLine],
+    secrets: frozenset[str] = frozenset(),
 ) -> Item:
-    """Send `request`, follow its redirects, read the final answer; fail on an error status."""
+    """Send `request`, follow its redirects, read the final answer; fail on an error status.
+    The `secrets` headers (a credential's) never follow a redirect to another origin."""
     first = request
     for _ in range(limits.http_max_redirects + 1):
         response = await _send(client, request)
@@ -126,6 +140,13 @@ async def _exchange(
             raise NodeFailure(f"{_where(request)} redirected to a non-http(s) URL; not followed")
         if "cookie" not in first.headers:
             follow.headers.pop("cookie", None)
+        if (follow.url.scheme, follow.url.host, follow.url.port) != (
+            first.url.scheme,
+            first.url.host,
+            first.url.port,
+        ):
+            for name in secrets:
+                follow.headers.pop(name, None)
         request = follow
     raise NodeFailure(f"{_where(first)}: more than {limits.http_max_redirects} redirects")
 
