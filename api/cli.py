@@ -252,7 +252,7 @@ def _run_server(
         access_log=False,
         lifespan="on",
     )
-    server = uvicorn.Server(config)
+    server = _stream_closing_server(config, app)
     base = f"http://{_url_host(settings.host)}:{settings.port}"
 
     async def run() -> None:
@@ -273,6 +273,21 @@ def _run_server(
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     asyncio.run(run())
     return 0 if server.started else EXIT_FAILED
+
+
+def _stream_closing_server(config: Any, app: Any) -> Any:
+    """A uvicorn server that ends the app's live streams as soon as it is asked to stop: it
+    waits for open responses before it exits, and a stream would otherwise last for hours."""
+    import uvicorn
+
+    from api.app import end_live_streams
+
+    class StreamClosingServer(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            end_live_streams(app)
+            super().handle_exit(sig, frame)
+
+    return StreamClosingServer(config)
 
 
 def _roles(**running: bool) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from application.database import Database
 from application.eventstore import event_store_env
 from application.executions.app import ExecutionsApp
 from application.executions.commands import ExecutionService
+from application.executions.progress import ProgressHub, ProgressNotices, RedisProgress
 from application.executions.workers import execution_transport, running_worker, worker_name
 from application.identity.app import IdentityApp
 from application.identity.authenticate import Authenticator
@@ -70,6 +72,7 @@ class Services:
     rate_limiting: RateLimiting
     oauth: OAuthLogin
     executions: ExecutionService
+    progress: ProgressHub
     redis: aioredis.Redis | None = None
     supervisor: ProjectionSupervisor | None = None
 
@@ -103,8 +106,6 @@ async def open_services(
         stack.callback(workflows_app.close)
         identity_app = IdentityApp(env=env)
         stack.callback(identity_app.close)
-        executions_app = ExecutionsApp(env=env)
-        stack.callback(executions_app.close)
         # Write-side helpers (data keys, outbox) run in worker threads: a small sync pool.
         sync_pool: ConnectionPool[Any] = ConnectionPool(
             database.url,
@@ -131,6 +132,9 @@ async def open_services(
         attempts: AttemptStore = MemoryAttempts()
         definitions: CacheStore = MemoryStore()
         redis_clients = None
+        # Progress notices wake live streams: between processes through Redis when there is one.
+        hub = ProgressHub()
+        progress: ProgressNotices = hub
         if settings.redis_url:
             redis_client = aioredis.from_url(settings.redis_url, socket_timeout=2)
             stack.push_async_callback(redis_client.aclose)
@@ -142,6 +146,10 @@ async def open_services(
             attempts = RedisAttempts(sync_redis, prefix=f"{redis_prefix}oauth:attempt:")
             definitions = RedisStore(sync_redis)
             redis_clients = (sync_redis, redis_client)
+            progress = RedisProgress(sync_redis, f"{redis_prefix}execution-progress", hub)
+            await stack.enter_async_context(_relaying(progress, settings.redis_url))
+        executions_app = ExecutionsApp(env=env, progress=progress)
+        stack.callback(executions_app.close)
         policy = RateLimitPolicy.parse(settings.rate_limits or "")
         sign_in = sign_in_service(identity, limiter, keys, settings)
         oauth = OAuthLogin(
@@ -212,9 +220,25 @@ async def open_services(
             rate_limiting=RateLimiting(limiter, policy, BlockedWindowRecorder(pool)),
             oauth=oauth,
             executions=executions,
+            progress=hub,
             redis=redis_client,
             supervisor=supervisor,
         )
+
+
+@asynccontextmanager
+async def _relaying(progress: RedisProgress, redis_url: str) -> AsyncIterator[None]:
+    """Relay progress notices from Redis to this process's streams while the block runs (on a
+    client of its own: a subscription waits on its connection indefinitely)."""
+    client = aioredis.from_url(redis_url)
+    stop = asyncio.Event()
+    relay = asyncio.create_task(progress.relay(client, stop), name="a2n-progress-relay")
+    try:
+        yield
+    finally:
+        stop.set()
+        await relay
+        await client.aclose()
 
 
 def _sync_node_catalog(pool: ConnectionPool[Any]) -> None:

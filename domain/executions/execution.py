@@ -474,7 +474,7 @@ class Execution(Aggregate):
         self, timeout_ms: int, duration_ms: int, timestamp: datetime | None = None
     ) -> None:
         self.status = ExecutionStatus.TIMEOUT
-        self.error_message = f"the execution took longer than its timeout of {timeout_ms} ms"
+        self.error_message = timeout_message(timeout_ms)
         self._end(timestamp)
 
     @event(Cancelled)
@@ -491,3 +491,16 @@ class Execution(Aggregate):
         for run in self.nodes.values():
             if not run.status.is_settled:
                 run.status = NodeStatus.CANCELLED
+
+
+FINAL_EVENTS: dict[type[Aggregate.Event], ExecutionStatus] = {
+    Execution.Succeeded: ExecutionStatus.SUCCESS,
+    Execution.Failed: ExecutionStatus.FAILED,
+    Execution.Cancelled: ExecutionStatus.CANCELLED,
+    Execution.TimedOut: ExecutionStatus.TIMEOUT,
+}
+"""The events that end a run (nothing follows them), and the status each leaves it in."""
+
+
+def timeout_message(timeout_ms: int) -> str:
+    return f"the execution took longer than its timeout of {timeout_ms} ms"
