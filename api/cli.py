@@ -471,11 +471,11 @@ def _status_json(status: Any) -> dict[str, Any]:
     }
 
 
-def _projector(name: str) -> Any:
+def _projector(name: str, *, process_managers: bool = False) -> Any:
     from projections.registry import projector_named
 
     try:
-        return projector_named(name)
+        return projector_named(name, process_managers=process_managers)
     except LookupError as exc:
         raise CommandError(str(exc.args[0]), EXIT_USAGE) from None
 
@@ -557,7 +557,7 @@ def _project_resume(args: argparse.Namespace) -> int:
 
     from projections.status import resume
 
-    projector = _projector(args.name)
+    projector = _projector(args.name, process_managers=True)
     database = _database(_settings(args))
     with _connect(database) as conn:
         try:

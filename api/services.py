@@ -51,7 +51,7 @@ from domain.workflows.limits import DefinitionLimits
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-    from projections.supervisor import ProjectionSupervisor
+    from projections.supervisor import ProjectionSupervisor, RunnerState
 
 
 @dataclass
@@ -75,6 +75,17 @@ class Services:
     progress: ProgressHub
     redis: aioredis.Redis | None = None
     supervisor: ProjectionSupervisor | None = None
+    process_managers: ProjectionSupervisor | None = None
+    """The event trigger manager, in processes that run workers."""
+
+    def runner_states(self) -> dict[str, RunnerState]:
+        """How the projectors and process managers running in this process do, by name."""
+        return {
+            name: state
+            for running in (self.supervisor, self.process_managers)
+            if running is not None
+            for name, state in running.states.items()
+        }
 
 
 @asynccontextmanager
@@ -198,10 +209,14 @@ async def open_services(
         name = worker_name()
         queue, leases = execution_transport(redis_clients, prefix=redis_prefix, name=name)
         executions = ExecutionService(executions_app, workflows, queue)
+        process_managers = None
         if run_workers:
             await stack.enter_async_context(
                 running_worker(settings, executions, workflows, leases, pool, name=name)
             )
+            process_managers = _process_managers(settings, database, executions)
+            process_managers.start()
+            stack.callback(process_managers.stop)
         yield Services(
             settings=settings,
             database=database,
@@ -223,6 +238,7 @@ async def open_services(
             progress=hub,
             redis=redis_client,
             supervisor=supervisor,
+            process_managers=process_managers,
         )
 
 
@@ -239,6 +255,22 @@ async def _relaying(progress: RedisProgress, redis_url: str) -> AsyncIterator[No
         stop.set()
         await relay
         await client.aclose()
+
+
+def _process_managers(
+    settings: Settings, database: Database, executions: ExecutionService
+) -> ProjectionSupervisor:
+    """The event trigger manager (see projections/event_triggers.py), not yet started."""
+    from application.executions.event_triggers import EventTriggers
+    from projections.event_triggers import process_manager
+    from projections.supervisor import ProjectionSupervisor
+
+    return ProjectionSupervisor(
+        database.url,
+        [process_manager(EventTriggers(executions))],
+        batch_size=settings.projection_batch_size,
+        poll_interval=settings.projection_poll_interval,
+    )
 
 
 def _sync_node_catalog(pool: ConnectionPool[Any]) -> None:

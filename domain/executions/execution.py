@@ -504,3 +504,15 @@ FINAL_EVENTS: dict[type[Aggregate.Event], ExecutionStatus] = {
 
 def timeout_message(timeout_ms: int) -> str:
     return f"the execution took longer than its timeout of {timeout_ms} ms"
+
+
+def ending_error(event: Aggregate.Event) -> dict[str, Any] | None:
+    """What went wrong, as a final event says (None for Succeeded): `message`, and for a
+    failed node `nodeId` and `nodeName`."""
+    if isinstance(event, Execution.Failed):
+        return {**event.error_details, "message": event.error_message}
+    if isinstance(event, Execution.TimedOut):
+        return {"message": timeout_message(event.timeout_ms)}
+    if isinstance(event, Execution.Cancelled):
+        return {"message": event.reason}
+    return None
