@@ -140,6 +140,13 @@ def create_app(
     )
 
 
+def end_live_streams(app: Litestar) -> None:
+    """End the live progress streams this app serves (see ProgressHub.close)."""
+    found = app.state.get("services")
+    if found is not None:
+        found.progress.close()
+
+
 def _metrics_of(scope: Any) -> Any:
     return scope["app"].state.services.metrics
 

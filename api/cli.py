@@ -263,7 +263,7 @@ def _run_server(
         access_log=False,
         lifespan="on",
     )
-    server = uvicorn.Server(config)
+    server = _stream_closing_server(config, app)
     base = f"http://{_url_host(settings.host)}:{settings.port}"
 
     async def run() -> None:
@@ -284,6 +284,21 @@ def _run_server(
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     asyncio.run(run())
     return 0 if server.started else EXIT_FAILED
+
+
+def _stream_closing_server(config: Any, app: Any) -> Any:
+    """A uvicorn server that ends the app's live streams as soon as it is asked to stop: it
+    waits for open responses before it exits, and a stream would otherwise last for hours."""
+    import uvicorn
+
+    from api.app import end_live_streams
+
+    class StreamClosingServer(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            end_live_streams(app)
+            super().handle_exit(sig, frame)
+
+    return StreamClosingServer(config)
 
 
 def _roles(**running: bool) -> str:
@@ -467,11 +482,11 @@ def _status_json(status: Any) -> dict[str, Any]:
     }
 
 
-def _projector(name: str) -> Any:
+def _projector(name: str, *, process_managers: bool = False) -> Any:
     from projections.registry import projector_named
 
     try:
-        return projector_named(name)
+        return projector_named(name, process_managers=process_managers)
     except LookupError as exc:
         raise CommandError(str(exc.args[0]), EXIT_USAGE) from None
 
@@ -553,7 +568,7 @@ def _project_resume(args: argparse.Namespace) -> int:
 
     from projections.status import resume
 
-    projector = _projector(args.name)
+    projector = _projector(args.name, process_managers=True)
     database = _database(_settings(args))
     with _connect(database) as conn:
         try:

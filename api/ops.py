@@ -76,9 +76,8 @@ async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
         gauges.projection_lag.labels(s.projector, s.application).set(s.lag)
         gauges.projection_position.labels(s.projector, s.application).set(s.position)
         gauges.projection_parked.labels(s.projector).set(1 if s.parked else 0)
-    if found.supervisor is not None:
-        for name, state in found.supervisor.states.items():
-            gauges.projector_restarts.labels(name).set(state.restarts)
+    for name, state in found.runner_states().items():
+        gauges.projector_restarts.labels(name).set(state.restarts)
     stats = found.pool.get_stats()
     for label, key in (
         ("size", "pool_size"),
@@ -97,7 +96,7 @@ async def _projection_status(found: Services) -> list[ProjectionStatus]:
 
 
 def _projection_check(found: Services, status: ProjectionStatus) -> ProjectionCheck:
-    state = found.supervisor.states.get(status.projector) if found.supervisor else None
+    state = found.runner_states().get(status.projector)
     parked = status.parked
     return ProjectionCheck(
         projector=status.projector,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from application.database import Database
 from application.eventstore import event_store_env
 from application.executions.app import ExecutionsApp
 from application.executions.commands import ExecutionService
+from application.executions.progress import ProgressHub, ProgressNotices, RedisProgress
 from application.executions.workers import execution_transport, running_worker, worker_name
 from application.identity.app import IdentityApp
 from application.identity.authenticate import Authenticator
@@ -55,7 +57,7 @@ from domain.workflows.limits import DefinitionLimits
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-    from projections.supervisor import ProjectionSupervisor
+    from projections.supervisor import ProjectionSupervisor, RunnerState
 
 
 @dataclass
@@ -77,8 +79,20 @@ class Services:
     rate_limiting: RateLimiting
     oauth: OAuthLogin
     executions: ExecutionService
+    progress: ProgressHub
     redis: aioredis.Redis | None = None
     supervisor: ProjectionSupervisor | None = None
+    process_managers: ProjectionSupervisor | None = None
+    """The event trigger manager, in processes that run workers."""
+
+    def runner_states(self) -> dict[str, RunnerState]:
+        """How the projectors and process managers running in this process do, by name."""
+        return {
+            name: state
+            for running in (self.supervisor, self.process_managers)
+            if running is not None
+            for name, state in running.states.items()
+        }
 
 
 @asynccontextmanager
@@ -110,8 +124,6 @@ async def open_services(
         stack.callback(workflows_app.close)
         identity_app = IdentityApp(env=env)
         stack.callback(identity_app.close)
-        executions_app = ExecutionsApp(env=env)
-        stack.callback(executions_app.close)
         credentials_app = CredentialsApp(env=env)
         stack.callback(credentials_app.close)
         # Write-side helpers (data keys, outbox) run in worker threads: a small sync pool.
@@ -140,6 +152,9 @@ async def open_services(
         attempts: AttemptStore = MemoryAttempts()
         definitions: CacheStore = MemoryStore()
         redis_clients = None
+        # Progress notices wake live streams: between processes through Redis when there is one.
+        hub = ProgressHub()
+        progress: ProgressNotices = hub
         if settings.redis_url:
             redis_client = aioredis.from_url(settings.redis_url, socket_timeout=2)
             stack.push_async_callback(redis_client.aclose)
@@ -151,6 +166,10 @@ async def open_services(
             attempts = RedisAttempts(sync_redis, prefix=f"{redis_prefix}oauth:attempt:")
             definitions = RedisStore(sync_redis)
             redis_clients = (sync_redis, redis_client)
+            progress = RedisProgress(sync_redis, f"{redis_prefix}execution-progress", hub)
+            await stack.enter_async_context(_relaying(progress, settings.redis_url))
+        executions_app = ExecutionsApp(env=env, progress=progress)
+        stack.callback(executions_app.close)
         policy = RateLimitPolicy.parse(settings.rate_limits or "")
         sign_in = sign_in_service(identity, limiter, keys, settings)
         oauth = OAuthLogin(
@@ -199,6 +218,7 @@ async def open_services(
         name = worker_name()
         queue, leases = execution_transport(redis_clients, prefix=redis_prefix, name=name)
         executions = ExecutionService(executions_app, workflows, queue)
+        process_managers = None
         if run_workers:
             await stack.enter_async_context(
                 running_worker(
@@ -211,6 +231,9 @@ async def open_services(
                     name=name,
                 )
             )
+            process_managers = _process_managers(settings, database, executions)
+            process_managers.start()
+            stack.callback(process_managers.stop)
         yield Services(
             settings=settings,
             database=database,
@@ -229,9 +252,42 @@ async def open_services(
             rate_limiting=RateLimiting(limiter, policy, BlockedWindowRecorder(pool)),
             oauth=oauth,
             executions=executions,
+            progress=hub,
             redis=redis_client,
             supervisor=supervisor,
+            process_managers=process_managers,
         )
+
+
+@asynccontextmanager
+async def _relaying(progress: RedisProgress, redis_url: str) -> AsyncIterator[None]:
+    """Relay progress notices from Redis to this process's streams while the block runs (on a
+    client of its own: a subscription waits on its connection indefinitely)."""
+    client = aioredis.from_url(redis_url)
+    stop = asyncio.Event()
+    relay = asyncio.create_task(progress.relay(client, stop), name="a2n-progress-relay")
+    try:
+        yield
+    finally:
+        stop.set()
+        await relay
+        await client.aclose()
+
+
+def _process_managers(
+    settings: Settings, database: Database, executions: ExecutionService
+) -> ProjectionSupervisor:
+    """The event trigger manager (see projections/event_triggers.py), not yet started."""
+    from application.executions.event_triggers import EventTriggers
+    from projections.event_triggers import process_manager
+    from projections.supervisor import ProjectionSupervisor
+
+    return ProjectionSupervisor(
+        database.url,
+        [process_manager(EventTriggers(executions))],
+        batch_size=settings.projection_batch_size,
+        poll_interval=settings.projection_poll_interval,
+    )
 
 
 def _sync_reference_data(pool: ConnectionPool[Any]) -> None:

@@ -22,9 +22,10 @@ def is_id(value: str) -> bool:
 
 
 def derived_id(moment: datetime, seed: str) -> str:
-    """A UUIDv7 for a row a projector derives from an event: its time part is `moment` (so rows
-    sort by time like issued ids) and the rest comes from `seed`, so a rebuild from the same
-    events gives the same ids."""
+    """The same UUIDv7-shaped id whenever it is derived from the same `moment` and `seed`: for
+    rows a projector derives from an event (a rebuild gives the same ids) and for a write that
+    must happen at most once (a second attempt finds the id taken). Its time part is `moment`,
+    so it sorts among issued ids; the rest comes from SHA-256 of `seed`."""
     millis = int(moment.timestamp() * 1000) & ((1 << 48) - 1)
     digest = int.from_bytes(hashlib.sha256(seed.encode()).digest()[:10], "big")
     rand_a = digest >> 68 & 0xFFF

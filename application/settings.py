@@ -132,6 +132,15 @@ class Settings:
     """A2N_CODE_TIMEOUT: seconds a code node's program may run."""
     code_memory_mb: int = 256
     """A2N_CODE_MEMORY_MB: memory a code node's program may use."""
+    live_poll_interval: float = 1.0
+    """A2N_LIVE_POLL_INTERVAL: seconds a live progress stream waits for a progress notice before
+    it reads the event store anyway (a lost notice delays it by at most this)."""
+    live_heartbeat: float = 15.0
+    """A2N_LIVE_HEARTBEAT: seconds of silence after which a live stream sends a comment, so
+    proxies keep the connection open."""
+    live_message_bytes: int = 64 * 1024
+    """A2N_LIVE_MESSAGE_BYTES: largest data of one live progress message; bigger fields (node
+    outputs, items) are replaced by their sizes and item counts."""
 
     def __repr__(self) -> str:
         """Every setting, secrets left out: keys hidden, passwords inside URLs masked (a repr
@@ -353,4 +362,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "max_node_output_bytes": ("A2N_MAX_NODE_OUTPUT_BYTES", _integer(1024, 64 * 1024**2)),
     "code_timeout": ("A2N_CODE_TIMEOUT", _seconds(0.1, 3600)),
     "code_memory_mb": ("A2N_CODE_MEMORY_MB", _integer(16, 64 * 1024)),
+    "live_poll_interval": ("A2N_LIVE_POLL_INTERVAL", _seconds(0.05, 60)),
+    "live_heartbeat": ("A2N_LIVE_HEARTBEAT", _seconds(1, 3600)),
+    "live_message_bytes": ("A2N_LIVE_MESSAGE_BYTES", _integer(4096, 64 * 1024**2)),
 }

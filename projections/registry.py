@@ -1,8 +1,16 @@
-"""Every projector, by name."""
+"""Every projector, by name, and the process managers that follow event logs the same way."""
 
 from __future__ import annotations
 
-from projections import audit, credentials, executions, identity, workflow_comments, workflows
+from projections import (
+    audit,
+    credentials,
+    event_triggers,
+    executions,
+    identity,
+    workflow_comments,
+    workflows,
+)
 from projections.projector import Projector
 
 PROJECTORS: tuple[Projector, ...] = (
@@ -13,11 +21,15 @@ PROJECTORS: tuple[Projector, ...] = (
     credentials.projector,
     audit.projector,
 )
+PROCESS_MANAGERS: tuple[Projector, ...] = (event_triggers.description,)
+"""Followers that act instead of writing tables: tracked, reported and resumed like projectors,
+never rebuilt or verified."""
 
 
-def projector_named(name: str) -> Projector:
-    for projector in PROJECTORS:
+def projector_named(name: str, *, process_managers: bool = False) -> Projector:
+    """The projector called `name` (or, with `process_managers`, the process manager)."""
+    known = PROJECTORS + PROCESS_MANAGERS if process_managers else PROJECTORS
+    for projector in known:
         if projector.name == name:
             return projector
-    known = ", ".join(p.name for p in PROJECTORS)
-    raise LookupError(f"no projector named {name!r} (known: {known})")
+    raise LookupError(f"no projector named {name!r} (known: {', '.join(p.name for p in known)})")

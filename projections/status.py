@@ -15,7 +15,7 @@ from psycopg import sql
 
 from application.contexts import events_table
 from projections.projector import Projector
-from projections.registry import PROJECTORS
+from projections.registry import PROCESS_MANAGERS, PROJECTORS
 from projections.runner import CONTROL_CHANNEL
 
 
@@ -45,7 +45,9 @@ class ProjectionStatus:
         return max(0, self.head - self.position)
 
 
-def status_query(projectors: Iterable[Projector] = PROJECTORS) -> sql.Composed:
+def status_query(
+    projectors: Iterable[Projector] = PROJECTORS + PROCESS_MANAGERS,
+) -> sql.Composed:
     pairs = [(p.name, a) for p in projectors for a in p.applications]
     applications = sorted({a for _, a in pairs})
     heads = sql.SQL(" UNION ALL ").join(

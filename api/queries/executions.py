@@ -7,16 +7,18 @@ run also depends on workflows and their shares, so `workflows:N` may be named as
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any
 
-from litestar import Controller, Request, get
+from litestar import Controller, Request, Response, get
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from api.auth import needs
-from api.context import current_actor, read_models, readers, wait_for_min_position
+from api.context import current_actor, read_models, readers, services, wait_for_min_position
+from api.schemas.execution_events import HEARTBEAT, progress_message
 from api.schemas.executions import (
     DailyStatsPage,
     DailyStatsRead,
@@ -33,8 +35,10 @@ from api.schemas.executions import (
 )
 from application.caller import Caller
 from application.errors import InvalidParameter, NotFound
+from application.executions.live import FollowTiming, RunEvent, ended_at, follow, queued_at
 from application.executions.queries import (
     ExecutionFilter,
+    execution_visible,
     get_execution,
     list_daily_stats,
     list_executions,
@@ -119,6 +123,40 @@ class ExecutionQueries(Controller):
         return ExecutionRead.of_row(row)
 
     @get(
+        "/{execution_id:str}/events",
+        summary="The run's events as Server-Sent Events, live until it ends",
+        description="Every stored event of the run, oldest first, then each new one as it is "
+        "recorded: `event:` its type (Queued, Started, NodeStarted, NodeSucceeded, ..., "
+        "Succeeded, Failed, Cancelled, TimedOut), `id:` the run's version after it, `data:` JSON "
+        "with its fields in camelCase, `executionId`, `version`, `position` and `timestamp` "
+        "(fields that would make a message larger than A2N_LIVE_MESSAGE_BYTES are listed in "
+        "`omitted` instead). The stream ends after the final event; a comment every "
+        "A2N_LIVE_HEARTBEAT seconds of silence keeps it open, and it closes after "
+        "A2N_EXECUTION_TIMEOUT seconds at most. Reconnect with `Last-Event-ID` to get only what "
+        "followed; 204 when nothing can follow (the run ended at or before it).",
+        opt=READS_EXECUTIONS,
+        media_type="text/event-stream",
+    )
+    async def events(
+        self, request: AnyRequest, execution_id: FromPath[str], caller: NamedDependency[Caller]
+    ) -> Response[Any]:
+        after = _last_event_id(request)
+        await _require_visible_run(request, caller, execution_id)
+        found = services(request)
+        async with found.pool.connection() as conn:
+            ended = await ended_at(conn, execution_id)
+        if ended is not None and after >= ended:
+            return Response(None, status_code=204)
+        settings = found.settings
+        timing = FollowTiming(
+            poll_seconds=settings.live_poll_interval,
+            heartbeat_seconds=settings.live_heartbeat,
+            lifetime_seconds=settings.execution_timeout,
+        )
+        followed = follow(found.pool, found.progress, execution_id, after, timing)
+        return ServerSentEvent(_messages(followed, execution_id, settings.live_message_bytes))
+
+    @get(
         "/{execution_id:str}/nodes",
         summary="The nodes the run may reach, in definition order, with how far each got",
         opt=READS_EXECUTIONS,
@@ -190,6 +228,44 @@ class ExecutionQueries(Controller):
         return MetricPage(
             items=[MetricRead.of_row(row) for row in page.items], next_cursor=page.next_cursor
         )
+
+
+def _last_event_id(request: AnyRequest) -> int:
+    """The version a reconnecting client got last (Last-Event-ID), 0 for a first connection."""
+    raw = request.headers.get("last-event-id")
+    if raw is None or not raw.strip():
+        return 0
+    if not raw.strip().isdigit() or len(raw.strip()) > 18:
+        raise InvalidParameter("Last-Event-ID", "must be the id of an event this stream sent")
+    return int(raw)
+
+
+async def _require_visible_run(request: AnyRequest, caller: Caller, execution_id: str) -> None:
+    """404 unless the caller may see the run. A run queued a moment ago may not be projected
+    yet: then wait (as A2N-Min-Position would) for the executions projector to reach it."""
+    if not is_id(execution_id):
+        raise NotFound(execution_id)
+    async with read_models(request) as conn:
+        if await execution_visible(conn, caller.user_id, execution_id):
+            return
+    found = services(request)
+    async with found.pool.connection() as conn:
+        position = await queued_at(conn, execution_id)
+    if position is None:
+        raise NotFound(execution_id)
+    readers = READS_EXECUTIONS["reads"][:1]
+    if await found.positions.wait_for(readers, position, found.settings.min_position_timeout):
+        async with read_models(request) as conn:
+            if await execution_visible(conn, caller.user_id, execution_id):
+                return
+    raise NotFound(execution_id)
+
+
+async def _messages(
+    followed: AsyncIterator[RunEvent | None], execution_id: str, limit: int
+) -> AsyncIterator[ServerSentEventMessage]:
+    async for stored in followed:
+        yield HEARTBEAT if stored is None else progress_message(execution_id, stored, limit)
 
 
 async def _page_of_run(

@@ -1,8 +1,29 @@
 """The Executions context's event store (table `executions_events`): kept apart from the other
 contexts because it is the hottest stream, so its write lock serialises executions only."""
 
-from application.eventstore import EventStoreApp
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from application.eventstore import EventMetadata, EventStoreApp
+from application.executions.progress import NoNotices, ProgressNotices
+from domain.aggregate import Aggregate
 
 
 class ExecutionsApp(EventStoreApp):
     name = "Executions"
+
+    def __init__(
+        self, env: Mapping[str, str] | None = None, *, progress: ProgressNotices | None = None
+    ) -> None:
+        super().__init__(env=env)
+        self.progress: ProgressNotices = progress or NoNotices()
+
+    def record(self, meta: EventMetadata, *aggregates: Aggregate) -> int:
+        """Save, then announce each execution that moved on (the engine's checkpoints, cancels,
+        new runs) to the live streams watching it."""
+        moved = [aggregate for aggregate in aggregates if aggregate.pending_events]
+        position = super().record(meta, *aggregates)
+        for aggregate in moved:
+            self.progress.announce(aggregate.id, aggregate.version)
+        return position

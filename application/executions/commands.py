@@ -25,6 +25,9 @@ from domain.workflows.permissions import Permission
 
 MAX_INPUT_ITEMS = 10_000
 MAX_SUBWORKFLOW_DEPTH = 10
+CHAIN_DEPTH = "chainDepth"
+"""Trigger data: how many runs, each started by the end of the previous one, led to this run
+(see event_triggers.py); a sub-workflow inherits its parent's."""
 WAIT_POLL_SECONDS = 0.02
 
 
@@ -69,18 +72,21 @@ class ExecutionService:
         trigger_data: Mapping[str, Any] | None = None,
         trigger: tuple[str, str] | None = None,
         submit: bool = True,
+        execution_id: str | None = None,
     ) -> Recorded[Execution]:
         """Queue a run of the workflow's published version (the latest draft when `test`)
         with `items`, starting at its manual trigger, or at the trigger node `trigger` names
         (node id, workflow_trigger id) when a webhook, schedule or event fired it. Without
-        `submit` the caller runs it itself (a sub-workflow its parent waits for)."""
+        `submit` the caller runs it itself (a sub-workflow its parent waits for) or submits it
+        later. A given `execution_id` that is taken already raises IntegrityError: the run was
+        started before (how a trigger that may fire twice starts one run)."""
         input_items = checked_items(items)
         runnable = self.workflows.definition_to_run(caller, workflow_id, test=test)
         start_node_id, trigger_id = trigger or (start_node(runnable.definition), None)
         if start_node_id not in trigger_node_ids(runnable.definition):
             raise InvalidState(f"node {start_node_id!r} is not an enabled trigger of this version")
         execution = Execution.queue(
-            execution_id=new_id(),
+            execution_id=execution_id or new_id(),
             workflow_id=workflow_id,
             workflow_version=runnable.version,
             user_id=caller.user_id,
@@ -103,6 +109,7 @@ class ExecutionService:
                 f"sub-workflows nest deeper than {MAX_SUBWORKFLOW_DEPTH} levels; "
                 "is a workflow calling itself?"
             )
+        depth = parent.trigger_data.get(CHAIN_DEPTH)
         return self.start(
             Caller(parent.user_id, correlation_id=parent.id),
             workflow_id,
@@ -110,6 +117,7 @@ class ExecutionService:
             mode=ExecutionMode.SUBWORKFLOW,
             parent_execution_id=parent.id,
             priority=parent.priority,
+            trigger_data={CHAIN_DEPTH: depth} if depth else None,
             submit=submit,
         )
 

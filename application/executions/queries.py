@@ -287,9 +287,14 @@ async def workflow_stats(
     return found[0]
 
 
-async def _require_execution(conn: AsyncConnection[Any], viewer_id: str, execution_id: str) -> None:
+async def execution_visible(conn: AsyncConnection[Any], viewer_id: str, execution_id: str) -> bool:
+    """Whether `viewer_id` may see the run (the rule of every route under /executions/{id})."""
     query = "SELECT 1 FROM execution e WHERE e.id = %(id)s AND " + _VISIBLE
-    if not await _all(conn, query, {"id": execution_id, "viewer": viewer_id}):
+    return bool(await _all(conn, query, {"id": execution_id, "viewer": viewer_id}))
+
+
+async def _require_execution(conn: AsyncConnection[Any], viewer_id: str, execution_id: str) -> None:
+    if not await execution_visible(conn, viewer_id, execution_id):
         raise NotFound(execution_id)
 
 

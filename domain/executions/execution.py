@@ -474,7 +474,7 @@ class Execution(Aggregate):
         self, timeout_ms: int, duration_ms: int, timestamp: datetime | None = None
     ) -> None:
         self.status = ExecutionStatus.TIMEOUT
-        self.error_message = f"the execution took longer than its timeout of {timeout_ms} ms"
+        self.error_message = timeout_message(timeout_ms)
         self._end(timestamp)
 
     @event(Cancelled)
@@ -491,3 +491,28 @@ class Execution(Aggregate):
         for run in self.nodes.values():
             if not run.status.is_settled:
                 run.status = NodeStatus.CANCELLED
+
+
+FINAL_EVENTS: dict[type[Aggregate.Event], ExecutionStatus] = {
+    Execution.Succeeded: ExecutionStatus.SUCCESS,
+    Execution.Failed: ExecutionStatus.FAILED,
+    Execution.Cancelled: ExecutionStatus.CANCELLED,
+    Execution.TimedOut: ExecutionStatus.TIMEOUT,
+}
+"""The events that end a run (nothing follows them), and the status each leaves it in."""
+
+
+def timeout_message(timeout_ms: int) -> str:
+    return f"the execution took longer than its timeout of {timeout_ms} ms"
+
+
+def ending_error(event: Aggregate.Event) -> dict[str, Any] | None:
+    """What went wrong, as a final event says (None for Succeeded): `message`, and for a
+    failed node `nodeId` and `nodeName`."""
+    if isinstance(event, Execution.Failed):
+        return {**event.error_details, "message": event.error_message}
+    if isinstance(event, Execution.TimedOut):
+        return {"message": timeout_message(event.timeout_ms)}
+    if isinstance(event, Execution.Cancelled):
+        return {"message": event.reason}
+    return None

@@ -71,7 +71,13 @@ class RunGraph:
         return cls(
             start_node_id=start_node_id,
             nodes={node_id: node for node_id, node in by_id.items() if node_id in reached},
-            incoming={node_id: incoming[node_id] for node_id in by_id if node_id in reached},
+            # A node also fed by another trigger (or what only it reaches) waits only for
+            # the part of the graph this run walks.
+            incoming={
+                node_id: [link for link in incoming[node_id] if link.source in reached]
+                for node_id in by_id
+                if node_id in reached
+            },
             successors={node_id: successors[node_id] for node_id in by_id if node_id in reached},
         )
 

@@ -17,6 +17,7 @@ from typing import Any
 from domain.errors import Violation
 from domain.workflows.limits import DefinitionLimits
 from domain.workflows.nodes import BUILT_IN_NODES, NodeRegistry, NodeType
+from domain.workflows.nodes.schema import is_uuid
 from domain.workflows.triggers import trigger_violations
 
 DEFAULT_SOURCE_HANDLE = "output"
@@ -101,6 +102,7 @@ def definition_violations(
         for key in ("variables", "settings")
         if key in definition and not isinstance(definition[key], Mapping)
     ]
+    violations += _settings_violations(definition.get("settings"))
     nodes = definition.get("nodes", [])
     connections = definition.get("connections", [])
     if not _is_list(nodes):
@@ -127,6 +129,17 @@ def definition_violations(
     violations += _cycle_violations(edges, list(checked))
     violations += trigger_violations(list(checked.values()), edges)
     return violations
+
+
+def _settings_violations(settings: Any) -> list[Violation]:
+    """The settings A2N acts on beyond a run's own limits: `errorWorkflow`, the workflow to start
+    when a run fails or times out (null: none)."""
+    if not isinstance(settings, Mapping):
+        return []
+    error_workflow = settings.get("errorWorkflow")
+    if error_workflow is None or (isinstance(error_workflow, str) and is_uuid(error_workflow)):
+        return []
+    return [Violation("/settings/errorWorkflow", "must be the id of a workflow, or null")]
 
 
 def text_violations(value: Any, max_depth: int) -> list[Violation]:

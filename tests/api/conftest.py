@@ -55,6 +55,9 @@ def api_settings(
         login_max_failures_per_ip=100_000,
         # Runs left waiting by authorization tests (their cancel was refused) hold a slot each.
         worker_concurrency=50,
+        # Live streams poll the event store this rarely: a stream that keeps up is woken by
+        # progress notices (test_execution_events).
+        live_poll_interval=30.0,
     )
 
 

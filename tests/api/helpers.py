@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from litestar.testing import TestClient
@@ -193,3 +196,42 @@ def run_seen(
     run = record_run(runs, workflow_id, by.user_id, outcome, **options)
     read(client, by, f"/executions/{run.id}", run.position)
     return run
+
+
+@dataclass(frozen=True)
+class Sse:
+    """One Server-Sent Events message: `event:`, `id:`, `data:` (JSON) or a `:` comment."""
+
+    event: str | None = None
+    id: str | None = None
+    data: Any = None
+    comment: str | None = None
+
+
+def sse_messages(lines: Iterable[str]) -> Iterator[Sse]:
+    """The messages of an event stream, as they arrive (lines without their line breaks)."""
+    fields: dict[str, str] = {}
+    for line in lines:
+        if line:
+            name, _, value = line.partition(":")
+            fields[name or "comment"] = value.removeprefix(" ")
+            continue
+        if fields:
+            data = fields.get("data")
+            yield Sse(
+                event=fields.get("event"),
+                id=fields.get("id"),
+                data=None if data is None else json.loads(data),
+                comment=fields.get("comment"),
+            )
+        fields = {}
+
+
+def live_events(
+    client: TestClient[Any], account: dict[str, str], execution_id: str, **headers: str
+) -> list[Sse]:
+    """The whole event stream of a run (the test client answers once the stream ended)."""
+    response = client.get(f"{API}/executions/{execution_id}/events", headers={**account, **headers})
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/event-stream")
+    return list(sse_messages(response.text.splitlines()))

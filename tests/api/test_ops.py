@@ -46,11 +46,13 @@ def test_ready_reports_database_redis_and_every_projection(
         ("audit_log", "workflows"),
         ("audit_log", "executions"),
         ("audit_log", "credentials"),
+        ("event_triggers", "executions"),  # the process manager beside the workers
     }
     workflows = projections[("workflows", "workflows")]
     assert workflows["position"] >= position
     assert workflows["lag"] == workflows["head"] - workflows["position"]
     assert workflows["status"] == "running"
+    assert projections[("event_triggers", "executions")]["status"] in ("running", "standby")
 
 
 def test_ready_is_503_when_redis_is_configured_but_down(api_settings: Settings) -> None:

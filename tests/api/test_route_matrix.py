@@ -387,6 +387,7 @@ CASES: dict[str, Case] = {
     "GET /executions/{execution_id:str}/nodes": Case(own=own_run, foreign=foreign_run),
     "GET /executions/{execution_id:str}/logs": Case(own=own_run, foreign=foreign_run),
     "GET /executions/{execution_id:str}/metrics": Case(own=own_run, foreign=foreign_run),
+    "GET /executions/{execution_id:str}/events": Case(own=own_run, foreign=foreign_run),
     "GET /stats/daily": Case(role="ADMIN"),
     "GET /stats/workflows/{workflow_id:str}": Case(own=own_workflow(), foreign=foreign_workflow),
     "GET /nodes": Case(),

@@ -161,6 +161,21 @@ def test_parallel_branches_that_join_in_a_merge_are_not_a_cycle() -> None:
     assert definition_violations(definition) == []
 
 
+@pytest.mark.parametrize(
+    ("error_workflow", "refused"),
+    [(WORKFLOW_ID, False), (None, False), ("orders", True), (7, True), ("", True)],
+)
+def test_settings_error_workflow_is_a_workflow_id(error_workflow: Any, refused: bool) -> None:
+    definition = {
+        **graph(node("a", "manual_trigger")),
+        "settings": {"errorWorkflow": error_workflow},
+    }
+    found = pointers(definition)
+    assert found == (
+        {"/settings/errorWorkflow": "must be the id of a workflow, or null"} if refused else {}
+    )
+
+
 def test_wrong_top_level_types() -> None:
     assert pointers([]) == {"": "must be an object"}
     assert pointers({"nodes": {}, "variables": []}) == {
@@ -516,6 +531,13 @@ def test_invalid_schedule_triggers(config: dict[str, Any], expected: dict[str, s
         ),
         ({"workflowId": "wf-1", "status": "DONE"}, {"/workflowId": "must be", "/status": "must"}),
         ({"event": "orders created"}, {"/event": "must be 1 to 100 letters"}),
+        ({"workflowId": WORKFLOW_ID, "status": "TIMEOUT"}, {}),
+        ({"event": "execution.timed_out"}, {}),
+        ({"event": "execution.ended"}, {}),
+        (
+            {"event": "execution.faild"},
+            {"/event": "must be one of: execution.succeeded, execution.failed"},
+        ),
     ],
 )
 def test_event_triggers(config: dict[str, Any], expected: dict[str, str]) -> None:

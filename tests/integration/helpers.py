@@ -125,6 +125,7 @@ def record_run(
     *,
     retries: int = 0,
     mode: ExecutionMode = ExecutionMode.MANUAL,
+    version: int = 1,
 ) -> RecordedRun:
     """Record one run of `workflow_id` by `user_id` straight through the Execution aggregate,
     as the engine would: `start` succeeds, `work` is retried `retries` times and then succeeds
@@ -135,7 +136,7 @@ def record_run(
     execution = Execution.queue(
         execution_id=new_id(),
         workflow_id=workflow_id,
-        workflow_version=1,
+        workflow_version=version,
         user_id=user_id,
         mode=mode,
         start_node_id="start",

@@ -67,6 +67,23 @@ def test_a_node_is_ready_once_everything_feeding_it_settled() -> None:
     assert graph.ready(settled) == ["j"]
 
 
+def test_a_node_fed_by_two_triggers_runs_from_either_without_waiting_for_the_other() -> None:
+    both = {
+        "nodes": [
+            {"id": "m", "name": "Start", "type": "manual_trigger", "config": {}},
+            {"id": "e", "name": "On", "type": "event_trigger", "config": {"event": "x"}},
+            {"id": "s", "name": "Set", "type": "set", "config": {"fields": {}}},
+        ],
+        "connections": [{"source": "m", "target": "s"}, {"source": "e", "target": "s"}],
+    }
+    for start, other in (("m", "e"), ("e", "m")):
+        graph = RunGraph.of(both, start)
+        assert list(graph.nodes) == sorted([start, "s"], key=["m", "e", "s"].index)
+        assert graph.ready({start: NodeStatus.SUCCESS}) == ["s"]
+        assert graph.inputs_of("s", {start: {"output": [{"n": 1}]}}, []) == {"input": [{"n": 1}]}
+        assert other not in graph.nodes
+
+
 def test_inputs_follow_the_handles_of_the_connections() -> None:
     graph = RunGraph.of(DEFINITION, "m")
     outputs = {"i": {"true": [{"n": 1}], "false": [{"n": 2}]}, "a": {"output": [{"a": 1}]}}

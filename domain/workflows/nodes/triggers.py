@@ -10,7 +10,17 @@ WEBHOOK_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 DEFAULT_WEBHOOK_METHOD = "GET"
 AUTH_MODES = ("none", "header", "basic", "hmac")
 RESPONSE_MODES = ("immediately", "lastNode", "respondNode")
-FINISHED_STATUSES = ("SUCCESS", "FAILED", "CANCELLED")
+FINISHED_STATUSES = ("SUCCESS", "FAILED", "CANCELLED", "TIMEOUT")
+EXECUTION_EVENTS: dict[str, tuple[str, ...]] = {
+    "execution.succeeded": ("SUCCESS",),
+    "execution.failed": ("FAILED",),
+    "execution.cancelled": ("CANCELLED",),
+    "execution.timed_out": ("TIMEOUT",),
+    "execution.ended": FINISHED_STATUSES,
+}
+"""The named events A2N publishes, with the run endings each stands for. Names under
+`execution.` are reserved for them (a typo there would never fire); others are free for
+events published from elsewhere."""
 CREDENTIAL_ID = {"type": "string", "format": "uuid", "description": "A credential's id"}
 
 
@@ -156,7 +166,12 @@ EVENT = NodeType(
         {
             "workflowId": {"type": "string", "format": "uuid"},
             "status": {"enum": list(FINISHED_STATUSES)},
-            "event": {"type": "string", "format": "event-name"},
+            "event": {
+                "type": "string",
+                "format": "event-name",
+                "if": {"pattern": "^execution[.]"},
+                "then": {"enum": list(EXECUTION_EVENTS)},
+            },
         },
         oneOf=[{"required": ["workflowId"]}, {"required": ["event"]}],
         dependentRequired={"workflowId": ["status"], "status": ["workflowId"]},
@@ -170,6 +185,11 @@ EVENT = NodeType(
     inputs=(),
     icon="zap",
     color="#ec4899",
+    documentation="workflowId + status: runs of that workflow (one you may see) that end "
+    "with that status. event: execution.succeeded, execution.failed, execution.cancelled, "
+    "execution.timed_out or execution.ended, for runs of any workflow you may see except this "
+    "one and runs started by events. Its item: {executionId, workflowId, workflowVersion, "
+    "mode, status, endTime, error}.",
     tags=("core", "trigger"),
 )
 

@@ -1,0 +1,150 @@
+"""Progress notices: "execution X reached version N", so live streams re-read the event store at
+once instead of polling it hard.
+
+A notice is only a hint (the event store stays the truth, and a stream polls now and then in case
+one is lost), so publishing never fails a save. Saves happen in worker threads and in other
+processes; `ProgressHub` wakes the streams of this process, and with Redis `RedisProgress`
+carries notices between processes over pub/sub (one subscription per process, shared by all its
+streams).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, Protocol
+
+import redis
+import redis.asyncio as aioredis
+import structlog
+
+log = structlog.get_logger(__name__)
+
+RECONNECT_SECONDS = (0.1, 5.0)
+"""First and longest pause before subscribing again after Redis went away."""
+
+
+class ProgressNotices(Protocol):
+    def announce(self, execution_id: str, version: int) -> None:
+        """Tell whoever watches `execution_id` that it has new events; safe from any thread."""
+
+
+class NoNotices:
+    """For processes where nobody watches (CLI tools, tests of other things)."""
+
+    def announce(self, execution_id: str, version: int) -> None:
+        """Nothing to tell."""
+
+
+class Watch:
+    """One stream's interest in one execution: `wait` returns once a notice came since the last
+    `wait` (a notice arriving while the stream was busy is kept, not lost)."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._noticed = asyncio.Event()
+
+    def notice(self) -> None:
+        self._loop.call_soon_threadsafe(self._noticed.set)
+
+    async def wait(self, timeout: float) -> bool:
+        """True when a notice came, False after `timeout` seconds without one."""
+        try:
+            await asyncio.wait_for(self._noticed.wait(), timeout)
+        except TimeoutError:
+            return False
+        self._noticed.clear()
+        return True
+
+
+class ProgressHub:
+    """Notices within one process: announcements wake the watches of that execution."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._watches: dict[str, set[Watch]] = {}
+        self.closed = False
+
+    def close(self) -> None:
+        """Wake every watch for good: the process is stopping, and a server waits for its open
+        streams before it exits (their clients reconnect elsewhere). Safe from a signal handler."""
+        self.closed = True
+        with self._lock:
+            watches = [watch for watching in self._watches.values() for watch in watching]
+        for watch in watches:
+            with contextlib.suppress(RuntimeError):
+                watch.notice()
+
+    def announce(self, execution_id: str, version: int) -> None:
+        with self._lock:
+            watches = list(self._watches.get(execution_id, ()))
+        for watch in watches:
+            with contextlib.suppress(RuntimeError):  # its loop closed: the stream is gone
+                watch.notice()
+
+    @asynccontextmanager
+    async def watch(self, execution_id: str) -> AsyncIterator[Watch]:
+        """Watch `execution_id` for the duration of the block (on the running loop)."""
+        watch = Watch()
+        with self._lock:
+            self._watches.setdefault(execution_id, set()).add(watch)
+        try:
+            yield watch
+        finally:
+            with self._lock:
+                watching = self._watches.get(execution_id, set())
+                watching.discard(watch)
+                if not watching:
+                    self._watches.pop(execution_id, None)
+
+    def watched(self) -> int:
+        """How many executions are being watched (for tests and metrics)."""
+        with self._lock:
+            return len(self._watches)
+
+
+class RedisProgress:
+    """Notices between processes: published on one Redis channel, relayed by each process's
+    subscriber (`relay`) to its own hub. When Redis cannot take a notice, this process's own
+    watches still get it."""
+
+    def __init__(self, client: redis.Redis, channel: str, hub: ProgressHub) -> None:
+        self.client = client
+        self.channel = channel
+        self.hub = hub
+
+    def announce(self, execution_id: str, version: int) -> None:
+        try:
+            self.client.publish(self.channel, f"{execution_id} {version}")
+        except redis.RedisError as exc:
+            log.warning("progress.publish_failed", error=f"{type(exc).__name__}: {exc}")
+            self.hub.announce(execution_id, version)
+
+    async def relay(self, client: aioredis.Redis, stop: asyncio.Event) -> None:
+        """Pass every notice on the channel to the hub until `stop` is set; subscribe again
+        (with a growing pause) whenever the connection drops."""
+        pause = RECONNECT_SECONDS[0]
+        while not stop.is_set():
+            try:
+                async with client.pubsub(ignore_subscribe_messages=True) as pubsub:
+                    await pubsub.subscribe(self.channel)
+                    pause = RECONNECT_SECONDS[0]
+                    while not stop.is_set():
+                        message = await pubsub.get_message(timeout=0.5)
+                        if message is not None:
+                            self._pass_on(message)
+            except (redis.RedisError, OSError) as exc:
+                log.warning("progress.subscription_lost", error=f"{type(exc).__name__}: {exc}")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), pause)
+                pause = min(pause * 2, RECONNECT_SECONDS[1])
+
+    def _pass_on(self, message: dict[str, Any]) -> None:
+        data = message.get("data")
+        text = data.decode() if isinstance(data, bytes) else str(data)
+        execution_id, _, version = text.partition(" ")
+        if version.isdigit():
+            self.hub.announce(execution_id, int(version))

@@ -1,0 +1,141 @@
+"""Following a run's events live on real PostgreSQL and Redis: progress notices wake followers,
+across processes through Redis, and a follower that misses them still catches up by polling."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+
+import redis
+import redis.asyncio as aioredis
+from psycopg_pool import AsyncConnectionPool
+
+from application.eventstore import EventMetadata, event_store_env
+from application.executions.app import ExecutionsApp
+from application.executions.live import FollowTiming, RunEvent, follow
+from application.executions.progress import ProgressHub, ProgressNotices, RedisProgress
+from domain.executions.execution import Execution
+from tests.integration.helpers import record_run
+
+WORKFLOW = "0190d6a4-8e4b-7cc3-a7b6-3f1c2d4e5f60"
+USER = "0190d6a4-8e4b-7cc3-a7b6-3f1c2d4e5f61"
+
+
+async def followed_while_recording(
+    url: str,
+    hub: ProgressHub,
+    progress: ProgressNotices,
+    timing: FollowTiming,
+    outcome: str = "SUCCESS",
+) -> tuple[list[RunEvent | None], float]:
+    """Follow a run whose first event is stored, while the rest is recorded half a second
+    later through an app that announces to `progress`; what was followed, and how long after
+    the recording the follower finished."""
+    app = ExecutionsApp(env=event_store_env(url, pool_size=1), progress=progress)
+    queued = record_run(app, WORKFLOW, USER, "QUEUED")
+    pool = AsyncConnectionPool(url, kwargs={"autocommit": True}, open=False)
+    await pool.open()
+    try:
+        seen: list[RunEvent | None] = []
+
+        async def read() -> None:
+            seen.extend([item async for item in follow(pool, hub, queued.id, 0, timing)])
+
+        reading = asyncio.create_task(read())
+        await asyncio.sleep(0.5)
+        await asyncio.to_thread(_record_rest, app, queued.id, outcome)
+        recorded = time.monotonic()
+        await asyncio.wait_for(reading, 60)
+        return seen, time.monotonic() - recorded
+    finally:
+        await pool.close()
+        app.close()
+
+
+def _record_rest(app: ExecutionsApp, execution_id: str, outcome: str) -> None:
+    """Take the queued run to its end, in one save."""
+    execution = app.load(execution_id, Execution)
+    execution.start("worker-1", [{"id": "start", "name": "Start", "type": "manual_trigger"}])
+    execution.node_started("start", 1)
+    execution.node_succeeded("start", {"output": [{"n": 1}]}, 5, [])
+    if outcome == "SUCCESS":
+        execution.succeed([{"n": 1}], 10)
+    else:
+        execution.cancel("stopped", 10)
+    app.record(EventMetadata(USER), execution)
+
+
+def types(seen: list[RunEvent | None]) -> list[str]:
+    return [type(item.event).__name__ for item in seen if item is not None]
+
+
+def test_a_notice_wakes_the_follower_long_before_its_next_poll(database_url: str) -> None:
+    hub = ProgressHub()
+    timing = FollowTiming(poll_seconds=30, heartbeat_seconds=60, lifetime_seconds=120)
+    seen, after = asyncio.run(followed_while_recording(database_url, hub, hub, timing))
+    assert types(seen) == ["Queued", "Started", "NodeStarted", "NodeSucceeded", "Succeeded"]
+    assert [item.version for item in seen if item] == [1, 2, 3, 4, 5]
+    assert after < 5
+    assert hub.watched() == 0  # the follower let go of its watch
+
+
+def test_a_follower_that_gets_no_notice_catches_up_by_polling(database_url: str) -> None:
+    deaf, elsewhere = ProgressHub(), ProgressHub()
+    timing = FollowTiming(poll_seconds=0.3, heartbeat_seconds=60, lifetime_seconds=120)
+    seen, after = asyncio.run(
+        followed_while_recording(database_url, deaf, elsewhere, timing, "CANCELLED")
+    )
+    assert types(seen)[-1] == "Cancelled"
+    assert after < 3
+
+
+def test_notices_travel_between_processes_through_redis(database_url: str, redis_url: str) -> None:
+    channel = f"a2n:test:{uuid.uuid4().hex}:execution-progress"
+    api_hub, worker_hub = ProgressHub(), ProgressHub()
+    timing = FollowTiming(poll_seconds=30, heartbeat_seconds=60, lifetime_seconds=120)
+
+    async def scenario() -> tuple[list[RunEvent | None], float]:
+        client = aioredis.from_url(redis_url)
+        sync_client = redis.Redis.from_url(redis_url)
+        api_side = RedisProgress(sync_client, channel, api_hub)
+        worker_side = RedisProgress(sync_client, channel, worker_hub)
+        stop = asyncio.Event()
+        relay = asyncio.create_task(api_side.relay(client, stop))
+        await _until(lambda: sync_client.pubsub_numsub(channel)[0][1] == 1)
+        try:
+            return await followed_while_recording(database_url, api_hub, worker_side, timing)
+        finally:
+            stop.set()
+            await relay
+            await client.aclose()
+            sync_client.close()
+
+    seen, after = asyncio.run(scenario())
+    assert types(seen)[-1] == "Succeeded"
+    assert after < 5
+
+
+def test_a_quiet_follower_sends_heartbeats_and_stops_at_its_lifetime(database_url: str) -> None:
+    app = ExecutionsApp(env=event_store_env(database_url, pool_size=1))
+    queued = record_run(app, WORKFLOW, USER, "QUEUED")
+    app.close()
+    timing = FollowTiming(poll_seconds=0.1, heartbeat_seconds=0.3, lifetime_seconds=1.2)
+
+    async def scenario() -> list[RunEvent | None]:
+        async with AsyncConnectionPool(database_url, kwargs={"autocommit": True}) as pool:
+            return [item async for item in follow(pool, ProgressHub(), queued.id, 0, timing)]
+
+    began = time.monotonic()
+    seen = asyncio.run(scenario())
+    assert 1.1 < time.monotonic() - began < 3
+    assert types(seen) == ["Queued"]
+    assert 2 <= seen.count(None) <= 4
+
+
+async def _until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
