@@ -17,6 +17,14 @@ from application.database import Database
 from application.eventstore import event_store_env
 from application.executions.app import ExecutionsApp
 from application.executions.commands import ExecutionService
+from application.executions.webhook_auth import NoWebhookSecrets, ReplayGuard, WebhookAuth
+from application.executions.webhook_state import (
+    MemoryExpiring,
+    RedisListeners,
+    RedisReplays,
+    TestListeners,
+)
+from application.executions.webhooks import WebhookService
 from application.executions.workers import execution_transport, running_worker, worker_name
 from application.identity.app import IdentityApp
 from application.identity.authenticate import Authenticator
@@ -44,6 +52,7 @@ from application.workflows.commands import WorkflowService
 from application.workflows.comments import WorkflowComments
 from application.workflows.sharing import WorkflowSharing
 from application.workflows.transfer import NoCredentials, WorkflowTransfer
+from application.workflows.webhook_routes import WebhookRouteTable
 from domain.workflows.limits import DefinitionLimits
 
 if TYPE_CHECKING:
@@ -70,6 +79,7 @@ class Services:
     rate_limiting: RateLimiting
     oauth: OAuthLogin
     executions: ExecutionService
+    webhooks: WebhookService
     redis: aioredis.Redis | None = None
     supervisor: ProjectionSupervisor | None = None
 
@@ -130,6 +140,8 @@ async def open_services(
         limiter: RateLimiter = MemoryRateLimiter()
         attempts: AttemptStore = MemoryAttempts()
         definitions: CacheStore = MemoryStore()
+        replays: ReplayGuard = MemoryExpiring()
+        listeners: TestListeners = MemoryExpiring()
         redis_clients = None
         if settings.redis_url:
             redis_client = aioredis.from_url(settings.redis_url, socket_timeout=2)
@@ -141,6 +153,8 @@ async def open_services(
             )
             attempts = RedisAttempts(sync_redis, prefix=f"{redis_prefix}oauth:attempt:")
             definitions = RedisStore(sync_redis)
+            replays = RedisReplays(sync_redis, prefix=f"{redis_prefix}webhook:signature:")
+            listeners = RedisListeners(sync_redis, key=f"{redis_prefix}webhook:listening")
             redis_clients = (sync_redis, redis_client)
         policy = RateLimitPolicy.parse(settings.rate_limits or "")
         sign_in = sign_in_service(identity, limiter, keys, settings)
@@ -182,10 +196,12 @@ async def open_services(
             stack.callback(sending.join, timeout=sender.server.timeout)
             stack.callback(stop_sending.set)
 
+        routes = WebhookRouteTable(sync_pool, catch_up_timeout=settings.min_position_timeout)
         workflows = WorkflowService(
             workflows_app,
             definition_limits(settings),
             DefinitionCache(definitions, prefix=redis_prefix),
+            routes,
         )
         name = worker_name()
         queue, leases = execution_transport(redis_clients, prefix=redis_prefix, name=name)
@@ -212,6 +228,15 @@ async def open_services(
             rate_limiting=RateLimiting(limiter, policy, BlockedWindowRecorder(pool)),
             oauth=oauth,
             executions=executions,
+            # Webhook credentials: plug the credentials context's vault in here.
+            webhooks=WebhookService(
+                workflows,
+                executions,
+                routes,
+                WebhookAuth(NoWebhookSecrets(), replays),
+                listeners,
+                wait_seconds=settings.webhook_wait,
+            ),
             redis=redis_client,
             supervisor=supervisor,
         )

@@ -132,6 +132,9 @@ class Settings:
     """A2N_CODE_TIMEOUT: seconds a code node's program may run."""
     code_memory_mb: int = 256
     """A2N_CODE_MEMORY_MB: memory a code node's program may use."""
+    webhook_wait: float = 30.0
+    """A2N_WEBHOOK_WAIT: seconds a webhook call waits for its run's answer (responseMode
+    lastNode or respondNode) before 504 with the execution id; the run goes on."""
 
     def __repr__(self) -> str:
         """Every setting, secrets left out: keys hidden, passwords inside URLs masked (a repr
@@ -353,4 +356,5 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "max_node_output_bytes": ("A2N_MAX_NODE_OUTPUT_BYTES", _integer(1024, 64 * 1024**2)),
     "code_timeout": ("A2N_CODE_TIMEOUT", _seconds(0.1, 3600)),
     "code_memory_mb": ("A2N_CODE_MEMORY_MB", _integer(16, 64 * 1024)),
+    "webhook_wait": ("A2N_WEBHOOK_WAIT", _seconds(0.1, 600)),
 }
