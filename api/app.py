@@ -46,6 +46,7 @@ from api.queries.workflow_shares import WorkflowShareQueries
 from api.queries.workflows import WorkflowQueries
 from api.ratelimit import RateLimitMiddleware
 from api.services import open_services
+from api.webhooks import WebhookListenCommands, webhook, webhook_test
 from application.database import Database, resolve_database
 from application.settings import Settings
 
@@ -108,6 +109,7 @@ def create_app(
                     WorkflowCommentQueries,
                     WorkflowExportQueries,
                     WorkflowRunCommands,
+                    WebhookListenCommands,
                     ExecutionCommands,
                     WorkflowGalleryQueries,
                     ExecutionQueries,
@@ -121,6 +123,12 @@ def create_app(
                 ],
                 middleware=[AuthenticationMiddleware(), RateLimitMiddleware(_rate_limiting_of)],
                 guards=[authorize],
+            ),
+            # Public: no A2N credentials, each trigger's own auth; limited per sender address.
+            Router(
+                "/",
+                route_handlers=[webhook, webhook_test],
+                middleware=[RateLimitMiddleware(_rate_limiting_of)],
             ),
         ],
         lifespan=[lifespan],

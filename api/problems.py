@@ -27,6 +27,7 @@ from application.errors import (
     PreconditionFailed,
     TooManyAttempts,
 )
+from application.workflows.webhook_routes import RoutesBusy
 from domain.errors import InvalidState, NotAllowed, UnknownPart, ValidationFailed
 
 log = structlog.get_logger("a2n.api")
@@ -56,6 +57,7 @@ class Problem(msgspec.Struct, omit_defaults=True, rename="camel"):
     request_id: str | None = None
     errors: list[ProblemError] | None = None
     current_revision: int | None = None
+    execution_id: str | None = None
 
 
 def problem(
@@ -67,6 +69,7 @@ def problem(
     errors: list[ProblemError] | None = None,
     headers: dict[str, str] | None = None,
     current_revision: int | None = None,
+    execution_id: str | None = None,
 ) -> Response[Problem]:
     """A problem+json response; `kind` names an A2N problem type, else the status is the type."""
     body = Problem(
@@ -78,6 +81,7 @@ def problem(
         request_id=_request_id(request),
         errors=errors,
         current_revision=current_revision,
+        execution_id=execution_id,
     )
     return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
@@ -263,6 +267,12 @@ def on_projection_behind(request: Request[Any, Any, Any], exc: ProjectionBehind)
     )
 
 
+def on_routes_busy(request: Request[Any, Any, Any], exc: RoutesBusy) -> Response[Any]:
+    return problem(
+        request, 503, f"{exc}; retry shortly.", kind="busy", headers={"Retry-After": "1"}
+    )
+
+
 def on_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     if isinstance(exc, ValidationException):
         return on_decode_validation(request, exc)
@@ -311,6 +321,7 @@ EXCEPTION_HANDLERS: dict[int | type[Exception], Any] = {
     ConcurrentWrite: on_concurrent_write,
     TooManyAttempts: on_too_many_attempts,
     ProjectionBehind: on_projection_behind,
+    RoutesBusy: on_routes_busy,
     HTTPException: on_http_exception,
     RecursionError: on_too_deep,
     msgspec.ValidationError: on_strict_body,

@@ -25,6 +25,14 @@ from application.eventstore import event_store_env
 from application.executions.app import ExecutionsApp
 from application.executions.commands import ExecutionService
 from application.executions.progress import ProgressHub, ProgressNotices, RedisProgress
+from application.executions.webhook_auth import ReplayGuard, VaultSecrets, WebhookAuth
+from application.executions.webhook_state import (
+    MemoryExpiring,
+    RedisListeners,
+    RedisReplays,
+    TestListeners,
+)
+from application.executions.webhooks import WebhookService
 from application.executions.workers import execution_transport, running_worker, worker_name
 from application.identity.app import IdentityApp
 from application.identity.authenticate import Authenticator
@@ -52,6 +60,7 @@ from application.workflows.commands import WorkflowService
 from application.workflows.comments import WorkflowComments
 from application.workflows.sharing import WorkflowSharing
 from application.workflows.transfer import WorkflowTransfer
+from application.workflows.webhook_routes import WebhookRouteTable
 from domain.workflows.limits import DefinitionLimits
 
 if TYPE_CHECKING:
@@ -80,6 +89,7 @@ class Services:
     oauth: OAuthLogin
     executions: ExecutionService
     progress: ProgressHub
+    webhooks: WebhookService
     redis: aioredis.Redis | None = None
     supervisor: ProjectionSupervisor | None = None
     process_managers: ProjectionSupervisor | None = None
@@ -151,6 +161,8 @@ async def open_services(
         limiter: RateLimiter = MemoryRateLimiter()
         attempts: AttemptStore = MemoryAttempts()
         definitions: CacheStore = MemoryStore()
+        replays: ReplayGuard = MemoryExpiring()
+        listeners: TestListeners = MemoryExpiring()
         redis_clients = None
         # Progress notices wake live streams: between processes through Redis when there is one.
         hub = ProgressHub()
@@ -165,6 +177,8 @@ async def open_services(
             )
             attempts = RedisAttempts(sync_redis, prefix=f"{redis_prefix}oauth:attempt:")
             definitions = RedisStore(sync_redis)
+            replays = RedisReplays(sync_redis, prefix=f"{redis_prefix}webhook:signature:")
+            listeners = RedisListeners(sync_redis, key=f"{redis_prefix}webhook:listening")
             redis_clients = (sync_redis, redis_client)
             progress = RedisProgress(sync_redis, f"{redis_prefix}execution-progress", hub)
             await stack.enter_async_context(_relaying(progress, settings.redis_url))
@@ -210,11 +224,14 @@ async def open_services(
             stack.callback(sending.join, timeout=sender.server.timeout)
             stack.callback(stop_sending.set)
 
+        routes = WebhookRouteTable(sync_pool, catch_up_timeout=settings.min_position_timeout)
         workflows = WorkflowService(
             workflows_app,
             definition_limits(settings),
             DefinitionCache(definitions, prefix=redis_prefix),
+            routes,
         )
+        vault = CredentialVault(credentials_app, CredentialSealer(keys.master))
         name = worker_name()
         queue, leases = execution_transport(redis_clients, prefix=redis_prefix, name=name)
         executions = ExecutionService(executions_app, workflows, queue)
@@ -225,7 +242,7 @@ async def open_services(
                     settings,
                     executions,
                     workflows,
-                    CredentialVault(credentials_app, CredentialSealer(keys.master)),
+                    vault,
                     leases,
                     pool,
                     name=name,
@@ -253,6 +270,14 @@ async def open_services(
             oauth=oauth,
             executions=executions,
             progress=hub,
+            webhooks=WebhookService(
+                workflows,
+                executions,
+                routes,
+                WebhookAuth(VaultSecrets(vault), replays),
+                listeners,
+                wait_seconds=settings.webhook_wait,
+            ),
             redis=redis_client,
             supervisor=supervisor,
             process_managers=process_managers,

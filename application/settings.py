@@ -141,6 +141,9 @@ class Settings:
     live_message_bytes: int = 64 * 1024
     """A2N_LIVE_MESSAGE_BYTES: largest data of one live progress message; bigger fields (node
     outputs, items) are replaced by their sizes and item counts."""
+    webhook_wait: float = 30.0
+    """A2N_WEBHOOK_WAIT: seconds a webhook call waits for its run's answer (responseMode
+    lastNode or respondNode) before 504 with the execution id; the run goes on."""
 
     def __repr__(self) -> str:
         """Every setting, secrets left out: keys hidden, passwords inside URLs masked (a repr
@@ -365,4 +368,5 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "live_poll_interval": ("A2N_LIVE_POLL_INTERVAL", _seconds(0.05, 60)),
     "live_heartbeat": ("A2N_LIVE_HEARTBEAT", _seconds(1, 3600)),
     "live_message_bytes": ("A2N_LIVE_MESSAGE_BYTES", _integer(4096, 64 * 1024**2)),
+    "webhook_wait": ("A2N_WEBHOOK_WAIT", _seconds(0.1, 600)),
 }

@@ -7,9 +7,12 @@ or having started it. An execution the caller may not read does not exist for th
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
+
+from anyio import to_thread
 
 from application.caller import Caller
 from application.errors import NotFound
@@ -29,6 +32,7 @@ CHAIN_DEPTH = "chainDepth"
 """Trigger data: how many runs, each started by the end of the previous one, led to this run
 (see event_triggers.py); a sub-workflow inherits its parent's."""
 WAIT_POLL_SECONDS = 0.02
+MAX_POLL_SECONDS = 0.25
 
 
 def checked_items(items: Any) -> list[Item]:
@@ -46,9 +50,49 @@ def checked_items(items: Any) -> list[Item]:
         for index, item in enumerate(items)
         if not isinstance(item, dict)
     ]
+    wrong += [
+        Violation(f"/{index}{pointer}", UNSTORABLE)
+        for index, item in enumerate(items)
+        if isinstance(item, dict) and (pointer := unstorable(item)) is not None
+    ]
     if wrong:
         raise ValidationFailed(wrong[:20])
     return items
+
+
+UNSTORABLE = "holds a NUL character or half a surrogate pair, which cannot be stored"
+
+
+def unstorable(value: Any, pointer: str = "") -> str | None:
+    """The JSON pointer of the first string in `value` (object keys included) that PostgreSQL
+    cannot store as text or jsonb, if any: the read models would refuse the event holding it,
+    and stop."""
+    if isinstance(value, str):
+        return None if _storable(value) else pointer
+    if isinstance(value, list):
+        found = (unstorable(v, f"{pointer}/{i}") for i, v in enumerate(value))
+    elif isinstance(value, dict):
+        found = (
+            pointer if not _storable(k) else unstorable(v, f"{pointer}/{_escaped(k)}")
+            for k, v in value.items()
+        )
+    else:
+        return None
+    return next((p for p in found if p is not None), None)
+
+
+def _storable(text: str) -> bool:
+    if "\x00" in text:
+        return False
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _escaped(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")
 
 
 class ExecutionService:
@@ -180,6 +224,22 @@ class ExecutionService:
             time.sleep(WAIT_POLL_SECONDS)
             if self.app.revision(execution_id) != execution.version:
                 execution = self.app.load(execution_id, Execution)
+        return execution
+
+    async def wait_until(
+        self, execution_id: str, done: Callable[[Execution], bool], timeout: float
+    ) -> Execution:
+        """The execution once `done` holds for it, or as it is after `timeout` seconds: for
+        callers on the event loop, which must not hold a thread while they wait (webhooks
+        waiting for their answer). Polls back off from 20 ms to a quarter of a second."""
+        deadline = time.monotonic() + timeout
+        execution = await to_thread.run_sync(self.app.load, execution_id, Execution)
+        pause = WAIT_POLL_SECONDS
+        while not done(execution) and (left := deadline - time.monotonic()) > 0:
+            await asyncio.sleep(min(pause, left))
+            pause = min(pause * 1.5, MAX_POLL_SECONDS)
+            if await to_thread.run_sync(self.app.revision, execution_id) != execution.version:
+                execution = await to_thread.run_sync(self.app.load, execution_id, Execution)
         return execution
 
     def _queue(self, caller: Caller, execution: Execution, *, submit: bool) -> Recorded[Execution]:

@@ -87,6 +87,10 @@ class WorkflowHead(msgspec.Struct, frozen=True):
             is_public=workflow.is_public,
         )
 
+    @property
+    def owner_id(self) -> str:
+        return next(user for user, held in self.access.items() if held is Permission.OWNER)
+
     def permission_of(self, user_id: str) -> Permission | None:
         granted = self.granted_permission(user_id)
         if granted is None and self.is_public:

@@ -13,9 +13,11 @@ from application.ids import new_id
 from application.workflows.access import HasPermissions, access_check, change_workflow
 from application.workflows.app import WorkflowsApp
 from application.workflows.cache import DefinitionCache, MemoryStore, WorkflowHead
+from application.workflows.webhook_routes import WebhookRouteTable
 from domain.errors import InvalidState
 from domain.workflows.limits import DefinitionLimits
 from domain.workflows.permissions import Permission
+from domain.workflows.triggers import webhook_routes
 from domain.workflows.workflow import (
     DETAIL_FIELDS,
     PUBLISHING_FIELDS,
@@ -30,17 +32,22 @@ class WorkflowService:
     """Commands on workflows, plus reads of a workflow's past states from its events.
 
     Access checks and what runs are answered through `cache` (see application/workflows/
-    cache.py), in this process unless told otherwise."""
+    cache.py), in this process unless told otherwise. With `routes`, commands that change which
+    webhook paths an active workflow answers refuse paths another active workflow answers (see
+    application/workflows/webhook_routes.py); without, nothing is checked (tools and tests that
+    serve no webhooks)."""
 
     def __init__(
         self,
         app: WorkflowsApp,
         limits: DefinitionLimits | None = None,
         cache: DefinitionCache | None = None,
+        routes: WebhookRouteTable | None = None,
     ) -> None:
         self.app = app
         self.limits = limits or DefinitionLimits()
         self.cache = cache or DefinitionCache(MemoryStore())
+        self.routes = routes
 
     def create(
         self,
@@ -116,7 +123,9 @@ class WorkflowService:
     def activate(
         self, caller: Caller, workflow_id: str, *, expected_revision: int | None = None
     ) -> Recorded[Workflow]:
-        return self._change(
+        """Let triggers start the workflow; 409 when one of its webhook paths is another active
+        workflow's."""
+        return self._change_routes(
             caller, workflow_id, lambda w: w.activate(limits=self.limits), expected_revision
         )
 
@@ -240,10 +249,32 @@ class WorkflowService:
         *,
         expected_revision: int | None = None,
     ) -> Recorded[Workflow]:
-        """Make `version` the one triggered runs of this workflow execute."""
-        return self._change(
+        """Make `version` the one triggered runs of this workflow execute (for an active one,
+        409 when one of that version's webhook paths is another active workflow's)."""
+        return self._change_routes(
             caller, workflow_id, lambda w: w.publish_version(version), expected_revision
         )
+
+    def _change_routes(
+        self,
+        caller: Caller,
+        workflow_id: str,
+        command: Callable[[Workflow], Any],
+        expected_revision: int | None,
+    ) -> Recorded[Workflow]:
+        """A command after which the workflow may answer webhook paths it did not before:
+        checked and saved under the routes lock, so no other activation slips in between."""
+        if self.routes is None:
+            return self._change(caller, workflow_id, command, expected_revision)
+        with self.routes.exclusive(self.app) as refuse_taken:
+
+            def checked(workflow: Workflow) -> None:
+                command(workflow)
+                if workflow.is_active:
+                    running = workflow.definition_to_run(test=False).definition
+                    refuse_taken(workflow.id, webhook_routes(running))
+
+            return self._change(caller, workflow_id, checked, expected_revision)
 
     def revert_to_version(
         self,
@@ -276,6 +307,13 @@ class WorkflowService:
             raise InvalidState("the workflow is archived and can no longer run")
         number = head.version_to_run(test=test)
         return RunnableVersion(number, self._definition(workflow_id, number, workflow))
+
+    def runnable(self, workflow_id: str, *, test: bool) -> tuple[WorkflowHead, RunnableVersion]:
+        """For a trigger, which has no caller yet (its run is the owner's): the workflow's head
+        and what a run would execute, as `definition_to_run` decides without an access check."""
+        head, workflow = self._current(workflow_id)
+        number = head.version_to_run(test=test)
+        return head, RunnableVersion(number, self._definition(workflow_id, number, workflow))
 
     def version_definition(self, workflow_id: str, number: int) -> dict[str, Any]:
         """Definition version `number`, for a worker running an execution already admitted

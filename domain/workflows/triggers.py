@@ -2,13 +2,15 @@
 
 Each trigger's own config is checked by its JSON Schema (path, methods, auth mode, cron, time
 zone, event source); what a schema cannot see is the rest of the graph: two webhook triggers of
-one workflow answering the same path and method, or a webhook that promises to answer from a
+one workflow answering the same path (up to its parameters' names, see webhook_paths) and
+method, or a webhook that promises to answer from a
 respond_to_webhook node that no path from it reaches. `trigger_specs` reads a valid definition's
 trigger nodes into the flat shape the `workflow_trigger` read model and the trigger runners use.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,9 +23,12 @@ from croniter import croniter
 from domain.errors import Violation
 from domain.workflows.nodes.actions import RESPOND_TO_WEBHOOK
 from domain.workflows.nodes.triggers import DEFAULT_WEBHOOK_METHOD, EVENT, MANUAL, SCHEDULE, WEBHOOK
+from domain.workflows.webhook_paths import WebhookPath
 
 if TYPE_CHECKING:
     from domain.workflows.definition import CheckedNode, Edge
+
+_TRIGGER_IDS = uuid.UUID("6f1d3a52-5a0e-4c1e-9a53-2f7a9f1c0b7e")
 
 
 def webhook_methods(config: Mapping[str, Any]) -> list[str]:
@@ -116,6 +121,40 @@ def trigger_specs(definition: Mapping[str, Any]) -> list[TriggerSpec]:
     return specs
 
 
+def trigger_id(workflow_id: str, node_id: str) -> str:
+    """The stable id of a workflow's trigger node (workflow_trigger.id, Execution.trigger_id):
+    derived, so a rebuild of the read model gives the same ids."""
+    return str(uuid.uuid5(_TRIGGER_IDS, f"{workflow_id}/{node_id}"))
+
+
+@dataclass(frozen=True)
+class WebhookRoute:
+    """One webhook trigger of a definition: the pattern and the methods it answers."""
+
+    node_id: str
+    path: WebhookPath
+    methods: tuple[str, ...]
+
+    def claims(self) -> set[tuple[str, str]]:
+        """(method, shape) pairs: what no other route of the active workflows may answer."""
+        return {(method, self.path.shape) for method in self.methods}
+
+
+def webhook_routes(definition: Mapping[str, Any]) -> list[WebhookRoute]:
+    """The enabled webhook triggers of a valid, normalized definition."""
+    return [
+        WebhookRoute(spec.node_id, path, spec.webhook_methods or ())
+        for spec in trigger_specs(definition)
+        if spec.webhook_path is not None
+        and (path := WebhookPath.parse(spec.webhook_path)) is not None
+    ]
+
+
+def _shape(path: str) -> str:
+    parsed = WebhookPath.parse(path)
+    return parsed.shape if parsed is not None else path
+
+
 def next_cron_time(cron: str, timezone: str | None, after: datetime) -> datetime:
     """When a (valid) cron expression next fires after the aware moment `after`, in UTC; read
     in its time zone, so `0 9 * * *` in Europe/Paris stays at 09:00 local across DST changes."""
@@ -134,8 +173,9 @@ def trigger_violations(nodes: Sequence[CheckedNode], edges: Iterable[Edge]) -> l
     taken: dict[tuple[str, str], str] = {}
     for node in webhooks:
         path = str(node.config["path"])
+        shape = _shape(path)
         for method in webhook_methods(node.config):
-            other = taken.setdefault((method, path), node.id)
+            other = taken.setdefault((method, shape), node.id)
             if other != node.id:
                 violations.append(
                     Violation(

@@ -21,6 +21,26 @@ GRAPH: dict[str, Any] = {
     ],
     "connections": [{"source": "hook", "target": "set"}],
 }
+
+
+def with_own_paths(definition: dict[str, Any]) -> dict[str, Any]:
+    """`definition` with webhook paths no other workflow has (a suffix added to each): two
+    active workflows may not answer the same path, and every test shares one database."""
+    suffix = uuid.uuid4().hex[:12]
+    nodes = [
+        {**node, "config": {**node["config"], "path": f"{node['config']['path']}-{suffix}"}}
+        if node["type"] == "webhook_trigger"
+        else node
+        for node in definition["nodes"]
+    ]
+    return {**definition, "nodes": nodes}
+
+
+def webhook_graph() -> dict[str, Any]:
+    """GRAPH on a webhook path of its own."""
+    return with_own_paths(GRAPH)
+
+
 RUNNABLE: dict[str, Any] = {
     "nodes": [
         {"id": "start", "type": "manual_trigger", "name": "Start"},

@@ -3,6 +3,7 @@ the sign-in routes, refused with 429 problem+json, and each blocked window recor
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -20,7 +21,7 @@ from tests.integration.helpers import rows
 def limited(api_settings: Settings, client: TestClient[Any]) -> Iterator[TestClient[Any]]:
     """A second API process on the same database with tight limits; the session client's
     projectors keep the read models current for both."""
-    settings = replace(api_settings, rate_limits="read=2/60,write=off,auth=3/60")
+    settings = replace(api_settings, rate_limits="read=2/60,write=off,auth=3/60,webhook=2/60")
     with TestClient(create_app(settings), raise_server_exceptions=False) as limited_client:
         yield limited_client
 
@@ -46,6 +47,13 @@ def test_reads_are_counted_per_user_not_per_address(
         (f"user:{alice.user_id}",),
     )
     assert recorded == [("read", True)]
+
+
+def test_webhook_calls_are_counted_per_sender_address(limited: TestClient[Any]) -> None:
+    path = f"/webhook/unknown-{uuid.uuid4().hex}"
+    statuses = [limited.post(path, json={}).status_code for _ in range(3)]
+    assert statuses == [404, 404, 429]
+    assert "webhook" in limited.get(path).json()["detail"]
 
 
 def test_an_api_key_has_its_own_budget(limited: TestClient[Any], client: TestClient[Any]) -> None:

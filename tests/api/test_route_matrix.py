@@ -35,6 +35,7 @@ from tests.api.helpers import (
     run_seen,
     share,
     sign_up,
+    webhook_graph,
 )
 from tests.api.test_credentials import create_credential, share_credential
 from tests.integration.helpers import GRAPH
@@ -177,6 +178,11 @@ def execution(of: Callable[[World, Account], Account], *, ended: bool) -> Build:
 
 def own_workflow(**body: Any) -> Build:
     return lambda world, me: Call({"workflow_id": world.workflow(me, **body)})
+
+
+def own_hooked_workflow(world: World, me: Account) -> Call:
+    """A workflow of `me` with a webhook path of its own (active ones may not share one)."""
+    return Call({"workflow_id": world.workflow(me, definition=webhook_graph())})
 
 
 def foreign_workflow(world: World, me: Account) -> Call:
@@ -322,7 +328,7 @@ CASES: dict[str, Case] = {
         own=with_body(own_workflow(), GRAPH), foreign=with_body(foreign_workflow, GRAPH)
     ),
     "POST /workflows/{workflow_id:str}/activate": Case(
-        own=own_workflow(definition=GRAPH), foreign=foreign_workflow
+        own=own_hooked_workflow, foreign=foreign_workflow
     ),
     "POST /workflows/{workflow_id:str}/deactivate": Case(
         own=lambda w, me: Call({"workflow_id": activated(w, me)}), foreign=foreign_workflow
@@ -373,6 +379,9 @@ CASES: dict[str, Case] = {
     ),
     "POST /workflows/import": Case(own=lambda w, me: Call(body=N8N_WORKFLOW)),
     "GET /workflows/{workflow_id:str}/export": Case(own=own_workflow(), foreign=foreign_workflow),
+    "POST /workflows/{workflow_id:str}/webhook-test/listen": Case(
+        own=own_hooked_workflow, foreign=foreign_workflow
+    ),
     "POST /workflows/{workflow_id:str}/executions": Case(
         own=runnable(myself), foreign=runnable(somebody)
     ),
@@ -442,7 +451,7 @@ CASES: dict[str, Case] = {
 
 
 def activated(world: World, me: Account) -> str:
-    workflow_id = world.workflow(me, definition=GRAPH)
+    workflow_id = world.workflow(me, definition=webhook_graph())
     response = world.client.post(f"{API}/workflows/{workflow_id}/activate", headers=me)
     assert response.status_code == 200, response.text
     return workflow_id

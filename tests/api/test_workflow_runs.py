@@ -156,6 +156,7 @@ def test_a_run_still_going_is_not_retried(client: Client, user: Account) -> None
         ([1, 2], 422, "object"),
         (["text"], 422, "object"),
         ([[{}]], 422, "object"),
+        ([{"text": "a\u0000b"}], 422, "nul character"),  # jsonb cannot hold it
     ],
 )
 def test_input_items_must_be_an_array_of_objects(

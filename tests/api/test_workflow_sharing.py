@@ -22,6 +22,7 @@ from tests.api.helpers import (
     read,
     share,
     sign_up,
+    webhook_graph,
 )
 from tests.integration.helpers import table_contents
 
@@ -92,7 +93,7 @@ def test_each_level_may_do_what_it_includes_and_nothing_more(
     client: Client, cast: Cast, route: Route, level: str | None
 ) -> None:
     """No access: 404 as for a workflow that does not exist. Too little: 403, nothing stored."""
-    wid = create(client, cast.owner, definition=GRAPH)["id"]
+    wid = create(client, cast.owner, definition=webhook_graph())["id"]
     position = share(client, cast.owner, wid, cast.other.user_id, "VIEW")["position"]
     me = cast.owner if level == "OWNER" else cast.me
     if level not in (None, "OWNER"):

@@ -14,7 +14,7 @@ from projections.identity import use_key_ring
 from projections.rebuild import Rebuilder
 from projections.registry import projector_named
 from tests.api.conftest import PUBLIC_URL
-from tests.api.helpers import API, Account, create, read, sign_up
+from tests.api.helpers import API, Account, create, read, sign_up, with_own_paths
 
 Client = TestClient[Any]
 TRIGGERS = {
@@ -45,15 +45,17 @@ def triggers(client: Client, user: Account, workflow_id: str, position: int) -> 
 
 
 def test_each_trigger_node_is_listed_with_what_starts_it(client: Client, user: Account) -> None:
-    made = create(client, user, definition=TRIGGERS)
+    definition = with_own_paths(TRIGGERS)
+    path = definition["nodes"][0]["config"]["path"]
+    made = create(client, user, definition=definition)
     listed = triggers(client, user, made["id"], made["position"])
     assert sorted(listed) == ["daily", "every", "hook", "paid"]
     hook = listed["hook"]
     assert hook["type"] == "WEBHOOK"
     assert hook["nodeName"] == "Orders"
     assert hook["webhookMethods"] == ["POST"]
-    assert hook["webhookUrl"] == f"{PUBLIC_URL}/webhook/orders"
-    assert hook["webhookTestUrl"] == f"{PUBLIC_URL}/webhook-test/orders"
+    assert hook["webhookUrl"] == f"{PUBLIC_URL}/webhook/{path}"
+    assert hook["webhookTestUrl"] == f"{PUBLIC_URL}/webhook-test/{path}"
     assert (hook["webhookAuthMode"], hook["responseMode"]) == ("none", "immediately")
     assert hook["isActive"] is False
     assert hook["workflowVersion"] == 1
@@ -93,7 +95,7 @@ def test_a_new_definition_replaces_the_triggers_and_keeps_their_ids(
 
 
 def test_deactivating_and_archiving_stop_every_trigger(client: Client, user: Account) -> None:
-    made = create(client, user, definition=TRIGGERS)
+    made = create(client, user, definition=with_own_paths(TRIGGERS))
     client.post(f"{API}/workflows/{made['id']}/activate", headers=user)
     archived = client.post(f"{API}/workflows/{made['id']}/archive", headers=user)
     assert archived.status_code == 200, archived.text
@@ -123,7 +125,7 @@ def test_triggers_of_workflows_you_cannot_see_are_404(client: Client, user: Acco
 
 
 def test_trigger_rows_equal_a_rebuild_from_zero(client: Client, user: Account) -> None:
-    made = create(client, user, definition=TRIGGERS)
+    made = create(client, user, definition=with_own_paths(TRIGGERS))
     client.post(f"{API}/workflows/{made['id']}/activate", headers=user)
     read(client, user, f"/workflows/{made['id']}/triggers", made["position"])
     url = str(client.app.state.services.database.url)
@@ -135,10 +137,11 @@ def test_trigger_rows_equal_a_rebuild_from_zero(client: Client, user: Account) -
 
 
 def test_triggers_follow_the_published_version_not_the_draft(client: Client, user: Account) -> None:
-    made = create(client, user, definition=TRIGGERS)
+    definition = with_own_paths(TRIGGERS)
+    made = create(client, user, definition=definition)
     activated = client.post(f"{API}/workflows/{made['id']}/activate", headers=user)
     assert activated.json()["publishedVersion"] == 1
-    draft = {"nodes": [TRIGGERS["nodes"][0]], "connections": []}
+    draft = {"nodes": [definition["nodes"][0]], "connections": []}
     saved = client.put(f"{API}/workflows/{made['id']}/definition", json=draft, headers=user)
     assert saved.status_code == 200, saved.text
     listed = triggers(client, user, made["id"], saved.json()["position"])

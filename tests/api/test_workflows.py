@@ -6,7 +6,7 @@ from typing import Any
 
 from litestar.testing import TestClient
 
-from tests.api.helpers import API, GRAPH, Account, create, read, sign_up
+from tests.api.helpers import API, GRAPH, Account, create, read, sign_up, webhook_graph
 
 Client = TestClient[Any]
 
@@ -87,7 +87,7 @@ def test_saving_the_same_definition_again_records_nothing(
 
 
 def test_activate_deactivate_archive(client: Client, user: dict[str, str]) -> None:
-    wid = create(client, user, definition=GRAPH)["id"]
+    wid = create(client, user, definition=webhook_graph())["id"]
     activated = client.post(f"{API}/workflows/{wid}/activate", headers=user).json()
     assert activated["isActive"] is True
     shown = read(client, user, f"/workflows/{wid}", activated["position"])
@@ -130,7 +130,11 @@ def test_duplicate_copies_the_definition_into_a_new_workflow(
 def test_list_filters_and_paginates_newest_first(client: Client, user: dict[str, str]) -> None:
     made = [
         create(
-            client, user, definition=GRAPH, tags=[f"t{i % 2}"], category="ops" if i < 3 else "sales"
+            client,
+            user,
+            definition=webhook_graph(),
+            tags=[f"t{i % 2}"],
+            category="ops" if i < 3 else "sales",
         )
         for i in range(5)
     ]
@@ -204,7 +208,7 @@ def test_two_editors_with_the_same_if_match_one_wins_one_gets_412(
 def test_audit_history_lists_every_event_with_metadata(
     client: Client, user: dict[str, str]
 ) -> None:
-    created = create(client, user, definition=GRAPH)
+    created = create(client, user, definition=webhook_graph())
     wid = created["id"]
     client.patch(
         f"{API}/workflows/{wid}",

@@ -585,7 +585,8 @@ def test_all_violations_are_reported_at_once_with_exact_pointers_and_node_ids() 
             "/nodes/0/config/path",
             "hook",
             "must be path segments of letters, digits and - _ . ~ separated by /, "
-            "such as orders or orders/:id (no leading slash)",
+            "or after the first :name parameters with distinct names, such as orders or "
+            "orders/:id (no leading slash)",
         ),
         (
             "/nodes/1/config/method",

@@ -22,6 +22,7 @@ from croniter import CroniterBadDateError, croniter
 from jsonschema import Draft202012Validator, FormatChecker, ValidationError
 
 from domain.errors import Violation
+from domain.workflows.webhook_paths import is_webhook_path
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 MAX_CRON_LENGTH = 120
@@ -29,7 +30,6 @@ MAX_ERRORS_PER_CONFIG = 20
 
 # A fixed moment, so whether a cron expression ever fires does not depend on today's date.
 _CRON_REFERENCE = datetime(2001, 1, 1, tzinfo=UTC)
-_WEBHOOK_PATH = re.compile(r"[A-Za-z0-9_.~-]+(?:/[A-Za-z0-9_.~:-]+)*")
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}")
 _EVENT_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
 
@@ -44,7 +44,8 @@ FORMAT_MESSAGES = {
     "date-time": "must be an ISO 8601 date-time with a time zone, such as 2030-01-31T09:00:00Z",
     "http-url": "must be an http:// or https:// URL, or start with an expression {{ ... }}",
     "webhook-path": "must be path segments of letters, digits and - _ . ~ separated by /, "
-    "such as orders or orders/:id (no leading slash)",
+    "or after the first :name parameters with distinct names, such as orders or orders/:id "
+    "(no leading slash)",
     "header-name": "must be an HTTP header name such as X-Signature",
     "event-name": "must be 1 to 100 letters, digits and - _ . :",
     "uuid": "must be an id such as 0190d6a4-8e4b-7cc3-a7b6-3f1c2d4e5f60",
@@ -112,7 +113,7 @@ for _name, _check in {
     "timezone": is_time_zone,
     "date-time": is_date_time,
     "http-url": lambda v: v.startswith(("http://", "https://")) or v.lstrip().startswith("{{"),
-    "webhook-path": lambda v: len(v) <= 200 and _WEBHOOK_PATH.fullmatch(v) is not None,
+    "webhook-path": is_webhook_path,
     "header-name": lambda v: _HEADER_NAME.fullmatch(v) is not None,
     "event-name": lambda v: _EVENT_NAME.fullmatch(v) is not None,
     "uuid": is_uuid,

@@ -21,6 +21,7 @@ EXECUTION_EVENTS: dict[str, tuple[str, ...]] = {
 """The named events A2N publishes, with the run endings each stands for. Names under
 `execution.` are reserved for them (a typo there would never fire); others are free for
 events published from elsewhere."""
+DEFAULT_TIMESTAMP_HEADER = "X-A2N-Timestamp"
 CREDENTIAL_ID = {"type": "string", "format": "uuid", "description": "A credential's id"}
 
 
@@ -79,6 +80,13 @@ WEBHOOK = NodeType(
                         "description": "Header carrying the token (header) or signature (hmac)",
                     },
                     "algorithm": {"enum": ["sha256", "sha512"], "default": "sha256"},
+                    "timestampHeader": {
+                        "type": "string",
+                        "format": "header-name",
+                        "default": DEFAULT_TIMESTAMP_HEADER,
+                        "description": "hmac: header carrying the Unix time the sender signed "
+                        "at; the signature covers `timestamp.body`",
+                    },
                     "credentialId": {
                         **CREDENTIAL_ID,
                         "description": "Credential holding the expected token, user and "
@@ -112,14 +120,20 @@ WEBHOOK = NodeType(
             "headers": STRING_MAP,
             "query": {"type": "object"},
             "body": {},
+            "params": STRING_MAP,
         },
-        required=["method", "path", "headers", "query", "body"],
+        required=["method", "path", "headers", "query", "body", "params"],
     ),
     inputs=(),
     icon="webhook",
     color="#8b5cf6",
     documentation="Give either method or methods (default GET). The workflow must be active for "
-    "/webhook/{path}; /webhook-test/{path} runs the draft once while listening.",
+    "/webhook/{path}; /webhook-test/{path} runs the draft once while listening "
+    "(POST /api/v1/workflows/{id}/webhook-test/listen). Path segments after the first may be "
+    "parameters (orders/:id): the item's params hold them. The item's headers leave out "
+    "Authorization, Cookie and the auth header. hmac signs `timestamp + '.' + raw body` with "
+    "the credential's secret (hex, optionally prefixed `sha256=`); the timestamp (Unix seconds) "
+    "must be within 5 minutes and a signature is accepted once.",
     tags=("core", "trigger", "http"),
 )
 
