@@ -9,13 +9,12 @@ workflow_execution_run remembers it for each run until the run ends.
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from psycopg import Cursor, sql
 
 from domain.executions.execution import Execution
-from domain.workflows.triggers import trigger_specs
+from domain.workflows.triggers import trigger_id, trigger_specs
 from domain.workflows.workflow import Workflow
 from projections.projector import EventContext, Projector, jsonb
 
@@ -33,9 +32,6 @@ projector = Projector(
     about="workflow, workflow_version, workflow_trigger and workflow_share tables "
     "(with workflows' execution counters)",
 )
-# Trigger ids are derived, so a rebuild gives the same ids and executions can refer to them.
-_TRIGGER_IDS = uuid.UUID("6f1d3a52-5a0e-4c1e-9a53-2f7a9f1c0b7e")
-
 _JSON_DETAILS = frozenset({"tags"})
 
 _COUNTERS = "execution_count, success_count, failure_count, last_executed_at, avg_execution_time"
@@ -247,7 +243,7 @@ def _refresh_triggers(cur: Cursor[Any], event: Any) -> None:
             "event_status = EXCLUDED.event_status, event_name = EXCLUDED.event_name, "
             "updated_at = EXCLUDED.updated_at, user_id = EXCLUDED.user_id",
             {
-                "id": str(uuid.uuid5(_TRIGGER_IDS, f"{workflow_id}/{spec.node_id}")),
+                "id": trigger_id(workflow_id, spec.node_id),
                 "workflow_id": workflow_id,
                 "node_id": spec.node_id,
                 "node_name": spec.node_name,

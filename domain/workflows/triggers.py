@@ -9,6 +9,7 @@ trigger nodes into the flat shape the `workflow_trigger` read model and the trig
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +25,15 @@ from domain.workflows.nodes.triggers import DEFAULT_WEBHOOK_METHOD, EVENT, MANUA
 
 if TYPE_CHECKING:
     from domain.workflows.definition import CheckedNode, Edge
+
+
+_TRIGGER_IDS = uuid.UUID("6f1d3a52-5a0e-4c1e-9a53-2f7a9f1c0b7e")
+
+
+def trigger_id(workflow_id: str, node_id: str) -> str:
+    """The workflow_trigger id of a trigger node: derived, so a rebuild gives the same ids and
+    executions and schedules can refer to it without looking it up."""
+    return str(uuid.uuid5(_TRIGGER_IDS, f"{workflow_id}/{node_id}"))
 
 
 def webhook_methods(config: Mapping[str, Any]) -> list[str]:
