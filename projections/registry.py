@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from projections import audit, executions, identity, workflow_comments, workflows
+from projections import audit, executions, identity, schedules, workflow_comments, workflows
 from projections.projector import Projector
 
 PROJECTORS: tuple[Projector, ...] = (
@@ -10,6 +10,7 @@ PROJECTORS: tuple[Projector, ...] = (
     workflows.projector,
     workflow_comments.projector,
     executions.projector,
+    schedules.projector,
     audit.projector,
 )
 

@@ -93,6 +93,10 @@ class WorkflowHead(msgspec.Struct, frozen=True):
             return Permission.VIEW
         return granted
 
+    @property
+    def owner_id(self) -> str:
+        return next(user for user, level in self.access.items() if level is Permission.OWNER)
+
     def granted_permission(self, user_id: str) -> Permission | None:
         return self.access.get(user_id)
 

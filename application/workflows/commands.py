@@ -16,6 +16,7 @@ from application.workflows.cache import DefinitionCache, MemoryStore, WorkflowHe
 from domain.errors import InvalidState
 from domain.workflows.limits import DefinitionLimits
 from domain.workflows.permissions import Permission
+from domain.workflows.triggers import TriggerSpec, trigger_specs
 from domain.workflows.workflow import (
     DETAIL_FIELDS,
     PUBLISHING_FIELDS,
@@ -276,6 +277,15 @@ class WorkflowService:
             raise InvalidState("the workflow is archived and can no longer run")
         number = head.version_to_run(test=test)
         return RunnableVersion(number, self._definition(workflow_id, number, workflow))
+
+    def running_triggers(self, workflow_id: str) -> tuple[WorkflowHead, list[TriggerSpec]]:
+        """The workflow's head and the enabled trigger nodes of its published version (none
+        before one is published), from the event store and without an access check: for the
+        scheduler, which acts for the owner the head names."""
+        head, workflow = self._current(workflow_id)
+        if head.published_version is None:
+            return head, []
+        return head, trigger_specs(self._definition(workflow_id, head.published_version, workflow))
 
     def version_definition(self, workflow_id: str, number: int) -> dict[str, Any]:
         """Definition version `number`, for a worker running an execution already admitted

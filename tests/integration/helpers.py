@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable
@@ -14,6 +15,9 @@ from application.caller import Caller
 from application.crypto import KeyRing
 from application.eventstore import EventMetadata
 from application.executions.app import ExecutionsApp
+from application.executions.commands import ExecutionService
+from application.executions.engine import Engine, EngineLimits, WorkerServices
+from application.executions.nodes import RUNTIMES, RuntimeLimits, http_client
 from application.ids import new_id
 from application.workflows.commands import WorkflowService
 from domain.executions.execution import Execution, ExecutionMode
@@ -163,3 +167,23 @@ def record_run(
     elif outcome == "CANCELLED":
         execution.cancel("stopped by the user", 100)
     return RecordedRun(execution.id, app.record(meta, execution))
+
+
+def run_with_built_in_nodes(
+    executions: ExecutionService, workflows: WorkflowService, execution_id: str, worker: str
+) -> Execution:
+    """Run a queued execution to its end, as worker `worker` with the built-in node runtimes."""
+
+    async def run() -> Execution:
+        async with http_client() as client:
+            engine = Engine(
+                executions.app,
+                workflows.version_definition,
+                RUNTIMES,
+                WorkerServices(client, RuntimeLimits(), executions),
+                worker,
+                EngineLimits(heartbeat_seconds=0.05),
+            )
+            return await engine.run(execution_id)
+
+    return asyncio.run(run())
