@@ -17,6 +17,7 @@ from application.database import Database
 from application.eventstore import event_store_env
 from application.executions.app import ExecutionsApp
 from application.executions.commands import ExecutionService
+from application.executions.scheduler import scheduler_for
 from application.executions.workers import execution_transport, running_worker, worker_name
 from application.identity.app import IdentityApp
 from application.identity.authenticate import Authenticator
@@ -52,6 +53,10 @@ if TYPE_CHECKING:
     from projections.supervisor import ProjectionSupervisor
 
 
+SCHEDULER_STOP_SECONDS = 30.0
+"""How long shutdown waits for the scheduler to finish the round under way."""
+
+
 @dataclass
 class Services:
     settings: Settings
@@ -82,10 +87,11 @@ async def open_services(
     run_projectors: bool,
     send_mail: bool = False,
     run_workers: bool = False,
+    run_scheduler: bool = False,
 ) -> AsyncIterator[Services]:
     """Open pools and background tasks; close them in reverse order on exit. `send_mail` also
     runs the mail sender in this process when SMTP is configured, `run_workers` an execution
-    worker (`a2n up`)."""
+    worker, `run_scheduler` a scheduler candidate (`a2n up`)."""
     async with AsyncExitStack() as stack:
         pool = AsyncConnectionPool(
             database.url,
@@ -194,6 +200,15 @@ async def open_services(
             await stack.enter_async_context(
                 running_worker(settings, executions, workflows, leases, pool, name=name)
             )
+        if run_scheduler:
+            scheduler = scheduler_for(settings, database.url, executions, workflows, sync_pool)
+            stop_scheduling = threading.Event()
+            scheduling = threading.Thread(
+                target=scheduler.run, args=(stop_scheduling,), name="a2n-scheduler", daemon=True
+            )
+            scheduling.start()
+            stack.callback(scheduling.join, timeout=SCHEDULER_STOP_SECONDS)
+            stack.callback(stop_scheduling.set)
         yield Services(
             settings=settings,
             database=database,

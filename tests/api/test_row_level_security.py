@@ -36,6 +36,7 @@ APP_TABLES = {
     "execution_node_state",
     "execution_log",
     "execution_metrics",
+    "execution_schedule",
     "admin_daily_execution_stats",
 }
 """Every table the API's role may read; anything else (event store, data keys, verification
@@ -122,7 +123,13 @@ def test_without_a_user_nothing_private_is_visible(
 ) -> None:
     _, _, workflows = two_users
     with as_role(database_url, "a2n_app") as conn:
-        public = {"workflow", "workflow_version", "workflow_trigger", "node_definition"}
+        public = {
+            "workflow",
+            "workflow_version",
+            "workflow_trigger",
+            "execution_schedule",
+            "node_definition",
+        }
         for table in APP_TABLES - public:
             assert values(conn, f'SELECT 1 FROM "{table}"') == set(), table
         assert values(conn, "SELECT visibility::text FROM workflow") <= {"PUBLIC"}
