@@ -27,6 +27,7 @@ from tests.api.helpers import (
     share,
     sign_up,
 )
+from tests.api.test_row_level_security import as_role, values
 
 Client = TestClient[Any]
 
@@ -145,3 +146,17 @@ def test_an_unknown_or_malformed_schedule_is_404(client: Client, user: Account) 
     unknown = schedule_id("0190d6a4-8e4b-7cc3-a7b6-3f1c2d4e5f99", "tick")
     problem(client.get(f"{API}/schedules/{unknown}", headers=user), 404)
     problem(client.get(f"{API}/schedules"), 401)
+
+
+def test_row_level_security_shows_schedules_with_their_workflow(
+    client: Client, user: Account, database_url: str
+) -> None:
+    wid = scheduled_workflow(client, user)
+    stranger = sign_up(client)
+    mine = {schedule_id(wid, "tick"), schedule_id(wid, "daily")}
+    with as_role(database_url, "a2n_app", user.user_id) as conn:
+        assert mine <= values(conn, "SELECT id FROM execution_schedule")
+    with as_role(database_url, "a2n_app", stranger.user_id) as conn:
+        assert not mine & values(conn, "SELECT id FROM execution_schedule")
+    with as_role(database_url, "a2n_analyst") as conn:
+        assert mine <= values(conn, "SELECT id FROM execution_schedule")
