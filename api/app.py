@@ -22,6 +22,7 @@ from api.commands.identity import (
     UserCommands,
 )
 from api.commands.oauth import OAuthCommands, OAuthLinkCommands
+from api.commands.retention import RetentionCommands
 from api.commands.sign_in import SignInCommands, TwoFactorCommands
 from api.commands.workflow_comments import WorkflowCommentCommands
 from api.commands.workflow_import import WorkflowImportCommands
@@ -31,7 +32,7 @@ from api.middleware import request_context
 from api.problems import EXCEPTION_HANDLERS
 from api.queries.audit import AuditQueries
 from api.queries.credentials import CredentialQueries, CredentialTemplateQueries
-from api.queries.executions import ExecutionQueries, StatsQueries
+from api.queries.executions import ExecutionQueries, ScheduleQueries, StatsQueries
 from api.queries.identity import (
     MeQueries,
     OutboxQueries,
@@ -61,10 +62,11 @@ def create_app(
     run_projectors: bool = False,
     send_mail: bool = False,
     run_workers: bool = False,
+    run_scheduler: bool = False,
 ) -> Litestar:
-    """Build the app; `run_projectors`, `send_mail` and `run_workers` also run the projectors,
-    the mail sender (when SMTP is configured) and an execution worker in this process
-    (`a2n up`)."""
+    """Build the app; `run_projectors`, `send_mail`, `run_workers` and `run_scheduler` also run
+    the projectors, the mail sender (when SMTP is configured), an execution worker and a
+    scheduler candidate in this process (`a2n up`)."""
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -75,6 +77,7 @@ def create_app(
             run_projectors=run_projectors,
             send_mail=send_mail,
             run_workers=run_workers,
+            run_scheduler=run_scheduler,
         ) as found:
             app.state.services = found
             yield
@@ -113,7 +116,9 @@ def create_app(
                     ExecutionCommands,
                     WorkflowGalleryQueries,
                     ExecutionQueries,
+                    ScheduleQueries,
                     StatsQueries,
+                    RetentionCommands,
                     NodeQueries,
                     CredentialCommands,
                     CredentialQueries,

@@ -57,7 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
     up = commands.add_parser(
-        "up", help="migrate, then run the API, the projectors and a worker in one process"
+        "up",
+        help="migrate, then run the API, the projectors, a worker and the scheduler in one process",
     )
     _server_options(up)
     up.set_defaults(run=_up)
@@ -73,6 +74,22 @@ def _parser() -> argparse.ArgumentParser:
         "work", help="run execution workers only (needs REDIS_URL to share the queue)"
     )
     work.set_defaults(run=_work)
+    schedule = commands.add_parser(
+        "schedule",
+        help="run a scheduler candidate: the elected one fires schedules and runs retention "
+        "(needs REDIS_URL to reach the workers)",
+    )
+    schedule.set_defaults(run=_schedule)
+    retention = commands.add_parser(
+        "retention", help="prune read-model rows past their retention age"
+    )
+    retention.set_defaults(run=lambda _: _usage(retention))
+    retention_commands = retention.add_subparsers(title="retention commands", metavar="ACTION")
+    retention_commands.add_parser(
+        "run",
+        help="prune now (runs, logs, metrics, audit entries to the archive...), then refresh "
+        "daily_execution_stats",
+    ).set_defaults(run=_retention_run)
     project = commands.add_parser("project", help="run or operate the projectors")
     project.set_defaults(run=_project_run)
     project_commands = project.add_subparsers(title="project commands", metavar="ACTION")
@@ -221,7 +238,14 @@ def _up(args: argparse.Namespace) -> int:
     database = _database(settings)
     _say(f"database: {database.describe()}")
     _prepare(database)
-    return _run_server(settings, database, run_projectors=True, send_mail=True, run_workers=True)
+    return _run_server(
+        settings,
+        database,
+        run_projectors=True,
+        send_mail=True,
+        run_workers=True,
+        run_scheduler=True,
+    )
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -239,6 +263,7 @@ def _run_server(
     run_projectors: bool,
     send_mail: bool = False,
     run_workers: bool = False,
+    run_scheduler: bool = False,
 ) -> int:
     import asyncio
 
@@ -252,6 +277,7 @@ def _run_server(
         run_projectors=run_projectors,
         send_mail=send_mail,
         run_workers=run_workers,
+        run_scheduler=run_scheduler,
     )
     config = uvicorn.Config(
         app,
@@ -274,6 +300,7 @@ def _run_server(
             roles = _roles(
                 projectors=run_projectors,
                 workers=run_workers,
+                scheduler=run_scheduler,
                 mail_sender=send_mail and settings.smtp is not None,
             )
             print(f"A2N {roles} on {base}  (OpenAPI: {base}/schema/openapi.json)", flush=True)
@@ -354,33 +381,77 @@ def _project_run(args: argparse.Namespace) -> int:
 
 
 def _work(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    return _background_role(
+        settings,
+        "`a2n work`: without Redis the execution queue lives inside the `a2n up` or `a2n serve` "
+        "process, which runs its own worker",
+        started=f"workers running: {settings.worker_concurrency} executions at a time",
+        stopping="stopping workers (runs under way are handed to other workers)",
+        run_workers=True,
+    )
+
+
+def _schedule(args: argparse.Namespace) -> int:
+    return _background_role(
+        _settings(args),
+        "`a2n schedule`: without Redis the runs it queues would wait in its own memory, where "
+        "no worker looks; `a2n up` runs a scheduler beside its worker",
+        started="scheduler candidate running (the elected one fires schedules; the others "
+        "stand by)",
+        stopping="stopping the scheduler (another candidate takes over)",
+        run_scheduler=True,
+    )
+
+
+def _background_role(
+    settings: Settings, needs_redis: str, *, started: str, stopping: str, **roles: bool
+) -> int:
+    """Run `roles` (open_services flags) without the API until SIGTERM or Ctrl-C. They need
+    Redis to meet the other processes; `needs_redis` says why, for the error without it."""
     import asyncio
 
     from api.services import open_services
 
-    settings = _settings(args)
     if not settings.redis_url:
-        raise CommandError(
-            "REDIS_URL: required by `a2n work`: without Redis the execution queue lives inside "
-            "the `a2n up` or `a2n serve` process, which runs its own worker",
-            EXIT_USAGE,
-        )
+        raise CommandError(f"REDIS_URL: required by {needs_redis}", EXIT_USAGE)
     database = _database(settings)
 
     async def run() -> None:
-        stopping = asyncio.Event()
+        stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stopping.set)
-        async with open_services(settings, database, run_projectors=False, run_workers=True):
-            _say(
-                f"workers running: {settings.worker_concurrency} executions at a time "
-                f"on {database.describe()}"
-            )
-            await stopping.wait()
-            _say("stopping workers (runs under way are handed to other workers)")
+            loop.add_signal_handler(sig, stop.set)
+        async with open_services(settings, database, run_projectors=False, **roles):
+            _say(f"{started} on {database.describe()}")
+            await stop.wait()
+            _say(stopping)
 
     asyncio.run(run())
+    return 0
+
+
+def _retention_run(args: argparse.Namespace) -> int:
+    from application.retention import RetentionBusy, Rule, run_retention
+
+    database = _database(_settings(args))
+
+    def progress(rule: Rule, rows: int) -> None:
+        _say(f"retention: {rule.table}: {rule.about} older than {rule.keep}: {rows} rows so far")
+
+    try:
+        report = run_retention(database.url, progress=progress)
+    except RetentionBusy as exc:
+        raise CommandError(str(exc)) from None
+    for result in report.results:
+        rule = result.rule
+        if result.skipped:
+            print(f"{rule.name}: skipped ({result.skipped})")
+        else:
+            print(f"{rule.name}: {result.rows} rows of {rule.table} older than {rule.keep} pruned")
+    if report.refreshed:
+        print("daily_execution_stats: refreshed")
+    _say(f"retention done in {report.seconds:.1f} s")
     return 0
 
 

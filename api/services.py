@@ -25,6 +25,7 @@ from application.eventstore import event_store_env
 from application.executions.app import ExecutionsApp
 from application.executions.commands import ExecutionService
 from application.executions.progress import ProgressHub, ProgressNotices, RedisProgress
+from application.executions.scheduler import scheduler_for
 from application.executions.webhook_auth import ReplayGuard, VaultSecrets, WebhookAuth
 from application.executions.webhook_state import (
     MemoryExpiring,
@@ -67,6 +68,10 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
     from projections.supervisor import ProjectionSupervisor, RunnerState
+
+
+SCHEDULER_STOP_SECONDS = 30.0
+"""How long shutdown waits for the scheduler to finish the round under way."""
 
 
 @dataclass
@@ -113,10 +118,11 @@ async def open_services(
     run_projectors: bool,
     send_mail: bool = False,
     run_workers: bool = False,
+    run_scheduler: bool = False,
 ) -> AsyncIterator[Services]:
     """Open pools and background tasks; close them in reverse order on exit. `send_mail` also
     runs the mail sender in this process when SMTP is configured, `run_workers` an execution
-    worker (`a2n up`)."""
+    worker, `run_scheduler` a scheduler candidate (`a2n up`)."""
     async with AsyncExitStack() as stack:
         pool = AsyncConnectionPool(
             database.url,
@@ -251,6 +257,15 @@ async def open_services(
             process_managers = _process_managers(settings, database, executions)
             process_managers.start()
             stack.callback(process_managers.stop)
+        if run_scheduler:
+            scheduler = scheduler_for(settings, database.url, executions, workflows, sync_pool)
+            stop_scheduling = threading.Event()
+            scheduling = threading.Thread(
+                target=scheduler.run, args=(stop_scheduling,), name="a2n-scheduler", daemon=True
+            )
+            scheduling.start()
+            stack.callback(scheduling.join, timeout=SCHEDULER_STOP_SECONDS)
+            stack.callback(stop_scheduling.set)
         yield Services(
             settings=settings,
             database=database,

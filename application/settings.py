@@ -144,6 +144,17 @@ class Settings:
     webhook_wait: float = 30.0
     """A2N_WEBHOOK_WAIT: seconds a webhook call waits for its run's answer (responseMode
     lastNode or respondNode) before 504 with the execution id; the run goes on."""
+    scheduler_poll_interval: float = 1.0
+    """A2N_SCHEDULER_POLL_INTERVAL: seconds between the scheduler's looks at due schedules (it
+    wakes sooner for a schedule due sooner); also how often a standby tries to take over."""
+    scheduler_reconcile_interval: float = 10.0
+    """A2N_SCHEDULER_RECONCILE_INTERVAL: seconds between the scheduler's comparisons of the
+    active schedule triggers with the armed schedules."""
+    schedule_misfire_grace: float = 60.0
+    """A2N_SCHEDULE_MISFIRE_GRACE: seconds a due run may be late and still count as on time;
+    later (after downtime) it is missed and the trigger's misfire policy applies."""
+    retention_cron: str | None = "0 3 * * *"
+    """A2N_RETENTION_CRON: when the scheduler runs retention (cron, UTC), or `off`."""
 
     def __repr__(self) -> str:
         """Every setting, secrets left out: keys hidden, passwords inside URLs masked (a repr
@@ -319,6 +330,16 @@ def _mail_address(raw: str) -> str:
     return raw
 
 
+def _cron_or_off(raw: str) -> str | None:
+    from domain.workflows.nodes.schema import is_cron
+
+    if raw.lower() == "off":
+        return None
+    if not is_cron(raw):
+        raise ValueError(f"expected a cron expression such as '0 3 * * *', or off; got {raw!r}")
+    return raw
+
+
 def _host(raw: str) -> str:
     if any(ch.isspace() for ch in raw):
         raise ValueError(f"expected a host name or address, got {raw!r}")
@@ -369,4 +390,8 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "live_heartbeat": ("A2N_LIVE_HEARTBEAT", _seconds(1, 3600)),
     "live_message_bytes": ("A2N_LIVE_MESSAGE_BYTES", _integer(4096, 64 * 1024**2)),
     "webhook_wait": ("A2N_WEBHOOK_WAIT", _seconds(0.1, 600)),
+    "scheduler_poll_interval": ("A2N_SCHEDULER_POLL_INTERVAL", _seconds(0.05, 60)),
+    "scheduler_reconcile_interval": ("A2N_SCHEDULER_RECONCILE_INTERVAL", _seconds(0.1, 3600)),
+    "schedule_misfire_grace": ("A2N_SCHEDULE_MISFIRE_GRACE", _seconds(0, 24 * 3600)),
+    "retention_cron": ("A2N_RETENTION_CRON", _cron_or_off),
 }

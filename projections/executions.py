@@ -21,7 +21,7 @@ from psycopg import Cursor
 
 from domain.executions.execution import Execution
 from domain.executions.logs import LogLevel
-from projections.projector import EventContext, Projector, jsonb
+from projections.projector import EventContext, Projector, jsonb, update_stamped
 
 projector = Projector(
     "executions",
@@ -386,14 +386,7 @@ def _time_of(value: object) -> datetime | None:
 def _update_execution(
     cur: Cursor[Any], event: Any, assignments: str | None = None, *values: Any
 ) -> None:
-    """Apply `assignments` (if any) and stamp the row with the event's time and version."""
-    changes = f"{assignments}, " if assignments else ""
-    cur.execute(
-        f"UPDATE execution SET {changes}updated_at = %s, revision = %s WHERE id = %s",
-        (*values, event.timestamp, event.originator_version, event.originator_id),
-    )
-    if cur.rowcount != 1:
-        raise LookupError(f"execution {event.originator_id} is not in the execution table")
+    update_stamped(cur, "execution", event, assignments, *values)
 
 
 def _update_node(cur: Cursor[Any], event: Any, assignments: str, *values: Any) -> str:

@@ -81,6 +81,21 @@ class Projector:
         return self._handlers.get(topic, self._every_event)
 
 
+def update_stamped(
+    cur: Cursor[Any], table: str, event: Any, assignments: str | None = None, *values: Any
+) -> None:
+    """Apply `assignments` (if any) to the row of the event's aggregate in `table` (keyed `id`)
+    and stamp it with the event's time and version (`updated_at`, `revision`); the row must
+    exist."""
+    changes = f"{assignments}, " if assignments else ""
+    cur.execute(
+        f"UPDATE {table} SET {changes}updated_at = %s, revision = %s WHERE id = %s",
+        (*values, event.timestamp, event.originator_version, event.originator_id),
+    )
+    if cur.rowcount != 1:
+        raise LookupError(f"{event.originator_id} is not in the {table} table")
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, datetime | date):
         return value.isoformat()

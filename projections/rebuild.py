@@ -7,6 +7,11 @@ contents into the live tables with TRUNCATE + INSERT (TRUNCATE takes an ACCESS E
 readers of those tables wait for the swap to commit instead of seeing a half-filled table; the live
 projector then carries on from the rebuilt position). `verify` replays to exactly the live
 projector's position and compares the tables row by row.
+
+Both honour retention: rows that retention pruned from the live tables (application/retention.py)
+would come back from the events, so the recorded cutoffs are applied to the replayed tables before
+they are swapped in or compared. (A row older than a cutoff that was projected after that
+retention run is pruned by the rebuild one run early; `verify` reports it until the next run.)
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import psycopg
 from psycopg import sql
 
 from application.contexts import events_table
+from application.retention import prune_rebuilt
 from projections.projector import Projector
 from projections.runner import POSITION_CHANNEL, ProjectionRunner, lock_key
 
@@ -180,6 +186,7 @@ class Rebuilder:
         self._use_shadow(cur)
         while self.runner.apply_pending(cur, until=until).total:
             pass
+        prune_rebuilt(cur, self.projector.tables)
         return self.runner.tracked_positions(cur)
 
     def _heads(self, cur: psycopg.Cursor[Any]) -> dict[str, int]:

@@ -8,6 +8,7 @@ from projections import (
     event_triggers,
     executions,
     identity,
+    schedules,
     workflow_comments,
     workflows,
 )
@@ -19,6 +20,7 @@ PROJECTORS: tuple[Projector, ...] = (
     workflow_comments.projector,
     executions.projector,
     credentials.projector,
+    schedules.projector,
     audit.projector,
 )
 PROCESS_MANAGERS: tuple[Projector, ...] = (event_triggers.description,)

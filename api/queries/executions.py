@@ -1,4 +1,5 @@
-"""Execution queries: runs, their nodes, log lines and metrics; daily and per-workflow statistics.
+"""Execution queries: runs, their nodes, log lines and metrics; schedules; daily and per-workflow
+statistics.
 
 Runs are read from the executions projector's tables, which follow the Executions event log: a
 plain `A2N-Min-Position` is a position in that log (a run's commands answer one). Who may see a
@@ -31,6 +32,8 @@ from api.schemas.executions import (
     MetricRead,
     NodeStatePage,
     NodeStateRead,
+    SchedulePage,
+    ScheduleRead,
     WorkflowStatsRead,
 )
 from application.caller import Caller
@@ -38,24 +41,29 @@ from application.errors import InvalidParameter, NotFound
 from application.executions.live import FollowTiming, RunEvent, ended_at, follow, queued_at
 from application.executions.queries import (
     ExecutionFilter,
+    ScheduleFilter,
     execution_visible,
     get_execution,
+    get_schedule,
     list_daily_stats,
     list_executions,
     list_logs,
     list_metrics,
     list_node_states,
+    list_schedules,
     workflow_stats,
 )
 from application.ids import is_id
 from application.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
 from domain.executions.execution import ExecutionStatus
 from domain.executions.logs import LogLevel
+from domain.executions.schedule import ScheduleStatus
 
 AnyRequest = Request[Any, Any, Any]
 Limit = Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)]
 Cursor = Annotated[str | None, QueryParameter(max_length=512)]
 READS_EXECUTIONS = readers(("executions", "executions"), ("workflows", "workflows"))
+READS_SCHEDULES = readers(("schedules", "executions"), ("workflows", "workflows"))
 READS_COUNTERS = readers(("workflows", "executions"), ("workflows", "workflows"))
 """Workflow counters: kept by the workflows projector from the Executions log."""
 
@@ -281,6 +289,53 @@ async def _page_of_run(
         raise NotFound(execution_id)
     async with read_models(request) as conn:
         return await query(conn, caller.user_id, execution_id, **options)
+
+
+class ScheduleQueries(Controller):
+    path = "/schedules"
+    tags = ["executions"]
+    opt = needs("workflows:read", **READS_SCHEDULES)
+    before_request = staticmethod(wait_for_min_position)
+    dependencies = {"caller": Provide(current_actor, sync_to_thread=False)}
+
+    @get(
+        "/",
+        summary="Schedules of the workflows you own or that are shared with you: when each "
+        "runs next and how its firings went",
+    )
+    async def list(
+        self,
+        request: AnyRequest,
+        caller: NamedDependency[Caller],
+        workflow_id: Annotated[str | None, QueryParameter(name="workflowId", max_length=64)] = None,
+        status: FromQuery[ScheduleStatus | None] = None,
+        limit: Limit = DEFAULT_LIMIT,
+        cursor: Cursor = None,
+    ) -> SchedulePage:
+        if workflow_id is not None and not is_id(workflow_id):
+            raise InvalidParameter("workflowId", "is not a workflow id")
+        where = ScheduleFilter(
+            viewer_id=caller.user_id,
+            workflow_id=workflow_id,
+            status=None if status is None else str(status),
+        )
+        async with read_models(request) as conn:
+            page = await list_schedules(conn, where, limit=limit, cursor=cursor)
+        return SchedulePage(
+            items=[ScheduleRead.of_row(row) for row in page.items], next_cursor=page.next_cursor
+        )
+
+    @get("/{schedule_id:str}", summary="One schedule")
+    async def show(
+        self, request: AnyRequest, schedule_id: FromPath[str], caller: NamedDependency[Caller]
+    ) -> ScheduleRead:
+        if not is_id(schedule_id):
+            raise NotFound(schedule_id)
+        async with read_models(request) as conn:
+            row = await get_schedule(conn, caller.user_id, schedule_id)
+        if row is None:
+            raise NotFound(schedule_id)
+        return ScheduleRead.of_row(row)
 
 
 class StatsQueries(Controller):

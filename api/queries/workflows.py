@@ -122,7 +122,7 @@ class WorkflowQueries(Controller):
     @get(
         "/{workflow_id:str}/triggers",
         summary="The trigger nodes the workflow runs from, with webhook URLs and next run times",
-        opt=READS_WORKFLOWS,
+        opt=readers(("workflows", "workflows"), ("schedules", "executions")),
     )
     async def triggers(
         self, request: AnyRequest, workflow_id: FromPath[str], caller: NamedDependency[Caller]
@@ -229,13 +229,17 @@ async def workflow_page(
 
 
 def _trigger(row: dict[str, Any], base_url: str, now: datetime) -> TriggerRead:
-    path = row["webhook_path"]
-    cron = row["cron"]
+    """The answer for a trigger row: an armed schedule knows its next run time; else a cron
+    trigger of an active workflow shows when its schedule will fire once armed."""
+    fields = dict(row)
+    path = fields["webhook_path"]
+    cron = fields["cron"]
+    scheduled_at = fields.pop("scheduled_at")
+    if scheduled_at is None and cron and fields["is_active"]:
+        scheduled_at = next_cron_time(cron, fields["timezone"], now)
     return TriggerRead(
-        **row,
+        **fields,
         webhook_url=f"{base_url}/webhook/{path}" if path else None,
         webhook_test_url=f"{base_url}/webhook-test/{path}" if path else None,
-        next_run_at=next_cron_time(cron, row["timezone"], now)
-        if cron and row["is_active"]
-        else None,
+        next_run_at=scheduled_at,
     )

@@ -178,3 +178,39 @@ class WorkflowStatsRead(_Out):
             cancelled_count=ended - row["success_count"] - row["failure_count"],
             success_rate=row["success_count"] / ended if ended else None,
         )
+
+
+class ScheduleRead(_Out):
+    """A schedule of a schedule trigger node (GET /schedules)."""
+
+    id: str
+    workflow_id: str
+    trigger_id: str
+    node_id: str
+    status: str
+    """ARMED (it fires) or DISARMED."""
+    cron: str | None
+    interval_seconds: int | None
+    timezone: str | None
+    misfire: str
+    """runOnce or skip: what happens to runs missed while no scheduler ran."""
+    next_run_at: datetime | None
+    retry_at: datetime | None
+    """When a firing that failed is tried again."""
+    last_run_at: datetime | None
+    last_execution_id: str | None
+    run_count: int
+    missed_count: int
+    attempts: int
+    """Failed attempts to queue the latest failed occurrence's run; 0 after a run is queued."""
+    retries: int
+    last_error: str | None
+    disarmed_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+    revision: int
+
+
+class SchedulePage(_Out):
+    items: list[ScheduleRead]
+    next_cursor: str | None

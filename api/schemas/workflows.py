@@ -197,8 +197,9 @@ class FacetPage(_Out):
 class TriggerRead(_Out):
     """A trigger node of the definition the workflow runs (GET /workflows/{id}/triggers).
 
-    Webhook triggers carry the URLs that start them; cron schedules of an active workflow carry
-    when they fire next (interval schedules count from the scheduler's last run: null here)."""
+    Webhook triggers carry the URLs that start them; schedule triggers of an active workflow carry
+    when they fire next: their armed schedule's next run time (see GET /schedules), or before the
+    scheduler armed it, a cron trigger's next occurrence (an interval has none until armed)."""
 
     id: str
     node_id: str

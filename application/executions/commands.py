@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from anyio import to_thread
@@ -21,6 +21,7 @@ from application.executions.app import ExecutionsApp
 from application.executions.queue import ExecutionQueue
 from application.ids import new_id
 from application.workflows.commands import WorkflowService
+from domain.aggregate import Aggregate
 from domain.errors import InvalidState, ValidationFailed, Violation
 from domain.executions.execution import Execution, ExecutionMode, Item
 from domain.executions.graph import start_node, trigger_node_ids
@@ -114,16 +115,19 @@ class ExecutionService:
         mode: ExecutionMode | None = None,
         parent_execution_id: str | None = None,
         trigger_data: Mapping[str, Any] | None = None,
-        trigger: tuple[str, str] | None = None,
+        trigger: tuple[str, str | None] | None = None,
         submit: bool = True,
         execution_id: str | None = None,
+        together: Callable[[Execution], Iterable[Aggregate]] | None = None,
     ) -> Recorded[Execution]:
         """Queue a run of the workflow's published version (the latest draft when `test`)
         with `items`, starting at its manual trigger, or at the trigger node `trigger` names
         (node id, workflow_trigger id) when a webhook, schedule or event fired it. Without
         `submit` the caller runs it itself (a sub-workflow its parent waits for) or submits it
         later. A given `execution_id` that is taken already raises IntegrityError: the run was
-        started before (how a trigger that may fire twice starts one run)."""
+        started before (how a trigger that may fire twice starts one run). `together` is given
+        the new run once it passed every check, and returns aggregates of this context to save
+        with it, atomically (a schedule recording that it fired)."""
         input_items = checked_items(items)
         runnable = self.workflows.definition_to_run(caller, workflow_id, test=test)
         start_node_id, trigger_id = trigger or (start_node(runnable.definition), None)
@@ -142,7 +146,8 @@ class ExecutionService:
             priority=priority,
             parent_execution_id=parent_execution_id,
         )
-        return self._queue(caller, execution, submit=submit)
+        others = tuple(together(execution)) if together is not None else ()
+        return self._queue(caller, execution, *others, submit=submit)
 
     def start_child(
         self, parent: Execution, workflow_id: str, items: list[Item], *, submit: bool
@@ -242,8 +247,10 @@ class ExecutionService:
                 execution = await to_thread.run_sync(self.app.load, execution_id, Execution)
         return execution
 
-    def _queue(self, caller: Caller, execution: Execution, *, submit: bool) -> Recorded[Execution]:
-        position = self.app.record(caller.metadata(), execution)
+    def _queue(
+        self, caller: Caller, execution: Execution, *others: Aggregate, submit: bool
+    ) -> Recorded[Execution]:
+        position = self.app.record(caller.metadata(), execution, *others)
         if submit:
             self.queue.submit(execution.id, execution.priority)
         return Recorded(execution, position)

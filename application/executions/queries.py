@@ -1,6 +1,6 @@
 """Execution queries: read the projected `execution`, `execution_node_state`, `execution_log`,
-`execution_metrics` tables, `daily_execution_stats` and the workflows' run counters (never the
-event store).
+`execution_metrics`, `execution_schedule` tables, `daily_execution_stats` and the workflows' run
+counters (never the event store).
 
 A caller sees the runs they started and every run of the workflows they own or that are shared
 with them (any level), as the row-level security policies of migration 0017 say; each query says
@@ -143,23 +143,50 @@ async def list_executions(
     conn: AsyncConnection[Any], where: ExecutionFilter, *, limit: int, cursor: str | None
 ) -> Page[dict[str, Any]]:
     """The runs `where` selects, newest first (ids are time-ordered), `limit` per page."""
-    conditions: list[sql.Composable] = [sql.SQL(_VISIBLE)]
-    params: dict[str, Any] = {"viewer": where.viewer_id, "limit": limit + 1}
-    for condition, name, value in (
-        ("e.workflow_id = %(workflow)s", "workflow", where.workflow_id),
-        ("e.status = %(status)s::execution_status", "status", where.status),
-        ("e.created_at >= %(since)s", "since", where.since),
-        ("e.created_at < %(until)s", "until", where.until),
-    ):
-        if value is not None:
-            conditions.append(sql.SQL(condition))
-            params[name] = value
+    return await _page_by_id(
+        conn,
+        "execution e",
+        _select(SUMMARY_COLUMNS, "e"),
+        [
+            (_VISIBLE, "viewer", where.viewer_id),
+            ("e.workflow_id = %(workflow)s", "workflow", where.workflow_id),
+            ("e.status = %(status)s::execution_status", "status", where.status),
+            ("e.created_at >= %(since)s", "since", where.since),
+            ("e.created_at < %(until)s", "until", where.until),
+        ],
+        "e.id",
+        newest_first=True,
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+async def _page_by_id(
+    conn: AsyncConnection[Any],
+    table: str,
+    columns: sql.Composable,
+    filters: list[tuple[str, str, Any]],
+    id_column: str,
+    *,
+    newest_first: bool,
+    limit: int,
+    cursor: str | None,
+) -> Page[dict[str, Any]]:
+    """A page of rows of `table` ordered by their id, that match every filter (condition,
+    parameter name, value) whose value is not None."""
+    conditions = [sql.SQL(condition) for condition, _, value in filters if value is not None]
+    params: dict[str, Any] = {name: value for _, name, value in filters if value is not None}
+    params["limit"] = limit + 1
     if cursor is not None:
-        conditions.append(sql.SQL("e.id < %(after)s"))
+        conditions.append(sql.SQL(f"{id_column} {'<' if newest_first else '>'} %(after)s"))
         params["after"] = decode_cursor(cursor, ("id",))["id"]
-    query = sql.SQL(
-        "SELECT {} FROM execution e WHERE {} ORDER BY e.id DESC LIMIT %(limit)s"
-    ).format(_select(SUMMARY_COLUMNS, "e"), sql.SQL(" AND ").join(conditions))
+    query = sql.SQL("SELECT {} FROM {} WHERE {} ORDER BY {} {} LIMIT %(limit)s").format(
+        columns,
+        sql.SQL(table),
+        sql.SQL(" AND ").join(conditions),
+        sql.SQL(id_column),
+        sql.SQL("DESC" if newest_first else "ASC"),
+    )
     rows = await _all(conn, query, params)
     return page_of(rows, limit, lambda row: {"id": row["id"]})
 
@@ -310,3 +337,77 @@ async def _all(conn: AsyncConnection[Any], query: Any, params: Any) -> list[dict
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(query, params)
         return await cur.fetchall()
+
+
+# -- schedules --------------------------------------------------------------------------------
+
+SCHEDULE_COLUMNS = (
+    "id",
+    "workflow_id",
+    "trigger_id",
+    "node_id",
+    "status",
+    "cron",
+    "interval_seconds",
+    "timezone",
+    "misfire",
+    "next_run_at",
+    "retry_at",
+    "last_run_at",
+    "last_execution_id",
+    "run_count",
+    "missed_count",
+    "attempts",
+    "retries",
+    "last_error",
+    "disarmed_reason",
+    "created_at",
+    "updated_at",
+    "revision",
+)
+_SCHEDULE_VISIBLE = (
+    "(s.workflow_id IN (SELECT w.id FROM workflow w WHERE w.user_id = %(viewer)s) "
+    "OR s.workflow_id IN (SELECT ws.workflow_id FROM workflow_share ws "
+    "WHERE ws.user_id = %(viewer)s))"
+)
+"""Schedules of the workflows `viewer` owns or that are shared with them (at any level)."""
+
+
+@dataclass(frozen=True)
+class ScheduleFilter:
+    """GET /schedules filters; None means 'any'."""
+
+    viewer_id: str
+    workflow_id: str | None = None
+    status: str | None = None
+
+
+async def list_schedules(
+    conn: AsyncConnection[Any], where: ScheduleFilter, *, limit: int, cursor: str | None
+) -> Page[dict[str, Any]]:
+    """The schedules `where` selects, by id, `limit` per page."""
+    return await _page_by_id(
+        conn,
+        "execution_schedule s",
+        _select(SCHEDULE_COLUMNS, "s"),
+        [
+            (_SCHEDULE_VISIBLE, "viewer", where.viewer_id),
+            ("s.workflow_id = %(workflow)s", "workflow", where.workflow_id),
+            ("s.status = %(status)s::schedule_status", "status", where.status),
+        ],
+        "s.id",
+        newest_first=False,
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+async def get_schedule(
+    conn: AsyncConnection[Any], viewer_id: str, schedule_id: str
+) -> dict[str, Any] | None:
+    """One schedule, if `viewer_id` may see it."""
+    query = sql.SQL(
+        "SELECT {} FROM execution_schedule s WHERE s.id = %(id)s AND " + _SCHEDULE_VISIBLE
+    ).format(_select(SCHEDULE_COLUMNS, "s"))
+    found = await _all(conn, query, {"id": schedule_id, "viewer": viewer_id})
+    return found[0] if found else None

@@ -89,6 +89,7 @@ class WorkflowHead(msgspec.Struct, frozen=True):
 
     @property
     def owner_id(self) -> str:
+        """Whom the workflow's triggered runs act for."""
         return next(user for user, held in self.access.items() if held is Permission.OWNER)
 
     def permission_of(self, user_id: str) -> Permission | None:

@@ -17,7 +17,7 @@ from application.workflows.webhook_routes import WebhookRouteTable
 from domain.errors import InvalidState
 from domain.workflows.limits import DefinitionLimits
 from domain.workflows.permissions import Permission
-from domain.workflows.triggers import webhook_routes
+from domain.workflows.triggers import TriggerSpec, trigger_specs, webhook_routes
 from domain.workflows.workflow import (
     DETAIL_FIELDS,
     PUBLISHING_FIELDS,
@@ -314,6 +314,15 @@ class WorkflowService:
         head, workflow = self._current(workflow_id)
         number = head.version_to_run(test=test)
         return head, RunnableVersion(number, self._definition(workflow_id, number, workflow))
+
+    def running_triggers(self, workflow_id: str) -> tuple[WorkflowHead, list[TriggerSpec]]:
+        """The workflow's head and the enabled trigger nodes of its published version (none
+        before one is published), from the event store and without an access check: for the
+        scheduler, which acts for the owner the head names."""
+        head, workflow = self._current(workflow_id)
+        if head.published_version is None:
+            return head, []
+        return head, trigger_specs(self._definition(workflow_id, head.published_version, workflow))
 
     def version_definition(self, workflow_id: str, number: int) -> dict[str, Any]:
         """Definition version `number`, for a worker running an execution already admitted

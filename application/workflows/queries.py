@@ -226,12 +226,18 @@ TRIGGER_COLUMNS = (
 
 
 async def list_triggers(conn: AsyncConnection[Any], workflow_id: str) -> list[dict[str, Any]]:
-    """The trigger rows of one workflow, in node id order (a few per workflow: no paging)."""
+    """The trigger rows of one workflow, in node id order (a few per workflow: no paging), with
+    `scheduled_at`: the next run time of the trigger's armed schedule, if it has one."""
     query = sql.SQL(
-        "SELECT {} FROM workflow_trigger WHERE workflow_id = %s ORDER BY node_id"
+        "SELECT {}, s.next_run_at AS scheduled_at FROM workflow_trigger t "
+        "LEFT JOIN execution_schedule s ON s.workflow_id = t.workflow_id "
+        "AND s.node_id = t.node_id AND s.status = 'ARMED' "
+        "WHERE t.workflow_id = %s ORDER BY t.node_id"
     ).format(
         sql.SQL(", ").join(
-            sql.SQL("{}::text").format(sql.Identifier(n)) if n == "type" else sql.Identifier(n)
+            sql.SQL("t.{}::text AS {}").format(sql.Identifier(n), sql.Identifier(n))
+            if n == "type"
+            else sql.SQL("t.{}").format(sql.Identifier(n))
             for n in TRIGGER_COLUMNS
         )
     )

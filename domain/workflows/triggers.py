@@ -31,6 +31,12 @@ if TYPE_CHECKING:
 _TRIGGER_IDS = uuid.UUID("6f1d3a52-5a0e-4c1e-9a53-2f7a9f1c0b7e")
 
 
+def trigger_id(workflow_id: str, node_id: str) -> str:
+    """The workflow_trigger id of a trigger node: derived, so a rebuild gives the same ids and
+    executions and schedules can refer to it without looking it up."""
+    return str(uuid.uuid5(_TRIGGER_IDS, f"{workflow_id}/{node_id}"))
+
+
 def webhook_methods(config: Mapping[str, Any]) -> list[str]:
     """The HTTP methods a (valid) webhook trigger config answers."""
     methods = config.get("methods")
@@ -119,12 +125,6 @@ def trigger_specs(definition: Mapping[str, Any]) -> list[TriggerSpec]:
             spec = TriggerSpec(type=kind, **common)
         specs.append(spec)
     return specs
-
-
-def trigger_id(workflow_id: str, node_id: str) -> str:
-    """The stable id of a workflow's trigger node (workflow_trigger.id, Execution.trigger_id):
-    derived, so a rebuild of the read model gives the same ids."""
-    return str(uuid.uuid5(_TRIGGER_IDS, f"{workflow_id}/{node_id}"))
 
 
 @dataclass(frozen=True)

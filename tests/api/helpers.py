@@ -11,6 +11,7 @@ from typing import Any
 from litestar.testing import TestClient
 
 from application.executions.app import ExecutionsApp
+from application.executions.schedules import Change, ScheduleService
 from tests.integration.helpers import Outcome, RecordedRun, record_run
 
 API = "/api/v1"
@@ -57,6 +58,19 @@ SLOW: dict[str, Any] = {
     "connections": [{"source": "start", "target": "wait"}],
 }
 """A workflow whose runs stay RUNNING for ten minutes unless cancelled."""
+SCHEDULED: dict[str, Any] = {
+    "nodes": [
+        {"id": "tick", "type": "schedule_trigger", "config": {"intervalSeconds": 600}},
+        {
+            "id": "daily",
+            "type": "schedule_trigger",
+            "config": {"cron": "30 6 * * *", "timezone": "America/New_York", "misfire": "skip"},
+        },
+        {"id": "mark", "type": "set", "config": {"fields": {"ran": True}}},
+    ],
+    "connections": [{"source": "tick", "target": "mark"}, {"source": "daily", "target": "mark"}],
+}
+"""A workflow with two schedule triggers: every ten minutes, and daily at 06:30 in New York."""
 N8N_WORKFLOW: dict[str, Any] = {
     "name": "Tiny",
     "nodes": [
@@ -255,3 +269,28 @@ def live_events(
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/event-stream")
     return list(sse_messages(response.text.splitlines()))
+
+
+def schedules_of(client: TestClient[Any]) -> ScheduleService:
+    """The use case the scheduler calls, on the app's services (the test app runs no scheduler:
+    schedules would fire in every test's database)."""
+    found = client.app.state.services
+    return ScheduleService(found.executions, found.workflows)
+
+
+def executions_head(client: TestClient[Any]) -> int:
+    """Events stored in the executions context so far (schedules' events are there too)."""
+    return int(client.app.state.services.executions.app.head_position())
+
+
+def scheduled_workflow(client: TestClient[Any], user: Account) -> str:
+    """An active workflow of `user` with the SCHEDULED triggers, both armed and projected."""
+    made = create(client, user, definition=SCHEDULED)
+    activated = client.post(f"{API}/workflows/{made['id']}/activate", headers=user)
+    assert activated.status_code == 200, activated.text
+    service = schedules_of(client)
+    assert service.sync(made["id"], "tick") is Change.ARMED
+    assert service.sync(made["id"], "daily") is Change.ARMED
+    read(client, user, "/schedules", executions_head(client))
+    workflow_id: str = made["id"]
+    return workflow_id

@@ -42,6 +42,7 @@ def test_ready_reports_database_redis_and_every_projection(
         ("workflow_comments", "identity"),  # comment texts of erased authors
         ("executions", "executions"),
         ("credentials", "credentials"),
+        ("schedules", "executions"),
         ("audit_log", "identity"),
         ("audit_log", "workflows"),
         ("audit_log", "executions"),

@@ -21,6 +21,7 @@ from litestar.testing import TestClient
 from api.app import API_PREFIX, create_app
 from application.executions.app import ExecutionsApp
 from application.settings import Settings
+from domain.executions.schedule import schedule_id
 from tests.api.helpers import (
     API,
     N8N_WORKFLOW,
@@ -33,6 +34,7 @@ from tests.api.helpers import (
     published,
     run,
     run_seen,
+    scheduled_workflow,
     share,
     sign_up,
     webhook_graph,
@@ -263,6 +265,13 @@ def credential_shared(of: Callable[[World, Account], Account]) -> Build:
     return build
 
 
+def armed(of: Callable[[World, Account], Account]) -> Build:
+    """An armed schedule of a workflow of `of(world, me)`, in the read model."""
+    return lambda world, me: Call(
+        {"schedule_id": schedule_id(scheduled_workflow(world.client, of(world, me)), "tick")}
+    )
+
+
 def myself(world: World, me: Account) -> Account:
     return me
 
@@ -397,7 +406,10 @@ CASES: dict[str, Case] = {
     "GET /executions/{execution_id:str}/logs": Case(own=own_run, foreign=foreign_run),
     "GET /executions/{execution_id:str}/metrics": Case(own=own_run, foreign=foreign_run),
     "GET /executions/{execution_id:str}/events": Case(own=own_run, foreign=foreign_run),
+    "GET /schedules": Case(),
+    "GET /schedules/{schedule_id:str}": Case(own=armed(myself), foreign=armed(somebody)),
     "GET /stats/daily": Case(role="ADMIN"),
+    "POST /admin/retention/run": Case(role="ADMIN"),
     "GET /stats/workflows/{workflow_id:str}": Case(own=own_workflow(), foreign=foreign_workflow),
     "GET /nodes": Case(),
     "GET /nodes/{node_id:str}": Case(own=lambda w, me: Call({"node_id": "http_request"})),

@@ -38,6 +38,7 @@ APP_TABLES = {
     "execution_node_state",
     "execution_log",
     "execution_metrics",
+    "execution_schedule",
     "admin_daily_execution_stats",
     "credential",
     "credential_share",
@@ -136,6 +137,7 @@ def test_without_a_user_nothing_private_is_visible(
             "workflow_trigger",
             "node_definition",
             "credential_template",
+            "execution_schedule",
         }
         for table in APP_TABLES - public:
             assert values(conn, f'SELECT 1 FROM "{table}"') == set(), table

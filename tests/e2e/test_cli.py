@@ -5,8 +5,10 @@ from __future__ import annotations
 import base64
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +25,7 @@ from application.identity.personal_data import PersonalData
 from application.ids import new_id
 from application.workflows.commands import WorkflowService
 from domain.credentials.credential import Credential
-from tests.integration.helpers import CLI_KEYS, GRAPH, poison, populate
+from tests.integration.helpers import CLI_KEYS, GRAPH, poison, populate, rows
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -119,7 +121,7 @@ def test_project_status_rebuild_verify_and_resume(
     )
     unknown = a2n("project", "rebuild", "nope", database_url=url)
     assert unknown.returncode == 2
-    known = "identity, workflows, workflow_comments, executions, credentials, audit_log"
+    known = "identity, workflows, workflow_comments, executions, credentials, schedules, audit_log"
     assert f"known: {known}" in unknown.stderr
 
     wid = service.create(caller, name="victim", definition=GRAPH).aggregate.id
@@ -185,3 +187,65 @@ def test_keys_rotate_rewraps_credential_and_personal_data_keys(fresh_database_ur
 
     # Nothing needs version 1 any more: the ring may drop it.
     assert a2n("keys", "rotate", database_url=url, A2N_MASTER_KEYS=only_new_key).returncode == 0
+
+
+def test_retention_run_says_what_it_pruned(fresh_database_url: str) -> None:
+    with psycopg.connect(fresh_database_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO execution (id, status, start_time, end_time, created_at, updated_at, "
+            "workflow_id, workflow_version, user_id, mode, revision) VALUES ("
+            "'0190d6a4-8e4b-7cc3-a7b6-3f1c2d4e5fa1', 'SUCCESS', now() - interval '100 days', "
+            "now() - interval '100 days', now() - interval '100 days', now(), 'w', 1, 'u', "
+            "'manual', 3)"
+        )
+    result = a2n("retention", "run", database_url=fresh_database_url)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "execution.success: 1 rows of execution older than 90 days pruned" in lines
+    assert "execution.failed: 0 rows of execution older than 180 days pruned" in lines
+    assert "system_log: skipped (no table system_log)" in lines
+    assert lines[-1] == "daily_execution_stats: refreshed"
+    assert "retention done in" in result.stderr
+
+
+def test_schedule_needs_redis_to_reach_the_workers(fresh_database_url: str) -> None:
+    result = a2n("schedule", database_url=fresh_database_url, REDIS_URL="")
+    assert result.returncode == 2
+    assert result.stderr.startswith("a2n: REDIS_URL: required by `a2n schedule`")
+
+
+def test_schedule_runs_a_candidate_that_takes_the_lock_until_stopped(
+    fresh_database_url: str, redis_url: str
+) -> None:
+    environment = {
+        k: v for k, v in os.environ.items() if not k.startswith(("A2N_", "DATABASE_URL"))
+    }
+    environment.update(CLI_KEYS, DATABASE_URL=fresh_database_url, REDIS_URL=redis_url)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "schedule"],
+        cwd=ROOT,
+        env=environment,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    holders = (
+        "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+        "WHERE l.locktype = 'advisory' AND l.granted "
+        "AND a.application_name = 'a2n-scheduler-lock' AND a.datname = current_database()"
+    )
+    try:
+        assert process.stderr is not None
+        started = process.stderr.readline()
+        while "scheduler candidate running" not in started:
+            assert started, "a2n schedule exited before it ran"
+            started = process.stderr.readline()
+        deadline = time.monotonic() + 10
+        while rows(fresh_database_url, holders)[0][0] != 1:
+            assert time.monotonic() < deadline, "no scheduler took the lock"
+            time.sleep(0.1)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    assert "stopping the scheduler" in err
+    assert rows(fresh_database_url, holders)[0][0] == 0

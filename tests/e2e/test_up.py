@@ -44,6 +44,40 @@ def embedded_servers(data_dir: Path) -> list[psutil.Process]:
     return found
 
 
+def scheduled_runs_succeed(base: str, auth: dict[str, str]) -> bool:
+    """Activate a workflow that runs every second; true once the in-process scheduler queued
+    runs of it and the worker ran them."""
+    definition = {
+        "nodes": [
+            {"id": "tick", "type": "schedule_trigger", "config": {"intervalSeconds": 1}},
+            {"id": "mark", "type": "set", "config": {"fields": {"ran": True}}},
+        ],
+        "connections": [{"source": "tick", "target": "mark"}],
+    }
+    created = httpx.post(
+        f"{base}/api/v1/workflows",
+        json={"name": "every second", "definition": definition},
+        headers=auth,
+        timeout=10,
+    ).json()
+    activated = httpx.post(
+        f"{base}/api/v1/workflows/{created['id']}/activate", headers=auth, timeout=10
+    )
+    assert activated.status_code == 200, activated.text
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        runs = httpx.get(
+            f"{base}/api/v1/executions",
+            params={"workflowId": created["id"], "status": "SUCCESS"},
+            headers=auth,
+            timeout=10,
+        ).json()["items"]
+        if len(runs) >= 2:
+            return all(run["mode"] == "schedule" for run in runs)
+        time.sleep(0.3)
+    return False
+
+
 def test_up_with_embedded_postgres_serves_commands_and_queries(tmp_path: Path) -> None:
     port = free_port()
     data_dir = tmp_path / "state"
@@ -52,7 +86,12 @@ def test_up_with_embedded_postgres_serves_commands_and_queries(tmp_path: Path) -
         for k, v in os.environ.items()
         if not k.startswith(("A2N_", "DATABASE_URL", "REDIS_URL"))
     }
-    env.update(A2N_EMBEDDED_POSTGRES="always", A2N_DATA_DIR=str(data_dir), A2N_PORT=str(port))
+    env.update(
+        A2N_EMBEDDED_POSTGRES="always",
+        A2N_DATA_DIR=str(data_dir),
+        A2N_PORT=str(port),
+        A2N_SCHEDULER_RECONCILE_INTERVAL="0.5",
+    )
     process = subprocess.Popen(
         [sys.executable, "-m", "api.cli", "up"],
         cwd=ROOT,
@@ -80,13 +119,14 @@ def test_up_with_embedded_postgres_serves_commands_and_queries(tmp_path: Path) -
             timeout=10,
         )
         assert shown.json()["name"] == "embedded"
+        assert scheduled_runs_succeed(base, auth)
         assert httpx.get(f"{base}/ready", timeout=10).json()["database"] == "ok"
         assert embedded_servers(data_dir)
         assert (data_dir / "keys.json").stat().st_mode & 0o777 == 0o600
     finally:
         process.send_signal(signal.SIGTERM)
         out, err = process.communicate(timeout=30)
-    assert f"A2N API, projectors and workers on {base}" in out
+    assert f"A2N API, projectors, workers and scheduler on {base}" in out
     assert f"(OpenAPI: {base}/schema/openapi.json)" in out
     assert "embedded PostgreSQL in" in err
     deadline = time.monotonic() + 10

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable
@@ -17,6 +18,9 @@ from application.credentials.vault import CredentialVault
 from application.crypto import KeyRing
 from application.eventstore import EventMetadata, event_store_env
 from application.executions.app import ExecutionsApp
+from application.executions.commands import ExecutionService
+from application.executions.engine import Engine, EngineLimits, WorkerServices
+from application.executions.nodes import RUNTIMES, RuntimeLimits, http_client
 from application.ids import new_id
 from application.workflows.commands import WorkflowService
 from domain.executions.execution import Execution, ExecutionMode
@@ -174,3 +178,27 @@ def credential_vault(database_url: str) -> CredentialVault:
     tests whose runs use no credential); close `vault.app` afterwards."""
     app = CredentialsApp(env=event_store_env(database_url, pool_size=1))
     return CredentialVault(app, CredentialSealer(KeyRing.parse(KeyRing.generate())))
+
+
+def run_with_built_in_nodes(
+    executions: ExecutionService,
+    workflows: WorkflowService,
+    execution_id: str,
+    worker: str,
+    vault: CredentialVault,
+) -> Execution:
+    """Run a queued execution to its end, as worker `worker` with the built-in node runtimes."""
+
+    async def run() -> Execution:
+        async with http_client() as client:
+            engine = Engine(
+                executions.app,
+                workflows.version_definition,
+                RUNTIMES,
+                WorkerServices(client, RuntimeLimits(), executions, vault),
+                worker,
+                EngineLimits(heartbeat_seconds=0.05),
+            )
+            return await engine.run(execution_id)
+
+    return asyncio.run(run())

@@ -3,7 +3,6 @@ the real event store: the contract in application/executions/nodes/base.py holds
 
 from __future__ import annotations
 
-import asyncio
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,13 +15,11 @@ from application.credentials.vault import CredentialVault
 from application.eventstore import event_store_env
 from application.executions.app import ExecutionsApp
 from application.executions.commands import ExecutionService
-from application.executions.engine import Engine, EngineLimits, WorkerServices
-from application.executions.nodes import RUNTIMES, RuntimeLimits, http_client
 from application.executions.queue import MemoryQueue
 from application.workflows.app import WorkflowsApp
 from application.workflows.commands import WorkflowService
 from domain.executions.execution import Execution, ExecutionStatus, NodeStatus
-from tests.integration.helpers import credential_vault
+from tests.integration.helpers import credential_vault, run_with_built_in_nodes
 
 OWNER = Caller("0190d6a4-8e4b-7cc3-a7b6-3f1c2d4e5f71", correlation_id="req-built-in-nodes")
 
@@ -42,19 +39,9 @@ class Runs:
 
     def run(self, definition: dict[str, Any], items: list[Any]) -> Execution:
         queued = self.executions.start(OWNER, self.publish(definition), items)
-        return asyncio.run(self._run(queued.aggregate.id))
-
-    async def _run(self, execution_id: str) -> Execution:
-        async with http_client() as client:
-            engine = Engine(
-                self.executions.app,
-                self.workflows.version_definition,
-                RUNTIMES,
-                WorkerServices(client, RuntimeLimits(), self.executions, self.vault),
-                "worker-built-in",
-                EngineLimits(heartbeat_seconds=0.05),
-            )
-            return await engine.run(execution_id)
+        return run_with_built_in_nodes(
+            self.executions, self.workflows, queued.aggregate.id, "worker-built-in", self.vault
+        )
 
 
 @pytest.fixture

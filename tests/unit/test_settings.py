@@ -48,6 +48,8 @@ def test_values_are_parsed_and_blank_means_default() -> None:
         ("A2N_MAX_DEFINITION_NODES", "0", "A2N_MAX_DEFINITION_NODES: expected an integer from 1"),
         ("A2N_LOGIN_MAX_FAILURES", "0", "A2N_LOGIN_MAX_FAILURES: expected an integer from 1"),
         ("A2N_LOGIN_FAILURE_WINDOW", "1.5", "A2N_LOGIN_FAILURE_WINDOW: expected an integer"),
+        ("A2N_RETENTION_CRON", "daily", "A2N_RETENTION_CRON: expected a cron expression"),
+        ("A2N_SCHEDULER_POLL_INTERVAL", "0", "A2N_SCHEDULER_POLL_INTERVAL: expected seconds"),
     ],
 )
 def test_bad_values_name_the_variable(variable: str, value: str, message: str) -> None:
@@ -55,6 +57,20 @@ def test_bad_values_name_the_variable(variable: str, value: str, message: str) -
         Settings.from_env({variable: value})
     assert str(failure.value).startswith(message)
     assert "\n" not in str(failure.value)
+
+
+def test_the_scheduler_settings_and_retention_off() -> None:
+    assert Settings.from_env({}).retention_cron == "0 3 * * *"
+    settings = Settings.from_env(
+        {
+            "A2N_RETENTION_CRON": "OFF",
+            "A2N_SCHEDULE_MISFIRE_GRACE": "0",
+            "A2N_SCHEDULER_POLL_INTERVAL": "0.25",
+        }
+    )
+    assert (settings.retention_cron, settings.schedule_misfire_grace) == (None, 0.0)
+    assert settings.scheduler_poll_interval == 0.25
+    assert Settings.from_env({"A2N_RETENTION_CRON": "30 2 * * 0"}).retention_cron == "30 2 * * 0"
 
 
 def test_registration_is_open_by_default_or_by_invitation() -> None:

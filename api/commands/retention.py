@@ -1,0 +1,37 @@
+"""Operations commands: run retention now (the elected scheduler also runs it daily)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, post
+
+from api.auth import needs
+from api.context import check_command_body, services
+from api.schemas.operations import RetentionRun
+from application.errors import Conflict
+from application.retention import RetentionBusy, run_retention
+
+AnyRequest = Request[Any, Any, Any]
+
+
+class RetentionCommands(Controller):
+    path = "/admin/retention"
+    tags = ["admin"]
+    opt = needs("admin")
+    before_request = staticmethod(check_command_body)
+
+    @post(
+        "/run",
+        summary="Prune read-model rows past their retention age now, archive old audit entries "
+        "and refresh daily_execution_stats (ADMIN, OWNER); the event store keeps every event",
+        sync_to_thread=True,
+        status_code=200,
+    )
+    def run(self, request: AnyRequest) -> RetentionRun:
+        found = services(request)
+        try:
+            report = run_retention(found.database.url)
+        except RetentionBusy as exc:
+            raise Conflict(str(exc)) from None
+        return RetentionRun.of(report, found.executions.app.head_position())

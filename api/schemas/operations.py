@@ -1,0 +1,47 @@
+"""Response bodies of operations routes (camelCase JSON)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+
+from application.retention import Report, RuleResult
+
+
+class RetentionRuleRun(msgspec.Struct, rename="camel"):
+    """What one retention rule did."""
+
+    rule: str
+    table: str
+    older_than: str
+    """The age past which rows go (a PostgreSQL interval: `90 days`)."""
+    rows: int
+    """Rows deleted (audit_log: moved to audit_log_archive)."""
+    cutoff: datetime | None
+    skipped: str | None
+    """Why the rule did not run (its table does not exist here)."""
+
+    @classmethod
+    def of(cls, result: RuleResult) -> RetentionRuleRun:
+        rule = result.rule
+        return cls(rule.name, rule.table, rule.keep, result.rows, result.cutoff, result.skipped)
+
+
+class RetentionRun(msgspec.Struct, rename="camel"):
+    """POST /admin/retention/run: what was pruned, and whether the daily statistics were
+    refreshed. Retention records no event: `position` is the Executions log's head."""
+
+    rules: list[RetentionRuleRun]
+    refreshed: bool
+    seconds: float
+    position: int
+
+    @classmethod
+    def of(cls, report: Report, position: int) -> RetentionRun:
+        return cls(
+            [RetentionRuleRun.of(result) for result in report.results],
+            report.refreshed,
+            round(report.seconds, 3),
+            position,
+        )
