@@ -80,6 +80,16 @@ def audit_row(conn: psycopg.Connection[Any], at: datetime, position: int) -> str
     return row_id
 
 
+def credential_use(conn: psycopg.Connection[Any], at: datetime) -> str:
+    use_id = str(uuid.uuid4())
+    conn.execute(
+        "INSERT INTO credential_usage_log (id, credential_id, owner_id, user_id, used_at) "
+        "VALUES (%s, 'cred-1', %s, %s, %s)",
+        (use_id, USER, USER, at),
+    )
+    return use_id
+
+
 def ids(url: str, table: str) -> set[str]:
     return {row[0] for row in rows(url, f"SELECT id FROM {table}")}
 
@@ -112,6 +122,8 @@ def test_retention_prunes_exactly_the_rows_past_their_age(fresh_database_url: st
         kept_metric = metric(conn, success_new, now - 150 * day, version=3)
         archived = audit_row(conn, now - timedelta(days=2 * 365 + 2), 1)
         kept_audit = audit_row(conn, now - timedelta(days=2 * 365 - 2), 2)
+        old_use = credential_use(conn, now - 367 * day)
+        kept_use = credential_use(conn, now - 363 * day)
     assert rows(url, "SELECT count(*) FROM daily_execution_stats")[0][0] == 0
 
     report = run_retention(url, batch_size=2)  # several batches per rule
@@ -125,6 +137,7 @@ def test_retention_prunes_exactly_the_rows_past_their_age(fresh_database_url: st
         # old_metric (200 days) and running's (400 days); failed_new's (179 days) stays
         "execution_metrics": 2,
         "audit_log": 1,
+        "credential_usage_log": 1,
     }
     skipped = {result.rule.table: result.skipped for result in report.results if result.skipped}
     assert skipped == {table: f"no table {table}" for table in missing_tables(url)}
@@ -138,6 +151,8 @@ def test_retention_prunes_exactly_the_rows_past_their_age(fresh_database_url: st
     assert old_metric not in ids(url, "execution_metrics")
     assert kept_metric in ids(url, "execution_metrics")
     assert ids(url, "audit_log") == {kept_audit}
+    assert old_use not in ids(url, "credential_usage_log")
+    assert kept_use in ids(url, "credential_usage_log")
     moved = rows(url, "SELECT id, user_id, archived_at FROM audit_log_archive")
     assert [(r[0], r[1]) for r in moved] == [(archived, USER)]
     assert moved[0][2] >= now
