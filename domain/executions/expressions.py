@@ -70,11 +70,13 @@ from typing import Any, NamedTuple, TypeVar
 from domain.workflows.nodes.schema import pointer_of
 
 __all__ = [
+    "FUNCTION_NAMES",
     "MAX_DEPTH",
     "MAX_EXPRESSION_LENGTH",
     "MAX_INT_BITS",
     "MAX_ITEMS",
     "MAX_TEXT_LENGTH",
+    "VARIABLES",
     "ExpressionError",
     "Scope",
     "Template",
@@ -597,6 +599,7 @@ _FUNCTIONS: dict[str, _Function] = {
     "max": _Function(_extreme(max), 1),
     "coalesce": _Function(_coalesce, 1),
 }
+FUNCTION_NAMES = frozenset(_FUNCTIONS)
 
 
 # -- the tree -------------------------------------------------------------------------------

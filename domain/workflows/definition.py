@@ -1,10 +1,10 @@
 """Shape rules of a workflow definition: the graph of nodes and connections a run follows.
 
 A definition is plain JSON (the spec's shape): `nodes`, `connections`, `variables`, `settings`.
-Each node's type must be in the node registry, its config must match the type's JSON Schema, and
-each connection must join an output handle of one node to an input handle of another, without
-cycles. All violations are reported together, each with a JSON pointer into the definition and
-the id of the node it concerns.
+Each node's type must be in the node registry, its config must match the type's JSON Schema and
+every `{{ ... }}` in its config strings must parse, and each connection must join an output
+handle of one node to an input handle of another, without cycles. All violations are reported
+together, each with a JSON pointer into the definition and the id of the node it concerns.
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from domain.errors import Violation
+from domain.executions.expressions import expression_violations
 from domain.workflows.limits import DefinitionLimits
 from domain.workflows.nodes import BUILT_IN_NODES, NodeRegistry, NodeType
-from domain.workflows.nodes.schema import is_uuid
+from domain.workflows.nodes.schema import MAX_ERRORS_PER_CONFIG, is_uuid, pointer_of
 from domain.workflows.triggers import trigger_violations
 
 DEFAULT_SOURCE_HANDLE = "output"
@@ -197,7 +198,11 @@ def _check_nodes(
         own += type_violations
         config = node.get("config", {})
         judged = node_type is not None and isinstance(config, Mapping)  # else reported above
-        config_violations = node_type.config_violations(config) if judged and node_type else []
+        config_violations = (
+            node_type.config_violations(config) + _expression_violations(config, node_type)
+            if judged and node_type
+            else []
+        )
         own += [v.under(f"{at}/config") for v in config_violations]
         node_id = node.get("id")
         if isinstance(node_id, str) and seen_ids.get(node_id) == index:
@@ -207,6 +212,40 @@ def _check_nodes(
         named = node_id if isinstance(node_id, str) and node_id in seen_ids else None
         violations += [v.about(named) for v in own]
     return checked, violations
+
+
+def _expression_violations(config: Mapping[str, Any], node_type: NodeType) -> list[Violation]:
+    """Each config string whose `{{ ... }}` parts do not parse, in config order (at most
+    MAX_ERRORS_PER_CONFIG), so a syntax error is refused when the definition is saved rather than
+    met when a run reaches the node. Fields the type takes literally are not read."""
+    found: list[Violation] = []
+    pending: list[tuple[str, Any]] = [
+        (pointer_of([key]), value)
+        for key, value in reversed(list(config.items()))
+        if key not in node_type.literal_fields
+    ]
+    while pending:  # a stack of what is left, in config order
+        pointer, value = pending.pop()
+        if isinstance(value, str):
+            if "{{" in value:
+                found += [
+                    Violation(pointer, f"does not parse as an expression: {error}")
+                    for error in expression_violations(value)
+                ]
+        elif isinstance(value, Mapping):
+            pending += [
+                (pointer + pointer_of([str(k)]), v) for k, v in reversed(list(value.items()))
+            ]
+        elif _is_list(value):
+            pending += [(f"{pointer}/{i}", v) for i, v in reversed(list(enumerate(value)))]
+        if len(found) > MAX_ERRORS_PER_CONFIG:
+            return [
+                *found[:MAX_ERRORS_PER_CONFIG],
+                Violation(
+                    "", f"has more expression errors; the first {MAX_ERRORS_PER_CONFIG} are listed"
+                ),
+            ]
+    return found
 
 
 def _id_and_name_violations(

@@ -407,3 +407,42 @@ def test_definition_errors_name_the_node_and_point_into_it(
             "nodeId": "tick",
         },
     ]
+
+
+@pytest.mark.usefixtures("unchanged")
+def test_an_expression_that_does_not_parse_is_422_at_its_string_and_node(
+    client: Client, user: dict[str, str], workflow: Any
+) -> None:
+    definition = {
+        "nodes": [
+            {"id": "hook", "type": "webhook_trigger", "config": {"path": "in"}},
+            {"id": "check", "type": "if", "config": {"condition": "{{ $json.total === 100 }}"}},
+            {
+                "id": "label",
+                "type": "set",
+                "config": {"fields": {"who": "{{ lower($json.name) }}", "tags": ["{{ 1 + }}"]}},
+            },
+            {"id": "py", "type": "code", "config": {"code": "return [{'t': '{{ x'}]"}},
+        ],
+        "connections": [
+            {"source": "hook", "target": "check"},
+            {"source": "check", "target": "label", "sourceHandle": "true"},
+            {"source": "label", "target": "py"},
+        ],
+    }
+    path = f"{API}/workflows/{workflow['id']}/definition"
+    response = client.put(path, json=definition, headers=user)
+    assert problem(response, 422)["errors"] == [
+        {
+            "message": "does not parse as an expression: `===` is JavaScript: write == "
+            "(at offset 15)",
+            "pointer": "/nodes/1/config/condition",
+            "nodeId": "check",
+        },
+        {
+            "message": "does not parse as an expression: unexpected `}}`, expected a value "
+            "(at offset 7)",
+            "pointer": "/nodes/2/config/fields/tags/0",
+            "nodeId": "label",
+        },
+    ]

@@ -245,8 +245,8 @@ def test_n8n_credentials_are_reported_missing(client: Client, user: dict[str, st
         ("Get orders", "get-orders"),
     }
     nodes = {n["id"]: n for n in imported["definition"]["nodes"]}
-    assert nodes["get-customers"]["type"] == "http_request"
-    assert "credentials" not in nodes["get-customers"]["config"]
+    assert nodes["get-orders"]["type"] == "http_request"
+    assert "credentials" not in nodes["get-orders"]["config"]
 
 
 def test_n8n_credentials_resolve_by_name_to_the_importers_own(client: Client) -> None:

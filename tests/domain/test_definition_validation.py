@@ -329,6 +329,109 @@ def test_invalid_configs_are_explained(
         assert found[f"/nodes/0/config{pointer}"].startswith(start)
 
 
+# -- expressions -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("node_type", "config"),
+    [
+        ("if", {"condition": "{{ contains(lower($json.tags), 'vip') or not $json.ok }}"}),
+        ("filter", {"condition": "{{ $json.items.length > 0 and startsWith($json.sku, 'A') }}"}),
+        ("switch", {"rules": ['{{ $node["Fetch"].json.kind == "a" }}', True]}),
+        ("set", {"fields": {"n": "{{ round($json.price * 1.2, 2) }}", "t": "{{ {a: [1]} }}"}}),
+        ("http_request", {"url": "https://x/{{ $json.id }}", "headers": {"A": "{{ $vars.k }}"}}),
+        ("respond_to_webhook", {"statusCode": "{{ 200 + 1 }}", "body": {"at": "{{ $now }}"}}),
+        ("wait", {"seconds": "{{ coalesce($json.delay, 5) }}"}),
+        ("set", {"fields": {"brace": 'a literal {{ "{{" }} in text'}}),
+    ],
+)
+def test_expressions_that_parse_pass(node_type: str, config: dict[str, Any]) -> None:
+    assert config_pointers(node_type, config) == {}
+
+
+@pytest.mark.parametrize(
+    ("node_type", "config", "expected"),
+    [
+        ("if", {"condition": "{{ $json.a === 1 }}"}, {"/condition": "`===` is JavaScript"}),
+        ("filter", {"condition": "{{ $json.s.trim() }}"}, {"/condition": "only functions are"}),
+        ("switch", {"rules": [True, "{{ $json.a && $json.b }}"]}, {"/rules/1": "`&&` is"}),
+        ("set", {"fields": {"a": {"b": ["ok", "x {{ $input.first() }}"]}}}, {"/fields/a/b/1": ""}),
+        ("http_request", {"url": "https://x/{{ $json.id", "method": "GET"}, {"/url": "`{{` is"}),
+        ("http_request", {"url": "https://x", "body": {"q": "{{ 1 + }}"}}, {"/body/q": ""}),
+        ("http_request", {"url": "https://x", "query": {"q": "{{ nope(1) }}"}}, {"/query/q": ""}),
+        ("respond_to_webhook", {"headers": {"X-A": "{{ }}"}}, {"/headers/X-A": "empty"}),
+        ("wait", {"seconds": "{{ $json.delay ?? 5 }}"}, {"/seconds": "A2N has no `?:`"}),
+    ],
+)
+def test_expressions_that_do_not_parse_are_refused_at_their_string(
+    node_type: str, config: dict[str, Any], expected: dict[str, str]
+) -> None:
+    violations = definition_violations(graph(node("n", node_type, config=config)))
+    assert {(v.pointer, v.node_id) for v in violations} == {
+        (f"/nodes/0/config{p}", "n") for p in expected
+    }
+    for violation in violations:
+        pointer = violation.pointer.removeprefix("/nodes/0/config")
+        assert violation.message.startswith("does not parse as an expression: " + expected[pointer])
+        assert "(at offset " in violation.message
+
+
+def test_each_broken_expression_of_a_string_is_reported() -> None:
+    config = {"fields": {"t": "{{ (1 }} fine {{ 2 }} and {{ 3 + }}"}}
+    found = definition_violations(graph(node("s", "set", config=config)))
+    assert [v.message for v in found] == [
+        "does not parse as an expression: unexpected `}}`, expected `)` (at offset 6)",
+        "does not parse as an expression: unexpected `}}`, expected a value (at offset 33)",
+    ]
+
+
+def test_a_code_nodes_code_is_never_read_as_an_expression() -> None:
+    code = "template = '{{ name }'\nreturn [{'t': template}] if items else []"
+    assert config_pointers("code", {"language": "python", "code": code}) == {}
+    # Only the code itself is taken literally.
+    broken = {"code": "return items;", "language": "{{ x"}
+    assert [v.message for v in definition_violations(graph(node("c", "code", config=broken)))] == [
+        "must be one of: python, javascript",
+        "does not parse as an expression: `{{` is never closed by `}}` (at offset 0)",
+    ]
+
+
+def test_keys_and_other_values_are_not_read_as_expressions() -> None:
+    config = {"fields": {"{{ key": 1, "flag": True, "none": None, "n": 2.5}}
+    assert config_pointers("set", config) == {}
+
+
+def test_broken_expressions_of_one_config_are_capped() -> None:
+    config = {"fields": {f"f{i:02}": "{{ ! }}" for i in range(30)}}
+    found = definition_violations(graph(node("s", "set", config=config)))
+    assert len(found) == 21
+    assert found[0].pointer == "/nodes/0/config/fields/f00"
+    assert found[-1] == Violation(
+        "/nodes/0/config", "has more expression errors; the first 20 are listed", "s"
+    )
+
+
+def test_a_stored_version_with_a_broken_expression_still_loads() -> None:
+    """Versions saved before expressions were checked replay as they were: the rule applies to
+    commands (create, revise), never to events."""
+    good = graph(node("m", "manual_trigger"), node("s", "set", config={"fields": {"a": "{{ 1 }}"}}))
+    workflow = Workflow.create(
+        workflow_id="w-1", owner_id="u-1", name="Old", version_id="v-1", definition=good
+    )
+    broken = normalize_definition(good)
+    broken["nodes"][1]["config"]["fields"]["a"] = "{{ $json.a === 1 }}"
+    with pytest.raises(ValidationFailed):
+        workflow.revise(broken, version_id="v-2")
+    workflow._version_created(  # as an event stored before the rule existed would replay
+        version_id="v-2", version=2, definition=broken, change_message=None
+    )
+    copy: Workflow | None = None
+    for stored in workflow.collect_events():
+        copy = stored.mutate(copy)  # type: ignore[arg-type]
+    assert copy is not None
+    assert copy.definition_of(2) == broken
+
+
 # -- handles -----------------------------------------------------------------------------------
 
 

@@ -17,6 +17,7 @@ from domain.workflows.credentials import with_credentials
 from domain.workflows.definition import definition_violations
 from domain.workflows.limits import DefinitionLimits
 from domain.workflows.n8n import convert, repair
+from domain.workflows.n8n.expressions import MAX_REWRITES, problems_in, template
 from domain.workflows.n8n.nodes import MAPPERS
 from domain.workflows.nodes import BUILT_IN_NODES
 from domain.workflows.transfer import IssueKind, WorkflowDraft
@@ -101,8 +102,10 @@ def test_every_fixture_imports_into_a_valid_definition(path: Path) -> None:
     draft = imported(document, dict.fromkeys(names, CREDENTIAL_ID))
     for node in draft.definition["nodes"]:
         assert_config_valid(node)
-    # With every credential found, nothing needed repairing: each mapped config was valid.
-    assert IssueKind.INVALID_CONFIG not in kinds(draft.issues)
+    # With every credential found, only nodes holding expressions A2N cannot read needed
+    # repairing (they became placeholders): every other mapped config was valid.
+    repaired = {i.node_id for i in draft.issues if i.kind is IssueKind.INVALID_CONFIG}
+    assert repaired == {i.node_id for i in draft.issues if i.kind is IssueKind.EXPRESSION}
     assert IssueKind.MISSING_CREDENTIAL not in kinds(draft.issues)
     sticky = sum(n["type"] == "n8n-nodes-base.stickyNote" for n in document["nodes"])
     assert len({o.pointer for o in draft.origins.values()}) == len(document["nodes"]) - sticky
@@ -157,8 +160,13 @@ def test_schedule_http_fanout_fixture() -> None:
     }
     assert fanned == {"get-customers", "get-orders", "announce"}
     # Without the credential the request stays, unauthenticated, and the loss is reported.
-    assert "credentials" not in nodes["get-customers"]["config"]
-    assert nodes["get-customers"]["config"]["query"]["limit"] == "500"
+    assert "credentials" not in nodes["get-orders"]["config"]
+    assert nodes["get-orders"]["config"]["headers"] == {"Accept": "application/json"}
+    # $now.minus({ days: 1 }).toISO() is Luxon, which A2N cannot run: a placeholder.
+    assert nodes["get-customers"]["type"] == "noop"
+    assert '"limit": "500"' in nodes["get-customers"]["notes"]
+    [unreadable] = [i for i in draft.issues if i.kind is IssueKind.EXPRESSION]
+    assert unreadable.pointer == "/nodes/1/parameters/queryParameters/parameters/0/value"
     assert nodes["announce"]["config"]["body"] == {"job": "nightly-sync", "source": "n8n"}
     assert (
         nodes["upsert-contact"]["config"]["url"]
@@ -577,12 +585,40 @@ def test_if_combinators_and_no_conditions() -> None:
     assert node["config"]["condition"] is True
 
 
-def test_if_operation_without_an_a2n_equivalent_is_written_as_javascript_and_reported() -> None:
-    node, issues = mapped("if", if_params(condition("={{ $json.s }}", "startsWith", "ab")), 2)
-    assert node["config"]["condition"] == '{{ $json.s.startsWith("ab") }}'
-    [issue] = issues
+@pytest.mark.parametrize(
+    ("entry", "expression"),
+    [
+        (condition("={{ $json.s }}", "contains", "ab"), 'contains($json.s, "ab")'),
+        (condition("={{ $json.s }}", "notContains", "ab"), 'not contains($json.s, "ab")'),
+        (condition("={{ $json.s }}", "startsWith", "ab"), 'startsWith($json.s, "ab")'),
+        (condition("={{ $json.s }}", "notEndsWith", "z"), 'not endsWith($json.s, "z")'),
+        (condition("={{ $json.l }}", "contains", 3, "array"), "contains($json.l, 3)"),
+        (condition("={{ $json.l }}", "lengthGte", 2, "array"), "length($json.l) >= 2"),
+        (condition("={{ $json.l }}", "empty", kind="array"), "length($json.l) == 0"),
+        (condition("={{ $json.o }}", "notEmpty", kind="object"), "length($json.o) > 0"),
+        (
+            condition("={{ $json.s.trim() }}", "endsWith", "={{ $json.x }}"),
+            "endsWith((trim($json.s)), $json.x)",
+        ),
+    ],
+)
+def test_string_and_list_operations_become_a2n_functions(
+    entry: dict[str, Any], expression: str
+) -> None:
+    node, issues = mapped("if", if_params(entry), 2)
+    assert node["config"] == {"condition": "{{ " + expression + " }}"}
+    assert issues == []
+
+
+def test_a_regex_condition_is_written_as_javascript_and_its_node_is_a_placeholder() -> None:
+    node, issues = mapped("if", if_params(condition("={{ $json.s }}", "regex", "^a")), 2)
+    assert node["type"] == "noop"
+    assert '$json.s.match(\\"^a\\")' in node["notes"]
+    issue, repaired = issues
     assert issue.kind is IssueKind.EXPRESSION
     assert issue.pointer == "/nodes/0/parameters/conditions/conditions/0"
+    assert "A2N cannot run: rewrite it" in issue.message
+    assert repaired.kind is IssueKind.INVALID_CONFIG
 
 
 def test_if_case_insensitive_and_loose_comparisons_are_reported() -> None:
@@ -1049,35 +1085,86 @@ def test_workflow_level_parts_not_carried_over_are_reported() -> None:
 # -- expressions ------------------------------------------------------------------------------
 
 
+def set_field(value: str) -> dict[str, Any]:
+    return {"assignments": {"assignments": [{"name": "v", "value": value, "type": "string"}]}}
+
+
 @pytest.mark.parametrize(
-    ("value", "converted", "problem"),
+    ("value", "converted"),
     [
-        ("={{ $json.a }}", "{{ $json.a }}", None),
-        ("=Hi {{ $json.name }}!", "Hi {{ $json.name }}!", None),
-        ("=plain", "plain", None),
-        ("no braces", "no braces", None),
-        ("={{ $('Get user').item.json.email }}", '{{ $node["Get user"].json.email }}', None),
-        ("={{ $json.a.toUpperCase() }}", "{{ $json.a.toUpperCase() }}", "function or method calls"),
-        ("={{ $json.a && $json.b }}", "{{ $json.a && $json.b }}", "&& or ||"),
-        ("={{ $input.first().json.a }}", "{{ $input.first().json.a }}", "n8n variables $input"),
-        ("={{ $json.a ? 1 : 2 }}", "{{ $json.a ? 1 : 2 }}", "the ?: operator"),
-        ("={{ 'a && b' + $json.c }}", "{{ 'a && b' + $json.c }}", None),
-        ("{{ literal }}", "{{ literal }}", "plain text in n8n"),
+        ("={{ $json.a }}", "{{ $json.a }}"),
+        ("=Hi {{ $json.name }}!", "Hi {{ $json.name }}!"),
+        ("=plain", "plain"),
+        ("no braces", "no braces"),
+        ("={{ $('Get user').item.json.email }}", '{{ $node["Get user"].json.email }}'),
+        ('={{ $("Get user").first().json.email }}', '{{ $node["Get user"].json.email }}'),
+        ("={{ 'a && b' + $json.c }}", "{{ 'a && b' + $json.c }}"),
+        ("={{ $json.tags.length }}", "{{ $json.tags.length }}"),
+        ("={{ $json.a.toUpperCase() }}", "{{ upper($json.a) }}"),
+        ("={{ $json.s.trim().toLowerCase() }}", "{{ lower(trim($json.s)) }}"),
+        ("={{ $json.tags.includes('vip') }}", "{{ contains($json.tags, 'vip') }}"),
+        (
+            "={{ $json.a.startsWith($json.b.toUpperCase()) }}",
+            "{{ startsWith($json.a, upper($json.b)) }}",
+        ),
+        ("={{ $json.name.endsWith('.pdf') }}", "{{ endsWith($json.name, '.pdf') }}"),
+        ("={{ $json.csv.split(',')[0].trim() }}", "{{ trim(split($json.csv, ',')[0]) }}"),
+        ("={{ $json.tags.join(', ') }}", "{{ join($json.tags, ', ') }}"),
+        (
+            "={{ ($json.first + ' ' + $json.last).trim() }}",
+            "{{ trim(($json.first + ' ' + $json.last)) }}",
+        ),
+        (
+            "={{ Math.max($json.a, Math.abs($json.b)) + Object.keys($json).length }}",
+            "{{ max($json.a, abs($json.b)) + keys($json).length }}",
+        ),
+        ("={{ lower($json.a) }}", "{{ lower($json.a) }}"),
+        ("={{ '.trim()' + $json.a }}", "{{ '.trim()' + $json.a }}"),
+        ("{{ literal }}", '{{ "{{" }} literal }}'),
+        ("a {{{ b", 'a {{ "{{" }}{ b'),
     ],
 )
-def test_expressions(value: str, converted: str, problem: str | None) -> None:
-    node, issues = mapped(
-        "set",
-        {"assignments": {"assignments": [{"name": "v", "value": value, "type": "string"}]}},
-        3.4,
-    )
+def test_expressions_a2n_can_read(value: str, converted: str) -> None:
+    node, issues = mapped("set", set_field(value), 3.4)
     assert node["config"]["fields"] == {"v": converted}
-    if problem is None:
-        assert issues == []
-    else:
-        [issue] = issues
-        assert problem in issue.message
-        assert issue.pointer == "/nodes/0/parameters/assignments/assignments/0/value"
+    assert issues == []
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("={{ $json.a && $json.b }}", "&& or ||"),
+        ("={{ $input.first().json.a }}", "n8n variables $input"),
+        ("={{ $json.a ? 1 : 2 }}", "the ?: operator"),
+        ("={{ $json.a ?? 'none' }}", "?. or ?? (A2N has coalesce(a, b))"),
+        ("={{ $json.s.replace('a', 'b') }}", "functions or methods A2N does not have"),
+        ("={{ $json.s.startsWith('a', 1) }}", "functions or methods A2N does not have"),
+        ("={{ $json.items.map(i => i.id) }}", "arrow functions"),
+        ("={{ 1 + }}", "unexpected `}}`, expected a value"),
+    ],
+)
+def test_expressions_a2n_cannot_read_make_their_node_a_placeholder(
+    value: str, problem: str
+) -> None:
+    node, issues = mapped("set", set_field(value), 3.4)
+    assert node["type"] == "noop"
+    assert json.dumps(value[1:])[1:-1] in node["notes"]  # kept, as written, in the notes
+    expression, repaired = issues
+    assert expression.kind is IssueKind.EXPRESSION
+    assert expression.pointer == "/nodes/0/parameters/assignments/assignments/0/value"
+    assert problem in expression.message
+    assert expression.message.endswith("A2N cannot run it as written: rewrite it")
+    assert repaired.kind is IssueKind.INVALID_CONFIG
+    assert "/config/fields/v does not parse as an expression" in repaired.message
+
+
+def test_idioms_rewritten_per_expression_are_bounded_and_the_rest_reported() -> None:
+    text = template("={{ $json.s" + ".trim()" * (MAX_REWRITES + 2) + " }}")
+    assert (
+        text
+        == "{{ " + "trim(" * MAX_REWRITES + "$json.s" + ")" * MAX_REWRITES + ".trim().trim() }}"
+    )
+    assert problems_in(text) == ["functions or methods A2N does not have"]
 
 
 # -- ids and positions ------------------------------------------------------------------------

@@ -953,6 +953,16 @@ def config_strings(value: Any) -> list[str]:
     return []
 
 
+FIXTURE_ITEM = {
+    **ITEM,
+    "body": {"total": 250, "country": "DE", "customer": {"firstName": "Ada", "lastName": "L"}},
+    "openTickets": 4,
+    "quantity": 3,
+    "tracked": True,
+}
+"""An item with the fields the fixtures' expressions compare (a comparison with null fails)."""
+
+
 def test_every_expression_the_importer_does_not_flag_in_the_fixtures_parses() -> None:
     checked = []
     for path in sorted(FIXTURES.glob("*.json")):
@@ -961,7 +971,7 @@ def test_every_expression_the_importer_does_not_flag_in_the_fixtures_parses() ->
             for text in config_strings(node["config"]):
                 if "{{" in text and not problems_in(text):
                     assert expression_violations(text) == [], (path.name, text)
-                    compile_expression(text).evaluate(scope())
+                    compile_expression(text).evaluate(scope(FIXTURE_ITEM))
                     checked.append(text)
     assert len(checked) >= 10
 
@@ -1015,6 +1025,36 @@ def test_string_emptiness_the_importer_writes_holds(
 ) -> None:
     condition = n8n_if(operation, "string", "")
     assert evaluate_condition(condition, scope(item)) is (empty == (operation == "empty"))
+
+
+@pytest.mark.parametrize(
+    ("operation", "data_type", "left", "right", "holds"),
+    [
+        ("contains", "string", "invoice #12", "invoice", True),
+        ("notContains", "string", "invoice #12", "invoice", False),
+        ("startsWith", "string", "INV-7", "INV", True),
+        ("notStartsWith", "string", "INV-7", "X", True),
+        ("endsWith", "string", "report.pdf", ".pdf", True),
+        ("notEndsWith", "string", "report.pdf", ".pdf", False),
+        ("contains", "array", ["vip", "new"], "vip", True),
+        ("notContains", "array", [1, 2], 3, True),
+        ("lengthEquals", "array", [1, 2], 2, True),
+        ("lengthNotEquals", "array", [1, 2], 2, False),
+        ("lengthGt", "array", [1, 2], 1, True),
+        ("lengthLt", "array", [1, 2], 2, False),
+        ("lengthGte", "array", [1, 2], 2, True),
+        ("lengthLte", "array", [1, 2, 3], 2, False),
+        ("empty", "array", [], "", True),
+        ("notEmpty", "array", [], "", False),
+        ("empty", "object", {"a": 1}, "", False),
+        ("notEmpty", "object", {"a": 1}, "", True),
+    ],
+)
+def test_string_and_list_operations_the_importer_writes_hold_as_in_n8n(
+    operation: str, data_type: str, left: Any, right: Any, holds: bool
+) -> None:
+    condition = n8n_if(operation, data_type, right)
+    assert evaluate_condition(condition, scope({"value": left})) is holds
 
 
 @pytest.mark.parametrize(

@@ -3,9 +3,10 @@
 Current n8n nodes hold a "filter" parameter: a list of conditions `{leftValue, rightValue,
 operator: {type, operation}}` joined by `and` or `or`. Older versions (IF 1, Switch 1 and 2) list
 comparisons per data type with other operation names; they are renamed and take the same path.
-A2N's expression language compares (`==`, `!=`, `<`, ...) and combines (`and`, `or`, `not`), but
-has no string or array functions: operations needing them are written in n8n's JavaScript
-spelling, so their intent stays visible, and reported for review.
+A2N's expression language compares (`==`, `!=`, `<`, ...), combines (`and`, `or`, `not`) and
+has functions for the string and list operations (`contains`, `startsWith`, `length`, ...).
+Regular expressions it lacks: those operations are written in n8n's JavaScript spelling, so
+their intent stays visible, and reported (A2N cannot run them; the node becomes a placeholder).
 """
 
 from __future__ import annotations
@@ -37,23 +38,26 @@ _STRING_EMPTINESS = {
     "empty": '({l} == null or {l} == "")',
     "notEmpty": '({l} != null and {l} != "")',
 }
+_FUNCTIONS = {
+    # text contains text, a list holds an item; length of a list, keys of an object
+    "contains": "contains({l}, {r})",
+    "notContains": "not contains({l}, {r})",
+    "startsWith": "startsWith({l}, {r})",
+    "notStartsWith": "not startsWith({l}, {r})",
+    "endsWith": "endsWith({l}, {r})",
+    "notEndsWith": "not endsWith({l}, {r})",
+    "lengthEquals": "length({l}) == {r}",
+    "lengthNotEquals": "length({l}) != {r}",
+    "lengthGt": "length({l}) > {r}",
+    "lengthLt": "length({l}) < {r}",
+    "lengthGte": "length({l}) >= {r}",
+    "lengthLte": "length({l}) <= {r}",
+    "empty": "length({l}) == 0",
+    "notEmpty": "length({l}) > 0",
+}
 _JAVASCRIPT_ONLY = {
-    "contains": "{l}.includes({r})",
-    "notContains": "not {l}.includes({r})",
-    "startsWith": "{l}.startsWith({r})",
-    "notStartsWith": "not {l}.startsWith({r})",
-    "endsWith": "{l}.endsWith({r})",
-    "notEndsWith": "not {l}.endsWith({r})",
     "regex": "{l}.match({r})",
     "notRegex": "not {l}.match({r})",
-    "lengthEquals": "{l}.length == {r}",
-    "lengthNotEquals": "{l}.length != {r}",
-    "lengthGt": "{l}.length > {r}",
-    "lengthLt": "{l}.length < {r}",
-    "lengthGte": "{l}.length >= {r}",
-    "lengthLte": "{l}.length <= {r}",
-    "empty": "{l}.length == 0",
-    "notEmpty": "{l}.length > 0",
 }
 _DATE_TYPES = ("dateTime",)
 _LEGACY_OPERATIONS = {
@@ -154,12 +158,14 @@ def comparison(
                 *path,
             )
         return _COMPARISONS[operation].format(l=left_text, r=right_text)
+    if operation in _FUNCTIONS:
+        return _FUNCTIONS[operation].format(l=left_text, r=right_text)
     if operation in _JAVASCRIPT_ONLY:
         written = _JAVASCRIPT_ONLY[operation].format(l=left_text, r=right_text)
         node.issue(
             IssueKind.EXPRESSION,
             f"the {data_type} operation {operation} has no A2N equivalent; it was written as "
-            f"{written} (JavaScript): review it",
+            f"{written} (JavaScript), which A2N cannot run: rewrite it",
             *path,
         )
         return written

@@ -71,6 +71,9 @@ class NodeType:
     execution_mode: str = "SYNC"
     timeout_ms: int | None = None
     credential_types: tuple[str, ...] = ()
+    literal_fields: tuple[str, ...] = ()
+    """Config fields taken as they are, never read for `{{ }}` expressions (a code node's code
+    may well contain `{{`)."""
 
     @property
     def is_trigger(self) -> bool:

@@ -53,6 +53,7 @@ CODE = NodeType(
     color="#3b82f6",
     documentation="The code sees `items` (a list of objects) and returns a list of objects.",
     tags=("core", "developer"),
+    literal_fields=("code",),
 )
 
 TRANSFORMS = (SET, CODE)
