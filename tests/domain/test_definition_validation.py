@@ -297,6 +297,7 @@ def test_config_errors_point_into_the_config() -> None:
         ("respond_to_webhook", {"statusCode": 201, "body": {"ok": True}}),
         ("merge", {}),
         ("noop", {}),
+        ("noop", {"placeholder": "n8n node type n8n-nodes-base.slack is not supported"}),
     ],
 )
 def test_valid_configs_pass(node_type: str, config: dict[str, Any]) -> None:
@@ -318,6 +319,8 @@ def test_valid_configs_pass(node_type: str, config: dict[str, Any]) -> None:
         ("respond_to_webhook", {"statusCode": 700}, {"/statusCode": "must be an integer from 100"}),
         ("set", {"fields": []}, {"/fields": "must be an object"}),
         ("noop", {"x": 1}, {"/x": "is not a known field"}),
+        ("noop", {"placeholder": ""}, {"/placeholder": "must not be empty"}),
+        ("noop", {"placeholder": "x" * 501}, {"/placeholder": "is longer than 500"}),
     ],
 )
 def test_invalid_configs_are_explained(

@@ -20,6 +20,7 @@ from domain.workflows.n8n import convert, repair
 from domain.workflows.n8n.expressions import MAX_REWRITES, problems_in, template
 from domain.workflows.n8n.nodes import MAPPERS
 from domain.workflows.nodes import BUILT_IN_NODES
+from domain.workflows.nodes.flow import MAX_PLACEHOLDER_REASON
 from domain.workflows.transfer import IssueKind, WorkflowDraft
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "n8n"
@@ -489,6 +490,9 @@ def test_http_request_version_1() -> None:
 def test_an_http_request_without_a_url_becomes_a_reported_placeholder() -> None:
     node, issues = mapped("httpRequest", {"method": "GET"}, 4.2)
     assert node["type"] == "noop"
+    assert node["config"] == {
+        "placeholder": "its imported http_request config is not valid (see notes)"
+    }
     assert "/config/url must not be empty" in node["notes"]
     assert kinds(issues) == [IssueKind.INVALID_CONFIG]
 
@@ -878,7 +882,12 @@ def test_execute_workflow_by_a2n_id_and_n8n_id() -> None:
     assert node["config"] == {"workflowId": SUB_WORKFLOW_ID, "wait": False}
     node, issues = mapped("executeWorkflow", {"workflowId": "42"}, 1)
     assert node["type"] == "noop"
+    assert node["config"] == {"placeholder": "runs the n8n workflow '42'"}
     assert "import that workflow too" in messages(issues)
+    named = {"__rl": True, "value": "42", "cachedResultName": "x" * 600}
+    node, _ = mapped("executeWorkflow", {"workflowId": named}, 1.1)
+    assert len(node["config"]["placeholder"]) == MAX_PLACEHOLDER_REASON
+    assert node["config"]["placeholder"].endswith("xx…")
 
 
 def test_filter_node() -> None:
@@ -986,6 +995,8 @@ def test_an_unknown_node_type_is_a_placeholder_that_keeps_its_place() -> None:
     draft = imported(document, {"Ops Slack": CREDENTIAL_ID})
     post = draft.definition["nodes"][1]
     assert post["type"] == "noop"
+    # A run reaching it fails, saying so: it never passes items on as if it had posted.
+    assert post["config"] == {"placeholder": "n8n node type n8n-nodes-base.slack is not supported"}
     assert post["name"] == "Post"
     assert post["position"] == {"x": 100, "y": 200}
     assert post["credentials"] == [CREDENTIAL_ID]

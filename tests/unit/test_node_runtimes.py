@@ -39,6 +39,16 @@ def test_triggers_and_noop_pass_their_input_items_on(node_type: str) -> None:
     assert outputs(node_type, {}, ITEMS) == {"output": ITEMS}
 
 
+def test_a_placeholder_noop_fails_saying_why_and_what_to_do() -> None:
+    reason = "n8n node type n8n-nodes-base.slack is not supported"
+    refused = failure("noop", {"placeholder": reason}, ITEMS)
+    assert str(refused) == (
+        f"the node is a placeholder: {reason}; replace it, or disable it to let items pass through"
+    )
+    assert refused.retryable is False
+    assert refused.details == {"placeholder": reason}
+
+
 @pytest.mark.parametrize(
     ("config", "expected"),
     [

@@ -19,7 +19,7 @@ from application.executions.nodes.base import (
     WebhookResponse,
 )
 from application.executions.nodes.code import code
-from application.executions.nodes.flow import filter_, if_, merge, switch
+from application.executions.nodes.flow import filter_, if_, merge, noop, switch
 from application.executions.nodes.http_request import http_client, http_request
 from application.executions.nodes.subworkflow import execute_workflow
 from application.executions.nodes.transform import set_
@@ -40,7 +40,7 @@ RUNTIMES: Mapping[str, NodeRuntime] = {
     "filter": Runtime(filter_),
     "wait": Runtime(wait),
     "execute_workflow": Runtime(execute_workflow),
-    "noop": Runtime(pass_through),
+    "noop": Runtime(noop),
     "http_request": Runtime(http_request),
     "respond_to_webhook": Runtime(respond_to_webhook),
 }

@@ -1,8 +1,9 @@
-"""Routing nodes: if, switch and filter send each item where its condition says; merge joins."""
+"""Routing nodes: if, switch and filter send each item where its condition says; merge joins;
+noop passes items on, unless it is a placeholder."""
 
 from __future__ import annotations
 
-from application.executions.nodes.base import Item, NodeCall, NodeResult, passed_on
+from application.executions.nodes.base import Item, NodeCall, NodeFailure, NodeResult, passed_on
 from application.executions.nodes.config import ConfigValues, config_failure
 
 
@@ -54,3 +55,16 @@ async def merge(call: NodeCall) -> NodeResult:
     if mode == "combineByPosition":
         return passed_on([{**a, **b} for a, b in zip(first, second, strict=False)])
     raise config_failure(["mode"], "must be one of: append, combineByPosition")
+
+
+async def noop(call: NodeCall) -> NodeResult:
+    """The items, unchanged. A placeholder (an import could not carry its node over) stops the
+    run instead: passing items on would skip, silently, what the node was there to do."""
+    reason = call.config.get("placeholder")
+    if reason is not None:
+        raise NodeFailure(
+            f"the node is a placeholder: {reason}; replace it, or disable it to let items "
+            "pass through",
+            details={"placeholder": reason},
+        )
+    return passed_on(list(call.items))

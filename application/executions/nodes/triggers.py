@@ -6,5 +6,5 @@ from application.executions.nodes.base import NodeCall, NodeResult, passed_on
 
 
 async def pass_through(call: NodeCall) -> NodeResult:
-    """Emit the items received, unchanged (triggers and noop)."""
+    """Emit the items received, unchanged."""
     return passed_on(list(call.items))

@@ -26,6 +26,7 @@ from domain.workflows.n8n.conditions import (
 from domain.workflows.n8n.expressions import as_operand, template, whole_expression
 from domain.workflows.n8n.source import Params, SourceNode
 from domain.workflows.nodes.actions import HTTP_METHODS
+from domain.workflows.nodes.flow import MAX_PLACEHOLDER_REASON
 from domain.workflows.nodes.schema import FORMATS, is_uuid
 from domain.workflows.nodes.triggers import WEBHOOK_METHODS
 from domain.workflows.transfer import IssueKind
@@ -95,11 +96,20 @@ def placeholder(node: SourceNode, reason: str) -> Mapped:
     node.credentials_used.update(node.credentials)
     return Mapped(
         "noop",
+        placeholder_config(reason),
         outputs=None,
         inputs=None,
         credentials=node.credential_names(),
         note=f"Placeholder: {reason}. n8n parameters: {parameters}",
     )
+
+
+def placeholder_config(reason: str) -> dict[str, Any]:
+    """The config of a placeholder: runs that reach it fail, saying why."""
+    short = (
+        reason if len(reason) <= MAX_PLACEHOLDER_REASON else reason[: MAX_PLACEHOLDER_REASON - 1]
+    )
+    return {"placeholder": short if short == reason else short + "…"}
 
 
 def as_notes(value: Any) -> str:

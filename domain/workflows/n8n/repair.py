@@ -17,7 +17,7 @@ from domain.errors import ValidationFailed, Violation
 from domain.workflows.credentials import credential_slots
 from domain.workflows.definition import definition_violations, normalize_definition
 from domain.workflows.limits import DefinitionLimits
-from domain.workflows.n8n.nodes import as_notes
+from domain.workflows.n8n.nodes import as_notes, placeholder_config
 from domain.workflows.transfer import ImportIssue, IssueKind, WorkflowDraft
 
 MAX_PASSES = 8
@@ -86,7 +86,7 @@ def _make_placeholder(
     )
     node.update(
         type="noop",
-        config={},
+        config=placeholder_config(f"its imported {node['type']} config is not valid (see notes)"),
         credentials=list(dict.fromkeys(references)),
         notes="\n\n".join(n for n in (node.get("notes"), note) if n),
     )

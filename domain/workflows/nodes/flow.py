@@ -7,6 +7,7 @@ from domain.workflows.nodes.schema import CONDITION, ITEMS, config, or_expressio
 
 MAX_SWITCH_RULES = 64
 MAX_WAIT_SECONDS = 30 * 24 * 3600
+MAX_PLACEHOLDER_REASON = 500
 
 IF = NodeType(
     name="if",
@@ -144,10 +145,22 @@ NOOP = NodeType(
     description="Passes items on unchanged (a junction or placeholder).",
     kind=NodeKind.FLOW,
     category="flow",
-    config_schema=config({}),
+    config_schema=config(
+        {
+            "placeholder": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": MAX_PLACEHOLDER_REASON,
+                "description": "Why this node stands in for one A2N cannot run (set by imports): "
+                "a run that reaches it fails, until it is replaced or disabled",
+            }
+        }
+    ),
     input_schema=ITEMS,
     output_schema={**ITEMS, "description": "The items, unchanged"},
     icon="circle",
+    documentation="A noop with a placeholder reason keeps the place of a node an import could "
+    "not carry over; disabling it lets items pass through instead.",
     tags=("core",),
 )
 
