@@ -399,6 +399,11 @@ def test_a_code_nodes_code_is_never_read_as_an_expression() -> None:
     ]
 
 
+def test_a_placeholder_reason_is_never_read_as_an_expression() -> None:
+    reason = "its imported http_request config is not valid: /config/url must start with {{ ... }}"
+    assert config_pointers("noop", {"placeholder": reason}) == {}
+
+
 def test_keys_and_other_values_are_not_read_as_expressions() -> None:
     config = {"fields": {"{{ key": 1, "flag": True, "none": None, "n": 2.5}}
     assert config_pointers("set", config) == {}

@@ -121,7 +121,8 @@ def test_webhook_if_respond_fixture() -> None:
         "responseMode": "respondNode",
     }
     assert nodes["big-german-order"]["config"]["condition"] == (
-        '{{ ($json.body.total > 100) and ($json.body.country == "DE") }}'
+        "{{ ($json.body.total != null and $json.body.total > 100) and "
+        '($json.body.country == "DE") }}'
     )
     assert nodes["mark-priority"]["config"]["keepOnlySet"] is True
     assert nodes["mark-normal"]["config"]["keepOnlySet"] is False
@@ -491,7 +492,9 @@ def test_an_http_request_without_a_url_becomes_a_reported_placeholder() -> None:
     node, issues = mapped("httpRequest", {"method": "GET"}, 4.2)
     assert node["type"] == "noop"
     assert node["config"] == {
-        "placeholder": "its imported http_request config is not valid (see notes)"
+        "placeholder": "its imported http_request config is not valid: /config/url must be an "
+        "http:// or https:// URL, or start with an expression {{ ... }}; /config/url must not be "
+        "empty"
     }
     assert "/config/url must not be empty" in node["notes"]
     assert kinds(issues) == [IssueKind.INVALID_CONFIG]
@@ -558,8 +561,9 @@ def if_params(
 @pytest.mark.parametrize(
     ("entry", "expression"),
     [
-        (condition("={{ $json.n }}", "gt", 5, "number"), "$json.n > 5"),
-        (condition("={{ $json.n }}", "lte", "7", "number"), "$json.n <= 7"),
+        (condition("={{ $json.n }}", "gt", 5, "number"), "$json.n != null and $json.n > 5"),
+        (condition("={{ $json.n }}", "lte", "7", "number"), "$json.n != null and $json.n <= 7"),
+        (condition(3, "lt", "={{ $json.n }}", "number"), "3 < $json.n"),
         (condition("={{ $json.s }}", "notEquals", "x"), '$json.s != "x"'),
         (condition("={{ $json.ok }}", "true", kind="boolean"), "$json.ok == true"),
         (condition("={{ $json.v }}", "exists", kind="string"), "$json.v != null"),
@@ -660,7 +664,10 @@ def test_if_version_1() -> None:
             "combineOperation": "any",
         },
     )
-    assert node["config"]["condition"] == '{{ ($json.age > 30) or ($json.state == "open") }}'
+    # IF 1 reads a missing number as 0, as n8n's (value || 0) does
+    assert node["config"]["condition"] == (
+        '{{ (coalesce($json.age, 0) > 30) or ($json.state == "open") }}'
+    )
 
 
 def test_if_outputs_are_true_and_false_handles() -> None:
@@ -779,7 +786,11 @@ def test_switch_version_2_rules_share_outputs_and_fall_back_to_one() -> None:
     )
     draft = imported(document)
     assert draft.definition["nodes"][0]["config"] == {
-        "rules": ["{{ $json.n == 1 }}", "{{ $json.n > 9 }}", "{{ $json.n < 0 }}"],
+        "rules": [
+            "{{ $json.n == 1 }}",
+            "{{ coalesce($json.n, 0) > 9 }}",
+            "{{ coalesce($json.n, 0) < 0 }}",
+        ],
         "fallback": True,
     }
     assert edges(draft) == {
@@ -892,7 +903,7 @@ def test_execute_workflow_by_a2n_id_and_n8n_id() -> None:
 
 def test_filter_node() -> None:
     node, _ = mapped("filter", if_params(condition("={{ $json.n }}", "gte", 1, "number")), 2)
-    assert node["config"] == {"condition": "{{ $json.n >= 1 }}"}
+    assert node["config"] == {"condition": "{{ $json.n != null and $json.n >= 1 }}"}
 
 
 def test_no_op() -> None:

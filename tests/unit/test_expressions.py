@@ -1028,6 +1028,51 @@ def test_string_emptiness_the_importer_writes_holds(
 
 
 @pytest.mark.parametrize(
+    ("operation", "item", "holds"),
+    [
+        ("gt", {}, False),
+        ("lte", {}, False),
+        ("lt", {"value": None}, False),
+        ("gte", {"value": 5}, True),
+        ("lt", {"value": 5}, False),
+    ],
+)
+def test_ordering_a_missing_value_is_false_as_in_n8n_2(
+    operation: str, item: dict[str, Any], holds: bool
+) -> None:
+    assert evaluate_condition(n8n_if(operation, "number", "5"), scope(item)) is holds
+
+
+@pytest.mark.parametrize(
+    ("operation", "item", "holds"),
+    [("smallerEqual", {}, True), ("larger", {}, False), ("larger", {"value": 11}, True)],
+)
+def test_if_1_reads_a_missing_number_as_zero_as_n8n_did(
+    operation: str, item: dict[str, Any], holds: bool
+) -> None:
+    document = {
+        "name": "Imported",
+        "connections": {},
+        "nodes": [
+            {
+                "parameters": {
+                    "conditions": {
+                        "number": [
+                            {"value1": "={{ $json.value }}", "operation": operation, "value2": 10}
+                        ]
+                    }
+                },
+                "name": "If",
+                "type": "n8n-nodes-base.if",
+                "typeVersion": 1,
+            }
+        ],
+    }
+    [node] = convert(document, DefinitionLimits()).definition["nodes"]
+    assert evaluate_condition(node["config"]["condition"], scope(item)) is holds
+
+
+@pytest.mark.parametrize(
     ("operation", "data_type", "left", "right", "holds"),
     [
         ("contains", "string", "invoice #12", "invoice", True),

@@ -18,17 +18,20 @@ from domain.workflows.n8n.expressions import as_operand, problems_in, review_mes
 from domain.workflows.n8n.source import Params, SourceNode, mapping
 from domain.workflows.transfer import IssueKind
 
+_ORDERED = {
+    "gt": ">",
+    "lt": "<",
+    "gte": ">=",
+    "lte": "<=",
+    "after": ">",
+    "before": "<",
+    "afterOrEquals": ">=",
+    "beforeOrEquals": "<=",
+}
 _COMPARISONS = {
     "equals": "{l} == {r}",
     "notEquals": "{l} != {r}",
-    "gt": "{l} > {r}",
-    "lt": "{l} < {r}",
-    "gte": "{l} >= {r}",
-    "lte": "{l} <= {r}",
-    "after": "{l} > {r}",
-    "before": "{l} < {r}",
-    "afterOrEquals": "{l} >= {r}",
-    "beforeOrEquals": "{l} <= {r}",
+    **{operation: "{l} " + operator + " {r}" for operation, operator in _ORDERED.items()},
     "true": "{l} == true",
     "false": "{l} == false",
     "exists": "{l} != null",
@@ -130,6 +133,7 @@ def legacy_comparison(
         left,
         right,
         *path,
+        legacy=True,
     )
 
 
@@ -143,7 +147,13 @@ def combined(parts: list[str], joiner: str) -> bool | str:
 
 
 def comparison(
-    node: SourceNode, data_type: str, operation: str, left: Any, right: Any, *path: str
+    node: SourceNode,
+    data_type: str,
+    operation: str,
+    left: Any,
+    right: Any,
+    *path: str,
+    legacy: bool = False,
 ) -> str:
     """`left operation right` as an A2N expression (without braces)."""
     left_text = _operand(node, left, data_type, *path, "leftValue")
@@ -157,6 +167,8 @@ def comparison(
                 "must be ISO 8601 date-times in the same time zone",
                 *path,
             )
+        if operation in _ORDERED:
+            return _ordered(_ORDERED[operation], left_text, right_text, legacy and data_type)
         return _COMPARISONS[operation].format(l=left_text, r=right_text)
     if operation in _FUNCTIONS:
         return _FUNCTIONS[operation].format(l=left_text, r=right_text)
@@ -175,6 +187,26 @@ def comparison(
         *path,
     )
     return "false"
+
+
+def _ordered(operator: str, left: str, right: str, legacy_type: str | bool) -> str:
+    """An order comparison as n8n makes it of a missing value, which A2N refuses to order:
+    IF 1 and Switch 1/2 read a missing number as 0 (`(value || 0) > ...`); later versions
+    find any order comparison with a missing left side false."""
+    if legacy_type == "number":
+        left, right = (v if _is_number(v) else f"coalesce({v}, 0)" for v in (left, right))
+        return f"{left} {operator} {right}"
+    if legacy_type or _is_number(left):
+        return f"{left} {operator} {right}"
+    return f"{left} != null and {left} {operator} {right}"
+
+
+def _is_number(operand: str) -> bool:
+    try:
+        float(operand)
+    except ValueError:
+        return False
+    return True
 
 
 def _operand(node: SourceNode, value: Any, data_type: str, *path: str) -> str:

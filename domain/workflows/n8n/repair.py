@@ -86,7 +86,7 @@ def _make_placeholder(
     )
     node.update(
         type="noop",
-        config=placeholder_config(f"its imported {node['type']} config is not valid (see notes)"),
+        config=placeholder_config(f"its imported {node['type']} config is not valid: {reasons}"),
         credentials=list(dict.fromkeys(references)),
         notes="\n\n".join(n for n in (node.get("notes"), note) if n),
     )

@@ -162,6 +162,7 @@ NOOP = NodeType(
     documentation="A noop with a placeholder reason keeps the place of a node an import could "
     "not carry over; disabling it lets items pass through instead.",
     tags=("core",),
+    literal_fields=("placeholder",),
 )
 
 FLOW = (IF, SWITCH, MERGE, FILTER, WAIT, EXECUTE_WORKFLOW, NOOP)
