@@ -420,6 +420,7 @@ def test_http_request_with_query_headers_json_body_credential_and_timeout() -> N
         "headers": {"X-Trace": "{{ $execution.id }}"},
         "body": {"a": 1, "b": [True]},
         "timeout": 5000,
+        "emit": "body",
     }
     assert draft.issues == []
 
@@ -484,8 +485,27 @@ def test_http_request_version_1() -> None:
         "method": "PATCH",
         "headers": {"X-Count": "3"},
         "body": {"done": True},
+        "emit": "body",
     }
     assert issues == []
+
+
+@pytest.mark.parametrize(
+    ("version", "options", "pointer"),
+    [
+        (4.2, {"response": {"response": {"fullResponse": True}}}, "response/response/fullResponse"),
+        (1, {"fullResponse": True}, "fullResponse"),
+    ],
+)
+def test_http_request_full_response_emits_a2ns_response_items(
+    version: float, options: dict[str, Any], pointer: str
+) -> None:
+    # By default n8n passes the body on as the items; a full response wraps it, as A2N does.
+    node, issues = mapped("httpRequest", {"url": "https://x.example", "options": options}, version)
+    assert node["config"]["emit"] == "response"
+    [issue] = issues
+    assert issue.pointer == f"/nodes/0/parameters/options/{pointer}"
+    assert "n8n's body is named response" in issue.message
 
 
 def test_an_http_request_without_a_url_becomes_a_reported_placeholder() -> None:

@@ -107,6 +107,8 @@ class Handler(BaseHTTPRequestHandler):
                 with contextlib.suppress(ConnectionError):  # the node may stop reading early
                     self.wfile.write(b"x" * size)
                 self.close_connection = True
+        elif first == "json":  # answers the JSON given in ?v=
+            self._send(200, {"content-type": "application/json"}, query["v"].encode())
         elif first == "badjson":
             self._send(200, {"content-type": "application/json"}, b"{not json")
         else:
@@ -186,6 +188,26 @@ def test_http_request_keeps_a_json_response_that_does_not_parse_as_text(server: 
 def test_http_request_head_has_an_empty_response(server: str) -> None:
     [item] = http({"url": server + "/echo", "method": "HEAD"}).outputs["output"]
     assert (item["statusCode"], item["response"]) == (200, "")
+
+
+@pytest.mark.parametrize(
+    ("path", "items"),
+    [
+        ('/json?v=[{"id": 1}, {"id": 2}, 3]', [{"id": 1}, {"id": 2}, {"data": 3}]),
+        ('/json?v={"id": 1}', [{"id": 1}]),
+        ("/json?v=[]", []),
+        ("/text", [{"data": "grüße"}]),
+        ("/cookie", [{"data": "set"}]),
+    ],
+)
+def test_http_request_emits_the_body_as_items(server: str, path: str, items: list[Any]) -> None:
+    result = http({"url": server + path, "emit": "body"}, [{"n": 1}, {"n": 2}])
+    assert result.outputs == {"output": items * 2}  # the bodies of both requests, in order
+
+
+def test_http_request_emits_an_empty_body_as_one_empty_item(server: str) -> None:
+    result = http({"url": server + "/echo", "method": "HEAD", "emit": "body"})
+    assert result.outputs == {"output": [{}]}
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""The http_request node: one HTTP request per item, answered by `{statusCode, headers, response}`.
+"""The http_request node: one HTTP request per item, answered by `{statusCode, headers, response}`
+(or with `emit: body` by the response body's own items).
 
 Requests are built here, not from the worker's client defaults, so nothing of one run (cookies,
 auth, headers) reaches another; redirects are followed here too, only to http(s) URLs, with
@@ -46,6 +47,7 @@ def http_client() -> httpx.AsyncClient:
 
 async def http_request(call: NodeCall) -> NodeResult:
     values = ConfigValues(call)
+    emit_body = values.raw.get("emit") == "body"
     credential = None
     if isinstance(call.config.get("credentials"), str):
         credential = await call.services.credential(
@@ -60,16 +62,26 @@ async def http_request(call: NodeCall) -> NodeResult:
             request = with_credential(request, credential)
         try:
             async with asyncio.timeout(timeout):
-                output.append(
-                    await _exchange(
-                        call.services.http, request, call.services.limits, logs, secrets
-                    )
+                answer = await _exchange(
+                    call.services.http, request, call.services.limits, logs, secrets
                 )
         except (TimeoutError, httpx.TimeoutException):
             raise NodeFailure(
                 f"{_where(request)}: no complete answer within {timeout:g} s", retryable=True
             ) from None
+        output += body_items(answer["response"]) if emit_body else [answer]
     return NodeResult({MAIN_OUTPUT: output}, logs)
+
+
+def body_items(content: Any) -> list[Item]:
+    """A response body as items (`emit: body`): each element of a JSON array (an element
+    that is not an object as `{data}`), a JSON object as it is, no body as one empty item,
+    anything else (text, a number) as `{data}`."""
+    if isinstance(content, list):
+        return [element if isinstance(element, dict) else {"data": element} for element in content]
+    if isinstance(content, dict):
+        return [content]
+    return [{}] if content == "" else [{"data": content}]
 
 
 def _request(values: ConfigValues, item: Item) -> tuple[httpx.Request, float]:

@@ -299,7 +299,26 @@ def http_request(node: SourceNode) -> Mapped:
     timeout = p.section("options").get("timeout")
     if timeout is not None:
         config["timeout"] = node.value(timeout, "options", "timeout")
+    config["emit"] = _http_emit(node, p, legacy)
     return Mapped("http_request", config)
+
+
+def _http_emit(node: SourceNode, p: Params, legacy: bool) -> str:
+    """What the node passes on: n8n's HTTP Request emits the response body as its items (an
+    array's elements one by one), unless asked for the full response."""
+    options = p.section("options")
+    path: tuple[str, ...] = ("options", "fullResponse")
+    if not legacy:
+        options = options.section("response").section("response")
+        path = ("options", "response", "response", "fullResponse")
+    if options.get("fullResponse", False) is not True:
+        return "body"
+    node.unmapped(
+        "A2N's full response is {statusCode, headers, response}: n8n's body is named response "
+        "and there is no statusMessage",
+        *path,
+    )
+    return "response"
 
 
 _LEGACY_HTTP_AUTH = {

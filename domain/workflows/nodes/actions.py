@@ -7,11 +7,11 @@ from domain.workflows.nodes.schema import (
     ITEMS,
     STRING_MAP,
     config,
-    items_of,
     or_expression,
 )
 
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+HTTP_EMITS = ("response", "body")
 DEFAULT_HTTP_TIMEOUT_MS = 30_000
 MAX_HTTP_TIMEOUT_MS = 600_000
 
@@ -45,18 +45,22 @@ HTTP_REQUEST = NodeType(
                 "format": "uuid",
                 "description": "Id of the credential that authenticates the request",
             },
+            "emit": {
+                "enum": list(HTTP_EMITS),
+                "default": "response",
+                "description": "response: one item {statusCode, headers, response} per "
+                "request; body: the response body as the items (each object of a JSON array, "
+                "a JSON object as one item, any other body as {data})",
+            },
         },
         required=["url"],
     ),
     input_schema=ITEMS,
-    output_schema=items_of(
-        {
-            "statusCode": {"type": "integer"},
-            "headers": STRING_MAP,
-            "response": {"description": "The parsed JSON body, or the text"},
-        },
-        required=["statusCode", "headers", "response"],
-    ),
+    output_schema={
+        **ITEMS,
+        "description": "Per request, {statusCode, headers, response} (response: the parsed JSON "
+        "body, or the text); with emit body, the body's items",
+    },
     icon="globe",
     color="#ef4444",
     timeout_ms=DEFAULT_HTTP_TIMEOUT_MS,
