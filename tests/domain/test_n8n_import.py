@@ -996,12 +996,21 @@ def test_code_nodes_are_kept_and_flagged_for_review() -> None:
     node, issues = mapped(
         "code", {"jsCode": "return $input.all();", "mode": "runOnceForEachItem"}, 2
     )
-    assert node["config"] == {"language": "javascript", "code": "return $input.all();"}
+    assert node["config"] == {
+        "language": "javascript",
+        "code": "return $input.all();",
+        "itemFormat": "n8n",
+    }
     assert {i.pointer for i in issues} == {"/nodes/0/parameters/mode", "/nodes/0/parameters/jsCode"}
+    assert "n8n's other helpers ($json, $('Node')" in messages(issues)
     node, _ = mapped("code", {"language": "pythonNative", "pythonCode": "return items"}, 2)
-    assert node["config"] == {"language": "python", "code": "return items"}
+    assert node["config"] == {"language": "python", "code": "return items", "itemFormat": "n8n"}
     node, _ = mapped("function", {"functionCode": "return items;"})
-    assert node["config"] == {"language": "javascript", "code": "return items;"}
+    assert node["config"] == {
+        "language": "javascript",
+        "code": "return items;",
+        "itemFormat": "n8n",
+    }
 
 
 # -- what is not carried over -----------------------------------------------------------------

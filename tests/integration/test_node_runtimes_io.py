@@ -651,6 +651,91 @@ def test_javascript_without_node_fails_clearly(monkeypatch: pytest.MonkeyPatch) 
     assert error.retryable is False
 
 
+# -- code written for n8n --------------------------------------------------------------------
+
+N8N = {"itemFormat": "n8n"}
+N8N_JS = {"language": "javascript", **N8N}
+
+
+@pytest.mark.parametrize(
+    ("source", "config"),
+    [
+        (  # n8n's Python: item.json reads by key and by attribute
+            "out = []\n"
+            "for item in _input.all():\n"
+            "    ticket = item.json\n"
+            "    ticket['subject'] = ticket.get('subject', '').strip()\n"
+            "    ticket.seen = item.json.customer.get('tier') == 'gold'\n"
+            "    out.append({'json': ticket})\n"
+            "return out",
+            N8N,
+        ),
+        (  # n8n's Code node JavaScript
+            "const items = $input.all();\n"
+            "for (const item of items) {\n"
+            "  item.json.subject = item.json.subject.trim();\n"
+            "  item.json.seen = item.json.customer.tier === 'gold';\n"
+            "}\n"
+            "return items;",
+            N8N_JS,
+        ),
+        (  # n8n's legacy Function node: `items`, returning plain objects
+            "return items.map(i => ({ ...i.json, subject: i.json.subject.trim(),"
+            " seen: i.json.customer.tier === 'gold' }));",
+            N8N_JS,
+        ),
+    ],
+)
+def test_n8n_code_sees_and_returns_n8n_items(source: str, config: dict[str, Any]) -> None:
+    items = [{"subject": " Hi ", "customer": {"tier": "gold"}}, {"subject": "x", "customer": {}}]
+    result = code(source, items, config=config)
+    assert result.outputs == {
+        "output": [
+            {"subject": "Hi", "customer": {"tier": "gold"}, "seen": True},
+            {"subject": "x", "customer": {}, "seen": False},
+        ]
+    }
+
+
+@pytest.mark.parametrize(
+    ("source", "config"),
+    [
+        ("return {'json': {'first': _input.first().json.n, 'last': _input.last().json.n}}", N8N),
+        ("return { json: { first: $input.first().json.n, last: $input.last().json.n } };", N8N_JS),
+    ],
+)
+def test_n8n_code_may_return_one_item(source: str, config: dict[str, Any]) -> None:
+    result = code(source, [{"n": 1}, {"n": 2}], config=config)
+    assert result.outputs == {"output": [{"first": 1, "last": 2}]}
+
+
+def test_n8n_code_keeps_an_object_with_more_than_json_as_it_is() -> None:
+    source = "return [{json: {a: 1}, extra: true}, {json: 5}];"
+    result = code(source, [{}], config=N8N_JS)
+    assert result.outputs == {"output": [{"json": {"a": 1}, "extra": True}, {"json": 5}]}
+
+
+@pytest.mark.parametrize(
+    ("source", "config", "message"),
+    [
+        ("x = 1\nreturn [_input.first().json.missing]", N8N, "AttributeError: missing (line 2)"),
+        (
+            "const a = 1;\nreturn $('Other').all();",
+            N8N_JS,
+            "ReferenceError: $ is not defined (line 2)",
+        ),
+    ],
+)
+def test_n8n_code_errors_keep_their_line(source: str, config: dict[str, Any], message: str) -> None:
+    assert code_failure(source, [{}], config=config).message == message
+
+
+def test_a2n_javascript_may_declare_what_n8n_code_is_given() -> None:
+    source = "const $input = items.length;\nreturn [{ n: $input }];"
+    result = code(source, [{}, {}], config={"language": "javascript"})
+    assert result.outputs == {"output": [{"n": 2}]}
+
+
 # -- helpers --------------------------------------------------------------------------------
 
 

@@ -2,7 +2,8 @@
 
 Both languages run in a sandboxed child process (see sandbox.py): Python as `python -I -S`
 (standard library only), JavaScript with `node` when it is installed. Prints become INFO log
-lines, writes to stderr WARN lines; the code's exception is the node's failure.
+lines, writes to stderr WARN lines; the code's exception is the node's failure. With
+`itemFormat: n8n` the harnesses speak n8n's item format to the code (see harness.py).
 """
 
 from __future__ import annotations
@@ -54,7 +55,10 @@ async def code(call: NodeCall) -> NodeResult:
         program = _javascript(limits)
     else:
         raise config_failure(["language"], "must be one of: python, javascript")
-    outcome = await run_sandboxed(program, {"code": source, "items": call.items}, limits)
+    n8n = call.config.get("itemFormat") == "n8n"
+    outcome = await run_sandboxed(
+        program, {"code": source, "items": call.items, "n8n": n8n}, limits
+    )
     return NodeResult({MAIN_OUTPUT: _items(outcome, limits)}, outcome.logs)
 
 

@@ -41,6 +41,12 @@ N8N_DEFAULT_JS = (
     "for (const item of $input.all()) {\n  item.json.myNewField = 1;\n}\n\nreturn $input.all();"
 )
 
+N8N_CODE_REVIEW = (
+    "the code runs with n8n's items (items, $input.all(), first() and last(), _input in "
+    "Python, returning {json: ...} or plain objects), but n8n's other helpers ($json, "
+    "$('Node'), $node, $now and Luxon, $helpers, $jmespath) are not there: review it"
+)
+
 Outputs = dict[int, list[str]]
 Inputs = dict[int, str]
 
@@ -799,12 +805,8 @@ def code(node: SourceNode) -> Mapped:
         text, key, target = p.get("jsCode", N8N_DEFAULT_JS), "jsCode", "javascript"
     if p.choice("mode", "runOnceForAllItems") == "runOnceForEachItem":
         node.unmapped("A2N runs code once for all items", "mode")
-    node.unmapped(
-        "n8n code reads its input items and returns [{json: ...}]; A2N code gets items and "
-        "returns a list of objects: review it",
-        key,
-    )
-    return Mapped("code", {"language": target, "code": text})
+    node.unmapped(N8N_CODE_REVIEW, key)
+    return Mapped("code", {"language": target, "code": text, "itemFormat": "n8n"})
 
 
 def function(node: SourceNode) -> Mapped:
@@ -812,10 +814,9 @@ def function(node: SourceNode) -> Mapped:
     key = "functionCode"
     if node.type.endswith("functionItem"):
         node.unmapped("A2N runs code once for all items, not per item", key)
-    node.unmapped(
-        "n8n code works on items of {json: ...}; A2N code gets plain objects: review it", key
-    )
-    return Mapped("code", {"language": "javascript", "code": node.params.get(key, "")})
+    node.unmapped(N8N_CODE_REVIEW, key)
+    code_text = node.params.get(key, "")
+    return Mapped("code", {"language": "javascript", "code": code_text, "itemFormat": "n8n"})
 
 
 def noop(node: SourceNode) -> Mapped:

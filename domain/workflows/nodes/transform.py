@@ -44,6 +44,13 @@ CODE = NodeType(
         {
             "language": {"enum": ["python", "javascript"], "default": "python"},
             "code": {"type": "string", "minLength": 1, "maxLength": MAX_CODE_LENGTH},
+            "itemFormat": {
+                "enum": ["a2n", "n8n"],
+                "default": "a2n",
+                "description": "n8n: code written for n8n's Code node, which sees items "
+                "{json: ...} (items, $input.all(), first(), last(); _input in Python) and may "
+                "return them so, or plain objects, or one object",
+            },
         },
         required=["code"],
     ),
