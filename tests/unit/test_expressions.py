@@ -978,27 +978,26 @@ def test_every_expression_the_importer_does_not_flag_in_the_fixtures_parses() ->
 
 def n8n_if(operation: str, data_type: str, right: Any) -> str:
     """The condition the importer makes of an IF node with one comparison."""
+    comparison = {
+        "leftValue": "={{ $json.value }}",
+        "rightValue": right,
+        "operator": {"type": data_type, "operation": operation},
+    }
+    return imported_condition({"conditions": [comparison], "combinator": "and"}, 2)
+
+
+def imported_condition(conditions: dict[str, Any], version: float) -> str:
+    """The condition the importer makes of an IF node of `version` with these conditions."""
     document = {
         "name": "Imported",
         "connections": {},
         "nodes": [
             {
-                "parameters": {
-                    "conditions": {
-                        "conditions": [
-                            {
-                                "leftValue": "={{ $json.value }}",
-                                "rightValue": right,
-                                "operator": {"type": data_type, "operation": operation},
-                            }
-                        ],
-                        "combinator": "and",
-                    }
-                },
+                "parameters": {"conditions": conditions},
                 "id": "if",
                 "name": "If",
                 "type": "n8n-nodes-base.if",
-                "typeVersion": 2,
+                "typeVersion": version,
                 "position": [0, 0],
             }
         ],
@@ -1050,26 +1049,9 @@ def test_ordering_a_missing_value_is_false_as_in_n8n_2(
 def test_if_1_reads_a_missing_number_as_zero_as_n8n_did(
     operation: str, item: dict[str, Any], holds: bool
 ) -> None:
-    document = {
-        "name": "Imported",
-        "connections": {},
-        "nodes": [
-            {
-                "parameters": {
-                    "conditions": {
-                        "number": [
-                            {"value1": "={{ $json.value }}", "operation": operation, "value2": 10}
-                        ]
-                    }
-                },
-                "name": "If",
-                "type": "n8n-nodes-base.if",
-                "typeVersion": 1,
-            }
-        ],
-    }
-    [node] = convert(document, DefinitionLimits()).definition["nodes"]
-    assert evaluate_condition(node["config"]["condition"], scope(item)) is holds
+    number = {"value1": "={{ $json.value }}", "operation": operation, "value2": 10}
+    condition = imported_condition({"number": [number]}, 1)
+    assert evaluate_condition(condition, scope(item)) is holds
 
 
 @pytest.mark.parametrize(
