@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any
 
+from anyio import to_thread
 from litestar import Controller, Request, Response, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
@@ -23,6 +25,10 @@ DEFAULT_WAIT_SECONDS = 30
 
 def execution_service(request: AnyRequest) -> ExecutionService:
     return services(request).executions
+
+
+def _ended(execution: Execution) -> bool:
+    return execution.is_final
 
 
 def _run(recorded: Recorded[Execution], status: int = 200) -> Response[ExecutionRun]:
@@ -47,10 +53,9 @@ class WorkflowRunCommands(Controller):
         "version and needs EXECUTE; `test=true` runs the latest draft and needs EDIT. "
         "`wait=true` answers when the run ended (200) or after `timeout` seconds with the run "
         "as it is then (202).",
-        sync_to_thread=True,
         status_code=202,
     )
-    def run(
+    async def run(
         self,
         workflow_id: FromPath[str],
         caller: NamedDependency[Caller],
@@ -63,11 +68,14 @@ class WorkflowRunCommands(Controller):
             int, QueryParameter(ge=1, le=MAX_WAIT_SECONDS, description="Seconds `wait` waits")
         ] = DEFAULT_WAIT_SECONDS,
     ) -> Response[ExecutionRun]:
-        queued = service.start(caller, workflow_id, data, test=test, priority=priority)
+        queued = await to_thread.run_sync(
+            partial(service.start, caller, workflow_id, data, test=test, priority=priority)
+        )
         if not wait:
             return _run(queued, 202)
-        ended = service.wait_for_end(queued.aggregate.id, timeout)
-        position = max(queued.position, service.app.head_position())
+        # Waiting holds no thread: a burst of waiting clients must not starve other routes.
+        ended = await service.wait_until(queued.aggregate.id, _ended, timeout)
+        position = max(queued.position, await to_thread.run_sync(service.app.head_position))
         return _run(Recorded(ended, position), 200 if ended.is_final else 202)
 
 
