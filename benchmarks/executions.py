@@ -140,7 +140,7 @@ async def in_parallel(
     started = time.perf_counter()
     working = asyncio.create_task(worker.run(stop))
     for execution_id in ids:
-        ended = await asyncio.to_thread(service.wait_for_end, execution_id, 120)
+        ended = await service.wait_for_end(execution_id, 120)
         assert ended.is_final, f"{execution_id} did not end"
     seconds = time.perf_counter() - started
     stop.set()

@@ -27,10 +27,6 @@ def execution_service(request: AnyRequest) -> ExecutionService:
     return services(request).executions
 
 
-def _ended(execution: Execution) -> bool:
-    return execution.is_final
-
-
 def _run(recorded: Recorded[Execution], status: int = 200) -> Response[ExecutionRun]:
     return Response(ExecutionRun.of(recorded.aggregate, recorded.position), status_code=status)
 
@@ -74,7 +70,7 @@ class WorkflowRunCommands(Controller):
         if not wait:
             return _run(queued, 202)
         # Waiting holds no thread: a burst of waiting clients must not starve other routes.
-        ended = await service.wait_until(queued.aggregate.id, _ended, timeout)
+        ended = await service.wait_for_end(queued.aggregate.id, timeout)
         position = max(queued.position, await to_thread.run_sync(service.app.head_position))
         return _run(Recorded(ended, position), 200 if ended.is_final else 202)
 

@@ -220,16 +220,9 @@ class ExecutionService:
             raise NotFound(execution_id)
         return execution
 
-    def wait_for_end(self, execution_id: str, timeout: float) -> Execution:
-        """The execution once it ended, or as it is after `timeout` seconds (one index lookup
-        per poll; it is loaded only when it changed)."""
-        deadline = time.monotonic() + timeout
-        execution = self.app.load(execution_id, Execution)
-        while not execution.is_final and time.monotonic() < deadline:
-            time.sleep(WAIT_POLL_SECONDS)
-            if self.app.revision(execution_id) != execution.version:
-                execution = self.app.load(execution_id, Execution)
-        return execution
+    async def wait_for_end(self, execution_id: str, timeout: float) -> Execution:
+        """The execution once it ended, or as it is after `timeout` seconds."""
+        return await self.wait_until(execution_id, _ended, timeout)
 
     async def wait_until(
         self, execution_id: str, done: Callable[[Execution], bool], timeout: float
@@ -272,3 +265,7 @@ class ExecutionService:
             execution = self.app.load(execution.parent_execution_id, Execution)
             depth += 1
         return depth
+
+
+def _ended(execution: Execution) -> bool:
+    return execution.is_final

@@ -4,6 +4,7 @@ active workflow, bodies, and receipt recorded before the answer."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -55,7 +56,9 @@ def webhooks(client: Client) -> WebhookService:
 
 
 def ended(client: Client, execution_id: str) -> Execution:
-    execution: Execution = client.app.state.services.executions.wait_for_end(execution_id, 10)
+    execution: Execution = asyncio.run(
+        client.app.state.services.executions.wait_for_end(execution_id, 10)
+    )
     assert execution.is_final
     return execution
 

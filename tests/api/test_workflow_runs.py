@@ -3,6 +3,7 @@ retrying, who may do which, and bad input (problem+json, nothing stored)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -52,7 +53,7 @@ def test_a_run_without_wait_is_accepted_and_ends_later(client: Client, user: Acc
     queued = response.json()
     assert queued["status"] == "QUEUED"
     assert "outputItems" not in queued
-    ended = client.app.state.services.executions.wait_for_end(queued["id"], 10)
+    ended = asyncio.run(client.app.state.services.executions.wait_for_end(queued["id"], 10))
     assert str(ended.status) == "SUCCESS"
 
 
@@ -134,7 +135,7 @@ def test_a_retry_runs_the_same_version_with_the_same_input(client: Client, user:
     again = response.json()
     assert again["retryOf"] == first["id"]
     assert again["mode"] == "retry"
-    ended = client.app.state.services.executions.wait_for_end(again["id"], 10)
+    ended = asyncio.run(client.app.state.services.executions.wait_for_end(again["id"], 10))
     assert ended.output_items == [{"n": 7, "seen": True}]
 
 

@@ -319,7 +319,8 @@ def test_the_worker_takes_runs_off_the_queue(rig: Rig) -> None:
         stop = asyncio.Event()
         worker = Worker(rig.make_engine("w"), rig.queue, MemoryLeases(), concurrency=2)
         running = asyncio.create_task(worker.run(stop))
-        await asyncio.to_thread(lambda: [rig.executions.wait_for_end(i, 10) for i in ids])
+        for execution_id in ids:
+            await rig.executions.wait_for_end(execution_id, 10)
         stop.set()
         await running
 
