@@ -198,7 +198,7 @@ def _database(settings: Settings) -> Database:
     from application.database import DatabaseUnavailable, resolve_database
 
     try:
-        return resolve_database(settings)
+        return resolve_database(settings, say=_say)
     except DatabaseUnavailable as exc:
         raise CommandError(str(exc), EXIT_UNAVAILABLE) from None
 
@@ -234,10 +234,17 @@ def _prepare(database: Database) -> None:
 
 
 def _up(args: argparse.Namespace) -> int:
+    import psycopg
+
+    from application.database import patiently
+
     settings = _settings(args)
     database = _database(settings)
     _say(f"database: {database.describe()}")
-    _prepare(database)
+    try:
+        patiently(lambda: _prepare(database), timeout=settings.db_wait, say=_say)
+    except psycopg.Error as exc:
+        raise CommandError(f"PostgreSQL: {exc}", EXIT_UNAVAILABLE) from None
     return _run_server(
         settings,
         database,
@@ -366,6 +373,7 @@ def _project_run(args: argparse.Namespace) -> int:
     supervisor = ProjectionSupervisor(
         database.url,
         PROJECTORS,
+        pool_size=settings.db_projection_pool,
         batch_size=settings.projection_batch_size,
         poll_interval=settings.projection_poll_interval,
     )
@@ -494,11 +502,13 @@ def _connect(database: Database) -> Any:
 
 
 def _project_status(args: argparse.Namespace) -> int:
+    from application.connections import connections_in_use
     from projections.status import projection_status
 
     database = _database(_settings(args))
     with _connect(database) as conn:
         statuses = projection_status(conn)
+        pools = connections_in_use(conn)
     if args.json:
         print(json.dumps([_status_json(s) for s in statuses], indent=2))
         return 0
@@ -514,9 +524,7 @@ def _project_status(args: argparse.Namespace) -> int:
         )
         for s in statuses
     ]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    _print_table(rows)
     for s in statuses:
         if s.parked:
             p = s.parked
@@ -527,7 +535,19 @@ def _project_status(args: argparse.Namespace) -> int:
                 f"  fix the cause, then: a2n project resume {s.projector}   "
                 f"(or --skip to leave the event out)"
             )
+    _print_table(
+        [("CONNECTIONS", "OPEN", "ACTIVE")]
+        + [(name, str(total), str(active)) for name, total, active in pools],
+        lead="\n",
+    )
     return 0
+
+
+def _print_table(rows: Sequence[tuple[str, ...]], *, lead: str = "") -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    print(lead, end="")
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
 
 
 def _status_json(status: Any) -> dict[str, Any]:

@@ -59,8 +59,9 @@ class Metrics:
         )
         self.pool_connections = Gauge(
             "a2n_db_pool_connections",
-            "Read pool connections: size (open), available (idle), max, waiting (requests).",
-            ["state"],
+            "PostgreSQL connections per pool of this process: size (open), available (idle), "
+            "max, waiting (requests).",
+            ["pool", "state"],
             registry=self.registry,
         )
 

@@ -78,14 +78,9 @@ async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
         gauges.projection_parked.labels(s.projector).set(1 if s.parked else 0)
     for name, state in found.runner_states().items():
         gauges.projector_restarts.labels(name).set(state.restarts)
-    stats = found.pool.get_stats()
-    for label, key in (
-        ("size", "pool_size"),
-        ("available", "pool_available"),
-        ("max", "pool_max"),
-        ("waiting", "requests_waiting"),
-    ):
-        gauges.pool_connections.labels(label).set(stats.get(key, 0))
+    for pool, usage in found.connections.usage().items():
+        for figure, count in usage.items():
+            gauges.pool_connections.labels(pool, figure).set(count)
     return Response(gauges.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
 

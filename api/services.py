@@ -14,6 +14,7 @@ from anyio import to_thread
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from api.metrics import Metrics
+from application.connections import Connections, open_connections
 from application.credentials.app import CredentialsApp
 from application.credentials.commands import CredentialService
 from application.credentials.directory import ReadModelCredentials
@@ -80,6 +81,7 @@ class Services:
     settings: Settings
     database: Database
     pool: AsyncConnectionPool
+    connections: Connections
     positions: ProjectionPositions
     workflows: WorkflowService
     sharing: WorkflowSharing
@@ -128,41 +130,20 @@ async def open_services(
     providers, http_request nodes) obey `egress`, by default A2N_EGRESS_ALLOW's rules."""
     egress = egress or Egress(settings.egress_allow)
     async with AsyncExitStack() as stack:
-        pool = AsyncConnectionPool(
-            database.url,
-            min_size=settings.db_pool_min,
-            max_size=settings.db_pool_max,
-            kwargs={"application_name": "a2n-api", "autocommit": True},
-            open=False,
-            name="a2n-read",
+        connections = await stack.enter_async_context(
+            open_connections(settings, database.url, projections=run_projectors or run_workers)
         )
-        await pool.open(wait=True, timeout=15)
-        stack.push_async_callback(pool.close)
-
-        env = event_store_env(database.url, pool_size=settings.db_pool_max)
-        workflows_app = WorkflowsApp(env=env)
-        stack.callback(workflows_app.close)
-        identity_app = IdentityApp(env=env)
-        stack.callback(identity_app.close)
-        credentials_app = CredentialsApp(env=env)
-        stack.callback(credentials_app.close)
-        # Write-side helpers (data keys, outbox) run in worker threads: a small sync pool.
-        sync_pool: ConnectionPool[Any] = ConnectionPool(
-            database.url,
-            min_size=1,
-            max_size=settings.db_pool_max,
-            kwargs={"application_name": "a2n-write", "autocommit": True},
-            open=True,
-            name="a2n-write",
-        )
-        stack.callback(sync_pool.close)
+        pool, sync_pool, datastore = connections.read, connections.write, connections.event_store
+        env = event_store_env(database.url)
+        workflows_app = WorkflowsApp(env=env, datastore=datastore)
+        identity_app = IdentityApp(env=env, datastore=datastore)
+        credentials_app = CredentialsApp(env=env, datastore=datastore)
         await to_thread.run_sync(_sync_reference_data, sync_pool)
         keys = load_keys(settings)
         identity = identity_service(identity_app, sync_pool, keys, settings)
 
-        positions = ProjectionPositions(database.url, pool)
+        positions = ProjectionPositions(pool, connections.listener)
         await positions.start()
-        stack.push_async_callback(positions.stop)
 
         # Keys in a shared Redis are prefixed with the database: one installation's counters and
         # sign-in attempts are never another's.
@@ -192,8 +173,7 @@ async def open_services(
             redis_clients = (sync_redis, redis_client)
             progress = RedisProgress(sync_redis, f"{redis_prefix}execution-progress", hub)
             await stack.enter_async_context(_relaying(progress, settings.redis_url))
-        executions_app = ExecutionsApp(env=env, progress=progress)
-        stack.callback(executions_app.close)
+        executions_app = ExecutionsApp(env=env, progress=progress, datastore=datastore)
         policy = RateLimitPolicy.parse(settings.rate_limits or "")
         sign_in = sign_in_service(identity, limiter, keys, settings)
         oauth = OAuthLogin(
@@ -215,6 +195,8 @@ async def open_services(
             supervisor = ProjectionSupervisor(
                 database.url,
                 PROJECTORS,
+                pool=connections.projections,
+                listener=connections.listener,
                 batch_size=settings.projection_batch_size,
                 poll_interval=settings.projection_poll_interval,
             )
@@ -259,7 +241,7 @@ async def open_services(
                     name=name,
                 )
             )
-            process_managers = _process_managers(settings, database, executions)
+            process_managers = _process_managers(settings, connections, database, executions)
             process_managers.start()
             stack.callback(process_managers.stop)
         if run_scheduler:
@@ -275,6 +257,7 @@ async def open_services(
             settings=settings,
             database=database,
             pool=pool,
+            connections=connections,
             positions=positions,
             workflows=workflows,
             sharing=WorkflowSharing(workflows_app, identity),
@@ -320,7 +303,7 @@ async def _relaying(progress: RedisProgress, redis_url: str) -> AsyncIterator[No
 
 
 def _process_managers(
-    settings: Settings, database: Database, executions: ExecutionService
+    settings: Settings, connections: Connections, database: Database, executions: ExecutionService
 ) -> ProjectionSupervisor:
     """The event trigger manager (see projections/event_triggers.py), not yet started."""
     from application.executions.event_triggers import EventTriggers
@@ -330,6 +313,8 @@ def _process_managers(
     return ProjectionSupervisor(
         database.url,
         [process_manager(EventTriggers(executions))],
+        pool=connections.projections,
+        listener=connections.listener,
         batch_size=settings.projection_batch_size,
         poll_interval=settings.projection_poll_interval,
     )

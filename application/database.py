@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import sql
@@ -24,6 +26,9 @@ from application.settings import Settings
 LOCAL_HOST = "127.0.0.1"
 LOCAL_PORT = 5432
 DEFAULT_DATABASE = "a2n"
+
+Say = Callable[[str], None]
+T = TypeVar("T")
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -55,13 +60,24 @@ def redact(url: str) -> str:
     return make_conninfo("", **params)
 
 
-def resolve_database(settings: Settings) -> Database:
-    """Pick the database as described in the module docstring; create it when missing."""
+def resolve_database(settings: Settings, say: Say = lambda _: None) -> Database:
+    """Pick the database as described in the module docstring; create it when missing. A server
+    that is there but cannot take a connection yet (starting, full) is waited for, up to
+    A2N_DB_WAIT seconds, saying why through `say`."""
     if settings.database_url:
+        try:
+            wait_for_postgres(settings.database_url, timeout=settings.db_wait, say=say)
+        except psycopg.Error as exc:
+            raise DatabaseUnavailable(
+                f"PostgreSQL at {redact(settings.database_url)} refused A2N "
+                f"({_first_line(exc)}); check DATABASE_URL"
+            ) from None
         return Database(settings.database_url, "DATABASE_URL")
     if settings.embedded_postgres != "always" and _port_open(LOCAL_HOST, LOCAL_PORT):
         url = f"postgresql://postgres@{LOCAL_HOST}:{LOCAL_PORT}/{DEFAULT_DATABASE}"
         try:
+            maintenance = make_conninfo(url, dbname="postgres")
+            wait_for_postgres(maintenance, timeout=settings.db_wait, say=say)
             ensure_database(url)
         except psycopg.Error as exc:
             raise DatabaseUnavailable(
@@ -75,6 +91,59 @@ def resolve_database(settings: Settings) -> Database:
             "and A2N_EMBEDDED_POSTGRES=never"
         )
     return _start_embedded(settings.data_dir / "pg")
+
+
+def wait_for_postgres(url: str, *, timeout: float, say: Say) -> None:
+    """Return once the server at `url` accepts a connection (see `patiently`)."""
+
+    def connect() -> None:
+        psycopg.connect(make_conninfo(url, connect_timeout=5)).close()
+
+    patiently(connect, timeout=timeout, say=say)
+
+
+def patiently(action: Callable[[], T], *, timeout: float, say: Say) -> T:
+    """`action()`, tried again while PostgreSQL answers that it cannot serve yet (starting up,
+    too many clients, unreachable), with backoff for up to `timeout` seconds, saying why each
+    time. A refusal that waiting cannot mend (wrong password, no such database), and the last
+    transient one after the deadline, are raised."""
+    deadline = time.monotonic() + timeout
+    delay = 0.25
+    while True:
+        try:
+            return action()
+        except Exception as exc:
+            # The eventsourcing library wraps psycopg's errors in its own: look at the cause.
+            cause = exc if isinstance(exc, psycopg.OperationalError) else exc.__cause__
+            remaining = deadline - time.monotonic()
+            if not isinstance(cause, psycopg.OperationalError):
+                raise
+            if not is_transient(cause) or remaining <= 0:
+                raise
+            pause = min(delay, remaining)
+            say(f"waiting for PostgreSQL: {connect_failure(cause)} (retrying in {pause:.1f} s)")
+            time.sleep(pause)
+            delay = min(delay * 2, 5.0)
+
+
+_LASTING = ("does not exist", "authentication failed", "pg_hba.conf", "permission denied")
+"""Connection refusals that waiting does not mend (libpq gives no SQLSTATE on connect)."""
+
+
+def is_transient(exc: psycopg.Error) -> bool:
+    """Whether a connection error may pass by itself: no answer, or the server starting,
+    stopping or out of connections; not a wrong user, password or database."""
+    text = str(exc)
+    return not any(marker in text for marker in _LASTING)
+
+
+def connect_failure(exc: psycopg.Error) -> str:
+    """The server's or the network's reason, without libpq's preamble: `too many clients
+    already`, `Connection refused`."""
+    line = _first_line(exc)
+    if "FATAL:" in line:
+        return line.rsplit("FATAL:", 1)[1].strip()
+    return line.rsplit("failed: ", 1)[-1].strip()
 
 
 def ensure_database(url: str) -> None:

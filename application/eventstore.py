@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -18,14 +18,15 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import (
     DatetimeAsISO,
     DecimalAsStr,
+    InfrastructureFactory,
     IntegrityError,
     JSONTranscoder,
     Mapper,
     Transcoder,
     UUIDAsHex,
 )
-from eventsourcing.postgres import PostgresAggregateRecorder
-from eventsourcing.utils import get_topic
+from eventsourcing.postgres import PostgresAggregateRecorder, PostgresDatastore, PostgresFactory
+from eventsourcing.utils import Environment, get_topic
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.sql import SQL, Identifier
 
@@ -60,8 +61,9 @@ def event_metadata(event: object) -> dict[str, str]:
     return meta
 
 
-def event_store_env(database_url: str, *, pool_size: int = 5) -> dict[str, str]:
-    """The eventsourcing library's PostgreSQL settings for one database URL."""
+def event_store_env(database_url: str, *, pool_size: int = 1) -> dict[str, str]:
+    """The eventsourcing library's PostgreSQL settings for one database URL: a pool of one
+    connection that may grow to `pool_size`."""
     params = conninfo_to_dict(database_url)
     return {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
@@ -72,8 +74,9 @@ def event_store_env(database_url: str, *, pool_size: int = 5) -> dict[str, str]:
         "POSTGRES_USER": str(params.get("user", "postgres")),
         # The library insists on a password setting; an empty one works with trust auth.
         "POSTGRES_PASSWORD": str(params.get("password", "")),
-        "POSTGRES_POOL_SIZE": str(pool_size),
-        "POSTGRES_MAX_OVERFLOW": str(pool_size),
+        # The library's pool keeps POOL_SIZE connections open and grows by MAX_OVERFLOW.
+        "POSTGRES_POOL_SIZE": "1",
+        "POSTGRES_MAX_OVERFLOW": str(max(0, pool_size - 1)),
         "POSTGRES_PRE_PING": "y",
         "POSTGRES_LOCK_TIMEOUT": "5",
         "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "10",
@@ -103,10 +106,44 @@ def new_mapper() -> Mapper[str]:
     return Mapper(transcoder=new_transcoder())
 
 
+def shared_datastore(database_url: str, *, max_size: int, name: str = "a2n-events") -> Any:
+    """One connection pool for the event stores of every context in a process (pass it as
+    `datastore=` to each app): the contexts' writes are short and serialised per log anyway,
+    so a pool apiece would only multiply idle connections."""
+    factory = PostgresFactory(Environment("A2N", event_store_env(database_url, pool_size=max_size)))
+    datastore: PostgresDatastore = factory.datastore
+    kwargs: dict[str, Any] = datastore.pool.kwargs  # type: ignore[assignment]
+    kwargs["application_name"] = name
+    return datastore
+
+
 class EventStoreApp(Application[str]):
-    """Base class of the context applications (`WorkflowsApp`, ...)."""
+    """Base class of the context applications (`WorkflowsApp`, ...).
+
+    With `datastore` (see `shared_datastore`) the app stores its events through that shared
+    pool and leaves closing it to its owner; without it the app opens a pool of its own.
+    """
 
     env: ClassVar[dict[str, str]] = {"ORIGINATOR_ID_TYPE": "text"}
+
+    def __init__(
+        self, env: Mapping[str, str] | None = None, *, datastore: PostgresDatastore | None = None
+    ) -> None:
+        self._shared_datastore = datastore
+        super().__init__(env=env)
+
+    def construct_factory(self, env: Environment) -> InfrastructureFactory[Any]:
+        factory = super().construct_factory(env)
+        if self._shared_datastore is not None and isinstance(factory, PostgresFactory):
+            # The factory's own pool was never opened: dropping it costs no connection.
+            factory.datastore = self._shared_datastore
+        return factory
+
+    def close(self) -> None:
+        if self._shared_datastore is None:
+            super().close()
+        else:
+            self.closing.set()
 
     def construct_transcoder(self) -> Transcoder:
         return new_transcoder()

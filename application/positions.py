@@ -1,9 +1,9 @@
 """Read-your-writes: wait until the projectors a query reads have applied a given position.
 
-Projectors announce each committed batch on the `a2n_projection` channel. One LISTEN connection
-per API process keeps the latest positions in memory, so a query whose position is already
-applied pays a dictionary lookup; otherwise it waits for the announcement (or, while the LISTEN
-connection is down, polls the tracking table) until a deadline.
+Projectors announce each committed batch on the `a2n_projection` channel. The process's one
+LISTEN connection (application/listener.py) keeps the latest positions in memory, so a query
+whose position is already applied pays a dictionary lookup; otherwise it waits for the
+announcement (or, while the LISTEN connection is down, polls the tracking table) until a deadline.
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ import asyncio
 import contextlib
 from collections.abc import Iterable
 
-import psycopg
 import structlog
 from psycopg_pool import AsyncConnectionPool
+
+from application.listener import Listener
 
 log = structlog.get_logger("a2n.positions")
 
@@ -28,23 +29,30 @@ Reader = tuple[str, str]
 class ProjectionPositions:
     """The latest known position of every (projector, application)."""
 
-    def __init__(self, database_url: str, pool: AsyncConnectionPool) -> None:
-        self.database_url = database_url
+    def __init__(self, pool: AsyncConnectionPool, listener: Listener) -> None:
         self.pool = pool
+        self.listener = listener
         self.positions: dict[Reader, int] = {}
-        self.listening = False
         self._changed = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def listening(self) -> bool:
+        return self.listener.listening
 
     async def start(self) -> None:
+        """Read the positions, then follow the announcements (the listener calls back from its
+        own thread, so each notice is handed over to this event loop)."""
+        loop = asyncio.get_running_loop()
         await self.refresh()
-        self._task = asyncio.create_task(self._listen(), name="a2n-positions-listener")
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        def notified(payload: str) -> None:
+            projector, application, position = payload.rsplit(":", 2)
+            loop.call_soon_threadsafe(self._advance, (projector, application), int(position))
+
+        def reconnected() -> None:
+            asyncio.run_coroutine_threadsafe(self._refresh_quietly(), loop)
+
+        self.listener.subscribe(CHANNEL, notified, reconnected=reconnected)
 
     async def wait_for(self, readers: Iterable[Reader], position: int, timeout: float) -> bool:
         """Whether every reader reached `position` within `timeout` seconds."""
@@ -86,25 +94,8 @@ class ProjectionPositions:
         self._changed.set()
         self._changed = asyncio.Event()
 
-    async def _listen(self) -> None:
-        delay = 0.1
-        while True:
-            try:
-                async with await psycopg.AsyncConnection.connect(
-                    self.database_url, autocommit=True, application_name="a2n-positions"
-                ) as conn:
-                    await conn.execute(f"LISTEN {CHANNEL}")
-                    self.listening = True
-                    delay = 0.1
-                    await self.refresh()
-                    async for note in conn.notifies():
-                        projector, application, position = note.payload.rsplit(":", 2)
-                        self._advance((projector, application), int(position))
-            except asyncio.CancelledError:
-                self.listening = False
-                raise
-            except Exception as exc:
-                log.warning("positions_listener_lost", error=f"{type(exc).__name__}: {exc}")
-            self.listening = False
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
+    async def _refresh_quietly(self) -> None:
+        try:
+            await self.refresh()
+        except Exception as exc:
+            log.warning("positions_refresh_failed", error=f"{type(exc).__name__}: {exc}")

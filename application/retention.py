@@ -121,21 +121,32 @@ def run_retention(
     batch_size: int = BATCH_SIZE,
     progress: Progress | None = None,
 ) -> Report:
+    """`retain` on a connection of its own (the CLI and tests)."""
+    with psycopg.connect(database_url, autocommit=True, application_name="a2n-retention") as conn:
+        return retain(conn, rules=rules, batch_size=batch_size, progress=progress)
+
+
+def retain(
+    conn: psycopg.Connection[Any],
+    *,
+    rules: tuple[Rule, ...] = RULES,
+    batch_size: int = BATCH_SIZE,
+    progress: Progress | None = None,
+) -> Report:
     """Apply every rule, then refresh daily_execution_stats; one batch per transaction, so
-    readers and projectors wait for one batch at most."""
+    readers and projectors wait for one batch at most (`conn` must be in autocommit mode)."""
     started = time.monotonic()
     report = Report()
-    with psycopg.connect(database_url, autocommit=True, application_name="a2n-retention") as conn:
-        got = conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (LOCK,)).fetchone()
-        if not got or not got[0]:
-            raise RetentionBusy("a retention run is already under way")
-        try:
-            for rule in rules:
-                report.results.append(_apply(conn, rule, batch_size, progress))
-            conn.execute("SELECT refresh_daily_stats()")
-            report.refreshed = True
-        finally:
-            conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (LOCK,))
+    got = conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (LOCK,)).fetchone()
+    if not got or not got[0]:
+        raise RetentionBusy("a retention run is already under way")
+    try:
+        for rule in rules:
+            report.results.append(_apply(conn, rule, batch_size, progress))
+        conn.execute("SELECT refresh_daily_stats()")
+        report.refreshed = True
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (LOCK,))
     report.seconds = time.monotonic() - started
     return report
 

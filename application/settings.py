@@ -62,10 +62,18 @@ class Settings:
     """A2N_LOG_FORMAT: json (one object per line) or console (for people)."""
     max_body_bytes: int = 2 * 1024 * 1024
     """A2N_MAX_BODY_BYTES: largest request body accepted (413 above it)."""
-    db_pool_min: int = 2
-    """A2N_DB_POOL_MIN: read-side connection pool minimum size."""
-    db_pool_max: int = 10
-    """A2N_DB_POOL_MAX: read-side connection pool maximum size."""
+    db_pool_min: int = 1
+    """A2N_DB_POOL_MIN: connections the read pool keeps open when idle."""
+    db_pool_max: int = 3
+    """A2N_DB_POOL_MAX: read pool size (queries, authentication, the worker's bookkeeping)."""
+    db_event_store_pool: int = 3
+    """A2N_DB_EVENT_STORE_POOL: event store pool size, shared by every context's log."""
+    db_write_pool: int = 2
+    """A2N_DB_WRITE_POOL: pool size of the write-side helpers (outbox, data keys, retention)."""
+    db_projection_pool: int = 2
+    """A2N_DB_PROJECTION_POOL: connections the projectors (and process managers) take turns on."""
+    db_wait: float = 300.0
+    """A2N_DB_WAIT: seconds start-up waits for PostgreSQL to accept a connection (0: no wait)."""
     min_position_timeout: float = 5.0
     """A2N_MIN_POSITION_TIMEOUT: seconds a query waits for A2N-Min-Position before 503."""
     projection_batch_size: int = 500
@@ -363,6 +371,10 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "max_body_bytes": ("A2N_MAX_BODY_BYTES", _integer(1024, 1024**3)),
     "db_pool_min": ("A2N_DB_POOL_MIN", _integer(1, 1000)),
     "db_pool_max": ("A2N_DB_POOL_MAX", _integer(1, 1000)),
+    "db_event_store_pool": ("A2N_DB_EVENT_STORE_POOL", _integer(1, 1000)),
+    "db_write_pool": ("A2N_DB_WRITE_POOL", _integer(1, 1000)),
+    "db_projection_pool": ("A2N_DB_PROJECTION_POOL", _integer(1, 1000)),
+    "db_wait": ("A2N_DB_WAIT", _seconds(0, 86_400)),
     "min_position_timeout": ("A2N_MIN_POSITION_TIMEOUT", _seconds(0, 60)),
     "projection_batch_size": ("A2N_PROJECTION_BATCH_SIZE", _integer(1, 100_000)),
     "projection_poll_interval": ("A2N_PROJECTION_POLL_INTERVAL", _seconds(0.01, 60)),

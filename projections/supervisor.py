@@ -1,4 +1,5 @@
-"""Keeps projectors running: one thread per projector plus one LISTEN thread that wakes them.
+"""Keeps projectors running: one thread per projector, taking turns on a small shared pool,
+woken by the process's one LISTEN connection (application/listener.py).
 
 - A lost connection or any other infrastructure error restarts the projector's loop after an
   exponential backoff with jitter; a lost LISTEN connection is re-opened the same way, and every
@@ -13,16 +14,19 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Literal
 
 import psycopg
 import structlog
-from psycopg import sql
+from psycopg_pool import ConnectionPool
 
+from application.connections import projection_pool
 from application.contexts import events_table
+from application.listener import Listener
 from projections.projector import Projector
 from projections.runner import CONTROL_CHANNEL, HandlerFailed, ProjectionRunner
 
@@ -64,13 +68,21 @@ class Backoff:
 
 
 class ProjectionSupervisor:
-    """Runs the given projectors until `stop()`."""
+    """Runs the given projectors until `stop()`.
+
+    The projectors take turns on `pool` (a batch per borrow), and are woken through `listener`;
+    without them the supervisor opens a pool of `pool_size` connections and a listener of its
+    own. Either way a process pays a fixed number of connections, however many projectors run.
+    """
 
     def __init__(
         self,
         database_url: str,
         projectors: Iterable[Projector],
         *,
+        pool: ConnectionPool[Any] | None = None,
+        listener: Listener | None = None,
+        pool_size: int = 2,
         batch_size: int = 500,
         poll_interval: float = 1.0,
         max_attempts: int = 3,
@@ -83,15 +95,31 @@ class ProjectionSupervisor:
         self.max_attempts = max_attempts
         self.backoff_initial = backoff_initial
         self.states = {p.name: RunnerState(p.name) for p in self.projectors}
-        self.listening = False
+        self._owned: list[Any] = []
+        if pool is None:
+            pool = projection_pool(database_url, pool_size)
+            self._owned.append(pool)
+        if listener is None:
+            listener = Listener(database_url, name="a2n-projection-listener")
+            self._owned.append(listener)
+        self.pool = pool
+        self.listener = listener
         self._stopping = threading.Event()
         self._wake = {p.name: threading.Event() for p in self.projectors}
         self._threads: list[threading.Thread] = []
+        self._subscribe()
+
+    @property
+    def listening(self) -> bool:
+        return self.listener.listening
 
     def start(self) -> None:
+        for owned in self._owned:
+            if isinstance(owned, ConnectionPool):
+                owned.open(wait=False)
+            else:
+                owned.start()
         self._threads = [
-            threading.Thread(target=self._listen, name="a2n-projection-listener", daemon=True)
-        ] + [
             threading.Thread(
                 target=self._run, args=(p,), name=f"a2n-projector-{p.name}", daemon=True
             )
@@ -108,11 +136,37 @@ class ProjectionSupervisor:
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+        for owned in reversed(self._owned):
+            if isinstance(owned, ConnectionPool):
+                owned.close()
+            else:
+                owned.stop()
 
     def wake(self, projector: str | None = None) -> None:
         for name, event in self._wake.items():
             if projector in (None, name):
                 event.set()
+
+    def _subscribe(self) -> None:
+        """Wake a projector when a log it follows grows, or when it is named on the control
+        channel (resume, rebuild); wake them all once the listener (re)connects."""
+        followers: dict[str, list[str]] = {}
+        for projector in self.projectors:
+            for application in projector.applications:
+                followers.setdefault(events_table(application), []).append(projector.name)
+        for channel, names in followers.items():
+            wake = partial(self._wake_all, tuple(names))
+            self.listener.subscribe(channel, partial(_ignore_payload, wake), reconnected=wake)
+        mine = set(self._wake)
+        self.listener.subscribe(
+            CONTROL_CHANNEL, lambda payload: self._wake_all((payload,) if payload else mine)
+        )
+
+    def _wake_all(self, names: Iterable[str]) -> None:
+        for name in names:
+            wake = self._wake.get(name)
+            if wake is not None:
+                wake.set()
 
     # -- projector threads ---------------------------------------------------------------------
 
@@ -121,21 +175,19 @@ class ProjectionSupervisor:
         runner = ProjectionRunner(projector, batch_size=self.batch_size)
         backoff = Backoff(self.backoff_initial)
         attempts: dict[tuple[str, int], int] = {}
-        conn: psycopg.Connection[Any] | None = None
         while not self._stopping.is_set():
             try:
-                if conn is None or conn.closed:
-                    conn = self._connect(f"a2n-projector-{projector.name}")
-                if _is_parked(conn, projector.name):
+                with self.pool.connection() as conn:
+                    parked = _is_parked(conn, projector.name)
+                if parked:
                     state.status = "parked"
                     self._sleep(projector.name, self.poll_interval)
                     continue
-                state.status = self._drain(runner, conn)
+                state.status = self._drain(runner)
                 backoff.reset()
                 attempts.clear()
                 self._sleep(projector.name, self.poll_interval)
             except HandlerFailed as failure:
-                assert conn is not None
                 key = (failure.application, failure.position)
                 attempts[key] = attempts.get(key, 0) + 1
                 state.failed(failure.error)
@@ -148,9 +200,14 @@ class ProjectionSupervisor:
                     attempt=attempts[key],
                     error=failure.error,
                 )
-                self._keep_prefix(runner, conn, failure)
+                try:
+                    with self.pool.connection() as conn:
+                        self._keep_prefix(runner, conn, failure)
+                        if attempts[key] >= self.max_attempts:
+                            _park(conn, failure, attempts[key])
+                except Exception as exc:
+                    state.failed(f"{type(exc).__name__}: {exc}")
                 if attempts[key] >= self.max_attempts:
-                    _park(conn, failure, attempts[key])
                     state.status = "parked"
                     attempts.clear()
                     log.error(
@@ -174,16 +231,15 @@ class ProjectionSupervisor:
                     error=state.last_error,
                     restarts=state.restarts,
                 )
-                _close(conn)
-                conn = None
                 self._sleep(projector.name, backoff.next(), wakeable=False)
-        _close(conn)
         state.status = "stopped"
 
-    def _drain(self, runner: ProjectionRunner, conn: psycopg.Connection[Any]) -> Status:
-        """Apply batches until caught up; 'standby' when another process holds the projector."""
+    def _drain(self, runner: ProjectionRunner) -> Status:
+        """Apply batches until caught up, giving the connection back between batches so the
+        other projectors get their turn; 'standby' when another process holds the projector."""
         while not self._stopping.is_set():
-            batch = runner.run_batch(conn)
+            with self.pool.connection() as conn:
+                batch = runner.run_batch(conn)
             if batch is None:
                 return "standby"
             if all(n < runner.batch_size for n in batch.read.values()):
@@ -202,41 +258,7 @@ class ProjectionSupervisor:
         except HandlerFailed:
             return
 
-    # -- the LISTEN thread ---------------------------------------------------------------------
-
-    def _listen(self) -> None:
-        followers: dict[str, list[str]] = {CONTROL_CHANNEL: [p.name for p in self.projectors]}
-        for projector in self.projectors:
-            for application in projector.applications:
-                followers.setdefault(events_table(application), []).append(projector.name)
-        backoff = Backoff(self.backoff_initial)
-        while not self._stopping.is_set():
-            try:
-                with self._connect("a2n-projection-listener") as conn:
-                    for channel in followers:
-                        conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
-                    self.listening = True
-                    backoff.reset()
-                    self.wake()  # catch anything committed while we were not listening
-                    while not self._stopping.is_set():
-                        for note in conn.notifies(timeout=0.5):
-                            names = followers.get(note.channel, [])
-                            if note.channel == CONTROL_CHANNEL and note.payload:
-                                names = [note.payload]
-                            for name in names:
-                                self._wake[name].set()
-            except Exception as exc:
-                log.warning("projection_listener_lost", error=f"{type(exc).__name__}: {exc}")
-            self.listening = False
-            if not self._stopping.is_set():
-                time.sleep(backoff.next())
-
     # -- helpers -------------------------------------------------------------------------------
-
-    def _connect(self, name: str) -> psycopg.Connection[Any]:
-        return psycopg.connect(
-            self.database_url, autocommit=True, application_name=name, connect_timeout=5
-        )
 
     def _sleep(self, projector: str, seconds: float, *, wakeable: bool = True) -> None:
         """Wait for a NOTIFY (or stop) up to `seconds`; backoff sleeps ignore NOTIFY."""
@@ -246,6 +268,10 @@ class ProjectionSupervisor:
             return
         wake.wait(seconds)
         wake.clear()
+
+
+def _ignore_payload(wake: Callable[[], None], _payload: str) -> None:
+    wake()
 
 
 def _is_parked(conn: psycopg.Connection[Any], projector: str) -> bool:
@@ -272,11 +298,3 @@ def _park(conn: psycopg.Connection[Any], failure: HandlerFailed, attempts: int) 
             attempts,
         ),
     )
-
-
-def _close(conn: psycopg.Connection[Any] | None) -> None:
-    if conn is not None:
-        try:
-            conn.close()
-        except Exception as exc:
-            log.debug("projector_close_failed", error=str(exc))

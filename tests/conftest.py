@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -20,6 +21,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from application.caller import Caller
 from application.contexts import create_event_store_tables
+from application.database import is_transient, wait_for_postgres
 from application.eventstore import event_store_env
 from application.executions.app import ExecutionsApp
 from application.migrations import Migrator
@@ -31,9 +33,17 @@ LOCAL_REDIS = "redis://127.0.0.1:6379/0"
 
 
 def _postgres_reachable(url: str) -> bool:
+    """Whether a server answers at `url`; one that answers but is full or starting (other
+    runs on a shared server) is waited for, as `a2n up` does."""
     try:
-        with psycopg.connect(make_conninfo(url, connect_timeout=3)):
-            return True
+        psycopg.connect(make_conninfo(url, connect_timeout=3)).close()
+        return True
+    except psycopg.OperationalError as exc:
+        if "Connection refused" in str(exc) or not is_transient(exc):
+            return False
+    try:
+        wait_for_postgres(url, timeout=120, say=lambda line: print(line, file=sys.stderr))
+        return True
     except psycopg.Error:
         return False
 

@@ -10,7 +10,7 @@ from api.auth import needs
 from api.context import check_command_body, services
 from api.schemas.operations import RetentionRun
 from application.errors import Conflict
-from application.retention import RetentionBusy, run_retention
+from application.retention import RetentionBusy, retain
 
 AnyRequest = Request[Any, Any, Any]
 
@@ -31,7 +31,8 @@ class RetentionCommands(Controller):
     def run(self, request: AnyRequest) -> RetentionRun:
         found = services(request)
         try:
-            report = run_retention(found.database.url)
+            with found.connections.write.connection() as conn:
+                report = retain(conn)
         except RetentionBusy as exc:
             raise Conflict(str(exc)) from None
         return RetentionRun.of(report, found.executions.app.head_position())

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from eventsourcing.postgres import PostgresDatastore
+
 from application.eventstore import EventMetadata, EventStoreApp
 from application.executions.progress import NoNotices, ProgressNotices
 from domain.aggregate import Aggregate
@@ -14,9 +16,13 @@ class ExecutionsApp(EventStoreApp):
     name = "Executions"
 
     def __init__(
-        self, env: Mapping[str, str] | None = None, *, progress: ProgressNotices | None = None
+        self,
+        env: Mapping[str, str] | None = None,
+        *,
+        progress: ProgressNotices | None = None,
+        datastore: PostgresDatastore | None = None,
     ) -> None:
-        super().__init__(env=env)
+        super().__init__(env=env, datastore=datastore)
         self.progress: ProgressNotices = progress or NoNotices()
 
     def record(self, meta: EventMetadata, *aggregates: Aggregate) -> int:

@@ -44,7 +44,7 @@ from psycopg_pool import ConnectionPool
 
 from application.executions.commands import ExecutionService
 from application.executions.schedules import Change, Fire, ScheduleService
-from application.retention import RetentionBusy, last_run, run_retention
+from application.retention import RetentionBusy, last_run, retain
 from application.settings import Settings
 from application.workflows.commands import WorkflowService
 from domain.workflows.triggers import next_cron_time
@@ -306,6 +306,12 @@ def scheduler_for(
         Leadership(database_url),
         poll_interval=settings.scheduler_poll_interval,
         reconcile_interval=settings.scheduler_reconcile_interval,
-        retention=lambda: run_retention(database_url),
+        retention=lambda: _retain_with(pool),
         retention_cron=settings.retention_cron,
     )
+
+
+def _retain_with(pool: ConnectionPool[Any]) -> object:
+    """A retention run on a connection of the write pool (no connection beyond the budget)."""
+    with pool.connection() as conn:
+        return retain(conn)

@@ -10,6 +10,7 @@ import psycopg
 import pytest
 
 from application.caller import Caller
+from application.listener import Listener
 from application.workflows.commands import WorkflowService
 from projections import audit, workflows
 from projections.projector import EventContext, Projector
@@ -203,8 +204,10 @@ def test_without_notifications_the_projector_still_catches_up_by_polling(
     fresh_database_url: str, service_for: Callable[[str], WorkflowService], caller: Caller
 ) -> None:
     url = fresh_database_url
-    supervisor = ProjectionSupervisor(url, [workflows.projector], poll_interval=0.2)
-    supervisor._listen = lambda: None  # type: ignore[method-assign]  # LISTEN never happens
+    # A listener that is never started: no NOTIFY ever wakes the projector.
+    supervisor = ProjectionSupervisor(
+        url, [workflows.projector], listener=Listener(url), poll_interval=0.2
+    )
     supervisor.start()
     try:
         position = service_for(url).create(caller, name="polled", definition=GRAPH).position

@@ -10,6 +10,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from application.caller import Caller
+from application.listener import Listener
 from application.positions import ProjectionPositions
 from application.workflows.commands import WorkflowService
 from projections import workflows
@@ -27,12 +28,14 @@ def apply_all(url: str) -> None:
 async def with_positions(url: str, scenario: Callable[[ProjectionPositions], object]) -> object:
     async with AsyncConnectionPool(url, min_size=1, max_size=2, open=False) as pool:
         await pool.open()
-        positions = ProjectionPositions(url, pool)
+        listener = Listener(url)
+        listener.start()
+        positions = ProjectionPositions(pool, listener)
         await positions.start()
         try:
             return await scenario(positions)  # type: ignore[misc]
         finally:
-            await positions.stop()
+            listener.stop()
 
 
 def test_an_applied_position_answers_at_once_and_a_future_one_times_out(

@@ -1,0 +1,254 @@
+"""`a2n up` within its connection budget, against a PostgreSQL that holds it to it.
+
+The database belongs to a role of its own whose CONNECTION LIMIT is the budget README promises
+for `a2n up` (12): PostgreSQL itself refuses the 13th connection, so runs driven through the
+API only succeed if the process never needs more. The same role shows start-up waiting for a
+server that turns it away, and recovery after the server drops every connection.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+
+from tests.e2e.test_up import ROOT, free_port, wait_for_health
+
+BUDGET = 12
+"""README, "Connections": the most one `a2n up` holds."""
+
+
+@dataclass
+class Limited:
+    """A database owned by a login role whose connections PostgreSQL caps."""
+
+    server_url: str
+    role: str
+    database: str
+
+    @property
+    def url(self) -> str:
+        params = conninfo_to_dict(self.server_url)
+        host, port = params.get("host", "127.0.0.1"), params.get("port", "5432")
+        return f"postgresql://{self.role}@{host}:{port}/{self.database}"
+
+    def limit(self, connections: int) -> None:
+        self.admin(
+            sql.SQL("ALTER ROLE {} CONNECTION LIMIT {}").format(
+                sql.Identifier(self.role), sql.Literal(connections)
+            )
+        )
+
+    def drop_connections(self) -> int:
+        rows = self.admin(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s",
+            (self.role,),
+        )
+        return len(rows)
+
+    def connections(self) -> int:
+        rows = self.admin("SELECT count(*) FROM pg_stat_activity WHERE usename = %s", (self.role,))
+        return int(rows[0][0])
+
+    def admin(self, statement: Any, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with psycopg.connect(self.server_url, autocommit=True) as conn:
+            cur = conn.execute(statement, params)
+            return cur.fetchall() if cur.description else []
+
+
+@pytest.fixture
+def limited(postgres_server_url: str) -> Iterator[Limited]:
+    suffix = uuid.uuid4().hex[:10]
+    found = Limited(postgres_server_url, f"a2n_budget_{suffix}", f"a2n_budget_{suffix}")
+    # CREATEROLE: the migrations grant the role membership of a2n_app (row-level security).
+    found.admin(
+        sql.SQL("CREATE ROLE {} LOGIN CREATEROLE CONNECTION LIMIT {}").format(
+            sql.Identifier(found.role), sql.Literal(BUDGET)
+        )
+    )
+    found.admin(
+        sql.SQL("CREATE DATABASE {} OWNER {}").format(
+            sql.Identifier(found.database), sql.Identifier(found.role)
+        )
+    )
+    try:
+        yield found
+    finally:
+        found.admin(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(found.database)
+            )
+        )
+        found.admin(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(found.role)))
+
+
+@dataclass
+class Up:
+    process: subprocess.Popen[str]
+    base: str
+    http: httpx.Client
+
+    def ok(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.http.request(method, f"{self.base}/api/v1{path}", **kwargs)
+        assert response.status_code in (200, 201, 202), response.text
+        return response.json()
+
+
+def start_up(url: str, redis_url: str | None) -> Up:
+    port = free_port()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("A2N_", "DATABASE_URL", "REDIS_URL"))
+    }
+    env.update(DATABASE_URL=url, A2N_PORT=str(port), A2N_RATE_LIMITS="off", A2N_LOG_LEVEL="info")
+    env["A2N_DATA_DIR"] = tempfile.mkdtemp(prefix="a2n-budget-")
+    if redis_url:
+        env["REDIS_URL"] = redis_url
+    process = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "up"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    return Up(process, f"http://127.0.0.1:{port}", httpx.Client(timeout=30))
+
+
+def stop(up: Up) -> tuple[str, str]:
+    up.http.close()
+    up.process.send_signal(signal.SIGTERM)
+    return up.process.communicate(timeout=30)
+
+
+def sign_in(up: Up) -> None:
+    account = {"email": "owner@example.com", "password": "correct horse battery staple"}
+    up.ok("POST", "/auth/register", json=account)
+    tokens = up.ok("POST", "/auth/login", json=account)
+    up.http.headers["Authorization"] = f"Bearer {tokens['accessToken']}"
+
+
+def two_step_workflow(up: Up) -> str:
+    definition = {
+        "nodes": [
+            {"id": "start", "type": "manual_trigger"},
+            {"id": "mark", "type": "set", "config": {"fields": {"ran": True}}},
+        ],
+        "connections": [{"source": "start", "target": "mark"}],
+    }
+    workflow_id: str = up.ok(
+        "POST", "/workflows", json={"name": "budget", "definition": definition}
+    )["id"]
+    up.ok("POST", f"/workflows/{workflow_id}/activate")
+    return workflow_id
+
+
+def run_and_wait(up: Up, workflow_id: str) -> str:
+    ended = up.ok(
+        "POST", f"/workflows/{workflow_id}/executions", params={"wait": "true"}, json=[{"n": 1}]
+    )
+    status: str = ended["status"]
+    return status
+
+
+def runs_read(up: Up, workflow_id: str) -> int:
+    page = up.ok("GET", "/executions", params={"workflowId": workflow_id, "limit": 100})
+    return len(page["items"])
+
+
+def wait_for(check: Any, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize("with_redis", [True, False], ids=["redis", "in-process-queue"])
+def test_up_runs_within_its_connection_budget(
+    limited: Limited, redis_url: str, with_redis: bool
+) -> None:
+    up = start_up(limited.url, redis_url if with_redis else None)
+    most = 0
+    sampling = threading.Event()
+
+    def sample() -> None:
+        nonlocal most
+        while not sampling.is_set():
+            most = max(most, limited.connections())
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    try:
+        wait_for_health(up.base, up.process, 60)
+        sampler.start()
+        sign_in(up)
+        workflow_id = two_step_workflow(up)
+        # Forty runs, eight at a time, each request waiting for its run's end: API reads,
+        # event store saves, the worker and every projector all busy at once.
+        with ThreadPoolExecutor(8) as pool:
+            statuses = list(pool.map(lambda _: run_and_wait(up, workflow_id), range(40)))
+        assert statuses == ["SUCCESS"] * 40
+        wait_for(lambda: runs_read(up, workflow_id) == 40, 30, "every run projected")
+    finally:
+        sampling.set()
+        _, err = stop(up)
+    assert "too many connections" not in err, err[-3000:]
+    assert 0 < most <= BUDGET
+
+
+def test_start_up_waits_for_a_full_server_and_says_why(limited: Limited, redis_url: str) -> None:
+    limited.limit(0)  # every connection of the role is refused, as by a full server
+    up = start_up(limited.url, redis_url)
+    try:
+        assert up.process.stderr is not None
+        line = up.process.stderr.readline()
+        assert line.startswith("waiting for PostgreSQL: too many connections for role"), line
+        assert up.process.poll() is None
+        limited.limit(BUDGET)
+        wait_for_health(up.base, up.process, 60)
+        sign_in(up)
+        assert run_and_wait(up, two_step_workflow(up)) == "SUCCESS"
+    finally:
+        stop(up)
+
+
+def test_losing_the_database_degrades_ready_and_recovers_by_itself(
+    limited: Limited, redis_url: str
+) -> None:
+    up = start_up(limited.url, redis_url)
+    try:
+        wait_for_health(up.base, up.process, 60)
+        sign_in(up)
+        workflow_id = two_step_workflow(up)
+        assert run_and_wait(up, workflow_id) == "SUCCESS"
+        # The server goes away for a while: every connection dropped, none accepted.
+        limited.limit(0)
+        assert limited.drop_connections() > 0
+
+        def ready() -> httpx.Response:
+            return up.http.get(f"{up.base}/ready", timeout=10)
+
+        wait_for(lambda: ready().status_code == 503, 20, "/ready reports the lost database")
+        assert ready().json()["database"].startswith("unavailable")
+        limited.limit(BUDGET)
+        wait_for(lambda: ready().json()["status"] == "ready", 60, "/ready recovers")
+        assert run_and_wait(up, workflow_id) == "SUCCESS"
+        wait_for(lambda: runs_read(up, workflow_id) == 2, 30, "both runs readable")
+    finally:
+        stop(up)
