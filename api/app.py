@@ -49,6 +49,7 @@ from api.ratelimit import RateLimitMiddleware
 from api.services import open_services
 from api.webhooks import WebhookListenCommands, webhook, webhook_test
 from application.database import Database, resolve_database
+from application.egress import Egress
 from application.settings import Settings
 
 API_PREFIX = "/api/v1"
@@ -63,10 +64,12 @@ def create_app(
     send_mail: bool = False,
     run_workers: bool = False,
     run_scheduler: bool = False,
+    egress: Egress | None = None,
 ) -> Litestar:
     """Build the app; `run_projectors`, `send_mail`, `run_workers` and `run_scheduler` also run
     the projectors, the mail sender (when SMTP is configured), an execution worker and a
-    scheduler candidate in this process (`a2n up`)."""
+    scheduler candidate in this process (`a2n up`). `egress` replaces the outbound rules of
+    the settings (tests give it a resolver of their own)."""
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -78,6 +81,7 @@ def create_app(
             send_mail=send_mail,
             run_workers=run_workers,
             run_scheduler=run_scheduler,
+            egress=egress,
         ) as found:
             app.state.services = found
             yield

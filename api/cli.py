@@ -430,7 +430,7 @@ def _background_role(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        async with open_services(settings, database, run_projectors=False, **roles):
+        async with open_services(settings, database, run_projectors=False, egress=None, **roles):
             _say(f"{started} on {database.describe()}")
             await stop.wait()
             _say(stopping)

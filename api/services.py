@@ -22,6 +22,7 @@ from application.credentials.sealing import CredentialSealer
 from application.credentials.templates import sync_credential_templates
 from application.credentials.vault import CredentialVault
 from application.database import Database
+from application.egress import Egress
 from application.eventstore import event_store_env
 from application.executions.app import ExecutionsApp
 from application.executions.commands import ExecutionService
@@ -121,10 +122,13 @@ async def open_services(
     send_mail: bool = False,
     run_workers: bool = False,
     run_scheduler: bool = False,
+    egress: Egress | None = None,
 ) -> AsyncIterator[Services]:
     """Open pools and background tasks; close them in reverse order on exit. `send_mail` also
     runs the mail sender in this process when SMTP is configured, `run_workers` an execution
-    worker, `run_scheduler` a scheduler candidate (`a2n up`)."""
+    worker, `run_scheduler` a scheduler candidate (`a2n up`). Outbound requests (OAuth
+    providers, http_request nodes) obey `egress`, by default A2N_EGRESS_ALLOW's rules."""
+    egress = egress or Egress(settings.egress_allow)
     async with AsyncExitStack() as stack:
         connections = await stack.enter_async_context(
             open_connections(settings, database.url, projections=run_projectors or run_workers)
@@ -174,7 +178,7 @@ async def open_services(
         sign_in = sign_in_service(identity, limiter, keys, settings)
         oauth = OAuthLogin(
             identity,
-            stack.enter_context(OAuthClient()),
+            stack.enter_context(OAuthClient(egress)),
             settings.oauth_providers,
             attempts,
             admit=sign_in.two_factor.admit,
@@ -233,6 +237,7 @@ async def open_services(
                     vault,
                     leases,
                     pool,
+                    egress,
                     name=name,
                 )
             )

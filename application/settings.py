@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from psycopg.conninfo import conninfo_to_dict
 
 from application.logs import REDACTED, redact_text
+from domain.egress import EgressPolicy
 from domain.workflows.limits import DefinitionLimits
 
 if TYPE_CHECKING:
@@ -140,6 +141,10 @@ class Settings:
     """A2N_CODE_TIMEOUT: seconds a code node's program may run."""
     code_memory_mb: int = 256
     """A2N_CODE_MEMORY_MB: memory a code node's program may use."""
+    egress_allow: EgressPolicy = dataclasses.field(default_factory=EgressPolicy)
+    """A2N_EGRESS_ALLOW: networks that requests a user steers (http_request nodes) and OAuth
+    provider requests may reach although they are not public, e.g. `10.1.0.0/16,fd00::/8`.
+    Unset: loopback, private, link-local and every other non-public address are refused."""
     live_poll_interval: float = 1.0
     """A2N_LIVE_POLL_INTERVAL: seconds a live progress stream waits for a progress notice before
     it reads the event store anyway (a lost notice delays it by at most this)."""
@@ -398,6 +403,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "max_node_output_bytes": ("A2N_MAX_NODE_OUTPUT_BYTES", _integer(1024, 64 * 1024**2)),
     "code_timeout": ("A2N_CODE_TIMEOUT", _seconds(0.1, 3600)),
     "code_memory_mb": ("A2N_CODE_MEMORY_MB", _integer(16, 64 * 1024)),
+    "egress_allow": ("A2N_EGRESS_ALLOW", EgressPolicy.parse),
     "live_poll_interval": ("A2N_LIVE_POLL_INTERVAL", _seconds(0.05, 60)),
     "live_heartbeat": ("A2N_LIVE_HEARTBEAT", _seconds(1, 3600)),
     "live_message_bytes": ("A2N_LIVE_MESSAGE_BYTES", _integer(4096, 64 * 1024**2)),

@@ -43,6 +43,7 @@ from application.credentials.app import CredentialsApp
 from application.credentials.sealing import CredentialSealer
 from application.credentials.vault import CredentialVault
 from application.crypto import KeyRing
+from application.egress import Egress
 from application.eventstore import EventMetadata, event_store_env
 from application.executions.app import ExecutionsApp
 from application.executions.commands import ExecutionService
@@ -161,7 +162,7 @@ def run(args: argparse.Namespace, url: str, report: Report) -> None:
         workflows.publish_version(OWNER, workflow_id, 1)
 
         async def measure() -> tuple[list[float], float, int]:
-            async with http_client() as http:
+            async with http_client(Egress()) as http:
                 engine = Engine(
                     executions_app,
                     workflows.version_definition,

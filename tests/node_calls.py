@@ -16,7 +16,9 @@ from application.executions.nodes import (
     NodeFailure,
     NodeResult,
     RuntimeLimits,
+    http_client,
 )
+from tests.loopback import LOOPBACK_EGRESS
 
 NOW = "2030-01-31T09:00:00+00:00"
 EXECUTION = {"id": "exec-1", "mode": "manual", "workflowId": "wf-1", "workflowVersion": 3}
@@ -82,7 +84,7 @@ def run_node(
     """Run one node with its registered runtime, in a fresh event loop."""
 
     async def main() -> tuple[NodeResult, Services]:
-        async with client or httpx.AsyncClient() as http:
+        async with client or http_client(LOOPBACK_EGRESS) as http:
             services = Services(
                 http, limits or RuntimeLimits(), workflows or {}, credentials=credentials or {}
             )

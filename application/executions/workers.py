@@ -18,6 +18,7 @@ import redis.asyncio as aioredis
 from psycopg_pool import AsyncConnectionPool
 
 from application.credentials.vault import CredentialVault
+from application.egress import Egress
 from application.executions.commands import ExecutionService
 from application.executions.engine import Engine, EngineLimits, WorkerServices
 from application.executions.leases import Leases, MemoryLeases, RedisLeases
@@ -74,12 +75,14 @@ async def running_worker(
     credentials: CredentialVault,
     leases: Leases,
     pool: AsyncConnectionPool[Any],
+    egress: Egress,
     *,
     name: str,
 ) -> AsyncIterator[Worker]:
     """A worker named `name` taking runs off `executions.queue` until the block exits, with
-    the reconciler that puts lost runs back on the queue (see reconciler.py)."""
-    async with http_client() as http:
+    the reconciler that puts lost runs back on the queue (see reconciler.py); its node runs
+    reach the network as `egress` allows."""
+    async with http_client(egress) as http:
         engine = Engine(
             executions.app,
             workflows.version_definition,

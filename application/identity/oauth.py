@@ -29,6 +29,8 @@ from urllib.parse import parse_qsl, quote_plus, urlencode, urlsplit, urlunsplit
 import httpx
 import jwt
 
+from application.egress import Egress, EgressRefused
+
 DEFAULT_SCOPES = ("openid", "email", "profile")
 ALLOWED_ALGORITHMS = frozenset({"RS256", "ES256"})
 """Asymmetric algorithms only: `none` and HMAC (which would let a public key act as the secret)
@@ -262,21 +264,27 @@ class _KeySet:
 class OAuthClient:
     """Runs the authorization code flow with PKCE against configured OpenID Connect providers.
 
+    Its requests obey `egress` like a workflow's: a provider, or an endpoint its discovery
+    document names, on a non-public address is reached only when A2N_EGRESS_ALLOW allows it.
+
     Thread-safe; meant to live as long as the process so discovery documents and key sets stay
     cached (both are refetched after `cache_ttl` seconds). Blocking: call it from a worker thread.
     """
 
     def __init__(
         self,
+        egress: Egress,
         *,
-        http: httpx.Client | None = None,
         timeout: float = 10.0,
         leeway: float = 60.0,
         cache_ttl: float = 3600.0,
     ) -> None:
         self._timeout = httpx.Timeout(timeout, connect=min(timeout, 5.0))
-        self._http = http or httpx.Client(timeout=self._timeout, follow_redirects=False)
-        self._owns_http = http is None
+        self._http = httpx.Client(
+            timeout=self._timeout,
+            follow_redirects=False,
+            transport=egress.transport(trust_env=True),
+        )
         self._leeway = leeway
         self._cache_ttl = cache_ttl
         self._lock = threading.Lock()
@@ -284,8 +292,7 @@ class OAuthClient:
         self._key_sets: dict[str, _KeySet] = {}
 
     def close(self) -> None:
-        if self._owns_http:
-            self._http.close()
+        self._http.close()
 
     def __enter__(self) -> OAuthClient:
         return self
@@ -584,6 +591,8 @@ class OAuthClient:
             return self._http.request(
                 method, url, data=data, headers=headers, timeout=self._timeout
             )
+        except EgressRefused as refused:
+            raise OAuthError(f"could not reach {what}: {refused.message}") from None
         except httpx.HTTPError as exc:
             # The exception's text can name the request; the class says enough (timeout, refused).
             raise OAuthError(f"could not reach {what} ({type(exc).__name__})") from None

@@ -17,6 +17,7 @@ from application.eventstore import event_store_env
 from application.executions.app import ExecutionsApp
 from application.settings import Settings
 from tests.api.helpers import Account, owner_of, sign_up
+from tests.loopback import LOOPBACK_ALLOWED
 from tests.oidc_provider import OIDCProvider, a2n_providers, running_provider
 
 TEST_SECRET_KEY = "test-secret-key-0123456789abcdefghijklmnop"
@@ -58,6 +59,8 @@ def api_settings(
         # Live streams poll the event store this rarely: a stream that keeps up is woken by
         # progress notices (test_execution_events).
         live_poll_interval=30.0,
+        # The OpenID provider and the services http_request nodes call listen on 127.0.0.1.
+        egress_allow=LOOPBACK_ALLOWED,
     )
 
 

@@ -28,6 +28,7 @@ from projections.registry import projector_named
 from tests.api.conftest import TEST_MASTER_KEYS, TEST_SECRET_KEY
 from tests.api.helpers import API, PASSWORD, login, problem, register
 from tests.integration.helpers import wait_until
+from tests.loopback import LOOPBACK_ALLOWED
 from tests.oidc_provider import OIDCProvider, a2n_providers, running_provider
 
 Client = TestClient[Any]
@@ -66,6 +67,7 @@ def client(
         public_url=PUBLIC_URL,
         oauth_providers=a2n_providers(provider),
         rate_limits="off",  # every request comes from one address
+        egress_allow=LOOPBACK_ALLOWED,  # the provider listens on 127.0.0.1
     )
     with TestClient(create_app(settings, run_projectors=True), raise_server_exceptions=False) as c:
         yield c

@@ -132,6 +132,7 @@ def test_no_secret_reaches_logs_events_tables_or_other_responses(
             "A2N_MASTER_KEYS": TEST_MASTER_KEYS,
             "A2N_DB_POOL_MAX": "4",
             "A2N_OAUTH_PROVIDERS": json.dumps(providers),
+            "A2N_EGRESS_ALLOW": "127.0.0.0/8",  # the provider listens on 127.0.0.1
         }
         with running_up(env, base, database_url) as service:
             issued, never_shown = drive_every_secret_through(service, provider)

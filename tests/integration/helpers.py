@@ -26,6 +26,7 @@ from application.workflows.commands import WorkflowService
 from domain.executions.execution import Execution, ExecutionMode
 from projections.projector import Projector
 from projections.runner import ProjectionRunner
+from tests.loopback import LOOPBACK_EGRESS
 
 GRAPH = {"nodes": [{"id": "a", "type": "manual_trigger"}], "connections": []}
 
@@ -190,7 +191,7 @@ def run_with_built_in_nodes(
     """Run a queued execution to its end, as worker `worker` with the built-in node runtimes."""
 
     async def run() -> Execution:
-        async with http_client() as client:
+        async with http_client(LOOPBACK_EGRESS) as client:
             engine = Engine(
                 executions.app,
                 workflows.version_definition,

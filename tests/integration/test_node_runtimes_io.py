@@ -36,6 +36,7 @@ from application.executions.nodes import (
 )
 from application.executions.nodes.code import python_for
 from application.executions.nodes.sandbox import sandbox_user
+from tests.loopback import LOOPBACK_EGRESS
 from tests.node_calls import Services, node_call, run_node
 
 REPO = Path(__file__).resolve().parents[2]
@@ -283,7 +284,9 @@ def test_cookies_of_one_run_never_reach_another(server: str, shared_client: str)
     """The worker shares one client between all runs (of all users)."""
 
     async def main() -> Any:
-        client = http_client() if shared_client == "http_client" else httpx.AsyncClient()
+        client = (
+            http_client(LOOPBACK_EGRESS) if shared_client == "http_client" else httpx.AsyncClient()
+        )
         async with client:
             services = Services(client)
             for url in (f"{server}/cookie", f"{server}/redirect?to=/echo"):

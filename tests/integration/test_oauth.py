@@ -27,6 +27,7 @@ from application.identity.oauth import (
     parse_providers,
     pkce_challenge,
 )
+from tests.loopback import LOOPBACK_EGRESS
 from tests.oidc_provider import OIDCProvider, new_rsa_key, running_provider
 
 REDIRECT_URI = "http://127.0.0.1:8000/api/v1/auth/oauth/test/callback"
@@ -49,7 +50,7 @@ def oidc_provider() -> Iterator[OIDCProvider]:
 
 @pytest.fixture
 def client() -> Iterator[OAuthClient]:
-    with OAuthClient(timeout=5) as client:
+    with OAuthClient(LOOPBACK_EGRESS, timeout=5) as client:
         yield client
 
 
@@ -365,7 +366,7 @@ def test_discovery_without_required_endpoint_is_refused(
 
 
 def test_slow_token_endpoint_times_out(oidc_provider: OIDCProvider) -> None:
-    with OAuthClient(timeout=0.2) as client:
+    with OAuthClient(LOOPBACK_EGRESS, timeout=0.2) as client:
         configured = config(oidc_provider)
         request, code = authorize(client, oidc_provider, configured)
         oidc_provider.delays["/token"] = 1.0

@@ -3,10 +3,11 @@
 
 Requests are built here, not from the worker's client defaults, so nothing of one run (cookies,
 auth, headers) reaches another; redirects are followed here too, only to http(s) URLs, with
-the cookies the client's jar would add removed. A credential (`config.credentials`) is opened
-for the run's user and sent as its type says (credential_auth.py). The whole exchange (redirects
-and body) must finish within the node's `timeout`, and the body is read no further than the size
-limit.
+the cookies the client's jar would add removed. The worker's client refuses destinations the
+egress rules forbid (application/egress.py), each redirect's too: the node fails saying why.
+A credential (`config.credentials`) is opened for the run's user and sent as its type says
+(credential_auth.py). The whole exchange (redirects and body) must finish within the node's
+`timeout`, and the body is read no further than the size limit.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from application.egress import Egress, EgressRefused
 from application.executions.nodes.base import (
     MAIN_OUTPUT,
     Item,
@@ -37,12 +39,18 @@ RETRYABLE_STATUSES = frozenset({408, 429})  # "try again later" by definition, t
 DETAIL_CHARACTERS = 1000
 
 
-def http_client() -> httpx.AsyncClient:
-    """The client a worker should share between node runs: no cookie jar (one workflow's
-    cookies must never reach another's requests), no proxy or certificate settings taken from
-    the environment, no redirects followed behind the node's back."""
+def http_client(egress: Egress) -> httpx.AsyncClient:
+    """The client a worker should share between node runs: every connection it opens obeys
+    `egress` (redirects included), no cookie jar (one workflow's cookies must never reach
+    another's requests), no proxy or certificate settings taken from the environment, no
+    redirects followed behind the node's back."""
     no_cookies = CookieJar(DefaultCookiePolicy(allowed_domains=[]))
-    return httpx.AsyncClient(cookies=no_cookies, trust_env=False, follow_redirects=False)
+    return httpx.AsyncClient(
+        cookies=no_cookies,
+        trust_env=False,
+        follow_redirects=False,
+        transport=egress.async_transport(),
+    )
 
 
 async def http_request(call: NodeCall) -> NodeResult:
@@ -168,6 +176,8 @@ async def _send(client: httpx.AsyncClient, request: httpx.Request) -> httpx.Resp
         return await client.send(request, stream=True, follow_redirects=False)
     except httpx.TimeoutException:
         raise
+    except EgressRefused as refused:
+        raise NodeFailure(f"{_where(request)}: {refused.message}") from None
     except (httpx.NetworkError, httpx.RemoteProtocolError, httpx.ProxyError) as error:
         raise NodeFailure(f"{_where(request)}: {_reason(error)}", retryable=True) from None
     except httpx.HTTPError as error:
