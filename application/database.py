@@ -97,7 +97,7 @@ def wait_for_postgres(url: str, *, timeout: float, say: Say) -> None:
     """Return once the server at `url` accepts a connection (see `patiently`)."""
 
     def connect() -> None:
-        psycopg.connect(make_conninfo(url, connect_timeout=5)).close()
+        psycopg.connect(make_conninfo(url, connect_timeout=5, application_name="a2n-start")).close()
 
     patiently(connect, timeout=timeout, say=say)
 
@@ -150,7 +150,9 @@ def ensure_database(url: str) -> None:
     """Create the URL's database if it does not exist (connecting to `postgres` to do so)."""
     params = conninfo_to_dict(url)
     name = str(params.get("dbname") or DEFAULT_DATABASE)
-    maintenance = make_conninfo(url, dbname="postgres", connect_timeout=5)
+    maintenance = make_conninfo(
+        url, dbname="postgres", connect_timeout=5, application_name="a2n-start"
+    )
     with psycopg.connect(maintenance, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if not exists:

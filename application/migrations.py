@@ -186,7 +186,9 @@ class Migrator:
 
     @contextmanager
     def _connection(self) -> Iterator[psycopg.Connection[dict[str, Any]]]:
-        with psycopg.connect(self.database_url, autocommit=True, row_factory=dict_row) as conn:
+        with psycopg.connect(
+            self.database_url, autocommit=True, row_factory=dict_row, application_name="a2n-migrate"
+        ) as conn:
             conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (LOCK_KEY,))
             try:
                 conn.execute(BOOTSTRAP_SQL.encode())

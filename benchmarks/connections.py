@@ -62,7 +62,8 @@ class Sampler:
         with connect(self.url) as conn:
             rows = conn.execute(
                 "SELECT application_name, count(*) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid() GROUP BY 1"
+                "WHERE datname = current_database() AND application_name <> 'a2n-bench' "
+                "GROUP BY 1"
             ).fetchall()
         return Counter({str(name or "(unnamed)"): int(n) for name, n in rows})
 
