@@ -29,6 +29,8 @@ EmbeddedMode = Literal["auto", "always", "never"]
 LogFormat = Literal["json", "console"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 RegistrationMode = Literal["open", "invite"]
+CodeSandbox = Literal["namespaces", "none"]
+CodeNetwork = Literal["off", "on"]
 
 
 _SECRET_SETTINGS = frozenset({"secret_key", "master_keys"})
@@ -132,6 +134,14 @@ class Settings:
     """A2N_CODE_TIMEOUT: seconds a code node's program may run."""
     code_memory_mb: int = 256
     """A2N_CODE_MEMORY_MB: memory a code node's program may use."""
+    code_max_processes: int = 32
+    """A2N_CODE_MAX_PROCESSES: processes and threads one code node run may have at once."""
+    code_sandbox: CodeSandbox = "namespaces"
+    """A2N_CODE_SANDBOX: namespaces (code runs isolated, or not at all) or none (an admin's
+    explicit choice, for development: code runs without namespaces)."""
+    code_network: CodeNetwork = "off"
+    """A2N_CODE_NETWORK: on gives isolated code the host's network (an admin's explicit choice);
+    off, it has none."""
     live_poll_interval: float = 1.0
     """A2N_LIVE_POLL_INTERVAL: seconds a live progress stream waits for a progress notice before
     it reads the event store anyway (a lost notice delays it by at most this)."""
@@ -386,6 +396,9 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "max_node_output_bytes": ("A2N_MAX_NODE_OUTPUT_BYTES", _integer(1024, 64 * 1024**2)),
     "code_timeout": ("A2N_CODE_TIMEOUT", _seconds(0.1, 3600)),
     "code_memory_mb": ("A2N_CODE_MEMORY_MB", _integer(16, 64 * 1024)),
+    "code_max_processes": ("A2N_CODE_MAX_PROCESSES", _integer(16, 4096)),
+    "code_sandbox": ("A2N_CODE_SANDBOX", _choice(CodeSandbox)),
+    "code_network": ("A2N_CODE_NETWORK", _choice(CodeNetwork)),
     "live_poll_interval": ("A2N_LIVE_POLL_INTERVAL", _seconds(0.05, 60)),
     "live_heartbeat": ("A2N_LIVE_HEARTBEAT", _seconds(1, 3600)),
     "live_message_bytes": ("A2N_LIVE_MESSAGE_BYTES", _integer(4096, 64 * 1024**2)),
