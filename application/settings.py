@@ -30,6 +30,8 @@ EmbeddedMode = Literal["auto", "always", "never"]
 LogFormat = Literal["json", "console"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 RegistrationMode = Literal["open", "invite"]
+CodeSandbox = Literal["namespaces", "none"]
+CodeNetwork = Literal["off", "on"]
 
 
 _SECRET_SETTINGS = frozenset({"secret_key", "master_keys"})
@@ -145,6 +147,14 @@ class Settings:
     """A2N_EGRESS_ALLOW: networks that requests a user steers (http_request nodes) and OAuth
     provider requests may reach although they are not public, e.g. `10.1.0.0/16,fd00::/8`.
     Unset: loopback, private, link-local and every other non-public address are refused."""
+    code_max_processes: int = 32
+    """A2N_CODE_MAX_PROCESSES: processes and threads one code node run may have at once."""
+    code_sandbox: CodeSandbox = "namespaces"
+    """A2N_CODE_SANDBOX: namespaces (code runs isolated, or not at all) or none (an admin's
+    explicit choice, for development: code runs without namespaces)."""
+    code_network: CodeNetwork = "off"
+    """A2N_CODE_NETWORK: on gives isolated code the host's network (an admin's explicit choice);
+    off, it has none."""
     live_poll_interval: float = 1.0
     """A2N_LIVE_POLL_INTERVAL: seconds a live progress stream waits for a progress notice before
     it reads the event store anyway (a lost notice delays it by at most this)."""
@@ -404,6 +414,9 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "code_timeout": ("A2N_CODE_TIMEOUT", _seconds(0.1, 3600)),
     "code_memory_mb": ("A2N_CODE_MEMORY_MB", _integer(16, 64 * 1024)),
     "egress_allow": ("A2N_EGRESS_ALLOW", EgressPolicy.parse),
+    "code_max_processes": ("A2N_CODE_MAX_PROCESSES", _integer(16, 4096)),
+    "code_sandbox": ("A2N_CODE_SANDBOX", _choice(CodeSandbox)),
+    "code_network": ("A2N_CODE_NETWORK", _choice(CodeNetwork)),
     "live_poll_interval": ("A2N_LIVE_POLL_INTERVAL", _seconds(0.05, 60)),
     "live_heartbeat": ("A2N_LIVE_HEARTBEAT", _seconds(1, 3600)),
     "live_message_bytes": ("A2N_LIVE_MESSAGE_BYTES", _integer(4096, 64 * 1024**2)),

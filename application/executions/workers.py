@@ -15,6 +15,7 @@ from typing import Any
 
 import redis
 import redis.asyncio as aioredis
+import structlog
 from psycopg_pool import AsyncConnectionPool
 
 from application.credentials.vault import CredentialVault
@@ -24,6 +25,7 @@ from application.executions.engine import Engine, EngineLimits, WorkerServices
 from application.executions.leases import Leases, MemoryLeases, RedisLeases
 from application.executions.nodes import RUNTIMES, http_client
 from application.executions.nodes.base import RuntimeLimits
+from application.executions.nodes.sandbox import isolation_problem
 from application.executions.queue import ExecutionQueue, MemoryQueue
 from application.executions.reconciler import Reconciler
 from application.executions.redis_queue import RedisStreamQueue
@@ -33,6 +35,8 @@ from application.settings import Settings
 from application.workflows.commands import WorkflowService
 
 RECONCILE_SECONDS = 15.0
+
+log = structlog.get_logger(__name__)
 
 
 def worker_name() -> str:
@@ -63,8 +67,22 @@ def runtime_limits(settings: Settings) -> RuntimeLimits:
     return RuntimeLimits(
         code_timeout_seconds=settings.code_timeout,
         code_memory_mb=settings.code_memory_mb,
+        code_max_processes=settings.code_max_processes,
+        code_isolated=settings.code_sandbox == "namespaces",
+        code_network=settings.code_network == "on",
+        code_hidden_paths=(str(settings.data_dir.resolve()),),
         max_output_bytes=settings.max_node_output_bytes,
     )
+
+
+async def check_code_sandbox(limits: RuntimeLimits) -> None:
+    """Find out once, at start, whether code nodes can run isolated here, and say so."""
+    if not limits.code_isolated:
+        log.warning("code_sandbox.off", detail="code nodes run unisolated: A2N_CODE_SANDBOX=none")
+    elif (problem := await isolation_problem(limits)) is not None:
+        log.error("code_sandbox.unavailable", detail="code nodes will fail", reason=problem)
+    else:
+        log.info("code_sandbox.ready", network=limits.code_network)
 
 
 @asynccontextmanager
@@ -82,12 +100,14 @@ async def running_worker(
     """A worker named `name` taking runs off `executions.queue` until the block exits, with
     the reconciler that puts lost runs back on the queue (see reconciler.py); its node runs
     reach the network as `egress` allows."""
+    limits = runtime_limits(settings)
+    await check_code_sandbox(limits)
     async with http_client(egress) as http:
         engine = Engine(
             executions.app,
             workflows.version_definition,
             RUNTIMES,
-            WorkerServices(http, runtime_limits(settings), executions, credentials),
+            WorkerServices(http, limits, executions, credentials),
             name,
             engine_limits(settings),
         )

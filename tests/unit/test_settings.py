@@ -81,6 +81,34 @@ def test_registration_is_open_by_default_or_by_invitation() -> None:
     assert str(failure.value).startswith("A2N_REGISTRATION: expected one of open, invite")
 
 
+def test_code_runs_isolated_without_network_unless_an_admin_says_otherwise() -> None:
+    from application.executions.workers import runtime_limits
+
+    limits = runtime_limits(Settings.from_env({"A2N_DATA_DIR": "/srv/a2n"}))
+    assert (limits.code_isolated, limits.code_network, limits.code_max_processes) == (
+        True,
+        False,
+        32,
+    )
+    assert limits.code_hidden_paths == ("/srv/a2n",)
+    chosen = Settings.from_env(
+        {"A2N_CODE_SANDBOX": "none", "A2N_CODE_NETWORK": "on", "A2N_CODE_MAX_PROCESSES": "64"}
+    )
+    assert (chosen.code_sandbox, chosen.code_network, chosen.code_max_processes) == (
+        "none",
+        "on",
+        64,
+    )
+    for variable, value, message in [
+        ("A2N_CODE_SANDBOX", "off", "A2N_CODE_SANDBOX: expected one of namespaces, none"),
+        ("A2N_CODE_NETWORK", "yes", "A2N_CODE_NETWORK: expected one of off, on"),
+        ("A2N_CODE_MAX_PROCESSES", "4", "A2N_CODE_MAX_PROCESSES: expected an integer from 16"),
+    ]:
+        with pytest.raises(SettingsError) as failure:
+            Settings.from_env({variable: value})
+        assert str(failure.value).startswith(message)
+
+
 def test_inconsistent_pool_sizes_are_refused() -> None:
     with pytest.raises(SettingsError, match="A2N_DB_POOL_MIN: 20 is larger than A2N_DB_POOL_MAX"):
         Settings.from_env({"A2N_DB_POOL_MIN": "20", "A2N_DB_POOL_MAX": "5"})

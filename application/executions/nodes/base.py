@@ -39,10 +39,14 @@ class WebhookResponse:
 
 @dataclass(frozen=True)
 class RuntimeLimits:
-    """Bounds on what one node run may consume; the worker may tighten them per deployment."""
+    """Bounds on what one node run may consume and reach; the worker sets them per deployment."""
 
     code_timeout_seconds: float = 30.0
     code_memory_mb: int = 256
+    code_max_processes: int = 32  # processes and threads of one code run together
+    code_isolated: bool = True  # namespaces (see sandbox.py); False only by an admin's choice
+    code_network: bool = False  # whether isolated code may use the host's network
+    code_hidden_paths: tuple[str, ...] = ()  # directories code never sees (the data directory)
     max_output_bytes: int = 16 * 1024 * 1024  # a code node's returned items, as JSON
     max_log_bytes: int = 64 * 1024  # a code node's prints kept for the log
     http_max_response_bytes: int = 16 * 1024 * 1024

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import shutil
 import signal
-import sys
 from functools import cache
 from pathlib import Path
 
@@ -24,18 +23,18 @@ from application.executions.nodes.base import (
 )
 from application.executions.nodes.config import config_failure
 from application.executions.nodes.sandbox import (
+    MIB,
     Outcome,
     Program,
-    SandboxUser,
+    python_for,
     run_sandboxed,
     sandbox_user,
     usable_by,
+    who,
 )
 
-MIB = 1024 * 1024
 NODE_RESERVED_ADDRESS_SPACE = 1024 * MIB  # V8 maps about 1 GiB before running anything
 HEAP_EXHAUSTED = "JavaScript heap out of memory"  # what V8 prints when --max-old-space-size is hit
-SYSTEM_PYTHONS = ("/usr/local/bin/python3", "/usr/bin/python3")
 
 
 @cache
@@ -70,15 +69,6 @@ def _python(limits: RuntimeLimits) -> Program:
     )
 
 
-def python_for(user: SandboxUser | None) -> str:
-    """This interpreter, or when the sandbox user may not run it (it lives in root's home, say)
-    the system's."""
-    for candidate in (sys.executable, *SYSTEM_PYTHONS):
-        if usable_by(candidate, user):
-            return candidate
-    raise NodeFailure(f"Python code cannot run: no Python interpreter the {_who(user)} may run")
-
-
 def _javascript(limits: RuntimeLimits) -> Program:
     node = shutil.which("node")
     if node is None:
@@ -86,18 +76,13 @@ def _javascript(limits: RuntimeLimits) -> Program:
             "JavaScript code needs Node.js installed on the worker (the node command was not "
             "found); install it or use Python"
         )
-    if not usable_by(node, sandbox_user()):
-        raise NodeFailure(
-            f"JavaScript code cannot run: the {_who(sandbox_user())} may not run {node}"
-        )
+    user = sandbox_user()
+    if not usable_by(node, user):
+        raise NodeFailure(f"JavaScript code cannot run: the {who(user)} may not run {node}")
     return Program(
         [node, f"--max-old-space-size={limits.code_memory_mb}", "-e", _harness("harness.js")],
         address_space=NODE_RESERVED_ADDRESS_SPACE + limits.code_memory_mb * MIB,
     )
-
-
-def _who(user: SandboxUser | None) -> str:
-    return "worker's user" if user is None else f"sandbox user {user.name}"
 
 
 def _items(outcome: Outcome, limits: RuntimeLimits) -> list[dict[str, object]]:

@@ -1,15 +1,21 @@
-"""Run user code in a child process that cannot see the worker's secrets, within limits.
+"""Run user code in a child process that reaches nothing of the worker's, within limits.
 
-The child gets an empty environment, a fresh empty working directory, rlimits on CPU time,
-address space, file size and core dumps, and a wall-clock timeout after which its whole process
-group is killed. Its items go in on stdin; its answer comes back on a separate pipe, so its
-stdout and stderr are only log lines (capped). When the worker runs as root the child runs as
-`nobody`; otherwise the worker makes itself non-dumpable, so code running as the same user
-cannot read the worker's environment or memory through /proc (what ssh-agent does).
+Every child starts as jail.py, which sets it up and then executes the program. Isolated (the
+default) the program gets namespaces of its own: no network (A2N_CODE_NETWORK=on gives it the
+host's), a PID namespace whose end kills whatever the code started, a read-only view of the
+system whose only writable place is an empty in-memory /tmp (its working directory), the data
+directory hidden, a process limit counted per run, no capabilities, and a system call filter that
+refuses sockets. Whether the host allows this is probed once per process (`isolation_problem`);
+if it does not, code nodes fail with the reason instead of running unisolated, unless an admin
+chose A2N_CODE_SANDBOX=none: then the program runs without namespaces in a fresh directory under
+the temporary directory (development only). Either way it has an empty environment, rlimits on
+CPU time, address space, file size and core dumps, and a wall-clock timeout after which its
+process group is killed. When the worker is root the code runs as `nobody`; otherwise as the
+worker's user, and the worker makes itself non-dumpable, so such code cannot read the worker's
+environment or memory through /proc (what ssh-agent does).
 
-This is process isolation, not a jail: the code can use the network, read what the sandbox
-user may read, and start a process in a session of its own, which outlives the run (it is not
-waited for). Stronger isolation (cgroups, namespaces) is the DOCKER runtime's job.
+Its items go in on stdin; its answer comes back on a separate pipe, so its stdout and stderr are
+only log lines (capped).
 """
 
 from __future__ import annotations
@@ -17,24 +23,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import dataclasses
 import json
 import math
 import os
 import pwd
-import resource
 import signal
 import stat
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from application.executions.nodes.base import LogLine, NodeFailure, RuntimeLimits
 
 _PR_SET_DUMPABLE = 4
 _READ_SIZE = 64 * 1024
+MIB = 1024 * 1024
+SYSTEM_PYTHONS = ("/usr/local/bin/python3", "/usr/bin/python3")
+JAIL_FAILED = 125  # jail.py's exit status when it could not set the child up
+PROBE_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True)
@@ -110,18 +121,81 @@ def protect_worker() -> None:
 
 async def run_sandboxed(program: Program, payload: Any, limits: RuntimeLimits) -> Outcome:
     """Run `program` with `payload` as JSON on stdin; see the module docstring."""
+    if limits.code_isolated:
+        problem = await isolation_problem(limits)
+        if problem is not None:
+            raise NodeFailure(
+                f"code cannot run on this worker: it cannot be isolated ({problem}); an "
+                "administrator may set A2N_CODE_SANDBOX=none to run code without isolation, "
+                "for development only"
+            )
+    return await _run(program, payload, limits)
+
+
+async def isolation_problem(limits: RuntimeLimits) -> str | None:
+    """Why this host cannot run code isolated under `limits`, or None when it can. Probed by
+    running an empty program the first time per process and set of limits."""
+    if limits not in _PROBED:
+        patient = dataclasses.replace(limits, code_timeout_seconds=PROBE_TIMEOUT)
+        try:
+            probe = Program([python_for(sandbox_user()), "-I", "-S", "-c", "pass"], 256 * MIB)
+            await _run(probe, None, patient)
+            _PROBED[limits] = None
+        except _SetUpFailure as failure:
+            _PROBED[limits] = failure.reason
+        except NodeFailure as failure:
+            _PROBED[limits] = failure.message
+    return _PROBED[limits]
+
+
+def python_for(user: SandboxUser | None) -> str:
+    """This interpreter, or when the sandbox user may not run it (it lives in root's home, say)
+    the system's."""
+    for candidate in (sys.executable, *SYSTEM_PYTHONS):
+        if usable_by(candidate, user):
+            return candidate
+    raise NodeFailure(f"code cannot run: no Python interpreter the {who(user)} may run")
+
+
+def who(user: SandboxUser | None) -> str:
+    """The user code runs as, for messages."""
+    return "worker's user" if user is None else f"sandbox user {user.name}"
+
+
+class _SetUpFailure(NodeFailure):
+    """jail.py could not set the child up."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"the code's sandbox could not be set up: {reason}")
+        self.reason = reason
+
+
+_PROBED: dict[RuntimeLimits, str | None] = {}
+
+
+async def _run(program: Program, payload: Any, limits: RuntimeLimits) -> Outcome:
     protect_worker()
     user = sandbox_user()
     loop = asyncio.get_running_loop()
     with contextlib.ExitStack() as stack:
-        workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="a2n-code-"))
-        if user is not None:
-            os.chown(workdir, user.uid, user.gid)
+        if limits.code_isolated:
+            workdir = "/"  # the program's is the /tmp of its own, which jail.py mounts
+        else:
+            workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="a2n-code-"))
+            if user is not None:
+                os.chown(workdir, user.uid, user.gid)
         printed, warned, answer = (
             stack.enter_context(_Capture(loop, limit))
             for limit in (limits.max_log_bytes, limits.max_log_bytes, limits.max_output_bytes)
         )
         process = await asyncio.create_subprocess_exec(
+            python_for(user),
+            "-I",
+            "-S",
+            "-c",
+            _jail_source(),
+            *_jail_options(limits, program.address_space, user),
+            "--",
             *program.argv,
             str(answer.write_fd),
             stdin=asyncio.subprocess.PIPE,
@@ -131,7 +205,6 @@ async def run_sandboxed(program: Program, payload: Any, limits: RuntimeLimits) -
             cwd=workdir,
             pass_fds=(answer.write_fd,),
             start_new_session=True,
-            preexec_fn=_child_setup(limits, program.address_space, user),
         )
         for capture in (printed, warned, answer):
             capture.start()
@@ -150,31 +223,38 @@ async def run_sandboxed(program: Program, payload: Any, limits: RuntimeLimits) -
             capture.pump()  # what the child wrote before it ended
     if answer.more:
         raise NodeFailure(f"the code returned more than {limits.max_output_bytes} bytes of items")
+    decoded = _decode(bytes(answer.kept))
+    if process.returncode == JAIL_FAILED and isinstance(decoded, dict) and "sandbox" in decoded:
+        raise _SetUpFailure(str(decoded["sandbox"]))
     logs = [*printed.lines("INFO"), *warned.lines("WARN")]
-    return Outcome(_decode(bytes(answer.kept)), logs, process.returncode or 0)
+    return Outcome(decoded, logs, process.returncode or 0)
 
 
-def _child_setup(
-    limits: RuntimeLimits, address_space: int, user: SandboxUser | None
-) -> Callable[[], None]:
-    """Runs in the child between fork and exec: rlimits, then the sandbox user's identity.
-    Only system calls, nothing that takes a lock. (Popen's user= and group= would do the
-    latter, but uvloop, which the API server runs on, does not take them.)"""
+@cache
+def _jail_source() -> str:
+    return Path(__file__).with_name("jail.py").read_text(encoding="utf-8")
+
+
+def _jail_options(limits: RuntimeLimits, address_space: int, user: SandboxUser | None) -> list[str]:
+    """What jail.py needs to know: see its docstring."""
     cpu = math.ceil(limits.code_timeout_seconds) + 1
-    file_size = limits.max_output_bytes
-    address_space_limit = (address_space, address_space)
-
-    def apply() -> None:
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
-        resource.setrlimit(resource.RLIMIT_AS, address_space_limit)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (file_size, file_size))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        if user is not None:
-            os.setgroups([])
-            os.setgid(user.gid)
-            os.setuid(user.uid)
-
-    return apply
+    rlimits = {
+        "RLIMIT_CPU": (cpu, cpu + 1),
+        "RLIMIT_AS": (address_space, address_space),
+        "RLIMIT_FSIZE": (limits.max_output_bytes, limits.max_output_bytes),
+        "RLIMIT_CORE": (0, 0),
+    }
+    if limits.code_isolated:  # without a user namespace of its own the count would be the user's
+        rlimits["RLIMIT_NPROC"] = (limits.code_max_processes, limits.code_max_processes)
+    return [
+        f"parent={os.getpid()}",
+        f"isolate={int(limits.code_isolated)}",
+        f"network={int(limits.code_network)}",
+        f"tmp_mb={limits.code_memory_mb}",
+        *([] if user is None else [f"user={user.uid}:{user.gid}"]),
+        *(f"hide={path}" for path in limits.code_hidden_paths),
+        *(f"{name}={soft}:{hard}" for name, (soft, hard) in rlimits.items()),
+    ]
 
 
 class _Capture:
