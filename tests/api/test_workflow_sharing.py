@@ -426,7 +426,11 @@ def test_bad_share_list_parameters_are_400_naming_them(
         ("POST", "/workflows/{id}/transfer"),
     ],
 )
-@pytest.mark.parametrize("bad_id", ["orders", "../../etc", str(uuid.uuid4()), "x" * 5000])
+@pytest.mark.parametrize(
+    "bad_id",
+    ["orders", "../../etc", str(uuid.uuid4()), "x" * 5000],
+    ids=["word", "path", "unknown-uuid", "long"],
+)
 def test_share_routes_on_a_bad_workflow_id_are_404(
     client: Client, cast: Cast, method: str, path: str, bad_id: str
 ) -> None:
