@@ -5,6 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed
+# pytest-xdist workers, each with a database of its own (0: one process). The end-to-end tests
+# share one worker (tests/e2e/conftest.py), which keeps the run within a stock PostgreSQL's 100
+# connections.
+PYTEST_WORKERS ?= 3
 
 .PHONY: up test install lint typecheck pytest services bench clean
 
@@ -32,7 +36,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 pytest: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
 bench: $(STAMP) ## Print event store, projection and cache figures (see benchmarks/RESULTS.md)
 	$(BIN)/python benchmarks/event_store.py
