@@ -130,6 +130,20 @@ def _parser() -> argparse.ArgumentParser:
         "seal", help="seal every event not sealed yet (the scheduler does it every interval)"
     ).set_defaults(run=_audit_seal)
 
+    backup = commands.add_parser(
+        "backup", help="pg_dump the event store and the state beside it (not the projections)"
+    )
+    backup.add_argument("file", help="the archive to write (pg_dump custom format)")
+    _pg_bin_option(backup)
+    backup.set_defaults(run=_backup)
+    restore = commands.add_parser(
+        "restore",
+        help="restore a backup into an empty (or missing) database, then rebuild every projection",
+    )
+    restore.add_argument("file", help="an archive `a2n backup` wrote")
+    _pg_bin_option(restore)
+    restore.set_defaults(run=_restore)
+
     user = commands.add_parser("user", help="manage accounts from the command line")
     user.set_defaults(run=lambda _: _usage(user))
     user_commands = user.add_subparsers(title="user commands", metavar="ACTION")
@@ -178,6 +192,14 @@ def _parser() -> argparse.ArgumentParser:
 def _usage(parser: argparse.ArgumentParser) -> int:
     parser.print_help(sys.stderr)
     return EXIT_USAGE
+
+
+def _pg_bin_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--pg-bin",
+        help="directory of pg_dump and pg_restore (default: PATH), of the server's version "
+        "or newer",
+    )
 
 
 def _server_options(parser: argparse.ArgumentParser) -> None:
@@ -688,7 +710,7 @@ def _project_resume(args: argparse.Namespace) -> int:
     return 0
 
 
-# -- audit ----------------------------------------------------------------------------------
+# -- audit, backup and restore ----------------------------------------------------------------
 
 
 def _audit_verify(args: argparse.Namespace) -> int:
@@ -762,6 +784,55 @@ def _audit_seal(args: argparse.Namespace) -> int:
         print(
             f"{item.application}: {item.sealed} sealed, through {item.position}, link {item.link}"
         )
+    return 0
+
+
+def _backup(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from projections.backup import BackupFailed, backup
+
+    database = _database(_settings(args))
+    archive = Path(args.file)
+    try:
+        backup(database.url, archive, pg_bin=Path(args.pg_bin) if args.pg_bin else None)
+    except BackupFailed as exc:
+        raise CommandError(str(exc)) from None
+    _say(f"backup of {database.describe()} written to {archive} ({archive.stat().st_size} bytes)")
+    return 0
+
+
+def _restore(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import psycopg
+
+    from application.database import ensure_database
+    from projections.backup import BackupFailed, restore
+    from projections.runner import HandlerFailed
+
+    settings = _settings(args)
+    if settings.database_url:
+        try:
+            ensure_database(settings.database_url)
+        except psycopg.Error as exc:
+            raise CommandError(f"PostgreSQL: {exc}", EXIT_UNAVAILABLE) from None
+    database = _database(settings)
+    _with_keys(settings)
+    try:
+        restored = restore(
+            database.url,
+            Path(args.file),
+            pg_bin=Path(args.pg_bin) if args.pg_bin else None,
+            say=_say,
+            progress=lambda name: _progress(f"replaying {name}"),
+        )
+    except (BackupFailed, HandlerFailed) as exc:
+        raise CommandError(str(exc)) from None
+    _say(
+        f"restored into {database.describe()}: {restored.migrations} newer migrations applied, "
+        f"{len(restored.positions)} projections rebuilt"
+    )
     return 0
 
 
