@@ -26,7 +26,7 @@ versions arm, re-arm or disarm schedules, and a missed change heals at the next 
 
 **Sealing.** Every `seal_interval` seconds the leader seals the events stored since its last
 seal into the event logs' hash chain (application/event_chain.py), a batch per log and round
-(short transactions on the write pool), and keeps going every round while a backlog remains.
+(short transactions on the write pool); while a backlog remains, rounds follow without a pause.
 
 **Retention.** The leader also starts retention (application/retention.py) in a thread of its
 own whenever its cron expression (`retention_cron`, UTC) came due since the last run, so a long
@@ -209,7 +209,8 @@ class Scheduler:
             self._reconciled_at = None  # a new leader reconciles first
             return self.poll_interval
         self.round()
-        return self._wait()
+        # Behind on sealing: the next batch at once rather than after a poll interval.
+        return MIN_SLEEP_SECONDS if self._seal_backlog else self._wait()
 
     def round(self) -> Round:
         """Reconcile when due, fire what is due, run retention and seal when due."""
