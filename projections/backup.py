@@ -8,9 +8,9 @@ event_triggers must not replay old events after a restore). The projectors' tabl
 empty in the archive: a restore rebuilds them from the events, so a backup cannot carry a read
 model that disagrees with its events.
 
-A restore needs an empty database (it creates a missing one). It creates the cluster-wide roles
-the grants name, runs `pg_restore` in one transaction, applies the migrations newer than the
-backup, rebuilds every projector from zero and refreshes `daily_execution_stats`.
+A restore needs an empty database (`a2n restore` creates a missing one). It creates the
+cluster-wide roles the grants name, runs `pg_restore` in one transaction, applies the migrations
+newer than the backup, rebuilds every projector from zero and refreshes `daily_execution_stats`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pathlib import Path
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from application.database import ensure_database, redact
+from application.database import redact
 from application.migrations import Migrator
 from application.row_security import ensure_roles
 from projections.rebuild import Progress, Rebuilder
@@ -69,11 +69,10 @@ def restore(
     say: Say = lambda _: None,
     progress: Callable[[str], Progress] | None = None,
 ) -> Restored:
-    """Restore `archive` into the (empty or missing) database, then rebuild every projection.
-    Projectors that open sealed personal data need the key ring first (`use_key_ring`)."""
+    """Restore `archive` into the empty database, then rebuild every projection. Projectors
+    that open sealed personal data need the key ring first (`use_key_ring`)."""
     if not archive.is_file():
         raise BackupFailed(f"{archive}: no such backup file")
-    ensure_database(database_url)
     with psycopg.connect(database_url, autocommit=True) as conn:
         found = conn.execute(
             "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
