@@ -43,6 +43,7 @@ bench: $(STAMP) ## Print event store, projection and cache figures (see benchmar
 	$(BIN)/python benchmarks/definition_cache.py
 	$(BIN)/python benchmarks/executions.py
 	$(BIN)/python benchmarks/code_sandbox.py
+	$(BIN)/python benchmarks/event_chain.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -116,6 +116,34 @@ def _parser() -> argparse.ArgumentParser:
     )
     resume.set_defaults(run=_project_resume)
 
+    audit = commands.add_parser("audit", help="tamper evidence: the event logs' hash chain")
+    audit.set_defaults(run=lambda _: _usage(audit))
+    audit_commands = audit.add_subparsers(title="audit commands", metavar="ACTION")
+    audit_verify = audit_commands.add_parser(
+        "verify",
+        help="recompute every event log's hash chain and compare it with the seal, with "
+        "progress (exit 1 at a changed, deleted or inserted event)",
+    )
+    audit_verify.add_argument("--json", action="store_true", help="print JSON instead of text")
+    audit_verify.set_defaults(run=_audit_verify)
+    audit_commands.add_parser(
+        "seal", help="seal every event not sealed yet (the scheduler does it every interval)"
+    ).set_defaults(run=_audit_seal)
+
+    backup = commands.add_parser(
+        "backup", help="pg_dump the event store and the state beside it (not the projections)"
+    )
+    backup.add_argument("file", help="the archive to write (pg_dump custom format)")
+    _pg_bin_option(backup)
+    backup.set_defaults(run=_backup)
+    restore = commands.add_parser(
+        "restore",
+        help="restore a backup into an empty (or missing) database, then rebuild every projection",
+    )
+    restore.add_argument("file", help="an archive `a2n backup` wrote")
+    _pg_bin_option(restore)
+    restore.set_defaults(run=_restore)
+
     user = commands.add_parser("user", help="manage accounts from the command line")
     user.set_defaults(run=lambda _: _usage(user))
     user_commands = user.add_subparsers(title="user commands", metavar="ACTION")
@@ -164,6 +192,14 @@ def _parser() -> argparse.ArgumentParser:
 def _usage(parser: argparse.ArgumentParser) -> int:
     parser.print_help(sys.stderr)
     return EXIT_USAGE
+
+
+def _pg_bin_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--pg-bin",
+        help="directory of pg_dump and pg_restore (default: PATH), of the server's version "
+        "or newer",
+    )
 
 
 def _server_options(parser: argparse.ArgumentParser) -> None:
@@ -670,6 +706,132 @@ def _project_resume(args: argparse.Namespace) -> int:
     _say(
         f"resumed {projector.name}: {action} {parked.application} event {parked.position} "
         f"({parked.topic})"
+    )
+    return 0
+
+
+# -- audit, backup and restore ----------------------------------------------------------------
+
+
+def _audit_verify(args: argparse.Namespace) -> int:
+    import asyncio
+
+    import psycopg
+
+    from application.event_chain import ChainReport, verify
+
+    database = _database(_settings(args))
+
+    async def check() -> ChainReport:
+        async with await psycopg.AsyncConnection.connect(database.url, autocommit=True) as conn:
+            return await verify(conn, progress=_progress("verifying the event chain", "positions"))
+
+    report = asyncio.run(check())
+    if args.json:
+        print(json.dumps(_report_json(report), indent=2))
+        return 0 if report.ok else EXIT_FAILED
+    for check_ in report.logs:
+        if check_.broken is not None:
+            print(f"{check_.application}: BROKEN: {check_.broken.describe(check_.application)}")
+            continue
+        head = (
+            f"sealed through {check_.sealed_through}, link {check_.sealed_link}"
+            if check_.sealed_link
+            else "nothing sealed yet"
+        )
+        print(
+            f"{check_.application}: ok, {check_.checked} events checked, {head}, "
+            f"{check_.unsealed} not sealed yet"
+        )
+    return 0 if report.ok else EXIT_FAILED
+
+
+def _report_json(report: Any) -> dict[str, Any]:
+    return {
+        "ok": report.ok,
+        "logs": [
+            {
+                "application": check.application,
+                "ok": check.ok,
+                "checked": check.checked,
+                "sealedThrough": check.sealed_through,
+                "sealedLink": check.sealed_link,
+                "unsealed": check.unsealed,
+                "broken": None
+                if check.broken is None
+                else {
+                    "kind": check.broken.kind,
+                    "position": check.broken.position,
+                    "aggregateId": check.broken.aggregate_id,
+                    "aggregateVersion": check.broken.aggregate_version,
+                    "detail": check.broken.describe(check.application),
+                },
+            }
+            for check in report.logs
+        ],
+    }
+
+
+def _audit_seal(args: argparse.Namespace) -> int:
+    from application.event_chain import seal_all
+
+    database = _database(_settings(args))
+    with _connect(database) as conn:
+        sealed = seal_all(conn, progress=_progress("sealing", "events"))
+    if sealed is None:
+        raise CommandError("another process is sealing right now; try again in a moment")
+    for item in sealed.logs:
+        print(
+            f"{item.application}: {item.sealed} sealed, through {item.position}, link {item.link}"
+        )
+    return 0
+
+
+def _backup(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from projections.backup import BackupFailed, backup
+
+    database = _database(_settings(args))
+    archive = Path(args.file)
+    try:
+        backup(database.url, archive, pg_bin=Path(args.pg_bin) if args.pg_bin else None)
+    except BackupFailed as exc:
+        raise CommandError(str(exc)) from None
+    _say(f"backup of {database.describe()} written to {archive} ({archive.stat().st_size} bytes)")
+    return 0
+
+
+def _restore(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import psycopg
+
+    from application.database import ensure_database
+    from projections.backup import BackupFailed, restore
+    from projections.runner import HandlerFailed
+
+    settings = _settings(args)
+    if settings.database_url:
+        try:
+            ensure_database(settings.database_url)
+        except psycopg.Error as exc:
+            raise CommandError(f"PostgreSQL: {exc}", EXIT_UNAVAILABLE) from None
+    database = _database(settings)
+    _with_keys(settings)
+    try:
+        restored = restore(
+            database.url,
+            Path(args.file),
+            pg_bin=Path(args.pg_bin) if args.pg_bin else None,
+            say=_say,
+            progress=lambda name: _progress(f"replaying {name}"),
+        )
+    except (BackupFailed, HandlerFailed) as exc:
+        raise CommandError(str(exc)) from None
+    _say(
+        f"restored into {database.describe()}: {restored.migrations} newer migrations applied, "
+        f"{len(restored.positions)} projections rebuilt"
     )
     return 0
 

@@ -14,10 +14,10 @@ from litestar.exceptions import HTTPException
 
 from api.services import Services
 from application.caller import Caller
-from application.contexts import CONTEXTS, application_name
+from application.contexts import LOGS
 from application.errors import InvalidParameter
 from application.identity.principal import Principal
-from application.positions import Reader
+from application.positions import Reader, log_positions
 from application.row_security import reading_as
 
 MIN_POSITION_HEADER = "A2N-Min-Position"
@@ -89,20 +89,9 @@ def min_positions(raw: str, main_log: str) -> dict[str, int]:
     invalid = InvalidParameter(
         MIN_POSITION_HEADER,
         "must be a position returned by a command, or log:position pairs such as "
-        f"{main_log}:12 (logs: {', '.join(_LOGS)})",
+        f"{main_log}:12 (logs: {', '.join(LOGS)})",
     )
-    positions: dict[str, int] = {}
-    for item in raw.split(",", len(_LOGS)):
-        log, named, number = item.strip().rpartition(":")
-        if not named:
-            log = main_log
-        if log not in _LOGS or log in positions or not number.isdigit() or len(number) > 18:
-            raise invalid
-        positions[log] = int(number)
-    return positions
-
-
-_LOGS = tuple(application_name(context) for context in CONTEXTS)
+    return log_positions(raw, main_log=main_log, invalid=invalid)
 
 
 async def wait_for_min_position(request: Request[Any, Any, Any]) -> None:

@@ -21,6 +21,10 @@ def application_name(app: type[EventStoreApp]) -> str:
     return app.name.lower()
 
 
+LOGS: tuple[str, ...] = tuple(application_name(context) for context in CONTEXTS)
+"""Every context's event log name, in CONTEXTS order."""
+
+
 def events_table(application: str) -> str:
     """The eventsourcing library's table for a context's events."""
     return f"{application}_events"

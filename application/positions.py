@@ -15,6 +15,8 @@ from collections.abc import Iterable
 import structlog
 from psycopg_pool import AsyncConnectionPool
 
+from application.contexts import LOGS
+from application.errors import InvalidParameter
 from application.listener import Listener
 
 log = structlog.get_logger("a2n.positions")
@@ -24,6 +26,22 @@ POLL_SECONDS = 0.025
 
 Reader = tuple[str, str]
 """(projector, application): one projector's progress through one context's event log."""
+
+
+def log_positions(raw: str, *, main_log: str | None, invalid: InvalidParameter) -> dict[str, int]:
+    """Positions per event log from `workflows:12, identity:7` (a plain number is a position in
+    `main_log`, when there is one); anything else raises `invalid`."""
+    positions: dict[str, int] = {}
+    for item in raw.split(",", len(LOGS)):
+        log, named, number = item.strip().rpartition(":")
+        if not named:
+            if main_log is None:
+                raise invalid
+            log = main_log
+        if log not in LOGS or log in positions or not number.isdigit() or len(number) > 18:
+            raise invalid
+        positions[log] = int(number)
+    return positions
 
 
 class ProjectionPositions:

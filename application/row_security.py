@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from psycopg import AsyncConnection, Connection
+from psycopg import AsyncConnection, Connection, sql
 from psycopg_pool import AsyncConnectionPool
 
 APP_ROLE = "a2n_app"
@@ -44,3 +44,19 @@ async def reading_as(
     async with pool.connection() as conn, conn.transaction():
         await act_as(conn, user_id, role)
         yield conn
+
+
+ANALYST_ROLE = "a2n_analyst"
+
+
+def ensure_roles(conn: Connection[Any]) -> None:
+    """Create the cluster-wide roles the read models grant to (migration 0006 does the same the
+    first time), and make the connecting role a member of `a2n_app`: a restore into another
+    cluster needs them before the dump's GRANTs can be replayed."""
+    for role in (APP_ROLE, ANALYST_ROLE):
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+        if not exists:
+            conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(role)))
+    member = conn.execute("SELECT pg_has_role(current_user, %s, 'MEMBER')", (APP_ROLE,)).fetchone()
+    if not member or not member[0]:
+        conn.execute(sql.SQL("GRANT {} TO CURRENT_USER").format(sql.Identifier(APP_ROLE)))

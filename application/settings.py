@@ -178,6 +178,9 @@ class Settings:
     later (after downtime) it is missed and the trigger's misfire policy applies."""
     retention_cron: str | None = "0 3 * * *"
     """A2N_RETENTION_CRON: when the scheduler runs retention (cron, UTC), or `off`."""
+    audit_seal_interval: float = 60.0
+    """A2N_AUDIT_SEAL_INTERVAL: seconds between the scheduler's seals of new events into the
+    event logs' hash chain (tamper evidence); a backlog is sealed a batch per round."""
 
     def __repr__(self) -> str:
         """Every setting, secrets left out: keys hidden, passwords inside URLs masked (a repr
@@ -425,4 +428,5 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "scheduler_reconcile_interval": ("A2N_SCHEDULER_RECONCILE_INTERVAL", _seconds(0.1, 3600)),
     "schedule_misfire_grace": ("A2N_SCHEDULE_MISFIRE_GRACE", _seconds(0, 24 * 3600)),
     "retention_cron": ("A2N_RETENTION_CRON", _cron_or_off),
+    "audit_seal_interval": ("A2N_AUDIT_SEAL_INTERVAL", _seconds(1, 24 * 3600)),
 }

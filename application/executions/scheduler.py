@@ -24,6 +24,10 @@ triggers of `workflow_trigger` with the armed rows of `execution_schedule` and s
 difference from the event store: activation, deactivation, archiving and newly published
 versions arm, re-arm or disarm schedules, and a missed change heals at the next pass.
 
+**Sealing.** Every `seal_interval` seconds the leader seals the events stored since its last
+seal into the event logs' hash chain (application/event_chain.py), a batch per log and round
+(short transactions on the write pool); while a backlog remains, rounds follow without a pause.
+
 **Retention.** The leader also starts retention (application/retention.py) in a thread of its
 own whenever its cron expression (`retention_cron`, UTC) came due since the last run, so a long
 retention run does not hold schedules up.
@@ -42,6 +46,7 @@ import psycopg
 import structlog
 from psycopg_pool import ConnectionPool
 
+from application.event_chain import SealRound, seal
 from application.executions.commands import ExecutionService
 from application.executions.schedules import Change, Fire, ScheduleService
 from application.retention import RetentionBusy, last_run, retain
@@ -147,9 +152,12 @@ class Round:
     synced: dict[str, Change] = field(default_factory=dict)
     fired: dict[str, Fire] = field(default_factory=dict)
     retention: bool = False
+    sealed: int = 0
+    """Events sealed into the hash chain."""
 
 
 RetentionJob = Callable[[], object]
+SealJob = Callable[[], SealRound | None]
 
 
 class Scheduler:
@@ -163,6 +171,8 @@ class Scheduler:
         reconcile_interval: float = 10.0,
         retention: RetentionJob | None = None,
         retention_cron: str | None = None,
+        seal: SealJob | None = None,
+        seal_interval: float = 60.0,
     ) -> None:
         self.service = service
         self.pool = pool
@@ -174,6 +184,10 @@ class Scheduler:
         self._reconciled_at: float | None = None
         self._retaining: threading.Thread | None = None
         self._retention_started: float | None = None
+        self.seal = seal
+        self.seal_interval = seal_interval
+        self._sealed_at: float | None = None
+        self._seal_backlog = False
 
     def run(self, stop: threading.Event) -> None:
         """Lead or stand by until `stop` is set; then give the lock up."""
@@ -195,10 +209,11 @@ class Scheduler:
             self._reconciled_at = None  # a new leader reconciles first
             return self.poll_interval
         self.round()
-        return self._wait()
+        # Behind on sealing: the next batch at once rather than after a poll interval.
+        return MIN_SLEEP_SECONDS if self._seal_backlog else self._wait()
 
     def round(self) -> Round:
-        """Reconcile when due, fire what is due, run retention when due."""
+        """Reconcile when due, fire what is due, run retention and seal when due."""
         done = Round()
         if self._reconciled_at is None or (
             time.monotonic() - self._reconciled_at >= self.reconcile_interval
@@ -207,6 +222,7 @@ class Scheduler:
             self._reconciled_at = time.monotonic()
         done.fired = self.fire_due()
         done.retention = self.run_retention_if_due()
+        done.sealed = self.seal_if_due()
         return done
 
     def reconcile(self) -> dict[str, Change]:
@@ -273,6 +289,22 @@ class Scheduler:
         self._retaining.start()
         return True
 
+    def seal_if_due(self) -> int:
+        """Seal a batch of new events if the interval passed or a backlog remains; how many."""
+        if self.seal is None:
+            return 0
+        now = time.monotonic()
+        if (
+            not self._seal_backlog
+            and self._sealed_at is not None
+            and now - self._sealed_at < self.seal_interval
+        ):
+            return 0
+        self._sealed_at = now
+        sealed = self.seal()
+        self._seal_backlog = sealed is not None and sealed.more
+        return 0 if sealed is None else sealed.total
+
     def _wait(self) -> float:
         """Until the next schedule is due, at most one poll interval."""
         with self.pool.connection() as conn:
@@ -293,8 +325,8 @@ def scheduler_for(
     workflows: WorkflowService,
     pool: ConnectionPool[Any],
 ) -> Scheduler:
-    """A scheduler candidate configured by the A2N_SCHEDULER_*, A2N_SCHEDULE_* and
-    A2N_RETENTION_CRON settings."""
+    """A scheduler candidate configured by the A2N_SCHEDULER_*, A2N_SCHEDULE_*,
+    A2N_RETENTION_CRON and A2N_AUDIT_SEAL_INTERVAL settings."""
     service = ScheduleService(
         executions,
         workflows,
@@ -308,7 +340,15 @@ def scheduler_for(
         reconcile_interval=settings.scheduler_reconcile_interval,
         retention=lambda: _retain_with(pool),
         retention_cron=settings.retention_cron,
+        seal=lambda: _seal_with(pool),
+        seal_interval=settings.audit_seal_interval,
     )
+
+
+def _seal_with(pool: ConnectionPool[Any]) -> SealRound | None:
+    """A batch of the hash chain's seal on a connection of the write pool."""
+    with pool.connection() as conn:
+        return seal(conn)
 
 
 def _retain_with(pool: ConnectionPool[Any]) -> object:

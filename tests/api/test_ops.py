@@ -95,6 +95,10 @@ def test_openapi_documents_every_route(client: Client) -> None:
         "/api/v1/workflows/{workflow_id}",
         "/api/v1/workflows/{workflow_id}/definition",
         "/api/v1/audit/aggregates/{aggregate_id}/events",
+        "/api/v1/audit/aggregates/{aggregate_id}",
+        "/api/v1/audit/events",
+        "/api/v1/audit/log",
+        "/api/v1/audit/verify",
     } <= paths
     create_body = schema["paths"]["/api/v1/workflows"]["post"]["requestBody"]
     assert create_body["content"]["application/json"]["schema"]

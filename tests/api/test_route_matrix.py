@@ -459,6 +459,12 @@ CASES: dict[str, Case] = {
         own=lambda w, me: Call({"aggregate_id": w.workflow(me)}),
         foreign=lambda w, me: Call({"aggregate_id": w.workflow(w.stranger())}),
     ),
+    "GET /audit/aggregates/{aggregate_id:str}": Case(
+        role="ADMIN", own=lambda w, me: Call({"aggregate_id": w.workflow(me)})
+    ),
+    "GET /audit/events": Case(role="ADMIN"),
+    "GET /audit/log": Case(role="ADMIN"),
+    "GET /audit/verify": Case(role="ADMIN"),
 }
 
 

@@ -16,6 +16,7 @@ from application.credentials.app import CredentialsApp
 from application.credentials.sealing import CredentialSealer
 from application.credentials.vault import CredentialVault
 from application.crypto import KeyRing
+from application.event_chain import SealRound, seal_all
 from application.eventstore import EventMetadata, event_store_env
 from application.executions.app import ExecutionsApp
 from application.executions.commands import ExecutionService
@@ -73,6 +74,14 @@ def populate(service: WorkflowService, caller: Caller, count: int) -> int:
             else service.archive(caller, wid).position
         )
     return position
+
+
+def sealed(url: str) -> SealRound:
+    """Seal every event of the database's logs into the hash chain, as `a2n audit seal` does."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        done = seal_all(conn)
+    assert done is not None
+    return done
 
 
 def poison(url: str, workflow_id: str) -> int:

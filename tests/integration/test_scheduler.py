@@ -21,11 +21,12 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from application.caller import Caller
+from application.event_chain import SealRound, seal
 from application.eventstore import event_store_env
 from application.executions.app import ExecutionsApp
 from application.executions.commands import ExecutionService
 from application.executions.queue import MemoryQueue
-from application.executions.scheduler import Leadership, Scheduler
+from application.executions.scheduler import MIN_SLEEP_SECONDS, Leadership, Scheduler
 from application.executions.schedules import Change, Outcome, ScheduleService
 from application.retention import run_retention
 from application.workflows.app import WorkflowsApp
@@ -498,3 +499,28 @@ def test_the_elected_scheduler_runs_retention_once_a_day(rig: Rig) -> None:
     assert ran.acquire(timeout=30)
     off = scheduler(now + timedelta(days=9), cron=None)
     assert off.run_retention_if_due() is False, "A2N_RETENTION_CRON=off"
+
+
+def test_the_elected_scheduler_seals_new_events_a_batch_per_round_while_behind(rig: Rig) -> None:
+    def seal_two() -> SealRound | None:
+        with rig.pool.connection() as conn:
+            return seal(conn, batch_size=2)
+
+    for name in ("one", "two", "three"):
+        rig.workflows.create(OWNER, name=name)
+    leadership = Leadership(rig.url)
+    rig.leaders.append(leadership)
+    scheduler = Scheduler(rig.service(), rig.pool, leadership, seal=seal_two, seal_interval=3600)
+
+    def sealed() -> list[int]:
+        return [r[0] for r in rows(rig.url, "SELECT position FROM event_chain_seal ORDER BY 1")]
+
+    assert scheduler.tick() == MIN_SLEEP_SECONDS, "behind: the next round at once"
+    assert sealed() == [1, 2]
+    assert [scheduler.round().sealed for _ in range(2)] == [1, 0]
+    assert sealed() == [1, 2, 3]
+    rig.workflows.create(OWNER, name="four")
+    assert scheduler.round().sealed == 0, "not due again within the interval"
+    scheduler.seal_interval = 0
+    assert scheduler.round().sealed == 1
+    assert sealed() == [1, 2, 3, 4]
