@@ -29,6 +29,7 @@ from api.commands.workflow_import import WorkflowImportCommands
 from api.commands.workflow_shares import WorkflowShareCommands
 from api.commands.workflows import WorkflowCommands
 from api.middleware import request_context
+from api.openapi import ProblemResponses
 from api.problems import EXCEPTION_HANDLERS
 from api.queries.audit import AuditQueries
 from api.queries.credentials import CredentialQueries, CredentialTemplateQueries
@@ -86,7 +87,7 @@ def create_app(
             app.state.services = found
             yield
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             ops.health,
             ops.ready,
@@ -142,7 +143,6 @@ def create_app(
         ],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[request_context(_metrics_of)],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="A2N API",
@@ -154,7 +154,11 @@ def create_app(
         ),
         logging_config=None,  # application.logs configures logging for every role
         debug=False,
+        plugins=[ProblemResponses()],
     )
+    # Around Litestar's own exception handling, so the log and metrics see every status sent.
+    app.asgi_handler = request_context(_metrics_of)(app.asgi_handler)
+    return app
 
 
 def end_live_streams(app: Litestar) -> None:

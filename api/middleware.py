@@ -1,4 +1,10 @@
-"""Per-request plumbing: request ids, structured access logs and HTTP metrics (pure ASGI)."""
+"""Per-request plumbing: request ids, structured access logs and HTTP metrics (pure ASGI).
+
+`request_context` wraps the whole Litestar application (see `api.app.create_app`), not its route
+middleware: routing errors (404, 405) and errors raised by route middleware (401 from
+authentication, 429 from rate limiting) are answered by Litestar's outermost exception handler,
+beyond the `send` of any route middleware, so only from outside it is every status sent seen.
+"""
 
 from __future__ import annotations
 
@@ -17,10 +23,12 @@ log = structlog.get_logger("a2n.http")
 
 REQUEST_ID_HEADER = b"x-request-id"
 _VALID_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
+UNMATCHED_ROUTE = "unmatched"
+"""Route label of requests no route matched (404, 405): the path itself would be unbounded."""
 
 
 def request_context(metrics_of: Any) -> Any:
-    """Middleware factory; `metrics_of(scope)` finds the app's Metrics at request time."""
+    """ASGI wrapper factory; `metrics_of(scope)` finds the app's Metrics at request time."""
 
     def middleware(app: ASGIApp) -> ASGIApp:
         async def handle(scope: Scope, receive: Receive, send: Send) -> None:
@@ -30,8 +38,8 @@ def request_context(metrics_of: Any) -> Any:
             given = dict(scope["headers"]).get(REQUEST_ID_HEADER, b"")
             request_id = given.decode() if _VALID_REQUEST_ID.match(given) else new_id()
             scope.setdefault("state", {})["request_id"] = request_id
-            route = scope.get("path_template") or "unmatched"
             started = time.perf_counter()
+            # What the server answers when the app raises before sending anything.
             status = 500
 
             async def send_with_id(message: Message) -> None:
@@ -49,6 +57,8 @@ def request_context(metrics_of: Any) -> Any:
                     await app(scope, receive, send_with_id)
                 finally:
                     elapsed = time.perf_counter() - started
+                    # The router sets the template once a route matches.
+                    route = scope.get("path_template") or UNMATCHED_ROUTE
                     metrics: Metrics = metrics_of(scope)
                     metrics.requests.labels(scope["method"], route, str(status)).inc()
                     metrics.latency.labels(scope["method"], route).observe(elapsed)

@@ -7,6 +7,7 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response, get
+from litestar.openapi import ResponseSpec
 
 from api.context import services
 from api.services import Services
@@ -39,7 +40,12 @@ async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@get("/ready", tags=["ops"], summary="Readiness: database, Redis, projection lag and parked events")
+@get(
+    "/ready",
+    tags=["ops"],
+    summary="Readiness: database, Redis, projection lag and parked events",
+    responses={503: ResponseSpec(Readiness, description="Not ready: a dependency is down.")},
+)
 async def ready(request: Request[Any, Any, Any]) -> Response[Readiness]:
     found = services(request)
     database, statuses = "ok", []

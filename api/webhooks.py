@@ -20,6 +20,7 @@ from litestar.params import FromPath
 
 from api.auth import PUBLIC, needs
 from api.context import check_command_body, current_actor, services
+from api.openapi import problem_response
 from api.problems import problem
 from api.ratelimit import RATE_LIMIT_OPT
 from application.caller import Caller
@@ -50,12 +51,21 @@ _ABOUT = (
     "{executionId} (responseMode immediately), the run's output items (lastNode) or what a "
     "respond_to_webhook node chose (respondNode); 404 or 405 when no trigger answers."
 )
+WEBHOOK_PROBLEMS = {
+    401: problem_response(401, "The trigger's own auth (header token, basic, HMAC) refused."),
+    405: problem_response(405, "The trigger at this path answers other methods (see Allow)."),
+    413: problem_response(413),
+    503: problem_response(503, "Webhook routes are being reloaded: retry after Retry-After."),
+    504: problem_response(504, "The run did not answer in time; it goes on (executionId)."),
+}
+"""Errors of a webhook call beyond those every public route has (see api.openapi)."""
 
 
 @route(
     "/webhook/{path:path}",
     http_method=WEBHOOK_METHODS,
     opt=WEBHOOK_OPT,
+    responses=WEBHOOK_PROBLEMS,
     summary="Call the webhook trigger of an active workflow",
     description=_ABOUT + " Runs the published version.",
     tags=["webhooks"],
@@ -68,6 +78,7 @@ async def webhook(request: AnyRequest, path: FromPath[str]) -> Response[Any]:
     "/webhook-test/{path:path}",
     http_method=WEBHOOK_METHODS,
     opt=WEBHOOK_OPT,
+    responses=WEBHOOK_PROBLEMS,
     summary="Call the webhook trigger of a listening workflow's latest draft, once",
     description=_ABOUT + " Runs the latest draft, once per "
     "POST /api/v1/workflows/{id}/webhook-test/listen.",

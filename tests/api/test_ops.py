@@ -104,6 +104,45 @@ def test_openapi_documents_every_route(client: Client) -> None:
     assert create_body["content"]["application/json"]["schema"]
 
 
+def test_openapi_documents_every_error_as_a_problem(client: Client) -> None:
+    """Generated clients parse an error by its documented media type: every 4xx and 5xx of every
+    operation is RFC 9457 problem+json, as sent; /ready's 503 is its readiness report."""
+    schema = client.get("/schema/openapi.json").json()
+    assert {"type", "title", "status", "detail"} <= set(
+        schema["components"]["schemas"]["Problem"]["required"]
+    )
+    problem = {"schema": {"$ref": "#/components/schemas/Problem"}}
+    documented: dict[tuple[str, str], set[str]] = {}
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            errors = {s: r for s, r in operation["responses"].items() if s[0] in "45"}
+            documented[(method, path)] = set(errors)
+            for status, response in errors.items():
+                if (method, path, status) == ("get", "/ready", "503"):
+                    readiness = {"schema": {"$ref": "#/components/schemas/Readiness"}}
+                    assert response["content"] == {"application/json": readiness}
+                    continue
+                assert response["content"] == {"application/problem+json": problem}, (
+                    method,
+                    path,
+                    status,
+                )
+    assert len(documented) > 100
+    assert all({"400", "500"} <= errors for errors in documented.values())
+    # What each route can answer follows from what it is.
+    assert documented[("get", "/health")] == {"400", "500"}
+    assert documented[("get", f"{API}/workflows")] == {"400", "401", "403", "429", "500", "503"}
+    assert documented[("patch", f"{API}/workflows/{{workflow_id}}")] == {
+        *("400", "401", "403", "404", "409", "413", "415", "422", "429", "500"),
+    }
+    assert documented[("post", f"{API}/auth/login")] == {
+        *("400", "409", "413", "415", "422", "429", "500"),
+    }
+    assert documented[("post", "/webhook/{path}")] == {
+        *("400", "401", "404", "405", "413", "429", "500", "503", "504"),
+    }
+
+
 def test_a_parked_projector_shows_in_ready_while_the_api_keeps_serving(
     fresh_database_url: str, redis_url: str, api_settings: Settings
 ) -> None:
