@@ -42,7 +42,8 @@ def api_settings(
         log_level="warning",
         max_body_bytes=256 * 1024,
         projection_poll_interval=0.2,
-        min_position_timeout=1.0,
+        # Generous: under parallel workers a projector may take a moment to catch up.
+        min_position_timeout=3.0,
         secret_key=TEST_SECRET_KEY,
         master_keys=TEST_MASTER_KEYS,
         data_dir=tmp_path_factory.mktemp("a2n-data"),
