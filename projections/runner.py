@@ -19,7 +19,7 @@ from psycopg import Cursor, sql
 
 from application.contexts import events_table
 from application.eventstore import META_KEY, new_mapper
-from projections.projector import EventContext, Projector
+from projections.projector import EventContext, Projector, store_clean_text
 
 POSITION_CHANNEL = "a2n_projection"
 CONTROL_CHANNEL = "a2n_projection_control"
@@ -83,6 +83,7 @@ class ProjectionRunner:
 
     def apply_pending(self, cur: Cursor[Any], *, until: Mapping[str, int] | None = None) -> Batch:
         """Apply up to one page per application inside the caller's transaction."""
+        store_clean_text(cur)
         read: dict[str, int] = {}
         for application in self.projector.applications:
             stop = None if until is None else until.get(application, 0)
