@@ -63,10 +63,19 @@ class Batch:
 class ProjectionRunner:
     """Applies one projector's pending events in batches (connections with tuple rows)."""
 
-    def __init__(self, projector: Projector, *, batch_size: int = 500, announce: bool = True):
+    def __init__(
+        self,
+        projector: Projector,
+        *,
+        batch_size: int = 500,
+        announce: bool = True,
+        skip: frozenset[tuple[str, int]] = frozenset(),
+    ):
         self.projector = projector
         self.batch_size = batch_size
         self.announce = announce
+        self.skip = skip
+        """Events (application, position) to pass by: those an operator skipped."""
         self.mapper = new_mapper()
 
     def run_batch(
@@ -122,7 +131,7 @@ class ProjectionRunner:
         rows = [dict(zip(columns, r, strict=True)) for r in cur.execute(query, params).fetchall()]
         for stored in rows:
             handler = self.projector.handler_for(stored["topic"])
-            if handler is None:
+            if handler is None or (application, stored["notification_id"]) in self.skip:
                 continue
             try:
                 event = self.mapper.to_domain_event(
