@@ -571,6 +571,14 @@ def _project_status(args: argparse.Namespace) -> int:
                 f"  fix the cause, then: a2n project resume {s.projector}   "
                 f"(or --skip to leave the event out)"
             )
+    for s in statuses:
+        for k in s.skipped:
+            print(
+                f"\n{s.projector} leaves out {k.application} event {k.position} ({k.topic}, "
+                f"aggregate {k.originator_id} v{k.originator_version}): skipped by "
+                f"{k.skipped_by or 'unknown'} at {k.skipped_at:%Y-%m-%d %H:%M:%S %Z} after:\n"
+                f"  {k.error}\n  rebuild and verify leave it out too"
+            )
     _print_table(
         [("CONNECTIONS", "OPEN", "ACTIVE")]
         + [(name, str(total), str(active)) for name, total, active in pools],
@@ -606,6 +614,18 @@ def _status_json(status: Any) -> dict[str, Any]:
             "attempts": parked.attempts,
             "parkedAt": parked.parked_at.isoformat(),
         },
+        "skipped": [
+            {
+                "position": k.position,
+                "aggregateId": k.originator_id,
+                "aggregateVersion": k.originator_version,
+                "topic": k.topic,
+                "error": k.error,
+                "skippedAt": k.skipped_at.isoformat(),
+                "skippedBy": k.skipped_by,
+            }
+            for k in status.skipped
+        ],
     }
 
 
@@ -653,7 +673,16 @@ def _project_rebuild(args: argparse.Namespace) -> int:
         raise CommandError(str(exc)) from None
     reached = ", ".join(f"{app}={pos}" for app, pos in positions.items())
     _say(f"rebuilt {projector.name} ({', '.join(projector.tables)}) at {reached}")
+    _say_skipped(projector.name, rebuilder.skipped)
     return 0
+
+
+def _say_skipped(projector: str, skipped: list[Any]) -> None:
+    for k in skipped:
+        _say(
+            f"{projector}: left out {k.application} event {k.position} ({k.topic}), skipped by "
+            f"{k.skipped_by or 'unknown'} at {k.skipped_at:%Y-%m-%d %H:%M:%S %Z}"
+        )
 
 
 def _project_verify(args: argparse.Namespace) -> int:
@@ -676,6 +705,7 @@ def _project_verify(args: argparse.Namespace) -> int:
             raise CommandError(str(exc)) from None
         counts = ", ".join(f"{t} {n} rows" for t, n in result.row_counts.items())
         at = ", ".join(f"{a}={p}" for a, p in result.positions.items())
+        _say_skipped(projector.name, result.skipped)
         if result.identical:
             print(f"{projector.name}: identical to a rebuild ({counts}) at {at}")
             continue

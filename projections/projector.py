@@ -18,7 +18,11 @@ from uuid import UUID
 
 from eventsourcing.utils import get_topic
 from psycopg import Cursor
+from psycopg.abc import Buffer
 from psycopg.types.json import Jsonb
+from psycopg.types.string import StrBinaryDumper, StrDumperUnknown
+
+from domain.text import clean_json, clean_text, text_fault
 
 
 @dataclass(frozen=True)
@@ -105,9 +109,38 @@ def _json_default(value: Any) -> Any:
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, default=_json_default, separators=(",", ":"))
+    """JSON for a jsonb column; a value jsonb would refuse (NUL, half a surrogate pair, NaN:
+    only events stored before the domain cleaned such values hold them) is cleaned first."""
+    try:
+        text = json.dumps(
+            value, default=_json_default, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        )
+    except ValueError:
+        text = None
+    if text is None or "\\u0000" in text or text_fault(text) is not None:
+        text = json.dumps(
+            clean_json(value), default=_json_default, separators=(",", ":"), ensure_ascii=False
+        )
+    return text
 
 
 def jsonb(value: Any) -> Jsonb:
     """A value for a jsonb column (datetimes as ISO strings)."""
     return Jsonb(value, dumps=_dumps)
+
+
+class _CleanStrDumper(StrDumperUnknown):
+    def dump(self, obj: str) -> Buffer | None:
+        return super().dump(clean_text(obj))
+
+
+class _CleanStrBinaryDumper(StrBinaryDumper):
+    def dump(self, obj: str) -> Buffer | None:
+        return super().dump(clean_text(obj))
+
+
+def store_clean_text(cur: Cursor[Any]) -> None:
+    """Make every string this cursor sends storable (`clean_text`), so an event stored before
+    the domain cleaned its values still projects instead of stopping its projector."""
+    cur.adapters.register_dumper(str, _CleanStrBinaryDumper)
+    cur.adapters.register_dumper(str, _CleanStrDumper)  # last: the default, as in psycopg

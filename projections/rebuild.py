@@ -8,6 +8,10 @@ readers of those tables wait for the swap to commit instead of seeing a half-fil
 projector then carries on from the rebuilt position). `verify` replays to exactly the live
 projector's position and compares the tables row by row.
 
+Both honour skips: an event an operator skipped (`a2n project resume NAME --skip`, recorded in
+`projection_parked_event`) is left out of the replay too, so the live tables, which never got it,
+equal a rebuild, and a poison event does not make its projector impossible to rebuild.
+
 Both honour retention: rows that retention pruned from the live tables (application/retention.py)
 would come back from the events, so the recorded cutoffs are applied to the replayed tables before
 they are swapped in or compared. (A row older than a cutoff that was projected after that
@@ -28,6 +32,7 @@ from application.contexts import events_table
 from application.retention import prune_rebuilt
 from projections.projector import Projector
 from projections.runner import POSITION_CHANNEL, ProjectionRunner, lock_key
+from projections.status import SkippedEvent, skipped_events
 
 Progress = Callable[[int, int], None]
 Target = Callable[[psycopg.Cursor[Any]], dict[str, int]]
@@ -49,6 +54,8 @@ class Comparison:
     positions: dict[str, int]
     row_counts: dict[str, int]
     differences: list[TableDifference]
+    skipped: list[SkippedEvent] = field(default_factory=list)
+    """Events left out of both sides: an operator skipped them."""
 
     @property
     def identical(self) -> bool:
@@ -75,6 +82,8 @@ class Rebuilder:
         self.runner = ProjectionRunner(projector, batch_size=batch_size, announce=False)
         self.progress = progress or (lambda done, total: None)
         self.schema = f"a2n_shadow_{projector.name}"
+        self.skipped: list[SkippedEvent] = []
+        """The skipped events the last rebuild or verify left out."""
 
     def rebuild(self) -> dict[str, int]:
         """Replace the live tables' rows with a replay from zero; return the positions reached."""
@@ -124,7 +133,9 @@ class Rebuilder:
                             table, only_live, only_rebuilt, live_samples + rebuilt_samples
                         )
                     )
-            return Comparison(self.projector.name, positions, counts, differences)
+            return Comparison(
+                self.projector.name, positions, counts, differences, list(self.skipped)
+            )
 
     @contextmanager
     def _shadow(self, target: Target) -> Iterator[psycopg.Connection[Any]]:
@@ -142,6 +153,9 @@ class Rebuilder:
                     f"a rebuild or verify of {self.projector.name} is already running"
                 )
             try:
+                with conn.cursor() as cur:
+                    self.skipped = skipped_events(cur, self.projector.name)
+                self.runner.skip = frozenset((e.application, e.position) for e in self.skipped)
                 self._create_shadow(conn)
                 self._replay(conn, target)
                 yield conn

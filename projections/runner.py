@@ -19,7 +19,7 @@ from psycopg import Cursor, sql
 
 from application.contexts import events_table
 from application.eventstore import META_KEY, new_mapper
-from projections.projector import EventContext, Projector
+from projections.projector import EventContext, Projector, store_clean_text
 
 POSITION_CHANNEL = "a2n_projection"
 CONTROL_CHANNEL = "a2n_projection_control"
@@ -63,10 +63,19 @@ class Batch:
 class ProjectionRunner:
     """Applies one projector's pending events in batches (connections with tuple rows)."""
 
-    def __init__(self, projector: Projector, *, batch_size: int = 500, announce: bool = True):
+    def __init__(
+        self,
+        projector: Projector,
+        *,
+        batch_size: int = 500,
+        announce: bool = True,
+        skip: frozenset[tuple[str, int]] = frozenset(),
+    ):
         self.projector = projector
         self.batch_size = batch_size
         self.announce = announce
+        self.skip = skip
+        """Events (application, position) to pass by: those an operator skipped."""
         self.mapper = new_mapper()
 
     def run_batch(
@@ -83,6 +92,7 @@ class ProjectionRunner:
 
     def apply_pending(self, cur: Cursor[Any], *, until: Mapping[str, int] | None = None) -> Batch:
         """Apply up to one page per application inside the caller's transaction."""
+        store_clean_text(cur)
         read: dict[str, int] = {}
         for application in self.projector.applications:
             stop = None if until is None else until.get(application, 0)
@@ -121,7 +131,7 @@ class ProjectionRunner:
         rows = [dict(zip(columns, r, strict=True)) for r in cur.execute(query, params).fetchall()]
         for stored in rows:
             handler = self.projector.handler_for(stored["topic"])
-            if handler is None:
+            if handler is None or (application, stored["notification_id"]) in self.skip:
                 continue
             try:
                 event = self.mapper.to_domain_event(

@@ -1,11 +1,12 @@
-"""Where every projector stands: position, lag behind its event logs, and any parked event.
+"""Where every projector stands: position, lag behind its event logs, any parked event, and
+the events an operator skipped (`resume --skip`), which rebuild and verify leave out as well.
 
 One SQL statement answers it, so the CLI (sync) and the API (async) run the same query.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -32,6 +33,49 @@ class ParkedEvent:
 
 
 @dataclass(frozen=True)
+class SkippedEvent:
+    """A parked event an operator chose to leave out of the projector's tables for good."""
+
+    application: str
+    position: int
+    originator_id: str
+    originator_version: int
+    topic: str
+    error: str
+    skipped_at: datetime
+    skipped_by: str | None
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> SkippedEvent:
+        at = row["skipped_at"]
+        return cls(
+            application=row["application"],
+            position=int(row["position"]),
+            originator_id=row["originator_id"],
+            originator_version=int(row["originator_version"]),
+            topic=row["topic"],
+            error=row["error"],
+            skipped_at=at if isinstance(at, datetime) else datetime.fromisoformat(at),
+            skipped_by=row["skipped_by"],
+        )
+
+
+_SKIPPED = (
+    "SELECT application, position, originator_id, originator_version, topic, error, "
+    "resolved_at AS skipped_at, resolved_by AS skipped_by FROM projection_parked_event "
+    "WHERE resolution = 'skipped' AND projector = {projector} {application} ORDER BY position"
+)
+
+
+def skipped_events(cur: psycopg.Cursor[Any], projector: str) -> list[SkippedEvent]:
+    """The events of `projector` that operators skipped, in log order."""
+    query = sql.SQL(_SKIPPED).format(projector=sql.Placeholder(), application=sql.SQL(""))
+    cur.execute(query, (projector,))
+    names = [column.name for column in cur.description or ()]
+    return [SkippedEvent.of(dict(zip(names, row, strict=True))) for row in cur.fetchall()]
+
+
+@dataclass(frozen=True)
 class ProjectionStatus:
     projector: str
     application: str
@@ -39,6 +83,8 @@ class ProjectionStatus:
     head: int
     updated_at: datetime | None
     parked: ParkedEvent | None
+    skipped: tuple[SkippedEvent, ...] = ()
+    """Events of this application the projector leaves out (rebuilds and verifies too)."""
 
     @property
     def lag(self) -> int:
@@ -64,14 +110,21 @@ def status_query(
         "pairs(projector, application) AS (VALUES {values}) "
         "SELECT p.projector, p.application, coalesce(t.position, 0), coalesce(h.head, 0), "
         "t.updated_at, k.application, k.position, k.originator_id, k.originator_version, "
-        "k.topic, k.error, k.attempts, k.parked_at "
+        "k.topic, k.error, k.attempts, k.parked_at, "
+        "(SELECT json_agg(to_json(s)) FROM ({skipped}) s) "
         "FROM pairs p JOIN heads h ON h.application = p.application "
         "LEFT JOIN projection_tracking t "
         "ON t.projector = p.projector AND t.application = p.application "
         "LEFT JOIN projection_parked_event k "
         "ON k.projector = p.projector AND k.resolved_at IS NULL "
         "ORDER BY p.projector, p.application"
-    ).format(heads=heads, values=values)
+    ).format(
+        heads=heads,
+        values=values,
+        skipped=sql.SQL(_SKIPPED).format(
+            projector=sql.SQL("p.projector"), application=sql.SQL("AND application = p.application")
+        ),
+    )
 
 
 def status_from_rows(rows: Sequence[Sequence[Any]]) -> list[ProjectionStatus]:
@@ -83,6 +136,7 @@ def status_from_rows(rows: Sequence[Sequence[Any]]) -> list[ProjectionStatus]:
             head=int(row[3]),
             updated_at=row[4],
             parked=ParkedEvent(*row[5:13]) if row[5] is not None else None,
+            skipped=tuple(SkippedEvent.of(s) for s in row[13] or ()),
         )
         for row in rows
     ]

@@ -25,6 +25,7 @@ from domain.aggregate import Aggregate
 from domain.errors import InvalidState, ValidationFailed, Violation
 from domain.executions.execution import Execution, ExecutionMode, Item
 from domain.executions.graph import start_node, trigger_node_ids
+from domain.text import MAX_JSON_DEPTH, text_violations
 from domain.workflows.permissions import Permission
 
 MAX_INPUT_ITEMS = 10_000
@@ -52,48 +53,14 @@ def checked_items(items: Any) -> list[Item]:
         if not isinstance(item, dict)
     ]
     wrong += [
-        Violation(f"/{index}{pointer}", UNSTORABLE)
+        v.under(f"/{index}")
         for index, item in enumerate(items)
-        if isinstance(item, dict) and (pointer := unstorable(item)) is not None
+        if isinstance(item, dict)
+        for v in text_violations(item, MAX_JSON_DEPTH)
     ]
     if wrong:
         raise ValidationFailed(wrong[:20])
     return items
-
-
-UNSTORABLE = "holds a NUL character or half a surrogate pair, which cannot be stored"
-
-
-def unstorable(value: Any, pointer: str = "") -> str | None:
-    """The JSON pointer of the first string in `value` (object keys included) that PostgreSQL
-    cannot store as text or jsonb, if any: the read models would refuse the event holding it,
-    and stop."""
-    if isinstance(value, str):
-        return None if _storable(value) else pointer
-    if isinstance(value, list):
-        found = (unstorable(v, f"{pointer}/{i}") for i, v in enumerate(value))
-    elif isinstance(value, dict):
-        found = (
-            pointer if not _storable(k) else unstorable(v, f"{pointer}/{_escaped(k)}")
-            for k, v in value.items()
-        )
-    else:
-        return None
-    return next((p for p in found if p is not None), None)
-
-
-def _storable(text: str) -> bool:
-    if "\x00" in text:
-        return False
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _escaped(key: str) -> str:
-    return key.replace("~", "~0").replace("/", "~1")
 
 
 class ExecutionService:

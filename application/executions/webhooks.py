@@ -30,7 +30,7 @@ import structlog
 
 from application.caller import Caller
 from application.errors import Conflict, NotFound
-from application.executions.commands import UNSTORABLE, ExecutionService, unstorable
+from application.executions.commands import ExecutionService
 from application.executions.webhook_auth import Signed, WebhookAuth
 from application.executions.webhook_state import TestListeners
 from application.workflows.cache import WorkflowHead
@@ -38,6 +38,7 @@ from application.workflows.commands import WorkflowService
 from application.workflows.webhook_routes import WebhookRouteTable
 from domain.errors import InvalidState
 from domain.executions.execution import Execution, ExecutionMode, ExecutionStatus, Item
+from domain.text import clean_json
 from domain.workflows.triggers import WebhookRoute, trigger_id, webhook_routes
 from domain.workflows.webhook_paths import Candidate, request_segments, resolve
 from domain.workflows.workflow import RunnableVersion
@@ -85,7 +86,7 @@ class UnknownWebhook(Exception):
 
 
 class BadWebhookBody(ValueError):
-    """The request cannot become a trigger item (malformed JSON, unstorable text); 400."""
+    """The request cannot become a trigger item (malformed JSON, NaN); 400."""
 
 
 class RunUnanswered(Exception):
@@ -210,17 +211,17 @@ class WebhookService:
         auth: Mapping[str, Any] = target.config.get("auth") or {"mode": "none"}
         scope = trigger_id(target.workflow_id, target.route.node_id)
         self.auth.check(auth, target.head.owner_id, scope, Signed(call.headers, call.body))
-        item = _item(call, target, auth)
-        trigger_data = {
-            "method": call.method,
-            "path": call.path,
-            "ip": call.client_ip,
-            "requestId": call.request_id,
-            "test": call.test,
-        }
-        bad = unstorable([item, trigger_data])
-        if bad is not None:
-            raise BadWebhookBody(f"the request {UNSTORABLE}")
+        # A sender cannot be asked to send again: what it sent is kept, made storable.
+        item = clean_json(_item(call, target, auth))
+        trigger_data = clean_json(
+            {
+                "method": call.method,
+                "path": call.path,
+                "ip": call.client_ip,
+                "requestId": call.request_id,
+                "test": call.test,
+            }
+        )
         if call.test and not self.listeners.take(target.workflow_id):
             raise UnknownWebhook()  # another call took the one the test URL was waiting for
         owner = Caller(
@@ -338,6 +339,8 @@ def parse_body(content_type: str, raw: bytes) -> Any:
             return json.loads(raw, parse_constant=_no_constant)
         except ValueError as exc:
             raise BadWebhookBody(f"the body is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise BadWebhookBody("the body's JSON nests too deeply to read") from None
     return raw.decode("utf-8", errors="replace")
 
 

@@ -34,7 +34,7 @@ from domain.credentials.types import (
     spec_of,
 )
 from domain.errors import InvalidState, ValidationFailed, Violation
-from domain.workflows.definition import text_violations
+from domain.text import text_violations
 from domain.workflows.workflow import checked_tags
 
 MAX_NAME_LENGTH = 255

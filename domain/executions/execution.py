@@ -19,12 +19,15 @@ from eventsourcing.domain import event
 
 from domain.aggregate import Aggregate
 from domain.errors import InvalidState
+from domain.text import clean_json, clean_text
 
 Item = dict[str, Any]
 """One JSON item: what flows between nodes (n8n style; `$json` is the item itself)."""
 
 MIN_PRIORITY = -100
 MAX_PRIORITY = 100
+MAX_MESSAGE_LENGTH = 10_000
+"""Longest log line, error message or reason kept in an event (longer ones are cut)."""
 
 
 class ExecutionStatus(StrEnum):
@@ -225,7 +228,7 @@ class Execution(Aggregate):
         retry_of: str | None = None,
     ) -> Execution:
         """A new run waiting for a worker. Checking the input (items are JSON objects, sizes)
-        is the caller's job: this records what it was given."""
+        is the caller's job: this records what it was given, made storable (`clean_json`)."""
         if not MIN_PRIORITY <= priority <= MAX_PRIORITY:
             raise InvalidState(f"priority must be from {MIN_PRIORITY} to {MAX_PRIORITY}")
         return cls._create(
@@ -237,8 +240,8 @@ class Execution(Aggregate):
             mode=str(mode),
             start_node_id=start_node_id,
             trigger_id=trigger_id,
-            trigger_data=dict(trigger_data or {}),
-            input_items=input_items,
+            trigger_data=clean_json(dict(trigger_data or {})),
+            input_items=_items(input_items),
             priority=priority,
             parent_execution_id=parent_execution_id,
             retry_of=retry_of,
@@ -279,9 +282,9 @@ class Execution(Aggregate):
         self._node_succeeded(
             node_id=node_id,
             attempt=run.attempt,
-            outputs=outputs,
+            outputs=_outputs(outputs),
             duration_ms=duration_ms,
-            logs=logs,
+            logs=_logs(logs),
         )
 
     def node_failed(
@@ -289,7 +292,11 @@ class Execution(Aggregate):
     ) -> None:
         run = self._running_node(node_id)
         self._node_failed(
-            node_id=node_id, attempt=run.attempt, error=error, duration_ms=duration_ms, logs=logs
+            node_id=node_id,
+            attempt=run.attempt,
+            error=_details(error),
+            duration_ms=duration_ms,
+            logs=_logs(logs),
         )
 
     def node_retrying(
@@ -305,16 +312,18 @@ class Execution(Aggregate):
             node_id=node_id,
             attempt=run.attempt,
             delay_ms=delay_ms,
-            error=error,
+            error=_details(error),
             duration_ms=duration_ms,
-            logs=logs,
+            logs=_logs(logs),
         )
 
     def node_skipped(
         self, node_id: str, reason: str, outputs: dict[str, list[Item]] | None = None
     ) -> None:
         self._open_node(node_id)
-        self._node_skipped(node_id=node_id, reason=reason, outputs=outputs or {})
+        self._node_skipped(
+            node_id=node_id, reason=_message(reason), outputs=_outputs(outputs or {})
+        )
 
     def respond(self, node_id: str, status: int, headers: dict[str, str], body: Any) -> bool:
         """Record the webhook answer a node chose; False (nothing recorded) when the run
@@ -322,7 +331,9 @@ class Execution(Aggregate):
         self._refuse_unless_running()
         if self.response is not None:
             return False
-        self._responded(node_id=node_id, status=status, headers=headers, body=body)
+        self._responded(
+            node_id=node_id, status=status, headers=clean_json(headers), body=clean_json(body)
+        )
         return True
 
     def succeed(self, output_items: list[Item], duration_ms: int) -> None:
@@ -330,12 +341,14 @@ class Execution(Aggregate):
         unsettled = [n for n, run in self.nodes.items() if not run.status.is_settled]
         if unsettled:
             raise InvalidState(f"nodes {', '.join(unsettled)} have not finished")
-        self._succeeded(output_items=output_items, duration_ms=duration_ms)
+        self._succeeded(output_items=_items(output_items), duration_ms=duration_ms)
 
     def fail(self, error_message: str, error_details: dict[str, Any], duration_ms: int) -> None:
         self._refuse_unless_running()
         self._failed(
-            error_message=error_message, error_details=error_details, duration_ms=duration_ms
+            error_message=_message(error_message),
+            error_details=_details(error_details),
+            duration_ms=duration_ms,
         )
 
     def time_out(self, timeout_ms: int, duration_ms: int) -> None:
@@ -346,7 +359,7 @@ class Execution(Aggregate):
         """Stop the run, queued or running; the worker notices at its next save."""
         if self.is_final:
             raise InvalidState(f"the execution already ended: {self.status}")
-        self._cancelled(reason=reason, duration_ms=duration_ms)
+        self._cancelled(reason=_message(reason), duration_ms=duration_ms)
 
     def node_outputs(self) -> dict[str, dict[str, list[Item]]]:
         """The outputs of every settled node, by node id (a skipped node has none, or its
@@ -491,6 +504,31 @@ class Execution(Aggregate):
         for run in self.nodes.values():
             if not run.status.is_settled:
                 run.status = NodeStatus.CANCELLED
+
+
+def _message(text: str) -> str:
+    return clean_text(text, MAX_MESSAGE_LENGTH)
+
+
+def _items(items: list[Item]) -> list[Item]:
+    """Items as stored: each made storable on its own, so nesting is counted from the item."""
+    cleaned = [clean_json(item) for item in items]
+    return items if all(a is b for a, b in zip(cleaned, items, strict=True)) else cleaned
+
+
+def _outputs(outputs: dict[str, list[Item]]) -> dict[str, list[Item]]:
+    return {clean_text(handle): _items(items) for handle, items in outputs.items()}
+
+
+def _details(details: dict[str, Any]) -> dict[str, Any]:
+    """An error or its details: storable, with its `message` cut like any message."""
+    cleaned: dict[str, Any] = clean_json(details, max_string=MAX_MESSAGE_LENGTH)
+    return cleaned
+
+
+def _logs(logs: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Log lines as stored: each field storable and at most MAX_MESSAGE_LENGTH long."""
+    return [clean_json(line, max_string=MAX_MESSAGE_LENGTH) for line in logs]
 
 
 FINAL_EVENTS: dict[type[Aggregate.Event], ExecutionStatus] = {

@@ -16,6 +16,7 @@ from typing import Any
 
 from domain.errors import Violation
 from domain.executions.expressions import expression_violations
+from domain.text import text_violations
 from domain.workflows.limits import DefinitionLimits
 from domain.workflows.nodes import BUILT_IN_NODES, NodeRegistry, NodeType
 from domain.workflows.nodes.schema import MAX_ERRORS_PER_CONFIG, is_uuid, pointer_of
@@ -141,35 +142,6 @@ def _settings_violations(settings: Any) -> list[Violation]:
     if error_workflow is None or (isinstance(error_workflow, str) and is_uuid(error_workflow)):
         return []
     return [Violation("/settings/errorWorkflow", "must be the id of a workflow, or null")]
-
-
-def text_violations(value: Any, max_depth: int) -> list[Violation]:
-    """Strings holding NUL characters (PostgreSQL text and jsonb cannot store them) and nesting
-    deeper than `max_depth`, found without recursion so hostile input cannot exhaust the stack."""
-    violations: list[Violation] = []
-    pending: list[tuple[str, Any, int]] = [("", value, 0)]
-    while pending:
-        pointer, item, depth = pending.pop()
-        if depth > max_depth:
-            violations.append(Violation(pointer, f"nests deeper than {max_depth} levels"))
-            continue
-        if isinstance(item, str):
-            if "\x00" in item:
-                violations.append(Violation(pointer, "contains a NUL character"))
-        elif isinstance(item, Mapping):
-            for key, child in item.items():
-                if isinstance(key, str) and "\x00" in key:
-                    violations.append(Violation(pointer, "has a key containing a NUL character"))
-                    continue
-                pending.append((f"{pointer}/{_escape(str(key))}", child, depth + 1))
-        elif _is_list(item):
-            pending.extend((f"{pointer}/{i}", child, depth + 1) for i, child in enumerate(item))
-    return sorted(violations, key=lambda v: v.pointer)
-
-
-def _escape(key: str) -> str:
-    """A JSON pointer reference token (RFC 6901)."""
-    return key.replace("~", "~0").replace("/", "~1")
 
 
 def _is_list(value: Any) -> bool:

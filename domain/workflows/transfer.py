@@ -15,8 +15,8 @@ from enum import StrEnum
 from typing import Any
 
 from domain.errors import ValidationFailed, Violation
+from domain.text import text_violations
 from domain.workflows.credentials import CredentialSlot, SlotKind
-from domain.workflows.definition import text_violations
 from domain.workflows.limits import DefinitionLimits
 
 FORMAT = "a2n.workflow"

@@ -18,11 +18,8 @@ from eventsourcing.domain import event
 
 from domain.aggregate import Aggregate
 from domain.errors import InvalidState, UnknownPart, ValidationFailed, Violation
-from domain.workflows.definition import (
-    definition_violations,
-    normalize_definition,
-    text_violations,
-)
+from domain.text import text_violations
+from domain.workflows.definition import definition_violations, normalize_definition
 from domain.workflows.limits import DefinitionLimits
 from domain.workflows.permissions import GRANTABLE, Permission, Share
 from domain.workflows.triggers import trigger_specs

@@ -142,6 +142,24 @@ def test_project_status_rebuild_verify_and_resume(
     assert resumed.returncode == 0
     assert f"skipped workflows event {bad}" in resumed.stderr
 
+    # Skipped stays skipped: rebuild and verify leave the event out, and say so.
+    left_out = f"workflows: left out workflows event {bad} "
+    rebuilt = a2n("project", "rebuild", "workflows", database_url=url)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert left_out in rebuilt.stderr
+    verified = a2n("project", "verify", "workflows", database_url=url)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "workflows: identical to a rebuild" in verified.stdout
+    assert left_out in verified.stderr
+    table = a2n("project", "status", database_url=url).stdout
+    assert f"workflows leaves out workflows event {bad} " in table
+    assert "rebuild and verify leave it out too" in table
+    status = json.loads(a2n("project", "status", "--json", database_url=url).stdout)
+    workflows = next(
+        s for s in status if (s["projector"], s["application"]) == ("workflows", "workflows")
+    )
+    assert [k["position"] for k in workflows["skipped"]] == [bad]
+
 
 def test_keys_rotate_rewraps_credential_and_personal_data_keys(fresh_database_url: str) -> None:
     url = fresh_database_url

@@ -174,6 +174,53 @@ def test_a_poison_event_parks_its_projector_and_the_others_go_on(
         supervisor.stop()
 
 
+def test_a_skipped_event_stays_skipped_by_rebuild_verify_and_status(
+    fresh_database_url: str, service_for: Callable[[str], WorkflowService], caller: Caller
+) -> None:
+    url = fresh_database_url
+    service = service_for(url)
+    victim = service.create(caller, name="victim", definition=GRAPH).aggregate.id
+    bad = poison(url, victim)
+    after = service.create(caller, name="after the poison", definition=GRAPH).position
+    supervisor = ProjectionSupervisor(
+        url, [workflows.projector], poll_interval=0.1, backoff_initial=0.01
+    )
+    supervisor.start()
+    try:
+        wait_until(lambda: supervisor.states["workflows"].status == "parked")
+        with psycopg.connect(url, autocommit=True) as conn:
+            resume(conn, workflows.projector, skip=True, by="tester")
+        wait_until(lambda: tracked(url, "workflows") >= after)
+    finally:
+        supervisor.stop()
+
+    rebuilder = Rebuilder(url, workflows.projector)
+    assert rebuilder.rebuild()["workflows"] == after
+    [left_out] = rebuilder.skipped
+    assert (left_out.application, left_out.position, left_out.originator_id) == (
+        "workflows",
+        bad,
+        victim,
+    )
+    assert left_out.skipped_by == "tester"
+    assert "AttributeError" in left_out.error
+    assert rows(url, "SELECT count(*) FROM workflow WHERE name = 'after the poison'")[0][0] == 1
+
+    verified = Rebuilder(url, workflows.projector).verify()
+    assert verified.identical, verified.differences
+    assert [e.position for e in verified.skipped] == [bad]
+
+    with psycopg.connect(url) as conn:
+        statuses = {(s.projector, s.application): s for s in projection_status(conn)}
+    [reported] = statuses["workflows", "workflows"].skipped
+    assert (reported.position, reported.skipped_by) == (bad, "tester")
+    assert statuses["workflows", "workflows"].parked is None
+    # Only the projector that skipped it leaves it out: the audit log still gets the event.
+    assert statuses["audit_log", "workflows"].skipped == ()
+    drain(url, audit.projector)
+    assert rows(url, "SELECT count(*) FROM audit_log WHERE position = %s", (bad,))[0][0] == 1
+
+
 def test_a_killed_connection_restarts_the_projector_with_backoff(
     fresh_database_url: str, service_for: Callable[[str], WorkflowService], caller: Caller
 ) -> None:

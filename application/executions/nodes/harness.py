@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import io
 import json
 import os
 import sys
@@ -105,6 +106,9 @@ def describe(error: BaseException) -> dict[str, Any]:
 
 def main() -> None:
     channel = int(sys.argv[1])
+    for stream in (sys.stdout, sys.stderr):  # a print of half a surrogate pair is no crash
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
     try:
         payload = json.loads(sys.stdin.buffer.read())
         if payload.get("n8n") is True:

@@ -230,7 +230,7 @@ def _content(response: httpx.Response, body: bytes, logs: list[LogLine]) -> Any:
     if body and media_type.endswith(("/json", "+json")):
         try:
             return json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # malformed, or nested too deeply to read
             logs.append(
                 LogLine(
                     "WARN",

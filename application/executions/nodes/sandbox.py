@@ -330,6 +330,8 @@ def _decode(answer: bytes) -> Any:
         return json.loads(answer)
     except ValueError:
         raise NodeFailure("the code's answer could not be read") from None
+    except RecursionError:
+        raise NodeFailure("the code's answer nests too deeply to be read") from None
 
 
 def _kill_group(process: asyncio.subprocess.Process) -> None:
