@@ -226,6 +226,7 @@ async def measure(target: Target, args: argparse.Namespace, report: Report) -> d
     webhook; then (A2N) check that every answered run is readable."""
     body = {"order": 1, "total": 12.5}
     base, hook, health = target.base, target.webhook, target.health
+    report.section(f"  load average (1 min) before: {os.getloadavg()[0]:.1f}")
     warm = await closed_loop(base, hook, body, target.ok, connections=10, seconds=args.warmup)
     answered = warm.answered
     loads: dict[str, Load] = {}
@@ -256,9 +257,10 @@ async def measure(target: Target, args: argparse.Namespace, report: Report) -> d
     answered += runs.answered
     loads[f"{args.rate}/s offered"] = runs
     add_rows(report, f"{args.rate} requests/s offered", runs, baseline)
+    report.section(f"  load average (1 min) after: {os.getloadavg()[0]:.1f}")
     if target.verify is not None:
         fine, said = await asyncio.to_thread(target.verify, answered)
-        report.add("every run readable" if fine else "RUNS MISSING", said)
+        report.section(f"  {'every run readable' if fine else 'RUNS MISSING'}: {said}")
         if not fine:
             FAILURES.append(said)
     return loads
@@ -287,7 +289,8 @@ def add_rows(report: Report, title: str, runs: Load, baseline: Load) -> None:
                     f"{baseline.cpu[name] / max(1, len(baseline.latencies)) * 1000:.2f}",
                 )
     if runs.refused:
-        report.add("  not answered 200", ", ".join(f"{k} x{n}" for k, n in runs.refused.items()))
+        refused = ", ".join(f"{k} x{n}" for k, n in runs.refused.items())
+        report.section(f"    not answered 200: {refused}")
 
 
 FAILURES: list[str] = []
@@ -664,7 +667,9 @@ figure / baseline (runs/s below 1x, latency above 1x). In the "against n8n" sect
 baseline column is n8n's figure for the same load, and the ratio A2N / n8n.
 CPU per run: CPU time of the server process (and its children), and for A2N of its PostgreSQL
 backends, during the phase, divided by the runs answered in it; the client's CPU is not in it,
-but it runs on the same cores. The machine may be shared: run it a few times."""
+but it runs on the same cores. The machine may be shared: run it a few times. Load average:
+runnable processes on the machine (for the other users' share of its cores); under heavy load,
+a single-threaded server (n8n) gets a smaller share than one spread over processes and threads."""
 
 
 if __name__ == "__main__":

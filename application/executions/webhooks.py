@@ -125,7 +125,7 @@ class WebhookCall:
 class Accepted:
     """A run recorded for a webhook call, and how its caller is to be answered."""
 
-    execution_id: str
+    execution: Execution
     response_mode: str
 
 
@@ -154,6 +154,7 @@ class _Target:
 
     workflow_id: str
     head: WorkflowHead
+    runnable: RunnableVersion
     config: Mapping[str, Any]
     route: WebhookRoute
     params: dict[str, str]
@@ -237,18 +238,19 @@ class WebhookService:
             mode=ExecutionMode.WEBHOOK,
             trigger=(target.route.node_id, scope),
             trigger_data=trigger_data,
+            runnable=target.runnable,
         )
         response_mode = str(target.config.get("responseMode", "immediately"))
-        return Accepted(queued.aggregate.id, response_mode)
+        return Accepted(queued.aggregate, response_mode)
 
     async def answer(self, accepted: Accepted) -> WebhookAnswer:
         """The answer the trigger's response mode asks for, once the run gave it."""
-        execution_id = accepted.execution_id
+        execution_id = accepted.execution.id
         if accepted.response_mode == "immediately":
             return WebhookAnswer(202, {"executionId": execution_id}, execution_id)
         respond = accepted.response_mode == "respondNode"
         execution = await self.executions.wait_until(
-            execution_id,
+            accepted.execution,
             lambda e: e.is_final or (respond and e.response is not None),
             self.wait_seconds,
         )
@@ -281,7 +283,7 @@ class WebhookService:
         params = route.path.match(segments) if route is not None else None
         if not head.is_active or route is None or params is None or method not in route.methods:
             raise UnknownWebhook()
-        return _Target(workflow_id, head, _config(running, node_id), route, params)
+        return _Target(workflow_id, head, running, _config(running, node_id), route, params)
 
     def _test_target(self, method: str, segments: tuple[str, ...]) -> _Target:
         """The trigger of a listening workflow's latest draft."""
@@ -299,7 +301,7 @@ class WebhookService:
             raise UnknownWebhook(resolution.allowed)
         workflow_id, head, draft, route = resolution.found
         config = _config(draft, route.node_id)
-        return _Target(workflow_id, head, config, route, resolution.params)
+        return _Target(workflow_id, head, draft, config, route, resolution.params)
 
     def _draft(self, workflow_id: str) -> tuple[WorkflowHead, RunnableVersion] | None:
         try:
