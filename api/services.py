@@ -275,6 +275,7 @@ async def open_services(
                 WebhookAuth(VaultSecrets(vault), replays),
                 listeners,
                 wait_seconds=settings.webhook_wait,
+                default_limit=policy.limit_for("webhook"),
             ),
             redis=redis_client,
             supervisor=supervisor,
