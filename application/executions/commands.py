@@ -236,8 +236,9 @@ class ExecutionService:
         """The execution (as given, brought up to date, or loaded by id) once `done` holds for
         it, or as it is after `timeout` seconds: for callers on the event loop, which must not
         hold a thread while they wait (webhooks waiting for their answer). It reads the new
-        events whenever a progress notice of the run comes (see progress.py), and every
-        WAIT_POLL_SECONDS in case one was lost."""
+        events whenever a progress notice of the run comes (see progress.py; the hub remembers
+        notices that came before the wait began), and every WAIT_POLL_SECONDS in case one was
+        lost: a run saved in another process while Redis was away."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         execution_id = execution if isinstance(execution, str) else execution.id
@@ -245,7 +246,7 @@ class ExecutionService:
             # Watching first: a save between this read and the first wait is not missed.
             if isinstance(execution, str):
                 execution = await to_thread.run_sync(self.app.load, execution_id, Execution)
-            else:
+            elif watch.latest > execution.version:  # saved since, as this process heard
                 execution = await to_thread.run_sync(self.app.caught_up, execution)
             while not done(execution) and (left := deadline - loop.time()) > 0:
                 noticed = await watch.wait(min(left, WAIT_POLL_SECONDS))

@@ -138,12 +138,9 @@ class Engine:
 
         A run that cannot even start (its start node is gone) or that hits a bug of the engine
         ends FAILED with the reason, rather than being handed from worker to worker forever."""
-        execution = await to_thread.run_sync(self.app.load, execution_id, Execution)
-        if execution.is_final:
+        execution, definition = await to_thread.run_sync(self._load, execution_id)
+        if definition is None:
             return execution
-        definition = await to_thread.run_sync(
-            self.definitions, execution.workflow_id, execution.workflow_version
-        )
         try:
             graph = RunGraph.of(definition, execution.start_node_id)
         except InvalidState as refused:
@@ -161,6 +158,13 @@ class Engine:
             log.exception("execution.engine_failed", execution_id=execution_id)
             return await self._give_up(execution_id, f"the engine failed: {type(bug).__name__}")
         return run.execution
+
+    def _load(self, execution_id: str) -> tuple[Execution, dict[str, Any] | None]:
+        """The execution, and the definition it runs unless it has ended (one thread hop)."""
+        execution = self.app.load(execution_id, Execution)
+        if execution.is_final:
+            return execution, None
+        return execution, self.definitions(execution.workflow_id, execution.workflow_version)
 
     async def _give_up(self, execution_id: str, reason: str) -> Execution:
         """End the stored execution FAILED with `reason` (claiming it first if it is queued)."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
@@ -65,11 +66,16 @@ class Watch:
 
 
 class ProgressHub:
-    """Notices within one process: announcements wake the watches of that execution."""
+    """Notices within one process: announcements wake the watches of that execution. The hub
+    also remembers the latest version announced of the `remembered` executions heard of last,
+    and a new watch starts from it: a save announced just before the watch began (a fast run
+    that ended before its caller started waiting) is not missed."""
 
-    def __init__(self) -> None:
+    def __init__(self, remembered: int = 10_000) -> None:
         self._lock = threading.Lock()
         self._watches: dict[str, set[Watch]] = {}
+        self._latest: OrderedDict[str, int] = OrderedDict()
+        self._remembered = remembered
         self.closed = False
 
     @property
@@ -88,6 +94,9 @@ class ProgressHub:
 
     def announce(self, execution_id: str, version: int) -> None:
         with self._lock:
+            self._latest[execution_id] = max(version, self._latest.pop(execution_id, 0))
+            if len(self._latest) > self._remembered:
+                self._latest.popitem(last=False)
             watches = list(self._watches.get(execution_id, ()))
         for watch in watches:
             with contextlib.suppress(RuntimeError):  # its loop closed: the stream is gone
@@ -95,10 +104,12 @@ class ProgressHub:
 
     @asynccontextmanager
     async def watch(self, execution_id: str) -> AsyncIterator[Watch]:
-        """Watch `execution_id` for the duration of the block (on the running loop)."""
+        """Watch `execution_id` for the duration of the block (on the running loop); its
+        `latest` starts at the latest version announced so far, if remembered."""
         watch = Watch()
         with self._lock:
             self._watches.setdefault(execution_id, set()).add(watch)
+            watch.latest = self._latest.get(execution_id, 0)
         try:
             yield watch
         finally:

@@ -204,3 +204,17 @@ def test_this_processs_watchers_hear_of_a_save_even_when_redis_is_away() -> None
             return watch.latest
 
     assert asyncio.run(scenario()) == 7
+
+
+def test_a_watch_begun_after_a_save_was_announced_starts_from_its_version() -> None:
+    hub = ProgressHub(remembered=2)
+    for execution_id in ("run-1", "run-2", "run-3"):
+        hub.announce(execution_id, 4)
+    hub.announce("run-3", 2)  # a late relay of an older save
+
+    async def latest(execution_id: str) -> int:
+        async with hub.watch(execution_id) as watch:
+            return watch.latest
+
+    assert asyncio.run(latest("run-3")) == 4
+    assert asyncio.run(latest("run-1")) == 0  # forgotten: the oldest beyond `remembered`
