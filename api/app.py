@@ -134,12 +134,8 @@ def create_app(
                 middleware=[AuthenticationMiddleware(), RateLimitMiddleware(_rate_limiting_of)],
                 guards=[authorize],
             ),
-            # Public: no A2N credentials, each trigger's own auth; limited per sender address.
-            Router(
-                "/",
-                route_handlers=[webhook, webhook_test],
-                middleware=[RateLimitMiddleware(_rate_limiting_of)],
-            ),
+            # Public: no A2N credentials, each trigger's own auth; limited per webhook path.
+            Router("/", route_handlers=[webhook, webhook_test]),
         ],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,

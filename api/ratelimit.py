@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 import structlog
-from litestar import Request
+from litestar import Request, Response
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -31,9 +31,9 @@ RATE_LIMIT_OPT = "rate_limit"
 """Route `opt` key naming the route's group; `None` exempts the route."""
 
 AUTH_PREFIX = "/api/v1/auth"
-WEBHOOK_PREFIXES = ("/webhook/", "/webhook-test/")
-EXEMPT_PATHS = ("/health", "/ready", "/metrics", "/schema")
-"""Probes, scrapes and API docs: limiting them would only make monitoring lie."""
+EXEMPT_PATHS = ("/health", "/ready", "/metrics", "/schema", "/webhook", "/webhook-test")
+"""Probes, scrapes and API docs: limiting them would only make monitoring lie. Webhook calls are
+counted per webhook path, where the path's workflow is known (api/webhooks.py)."""
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 Classify = Callable[[Scope], str | None]
@@ -41,8 +41,8 @@ LimitingOf = Callable[[Scope], RateLimiting]
 
 
 def route_group(scope: Scope) -> str | None:
-    """The default classification: the route's own `opt`, else auth, webhook, read or write by
-    path and method; None for operational routes, which are not limited."""
+    """The default classification: the route's own `opt`, else auth, read or write by path and
+    method; None for operational routes and webhooks, which this middleware does not limit."""
     opt: dict[str, Any] = getattr(scope.get("route_handler"), "opt", None) or {}
     if RATE_LIMIT_OPT in opt:
         group: str | None = opt[RATE_LIMIT_OPT]
@@ -52,8 +52,6 @@ def route_group(scope: Scope) -> str | None:
         return None
     if path == AUTH_PREFIX or path.startswith(AUTH_PREFIX + "/"):
         return "auth"
-    if path.startswith(WEBHOOK_PREFIXES):
-        return "webhook"
     return "read" if scope.get("method", "GET") in READ_METHODS else "write"
 
 
@@ -66,6 +64,16 @@ def rate_limit_headers(verdict: Verdict) -> dict[str, str]:
         "RateLimit-Reset": str(verdict.reset_seconds),
         "RateLimit-Policy": f"{decision.limit};w={max(1, round(verdict.limit.window))}",
     }
+
+
+def too_many(request: Request[Any, Any, Any], verdict: Verdict) -> Response[Any]:
+    """The 429 problem+json of a refused request, with the RateLimit fields and Retry-After."""
+    headers = {**rate_limit_headers(verdict), "Retry-After": str(verdict.retry_after_seconds)}
+    detail = (
+        f"Too many {verdict.group} requests: the limit is {verdict.limit.requests} per "
+        f"{verdict.limit.window:g} seconds. Retry after {headers['Retry-After']} seconds."
+    )
+    return problem(request, 429, detail, kind="rate-limited", headers=headers)
 
 
 class RateLimitMiddleware(ASGIMiddleware):
@@ -125,16 +133,11 @@ class RateLimitMiddleware(ASGIMiddleware):
         if verdict is None:
             await next_app(scope, receive, send)
             return
-        headers = rate_limit_headers(verdict)
         if not verdict.decision.allowed:
-            headers["Retry-After"] = str(verdict.retry_after_seconds)
-            detail = (
-                f"Too many {verdict.group} requests: the limit is {verdict.limit.requests} per "
-                f"{verdict.limit.window:g} seconds. Retry after {headers['Retry-After']} seconds."
-            )
-            await self._respond(scope, receive, send, 429, detail, headers, kind="rate-limited")
+            request: Request[Any, Any, Any] = Request(scope, receive, send)
+            await too_many(request, verdict).to_asgi_response(None, request)(scope, receive, send)
             return
-        encoded = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+        encoded = [(k.lower().encode(), v.encode()) for k, v in rate_limit_headers(verdict).items()]
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -151,9 +154,7 @@ class RateLimitMiddleware(ASGIMiddleware):
         status: int,
         detail: str,
         headers: dict[str, str],
-        *,
-        kind: str | None = None,
     ) -> None:
         request: Request[Any, Any, Any] = Request(scope, receive, send)
-        response = problem(request, status, detail, kind=kind, headers=headers or None)
+        response = problem(request, status, detail, headers=headers or None)
         await response.to_asgi_response(None, request)(scope, receive, send)

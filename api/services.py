@@ -58,7 +58,13 @@ from application.ratelimit import (
 )
 from application.settings import Settings
 from application.workflows.app import WorkflowsApp
-from application.workflows.cache import CacheStore, DefinitionCache, MemoryStore, RedisStore
+from application.workflows.cache import (
+    CacheStore,
+    DefinitionCache,
+    MemoryStore,
+    NearStore,
+    RedisStore,
+)
 from application.workflows.commands import WorkflowService
 from application.workflows.comments import WorkflowComments
 from application.workflows.sharing import WorkflowSharing
@@ -72,6 +78,8 @@ if TYPE_CHECKING:
     from projections.supervisor import ProjectionSupervisor, RunnerState
 
 
+NEAR_CACHE_BYTES = 8 * 1024 * 1024
+"""Workflow heads and definitions each process keeps in front of Redis (see NearStore)."""
 SCHEDULER_STOP_SECONDS = 30.0
 """How long shutdown waits for the scheduler to finish the round under way."""
 
@@ -167,7 +175,7 @@ async def open_services(
                 redis.Redis.from_url(settings.redis_url, socket_timeout=2)
             )
             attempts = RedisAttempts(sync_redis, prefix=f"{redis_prefix}oauth:attempt:")
-            definitions = RedisStore(sync_redis)
+            definitions = NearStore(MemoryStore(max_bytes=NEAR_CACHE_BYTES), RedisStore(sync_redis))
             replays = RedisReplays(sync_redis, prefix=f"{redis_prefix}webhook:signature:")
             listeners = RedisListeners(sync_redis, key=f"{redis_prefix}webhook:listening")
             redis_clients = (sync_redis, redis_client)
@@ -280,6 +288,7 @@ async def open_services(
                 WebhookAuth(VaultSecrets(vault), replays),
                 listeners,
                 wait_seconds=settings.webhook_wait,
+                default_limit=policy.limit_for("webhook"),
             ),
             redis=redis_client,
             supervisor=supervisor,

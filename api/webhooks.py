@@ -1,8 +1,9 @@
 """Webhook URLs, and the command that makes a workflow's test URLs listen for one call.
 
 `/webhook/{path}` and `/webhook-test/{path}` sit at the root, outside /api/v1: they are public
-(no A2N credentials; a trigger's own `auth` decides who may call), counted by the `webhook` rate
-limit per sender address, and bounded by A2N_MAX_BODY_BYTES like every request. The work is in
+(no A2N credentials; a trigger's own `auth` decides who may call), counted per webhook path when
+a rate limit applies to it (the workflow's `settings.webhookRateLimit`, else A2N_RATE_LIMITS
+`webhook=`), and bounded by A2N_MAX_BODY_BYTES like every request. The work is in
 application/executions/webhooks.py; this module turns HTTP into a `WebhookCall` and its outcome
 back into HTTP (problem+json for every refusal, with the execution id when there is a run).
 """
@@ -10,10 +11,12 @@ back into HTTP (problem+json for every refusal, with the execution id when there
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import msgspec
-from anyio import to_thread
+import structlog
+from anyio import from_thread, to_thread
 from litestar import Controller, HttpMethod, Request, Response, post, route
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath
@@ -22,7 +25,7 @@ from api.auth import PUBLIC, needs
 from api.context import check_command_body, current_actor, services
 from api.openapi import problem_response
 from api.problems import problem
-from api.ratelimit import RATE_LIMIT_OPT
+from api.ratelimit import RATE_LIMIT_OPT, rate_limit_headers, too_many
 from application.caller import Caller
 from application.executions.webhook_auth import Refused
 from application.executions.webhooks import (
@@ -33,9 +36,12 @@ from application.executions.webhooks import (
     UnknownWebhook,
     WebhookAnswer,
     WebhookCall,
+    WebhookRateLimited,
     WebhookService,
 )
+from application.ratelimit import Limit, RateLimiterUnavailable, Verdict
 
+log = structlog.get_logger("a2n.webhooks")
 AnyRequest = Request[Any, Any, Any]
 WEBHOOK_METHODS = [
     HttpMethod.GET,
@@ -44,7 +50,8 @@ WEBHOOK_METHODS = [
     HttpMethod.PATCH,
     HttpMethod.DELETE,
 ]
-WEBHOOK_OPT: dict[str, Any] = {**PUBLIC, RATE_LIMIT_OPT: "webhook"}
+WEBHOOK_OPT: dict[str, Any] = {**PUBLIC, RATE_LIMIT_OPT: None}
+"""Not limited by the middleware, which cannot know the path's workflow: see `_admit`."""
 _ABOUT = (
     "Public: the trigger's own auth (header token, basic, HMAC) decides who may call. The item "
     "the run gets is {method, path, headers, query, body, params}. Answers: 202 "
@@ -106,8 +113,13 @@ async def _call(request: AnyRequest, path: str, *, test: bool) -> Response[Any]:
         test=test,
     )
     try:
-        accepted = await to_thread.run_sync(service.accept, call)
-        return _answered(await service.answer(accepted))
+        accepted = await to_thread.run_sync(service.accept, call, partial(_admit, request))
+        answered = _answered(await service.answer(accepted))
+        if accepted.limited is not None:
+            answered.headers.update(rate_limit_headers(accepted.limited))
+        return answered
+    except WebhookRateLimited as limited:
+        return too_many(request, limited.verdict)
     except UnknownWebhook as unknown:
         if unknown.allowed:
             allowed = ", ".join(unknown.allowed)
@@ -132,6 +144,17 @@ async def _call(request: AnyRequest, path: str, *, test: bool) -> Response[Any]:
         return problem(request, 504, _sentence(going), execution_id=going.execution_id)
     except RunUnanswered as failed:
         return problem(request, 500, _sentence(failed), execution_id=failed.execution_id)
+
+
+def _admit(request: AnyRequest, identifier: str, limit: Limit) -> Verdict | None:
+    """Count a call of a webhook path (from `accept`'s thread, on the event loop); None when
+    the limiter's store is away: calls go through then, as elsewhere (fail open)."""
+    limiting = services(request).rate_limiting
+    try:
+        return from_thread.run(limiting.count, "webhook", identifier, limit)
+    except RateLimiterUnavailable as exc:
+        log.warning("rate_limiter_unavailable", error=str(exc), fail_open=True)
+        return None
 
 
 def _sentence(error: Exception) -> str:

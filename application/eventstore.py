@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, project_aggregate
 from eventsourcing.persistence import (
     DatetimeAsISO,
     DecimalAsStr,
@@ -212,6 +212,12 @@ class EventStoreApp(Application[str]):
             raise NotFound(aggregate_id) from None
         if not isinstance(aggregate, kind):
             raise NotFound(aggregate_id)
+        return aggregate
+
+    def caught_up(self, aggregate: A) -> A:
+        """`aggregate` (saved, nothing pending) with the events stored after its version applied:
+        one indexed read of the new events only, where a load replays them all."""
+        project_aggregate(aggregate, self.events.get(aggregate.id, gt=aggregate.version))
         return aggregate
 
     def change(

@@ -61,8 +61,9 @@ DEFAULT_LIMITS: Mapping[str, Limit] = MappingProxyType(
         # Commands write events, which are never deleted: keep them well under read volume.
         "write": Limit(120, 60.0),
         "read": Limit(600, 60.0),
-        # Inbound webhooks carry no A2N identity, so they count per sender address.
-        "webhook": Limit(300, 60.0),
+        # Webhooks are not limited unless asked to be, as in n8n: a busy integration sends many
+        # calls from few addresses. `webhook=N/S` limits each webhook path (all its senders
+        # together), and a workflow's settings.webhookRateLimit its own paths.
     }
 )
 
@@ -441,6 +442,11 @@ class RateLimiting:
         if limit is None:
             return None
         identifier = self.policy.identifier(limit, ip=ip, user_id=user_id, api_key_id=api_key_id)
+        return await self.count(group, identifier, limit)
+
+    async def count(self, group: str, identifier: str, limit: Limit) -> Verdict:
+        """The verdict for one request of `group` counted against `identifier` under `limit`,
+        for limits the policy does not key (each webhook path, with its workflow's own limit)."""
         decision = await self.limiter.check(f"{group}:{identifier}", limit)
         if decision.first_block and self.recorder is not None:
             await _record(self.recorder, group, identifier, limit, decision)

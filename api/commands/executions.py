@@ -70,7 +70,7 @@ class WorkflowRunCommands(Controller):
         if not wait:
             return _run(queued, 202)
         # Waiting holds no thread: a burst of waiting clients must not starve other routes.
-        ended = await service.wait_for_end(queued.aggregate.id, timeout)
+        ended = await service.wait_for_end(queued.aggregate, timeout)
         position = max(queued.position, await to_thread.run_sync(service.app.head_position))
         return _run(Recorded(ended, position), 200 if ended.is_final else 202)
 

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from eventsourcing.postgres import PostgresDatastore
 
 from application.eventstore import EventMetadata, EventStoreApp
-from application.executions.progress import NoNotices, ProgressNotices
+from application.executions.progress import ProgressHub, ProgressNotices
 from domain.aggregate import Aggregate
 
 
@@ -23,11 +23,11 @@ class ExecutionsApp(EventStoreApp):
         datastore: PostgresDatastore | None = None,
     ) -> None:
         super().__init__(env=env, datastore=datastore)
-        self.progress: ProgressNotices = progress or NoNotices()
+        self.progress: ProgressNotices = progress or ProgressHub()
 
     def record(self, meta: EventMetadata, *aggregates: Aggregate) -> int:
         """Save, then announce each execution that moved on (the engine's checkpoints, cancels,
-        new runs) to the live streams watching it."""
+        new runs) to whoever watches it: live streams, callers waiting for its end."""
         moved = [aggregate for aggregate in aggregates if aggregate.pending_events]
         position = super().record(meta, *aggregates)
         for aggregate in moved:

@@ -27,14 +27,16 @@ from domain.executions.execution import Execution, ExecutionMode, Item
 from domain.executions.graph import start_node, trigger_node_ids
 from domain.text import MAX_JSON_DEPTH, text_violations
 from domain.workflows.permissions import Permission
+from domain.workflows.workflow import RunnableVersion
 
 MAX_INPUT_ITEMS = 10_000
 MAX_SUBWORKFLOW_DEPTH = 10
 CHAIN_DEPTH = "chainDepth"
 """Trigger data: how many runs, each started by the end of the previous one, led to this run
 (see event_triggers.py); a sub-workflow inherits its parent's."""
-WAIT_POLL_SECONDS = 0.02
-MAX_POLL_SECONDS = 0.25
+WAIT_POLL_SECONDS = 1.0
+"""How long a caller waiting for a run reads nothing without a progress notice: only a lost
+notice (Redis briefly away) makes it wait this long."""
 
 
 def checked_items(items: Any) -> list[Item]:
@@ -86,6 +88,7 @@ class ExecutionService:
         submit: bool = True,
         execution_id: str | None = None,
         together: Callable[[Execution], Iterable[Aggregate]] | None = None,
+        runnable: RunnableVersion | None = None,
     ) -> Recorded[Execution]:
         """Queue a run of the workflow's published version (the latest draft when `test`)
         with `items`, starting at its manual trigger, or at the trigger node `trigger` names
@@ -94,9 +97,12 @@ class ExecutionService:
         later. A given `execution_id` that is taken already raises IntegrityError: the run was
         started before (how a trigger that may fire twice starts one run). `together` is given
         the new run once it passed every check, and returns aggregates of this context to save
-        with it, atomically (a schedule recording that it fired)."""
+        with it, atomically (a schedule recording that it fired). A trigger acting for the
+        workflow's owner that resolved the version to run already (`WorkflowService.runnable`,
+        an active or listening workflow) passes it as `runnable`, which spares reading it again."""
         input_items = checked_items(items)
-        runnable = self.workflows.definition_to_run(caller, workflow_id, test=test)
+        if runnable is None:
+            runnable = self.workflows.definition_to_run(caller, workflow_id, test=test)
         start_node_id, trigger_id = trigger or (start_node(runnable.definition), None)
         if start_node_id not in trigger_node_ids(runnable.definition):
             raise InvalidState(f"node {start_node_id!r} is not an enabled trigger of this version")
@@ -187,24 +193,33 @@ class ExecutionService:
             raise NotFound(execution_id)
         return execution
 
-    async def wait_for_end(self, execution_id: str, timeout: float) -> Execution:
+    async def wait_for_end(self, execution: Execution | str, timeout: float) -> Execution:
         """The execution once it ended, or as it is after `timeout` seconds."""
-        return await self.wait_until(execution_id, _ended, timeout)
+        return await self.wait_until(execution, _ended, timeout)
 
     async def wait_until(
-        self, execution_id: str, done: Callable[[Execution], bool], timeout: float
+        self, execution: Execution | str, done: Callable[[Execution], bool], timeout: float
     ) -> Execution:
-        """The execution once `done` holds for it, or as it is after `timeout` seconds: for
-        callers on the event loop, which must not hold a thread while they wait (webhooks
-        waiting for their answer). Polls back off from 20 ms to a quarter of a second."""
-        deadline = time.monotonic() + timeout
-        execution = await to_thread.run_sync(self.app.load, execution_id, Execution)
-        pause = WAIT_POLL_SECONDS
-        while not done(execution) and (left := deadline - time.monotonic()) > 0:
-            await asyncio.sleep(min(pause, left))
-            pause = min(pause * 1.5, MAX_POLL_SECONDS)
-            if await to_thread.run_sync(self.app.revision, execution_id) != execution.version:
+        """The execution (as given, brought up to date, or loaded by id) once `done` holds for
+        it, or as it is after `timeout` seconds: for callers on the event loop, which must not
+        hold a thread while they wait (webhooks waiting for their answer). It reads the new
+        events whenever a progress notice of the run comes (see progress.py; the hub remembers
+        notices that came before the wait began), and every WAIT_POLL_SECONDS in case one was
+        lost: a run saved in another process while Redis was away."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        execution_id = execution if isinstance(execution, str) else execution.id
+        async with self.app.progress.hub.watch(execution_id) as watch:
+            # Watching first: a save between this read and the first wait is not missed.
+            if isinstance(execution, str):
                 execution = await to_thread.run_sync(self.app.load, execution_id, Execution)
+            elif watch.latest > execution.version:  # saved since, as this process heard
+                execution = await to_thread.run_sync(self.app.caught_up, execution)
+            while not done(execution) and (left := deadline - loop.time()) > 0:
+                noticed = await watch.wait(min(left, WAIT_POLL_SECONDS))
+                if noticed and watch.latest <= execution.version:
+                    continue  # a save already read (relayed back through Redis)
+                execution = await to_thread.run_sync(self.app.caught_up, execution)
         return execution
 
     def _queue(

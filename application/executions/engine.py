@@ -3,8 +3,12 @@
 A worker claims the execution (`Started`, or `Resumed` when it takes over from a worker that
 died), then walks the run graph: every node whose inputs are settled starts at once, so
 independent branches run in parallel as asyncio tasks. Only this loop touches the aggregate;
-node tasks return outcomes. Events are saved at checkpoints (after each round of settled nodes),
-many per save, because each save takes the executions log's write lock.
+node tasks return outcomes. Events are saved at checkpoints, many per save, because each save
+takes the executions log's write lock: when the run ends, when a respond_to_webhook node chose
+the answer, and otherwise once events have waited `checkpoint_seconds` unsaved. So a run of fast
+nodes is claimed, run and ended in one save, and a slow node is on record as started shortly
+after it began. A worker that dies loses what it had not saved: the run is resumed (or started
+afresh) from the last checkpoint, and the nodes it had settled since run again.
 
 Someone else writing to the execution (a cancel command, another worker resuming it) makes the
 next save conflict, and a heartbeat compares the stored revision every second so a long node is
@@ -73,6 +77,8 @@ class EngineLimits:
     max_retries: int = 10
     max_retry_delay_ms: int = 5 * 60_000
     heartbeat_seconds: float = 1.0
+    checkpoint_seconds: float = 0.1
+    """Longest a run's events wait unsaved while its nodes work (see the module's docstring)."""
 
 
 @dataclass(frozen=True)
@@ -132,12 +138,9 @@ class Engine:
 
         A run that cannot even start (its start node is gone) or that hits a bug of the engine
         ends FAILED with the reason, rather than being handed from worker to worker forever."""
-        execution = await to_thread.run_sync(self.app.load, execution_id, Execution)
-        if execution.is_final:
+        execution, definition = await to_thread.run_sync(self._load, execution_id)
+        if definition is None:
             return execution
-        definition = await to_thread.run_sync(
-            self.definitions, execution.workflow_id, execution.workflow_version
-        )
         try:
             graph = RunGraph.of(definition, execution.start_node_id)
         except InvalidState as refused:
@@ -148,7 +151,6 @@ class Engine:
             execution.start(self.worker_id, graph.node_list())
         run = _Run(self, execution, graph, definition)
         try:
-            await run.save()
             await run.go()
         except RunStopped:
             log.info("execution.stopped", execution_id=execution_id, worker_id=self.worker_id)
@@ -156,6 +158,13 @@ class Engine:
             log.exception("execution.engine_failed", execution_id=execution_id)
             return await self._give_up(execution_id, f"the engine failed: {type(bug).__name__}")
         return run.execution
+
+    def _load(self, execution_id: str) -> tuple[Execution, dict[str, Any] | None]:
+        """The execution, and the definition it runs unless it has ended (one thread hop)."""
+        execution = self.app.load(execution_id, Execution)
+        if execution.is_final:
+            return execution, None
+        return execution, self.definitions(execution.workflow_id, execution.workflow_version)
 
     async def _give_up(self, execution_id: str, reason: str) -> Execution:
         """End the stored execution FAILED with `reason` (claiming it first if it is queued)."""
@@ -192,7 +201,10 @@ class _Run:
             if isinstance(timeout, int) and timeout > 0
             else limits.execution_timeout_ms
         )
-        self.began = time.monotonic()
+        self.began = self.checked_at = time.monotonic()
+        """When the stored run was last known to be this one's (saved, or checked)."""
+        self.unsaved_since: float | None = None
+        """Since when events have waited to be saved."""
         self.names = self.graph.names()
 
     # -- the loop -----------------------------------------------------------------------------
@@ -210,7 +222,6 @@ class _Run:
                     self.execution.succeed(self.graph.result(self._outputs()), self._elapsed())
                     await self.save()
                     return
-                await self.save()
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     self.execution.time_out(self.timeout_ms, self._elapsed())
@@ -218,11 +229,9 @@ class _Run:
                     return
                 done, _ = await asyncio.wait(
                     self.tasks.values(),
-                    timeout=min(remaining, self.engine.limits.heartbeat_seconds),
+                    timeout=min(remaining, await self._checkpoint()),
                     return_when=asyncio.FIRST_COMPLETED,
                 )
-                if not done:
-                    await self._heartbeat()
                 for task in done:
                     self._settle(task.result())
         finally:
@@ -354,8 +363,30 @@ class _Run:
     def _elapsed(self) -> int:
         return _since(self.began)
 
+    async def _checkpoint(self) -> float:
+        """Save the pending events once they have waited `checkpoint_seconds` unsaved (at once
+        when they hold the webhook's answer); with nothing pending, check every
+        `heartbeat_seconds` that nobody else wrote. Return how long to wait for the nodes under
+        way before the next checkpoint."""
+        limits = self.engine.limits
+        now = time.monotonic()
+        pending = self.execution.pending_events
+        if pending:
+            if self.unsaved_since is None:
+                self.unsaved_since = now
+            due = self.unsaved_since + limits.checkpoint_seconds
+            if now >= due or any(isinstance(e, Execution.Responded) for e in pending):
+                await self.save()
+                return limits.heartbeat_seconds
+            return due - now
+        due = self.checked_at + limits.heartbeat_seconds
+        if now >= due:
+            await self._heartbeat()
+            return limits.heartbeat_seconds
+        return due - now
+
     async def save(self) -> None:
-        """Checkpoint: save the pending events, or stop if someone else wrote first."""
+        """Save the pending events, or stop if someone else wrote first."""
         if not self.execution.pending_events:
             return
         meta = EventMetadata(actor_id=self.execution.user_id, causation_id=self.execution.id)
@@ -363,12 +394,15 @@ class _Run:
             await to_thread.run_sync(self.engine.app.record, meta, self.execution)
         except IntegrityError:
             raise RunStopped(self.execution.id) from None
+        self.unsaved_since = None
+        self.checked_at = time.monotonic()
 
     async def _heartbeat(self) -> None:
         """Stop promptly when the stored execution moved on without us (cancelled, resumed)."""
         revision = await to_thread.run_sync(self.engine.app.revision, self.execution.id)
         if revision != self.execution.version:
             raise RunStopped(self.execution.id)
+        self.checked_at = time.monotonic()
 
 
 class _RunServices:

@@ -3,9 +3,9 @@ once instead of polling it hard.
 
 A notice is only a hint (the event store stays the truth, and a stream polls now and then in case
 one is lost), so publishing never fails a save. Saves happen in worker threads and in other
-processes; `ProgressHub` wakes the streams of this process, and with Redis `RedisProgress`
-carries notices between processes over pub/sub (one subscription per process, shared by all its
-streams).
+processes; `ProgressHub` wakes the watchers of this process (live streams, webhook calls and
+`?wait=true` runs waiting for their run's end), and with Redis `RedisProgress` carries notices
+between processes over pub/sub (one subscription per process, shared by all its watchers).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
@@ -28,27 +29,31 @@ RECONNECT_SECONDS = (0.1, 5.0)
 
 
 class ProgressNotices(Protocol):
-    def announce(self, execution_id: str, version: int) -> None:
-        """Tell whoever watches `execution_id` that it has new events; safe from any thread."""
-
-
-class NoNotices:
-    """For processes where nobody watches (CLI tools, tests of other things)."""
+    @property
+    def hub(self) -> ProgressHub:
+        """Where this process's own watchers wait: every announcement reaches it at once."""
 
     def announce(self, execution_id: str, version: int) -> None:
-        """Nothing to tell."""
+        """Tell whoever watches `execution_id` that it reached `version`; safe from any thread."""
 
 
 class Watch:
-    """One stream's interest in one execution: `wait` returns once a notice came since the last
-    `wait` (a notice arriving while the stream was busy is kept, not lost)."""
+    """One watcher's interest in one execution: `wait` returns once a notice came since the last
+    `wait` (a notice arriving while the watcher was busy is kept, not lost), and `latest` is the
+    highest version noticed, so a watcher can pass over a notice of what it has read already
+    (the same save announced in this process and then relayed back through Redis)."""
 
     def __init__(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._noticed = asyncio.Event()
+        self.latest = 0
 
-    def notice(self) -> None:
-        self._loop.call_soon_threadsafe(self._noticed.set)
+    def notice(self, version: int = 0) -> None:
+        self._loop.call_soon_threadsafe(self._arrived, version)
+
+    def _arrived(self, version: int) -> None:
+        self.latest = max(self.latest, version)
+        self._noticed.set()
 
     async def wait(self, timeout: float) -> bool:
         """True when a notice came, False after `timeout` seconds without one."""
@@ -61,12 +66,21 @@ class Watch:
 
 
 class ProgressHub:
-    """Notices within one process: announcements wake the watches of that execution."""
+    """Notices within one process: announcements wake the watches of that execution. The hub
+    also remembers the latest version announced of the `remembered` executions heard of last,
+    and a new watch starts from it: a save announced just before the watch began (a fast run
+    that ended before its caller started waiting) is not missed."""
 
-    def __init__(self) -> None:
+    def __init__(self, remembered: int = 10_000) -> None:
         self._lock = threading.Lock()
         self._watches: dict[str, set[Watch]] = {}
+        self._latest: OrderedDict[str, int] = OrderedDict()
+        self._remembered = remembered
         self.closed = False
+
+    @property
+    def hub(self) -> ProgressHub:
+        return self
 
     def close(self) -> None:
         """Wake every watch for good: the process is stopping, and a server waits for its open
@@ -80,17 +94,22 @@ class ProgressHub:
 
     def announce(self, execution_id: str, version: int) -> None:
         with self._lock:
+            self._latest[execution_id] = max(version, self._latest.pop(execution_id, 0))
+            if len(self._latest) > self._remembered:
+                self._latest.popitem(last=False)
             watches = list(self._watches.get(execution_id, ()))
         for watch in watches:
             with contextlib.suppress(RuntimeError):  # its loop closed: the stream is gone
-                watch.notice()
+                watch.notice(version)
 
     @asynccontextmanager
     async def watch(self, execution_id: str) -> AsyncIterator[Watch]:
-        """Watch `execution_id` for the duration of the block (on the running loop)."""
+        """Watch `execution_id` for the duration of the block (on the running loop); its
+        `latest` starts at the latest version announced so far, if remembered."""
         watch = Watch()
         with self._lock:
             self._watches.setdefault(execution_id, set()).add(watch)
+            watch.latest = self._latest.get(execution_id, 0)
         try:
             yield watch
         finally:
@@ -108,8 +127,8 @@ class ProgressHub:
 
 class RedisProgress:
     """Notices between processes: published on one Redis channel, relayed by each process's
-    subscriber (`relay`) to its own hub. When Redis cannot take a notice, this process's own
-    watches still get it."""
+    subscriber (`relay`) to its own hub. This process's own watches get a notice at once,
+    without the round trip through Redis (and still when Redis cannot take it)."""
 
     def __init__(self, client: redis.Redis, channel: str, hub: ProgressHub) -> None:
         self.client = client
@@ -117,11 +136,11 @@ class RedisProgress:
         self.hub = hub
 
     def announce(self, execution_id: str, version: int) -> None:
+        self.hub.announce(execution_id, version)
         try:
             self.client.publish(self.channel, f"{execution_id} {version}")
         except redis.RedisError as exc:
             log.warning("progress.publish_failed", error=f"{type(exc).__name__}: {exc}")
-            self.hub.announce(execution_id, version)
 
     async def relay(self, client: aioredis.Redis, stop: asyncio.Event) -> None:
         """Pass every notice on the channel to the hub until `stop` is set; subscribe again

@@ -4,11 +4,13 @@ Three streams, one per priority band (above 0, 0, below 0), read with one consum
 worker takes the oldest entry of the highest band that has one. An entry stays pending until the
 worker acknowledges it; the worker keeps claiming it while the run goes on, so an entry left
 pending longer than a lease belongs to a worker that died, and the next worker to ask takes it
-over. Submitting is synchronous (use cases run in worker threads); receiving is async.
+over (each worker looks for such entries every tenth of a lease, not on every receive: one round
+trip per band). Submitting is synchronous (use cases run in worker threads); receiving is async.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import redis
@@ -41,6 +43,8 @@ class RedisStreamQueue:
         self.consumer = consumer
         self.abandoned_ms = abandoned_after * 1000
         self._groups_ready = False
+        self._next_look = 0.0
+        """When (monotonic) to look for abandoned entries again."""
 
     def submit(self, execution_id: str, priority: int) -> None:
         stream = self.streams[BANDS.index(band_of(priority))]
@@ -48,10 +52,13 @@ class RedisStreamQueue:
 
     async def receive(self, timeout: float) -> Delivery | None:
         await self._ensure_groups()
-        for stream in self.streams:
-            taken = await self._abandoned(stream)
-            if taken is not None:
-                return taken
+        if time.monotonic() >= self._next_look:
+            self._next_look = time.monotonic() + self.abandoned_ms / 10_000
+            for stream in self.streams:
+                taken = await self._abandoned(stream)
+                if taken is not None:
+                    self._next_look = 0.0  # there may be more
+                    return taken
         for stream in self.streams:
             found = await self.client.xreadgroup(GROUP, self.consumer, {stream: ">"}, count=1)
             if found:

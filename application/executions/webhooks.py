@@ -15,13 +15,17 @@ The Queued event is saved before anything is answered, so a 2xx means the run wa
 answer follows the trigger's `responseMode`: `immediately` 202 with the execution id;
 `lastNode` the run's output items once it ends; `respondNode` what a respond_to_webhook node
 chose. Waiting is bounded (`wait_seconds`).
+
+Calls are counted per webhook path (all senders and methods together) against the workflow's
+`settings.webhookRateLimit`, else the installation's `default_limit`, else not at all; the
+count comes first, so a flood is refused before its authentication costs anything.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -33,12 +37,14 @@ from application.errors import Conflict, NotFound
 from application.executions.commands import ExecutionService
 from application.executions.webhook_auth import Signed, WebhookAuth
 from application.executions.webhook_state import TestListeners
+from application.ratelimit import Limit, Verdict
 from application.workflows.cache import WorkflowHead
 from application.workflows.commands import WorkflowService
 from application.workflows.webhook_routes import WebhookRouteTable
 from domain.errors import InvalidState
 from domain.executions.execution import Execution, ExecutionMode, ExecutionStatus, Item
 from domain.text import clean_json
+from domain.workflows.definition import webhook_rate_limit
 from domain.workflows.triggers import WebhookRoute, trigger_id, webhook_routes
 from domain.workflows.webhook_paths import Candidate, request_segments, resolve
 from domain.workflows.workflow import RunnableVersion
@@ -97,6 +103,19 @@ class RunUnanswered(Exception):
         self.execution_id = execution_id
 
 
+class WebhookRateLimited(Exception):
+    """The webhook's path had all the calls its limit allows; 429."""
+
+    def __init__(self, verdict: Verdict) -> None:
+        super().__init__(f"too many calls of this webhook: the limit is {verdict.limit.requests}")
+        self.verdict = verdict
+
+
+Admit = Callable[[str, Limit], Verdict | None]
+"""Counts one call of the webhook path `identifier` against `limit`, from the thread `accept`
+runs in: the verdict, or None when the count cannot be kept (its store is away: let it in)."""
+
+
 class RunStillGoing(Exception):
     """The run had not answered when the wait ended; 504."""
 
@@ -126,8 +145,10 @@ class WebhookCall:
 class Accepted:
     """A run recorded for a webhook call, and how its caller is to be answered."""
 
-    execution_id: str
+    execution: Execution
     response_mode: str
+    limited: Verdict | None = None
+    """How the call was counted, when a rate limit applies to its path."""
 
 
 @dataclass(frozen=True)
@@ -155,6 +176,7 @@ class _Target:
 
     workflow_id: str
     head: WorkflowHead
+    runnable: RunnableVersion
     config: Mapping[str, Any]
     route: WebhookRoute
     params: dict[str, str]
@@ -168,6 +190,8 @@ class WebhookService:
     auth: WebhookAuth
     listeners: TestListeners
     wait_seconds: float = 30.0
+    default_limit: Limit | None = None
+    """Calls allowed per webhook path unless a workflow sets its own (A2N_RATE_LIMITS)."""
 
     # -- listening ------------------------------------------------------------------------------
 
@@ -202,12 +226,20 @@ class WebhookService:
 
     # -- a call ---------------------------------------------------------------------------------
 
-    def accept(self, call: WebhookCall) -> Accepted:
-        """Find the trigger, authenticate the call, record the run (Queued) and submit it."""
+    def accept(self, call: WebhookCall, admit: Admit | None = None) -> Accepted:
+        """Find the trigger, count the call against its path's rate limit (with `admit`, when
+        one applies), authenticate it, record the run (Queued) and submit it."""
         segments = request_segments(call.path)
         if segments is None:
             raise UnknownWebhook()
         target = (self._test_target if call.test else self._target)(call.method, segments)
+        limited = None
+        limit = self._limit_of(target)
+        if limit is not None and admit is not None:
+            where = "/webhook-test/" if call.test else "/webhook/"
+            limited = admit(f"path:{where}{target.route.path.text}", limit)
+            if limited is not None and not limited.decision.allowed:
+                raise WebhookRateLimited(limited)
         auth: Mapping[str, Any] = target.config.get("auth") or {"mode": "none"}
         scope = trigger_id(target.workflow_id, target.route.node_id)
         self.auth.check(auth, target.head.owner_id, scope, Signed(call.headers, call.body))
@@ -238,18 +270,19 @@ class WebhookService:
             mode=ExecutionMode.WEBHOOK,
             trigger=(target.route.node_id, scope),
             trigger_data=trigger_data,
+            runnable=target.runnable,
         )
         response_mode = str(target.config.get("responseMode", "immediately"))
-        return Accepted(queued.aggregate.id, response_mode)
+        return Accepted(queued.aggregate, response_mode, limited)
 
     async def answer(self, accepted: Accepted) -> WebhookAnswer:
         """The answer the trigger's response mode asks for, once the run gave it."""
-        execution_id = accepted.execution_id
+        execution_id = accepted.execution.id
         if accepted.response_mode == "immediately":
             return WebhookAnswer(202, {"executionId": execution_id}, execution_id)
         respond = accepted.response_mode == "respondNode"
         execution = await self.executions.wait_until(
-            execution_id,
+            accepted.execution,
             lambda e: e.is_final or (respond and e.response is not None),
             self.wait_seconds,
         )
@@ -264,6 +297,15 @@ class WebhookService:
                 execution_id, "the workflow run ended without a respond_to_webhook answer"
             )
         return WebhookAnswer(200, execution.output_items, execution_id)
+
+    def _limit_of(self, target: _Target) -> Limit | None:
+        """The workflow's own limit on its webhook paths, else the installation's default."""
+        own = webhook_rate_limit(target.runnable.definition.get("settings"))
+        if own == "off":
+            return None
+        if own == "default":
+            return self.default_limit
+        return Limit(own.requests, own.seconds)
 
     # -- finding the trigger --------------------------------------------------------------------
 
@@ -282,7 +324,7 @@ class WebhookService:
         params = route.path.match(segments) if route is not None else None
         if not head.is_active or route is None or params is None or method not in route.methods:
             raise UnknownWebhook()
-        return _Target(workflow_id, head, _config(running, node_id), route, params)
+        return _Target(workflow_id, head, running, _config(running, node_id), route, params)
 
     def _test_target(self, method: str, segments: tuple[str, ...]) -> _Target:
         """The trigger of a listening workflow's latest draft."""
@@ -300,7 +342,7 @@ class WebhookService:
             raise UnknownWebhook(resolution.allowed)
         workflow_id, head, draft, route = resolution.found
         config = _config(draft, route.node_id)
-        return _Target(workflow_id, head, config, route, resolution.params)
+        return _Target(workflow_id, head, draft, config, route, resolution.params)
 
     def _draft(self, workflow_id: str) -> tuple[WorkflowHead, RunnableVersion] | None:
         try:

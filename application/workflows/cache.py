@@ -32,7 +32,8 @@ entries of the lost revisions could match again: flush the prefix after such a r
 
 Redis is an accelerator, never a dependency: any Redis error makes the lookup a miss (answered
 from the event store), is logged once per outage, and Redis is left alone for `RETRY_SECONDS`
-so an unreachable server does not add its timeout to every call.
+so an unreachable server does not add its timeout to every call. Each process keeps the entries
+it used in the last minute in memory in front of Redis (`NearStore`).
 """
 
 from __future__ import annotations
@@ -201,6 +202,30 @@ class MemoryStore:
 
     def _drop(self, key: str) -> None:
         self.size -= len(self._items.pop(key)[1])
+
+
+class NearStore:
+    """A shared store (Redis) with a small copy of what this process used lately in front of
+    it, so a hot workflow costs no round trip to Redis. Sound because every entry is a fact that
+    never changes (see the module doc); the copy keeps an entry `near_ttl` seconds at most, so
+    after a database restore the flushed prefix is forgotten here within that time too."""
+
+    def __init__(self, near: MemoryStore, shared: CacheStore, *, near_ttl: int = 60) -> None:
+        self.near = near
+        self.shared = shared
+        self.near_ttl = near_ttl
+
+    def get(self, key: str) -> bytes | None:
+        found = self.near.get(key)
+        if found is None:
+            found = self.shared.get(key)
+            if found is not None:
+                self.near.put(key, found, self.near_ttl)
+        return found
+
+    def put(self, key: str, value: bytes, ttl: int) -> None:
+        self.shared.put(key, value, ttl)
+        self.near.put(key, value, min(ttl, self.near_ttl))
 
 
 _heads = msgspec.json.Decoder(WorkflowHead)

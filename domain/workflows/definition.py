@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from domain.errors import Violation
 from domain.executions.expressions import expression_violations
@@ -133,15 +133,82 @@ def definition_violations(
     return violations
 
 
+WEBHOOK_RATE_LIMIT = "webhookRateLimit"
+MAX_WEBHOOK_LIMIT_REQUESTS = 1_000_000
+MAX_WEBHOOK_LIMIT_SECONDS = 86_400
+
+
+@dataclass(frozen=True)
+class WebhookRateLimit:
+    """`settings.webhookRateLimit`: at most `requests` calls per `seconds` to each webhook path
+    of the workflow, from all senders together."""
+
+    requests: int
+    seconds: float
+
+
+def webhook_rate_limit(settings: Any) -> WebhookRateLimit | Literal["off", "default"]:
+    """The workflow's own limit on calls of its webhooks: a limit, `off` (none, whatever the
+    installation's default), or `default` (the installation's, A2N_RATE_LIMITS `webhook=`).
+    For a definition that passed `definition_violations`."""
+    value = settings.get(WEBHOOK_RATE_LIMIT) if isinstance(settings, Mapping) else None
+    if value == "off":
+        return "off"
+    if isinstance(value, Mapping):
+        return WebhookRateLimit(int(value["requests"]), float(value["seconds"]))
+    return "default"
+
+
 def _settings_violations(settings: Any) -> list[Violation]:
     """The settings A2N acts on beyond a run's own limits: `errorWorkflow`, the workflow to start
-    when a run fails or times out (null: none)."""
+    when a run fails or times out (null: none), and `webhookRateLimit`."""
     if not isinstance(settings, Mapping):
         return []
+    violations = []
     error_workflow = settings.get("errorWorkflow")
-    if error_workflow is None or (isinstance(error_workflow, str) and is_uuid(error_workflow)):
+    if not (
+        error_workflow is None or (isinstance(error_workflow, str) and is_uuid(error_workflow))
+    ):
+        violations.append(
+            Violation("/settings/errorWorkflow", "must be the id of a workflow, or null")
+        )
+    return violations + _webhook_limit_violations(settings.get(WEBHOOK_RATE_LIMIT))
+
+
+def _webhook_limit_violations(value: Any) -> list[Violation]:
+    at = f"/settings/{WEBHOOK_RATE_LIMIT}"
+    if value is None or value == "off":
         return []
-    return [Violation("/settings/errorWorkflow", "must be the id of a workflow, or null")]
+    if not isinstance(value, Mapping):
+        return [Violation(at, 'must be {"requests": n, "seconds": s}, "off" or null')]
+    violations = [
+        Violation(at + pointer_of([str(k)]), "is not a field of a rate limit")
+        for k in value
+        if k not in ("requests", "seconds")
+    ]
+    requests, seconds = value.get("requests"), value.get("seconds")
+    if not (
+        isinstance(requests, int)
+        and not isinstance(requests, bool)
+        and 1 <= requests <= MAX_WEBHOOK_LIMIT_REQUESTS
+    ):
+        violations.append(
+            Violation(
+                f"{at}/requests", f"must be a whole number from 1 to {MAX_WEBHOOK_LIMIT_REQUESTS}"
+            )
+        )
+    if not (
+        isinstance(seconds, int | float)
+        and not isinstance(seconds, bool)
+        and 1 <= seconds <= MAX_WEBHOOK_LIMIT_SECONDS
+    ):
+        violations.append(
+            Violation(
+                f"{at}/seconds",
+                f"must be a number of seconds from 1 to {MAX_WEBHOOK_LIMIT_SECONDS}",
+            )
+        )
+    return violations
 
 
 def _is_list(value: Any) -> bool:

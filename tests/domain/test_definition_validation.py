@@ -176,6 +176,29 @@ def test_settings_error_workflow_is_a_workflow_id(error_workflow: Any, refused: 
     )
 
 
+@pytest.mark.parametrize(
+    ("limit", "refused"),
+    [
+        (None, {}),
+        ("off", {}),
+        ({"requests": 100, "seconds": 60}, {}),
+        ({"requests": 1, "seconds": 0.5}, {"/seconds": "must be a number of seconds from 1 to"}),
+        ({"requests": 0, "seconds": 60}, {"/requests": "must be a whole number from 1 to"}),
+        ({"requests": True, "seconds": 60}, {"/requests": "must be a whole number from 1 to"}),
+        ({"requests": 5}, {"/seconds": "must be a number of seconds from 1 to"}),
+        ({"requests": 5, "seconds": 60, "per": "ip"}, {"/per": "is not a field of a rate limit"}),
+        ("on", {"": 'must be {"requests": n, "seconds": s}, "off" or null'}),
+    ],
+)
+def test_settings_webhook_rate_limit_is_a_limit_or_off(limit: Any, refused: dict[str, str]) -> None:
+    definition = {**graph(node("a", "manual_trigger")), "settings": {"webhookRateLimit": limit}}
+    found = pointers(definition)
+    at = "/settings/webhookRateLimit"
+    assert set(found) == {at + pointer for pointer in refused}
+    for pointer, message in refused.items():
+        assert found[at + pointer].startswith(message)
+
+
 def test_wrong_top_level_types() -> None:
     assert pointers([]) == {"": "must be an object"}
     assert pointers({"nodes": {}, "variables": []}) == {

@@ -8,6 +8,7 @@ runtimes as a parameter), so each test controls exactly when a node fails, waits
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from application.executions.nodes.base import (
     RuntimeLimits,
     passed_on,
 )
+from application.executions.progress import ProgressHub
 from application.executions.queue import MemoryQueue
 from application.executions.worker import Worker
 from application.workflows.app import WorkflowsApp
@@ -80,13 +82,29 @@ class SubWorkflow:
         return passed_on(items)
 
 
+class Saves(ProgressHub):
+    """The progress notices of the runs' saves: (execution id, version reached)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[tuple[str, int]] = []
+
+    def announce(self, execution_id: str, version: int) -> None:
+        self.seen.append((execution_id, version))
+        super().announce(execution_id, version)
+
+    def of(self, execution_id: str) -> list[int]:
+        return [version for saved, version in self.seen if saved == execution_id]
+
+
 @dataclass
 class Rig:
     workflows: WorkflowService
     executions: ExecutionService
     queue: MemoryQueue
     behaviour: Behaviour
-    make_engine: Callable[[str], Engine]
+    make_engine: Callable[..., Engine]
+    saves: Saves
 
     def workflow(self, definition: dict[str, Any]) -> str:
         made = self.workflows.create(OWNER, name="engine test", definition=definition)
@@ -105,7 +123,8 @@ class Rig:
 @pytest.fixture
 def rig(database_url: str) -> Iterator[Rig]:
     env = event_store_env(database_url, pool_size=3)
-    workflows_app, executions_app = WorkflowsApp(env=env), ExecutionsApp(env=env)
+    saves = Saves()
+    workflows_app, executions_app = WorkflowsApp(env=env), ExecutionsApp(env=env, progress=saves)
     workflows = WorkflowService(workflows_app)
     queue = MemoryQueue()
     executions = ExecutionService(executions_app, workflows, queue)
@@ -119,14 +138,14 @@ def rig(database_url: str) -> Iterator[Rig]:
 
     vault = credential_vault(database_url)
 
-    def make_engine(worker_id: str) -> Engine:
+    def make_engine(worker_id: str, checkpoint_seconds: float = 0.1) -> Engine:
         services = WorkerServices(httpx.AsyncClient(), RuntimeLimits(), executions, vault)
-        limits = EngineLimits(heartbeat_seconds=0.05)
+        limits = EngineLimits(heartbeat_seconds=0.05, checkpoint_seconds=checkpoint_seconds)
         return Engine(
             executions_app, workflows.version_definition, runtimes, services, worker_id, limits
         )
 
-    yield Rig(workflows, executions, queue, behaviour, make_engine)
+    yield Rig(workflows, executions, queue, behaviour, make_engine, saves)
     workflows_app.close()
     executions_app.close()
     vault.app.close()
@@ -284,6 +303,63 @@ def test_a_run_whose_worker_died_resumes_without_rerunning_settled_nodes(rig: Ri
     assert ended.output_items == [{"n": 1, "m": True, "a": True, "b": True}]
     assert "Resumed" in rig.events(execution_id)
     assert ended.nodes["a"].attempt == 2
+
+
+def test_a_run_of_fast_nodes_is_claimed_run_and_ended_in_one_save(rig: Rig) -> None:
+    ended = rig.run(chain("a", "b"))
+    assert ended.status is ExecutionStatus.SUCCESS
+    assert rig.saves.of(ended.id) == [1, ended.version]  # Queued, then everything else
+    assert rig.events(ended.id) == [
+        "Queued",
+        "Started",
+        *["NodeStarted", "NodeSucceeded"] * 3,
+        "Succeeded",
+    ]
+
+
+def test_a_slow_node_is_on_record_as_started_while_it_works(rig: Rig) -> None:
+    rig.behaviour.hang = {"b"}
+    workflow_id = rig.workflow(chain("a", "b", settings={"timeout": 1500}))
+    execution_id = rig.executions.start(OWNER, workflow_id, None).aggregate.id
+
+    async def scenario() -> list[str]:
+        running = asyncio.create_task(rig.make_engine("w").run(execution_id))
+        while len(rig.saves.of(execution_id)) < 2:
+            await asyncio.sleep(0.02)
+        seen = await asyncio.to_thread(rig.events, execution_id)
+        await running
+        return seen
+
+    seen = asyncio.run(asyncio.wait_for(scenario(), 30))
+    assert seen[-1] == "NodeStarted"  # b, saved with what came before it
+    assert seen.count("NodeSucceeded") == 2
+    assert rig.events(execution_id)[-1] == "TimedOut"
+
+
+def test_a_fast_run_whose_worker_died_before_saving_runs_again_from_the_start(
+    rig: Rig,
+) -> None:
+    rig.behaviour.hang = {"b"}
+    workflow_id = rig.workflow(chain("a", "b"))
+    execution_id = rig.executions.start(OWNER, workflow_id, [{"n": 1}]).aggregate.id
+
+    async def die_at_b() -> None:
+        # A checkpoint far away: the worker dies with everything it did unsaved.
+        dying = asyncio.create_task(rig.make_engine("w1", checkpoint_seconds=600).run(execution_id))
+        while "b" not in rig.behaviour.calls:
+            await asyncio.sleep(0.01)
+        dying.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await dying
+
+    asyncio.run(asyncio.wait_for(die_at_b(), 30))
+    assert rig.events(execution_id) == ["Queued"]
+    rig.behaviour.hang = set()
+    ended = asyncio.run(rig.make_engine("w2").run(execution_id))
+    assert ended.status is ExecutionStatus.SUCCESS
+    assert ended.output_items == [{"n": 1, "m": True, "a": True, "b": True}]
+    assert rig.behaviour.calls == {"m": 2, "a": 2, "b": 2}
+    assert "Resumed" not in rig.events(execution_id)
 
 
 def test_a_sub_workflow_runs_as_a_child_and_returns_its_result(rig: Rig) -> None:

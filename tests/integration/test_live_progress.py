@@ -8,15 +8,21 @@ import time
 import uuid
 from collections.abc import Callable
 
+import pytest
 import redis
 import redis.asyncio as aioredis
 from psycopg_pool import AsyncConnectionPool
 
 from application.eventstore import EventMetadata, event_store_env
+from application.executions import commands
 from application.executions.app import ExecutionsApp
+from application.executions.commands import ExecutionService
 from application.executions.live import FollowTiming, RunEvent, follow
 from application.executions.progress import ProgressHub, ProgressNotices, RedisProgress
-from domain.executions.execution import Execution
+from application.executions.queue import MemoryQueue
+from application.workflows.app import WorkflowsApp
+from application.workflows.commands import WorkflowService
+from domain.executions.execution import Execution, ExecutionStatus
 from tests.integration.helpers import record_run
 
 WORKFLOW = "0190d6a4-8e4b-7cc3-a7b6-3f1c2d4e5f60"
@@ -139,3 +145,76 @@ async def _until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
         await asyncio.sleep(0.02)
+
+
+def _waited_for_end(url: str, progress: ProgressNotices | None) -> Execution:
+    """Wait (ExecutionService.wait_for_end) for a queued run that another thread takes to its
+    end through an app announcing to `progress` (None: the waiting app's own hub)."""
+    waiting_app = ExecutionsApp(env=event_store_env(url, pool_size=1))
+    saving_app = (
+        waiting_app
+        if progress is None
+        else ExecutionsApp(env=event_store_env(url, pool_size=1), progress=progress)
+    )
+    workflows_app = WorkflowsApp(env=event_store_env(url, pool_size=1))
+    service = ExecutionService(waiting_app, WorkflowService(workflows_app), MemoryQueue())
+    queued = record_run(waiting_app, WORKFLOW, USER, "QUEUED")
+    queued_run = waiting_app.load(queued.id, Execution)
+
+    async def scenario() -> Execution:
+        waiting = asyncio.create_task(service.wait_for_end(queued_run, 120))
+        await asyncio.sleep(0.2)
+        await asyncio.to_thread(_record_rest, saving_app, queued.id, "SUCCESS")
+        return await asyncio.wait_for(waiting, 30)
+
+    try:
+        return asyncio.run(scenario())
+    finally:
+        for app in {waiting_app, saving_app, workflows_app}:
+            app.close()
+
+
+def test_a_caller_waiting_for_a_run_is_woken_by_the_notice_of_its_end(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With no reading on its own for an hour, only the notice can end the wait in time.
+    monkeypatch.setattr(commands, "WAIT_POLL_SECONDS", 3600)
+    ended = _waited_for_end(database_url, None)
+    assert ended.status is ExecutionStatus.SUCCESS
+    assert ended.output_items == [{"n": 1}]
+
+
+def test_a_caller_waiting_for_a_run_whose_notice_went_astray_reads_on_its_own(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(commands, "WAIT_POLL_SECONDS", 0.05)
+    ended = _waited_for_end(database_url, ProgressHub())  # announced to a hub nobody watches
+    assert ended.status is ExecutionStatus.SUCCESS
+
+
+def test_this_processs_watchers_hear_of_a_save_even_when_redis_is_away() -> None:
+    hub = ProgressHub()
+    unreachable = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
+    progress = RedisProgress(unreachable, "a2n:test:execution-progress", hub)
+
+    async def scenario() -> int:
+        async with hub.watch("run-1") as watch:
+            await asyncio.to_thread(progress.announce, "run-1", 7)
+            assert await watch.wait(5)
+            return watch.latest
+
+    assert asyncio.run(scenario()) == 7
+
+
+def test_a_watch_begun_after_a_save_was_announced_starts_from_its_version() -> None:
+    hub = ProgressHub(remembered=2)
+    for execution_id in ("run-1", "run-2", "run-3"):
+        hub.announce(execution_id, 4)
+    hub.announce("run-3", 2)  # a late relay of an older save
+
+    async def latest(execution_id: str) -> int:
+        async with hub.watch(execution_id) as watch:
+            return watch.latest
+
+    assert asyncio.run(latest("run-3")) == 4
+    assert asyncio.run(latest("run-1")) == 0  # forgotten: the oldest beyond `remembered`

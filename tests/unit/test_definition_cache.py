@@ -3,7 +3,7 @@ bounded size, and entries that callers cannot change."""
 
 from __future__ import annotations
 
-from application.workflows.cache import TTL_SECONDS, DefinitionCache, MemoryStore
+from application.workflows.cache import TTL_SECONDS, DefinitionCache, MemoryStore, NearStore
 
 
 def test_entries_expire_after_thirty_minutes() -> None:
@@ -46,3 +46,18 @@ def test_what_a_caller_gets_is_its_own_copy() -> None:
     assert got is not None
     got["nodes"].clear()
     assert cache.definition("wf", 1) == {"nodes": [{"id": "a"}]}
+
+
+def test_a_near_store_keeps_what_it_used_for_a_minute_in_front_of_the_shared_one() -> None:
+    now = [1000.0]
+    near, shared = MemoryStore(clock=lambda: now[0]), MemoryStore(clock=lambda: now[0])
+    store = NearStore(near, shared, near_ttl=60)
+    store.put("written", b"1", TTL_SECONDS)
+    shared.put("from another process", b"2", TTL_SECONDS)
+    assert (shared.get("written"), near.get("written")) == (b"1", b"1")
+    assert store.get("from another process") == b"2"
+    assert near.get("from another process") == b"2"  # answered here from now on
+    now[0] += 60
+    assert near.get("written") is None  # gone from here after the near TTL...
+    assert store.get("written") == b"1"  # ...still shared
+    assert store.get("nowhere") is None

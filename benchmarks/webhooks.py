@@ -1,0 +1,676 @@
+"""Webhook runs/s and latency of `a2n up`, side by side with n8n on the same machine.
+
+For each system under test, starts the real server on 127.0.0.1, creates and activates the same
+workflow (a webhook trigger, POST /webhook/perf, answering with the last node's output, then a
+set node adding one field), warms it up, and drives it from an asyncio httpx client:
+
+- `--concurrency` connections (10 and 50) each sending one request after the other for
+  `--seconds`: webhook runs/s and latency p50/p99,
+- a fixed rate (`--rate`, 200/s) for `--seconds`, latency counted from each request's planned
+  send time (so a server that falls behind shows its queue),
+- the CPU time the server process, and for A2N its PostgreSQL backends, spent per run.
+
+Systems: `a2n up` on a scratch database `a2n_bench_<random>` with the in-process queue, then
+with Redis (`--redis`), then n8n (`--n8n-dir`, installed from npm as
+/work/shared/bench/n8n-anchor.md says; `--install-n8n` does it) with its default SQLite in a
+scratch folder. A system that cannot run here (no npm, no n8n, no Redis) is skipped, saying
+why. Afterwards every A2N run answered 200 must be listed SUCCESS by GET /api/v1/executions.
+
+Baseline, in the same run: the server's own health route (`/health`, n8n's `/healthz`) under the
+same load, which costs its HTTP stack and nothing else.
+
+    .venv/bin/python benchmarks/webhooks.py [--seconds 10] [--only a2n,a2n-redis,n8n]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import redis
+from connections import free_port, url_of
+from event_store import Report, connect, percentile, print_report, ratio, scratch_database
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
+N8N_VERSION = "^1.123.81"
+PATH = "perf"
+DEFINITION = {
+    "nodes": [
+        {
+            "id": "hook",
+            "name": "Webhook",
+            "type": "webhook_trigger",
+            "config": {"path": PATH, "method": "POST", "responseMode": "lastNode"},
+        },
+        {
+            "id": "set",
+            "name": "Set",
+            "type": "set",
+            "config": {"fields": {"seen": True}, "keepOnlySet": True},
+        },
+    ],
+    "connections": [{"source": "hook", "target": "set"}],
+}
+N8N_WORKFLOW_ID = "PerfWebhookSet01"
+START_SECONDS = 180
+DRAIN_SECONDS = 30.0
+
+
+# -- load ----------------------------------------------------------------------------------------
+
+Check = Callable[[httpx.Response], bool]
+
+
+@dataclass
+class Load:
+    """What one load phase saw."""
+
+    seconds: float
+    latencies: list[float] = field(default_factory=list)
+    """Of the good answers that came within the phase."""
+    answered: int = 0
+    """Good answers in all, late ones included."""
+    refused: Counter[str] = field(default_factory=Counter)
+    """The other outcomes, by status code or error type."""
+    cpu: dict[str, float] = field(default_factory=dict)
+    """CPU seconds spent during the phase by the server and by its PostgreSQL backends."""
+
+    @property
+    def per_second(self) -> float:
+        return len(self.latencies) / self.seconds
+
+    def p(self, q: float) -> float:
+        return percentile(self.latencies, q) if self.latencies else float("nan")
+
+
+async def _send(client: httpx.AsyncClient, path: str, body: Any, ok: Check) -> str | None:
+    """None for a good answer, else what went wrong (status code or error type)."""
+    try:
+        answer = await (client.get(path) if body is None else client.post(path, json=body))
+    except httpx.HTTPError as exc:
+        return type(exc).__name__
+    return None if ok(answer) else str(answer.status_code)
+
+
+async def closed_loop(
+    base: str, path: str, body: Any, ok: Check, *, connections: int, seconds: float
+) -> Load:
+    """`connections` clients, each sending its next request once the last one was answered;
+    an answer after `seconds` counts as answered but not in the figures."""
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    load = Load(seconds)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+
+        async def one_connection() -> None:
+            while loop.time() < deadline:
+                began = loop.time()
+                wrong = await _send(client, path, body, ok)
+                load.answered += wrong is None
+                if loop.time() > deadline:
+                    return
+                if wrong is None:
+                    load.latencies.append(loop.time() - began)
+                else:
+                    load.refused[wrong] += 1
+
+        await asyncio.gather(*(one_connection() for _ in range(connections)))
+    return load
+
+
+async def open_loop(
+    base: str, path: str, body: Any, ok: Check, *, rate: int, seconds: float
+) -> Load:
+    """`rate` requests a second for `seconds`, each sent on time whether or not the earlier
+    ones were answered (over at most 200 connections); latency runs from the planned send
+    time, so a server falling behind shows its queue. Requests still unanswered
+    DRAIN_SECONDS after the last send are given up; `seconds` of the result runs until then."""
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    load = Load(seconds)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+
+        async def one(planned: float) -> None:
+            wrong = await _send(client, path, body, ok)
+            load.answered += wrong is None
+            if wrong is None:
+                load.latencies.append(loop.time() - planned)
+            else:
+                load.refused[wrong] += 1
+
+        sent = []
+        for i in range(int(rate * seconds)):
+            planned = began + i / rate
+            await asyncio.sleep(max(0.0, planned - loop.time()))
+            sent.append(asyncio.create_task(one(planned)))
+        _, late = await asyncio.wait(sent, timeout=DRAIN_SECONDS)
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*late, return_exceptions=True)
+        if late:
+            load.refused[f"unanswered {DRAIN_SECONDS:g} s after the last send"] = len(late)
+        load.seconds = loop.time() - began
+    return load
+
+
+# -- systems under test --------------------------------------------------------------------------
+
+
+@dataclass
+class Target:
+    """A running server: where its webhook and health routes are, which processes do its work,
+    and (A2N) how to check that the runs it answered can be read back."""
+
+    base: str
+    webhook: str
+    health: str
+    ok: Check
+    process: psutil.Process
+    postgres: Callable[[], list[psutil.Process]] = list
+    verify: Callable[[int], tuple[bool, str]] | None = None
+
+
+def cpu_seconds(processes: Sequence[psutil.Process]) -> float:
+    total = 0.0
+    for process in processes:
+        with suppress(psutil.Error):
+            times = process.cpu_times()
+            total += times.user + times.system
+    return total
+
+
+def process_tree(process: psutil.Process) -> list[psutil.Process]:
+    try:
+        return [process, *process.children(recursive=True)]
+    except psutil.Error:
+        return [process]
+
+
+async def phase(target: Target, load: Callable[[], Any]) -> Load:
+    """One load phase, with the CPU time the server and its database backends spent in it."""
+    server, postgres = process_tree(target.process), target.postgres()
+    before = cpu_seconds(server), cpu_seconds(postgres)
+    result: Load = await load()
+    result.cpu = {
+        "server": cpu_seconds(server) - before[0],
+        "postgres": cpu_seconds(postgres) - before[1],
+    }
+    return result
+
+
+def good_health(answer: httpx.Response) -> bool:
+    return answer.status_code == 200
+
+
+async def measure(target: Target, args: argparse.Namespace, report: Report) -> dict[str, Load]:
+    """Warm up; then at each concurrency and at the fixed rate, the health baseline and the
+    webhook; then (A2N) check that every answered run is readable."""
+    body = {"order": 1, "total": 12.5}
+    base, hook, health = target.base, target.webhook, target.health
+    report.section(f"  load average (1 min) before: {os.getloadavg()[0]:.1f}")
+    warm = await closed_loop(base, hook, body, target.ok, connections=10, seconds=args.warmup)
+    answered = warm.answered
+    loads: dict[str, Load] = {}
+    for n in args.concurrency:
+        baseline = await phase(
+            target,
+            lambda n=n: closed_loop(
+                base, health, None, good_health, connections=n, seconds=args.seconds
+            ),
+        )
+        runs = await phase(
+            target,
+            lambda n=n: closed_loop(
+                base, hook, body, target.ok, connections=n, seconds=args.seconds
+            ),
+        )
+        answered += runs.answered
+        loads[f"{n} connections"] = runs
+        add_rows(report, f"{n} connections", runs, baseline)
+    baseline = await phase(
+        target,
+        lambda: open_loop(base, health, None, good_health, rate=args.rate, seconds=args.seconds),
+    )
+    runs = await phase(
+        target,
+        lambda: open_loop(base, hook, body, target.ok, rate=args.rate, seconds=args.seconds),
+    )
+    answered += runs.answered
+    loads[f"{args.rate}/s offered"] = runs
+    add_rows(report, f"{args.rate} requests/s offered", runs, baseline)
+    report.section(f"  load average (1 min) after: {os.getloadavg()[0]:.1f}")
+    if target.verify is not None:
+        fine, said = await asyncio.to_thread(target.verify, answered)
+        report.section(f"  {'every run readable' if fine else 'RUNS MISSING'}: {said}")
+        if not fine:
+            FAILURES.append(said)
+    return loads
+
+
+def add_rows(report: Report, title: str, runs: Load, baseline: Load) -> None:
+    report.add(
+        f"{title}: runs/s",
+        f"{runs.per_second:,.1f}",
+        f"{baseline.per_second:,.1f}",
+        ratio(runs.per_second, baseline.per_second),
+    )
+    for q in (50, 99):
+        report.add(
+            f"  p{q} (ms)",
+            f"{runs.p(q) * 1000:,.0f}",
+            f"{baseline.p(q) * 1000:,.1f}",
+            ratio(runs.p(q), baseline.p(q)),
+        )
+    if runs.latencies:
+        for name, spent in runs.cpu.items():
+            if spent:
+                report.add(
+                    f"  {name} CPU per run (ms)",
+                    f"{spent / len(runs.latencies) * 1000:.1f}",
+                    f"{baseline.cpu[name] / max(1, len(baseline.latencies)) * 1000:.2f}",
+                )
+    if runs.refused:
+        refused = ", ".join(f"{k} x{n}" for k, n in runs.refused.items())
+        report.section(f"    not answered 200: {refused}")
+
+
+FAILURES: list[str] = []
+
+
+def wait_for(url: str, process: subprocess.Popen[bytes], log: Path, **request: Any) -> None:
+    """Until `url` answers 200 (GET, or POST with `json`), or fail with the server's log."""
+    deadline = time.monotonic() + START_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            break
+        with suppress(httpx.TransportError):
+            method = "POST" if "json" in request else "GET"
+            if httpx.request(method, url, timeout=10, **request).status_code == 200:
+                return
+        time.sleep(0.5)
+    tail = log.read_text(errors="replace").splitlines()[-20:]
+    raise SystemExit(f"{url} did not answer 200; the server said:\n" + "\n".join(tail))
+
+
+@contextmanager
+def running(
+    command: Sequence[str], env: dict[str, str], log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=out)
+    try:
+        yield process
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def good_run(answer: httpx.Response) -> bool:
+    return answer.status_code == 200 and b'"seen":true' in answer.content.replace(b" ", b"")
+
+
+@contextmanager
+def a2n(server: str, redis_url: str | None, rate_limits: str) -> Iterator[Target]:
+    """`a2n up` on a scratch database with the bench workflow active."""
+    scratch = Path(tempfile.mkdtemp(prefix="a2n-bench-"))
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with scratch_database(server) as conninfo:
+        url = url_of(conninfo)
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("A2N_", "REDIS_URL"))},
+            "DATABASE_URL": url,
+            "A2N_PORT": str(port),
+            "A2N_DATA_DIR": str(scratch),
+            "A2N_RATE_LIMITS": rate_limits,
+            "A2N_LOG_LEVEL": "warning",
+        }
+        if redis_url:
+            env["REDIS_URL"] = redis_url
+        log = scratch / "a2n.log"
+        try:
+            with running([sys.executable, "-m", "api.cli", "up"], env, log) as process:
+                wait_for(f"{base}/ready", process, log)
+                http = httpx.Client(base_url=f"{base}/api/v1", timeout=60)
+                workflow_id = _a2n_workflow(http)
+                wait_for(f"{base}/webhook/{PATH}", process, log, json={})
+
+                def backends() -> list[psutil.Process]:
+                    with connect(url) as conn:
+                        rows = conn.execute(
+                            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                            " AND pid <> pg_backend_pid()"
+                        ).fetchall()
+                    found = []
+                    for (pid,) in rows:
+                        with suppress(psutil.Error):
+                            found.append(psutil.Process(pid))
+                    return found
+
+                yield Target(
+                    base=base,
+                    webhook=f"/webhook/{PATH}",
+                    health="/health",
+                    ok=good_run,
+                    process=psutil.Process(process.pid),
+                    postgres=backends,
+                    verify=lambda answered: _a2n_verify(http, url, workflow_id, answered),
+                )
+                http.close()
+        finally:
+            if redis_url:
+                _forget_redis_keys(redis_url, f"a2n:{conninfo_dbname(conninfo)}:*")
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def conninfo_dbname(conninfo: str) -> str:
+    return url_of(conninfo).rsplit("/", 1)[1]
+
+
+def _a2n_workflow(http: httpx.Client) -> str:
+    account = {"email": "bench@example.com", "password": "correct horse battery staple"}
+    http.post("/auth/register", json=account).raise_for_status()
+    token = http.post("/auth/login", json=account).json()["accessToken"]
+    http.headers["Authorization"] = f"Bearer {token}"
+    created = http.post("/workflows", json={"name": "bench", "definition": DEFINITION})
+    created.raise_for_status()
+    workflow_id = str(created.json()["id"])
+    http.post(f"/workflows/{workflow_id}/activate").raise_for_status()
+    return workflow_id
+
+
+def _a2n_verify(http: httpx.Client, url: str, workflow_id: str, answered: int) -> tuple[bool, str]:
+    """Every run stored is listed SUCCESS by the API once projected (waiting up to a minute),
+    and at least as many were stored as were answered 200."""
+    with connect(url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM executions_events WHERE originator_version = 1"
+        ).fetchone()
+    stored = int(row[0]) if row else 0
+    deadline = time.monotonic() + 60
+    while True:
+        listed, cursor, sample = 0, None, None
+        while True:
+            params: dict[str, Any] = {"workflowId": workflow_id, "status": "SUCCESS", "limit": 500}
+            if cursor:
+                params["cursor"] = cursor
+            page = http.get("/executions", params=params).raise_for_status().json()
+            listed += len(page["items"])
+            sample = sample or (page["items"][0]["id"] if page["items"] else None)
+            cursor = page["nextCursor"]
+            if not cursor:
+                break
+        if listed >= stored or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    readable = False
+    if sample is not None:
+        one = http.get(f"/executions/{sample}").raise_for_status().json()
+        readable = one.get("outputData") is not None
+    fine = listed == stored >= answered and readable
+    return fine, f"{answered} answered 200, {stored} stored, {listed} listed SUCCESS"
+
+
+def _forget_redis_keys(redis_url: str, pattern: str) -> None:
+    with suppress(redis.RedisError), redis.Redis.from_url(redis_url) as client:
+        for key in client.scan_iter(match=pattern, count=1000):
+            client.delete(key)
+
+
+def redis_missing(redis_url: str) -> str | None:
+    try:
+        with redis.Redis.from_url(redis_url, socket_timeout=2) as client:
+            client.ping()
+    except redis.RedisError as exc:
+        return f"Redis at {redis_url} did not answer ({type(exc).__name__})"
+    return None
+
+
+# -- n8n -----------------------------------------------------------------------------------------
+
+N8N_WORKFLOW = [
+    {
+        "id": N8N_WORKFLOW_ID,
+        "name": "perf",
+        "active": False,
+        "nodes": [
+            {
+                "parameters": {
+                    "httpMethod": "POST",
+                    "path": PATH,
+                    "responseMode": "lastNode",
+                    "options": {},
+                },
+                "id": "11111111-1111-4111-8111-111111111111",
+                "name": "Webhook",
+                "type": "n8n-nodes-base.webhook",
+                "typeVersion": 2,
+                "position": [0, 0],
+                "webhookId": "22222222-2222-4222-8222-222222222222",
+            },
+            {
+                "parameters": {
+                    "assignments": {
+                        "assignments": [
+                            {
+                                "id": "33333333-3333-4333-8333-333333333333",
+                                "name": "seen",
+                                "value": True,
+                                "type": "boolean",
+                            }
+                        ]
+                    },
+                    "options": {},
+                },
+                "id": "44444444-4444-4444-8444-444444444444",
+                "name": "Set",
+                "type": "n8n-nodes-base.set",
+                "typeVersion": 3.4,
+                "position": [220, 0],
+            },
+        ],
+        "connections": {"Webhook": {"main": [[{"node": "Set", "type": "main", "index": 0}]]}},
+        "settings": {"executionOrder": "v1"},
+        "pinData": {},
+    }
+]
+"""The same workflow for n8n (/work/shared/bench/n8n-webhook-set.json)."""
+
+
+def n8n_binary(folder: Path) -> Path:
+    return folder / "node_modules" / ".bin" / "n8n"
+
+
+def n8n_missing(folder: Path) -> str | None:
+    if shutil.which("node") is None:
+        return "node is not installed"
+    if not n8n_binary(folder).exists():
+        if shutil.which("npm") is None:
+            return "npm is not installed"
+        return f"n8n is not installed in {folder} (run with --install-n8n: npm, a few minutes)"
+    return None
+
+
+def install_n8n(folder: Path) -> None:
+    """n8n from npm into `folder`, with the workarounds n8n-anchor.md describes (Node 20)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    package = {
+        "name": "n8n-bench",
+        "private": True,
+        "dependencies": {"n8n": N8N_VERSION},
+        "overrides": {"xlsx": "0.18.5"},
+    }
+    (folder / "package.json").write_text(json.dumps(package, indent=2))
+    subprocess.run(
+        ["npm", "install", "--ignore-scripts", "--no-audit", "--no-fund"], cwd=folder, check=True
+    )
+    subprocess.run(["npm", "rebuild", "sqlite3"], cwd=folder, check=True)
+
+
+def n8n_version(folder: Path) -> str:
+    package = folder / "node_modules" / "n8n" / "package.json"
+    return str(json.loads(package.read_text())["version"]) if package.exists() else "?"
+
+
+@contextmanager
+def n8n(folder: Path) -> Iterator[Target]:
+    """n8n with SQLite in a scratch home, the bench workflow imported and active."""
+    scratch = Path(tempfile.mkdtemp(prefix="n8n-bench-"))
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "N8N_USER_FOLDER": str(scratch / "home"),
+        "N8N_EXPRESSION_ENGINE": "legacy",
+        "N8N_DIAGNOSTICS_ENABLED": "false",
+        "N8N_PORT": str(port),
+        "N8N_LISTEN_ADDRESS": "127.0.0.1",
+        "N8N_LOG_LEVEL": "warn",
+    }
+    workflow = scratch / "workflow.json"
+    workflow.write_text(json.dumps(N8N_WORKFLOW))
+    binary = str(n8n_binary(folder))
+    try:
+        for step in (
+            [binary, "import:workflow", f"--input={workflow}"],
+            [binary, "update:workflow", f"--id={N8N_WORKFLOW_ID}", "--active=true"],
+        ):
+            subprocess.run(step, env=env, check=True, capture_output=True, timeout=START_SECONDS)
+        log = scratch / "n8n.log"
+        with running([binary, "start"], env, log) as process:
+            wait_for(f"{base}/healthz", process, log)
+            wait_for(f"{base}/webhook/{PATH}", process, log, json={})
+            yield Target(
+                base=base,
+                webhook=f"/webhook/{PATH}",
+                health="/healthz",
+                ok=good_run,
+                process=psutil.Process(process.pid),
+            )
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+# -- the run -------------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="per load phase")
+    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument(
+        "--concurrency", type=lambda s: [int(n) for n in s.split(",")], default=[10, 50]
+    )
+    parser.add_argument("--rate", type=int, default=200, help="requests/s of the fixed-rate phase")
+    parser.add_argument("--only", default="a2n,a2n-redis,n8n", help="systems, comma-separated")
+    parser.add_argument("--redis", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
+    parser.add_argument("--rate-limits", default="off", help="A2N_RATE_LIMITS for a2n up")
+    parser.add_argument("--n8n-dir", type=Path, default=Path(tempfile.gettempdir()) / "n8n-bench")
+    parser.add_argument("--install-n8n", action="store_true", help="npm install n8n first")
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("BENCH_DATABASE_URL")
+        or os.environ.get("DATABASE_URL")
+        or DEFAULT_SERVER,
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.perf_counter()
+    report = Report(columns=("webhook", "baseline", "ratio"))
+    with connect(args.database_url) as conn:
+        shown = conn.execute("SHOW server_version").fetchone()
+    report.server_version = str(shown[0]) if shown else "?"
+    if args.install_n8n and n8n_binary(args.n8n_dir).exists() is False:
+        install_n8n(args.n8n_dir)
+    systems = {
+        "a2n": ("a2n up, in-process queue", None),
+        "a2n-redis": ("a2n up, Redis", redis_missing(args.redis)),
+        "n8n": (f"n8n {n8n_version(args.n8n_dir)}, SQLite", n8n_missing(args.n8n_dir)),
+    }
+    found: dict[str, dict[str, Load]] = {}
+    for key in args.only.split(","):
+        title, missing = systems[key]
+        report.section(title + (f": skipped, {missing}" if missing else ""))
+        if missing:
+            continue
+        context = (
+            n8n(args.n8n_dir)
+            if key == "n8n"
+            else a2n(
+                args.database_url, args.redis if key == "a2n-redis" else None, args.rate_limits
+            )
+        )
+        with context as target:
+            found[key] = asyncio.run(measure(target, args, report))
+    if "n8n" in found:
+        n8n_loads = found["n8n"]
+        for key in ("a2n", "a2n-redis"):
+            if key not in found:
+                continue
+            report.section(f"{systems[key][0]} against n8n (baseline column: n8n)")
+            for label, runs in found[key].items():
+                theirs = n8n_loads[label]
+                report.add(
+                    f"{label}: runs/s",
+                    f"{runs.per_second:,.1f}",
+                    f"{theirs.per_second:,.1f}",
+                    ratio(runs.per_second, theirs.per_second),
+                )
+                report.add(
+                    "  p50 (ms)",
+                    f"{runs.p(50) * 1000:,.0f}",
+                    f"{theirs.p(50) * 1000:,.0f}",
+                    ratio(runs.p(50), theirs.p(50)),
+                )
+    print_report("webhooks", started, report, LEGEND, n8n=n8n_version(args.n8n_dir))
+    if FAILURES:
+        print("\nFAILED: " + "; ".join(FAILURES))
+        return 1
+    return 0
+
+
+LEGEND = """\
+Workflow: webhook trigger (POST /webhook/perf, responseMode lastNode) -> set {seen: true}; each
+request a small JSON body, each answer the set node's output; only a 200 with it counts.
+Load: an asyncio httpx client on 127.0.0.1, after a warm-up; "N connections" = N clients each
+sending its next request when answered; "R requests/s offered" = sent on schedule whatever the
+answers (latency from the planned send time: a server that cannot keep up shows its queue).
+Baseline: the same server's health route (A2N /health, n8n /healthz) under the same load, just
+before (closed loops) or after (fixed rate): HTTP stack and client cost, no run. Ratio = webhook
+figure / baseline (runs/s below 1x, latency above 1x). In the "against n8n" sections the
+baseline column is n8n's figure for the same load, and the ratio A2N / n8n.
+CPU per run: CPU time of the server process (and its children), and for A2N of its PostgreSQL
+backends, during the phase, divided by the runs answered in it; the client's CPU is not in it,
+but it runs on the same cores. The machine may be shared: run it a few times. Load average:
+runnable processes on the machine (for the other users' share of its cores); under heavy load,
+a single-threaded server (n8n) gets a smaller share than one spread over processes and threads."""
+
+
+if __name__ == "__main__":
+    sys.exit(main())
