@@ -21,6 +21,7 @@ from api.commands.identity import (
     SessionCommands,
     UserCommands,
 )
+from api.commands.nodes import NodeCommands
 from api.commands.oauth import OAuthCommands, OAuthLinkCommands
 from api.commands.retention import RetentionCommands
 from api.commands.sign_in import SignInCommands, TwoFactorCommands
@@ -124,6 +125,7 @@ def create_app(
                     StatsQueries,
                     RetentionCommands,
                     NodeQueries,
+                    NodeCommands,
                     CredentialCommands,
                     CredentialQueries,
                     CredentialTemplateQueries,

@@ -46,7 +46,9 @@ from application.identity.oauth import OAuthClient
 from application.identity.oauth_login import AttemptStore, MemoryAttempts, OAuthLogin, RedisAttempts
 from application.identity.sign_in import SignIn, sign_in_service
 from application.keys import load_keys
+from application.nodes.app import NodesApp
 from application.nodes.catalog import sync_built_in_nodes
+from application.nodes.commands import NodeService
 from application.positions import ProjectionPositions
 from application.ratelimit import (
     BlockedWindowRecorder,
@@ -88,6 +90,7 @@ class Services:
     comments: WorkflowComments
     transfer: WorkflowTransfer
     credentials: CredentialService
+    nodes: NodeService
     identity: IdentityService
     lifecycle: AccountLifecycle
     authenticator: Authenticator
@@ -138,6 +141,7 @@ async def open_services(
         workflows_app = WorkflowsApp(env=env, datastore=datastore)
         identity_app = IdentityApp(env=env, datastore=datastore)
         credentials_app = CredentialsApp(env=env, datastore=datastore)
+        nodes_app = NodesApp(env=env, datastore=datastore)
         await to_thread.run_sync(_sync_reference_data, sync_pool)
         keys = load_keys(settings)
         identity = identity_service(identity_app, sync_pool, keys, settings)
@@ -264,6 +268,7 @@ async def open_services(
             comments=WorkflowComments(workflows_app, identity.personal),
             transfer=WorkflowTransfer(workflows, ReadModelCredentials(sync_pool)),
             credentials=CredentialService(credentials_app, CredentialSealer(keys.master), identity),
+            nodes=NodeService(nodes_app),
             identity=identity,
             lifecycle=AccountLifecycle(identity, sync_pool),
             authenticator=Authenticator(pool, identity.signer, positions),

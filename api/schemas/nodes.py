@@ -6,6 +6,9 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
+from msgspec import UNSET, UnsetType
+
+from domain.nodes.definition import NodeDefinition
 
 
 class _Out(msgspec.Struct, rename="camel"):
@@ -37,6 +40,18 @@ class NodeSummary(_Out):
     published_at: datetime | None
     deprecated_at: datetime | None
     created_by: str | None
+    replaced_by: str | None
+    """Once deprecated: the node type to use instead, if its author named one."""
+    revision: int | None
+    """A custom node's event count (its ETag); null for built-ins."""
+
+
+class NodeVersionRead(_Out):
+    version: str
+    published_at: datetime | None
+    created_at: datetime
+    created_by: str
+    change_log: str | None
 
 
 class NodeRead(NodeSummary):
@@ -52,8 +67,174 @@ class NodeRead(NodeSummary):
     timeout: int | None
     execution_mode: str
     implementation: dict[str, Any] | None
+    deprecation_reason: str | None
+    versions: list[NodeVersionRead]
+    """A custom node's versions, oldest first (others see only published ones); [] for
+    built-ins."""
 
 
 class NodePage(_Out):
     items: list[NodeSummary]
     next_cursor: str | None
+
+
+class _Body(msgspec.Struct, rename="camel", forbid_unknown_fields=True, omit_defaults=True):
+    pass
+
+
+class CreateNode(_Body):
+    """A custom node type and its first version (unpublished until POST .../publish).
+
+    `name` is the type workflow definitions use, namespaced (`acme.send_invoice`); they pin a
+    version: `"type": "acme.send_invoice@1.0.0"`. `settingsSchema` is the JSON Schema of the
+    node's `config`; `inputSchema` / `outputSchema` of the items it takes and emits."""
+
+    name: str
+    type: str
+    """ACTION, TRANSFORM or FLOW (a plain string: the decoder's enum error is less helpful)."""
+    display_name: str
+    implementation: dict[str, Any]
+    """{"runtime": "PYTHON", "entryPoint"}, {"runtime": "WEBHOOK", "url", "timeoutMs"?,
+    "retries"?} or {"runtime": "DOCKER", "image"}."""
+    version: str = "1.0.0"
+    description: str | None = None
+    category: str = "custom"
+    visibility: str = "PRIVATE"
+    icon: str | None = None
+    color: str | None = None
+    documentation: str | None = None
+    tags: list[str] = []
+    settings_schema: dict[str, Any] | UnsetType = UNSET
+    input_schema: dict[str, Any] | UnsetType = UNSET
+    output_schema: dict[str, Any] | UnsetType = UNSET
+    outputs: list[str] | UnsetType = UNSET
+    timeout: int | UnsetType | None = UNSET
+    execution_mode: str | UnsetType = UNSET
+    change_log: str | None = None
+
+
+DETAIL_KEYS = (
+    "display_name",
+    "description",
+    "category",
+    "visibility",
+    "icon",
+    "color",
+    "documentation",
+    "tags",
+)
+VERSION_KEYS = (
+    "version",
+    "settings_schema",
+    "input_schema",
+    "output_schema",
+    "outputs",
+    "implementation",
+    "timeout",
+    "execution_mode",
+    "change_log",
+)
+
+
+class UpdateNode(_Body):
+    """Only the fields present change. Schemas, outputs, implementation, timeout and execution
+    mode belong to a version: changing any of them records a new `version` (required then,
+    higher than the latest), whose other parts are the latest version's."""
+
+    display_name: str | UnsetType = UNSET
+    description: str | UnsetType | None = UNSET
+    category: str | UnsetType = UNSET
+    visibility: str | UnsetType = UNSET
+    icon: str | UnsetType | None = UNSET
+    color: str | UnsetType | None = UNSET
+    documentation: str | UnsetType | None = UNSET
+    tags: list[str] | UnsetType = UNSET
+    version: str | UnsetType = UNSET
+    settings_schema: dict[str, Any] | UnsetType = UNSET
+    input_schema: dict[str, Any] | UnsetType = UNSET
+    output_schema: dict[str, Any] | UnsetType = UNSET
+    outputs: list[str] | UnsetType = UNSET
+    implementation: dict[str, Any] | UnsetType = UNSET
+    timeout: int | UnsetType | None = UNSET
+    execution_mode: str | UnsetType = UNSET
+    change_log: str | UnsetType | None = UNSET
+
+
+class PublishNode(_Body):
+    """Which version to publish; the latest when left out."""
+
+    version: str | None = None
+
+
+class DeprecateNode(_Body):
+    """`replacement`: the node type users should move to (a built-in or a custom node)."""
+
+    replacement: str | None = None
+    reason: str | None = None
+
+
+class NodeVersionState(_Out):
+    version: str
+    published_at: datetime | None
+    change_log: str | None
+    implementation: dict[str, Any]
+
+
+class NodeCommandResult(_Out):
+    """A custom node as its events define it, after a command."""
+
+    id: str
+    name: str
+    type: str
+    display_name: str
+    description: str | None
+    category: str
+    visibility: str
+    icon: str | None
+    color: str | None
+    documentation: str | None
+    tags: list[str]
+    latest_version: str
+    versions: list[NodeVersionState]
+    is_active: bool
+    deprecated_at: datetime | None
+    replaced_by: str | None
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    revision: int
+    position: int
+
+    @classmethod
+    def recorded(cls, node: NodeDefinition, position: int) -> NodeCommandResult:
+        return cls(
+            id=node.id,
+            name=node.name,
+            type=node.kind,
+            display_name=node.display_name,
+            description=node.description,
+            category=node.category,
+            visibility=node.visibility,
+            icon=node.icon,
+            color=node.color,
+            documentation=node.documentation,
+            tags=node.tags,
+            latest_version=node.latest["version"],
+            versions=[
+                NodeVersionState(
+                    version=number,
+                    published_at=node.published.get(number),
+                    change_log=spec["change_log"],
+                    implementation=spec["implementation"],
+                )
+                for number, spec in node.versions.items()
+            ],
+            is_active=not node.is_deprecated,
+            deprecated_at=node.deprecated_at,
+            replaced_by=node.replacement,
+            created_by=node.author_id,
+            created_at=node.created_on,
+            updated_at=node.modified_on,
+            revision=node.version,
+            position=position,
+        )

@@ -1,4 +1,5 @@
-"""Node catalog queries: read `node_definition`, which start-up keeps in step with the code."""
+"""Node catalog queries: read `node_definition` (built-in rows synced from the code at start-up,
+custom rows projected from the Nodes log) and `node_definition_version`."""
 
 from __future__ import annotations
 
@@ -33,6 +34,8 @@ SUMMARY_COLUMNS = (
     "published_at",
     "deprecated_at",
     "created_by",
+    "replaced_by",
+    "revision",
 )
 DETAIL_COLUMNS = (
     *SUMMARY_COLUMNS,
@@ -46,9 +49,24 @@ DETAIL_COLUMNS = (
     "timeout",
     "execution_mode",
     "implementation",
+    "deprecation_reason",
 )
-# Who may see a row: everyone sees built-in and public nodes; custom ones their creator.
-_VISIBLE = sql.SQL("(is_built_in OR is_public OR created_by = %(viewer)s)")
+VERSION_COLUMNS = ("version", "published_at", "created_at", "created_by", "change_log")
+_FROM_VERSION = (
+    "version",
+    "settings_schema",
+    "input_schema",
+    "output_schema",
+    "implementation",
+    "timeout",
+    "execution_mode",
+)
+# Who may see a row (row-level security says the same): everyone sees built-in nodes and public
+# ones with a version published; custom ones their author, and admins all.
+_VISIBLE = sql.SQL(
+    "(is_built_in OR (is_public AND published_at IS NOT NULL) OR created_by = %(viewer)s "
+    "OR %(admin)s)"
+)
 
 
 @dataclass(frozen=True)
@@ -56,6 +74,7 @@ class NodeFilter:
     """GET /nodes filters; None means 'any'. Deprecated nodes are left out."""
 
     viewer_id: str
+    viewer_is_admin: bool = False
     kind: str | None = None
     category: str | None = None
     text: str | None = None
@@ -73,7 +92,11 @@ async def list_nodes(
 ) -> Page[dict[str, Any]]:
     """Active node types by name, `limit` per page."""
     conditions: list[sql.Composable] = [_VISIBLE, sql.SQL("is_active")]
-    params: dict[str, Any] = {"viewer": where.viewer_id, "limit": limit + 1}
+    params: dict[str, Any] = {
+        "viewer": where.viewer_id,
+        "admin": where.viewer_is_admin,
+        "limit": limit + 1,
+    }
     if where.kind is not None:
         conditions.append(sql.SQL("type = %(kind)s::node_type"))
         params["kind"] = where.kind
@@ -104,12 +127,46 @@ async def list_nodes(
 
 
 async def get_node(
-    conn: AsyncConnection[Any], viewer_id: str, node_id: str
+    conn: AsyncConnection[Any],
+    viewer_id: str,
+    reference: str,
+    *,
+    is_admin: bool = False,
+    version: str | None = None,
 ) -> dict[str, Any] | None:
-    """One node type with its schemas, deprecated ones included (old definitions name them)."""
-    query = sql.SQL("SELECT {} FROM node_definition WHERE id = %(id)s AND {}").format(
-        _columns(DETAIL_COLUMNS), _VISIBLE
-    )
+    """One node type by id or type name, with its schemas, deprecated ones included (old
+    definitions name them); with `version`, that version's schemas and runtime (custom nodes),
+    None if it has no such version. `versions` lists a custom node's versions, oldest first."""
+    query = sql.SQL(
+        "SELECT {} FROM node_definition WHERE (id = %(ref)s OR name = %(ref)s) AND {}"
+    ).format(_columns(DETAIL_COLUMNS), _VISIBLE)
+    params = {"ref": reference, "viewer": viewer_id, "admin": is_admin}
     async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(query, {"id": node_id, "viewer": viewer_id})
-        return await cur.fetchone()
+        await cur.execute(query, params)
+        row = await cur.fetchone()
+        if row is None:
+            return None
+        await cur.execute(
+            sql.SQL(
+                "SELECT {}, {} FROM node_definition_version WHERE node_definition_id = %s "
+                "ORDER BY ordinal"
+            ).format(
+                sql.SQL(", ").join(map(sql.Identifier, VERSION_COLUMNS)),
+                sql.SQL(", ").join(
+                    sql.Identifier(c)
+                    for c in (*_FROM_VERSION, "outputs")
+                    if c not in VERSION_COLUMNS
+                ),
+            ),
+            (row["id"],),
+        )
+        versions = await cur.fetchall()
+    if version is not None and version != row["version"]:
+        chosen = next((v for v in versions if v["version"] == version), None)
+        if chosen is None:
+            return None
+        row.update({column: chosen[column] for column in _FROM_VERSION})
+        row["metadata"] = {**row["metadata"], "handles": {**row["metadata"]["handles"]}}
+        row["metadata"]["handles"]["outputs"] = chosen["outputs"]
+    row["versions"] = [{column: v[column] for column in VERSION_COLUMNS} for v in versions]
+    return row

@@ -40,6 +40,7 @@ from tests.api.helpers import (
     webhook_graph,
 )
 from tests.api.test_credentials import create_credential, share_credential
+from tests.api.test_custom_nodes import WEBHOOK, create_node, node_name
 from tests.integration.helpers import GRAPH
 
 Client = TestClient[Any]
@@ -265,6 +266,11 @@ def credential_shared(of: Callable[[World, Account], Account]) -> Build:
     return build
 
 
+def node_of(of: Callable[[World, Account], Account], body: Any = None) -> Build:
+    """A private custom node of `of(world, me)`, with `body`."""
+    return lambda world, me: Call({"node_id": create_node(world.client, of(world, me))["id"]}, body)
+
+
 def armed(of: Callable[[World, Account], Account]) -> Build:
     """An armed schedule of a workflow of `of(world, me)`, in the read model."""
     return lambda world, me: Call(
@@ -413,6 +419,21 @@ CASES: dict[str, Case] = {
     "GET /stats/workflows/{workflow_id:str}": Case(own=own_workflow(), foreign=foreign_workflow),
     "GET /nodes": Case(),
     "GET /nodes/{node_id:str}": Case(own=lambda w, me: Call({"node_id": "http_request"})),
+    "POST /nodes": Case(
+        own=lambda w, me: Call(
+            body={
+                "name": node_name(),
+                "type": "ACTION",
+                "displayName": "Matrix",
+                "implementation": WEBHOOK,
+            }
+        )
+    ),
+    "PATCH /nodes/{node_id:str}": Case(
+        own=node_of(myself, {"icon": "star"}), foreign=node_of(somebody, {"icon": "star"})
+    ),
+    "POST /nodes/{node_id:str}/publish": Case(own=node_of(myself), foreign=node_of(somebody)),
+    "POST /nodes/{node_id:str}/deprecate": Case(own=node_of(myself), foreign=node_of(somebody)),
     "POST /credentials": Case(
         own=lambda w, me: Call(body={"name": "M", "type": "API_KEY", "data": {"apiKey": "k"}})
     ),

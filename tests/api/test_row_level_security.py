@@ -16,6 +16,7 @@ from application.credentials.vault import CredentialVault
 from application.executions.app import ExecutionsApp
 from tests.api.helpers import API, Account, create, read, run_seen, share, sign_up
 from tests.api.test_credentials import create_credential, share_credential
+from tests.api.test_custom_nodes import create_node
 from tests.integration.helpers import GRAPH
 
 APP_TABLES = {
@@ -34,6 +35,7 @@ APP_TABLES = {
     "workflow_comment",
     "audit_log",
     "node_definition",
+    "node_definition_version",
     "execution",
     "execution_node_state",
     "execution_log",
@@ -136,6 +138,7 @@ def test_without_a_user_nothing_private_is_visible(
             "workflow_version",
             "workflow_trigger",
             "node_definition",
+            "node_definition_version",
             "credential_template",
             "execution_schedule",
         }
@@ -143,7 +146,11 @@ def test_without_a_user_nothing_private_is_visible(
             assert values(conn, f'SELECT 1 FROM "{table}"') == set(), table
         assert values(conn, "SELECT visibility::text FROM workflow") <= {"PUBLIC"}
         assert workflows["bob_public"] in values(conn, "SELECT id FROM workflow")
-        assert values(conn, "SELECT bool_and(is_built_in) FROM node_definition") == {True}
+        listed = "is_built_in OR (is_public AND published_at IS NOT NULL)"
+        assert values(conn, f"SELECT bool_and({listed}) FROM node_definition") == {True}
+        assert values(
+            conn, "SELECT bool_and(published_at IS NOT NULL) FROM node_definition_version"
+        ) <= {True, None}
 
 
 def test_shared_rows_are_visible_to_their_sharees_and_shares_to_who_manages_them(
@@ -378,3 +385,32 @@ def test_credentials_are_visible_to_their_owner_and_sharees_and_their_data_to_no
             conn.execute("SELECT encrypted_data FROM credential")
     with as_role(database_url, "a2n_analyst") as conn:
         assert credential_id in values(conn, "SELECT id FROM credential")
+
+
+def test_custom_nodes_are_visible_to_their_author_and_admins_until_listed(
+    client: TestClient[Any], database_url: str
+) -> None:
+    author, other = sign_up(client), sign_up(client)
+    private = create_node(client, author)["id"]
+    public = create_node(client, author, visibility="PUBLIC")["id"]
+    published = client.post(f"{API}/nodes/{public}/publish", headers=author)
+    assert published.status_code == 200, published.text
+    drafted = client.patch(
+        f"{API}/nodes/{public}", json={"version": "2.0.0", "outputs": ["x"]}, headers=author
+    )
+    assert drafted.status_code == 200, drafted.text
+    read(client, author, f"/nodes/{public}", drafted.json()["position"])
+    nodes = "SELECT id FROM node_definition WHERE NOT is_built_in"
+    versions = "SELECT node_definition_id || '@' || version FROM node_definition_version"
+    with as_role(database_url, "a2n_app", author.user_id) as conn:
+        assert {private, public} <= values(conn, nodes)
+        assert {f"{public}@1.0.0", f"{public}@2.0.0", f"{private}@1.0.0"} <= values(conn, versions)
+    with as_role(database_url, "a2n_app", other.user_id) as conn:
+        assert private not in values(conn, nodes)
+        assert public in values(conn, nodes)
+        seen = values(conn, versions)
+        assert f"{public}@1.0.0" in seen
+        assert {f"{public}@2.0.0", f"{private}@1.0.0"}.isdisjoint(seen)
+    with as_role(database_url, "a2n_app", other.user_id, "ADMIN") as conn:
+        assert {private, public} <= values(conn, nodes)
+        assert {f"{public}@2.0.0", f"{private}@1.0.0"} <= values(conn, versions)

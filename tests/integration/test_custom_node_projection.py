@@ -1,0 +1,72 @@
+"""The nodes projector on real PostgreSQL: custom node rows beside the built-in ones, which a
+rebuild or verify of the projector never touches."""
+
+from __future__ import annotations
+
+import psycopg
+
+from application.caller import Caller
+from application.eventstore import event_store_env
+from application.nodes.app import NodesApp
+from application.nodes.catalog import sync_built_in_nodes
+from application.nodes.commands import Author, NodeService
+from domain.workflows.nodes import BUILT_IN_NODES
+from projections import nodes
+from projections.rebuild import Rebuilder
+from tests.integration.helpers import drain, rows, table_contents
+
+WEBHOOK = {"runtime": "WEBHOOK", "url": "https://nodes.example.com/run"}
+
+
+def test_rebuild_replaces_only_the_custom_rows(fresh_database_url: str, caller: Caller) -> None:
+    url = fresh_database_url
+    with psycopg.connect(url) as conn:
+        sync_built_in_nodes(conn)
+    app = NodesApp(env=event_store_env(url))
+    try:
+        service = NodeService(app)
+        author = Author(caller, is_admin=False)
+        for index in range(3):
+            made = service.create(
+                author,
+                name=f"acme.node_{index}",
+                kind="TRANSFORM",
+                details={"display_name": f"Node {index}", "visibility": "PUBLIC"},
+                spec={"version": "1.0.0", "implementation": WEBHOOK},
+            ).aggregate
+            service.publish(author, made.id, None)
+            service.update(author, made.id, {"tags": ["x"]}, {"version": "1.1.0", "outputs": ["a"]})
+        service.deprecate(author, "acme.node_0", replacement="acme.node_1", reason=None)
+    finally:
+        app.close()
+    drain(url, nodes.projector, batch_size=2)
+    before = {t: table_contents(url, t) for t in nodes.projector.tables}
+    assert len(before["node_definition"]) == len(BUILT_IN_NODES) + 3
+    assert len(before["node_definition_version"]) == 6
+    shown = rows(
+        url, "SELECT name, version, is_active FROM node_definition WHERE NOT is_built_in ORDER BY 1"
+    )
+    assert shown == [
+        ("acme.node_0", "1.0.0", False),
+        ("acme.node_1", "1.0.0", True),
+        ("acme.node_2", "1.0.0", True),
+    ]
+
+    assert Rebuilder(url, nodes.projector).verify().identical
+    Rebuilder(url, nodes.projector).rebuild()
+    assert {t: table_contents(url, t) for t in before} == before
+
+    with psycopg.connect(url) as conn:
+        conn.execute("UPDATE node_definition SET display_name = 'tampered' WHERE name = 'noop'")
+        conn.execute(
+            "UPDATE node_definition SET display_name = 'tampered' WHERE name = 'acme.node_2'"
+        )
+    [difference] = Rebuilder(url, nodes.projector).verify().differences
+    assert (difference.table, difference.only_live, difference.only_rebuilt) == (
+        "node_definition",
+        1,
+        1,
+    )
+    Rebuilder(url, nodes.projector).rebuild()
+    names = rows(url, "SELECT name FROM node_definition WHERE display_name = 'tampered'")
+    assert names == [("noop",)]  # the built-in row is the catalog sync's business
