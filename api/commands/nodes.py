@@ -36,9 +36,12 @@ def node_author(request: AnyRequest) -> Author:
     return Author(current_actor(request), principal_of(request).is_admin)
 
 
-def _result(recorded: Recorded[NodeDefinition], status: int = 200) -> Response[NodeCommandResult]:
+def _result(
+    service: NodeService, recorded: Recorded[NodeDefinition], status: int = 200
+) -> Response[NodeCommandResult]:
+    node = recorded.aggregate
     return Response(
-        NodeCommandResult.recorded(recorded.aggregate, recorded.position),
+        NodeCommandResult.recorded(node, recorded.position, service.signing_key(node)),
         status_code=status,
         headers=etag(recorded.aggregate.version),
     )
@@ -77,7 +80,7 @@ class NodeCommands(Controller):
                 "version": data.version,
             },
         )
-        return _result(recorded, 201)
+        return _result(service, recorded, 201)
 
     @patch(
         "/{node_id:str}",
@@ -100,13 +103,14 @@ class NodeCommands(Controller):
             )
         details = {key: fields[key] for key in DETAIL_KEYS if key in fields}
         return _result(
+            service,
             service.update(
                 author,
                 node_id,
                 details,
                 spec or None,
                 expected_revision=expected_revision(request),
-            )
+            ),
         )
 
     @post(
@@ -125,7 +129,8 @@ class NodeCommands(Controller):
     ) -> Response[NodeCommandResult]:
         version = data.version if data is not None else None
         return _result(
-            service.publish(author, node_id, version, expected_revision=expected_revision(request))
+            service,
+            service.publish(author, node_id, version, expected_revision=expected_revision(request)),
         )
 
     @post(
@@ -144,11 +149,12 @@ class NodeCommands(Controller):
     ) -> Response[NodeCommandResult]:
         body = data or DeprecateNode()
         return _result(
+            service,
             service.deprecate(
                 author,
                 node_id,
                 replacement=body.replacement,
                 reason=body.reason,
                 expected_revision=expected_revision(request),
-            )
+            ),
         )

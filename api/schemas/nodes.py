@@ -204,10 +204,16 @@ class NodeCommandResult(_Out):
     updated_at: datetime
     revision: int
     position: int
+    signing_secret: str | None
+    """For nodes with WEBHOOK versions: the key their requests are signed with (see README,
+    *Custom nodes*). Only command answers, which go to the author or an admin, carry it."""
 
     @classmethod
-    def recorded(cls, node: NodeDefinition, position: int) -> NodeCommandResult:
+    def recorded(
+        cls, node: NodeDefinition, position: int, signing_secret: str | None
+    ) -> NodeCommandResult:
         return cls(
+            signing_secret=signing_secret,
             id=node.id,
             name=node.name,
             type=node.kind,

@@ -20,6 +20,7 @@ from application.errors import Conflict, Forbidden, NotFound
 from application.eventstore import Recorded
 from application.ids import is_id
 from application.nodes.app import NodesApp
+from application.nodes.signing import webhook_signing_key
 from domain.errors import ValidationFailed, Violation
 from domain.nodes.definition import NAME_PATTERN, NodeDefinition
 from domain.workflows.nodes import BUILT_IN_NODES
@@ -54,8 +55,16 @@ class Author:
 
 
 class NodeService:
-    def __init__(self, app: NodesApp) -> None:
+    def __init__(self, app: NodesApp, secret_key: bytes) -> None:
         self.app = app
+        self.secret_key = secret_key
+
+    def signing_key(self, node: NodeDefinition) -> str | None:
+        """The key the node's WEBHOOK versions sign requests with; None without such versions.
+        Only for answers to its author or an admin (the callers of the commands)."""
+        if not any(s["implementation"]["runtime"] == "WEBHOOK" for s in node.versions.values()):
+            return None
+        return webhook_signing_key(self.secret_key, node.id)
 
     def create(
         self,

@@ -33,7 +33,7 @@ from domain.nodes.spec import (
 )
 from domain.text import camel, text_rule
 from domain.workflows.definition import text_violations
-from domain.workflows.nodes import NodeKind
+from domain.workflows.nodes import NodeKind, NodeType
 from domain.workflows.workflow import checked_tags
 
 MAX_DISPLAY_NAME_LENGTH = 255
@@ -62,6 +62,14 @@ CUSTOM_KINDS = (NodeKind.ACTION, NodeKind.TRANSFORM, NodeKind.FLOW)
 class NodeVisibility(StrEnum):
     PRIVATE = "PRIVATE"
     PUBLIC = "PUBLIC"
+
+
+PINNED_PATTERN = re.compile(rf"(?P<name>{NAME_PATTERN.pattern})@(?P<version>[0-9A-Za-z.-]{{1,64}})")
+"""How a workflow definition names a custom node: `type@version` (`acme.greet@1.2.0`)."""
+
+
+def pinned(name: str, version: str) -> str:
+    return f"{name}@{version}"
 
 
 def name_violations(name: Any) -> list[Violation]:
@@ -259,6 +267,24 @@ class NodeDefinition(Aggregate):
         if self.visibility != NodeVisibility.PUBLIC and user_id != self.author_id:
             return None
         return self.versions.get(version)
+
+    def node_type(self, version: str) -> NodeType:
+        """Version `version` as definitions see it: the type `name@version`."""
+        spec = self.versions[version]
+        return NodeType(
+            name=pinned(self.name, version),
+            display_name=self.display_name,
+            description=self.description or "",
+            kind=NodeKind(self.kind),
+            category=self.category,
+            config_schema=spec["settings_schema"],
+            input_schema=spec["input_schema"],
+            output_schema=spec["output_schema"],
+            outputs=tuple(spec["outputs"]),
+            version=version,
+            execution_mode=spec["execution_mode"],
+            timeout_ms=spec["timeout"],
+        )
 
     # -- events -----------------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ def test_rebuild_replaces_only_the_custom_rows(fresh_database_url: str, caller: 
         sync_built_in_nodes(conn)
     app = NodesApp(env=event_store_env(url))
     try:
-        service = NodeService(app)
+        service = NodeService(app, b"k" * 32)
         author = Author(caller, is_admin=False)
         for index in range(3):
             made = service.create(

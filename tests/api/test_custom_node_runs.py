@@ -1,0 +1,373 @@
+"""Workflows that use custom nodes, through the API: definitions pin `type@version` and are
+checked against that version's schemas; runs execute PYTHON nodes from an installed package
+(tests/fixtures/plugins, on sys.path with its .dist-info), WEBHOOK nodes through a signed call
+to a service on 127.0.0.1, and refuse DOCKER nodes without a Docker engine."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar.testing import TestClient
+
+from tests.api.helpers import API, Account, create, problem, run, sign_up
+from tests.api.test_custom_nodes import create_node, node_name
+
+Client = TestClient[Any]
+PLUGINS = Path(__file__).resolve().parents[1] / "fixtures" / "plugins"
+SHOUT_CONFIG = {
+    "type": "object",
+    "properties": {"field": {"type": "string"}, "suffix": {"type": "string"}},
+    "required": ["field"],
+    "additionalProperties": False,
+}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def installed_plugins() -> Iterator[None]:
+    """The example node package, found by importlib.metadata like any installed one."""
+    sys.path.insert(0, str(PLUGINS))
+    yield
+    sys.path.remove(str(PLUGINS))
+
+
+def published_node(client: Client, author: Account, **body: Any) -> dict[str, Any]:
+    made = create_node(client, author, **body)
+    response = client.post(f"{API}/nodes/{made['id']}/publish", headers=author)
+    assert response.status_code == 200, response.text
+    node: dict[str, Any] = response.json()
+    return node
+
+
+def python_node(client: Client, author: Account, entry_point: str, **body: Any) -> dict[str, Any]:
+    return published_node(
+        client,
+        author,
+        implementation={"runtime": "PYTHON", "entryPoint": entry_point},
+        **body,
+    )
+
+
+def graph(node_type: str, config: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """A manual trigger feeding one node of `node_type`."""
+    return {
+        "nodes": [
+            {"id": "start", "type": "manual_trigger", "name": "Start"},
+            {"id": "custom", "type": node_type, "name": "Custom", "config": config},
+            *extra.get("nodes", []),
+        ],
+        "connections": [
+            {"source": "start", "target": "custom"},
+            *extra.get("connections", []),
+        ],
+    }
+
+
+def ran(client: Client, account: Account, definition: dict[str, Any], items: Any) -> Any:
+    """Create a workflow with `definition`, run its draft and wait for the end."""
+    workflow = create(client, account, definition=definition)
+    return run(client, account, workflow["id"], items, wait="true", test="true", timeout="60")
+
+
+def refused(client: Client, account: Account, definition: dict[str, Any]) -> list[dict[str, Any]]:
+    response = client.post(
+        f"{API}/workflows", json={"name": "Refused", "definition": definition}, headers=account
+    )
+    errors: list[dict[str, Any]] = problem(response, 422)["errors"]
+    return errors
+
+
+def test_a_python_node_from_an_installed_package_runs_its_pinned_version(
+    client: Client, user: Account
+) -> None:
+    node = python_node(client, user, "example.shout", settingsSchema=SHOUT_CONFIG)
+    pinned = f"{node['name']}@1.0.0"
+    config = {"field": "name", "suffix": "{{ $json.mark }}"}
+    done = ran(client, user, graph(pinned, config), [{"name": "ada", "mark": "!"}])
+    assert done["status"] == "SUCCESS", done
+    assert done["outputItems"] == [
+        {
+            "name": "ADA!",
+            "mark": "!",
+            "ranAs": {"id": "custom", "name": "Custom", "type": pinned},
+        }
+    ]
+
+
+def test_definitions_are_checked_against_the_pinned_version(client: Client, user: Account) -> None:
+    node = python_node(client, user, "example.shout", settingsSchema=SHOUT_CONFIG)
+    name = node["name"]
+    errors = refused(client, user, graph(f"{name}@1.0.0", {"suffix": 1}))
+    assert {(e["pointer"], e["message"]) for e in errors} == {
+        ("/definition/nodes/1/config/field", "is required"),
+        ("/definition/nodes/1/config/suffix", "must be a string"),
+    }
+    [unpinned] = refused(client, user, graph(name, {"field": "a"}))
+    assert unpinned["pointer"] == "/definition/nodes/1/type"
+    assert f"pinned to a version, such as {name}@1.0.0" in unpinned["message"]
+    [unknown] = refused(client, user, graph(f"{name}@3.0.0", {"field": "a"}))
+    assert "is not a published version" in unknown["message"]
+
+    # 2.0.0 asks for another config; a workflow pinned to 1.0.0 keeps its schema and its runs.
+    workflow = create(client, user, definition=graph(f"{name}@1.0.0", {"field": "name"}))
+    stricter = {**SHOUT_CONFIG, "required": ["field", "suffix"]}
+    added = client.patch(
+        f"{API}/nodes/{node['id']}",
+        json={"version": "2.0.0", "settingsSchema": stricter},
+        headers=user,
+    )
+    assert added.status_code == 200, added.text
+    [draft] = refused(client, user, graph(f"{name}@2.0.0", {"field": "name", "suffix": "?"}))
+    assert "is not a published version" in draft["message"]
+    published = client.post(f"{API}/nodes/{node['id']}/publish", headers=user)
+    assert published.status_code == 200, published.text
+    [missing] = refused(client, user, graph(f"{name}@2.0.0", {"field": "name"}))
+    assert missing["pointer"] == "/definition/nodes/1/config/suffix"
+    again = run(client, user, workflow["id"], [{"name": "x"}], wait="true", test="true")
+    assert again["outputItems"][0]["name"] == "X"
+    two = ran(client, user, graph(f"{name}@2.0.0", {"field": "name", "suffix": "?"}), [{}])
+    assert two["outputItems"][0]["name"] == "?"
+
+
+def test_private_nodes_are_their_authors_and_public_ones_everyones(
+    client: Client, user: Account
+) -> None:
+    private = python_node(client, user, "example.shout", settingsSchema=SHOUT_CONFIG)
+    public = python_node(
+        client, user, "example.shout", settingsSchema=SHOUT_CONFIG, visibility="PUBLIC"
+    )
+    other = sign_up(client)
+    [hidden] = refused(client, other, graph(f"{private['name']}@1.0.0", {"field": "a"}))
+    assert hidden["message"].startswith("is not a known node type")
+    done = ran(client, other, graph(f"{public['name']}@1.0.0", {"field": "a"}), [{"a": "b"}])
+    assert done["outputItems"][0]["a"] == "B"
+
+
+def test_a_deprecated_node_keeps_its_workflows_but_takes_no_new_ones(
+    client: Client, user: Account
+) -> None:
+    node = python_node(client, user, "example.shout", settingsSchema=SHOUT_CONFIG)
+    pinned = f"{node['name']}@1.0.0"
+    workflow = create(client, user, definition=graph(pinned, {"field": "a"}))
+    retired = client.post(
+        f"{API}/nodes/{node['id']}/deprecate", json={"replacement": "set"}, headers=user
+    )
+    assert retired.status_code == 200, retired.text
+    [refusal] = refused(client, user, graph(pinned, {"field": "a"}))
+    assert refusal["message"] == "is deprecated; use set"
+    # The workflow that pinned it may still change and run.
+    changed = client.put(
+        f"{API}/workflows/{workflow['id']}/definition",
+        json=graph(pinned, {"field": "a", "suffix": "."}),
+        headers=user,
+    )
+    assert changed.status_code == 200, changed.text
+    done = run(client, user, workflow["id"], [{"a": "x"}], wait="true", test="true")
+    assert done["outputItems"][0]["a"] == "X."
+
+
+def test_outputs_are_the_versions_handles(client: Client, user: Account) -> None:
+    node = python_node(
+        client,
+        user,
+        "example.split",
+        type="FLOW",
+        outputs=["big", "small"],
+        settingsSchema={"type": "object", "properties": {"threshold": {"type": "integer"}}},
+    )
+    pinned = f"{node['name']}@1.0.0"
+    mark = {"id": "mark", "type": "set", "name": "Mark", "config": {"fields": {"big": True}}}
+    wired = graph(
+        pinned,
+        {"threshold": 10},
+        nodes=[mark],
+        connections=[{"source": "custom", "target": "mark", "sourceHandle": "big"}],
+    )
+    done = ran(client, user, wired, [{"n": 1}, {"n": 12}, {"n": 30}])
+    assert done["status"] == "SUCCESS", done
+    assert done["outputItems"] == [{"n": 12, "big": True}, {"n": 30, "big": True}]
+    wrong = {
+        **wired,
+        "connections": [
+            wired["connections"][0],
+            {"source": "custom", "target": "mark", "sourceHandle": "huge"},
+        ],
+    }
+    [error] = refused(client, user, wrong)
+    assert (
+        error["message"]
+        == f"is not an output of node 'custom' ({pinned}); its outputs are: big, small"
+    )
+
+
+@pytest.mark.parametrize(
+    ("implementation", "message"),
+    [
+        (
+            {"runtime": "PYTHON", "entryPoint": "example.refuse"},
+            "the refuse node refuses every item",
+        ),
+        (
+            {"runtime": "PYTHON", "entryPoint": "example.absent"},
+            "no installed package provides the node 'example.absent'",
+        ),
+        (
+            {"runtime": "DOCKER", "image": "ghcr.io/acme/greet:1"},
+            "runs in a DOCKER container, and this installation has no Docker engine configured",
+        ),
+    ],
+    ids=["node-failure", "not-installed", "docker"],
+)
+def test_nodes_that_cannot_run_fail_the_run_saying_why(
+    client: Client, user: Account, implementation: dict[str, Any], message: str
+) -> None:
+    node = published_node(client, user, implementation=implementation, settingsSchema={})
+    done = ran(client, user, graph(f"{node['name']}@1.0.0", {}), [{}])
+    assert done["status"] == "FAILED", done
+    assert message in done["errorMessage"]
+
+
+# -- WEBHOOK ---------------------------------------------------------------------------------
+
+
+@dataclass
+class NodeService:
+    """A node implemented as an HTTP service on 127.0.0.1: answers each call from `script`
+    (status, body, delay) in turn, the last one for ever, and records what it was sent."""
+
+    script: list[tuple[int, Any, float]]
+    received: list[dict[str, Any]] = field(default_factory=list)
+
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        service = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                index = min(len(service.received), len(service.script) - 1)
+                status, answer, delay = service.script[index]
+                service.received.append(
+                    {"headers": {k.lower(): v for k, v in self.headers.items()}, "body": body}
+                )
+                time.sleep(delay)
+                payload = json.dumps(answer).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        return Handler
+
+
+@pytest.fixture
+def serve() -> Iterator[Any]:
+    servers: list[ThreadingHTTPServer] = []
+
+    def start(service: NodeService) -> str:
+        server = ThreadingHTTPServer(("127.0.0.1", 0), service.handler())
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}/run"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def webhook_node(client: Client, author: Account, url: str, **runtime: Any) -> dict[str, Any]:
+    return published_node(
+        client,
+        author,
+        implementation={"runtime": "WEBHOOK", "url": url, **runtime},
+        settingsSchema={"type": "object", "properties": {"greeting": {"type": "string"}}},
+    )
+
+
+def test_a_webhook_node_calls_its_service_signed_and_retries_it(
+    client: Client, user: Account, serve: Any
+) -> None:
+    service = NodeService(
+        [(503, {"title": "busy"}, 0), (200, {"items": [{"greeted": "hi ada"}]}, 0)]
+    )
+    node = webhook_node(client, user, serve(service), retries=2)
+    secret = node["signingSecret"]
+    assert isinstance(secret, str)
+    assert len(secret) == 64
+    done = ran(
+        client,
+        user,
+        graph(f"{node['name']}@1.0.0", {"greeting": "hi {{ $json.name }}"}),
+        [{"name": "ada"}],
+    )
+    assert done["status"] == "SUCCESS", done
+    assert done["outputItems"] == [{"greeted": "hi ada"}]
+    assert len(service.received) == 2
+    for call in service.received:
+        headers, body = call["headers"], call["body"]
+        signed = headers["x-a2n-timestamp"].encode() + b"." + body
+        expected = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+        assert headers["x-a2n-signature"] == f"sha256={expected}"
+        assert abs(int(headers["x-a2n-timestamp"]) - time.time()) < 300
+    sent = json.loads(service.received[0]["body"])
+    assert sent["config"] == {"greeting": "hi ada"}
+    assert sent["items"] == [{"name": "ada"}]
+    assert sent["node"] == {"id": "custom", "name": "Custom", "type": f"{node['name']}@1.0.0"}
+    assert set(sent["execution"]) == {"id", "mode", "workflowId", "workflowVersion"}
+    # The secret is for the author's eyes in command answers only.
+    row = client.get(f"{API}/nodes/{node['id']}", headers=user).json()
+    assert secret not in json.dumps(row)
+
+
+@pytest.mark.parametrize(
+    ("script", "runtime", "calls", "message"),
+    [
+        ([(400, {"title": "bad"}, 0)], {"retries": 2}, 1, "the node service answered 400"),
+        ([(502, {}, 0)], {"retries": 1}, 2, "it answered 502 (2 attempts)"),
+        ([(200, {}, 1.5)], {"retries": 0, "timeoutMs": 300}, 1, "no answer within 0.3 seconds"),
+        ([(200, {"items": [1]}, 0)], {}, 1, "must return a list of objects; item 0 is a number"),
+        ([(200, {"outputs": {"odd": []}}, 0)], {}, 1, "returned items for odd"),
+    ],
+    ids=["client-error", "server-error", "timeout", "not-items", "unknown-output"],
+)
+def test_a_webhook_node_fails_when_its_service_does(
+    client: Client,
+    user: Account,
+    serve: Any,
+    script: list[tuple[int, Any, float]],
+    runtime: dict[str, Any],
+    calls: int,
+    message: str,
+) -> None:
+    service = NodeService(script)
+    node = webhook_node(client, user, serve(service), **runtime)
+    done = ran(client, user, graph(f"{node['name']}@1.0.0", {}), [{}])
+    assert done["status"] == "FAILED", done
+    assert message in done["errorMessage"]
+    assert len(service.received) == calls
+
+
+def test_signing_secrets_differ_per_node(client: Client, user: Account) -> None:
+    first = create_node(client, user, name=node_name("one"))
+    second = create_node(client, user, name=node_name("two"))
+    assert first["signingSecret"] != second["signingSecret"]
+    python = create_node(
+        client, user, implementation={"runtime": "PYTHON", "entryPoint": "example.shout"}
+    )
+    assert python["signingSecret"] is None
