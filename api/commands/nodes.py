@@ -37,11 +37,11 @@ def node_author(request: AnyRequest) -> Author:
 
 
 def _result(
-    service: NodeService, recorded: Recorded[NodeDefinition], status: int = 200
+    recorded: Recorded[NodeDefinition], status: int = 200, *, signing_secret: str | None = None
 ) -> Response[NodeCommandResult]:
     node = recorded.aggregate
     return Response(
-        NodeCommandResult.recorded(node, recorded.position, service.signing_key(node)),
+        NodeCommandResult.recorded(node, recorded.position, signing_secret),
         status_code=status,
         headers=etag(recorded.aggregate.version),
     )
@@ -80,7 +80,7 @@ class NodeCommands(Controller):
                 "version": data.version,
             },
         )
-        return _result(service, recorded, 201)
+        return _result(recorded, 201, signing_secret=service.signing_key(recorded.aggregate))
 
     @patch(
         "/{node_id:str}",
@@ -102,16 +102,11 @@ class NodeCommands(Controller):
                 [Violation("/version", "is required: schemas and runtime change in a new version")]
             )
         details = {key: fields[key] for key in DETAIL_KEYS if key in fields}
-        return _result(
-            service,
-            service.update(
-                author,
-                node_id,
-                details,
-                spec or None,
-                expected_revision=expected_revision(request),
-            ),
+        recorded = service.update(
+            author, node_id, details, spec or None, expected_revision=expected_revision(request)
         )
+        secret = service.signing_key(recorded.aggregate) if spec else None
+        return _result(recorded, signing_secret=secret)
 
     @post(
         "/{node_id:str}/publish",
@@ -129,7 +124,6 @@ class NodeCommands(Controller):
     ) -> Response[NodeCommandResult]:
         version = data.version if data is not None else None
         return _result(
-            service,
             service.publish(author, node_id, version, expected_revision=expected_revision(request)),
         )
 
@@ -149,7 +143,6 @@ class NodeCommands(Controller):
     ) -> Response[NodeCommandResult]:
         body = data or DeprecateNode()
         return _result(
-            service,
             service.deprecate(
                 author,
                 node_id,

@@ -205,8 +205,8 @@ class NodeCommandResult(_Out):
     revision: int
     position: int
     signing_secret: str | None
-    """For nodes with WEBHOOK versions: the key their requests are signed with (see README,
-    *Custom nodes*). Only command answers, which go to the author or an admin, carry it."""
+    """The key a WEBHOOK version's requests are signed with (see README, *Custom nodes in
+    workflows*), in the answer to the command that recorded that version only; else null."""
 
     @classmethod
     def recorded(

@@ -60,9 +60,10 @@ class NodeService:
         self.secret_key = secret_key
 
     def signing_key(self, node: NodeDefinition) -> str | None:
-        """The key the node's WEBHOOK versions sign requests with; None without such versions.
-        Only for answers to its author or an admin (the callers of the commands)."""
-        if not any(s["implementation"]["runtime"] == "WEBHOOK" for s in node.versions.values()):
+        """The key the node's WEBHOOK version signs requests with, when its latest version is
+        one; None otherwise. For the answer to the command that recorded that version only
+        (its author or an admin), like a new API key."""
+        if node.latest["implementation"]["runtime"] != "WEBHOOK":
             return None
         return webhook_signing_key(self.secret_key, node.id)
 

@@ -21,7 +21,7 @@ import pytest
 from litestar.testing import TestClient
 
 from tests.api.helpers import API, Account, create, problem, run, sign_up
-from tests.api.test_custom_nodes import create_node, node_name
+from tests.api.test_custom_nodes import WEBHOOK, create_node, node_name
 
 Client = TestClient[Any]
 PLUGINS = Path(__file__).resolve().parents[1] / "fixtures" / "plugins"
@@ -42,11 +42,12 @@ def installed_plugins() -> Iterator[None]:
 
 
 def published_node(client: Client, author: Account, **body: Any) -> dict[str, Any]:
+    """A new node with version 1.0.0 published; the creation's answer."""
     made = create_node(client, author, **body)
     response = client.post(f"{API}/nodes/{made['id']}/publish", headers=author)
     assert response.status_code == 200, response.text
-    node: dict[str, Any] = response.json()
-    return node
+    assert response.json()["signingSecret"] is None  # shown when a version is recorded only
+    return made
 
 
 def python_node(client: Client, author: Account, entry_point: str, **body: Any) -> dict[str, Any]:
@@ -363,10 +364,24 @@ def test_a_webhook_node_fails_when_its_service_does(
     assert len(service.received) == calls
 
 
-def test_signing_secrets_differ_per_node(client: Client, user: Account) -> None:
+def test_signing_secrets_are_shown_when_a_webhook_version_is_recorded(
+    client: Client, user: Account
+) -> None:
     first = create_node(client, user, name=node_name("one"))
     second = create_node(client, user, name=node_name("two"))
     assert first["signingSecret"] != second["signingSecret"]
+    renamed = client.patch(f"{API}/nodes/{first['id']}", json={"icon": "bell"}, headers=user)
+    assert renamed.json()["signingSecret"] is None
+    again = client.patch(
+        f"{API}/nodes/{first['id']}", json={"version": "1.0.1", "retries": 0}, headers=user
+    )
+    assert again.status_code == 422  # retries belongs to the implementation
+    moved = client.patch(
+        f"{API}/nodes/{first['id']}",
+        json={"version": "1.1.0", "implementation": {**WEBHOOK, "retries": 0}},
+        headers=user,
+    )
+    assert moved.json()["signingSecret"] == first["signingSecret"]
     python = create_node(
         client, user, implementation={"runtime": "PYTHON", "entryPoint": "example.shout"}
     )
