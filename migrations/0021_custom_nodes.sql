@@ -8,6 +8,14 @@
 -- Row-level security: a custom node is visible to its author and to admins; everyone sees it once
 -- it is PUBLIC with a version published. Its versions follow it, and others see only published
 -- ones.
+--
+-- Marketplace: node_rating (one per user and node, projected from NodeRating events, with the
+-- average and count kept on node_definition) and node_usage_stats (per node and UTC day, from the
+-- executions log: every node run that succeeded or failed counts for its node type; a custom
+-- type's runs count for its node, whatever version they pin). The same `nodes` projector keeps
+-- node_definition.usage_count / success_rate / avg_execution_time (built-in rows too) from
+-- node_usage_total. node_usage_run and node_usage_user are its bookkeeping (which user runs
+-- which execution's nodes; which users ran a node on a day), readable by no API role.
 
 -- migrate:up
 ALTER TABLE node_definition
@@ -81,14 +89,121 @@ CREATE POLICY node_definition_version_visibility ON node_definition_version FOR 
     );
 SELECT a2n_grant_analyst('node_definition_version', ARRAY['implementation']);
 
+ALTER TABLE node_definition
+    ADD COLUMN rating_average numeric(3, 2),
+    ADD COLUMN rating_count integer NOT NULL DEFAULT 0;
+COMMENT ON COLUMN node_definition.rating_average IS 'Mean of its ratings (1 to 5), two decimals; null while unrated.';
+COMMENT ON COLUMN node_definition.rating_count IS 'How many users rated it.';
+GRANT SELECT (rating_average, rating_count) ON node_definition TO a2n_analyst;
+
+CREATE TABLE node_rating (
+    id text PRIMARY KEY,
+    node_definition_id text NOT NULL,
+    user_id text NOT NULL,
+    rating smallint NOT NULL CHECK (rating BETWEEN 1 AND 5),
+    review text,
+    created_at timestamptz NOT NULL,
+    updated_at timestamptz NOT NULL,
+    revision integer NOT NULL,
+    UNIQUE (node_definition_id, user_id)
+);
+CREATE INDEX idx_node_rating_node ON node_rating (node_definition_id, updated_at DESC, id DESC);
+COMMENT ON TABLE node_rating IS 'Ratings of custom nodes: one per user and node, 1 to 5 stars with an optional review.';
+COMMENT ON COLUMN node_rating.id IS 'Rating id, derived from the node and the user.';
+COMMENT ON COLUMN node_rating.node_definition_id IS 'The rated node (node_definition.id).';
+COMMENT ON COLUMN node_rating.user_id IS 'Who rated it.';
+COMMENT ON COLUMN node_rating.rating IS 'Stars, 1 to 5.';
+COMMENT ON COLUMN node_rating.review IS 'What the user wrote, if anything.';
+COMMENT ON COLUMN node_rating.created_at IS 'When the user first rated the node.';
+COMMENT ON COLUMN node_rating.updated_at IS 'When the rating last changed.';
+COMMENT ON COLUMN node_rating.revision IS 'Events of the rating so far.';
+GRANT SELECT ON node_rating TO a2n_app;
+ALTER TABLE node_rating ENABLE ROW LEVEL SECURITY;
+CREATE POLICY node_rating_visibility ON node_rating FOR ALL TO a2n_app
+    USING (EXISTS (SELECT 1 FROM node_definition d WHERE d.id = node_definition_id));
+SELECT a2n_grant_analyst('node_rating', ARRAY['review']);
+
+CREATE TABLE node_usage_stats (
+    node_definition_id text NOT NULL,
+    date date NOT NULL,
+    executions integer NOT NULL,
+    successes integer NOT NULL,
+    failures integer NOT NULL,
+    total_duration_ms bigint NOT NULL,
+    avg_duration_ms integer NOT NULL,
+    p95_duration_ms integer NOT NULL,
+    distinct_users integer NOT NULL,
+    duration_buckets jsonb NOT NULL,
+    PRIMARY KEY (node_definition_id, date)
+);
+CREATE INDEX idx_node_usage_analytics ON node_usage_stats (node_definition_id, date DESC);
+COMMENT ON TABLE node_usage_stats IS 'Runs of each node type per UTC day: counts, durations, users (kept a year).';
+COMMENT ON COLUMN node_usage_stats.node_definition_id IS 'The node type (node_definition.id: a built-in''s name, a custom node''s id).';
+COMMENT ON COLUMN node_usage_stats.date IS 'UTC day the node runs ended.';
+COMMENT ON COLUMN node_usage_stats.executions IS 'Node runs that ended (succeeded or failed after any retries).';
+COMMENT ON COLUMN node_usage_stats.successes IS 'Of those, how many succeeded.';
+COMMENT ON COLUMN node_usage_stats.failures IS 'Of those, how many failed.';
+COMMENT ON COLUMN node_usage_stats.total_duration_ms IS 'Sum of the final attempts'' durations, milliseconds.';
+COMMENT ON COLUMN node_usage_stats.avg_duration_ms IS 'Mean duration, milliseconds.';
+COMMENT ON COLUMN node_usage_stats.p95_duration_ms IS '95th percentile duration, milliseconds, to within 10% (from duration_buckets).';
+COMMENT ON COLUMN node_usage_stats.distinct_users IS 'Users whose executions ran the node that day.';
+COMMENT ON COLUMN node_usage_stats.duration_buckets IS 'Run counts by duration bucket {"k": n}: bucket k holds durations up to round(1.1^k) ms.';
+GRANT SELECT ON node_usage_stats TO a2n_app;
+ALTER TABLE node_usage_stats ENABLE ROW LEVEL SECURITY;
+CREATE POLICY node_usage_stats_visibility ON node_usage_stats FOR ALL TO a2n_app
+    USING (EXISTS (SELECT 1 FROM node_definition d WHERE d.id = node_definition_id));
+SELECT a2n_grant_analyst('node_usage_stats');
+
+CREATE TABLE node_usage_total (
+    node_definition_id text PRIMARY KEY,
+    executions bigint NOT NULL,
+    successes bigint NOT NULL,
+    total_duration_ms bigint NOT NULL
+);
+COMMENT ON TABLE node_usage_total IS 'Runs of each node type ever (node_definition''s counters come from here, retention leaves it).';
+COMMENT ON COLUMN node_usage_total.node_definition_id IS 'The node type (node_definition.id).';
+COMMENT ON COLUMN node_usage_total.executions IS 'Node runs that ended.';
+COMMENT ON COLUMN node_usage_total.successes IS 'Of those, how many succeeded.';
+COMMENT ON COLUMN node_usage_total.total_duration_ms IS 'Sum of their durations, milliseconds.';
+SELECT a2n_grant_analyst('node_usage_total');
+
+CREATE TABLE node_usage_run (
+    execution_id text PRIMARY KEY,
+    user_id text NOT NULL,
+    node_types jsonb NOT NULL
+);
+COMMENT ON TABLE node_usage_run IS 'Bookkeeping of the nodes projector: the user and node types of each unfinished execution.';
+COMMENT ON COLUMN node_usage_run.execution_id IS 'The execution.';
+COMMENT ON COLUMN node_usage_run.user_id IS 'Who it runs as.';
+COMMENT ON COLUMN node_usage_run.node_types IS '{node id: node type} of its definition.';
+
+CREATE TABLE node_usage_user (
+    node_definition_id text NOT NULL,
+    date date NOT NULL,
+    user_id text NOT NULL,
+    PRIMARY KEY (node_definition_id, date, user_id)
+);
+COMMENT ON TABLE node_usage_user IS 'Bookkeeping of the nodes projector: users who ran a node type on a UTC day (for distinct_users; kept a year).';
+COMMENT ON COLUMN node_usage_user.node_definition_id IS 'The node type.';
+COMMENT ON COLUMN node_usage_user.date IS 'The UTC day.';
+COMMENT ON COLUMN node_usage_user.user_id IS 'A user whose execution ran it.';
+
 -- migrate:down
+DROP TABLE node_usage_user;
+DROP TABLE node_usage_run;
+DROP TABLE node_usage_total;
+DROP TABLE node_usage_stats;
+DROP TABLE node_rating;
 DROP TABLE node_definition_version;
 DROP POLICY node_definition_visibility ON node_definition;
 CREATE POLICY node_definition_visibility ON node_definition FOR ALL TO a2n_app
     USING (is_built_in OR is_public OR created_by = current_user_id());
 DELETE FROM node_definition WHERE NOT is_built_in;
 DELETE FROM projection_tracking WHERE projector = 'nodes';
+UPDATE node_definition SET usage_count = 0, success_rate = NULL, avg_execution_time = NULL;
 ALTER TABLE node_definition
+    DROP COLUMN rating_average,
+    DROP COLUMN rating_count,
     DROP COLUMN revision,
     DROP COLUMN replaced_by,
     DROP COLUMN deprecation_reason;

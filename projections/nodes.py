@@ -1,27 +1,56 @@
-"""node_definition rows of custom nodes (is_built_in = false) and node_definition_version, from the
-NodeDefinition aggregate's events.
+"""The node catalog's projections: custom node rows of node_definition (is_built_in = false),
+node_definition_version and node_rating from the Nodes log, and node usage (node_usage_stats,
+node_definition's counters) from the Executions log.
 
 The built-in rows of node_definition are reference data synced from the code at start-up; this
-projector never writes them, and a rebuild replaces only its own rows (`shared`). A custom node's
-row shows its current version: the highest published one, else the highest.
+projector owns only their counters (usage_count, success_rate, avg_execution_time), which a
+rebuild refreshes from node_usage_total, and replaces only its own rows (`shared`). A custom
+node's row shows its current version: the highest published one, else the highest.
+
+A node run counts when it ends (NodeSucceeded or NodeFailed after any retries), for its node
+type on the UTC day it ended, with its final attempt's duration. p95 comes from a histogram of
+durations in buckets 10% wide (`bucket_of`), so it is exact to within 10%.
 """
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from typing import Any
 
 from psycopg import Cursor
 
-from domain.nodes.definition import NodeDefinition, NodeVisibility
+from domain.executions.execution import Execution
+from domain.nodes.definition import NodeDefinition, NodeVisibility, node_type_id
+from domain.nodes.rating import NodeRating
 from domain.workflows.nodes.model import DEFAULT_INPUT
 from projections.projector import EventContext, Projector, jsonb, set_stamped
 
+_COUNTERS = (
+    "usage_count = t.executions, "
+    "success_rate = CASE WHEN t.executions > 0 THEN round(100.0 * t.successes / t.executions) END, "
+    "avg_execution_time = CASE WHEN t.executions > 0 "
+    "THEN round(t.total_duration_ms::numeric / t.executions) END"
+)
 projector = Projector(
     "nodes",
-    applications=("nodes",),
-    tables=("node_definition", "node_definition_version"),
-    about="custom node rows of node_definition, and node_definition_version",
+    applications=("nodes", "executions"),
+    tables=(
+        "node_definition",
+        "node_definition_version",
+        "node_rating",
+        "node_usage_stats",
+        "node_usage_total",
+        "node_usage_run",
+        "node_usage_user",
+    ),
+    about="custom node rows of node_definition, node_definition_version, node_rating and the "
+    "node usage tables",
     shared={"node_definition": "NOT is_built_in"},
+    refresh=(
+        f"UPDATE node_definition d SET {_COUNTERS} FROM node_usage_total t "
+        "WHERE t.node_definition_id = d.id AND d.is_built_in"
+    ),
 )
 
 _JSON_DETAILS = frozenset({"tags"})
@@ -66,6 +95,7 @@ def created(cur: Cursor[Any], event: NodeDefinition.Created, ctx: EventContext) 
         },
     )
     _add_version(cur, event, event.spec, ctx)
+    _show_usage(cur, event.originator_id)  # runs may have been read from their log first
 
 
 @projector.on(NodeDefinition.DetailsChanged)
@@ -163,3 +193,164 @@ def _show_current_version(cur: Cursor[Any], event: Any) -> None:
 
 def _update(cur: Cursor[Any], event: Any, values: dict[str, Any]) -> None:
     set_stamped(cur, "node_definition", event, values)
+
+
+# -- ratings ----------------------------------------------------------------------------------
+
+
+@projector.on(NodeRating.Rated)
+def rated(cur: Cursor[Any], event: NodeRating.Rated, ctx: EventContext) -> None:
+    cur.execute(
+        "INSERT INTO node_rating (id, node_definition_id, user_id, rating, review, created_at, "
+        "updated_at, revision) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+        (
+            event.originator_id,
+            event.node_id,
+            event.user_id,
+            event.rating,
+            event.review,
+            event.timestamp,
+            event.timestamp,
+            event.originator_version,
+        ),
+    )
+    _show_ratings(cur, event.node_id)
+
+
+@projector.on(NodeRating.Revised)
+def revised(cur: Cursor[Any], event: NodeRating.Revised, ctx: EventContext) -> None:
+    row = cur.execute(
+        "UPDATE node_rating SET rating = %s, review = %s, updated_at = %s, revision = %s "
+        "WHERE id = %s RETURNING node_definition_id",
+        (
+            event.rating,
+            event.review,
+            event.timestamp,
+            event.originator_version,
+            event.originator_id,
+        ),
+    ).fetchone()
+    if row is None:
+        raise LookupError(f"rating {event.originator_id} is not in the node_rating table")
+    _show_ratings(cur, row[0])
+
+
+def _show_ratings(cur: Cursor[Any], node_id: str) -> None:
+    cur.execute(
+        "UPDATE node_definition SET (rating_average, rating_count) = "
+        "(SELECT round(avg(rating), 2), count(*) FROM node_rating WHERE node_definition_id = %s) "
+        "WHERE id = %s",
+        (node_id, node_id),
+    )
+
+
+# -- usage ------------------------------------------------------------------------------------
+
+
+def bucket_of(duration_ms: int) -> int:
+    """The histogram bucket of a duration: bucket k holds durations up to round(1.1^k) ms."""
+    return 0 if duration_ms <= 1 else math.ceil(math.log(duration_ms) / math.log(1.1))
+
+
+def bucket_top(bucket: int) -> int:
+    return round(1.1**bucket)
+
+
+def p95_of(buckets: dict[str, int]) -> int:
+    """The upper bound of the bucket holding the 95th percentile run."""
+    counts = Counter({int(k): v for k, v in buckets.items()})
+    needed = math.ceil(0.95 * sum(counts.values()))
+    seen = 0
+    for bucket in sorted(counts):
+        seen += counts[bucket]
+        if seen >= needed:
+            return bucket_top(bucket)
+    return 0
+
+
+@projector.on(Execution.Queued)
+def queued(cur: Cursor[Any], event: Execution.Queued, ctx: EventContext) -> None:
+    cur.execute(
+        "INSERT INTO node_usage_run (execution_id, user_id, node_types) VALUES (%s, %s, '{}')",
+        (event.originator_id, event.user_id),
+    )
+
+
+@projector.on(Execution.Started)
+def started(cur: Cursor[Any], event: Execution.Started, ctx: EventContext) -> None:
+    types = {node["id"]: node["type"] for node in event.nodes}
+    cur.execute(
+        "UPDATE node_usage_run SET node_types = %s WHERE execution_id = %s",
+        (jsonb(types), event.originator_id),
+    )
+
+
+@projector.on(Execution.NodeSucceeded, Execution.NodeFailed)
+def node_ended(cur: Cursor[Any], event: Any, ctx: EventContext) -> None:
+    row = cur.execute(
+        "SELECT user_id, node_types ->> %s FROM node_usage_run WHERE execution_id = %s",
+        (event.node_id, event.originator_id),
+    ).fetchone()
+    if row is None or row[1] is None:
+        raise LookupError(f"execution {event.originator_id} has no node {event.node_id}")
+    user_id, node_type = row
+    node_id = node_type_id(node_type)
+    day = event.timestamp.date()
+    ok = int(isinstance(event, Execution.NodeSucceeded))
+    duration = max(0, int(event.duration_ms))
+    new_user = cur.execute(
+        "INSERT INTO node_usage_user (node_definition_id, date, user_id) VALUES (%s, %s, %s) "
+        "ON CONFLICT DO NOTHING",
+        (node_id, day, user_id),
+    ).rowcount
+    bucket = str(bucket_of(duration))
+    stats = cur.execute(
+        "INSERT INTO node_usage_stats AS s (node_definition_id, date, executions, successes, "
+        "failures, total_duration_ms, avg_duration_ms, p95_duration_ms, distinct_users, "
+        "duration_buckets) VALUES (%(node)s, %(day)s, 1, %(ok)s, 1 - %(ok)s, %(d)s, %(d)s, 0, "
+        "%(new_user)s, jsonb_build_object(%(bucket)s::text, 1)) "
+        "ON CONFLICT (node_definition_id, date) DO UPDATE SET "
+        "executions = s.executions + 1, successes = s.successes + %(ok)s, "
+        "failures = s.failures + 1 - %(ok)s, total_duration_ms = s.total_duration_ms + %(d)s, "
+        "distinct_users = s.distinct_users + %(new_user)s, "
+        "duration_buckets = s.duration_buckets || jsonb_build_object(%(bucket)s::text, "
+        "coalesce((s.duration_buckets ->> %(bucket)s::text)::integer, 0) + 1) "
+        "RETURNING executions, total_duration_ms, duration_buckets",
+        {
+            "node": node_id,
+            "day": day,
+            "ok": ok,
+            "d": duration,
+            "new_user": new_user,
+            "bucket": bucket,
+        },
+    ).fetchone()
+    assert stats is not None
+    executions, total, buckets = stats
+    cur.execute(
+        "UPDATE node_usage_stats SET avg_duration_ms = %s, p95_duration_ms = %s "
+        "WHERE node_definition_id = %s AND date = %s",
+        (round(total / executions), p95_of(buckets), node_id, day),
+    )
+    cur.execute(
+        "INSERT INTO node_usage_total AS t (node_definition_id, executions, successes, "
+        "total_duration_ms) VALUES (%s, 1, %s, %s) ON CONFLICT (node_definition_id) DO UPDATE "
+        "SET executions = t.executions + 1, successes = t.successes + EXCLUDED.successes, "
+        "total_duration_ms = t.total_duration_ms + EXCLUDED.total_duration_ms",
+        (node_id, ok, duration),
+    )
+    _show_usage(cur, node_id)
+
+
+@projector.on(Execution.Succeeded, Execution.Failed, Execution.Cancelled, Execution.TimedOut)
+def run_ended(cur: Cursor[Any], event: Any, ctx: EventContext) -> None:
+    cur.execute("DELETE FROM node_usage_run WHERE execution_id = %s", (event.originator_id,))
+
+
+def _show_usage(cur: Cursor[Any], node_id: str) -> None:
+    """Copy a node type's totals onto its node_definition row, if it has one yet."""
+    cur.execute(
+        f"UPDATE node_definition d SET {_COUNTERS} FROM node_usage_total t "
+        "WHERE t.node_definition_id = %s AND d.id = t.node_definition_id",
+        (node_id,),
+    )

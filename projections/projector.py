@@ -59,6 +59,7 @@ class Projector:
         tables: tuple[str, ...],
         about: str,
         shared: Mapping[str, str] | None = None,
+        refresh: str | None = None,
     ) -> None:
         self.name = name
         self.applications = applications
@@ -68,6 +69,9 @@ class Projector:
         """Tables of `tables` whose other rows belong to someone else, with the SQL condition
         that picks this projector's rows (node_definition: its built-in rows are synced from
         the code). A rebuild replaces and compares only those rows."""
+        self.refresh = refresh
+        """SQL a rebuild runs once its rows are swapped in, for what the projector derives on
+        rows it does not own (node_definition: the built-in rows' usage counters)."""
         self._handlers: dict[str, Handler] = {}
         self._every_event: Handler | None = None
 

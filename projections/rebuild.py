@@ -96,6 +96,9 @@ class Rebuilder:
                         sql.Identifier("public", table), self._rows(self.schema, table)
                     )
                 )
+            if self.projector.refresh is not None:
+                cur.execute("SET LOCAL search_path TO public")
+                cur.execute(self.projector.refresh.encode())
             cur.execute(
                 "DELETE FROM public.projection_tracking WHERE projector = %s",
                 (self.projector.name,),

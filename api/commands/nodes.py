@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, Request, Response, patch, post
+from litestar import Controller, Request, Response, patch, post, put
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody
 
@@ -17,6 +17,8 @@ from api.schemas.nodes import (
     DeprecateNode,
     NodeCommandResult,
     PublishNode,
+    RateNode,
+    RatingCommandResult,
     UpdateNode,
 )
 from api.schemas.workflows import set_fields
@@ -150,4 +152,25 @@ class NodeCommands(Controller):
                 reason=body.reason,
                 expected_revision=expected_revision(request),
             ),
+        )
+
+    @put(
+        "/{node_id:str}/rating",
+        summary="Rate a published node (1 to 5, with a review); again revises your rating",
+        description="One rating per user and node; authors do not rate their own nodes (409). "
+        "201 when this made your rating, 200 when it revised it.",
+        sync_to_thread=True,
+    )
+    def rate(
+        self,
+        node_id: FromPath[str],
+        data: JSONBody[RateNode],
+        author: NamedDependency[Author],
+        service: NamedDependency[NodeService],
+    ) -> Response[RatingCommandResult]:
+        recorded, created = service.rate(author, node_id, rating=data.rating, review=data.review)
+        return Response(
+            RatingCommandResult.recorded(recorded.aggregate, recorded.position),
+            status_code=201 if created else 200,
+            headers=etag(recorded.aggregate.version),
         )

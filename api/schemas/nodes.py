@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import msgspec
 from msgspec import UNSET, UnsetType
 
 from domain.nodes.definition import NodeDefinition
+from domain.nodes.rating import NodeRating
 
 
 class _Out(msgspec.Struct, rename="camel"):
@@ -44,6 +45,9 @@ class NodeSummary(_Out):
     """Once deprecated: the node type to use instead, if its author named one."""
     revision: int | None
     """A custom node's event count (its ETag); null for built-ins."""
+    rating_average: float | None
+    """Mean of its ratings, 1 to 5; null while unrated."""
+    rating_count: int
 
 
 class NodeVersionRead(_Out):
@@ -244,3 +248,72 @@ class NodeCommandResult(_Out):
             revision=node.version,
             position=position,
         )
+
+
+class RateNode(_Body):
+    """1 to 5 stars, and optionally what you think of the node (up to 5000 characters)."""
+
+    rating: int
+    review: str | None = None
+
+
+class RatingRead(_Out):
+    id: str
+    node_definition_id: str
+    user_id: str
+    rating: int
+    review: str | None
+    created_at: datetime
+    updated_at: datetime
+    revision: int
+
+
+class RatingCommandResult(_Out):
+    id: str
+    node_definition_id: str
+    user_id: str
+    rating: int
+    review: str | None
+    revision: int
+    position: int
+
+    @classmethod
+    def recorded(cls, rating: NodeRating, position: int) -> RatingCommandResult:
+        return cls(
+            id=rating.id,
+            node_definition_id=rating.node_id,
+            user_id=rating.user_id,
+            rating=rating.rating,
+            review=rating.review,
+            revision=rating.version,
+            position=position,
+        )
+
+
+class RatingPage(_Out):
+    items: list[RatingRead]
+    next_cursor: str | None
+
+
+class UsageDay(_Out):
+    date: date
+    executions: int
+    successes: int
+    failures: int
+    avg_duration_ms: int
+    p95_duration_ms: int
+    """To within 10% (a histogram of durations)."""
+    distinct_users: int
+
+
+class NodeStats(_Out):
+    """A node type's runs: all time (`usageCount`, `successRate` in %, `avgExecutionTime` in ms)
+    and per UTC day from `from` to `to` (days without runs left out)."""
+
+    node_definition_id: str
+    usage_count: int
+    success_rate: int | None
+    avg_execution_time: int | None
+    from_: date = msgspec.field(name="from")
+    to: date
+    days: list[UsageDay]

@@ -8,7 +8,6 @@ creation collides in the event store itself (409), without a lookup that could r
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -21,16 +20,10 @@ from application.eventstore import Recorded
 from application.ids import is_id
 from application.nodes.app import NodesApp
 from application.nodes.signing import webhook_signing_key
-from domain.errors import ValidationFailed, Violation
-from domain.nodes.definition import NAME_PATTERN, NodeDefinition
+from domain.errors import InvalidState, ValidationFailed, Violation
+from domain.nodes.definition import NAME_PATTERN, NodeDefinition, node_id_for, rating_id_for
+from domain.nodes.rating import NodeRating, checked_rating
 from domain.workflows.nodes import BUILT_IN_NODES
-
-_NODE_NAMESPACE = uuid.UUID("5f1d7c52-8d2e-4f0c-9a51-3c2b7e1a6d40")
-
-
-def node_id_for(name: str) -> str:
-    """The id of the custom node with this type name (the same for ever)."""
-    return str(uuid.uuid5(_NODE_NAMESPACE, name))
 
 
 def node_id_of(reference: str) -> str:
@@ -151,6 +144,36 @@ class NodeService:
             lambda n: n.deprecate(replacement, reason),
             expected_revision,
         )
+
+    def rate(
+        self, author: Author, reference: str, *, rating: Any, review: Any
+    ) -> tuple[Recorded[NodeRating], bool]:
+        """Rate a published node you see and did not write, or revise your rating of it;
+        True when this made the rating."""
+        checked_rating(rating, review)  # bad input is 422 before anything is looked up
+        node = self.get(author, reference)
+        if not node.published:
+            raise InvalidState("only published nodes can be rated")
+        if node.author_id == author.user_id:
+            raise InvalidState("authors do not rate their own nodes")
+        rating_id = rating_id_for(node.id, author.user_id)
+        meta = author.caller.metadata()
+        try:
+            self.app.load(rating_id, NodeRating)
+        except NotFound:
+            made = NodeRating.rate(
+                rating_id=rating_id,
+                node_id=node.id,
+                user_id=author.user_id,
+                rating=rating,
+                review=review,
+            )
+            try:
+                return Recorded(made, self.app.record(meta, made)), True
+            except IntegrityError:
+                pass  # the same user's other request got there first: revise theirs
+        changed = self.app.change(rating_id, NodeRating, lambda r: r.revise(rating, review), meta)
+        return changed, False
 
     def get(self, author: Author, reference: str) -> NodeDefinition:
         """The node as its events define it, if the caller may see it."""

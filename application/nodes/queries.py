@@ -4,6 +4,7 @@ custom rows projected from the Nodes log) and `node_definition_version`."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from psycopg import AsyncConnection, sql
@@ -36,6 +37,8 @@ SUMMARY_COLUMNS = (
     "created_by",
     "replaced_by",
     "revision",
+    "rating_average",
+    "rating_count",
 )
 DETAIL_COLUMNS = (
     *SUMMARY_COLUMNS,
@@ -81,10 +84,11 @@ class NodeFilter:
     is_built_in: bool | None = None
 
 
+_CAST = {"type": "type::text AS type", "rating_average": "rating_average::float8 AS rating_average"}
+
+
 def _columns(names: tuple[str, ...]) -> sql.Composable:
-    return sql.SQL(", ").join(
-        sql.SQL("type::text AS type") if n == "type" else sql.Identifier(n) for n in names
-    )
+    return sql.SQL(", ").join(sql.SQL(_CAST[n]) if n in _CAST else sql.Identifier(n) for n in names)
 
 
 async def list_nodes(
@@ -170,3 +174,69 @@ async def get_node(
         row["metadata"]["handles"]["outputs"] = chosen["outputs"]
     row["versions"] = [{column: v[column] for column in VERSION_COLUMNS} for v in versions]
     return row
+
+
+async def visible_node_id(
+    conn: AsyncConnection[Any], viewer_id: str, reference: str, *, is_admin: bool
+) -> str | None:
+    """The id of the node `reference` (id or type name) names, if the viewer sees it."""
+    query = sql.SQL("SELECT id FROM node_definition WHERE (id = %(ref)s OR name = %(ref)s) AND {}")
+    params = {"ref": reference, "viewer": viewer_id, "admin": is_admin}
+    async with conn.cursor() as cur:
+        await cur.execute(query.format(_VISIBLE), params)
+        row = await cur.fetchone()
+    return None if row is None else str(row[0])
+
+
+async def list_ratings(
+    conn: AsyncConnection[Any], node_id: str, *, limit: int, cursor: str | None
+) -> Page[dict[str, Any]]:
+    """A node's ratings, the most recently changed first."""
+    params: dict[str, Any] = {"node": node_id, "limit": limit + 1}
+    after = sql.SQL("true")
+    if cursor is not None:
+        key = decode_cursor(cursor, ("at", "id"))
+        after = sql.SQL("(updated_at, id) < (%(at)s::timestamptz, %(id)s)")
+        params.update(at=plain_text("cursor", key["at"]), id=plain_text("cursor", key["id"]))
+    query = sql.SQL(
+        "SELECT id, node_definition_id, user_id, rating, review, created_at, updated_at, revision "
+        "FROM node_rating WHERE node_definition_id = %(node)s AND {} "
+        "ORDER BY updated_at DESC, id DESC LIMIT %(limit)s"
+    ).format(after)
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(query, params)
+        rows = await cur.fetchall()
+    return page_of(rows, limit, lambda row: {"at": row["updated_at"].isoformat(), "id": row["id"]})
+
+
+USAGE_COLUMNS = (
+    "date",
+    "executions",
+    "successes",
+    "failures",
+    "avg_duration_ms",
+    "p95_duration_ms",
+    "distinct_users",
+)
+
+
+async def usage_stats(
+    conn: AsyncConnection[Any], node_id: str, first: date, last: date
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A node's totals (node_definition's counters) and its days from `first` to `last`."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            "SELECT usage_count, success_rate, avg_execution_time FROM node_definition "
+            "WHERE id = %s",
+            (node_id,),
+        )
+        totals = await cur.fetchone()
+        await cur.execute(
+            sql.SQL(
+                "SELECT {} FROM node_usage_stats WHERE node_definition_id = %s "
+                "AND date BETWEEN %s AND %s ORDER BY date"
+            ).format(sql.SQL(", ").join(map(sql.Identifier, USAGE_COLUMNS))),
+            (node_id, first, last),
+        )
+        days = await cur.fetchall()
+    return totals or {}, days

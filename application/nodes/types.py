@@ -16,8 +16,13 @@ from typing import Any
 
 from application.errors import NotFound
 from application.nodes.app import NodesApp
-from application.nodes.commands import node_id_for
-from domain.nodes.definition import NAME_PATTERN, PINNED_PATTERN, NodeDefinition, pinned
+from domain.nodes.definition import (
+    NAME_PATTERN,
+    PINNED_PATTERN,
+    NodeDefinition,
+    node_id_for,
+    pinned,
+)
 from domain.workflows.definition import NodeTypes
 from domain.workflows.nodes import BUILT_IN_NODES, NodeRegistry, NodeType
 

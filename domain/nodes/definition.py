@@ -14,6 +14,7 @@ workflows that pin one, refuses it in new definitions and may name a replacement
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
@@ -68,8 +69,29 @@ PINNED_PATTERN = re.compile(rf"(?P<name>{NAME_PATTERN.pattern})@(?P<version>[0-9
 """How a workflow definition names a custom node: `type@version` (`acme.greet@1.2.0`)."""
 
 
+_IDS = uuid.UUID("5f1d7c52-8d2e-4f0c-9a51-3c2b7e1a6d40")
+
+
 def pinned(name: str, version: str) -> str:
     return f"{name}@{version}"
+
+
+def node_id_for(name: str) -> str:
+    """The id of the custom node with this type name (the same for ever): a second node of
+    the same name collides in the event store itself."""
+    return str(uuid.uuid5(_IDS, name))
+
+
+def rating_id_for(node_id: str, user_id: str) -> str:
+    """The id of `user_id`'s rating of a node: one per user and node."""
+    return str(uuid.uuid5(_IDS, f"rating:{node_id}:{user_id}"))
+
+
+def node_type_id(type_name: str) -> str:
+    """The node_definition id a definition's node type counts under: a built-in's name, a
+    custom type's node (whatever version it pins)."""
+    match = PINNED_PATTERN.fullmatch(type_name)
+    return node_id_for(match.group("name")) if match else type_name
 
 
 def name_violations(name: Any) -> list[Violation]:

@@ -386,3 +386,135 @@ def test_signing_secrets_are_shown_when_a_webhook_version_is_recorded(
         client, user, implementation={"runtime": "PYTHON", "entryPoint": "example.shout"}
     )
     assert python["signingSecret"] is None
+
+
+# -- marketplace: ratings and usage ------------------------------------------------------------
+
+
+def executions_head(client: Client) -> int:
+    return int(client.app.state.services.executions.app.head_position())
+
+
+def stats(client: Client, account: Account, node_id: str, **params: Any) -> Any:
+    response = client.get(
+        f"{API}/nodes/{node_id}/stats",
+        params=params,
+        headers={**account, "A2N-Min-Position": f"executions:{executions_head(client)}"},
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_usage_is_counted_per_node_and_day(client: Client, user: Account) -> None:
+    node = python_node(
+        client, user, "example.shout", settingsSchema=SHOUT_CONFIG, visibility="PUBLIC"
+    )
+    refuse = python_node(client, user, "example.refuse", settingsSchema={})
+    other = sign_up(client)
+    pinned = f"{node['name']}@1.0.0"
+    for account in (user, user, other):
+        done = ran(client, account, graph(pinned, {"field": "a"}), [{"a": "x"}, {"a": "y"}])
+        assert done["status"] == "SUCCESS", done
+    failed = ran(client, user, graph(f"{refuse['name']}@1.0.0", {}), [{}])
+    assert failed["status"] == "FAILED"
+
+    found = stats(client, user, node["name"])
+    assert (found["usageCount"], found["successRate"]) == (3, 100)
+    assert found["avgExecutionTime"] is not None
+    [today] = found["days"]
+    assert {k: today[k] for k in ("executions", "successes", "failures", "distinctUsers")} == {
+        "executions": 3,
+        "successes": 3,
+        "failures": 0,
+        "distinctUsers": 2,
+    }
+    assert 0 <= today["avgDurationMs"] <= today["p95DurationMs"] * 1.1 + 1
+    assert found["to"] == today["date"]
+    refused_stats = stats(client, user, refuse["id"])
+    assert (refused_stats["usageCount"], refused_stats["successRate"]) == (1, 0)
+    assert refused_stats["days"][0]["failures"] == 1
+    row = client.get(f"{API}/nodes/{node['id']}", headers=user).json()
+    assert (row["usageCount"], row["successRate"]) == (3, 100)
+    # Built-in types are counted too; private nodes' stats are their author's.
+    assert stats(client, user, "manual_trigger")["usageCount"] >= 4
+    problem(client.get(f"{API}/nodes/{refuse['id']}/stats", headers=other), 404)
+    earlier = stats(client, user, node["id"], to="2020-01-31")
+    assert (earlier["from"], earlier["days"]) == ("2020-01-02", [])
+
+
+@pytest.mark.parametrize(
+    ("params", "parameter"),
+    [
+        ({"from": "2024-02-02", "to": "2024-02-01"}, "from"),
+        ({"from": "2020-01-01", "to": "2024-01-01"}, "from"),
+        ({"from": "yesterday"}, "from"),
+        ({"to": "2024-13-01"}, "to"),
+    ],
+)
+def test_bad_stats_ranges_are_400(
+    client: Client, user: Account, params: dict[str, str], parameter: str
+) -> None:
+    body = problem(client.get(f"{API}/nodes/noop/stats", params=params, headers=user), 400)
+    assert [e["parameter"] for e in body["errors"]] == [parameter]
+
+
+def test_one_rating_per_user_and_node_with_its_average(client: Client, user: Account) -> None:
+    node = published_node(client, user, visibility="PUBLIC")
+    path = f"{API}/nodes/{node['id']}/rating"
+    fans = [sign_up(client) for _ in range(3)]
+    first = client.put(path, json={"rating": 5, "review": "Great"}, headers=fans[0])
+    assert first.status_code == 201, first.text
+    assert client.put(path, json={"rating": 4}, headers=fans[1]).status_code == 201
+    again = client.put(path, json={"rating": 2, "review": "Changed my mind"}, headers=fans[0])
+    assert again.status_code == 200, again.text
+    assert (again.json()["rating"], again.json()["revision"]) == (2, 2)
+    same = client.put(path, json={"rating": 2, "review": "Changed my mind"}, headers=fans[0])
+    assert same.json()["revision"] == 2  # nothing new to record
+
+    position = client.put(path, json={"rating": 5}, headers=fans[2]).json()["position"]
+    listed = client.get(
+        f"{API}/nodes/{node['name']}/ratings",
+        params={"limit": 2},
+        headers={**fans[1], "A2N-Min-Position": str(position)},
+    ).json()
+    assert [(r["userId"], r["rating"]) for r in listed["items"]] == [
+        (fans[2].user_id, 5),
+        (fans[0].user_id, 2),
+    ]
+    assert listed["items"][1]["review"] == "Changed my mind"
+    rest = client.get(
+        f"{API}/nodes/{node['id']}/ratings",
+        params={"cursor": listed["nextCursor"]},
+        headers=fans[1],
+    ).json()
+    assert [(r["userId"], r["rating"]) for r in rest["items"]] == [(fans[1].user_id, 4)]
+    assert rest["nextCursor"] is None
+    row = client.get(f"{API}/nodes/{node['id']}", headers=fans[1]).json()
+    assert (row["ratingAverage"], row["ratingCount"]) == (3.67, 3)
+
+
+def test_ratings_are_for_published_nodes_of_others(client: Client, user: Account) -> None:
+    draft = create_node(client, user, visibility="PUBLIC")
+    private = published_node(client, user)
+    public = published_node(client, user, visibility="PUBLIC")
+    fan = sign_up(client)
+    before = int(client.app.state.services.nodes.app.head_position())
+    body = {"rating": 3}
+    problem(client.put(f"{API}/nodes/{draft['id']}/rating", json=body, headers=fan), 404)
+    problem(client.put(f"{API}/nodes/{private['id']}/rating", json=body, headers=fan), 404)
+    problem(client.put(f"{API}/nodes/{public['id']}/rating", json=body, headers=user), 409)
+    problem(client.put(f"{API}/nodes/{draft['id']}/rating", json=body, headers=user), 409)
+    problem(client.put(f"{API}/nodes/noop/rating", json=body, headers=fan), 404)
+    for bad, pointer in (
+        ({"rating": 0}, "/rating"),
+        ({"rating": 6}, "/rating"),
+        ({"rating": 4, "review": "x" * 5001}, "/review"),
+        ({"rating": 4, "review": "a\x00b"}, "/review"),
+    ):
+        response = client.put(f"{API}/nodes/{public['id']}/rating", json=bad, headers=fan)
+        assert [e["pointer"] for e in problem(response, 422)["errors"]] == [pointer]
+    for malformed in ({"rating": "4"}, {"rating": 4.5}, {"stars": 4}, {}):
+        response = client.put(f"{API}/nodes/{public['id']}/rating", json=malformed, headers=fan)
+        problem(response, 422)
+    assert int(client.app.state.services.nodes.app.head_position()) == before
+    problem(client.get(f"{API}/nodes/{private['id']}/ratings", headers=fan), 404)

@@ -43,6 +43,7 @@ def test_ready_reports_database_redis_and_every_projection(
         ("executions", "executions"),
         ("credentials", "credentials"),
         ("nodes", "nodes"),
+        ("nodes", "executions"),  # node usage statistics
         ("schedules", "executions"),
         ("audit_log", "identity"),
         ("audit_log", "workflows"),

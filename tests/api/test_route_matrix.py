@@ -271,6 +271,21 @@ def node_of(of: Callable[[World, Account], Account], body: Any = None) -> Build:
     return lambda world, me: Call({"node_id": create_node(world.client, of(world, me))["id"]}, body)
 
 
+def listed_node(
+    of: Callable[[World, Account], Account], visibility: str, body: Any = None
+) -> Build:
+    """A node of `of(world, me)` with a published version, and `body`."""
+
+    def build(world: World, me: Account) -> Call:
+        author = of(world, me)
+        made = create_node(world.client, author, visibility=visibility)
+        done = world.client.post(f"{API}/nodes/{made['id']}/publish", headers=author)
+        assert done.status_code == 200, done.text
+        return Call({"node_id": made["id"]}, body)
+
+    return build
+
+
 def armed(of: Callable[[World, Account], Account]) -> Build:
     """An armed schedule of a workflow of `of(world, me)`, in the read model."""
     return lambda world, me: Call(
@@ -434,6 +449,16 @@ CASES: dict[str, Case] = {
     ),
     "POST /nodes/{node_id:str}/publish": Case(own=node_of(myself), foreign=node_of(somebody)),
     "POST /nodes/{node_id:str}/deprecate": Case(own=node_of(myself), foreign=node_of(somebody)),
+    "PUT /nodes/{node_id:str}/rating": Case(
+        own=listed_node(somebody, "PUBLIC", {"rating": 4}),
+        foreign=listed_node(somebody, "PRIVATE", {"rating": 4}),
+    ),
+    "GET /nodes/{node_id:str}/ratings": Case(
+        own=listed_node(myself, "PRIVATE"), foreign=listed_node(somebody, "PRIVATE")
+    ),
+    "GET /nodes/{node_id:str}/stats": Case(
+        own=listed_node(myself, "PRIVATE"), foreign=listed_node(somebody, "PRIVATE")
+    ),
     "POST /credentials": Case(
         own=lambda w, me: Call(body={"name": "M", "type": "API_KEY", "data": {"apiKey": "k"}})
     ),

@@ -36,6 +36,8 @@ APP_TABLES = {
     "audit_log",
     "node_definition",
     "node_definition_version",
+    "node_rating",
+    "node_usage_stats",
     "execution",
     "execution_node_state",
     "execution_log",
@@ -139,6 +141,8 @@ def test_without_a_user_nothing_private_is_visible(
             "workflow_trigger",
             "node_definition",
             "node_definition_version",
+            "node_rating",  # of public nodes
+            "node_usage_stats",  # of built-in and public nodes
             "credential_template",
             "execution_schedule",
         }

@@ -3,17 +3,21 @@ rebuild or verify of the projector never touches."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import psycopg
 
 from application.caller import Caller
 from application.eventstore import event_store_env
+from application.executions.app import ExecutionsApp
+from application.ids import new_id
 from application.nodes.app import NodesApp
 from application.nodes.catalog import sync_built_in_nodes
 from application.nodes.commands import Author, NodeService
 from domain.workflows.nodes import BUILT_IN_NODES
 from projections import nodes
 from projections.rebuild import Rebuilder
-from tests.integration.helpers import drain, rows, table_contents
+from tests.integration.helpers import drain, record_run, rows, table_contents
 
 WEBHOOK = {"runtime": "WEBHOOK", "url": "https://nodes.example.com/run"}
 
@@ -37,12 +41,23 @@ def test_rebuild_replaces_only_the_custom_rows(fresh_database_url: str, caller: 
             service.publish(author, made.id, None)
             service.update(author, made.id, {"tags": ["x"]}, {"version": "1.1.0", "outputs": ["a"]})
         service.deprecate(author, "acme.node_0", replacement="acme.node_1", reason=None)
+        for index, stars in enumerate((5, 4, 2)):
+            fan = Author(Caller(user_id=f"fan-{index}"), is_admin=False)
+            service.rate(fan, "acme.node_1", rating=stars, review=f"review {index}")
+        service.rate(fan, "acme.node_1", rating=1, review=None)
     finally:
         app.close()
+    runs = ExecutionsApp(env=event_store_env(url))
+    try:
+        for outcome in ("SUCCESS", "SUCCESS", "FAILED"):
+            record_run(runs, new_id(), "runner", outcome)
+    finally:
+        runs.close()
     drain(url, nodes.projector, batch_size=2)
     before = {t: table_contents(url, t) for t in nodes.projector.tables}
     assert len(before["node_definition"]) == len(BUILT_IN_NODES) + 3
     assert len(before["node_definition_version"]) == 6
+    assert len(before["node_rating"]) == 3
     shown = rows(
         url, "SELECT name, version, is_active FROM node_definition WHERE NOT is_built_in ORDER BY 1"
     )
@@ -52,7 +67,20 @@ def test_rebuild_replaces_only_the_custom_rows(fresh_database_url: str, caller: 
         ("acme.node_2", "1.0.0", True),
     ]
 
+    assert rows(
+        url,
+        "SELECT rating_average, rating_count FROM node_definition WHERE name = %s",
+        ("acme.node_1",),
+    ) == [(Decimal("3.33"), 3)]  # 5, 4 and 2 revised to 1
+    counted = (
+        "SELECT name, usage_count, success_rate FROM node_definition "
+        "WHERE is_built_in AND usage_count > 0 ORDER BY name"
+    )
+    assert rows(url, counted) == [("manual_trigger", 3, 100), ("set", 3, 67)]
+
     assert Rebuilder(url, nodes.projector).verify().identical
+    with psycopg.connect(url) as conn:  # a rebuild derives the built-in rows' counters anew
+        conn.execute("UPDATE node_definition SET usage_count = 0 WHERE is_built_in")
     Rebuilder(url, nodes.projector).rebuild()
     assert {t: table_contents(url, t) for t in before} == before
 
