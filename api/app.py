@@ -21,6 +21,7 @@ from api.commands.identity import (
     SessionCommands,
     UserCommands,
 )
+from api.commands.node_marketplace import NodeCollectionCommands, NodeTemplateCommands
 from api.commands.nodes import NodeCommands
 from api.commands.oauth import OAuthCommands, OAuthLinkCommands
 from api.commands.retention import RetentionCommands
@@ -40,6 +41,7 @@ from api.queries.identity import (
     SecurityEventQueries,
     UserQueries,
 )
+from api.queries.node_marketplace import NodeCollectionQueries, NodeTemplateQueries
 from api.queries.nodes import NodeQueries
 from api.queries.workflow_comments import WorkflowCommentQueries
 from api.queries.workflow_export import WorkflowExportQueries
@@ -126,6 +128,10 @@ def create_app(
                     RetentionCommands,
                     NodeQueries,
                     NodeCommands,
+                    NodeCollectionCommands,
+                    NodeCollectionQueries,
+                    NodeTemplateCommands,
+                    NodeTemplateQueries,
                     CredentialCommands,
                     CredentialQueries,
                     CredentialTemplateQueries,

@@ -50,6 +50,7 @@ from application.keys import load_keys
 from application.nodes.app import NodesApp
 from application.nodes.catalog import sync_built_in_nodes
 from application.nodes.commands import NodeService
+from application.nodes.marketplace import Marketplace
 from application.nodes.runtimes import NodeRuntimes
 from application.nodes.types import CustomNodeTypes
 from application.positions import ProjectionPositions
@@ -94,6 +95,7 @@ class Services:
     transfer: WorkflowTransfer
     credentials: CredentialService
     nodes: NodeService
+    marketplace: Marketplace
     identity: IdentityService
     lifecycle: AccountLifecycle
     authenticator: Authenticator
@@ -275,6 +277,7 @@ async def open_services(
             transfer=WorkflowTransfer(workflows, ReadModelCredentials(sync_pool)),
             credentials=CredentialService(credentials_app, CredentialSealer(keys.master), identity),
             nodes=NodeService(nodes_app, keys.secret_key),
+            marketplace=Marketplace(nodes_app, custom_nodes),
             identity=identity,
             lifecycle=AccountLifecycle(identity, sync_pool),
             authenticator=Authenticator(pool, identity.signer, positions),

@@ -16,6 +16,8 @@
 -- node_definition.usage_count / success_rate / avg_execution_time (built-in rows too) from
 -- node_usage_total. node_usage_run and node_usage_user are its bookkeeping (which user runs
 -- which execution's nodes; which users ran a node on a day), readable by no API role.
+-- node_collection(+_item) and node_template come from NodeCollection and NodeTemplate events;
+-- private ones are their owner's (and admins'), public ones everyone's.
 
 -- migrate:up
 ALTER TABLE node_definition
@@ -154,6 +156,97 @@ CREATE POLICY node_usage_stats_visibility ON node_usage_stats FOR ALL TO a2n_app
     USING (EXISTS (SELECT 1 FROM node_definition d WHERE d.id = node_definition_id));
 SELECT a2n_grant_analyst('node_usage_stats');
 
+CREATE TABLE node_collection (
+    id text PRIMARY KEY,
+    name text NOT NULL,
+    description text,
+    visibility text NOT NULL CHECK (visibility IN ('PRIVATE', 'PUBLIC')),
+    item_count integer NOT NULL,
+    user_id text NOT NULL,
+    created_at timestamptz NOT NULL,
+    updated_at timestamptz NOT NULL,
+    revision integer NOT NULL
+);
+CREATE INDEX idx_node_collection_user ON node_collection (user_id, id DESC);
+CREATE INDEX idx_node_collection_public ON node_collection (id DESC) WHERE visibility = 'PUBLIC';
+COMMENT ON TABLE node_collection IS 'Curated, ordered lists of node types, private to their owner or for everyone.';
+COMMENT ON COLUMN node_collection.id IS 'Collection id (UUIDv7 text).';
+COMMENT ON COLUMN node_collection.name IS 'Its name.';
+COMMENT ON COLUMN node_collection.description IS 'What it gathers.';
+COMMENT ON COLUMN node_collection.visibility IS 'PRIVATE (its owner and admins) or PUBLIC (everyone).';
+COMMENT ON COLUMN node_collection.item_count IS 'How many node types it holds.';
+COMMENT ON COLUMN node_collection.user_id IS 'Its owner.';
+COMMENT ON COLUMN node_collection.created_at IS 'When it was created.';
+COMMENT ON COLUMN node_collection.updated_at IS 'When its items last changed.';
+COMMENT ON COLUMN node_collection.revision IS 'Events of the collection so far (its ETag).';
+GRANT SELECT ON node_collection TO a2n_app;
+ALTER TABLE node_collection ENABLE ROW LEVEL SECURITY;
+CREATE POLICY node_collection_visibility ON node_collection FOR ALL TO a2n_app
+    USING (
+        visibility = 'PUBLIC'
+        OR user_id = current_user_id()
+        OR current_user_role() IN ('ADMIN', 'OWNER')
+    );
+SELECT a2n_grant_analyst('node_collection');
+
+CREATE TABLE node_collection_item (
+    node_collection_id text NOT NULL,
+    node_definition_id text NOT NULL,
+    position integer NOT NULL,
+    added_at timestamptz NOT NULL,
+    PRIMARY KEY (node_collection_id, node_definition_id)
+);
+CREATE INDEX idx_node_collection_item_node ON node_collection_item (node_definition_id);
+COMMENT ON TABLE node_collection_item IS 'The node types of each collection, in order.';
+COMMENT ON COLUMN node_collection_item.node_collection_id IS 'The collection (node_collection.id).';
+COMMENT ON COLUMN node_collection_item.node_definition_id IS 'A node type in it (node_definition.id).';
+COMMENT ON COLUMN node_collection_item.position IS 'Its place in the collection, 0 first.';
+COMMENT ON COLUMN node_collection_item.added_at IS 'When it was added.';
+GRANT SELECT ON node_collection_item TO a2n_app;
+ALTER TABLE node_collection_item ENABLE ROW LEVEL SECURITY;
+CREATE POLICY node_collection_item_visibility ON node_collection_item FOR ALL TO a2n_app
+    USING (EXISTS (SELECT 1 FROM node_collection c WHERE c.id = node_collection_id));
+SELECT a2n_grant_analyst('node_collection_item');
+
+CREATE TABLE node_template (
+    id text PRIMARY KEY,
+    node_definition_id text NOT NULL,
+    node_type text NOT NULL,
+    name text NOT NULL,
+    description text,
+    visibility text NOT NULL CHECK (visibility IN ('PRIVATE', 'PUBLIC')),
+    config jsonb NOT NULL,
+    tags jsonb NOT NULL,
+    user_id text NOT NULL,
+    created_at timestamptz NOT NULL,
+    updated_at timestamptz NOT NULL,
+    revision integer NOT NULL
+);
+CREATE INDEX idx_node_template_node ON node_template (node_definition_id, id DESC);
+CREATE INDEX idx_node_template_user ON node_template (user_id, id DESC);
+COMMENT ON TABLE node_template IS 'Nodes pre-configured for common uses, ready to drop into a definition.';
+COMMENT ON COLUMN node_template.id IS 'Template id (UUIDv7 text).';
+COMMENT ON COLUMN node_template.node_definition_id IS 'The node type it configures (node_definition.id).';
+COMMENT ON COLUMN node_template.node_type IS 'The type as a definition names it: a built-in name or a pinned custom type@version.';
+COMMENT ON COLUMN node_template.name IS 'Its name.';
+COMMENT ON COLUMN node_template.description IS 'What it is for.';
+COMMENT ON COLUMN node_template.visibility IS 'PRIVATE (its owner and admins) or PUBLIC (everyone).';
+COMMENT ON COLUMN node_template.config IS 'The node config, valid for node_type''s schema.';
+COMMENT ON COLUMN node_template.tags IS 'JSON array of tag strings.';
+COMMENT ON COLUMN node_template.user_id IS 'Who made it.';
+COMMENT ON COLUMN node_template.created_at IS 'When it was made.';
+COMMENT ON COLUMN node_template.updated_at IS 'When it last changed.';
+COMMENT ON COLUMN node_template.revision IS 'Events of the template so far.';
+GRANT SELECT ON node_template TO a2n_app;
+ALTER TABLE node_template ENABLE ROW LEVEL SECURITY;
+CREATE POLICY node_template_visibility ON node_template FOR ALL TO a2n_app
+    USING (
+        visibility = 'PUBLIC'
+        OR user_id = current_user_id()
+        OR current_user_role() IN ('ADMIN', 'OWNER')
+    );
+SELECT a2n_grant_analyst('node_template');
+
 CREATE TABLE node_usage_total (
     node_definition_id text PRIMARY KEY,
     executions bigint NOT NULL,
@@ -189,6 +282,9 @@ COMMENT ON COLUMN node_usage_user.date IS 'The UTC day.';
 COMMENT ON COLUMN node_usage_user.user_id IS 'A user whose execution ran it.';
 
 -- migrate:down
+DROP TABLE node_template;
+DROP TABLE node_collection_item;
+DROP TABLE node_collection;
 DROP TABLE node_usage_user;
 DROP TABLE node_usage_run;
 DROP TABLE node_usage_total;

@@ -21,8 +21,10 @@ from typing import Any
 from psycopg import Cursor
 
 from domain.executions.execution import Execution
+from domain.nodes.collection import NodeCollection
 from domain.nodes.definition import NodeDefinition, NodeVisibility, node_type_id
 from domain.nodes.rating import NodeRating
+from domain.nodes.template import NodeTemplate
 from domain.workflows.nodes.model import DEFAULT_INPUT
 from projections.projector import EventContext, Projector, jsonb, set_stamped
 
@@ -43,9 +45,12 @@ projector = Projector(
         "node_usage_total",
         "node_usage_run",
         "node_usage_user",
+        "node_collection",
+        "node_collection_item",
+        "node_template",
     ),
-    about="custom node rows of node_definition, node_definition_version, node_rating and the "
-    "node usage tables",
+    about="custom node rows of node_definition, node_definition_version, node_rating, the "
+    "node usage tables, node collections and templates",
     shared={"node_definition": "NOT is_built_in"},
     refresh=(
         f"UPDATE node_definition d SET {_COUNTERS} FROM node_usage_total t "
@@ -353,4 +358,95 @@ def _show_usage(cur: Cursor[Any], node_id: str) -> None:
         f"UPDATE node_definition d SET {_COUNTERS} FROM node_usage_total t "
         "WHERE t.node_definition_id = %s AND d.id = t.node_definition_id",
         (node_id,),
+    )
+
+
+# -- collections and templates ----------------------------------------------------------------
+
+
+@projector.on(NodeCollection.Created)
+def collection_created(cur: Cursor[Any], event: NodeCollection.Created, ctx: EventContext) -> None:
+    cur.execute(
+        "INSERT INTO node_collection (id, name, description, visibility, item_count, user_id, "
+        "created_at, updated_at, revision) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (
+            event.originator_id,
+            event.name,
+            event.description,
+            event.visibility,
+            len(event.items),
+            event.owner_id,
+            event.timestamp,
+            event.timestamp,
+            event.originator_version,
+        ),
+    )
+    cur.executemany(
+        "INSERT INTO node_collection_item (node_collection_id, node_definition_id, position, "
+        "added_at) VALUES (%s, %s, %s, %s)",
+        [
+            (event.originator_id, node_id, position, event.timestamp)
+            for position, node_id in enumerate(event.items)
+        ],
+    )
+
+
+@projector.on(NodeCollection.ItemAdded)
+def item_added(cur: Cursor[Any], event: NodeCollection.ItemAdded, ctx: EventContext) -> None:
+    cur.execute(
+        "UPDATE node_collection_item SET position = position + 1 "
+        "WHERE node_collection_id = %s AND position >= %s",
+        (event.originator_id, event.position),
+    )
+    cur.execute(
+        "INSERT INTO node_collection_item (node_collection_id, node_definition_id, position, "
+        "added_at) VALUES (%s, %s, %s, %s)",
+        (event.originator_id, event.node_id, event.position, event.timestamp),
+    )
+    set_stamped(cur, "node_collection", event, {"item_count": _items(cur, event.originator_id)})
+
+
+@projector.on(NodeCollection.ItemRemoved)
+def item_removed(cur: Cursor[Any], event: NodeCollection.ItemRemoved, ctx: EventContext) -> None:
+    cur.execute(
+        "DELETE FROM node_collection_item "
+        "WHERE node_collection_id = %s AND node_definition_id = %s",
+        (event.originator_id, event.node_id),
+    )
+    cur.execute(
+        "UPDATE node_collection_item SET position = position - 1 "
+        "WHERE node_collection_id = %s AND position > %s",
+        (event.originator_id, event.position),
+    )
+    set_stamped(cur, "node_collection", event, {"item_count": _items(cur, event.originator_id)})
+
+
+def _items(cur: Cursor[Any], collection_id: str) -> int:
+    row = cur.execute(
+        "SELECT count(*) FROM node_collection_item WHERE node_collection_id = %s",
+        (collection_id,),
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+@projector.on(NodeTemplate.Created)
+def template_created(cur: Cursor[Any], event: NodeTemplate.Created, ctx: EventContext) -> None:
+    cur.execute(
+        "INSERT INTO node_template (id, node_definition_id, node_type, name, description, "
+        "visibility, config, tags, user_id, created_at, updated_at, revision) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (
+            event.originator_id,
+            event.node_id,
+            event.node_type,
+            event.name,
+            event.description,
+            event.visibility,
+            jsonb(event.config),
+            jsonb(event.tags),
+            event.owner_id,
+            event.timestamp,
+            event.timestamp,
+            event.originator_version,
+        ),
     )

@@ -8,8 +8,10 @@ from typing import Any
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from domain.nodes.collection import NodeCollection
 from domain.nodes.definition import NodeDefinition
 from domain.nodes.rating import NodeRating
+from domain.nodes.template import NodeTemplate
 
 
 class _Out(msgspec.Struct, rename="camel"):
@@ -317,3 +319,124 @@ class NodeStats(_Out):
     from_: date = msgspec.field(name="from")
     to: date
     days: list[UsageDay]
+
+
+class CreateCollection(_Body):
+    """`items`: node types by id or type name, in order (built-in names, custom node ids)."""
+
+    name: str
+    description: str | None = None
+    visibility: str = "PRIVATE"
+    items: list[str] = []
+
+
+class AddCollectionItem(_Body):
+    """A node type by id or type name; `position` 0 puts it first (the end by default)."""
+
+    node_id: str
+    position: int | None = None
+
+
+class CollectionRead(_Out):
+    id: str
+    name: str
+    description: str | None
+    visibility: str
+    item_count: int
+    items: list[str]
+    """node_definition ids, in order."""
+    user_id: str
+    created_at: datetime
+    updated_at: datetime
+    revision: int
+
+
+class CollectionCommandResult(_Out):
+    id: str
+    name: str
+    description: str | None
+    visibility: str
+    items: list[str]
+    user_id: str
+    revision: int
+    position: int
+
+    @classmethod
+    def recorded(cls, collection: NodeCollection, position: int) -> CollectionCommandResult:
+        return cls(
+            id=collection.id,
+            name=collection.name,
+            description=collection.description,
+            visibility=collection.visibility,
+            items=list(collection.items),
+            user_id=collection.owner_id,
+            revision=collection.version,
+            position=position,
+        )
+
+
+class CollectionPage(_Out):
+    items: list[CollectionRead]
+    next_cursor: str | None
+
+
+class CreateTemplate(_Body):
+    """`nodeType` as a definition names it: a built-in type or a pinned `type@version`;
+    `config` must suit its schema."""
+
+    node_type: str
+    name: str
+    config: dict[str, Any] = {}
+    description: str | None = None
+    visibility: str = "PRIVATE"
+    tags: list[str] = []
+
+
+class TemplateRead(_Out):
+    id: str
+    node_definition_id: str
+    node_type: str
+    name: str
+    description: str | None
+    visibility: str
+    config: dict[str, Any]
+    tags: list[str]
+    user_id: str
+    created_at: datetime
+    updated_at: datetime
+    revision: int
+
+
+class TemplateCommandResult(_Out):
+    id: str
+    node_definition_id: str
+    node_type: str
+    name: str
+    description: str | None
+    visibility: str
+    config: dict[str, Any]
+    tags: list[str]
+    user_id: str
+    revision: int
+    position: int
+
+    @classmethod
+    def recorded(cls, template: NodeTemplate, position: int) -> TemplateCommandResult:
+        return cls(
+            id=template.id,
+            node_definition_id=template.node_id,
+            node_type=template.node_type,
+            name=template.name,
+            description=template.description,
+            visibility=template.visibility,
+            config=template.config,
+            tags=template.tags,
+            user_id=template.owner_id,
+            revision=template.version,
+            position=position,
+        )
+
+
+class TemplatePage(_Out):
+    items: list[TemplateRead]
+    next_cursor: str | None

@@ -240,3 +240,61 @@ async def usage_stats(
         )
         days = await cur.fetchall()
     return totals or {}, days
+
+
+async def list_collections(
+    conn: AsyncConnection[Any], viewer_id: str, *, mine: bool | None, limit: int, cursor: str | None
+) -> Page[dict[str, Any]]:
+    """Collections the viewer sees (row-level security decides), newest first, each with its
+    node ids in order; `mine` keeps only the viewer's (true) or only others' (false)."""
+    conditions: list[sql.Composable] = [sql.SQL("true")]
+    params: dict[str, Any] = {"viewer": viewer_id, "limit": limit + 1}
+    if mine is not None:
+        conditions.append(sql.SQL("(user_id = %(viewer)s) = %(mine)s"))
+        params["mine"] = mine
+    if cursor is not None:
+        conditions.append(sql.SQL("id < %(after)s"))
+        params["after"] = plain_text("cursor", decode_cursor(cursor, ("id",))["id"])
+    query = sql.SQL(
+        "SELECT c.id, c.name, c.description, c.visibility, c.item_count, c.user_id, "
+        "c.created_at, c.updated_at, c.revision, coalesce((SELECT jsonb_agg(i.node_definition_id "
+        "ORDER BY i.position) FROM node_collection_item i WHERE i.node_collection_id = c.id), "
+        "'[]') AS items FROM node_collection c WHERE {} ORDER BY c.id DESC LIMIT %(limit)s"
+    ).format(sql.SQL(" AND ").join(conditions))
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(query, params)
+        rows = await cur.fetchall()
+    return page_of(rows, limit, lambda row: {"id": row["id"]})
+
+
+async def list_templates(
+    conn: AsyncConnection[Any],
+    *,
+    node_id: str | None,
+    text: str | None,
+    limit: int,
+    cursor: str | None,
+) -> Page[dict[str, Any]]:
+    """Templates the viewer sees (row-level security decides), newest first."""
+    conditions: list[sql.Composable] = [sql.SQL("true")]
+    params: dict[str, Any] = {"limit": limit + 1}
+    if node_id is not None:
+        conditions.append(sql.SQL("node_definition_id = %(node)s"))
+        params["node"] = node_id
+    if plain_text("q", text):
+        conditions.append(
+            sql.SQL("strpos(lower(name || ' ' || coalesce(description, '')), lower(%(text)s)) > 0")
+        )
+        params["text"] = text
+    if cursor is not None:
+        conditions.append(sql.SQL("id < %(after)s"))
+        params["after"] = plain_text("cursor", decode_cursor(cursor, ("id",))["id"])
+    query = sql.SQL(
+        "SELECT id, node_definition_id, node_type, name, description, visibility, config, tags, "
+        "user_id, created_at, updated_at, revision FROM node_template WHERE {} "
+        "ORDER BY id DESC LIMIT %(limit)s"
+    ).format(sql.SQL(" AND ").join(conditions))
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(query, params)
+        rows = await cur.fetchall()
+    return page_of(rows, limit, lambda row: {"id": row["id"]})

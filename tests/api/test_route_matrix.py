@@ -286,6 +286,21 @@ def listed_node(
     return build
 
 
+def collection_of(of: Callable[[World, Account], Account], body: Any = None) -> Build:
+    """A private collection of `of(world, me)` holding the noop node, and `body`."""
+
+    def build(world: World, me: Account) -> Call:
+        made = world.client.post(
+            f"{API}/node-collections",
+            json={"name": "Matrix", "items": ["noop"]},
+            headers=of(world, me),
+        )
+        assert made.status_code == 201, made.text
+        return Call({"collection_id": made.json()["id"], "node_id": "noop"}, body)
+
+    return build
+
+
 def armed(of: Callable[[World, Account], Account]) -> Build:
     """An armed schedule of a workflow of `of(world, me)`, in the read model."""
     return lambda world, me: Call(
@@ -455,6 +470,19 @@ CASES: dict[str, Case] = {
     ),
     "GET /nodes/{node_id:str}/ratings": Case(
         own=listed_node(myself, "PRIVATE"), foreign=listed_node(somebody, "PRIVATE")
+    ),
+    "GET /node-collections": Case(),
+    "POST /node-collections": Case(own=lambda w, me: Call(body={"name": "Matrix"})),
+    "POST /node-collections/{collection_id:str}/items": Case(
+        own=collection_of(myself, {"nodeId": "set"}),
+        foreign=collection_of(somebody, {"nodeId": "set"}),
+    ),
+    "DELETE /node-collections/{collection_id:str}/items/{node_id:str}": Case(
+        own=collection_of(myself), foreign=collection_of(somebody)
+    ),
+    "GET /node-templates": Case(),
+    "POST /node-templates": Case(
+        own=lambda w, me: Call(body={"nodeType": "noop", "name": "Matrix"})
     ),
     "GET /nodes/{node_id:str}/stats": Case(
         own=listed_node(myself, "PRIVATE"), foreign=listed_node(somebody, "PRIVATE")

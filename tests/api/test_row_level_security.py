@@ -38,6 +38,9 @@ APP_TABLES = {
     "node_definition_version",
     "node_rating",
     "node_usage_stats",
+    "node_collection",
+    "node_collection_item",
+    "node_template",
     "execution",
     "execution_node_state",
     "execution_log",
@@ -87,19 +90,21 @@ def values(conn: psycopg.Connection[Any], query: str) -> set[Any]:
 @pytest.fixture
 def two_users(client: TestClient[Any]) -> tuple[Account, Account, dict[str, str]]:
     alice, bob = sign_up(client), sign_up(client)
-    workflows = {
-        "alice": create(client, alice, definition=GRAPH)["id"],
-        "bob_private": create(client, bob, definition=GRAPH)["id"],
-        "bob_public": create(client, bob, visibility="PUBLIC", definition=GRAPH)["id"],
+    made = {
+        "alice": create(client, alice, definition=GRAPH),
+        "bob_private": create(client, bob, definition=GRAPH),
+        "bob_public": create(client, bob, visibility="PUBLIC", definition=GRAPH),
     }
+    workflows = {name: workflow["id"] for name, workflow in made.items()}
+    position = max(workflow["position"] for workflow in made.values())
     created = client.post(
         f"{API}/me/api-keys", json={"name": "bob's key", "scopes": ["workflows:read"]}, headers=bob
     )
     assert created.status_code == 201, created.text
-    # Reads of the API wait for the projections, so every row is in place after these.
+    # Reads that wait for the projections to reach these writes: every row is in place after.
     for account in (alice, bob):
         assert client.get(f"{API}/me/api-keys", headers=account).status_code == 200
-        assert client.get(f"{API}/workflows", headers=account).status_code == 200
+        read(client, account, "/workflows", position)
     return alice, bob, workflows
 
 
@@ -143,6 +148,9 @@ def test_without_a_user_nothing_private_is_visible(
             "node_definition_version",
             "node_rating",  # of public nodes
             "node_usage_stats",  # of built-in and public nodes
+            "node_collection",  # public ones
+            "node_collection_item",
+            "node_template",  # public ones
             "credential_template",
             "execution_schedule",
         }
@@ -418,3 +426,36 @@ def test_custom_nodes_are_visible_to_their_author_and_admins_until_listed(
     with as_role(database_url, "a2n_app", other.user_id, "ADMIN") as conn:
         assert {private, public} <= values(conn, nodes)
         assert {f"{public}@2.0.0", f"{private}@1.0.0"} <= values(conn, versions)
+
+
+def test_private_collections_and_templates_are_their_owners(
+    client: TestClient[Any], database_url: str
+) -> None:
+    owner, other = sign_up(client), sign_up(client)
+    made = {}
+    for visibility in ("PRIVATE", "PUBLIC"):
+        made[f"collection {visibility}"] = client.post(
+            f"{API}/node-collections",
+            json={"name": "C", "visibility": visibility, "items": ["noop"]},
+            headers=owner,
+        ).json()["id"]
+        made[f"template {visibility}"] = client.post(
+            f"{API}/node-templates",
+            json={"nodeType": "noop", "name": "T", "visibility": visibility},
+            headers=owner,
+        ).json()["id"]
+    read(client, owner, "/node-templates", client.app.state.services.nodes.app.head_position())
+    queries = {
+        "collection": "SELECT id FROM node_collection",
+        "template": "SELECT id FROM node_template",
+        "item": "SELECT node_collection_id FROM node_collection_item",
+    }
+    with as_role(database_url, "a2n_app", owner.user_id) as conn:
+        assert set(made.values()) <= values(conn, queries["collection"]) | values(
+            conn, queries["template"]
+        )
+    with as_role(database_url, "a2n_app", other.user_id) as conn:
+        seen = values(conn, queries["collection"]) | values(conn, queries["template"])
+        seen |= values(conn, queries["item"])
+        assert {made["collection PUBLIC"], made["template PUBLIC"]} <= seen
+        assert {made["collection PRIVATE"], made["template PRIVATE"]}.isdisjoint(seen)
