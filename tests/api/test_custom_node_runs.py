@@ -238,6 +238,13 @@ def test_nodes_that_cannot_run_fail_the_run_saying_why(
     assert message in done["errorMessage"]
 
 
+def test_a_python_node_that_overruns_its_timeout_fails(client: Client, user: Account) -> None:
+    node = python_node(client, user, "example.nap", settingsSchema={}, timeout=200)
+    done = ran(client, user, graph(f"{node['name']}@1.0.0", {"seconds": 3}), [{}])
+    assert done["status"] == "FAILED", done
+    assert "example.nap did not finish within 0.2 seconds" in done["errorMessage"]
+
+
 # -- WEBHOOK ---------------------------------------------------------------------------------
 
 
