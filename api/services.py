@@ -276,7 +276,7 @@ async def open_services(
             comments=WorkflowComments(workflows_app, identity.personal),
             transfer=WorkflowTransfer(workflows, ReadModelCredentials(sync_pool)),
             credentials=CredentialService(credentials_app, CredentialSealer(keys.master), identity),
-            nodes=NodeService(nodes_app, keys.secret_key),
+            nodes=NodeService(nodes_app, keys.secret_key, identity.personal),
             marketplace=Marketplace(nodes_app, custom_nodes),
             identity=identity,
             lifecycle=AccountLifecycle(identity, sync_pool),

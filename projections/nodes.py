@@ -21,11 +21,13 @@ from typing import Any
 from psycopg import Cursor
 
 from domain.executions.execution import Execution
+from domain.identity.user import User
 from domain.nodes.collection import NodeCollection
 from domain.nodes.definition import NodeDefinition, NodeVisibility, node_type_id
 from domain.nodes.rating import NodeRating
 from domain.nodes.template import NodeTemplate
 from domain.workflows.nodes.model import DEFAULT_INPUT
+from projections.identity import open_personal
 from projections.projector import EventContext, Projector, jsonb, set_stamped
 
 _COUNTERS = (
@@ -36,7 +38,7 @@ _COUNTERS = (
 )
 projector = Projector(
     "nodes",
-    applications=("nodes", "executions"),
+    applications=("nodes", "executions", "identity"),
     tables=(
         "node_definition",
         "node_definition_version",
@@ -205,6 +207,8 @@ def _update(cur: Cursor[Any], event: Any, values: dict[str, Any]) -> None:
 
 @projector.on(NodeRating.Rated)
 def rated(cur: Cursor[Any], event: NodeRating.Rated, ctx: EventContext) -> None:
+    """Reviews arrive sealed with their author's data key and are opened here (NULL once the
+    author is erased, in live runs and rebuilds alike)."""
     cur.execute(
         "INSERT INTO node_rating (id, node_definition_id, user_id, rating, review, created_at, "
         "updated_at, revision) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
@@ -213,7 +217,7 @@ def rated(cur: Cursor[Any], event: NodeRating.Rated, ctx: EventContext) -> None:
             event.node_id,
             event.user_id,
             event.rating,
-            event.review,
+            open_personal(cur, event.user_id, event.review),
             event.timestamp,
             event.timestamp,
             event.originator_version,
@@ -224,12 +228,16 @@ def rated(cur: Cursor[Any], event: NodeRating.Rated, ctx: EventContext) -> None:
 
 @projector.on(NodeRating.Revised)
 def revised(cur: Cursor[Any], event: NodeRating.Revised, ctx: EventContext) -> None:
+    found = cur.execute(
+        "SELECT user_id FROM node_rating WHERE id = %s", (event.originator_id,)
+    ).fetchone()
+    author = found[0] if found else ""
     row = cur.execute(
         "UPDATE node_rating SET rating = %s, review = %s, updated_at = %s, revision = %s "
         "WHERE id = %s RETURNING node_definition_id",
         (
             event.rating,
-            event.review,
+            open_personal(cur, author, event.review),
             event.timestamp,
             event.originator_version,
             event.originator_id,
@@ -238,6 +246,13 @@ def revised(cur: Cursor[Any], event: NodeRating.Revised, ctx: EventContext) -> N
     if row is None:
         raise LookupError(f"rating {event.originator_id} is not in the node_rating table")
     _show_ratings(cur, row[0])
+
+
+@projector.on(User.Erased)
+def rater_erased(cur: Cursor[Any], event: User.Erased, ctx: EventContext) -> None:
+    """The data key that sealed the reviews is gone (or soon will be): blank them now, as a
+    rebuild, which can no longer open them, would."""
+    cur.execute("UPDATE node_rating SET review = NULL WHERE user_id = %s", (event.originator_id,))
 
 
 def _show_ratings(cur: Cursor[Any], node_id: str) -> None:

@@ -170,7 +170,7 @@ class NodeCommands(Controller):
     ) -> Response[RatingCommandResult]:
         recorded, created = service.rate(author, node_id, rating=data.rating, review=data.review)
         return Response(
-            RatingCommandResult.recorded(recorded.aggregate, recorded.position),
+            RatingCommandResult.recorded(recorded.aggregate, recorded.position, data.review),
             status_code=201 if created else 200,
             headers=etag(recorded.aggregate.version),
         )

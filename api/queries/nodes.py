@@ -41,6 +41,7 @@ _NODE_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 _VERSION = r"^[0-9A-Za-z.+-]{1,64}$"
 READS_NODES = readers(("nodes", "nodes"))
 READS_USAGE = readers(("nodes", "executions"), ("nodes", "nodes"))
+READS_RATINGS = readers(("nodes", "nodes"), ("nodes", "identity"))  # reviews of erased raters
 DEFAULT_STATS_DAYS = 30
 MAX_STATS_DAYS = 366
 
@@ -112,7 +113,7 @@ class NodeQueries(Controller):
         headers = etag(row["revision"]) if row["revision"] is not None else {}
         return Response(NodeRead(**row, versions=versions), headers=headers)
 
-    @get("/{node_id:str}/ratings", summary="A node's ratings, latest first", opt=READS_NODES)
+    @get("/{node_id:str}/ratings", summary="A node's ratings, latest first", opt=READS_RATINGS)
     async def ratings(
         self,
         request: AnyRequest,

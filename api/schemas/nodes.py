@@ -280,13 +280,14 @@ class RatingCommandResult(_Out):
     position: int
 
     @classmethod
-    def recorded(cls, rating: NodeRating, position: int) -> RatingCommandResult:
+    def recorded(cls, rating: NodeRating, position: int, review: str | None) -> RatingCommandResult:
+        """`review`: the text as sent (the aggregate holds it sealed)."""
         return cls(
             id=rating.id,
             node_definition_id=rating.node_id,
             user_id=rating.user_id,
             rating=rating.rating,
-            review=rating.review,
+            review=review,
             revision=rating.version,
             position=position,
         )

@@ -17,6 +17,7 @@ from eventsourcing.persistence import IntegrityError
 from application.caller import Caller
 from application.errors import Conflict, Forbidden, NotFound
 from application.eventstore import Recorded
+from application.identity.personal_data import PersonalData
 from application.ids import is_id
 from application.nodes.app import NodesApp
 from application.nodes.signing import webhook_signing_key
@@ -48,9 +49,10 @@ class Author:
 
 
 class NodeService:
-    def __init__(self, app: NodesApp, secret_key: bytes) -> None:
+    def __init__(self, app: NodesApp, secret_key: bytes, personal: PersonalData) -> None:
         self.app = app
         self.secret_key = secret_key
+        self.personal = personal
 
     def signing_key(self, node: NodeDefinition) -> str | None:
         """The key the node's WEBHOOK version signs requests with, when its latest version is
@@ -158,6 +160,14 @@ class NodeService:
             raise InvalidState("authors do not rate their own nodes")
         rating_id = rating_id_for(node.id, author.user_id)
         meta = author.caller.metadata()
+
+        def seal(text: str) -> str:
+            return self.personal.seal(author.user_id, text)
+
+        def revise(existing: NodeRating) -> None:
+            current = self.personal.open(existing.user_id, existing.review)
+            existing.revise(rating, review, seal, current)
+
         try:
             self.app.load(rating_id, NodeRating)
         except NotFound:
@@ -167,13 +177,13 @@ class NodeService:
                 user_id=author.user_id,
                 rating=rating,
                 review=review,
+                seal=seal,
             )
             try:
                 return Recorded(made, self.app.record(meta, made)), True
             except IntegrityError:
                 pass  # the same user's other request got there first: revise theirs
-        changed = self.app.change(rating_id, NodeRating, lambda r: r.revise(rating, review), meta)
-        return changed, False
+        return self.app.change(rating_id, NodeRating, revise, meta), False
 
     def get(self, author: Author, reference: str) -> NodeDefinition:
         """The node as its events define it, if the caller may see it."""

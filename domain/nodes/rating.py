@@ -1,11 +1,14 @@
 """NodeRating: one user's rating of one custom node, 1 to 5 stars with an optional review.
 
-Its id is derived from the node and the user (application/nodes/commands.py), so a user has at
-most one rating per node: rating again revises it. Averages and counts are projected.
+Its id is derived from the node and the user, so a user has at most one rating per node: rating
+again revises it. Averages and counts are projected. The review is its author's personal data:
+the application seals it with the author's data key (`seal`), so the events hold only
+ciphertext and erasing the author makes it unreadable, as with workflow comments.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from eventsourcing.domain import event
@@ -16,6 +19,9 @@ from domain.text import text_rule
 from domain.workflows.definition import text_violations
 
 MAX_REVIEW_LENGTH = 5_000
+
+Seal = Callable[[str], str]
+"""Turns the review into what the events store (the author's sealed text)."""
 
 
 def checked_rating(rating: Any, review: Any) -> tuple[int, str | None]:
@@ -54,21 +60,34 @@ class NodeRating(Aggregate):
 
     @classmethod
     def rate(
-        cls, *, rating_id: str, node_id: str, user_id: str, rating: Any, review: Any
+        cls,
+        *,
+        rating_id: str,
+        node_id: str,
+        user_id: str,
+        rating: Any,
+        review: Any,
+        seal: Seal,
     ) -> NodeRating:
         stars, text = checked_rating(rating, review)
         return cls._create(
-            cls.Rated, id=rating_id, node_id=node_id, user_id=user_id, rating=stars, review=text
+            cls.Rated,
+            id=rating_id,
+            node_id=node_id,
+            user_id=user_id,
+            rating=stars,
+            review=None if text is None else seal(text),
         )
 
-    def revise(self, rating: Any, review: Any) -> None:
-        """Rate again; the same stars and review record nothing."""
+    def revise(self, rating: Any, review: Any, seal: Seal, current_review: str | None) -> None:
+        """Rate again; the same stars and review (`current_review` is the stored one, opened)
+        record nothing."""
         stars, text = checked_rating(rating, review)
-        if (stars, text) != (self.rating, self.review):
+        if (stars, text) != (self.rating, current_review):
             self._revised(
                 rating=stars,
-                review=text,
-                previous={"rating": self.rating, "review": self.review},
+                review=None if text is None else seal(text),
+                previous={"rating": self.rating},
             )
 
     @event(Revised)

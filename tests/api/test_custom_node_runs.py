@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
+from domain.nodes.rating import NodeRating
 from tests.api.helpers import API, Account, create, problem, run, sign_up
 from tests.api.test_custom_nodes import WEBHOOK, create_node, node_name
 
@@ -525,3 +526,22 @@ def test_ratings_are_for_published_nodes_of_others(client: Client, user: Account
         problem(response, 422)
     assert int(client.app.state.services.nodes.app.head_position()) == before
     problem(client.get(f"{API}/nodes/{private['id']}/ratings", headers=fan), 404)
+
+
+def test_an_erased_raters_review_is_gone(client: Client, owner: Account, user: Account) -> None:
+    node = published_node(client, user, visibility="PUBLIC")
+    fan = sign_up(client)
+    rated = client.put(
+        f"{API}/nodes/{node['id']}/rating", json={"rating": 5, "review": "Mine"}, headers=fan
+    )
+    assert rated.json()["review"] == "Mine"
+    stored = client.app.state.services.nodes.app.load(rated.json()["id"], NodeRating)
+    assert stored.review is not None
+    assert "Mine" not in stored.review  # the event holds it sealed
+    erased = client.post(f"{API}/users/{fan.user_id}/erase", headers=owner)
+    assert erased.status_code == 200, erased.text
+    listed = client.get(
+        f"{API}/nodes/{node['id']}/ratings",
+        headers={**user, "A2N-Min-Position": f"identity:{erased.json()['position']}"},
+    ).json()
+    assert [(r["rating"], r["review"]) for r in listed["items"]] == [(5, None)]

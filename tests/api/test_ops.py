@@ -44,6 +44,7 @@ def test_ready_reports_database_redis_and_every_projection(
         ("credentials", "credentials"),
         ("nodes", "nodes"),
         ("nodes", "executions"),  # node usage statistics
+        ("nodes", "identity"),  # reviews of erased raters
         ("schedules", "executions"),
         ("audit_log", "identity"),
         ("audit_log", "workflows"),

@@ -4,19 +4,25 @@ rebuild or verify of the projector never touches."""
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import psycopg
+from psycopg_pool import ConnectionPool
 
 from application.caller import Caller
+from application.crypto import KeyRing
 from application.eventstore import event_store_env
 from application.executions.app import ExecutionsApp
+from application.identity.personal_data import PersonalData
 from application.ids import new_id
 from application.nodes.app import NodesApp
 from application.nodes.catalog import sync_built_in_nodes
 from application.nodes.commands import Author, NodeService
 from domain.workflows.nodes import BUILT_IN_NODES
 from projections import nodes
+from projections.identity import use_key_ring
 from projections.rebuild import Rebuilder
+from tests.api.conftest import TEST_MASTER_KEYS
 from tests.integration.helpers import drain, record_run, rows, table_contents
 
 WEBHOOK = {"runtime": "WEBHOOK", "url": "https://nodes.example.com/run"}
@@ -26,9 +32,12 @@ def test_rebuild_replaces_only_the_custom_rows(fresh_database_url: str, caller: 
     url = fresh_database_url
     with psycopg.connect(url) as conn:
         sync_built_in_nodes(conn)
+    ring = KeyRing.parse(TEST_MASTER_KEYS)  # the ring the API tests' projectors use too
+    use_key_ring(ring)
     app = NodesApp(env=event_store_env(url))
+    pool: ConnectionPool[Any] = ConnectionPool(url, min_size=1, max_size=1, open=True)
     try:
-        service = NodeService(app, b"k" * 32)
+        service = NodeService(app, b"k" * 32, PersonalData(ring, pool))
         author = Author(caller, is_admin=False)
         for index in range(3):
             made = service.create(
@@ -46,6 +55,7 @@ def test_rebuild_replaces_only_the_custom_rows(fresh_database_url: str, caller: 
             service.rate(fan, "acme.node_1", rating=stars, review=f"review {index}")
         service.rate(fan, "acme.node_1", rating=1, review=None)
     finally:
+        pool.close()
         app.close()
     runs = ExecutionsApp(env=event_store_env(url))
     try:
@@ -58,6 +68,8 @@ def test_rebuild_replaces_only_the_custom_rows(fresh_database_url: str, caller: 
     assert len(before["node_definition"]) == len(BUILT_IN_NODES) + 3
     assert len(before["node_definition_version"]) == 6
     assert len(before["node_rating"]) == 3
+    reviews = "SELECT review FROM node_rating ORDER BY review"
+    assert rows(url, reviews) == [("review 0",), ("review 1",), (None,)]
     shown = rows(
         url, "SELECT name, version, is_active FROM node_definition WHERE NOT is_built_in ORDER BY 1"
     )

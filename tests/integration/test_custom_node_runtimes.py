@@ -8,11 +8,14 @@ import socket
 from typing import Any
 
 import pytest
+from psycopg_pool import ConnectionPool
 
 from application.caller import Caller
+from application.crypto import KeyRing
 from application.egress import Egress
 from application.eventstore import event_store_env
 from application.executions.nodes import RUNTIMES, NodeFailure, http_client
+from application.identity.personal_data import PersonalData
 from application.nodes.app import NodesApp
 from application.nodes.commands import Author, NodeService
 from application.nodes.runtimes import NodeRuntimes
@@ -33,7 +36,10 @@ def test_a_webhook_node_to_a_refused_address_never_connects(
     port = listener.getsockname()[1]
     app = NodesApp(env=event_store_env(fresh_database_url))
     try:
-        service = NodeService(app, SECRET_KEY)
+        unused: ConnectionPool[Any] = ConnectionPool(fresh_database_url, open=False)
+        service = NodeService(
+            app, SECRET_KEY, PersonalData(KeyRing.parse(KeyRing.generate()), unused)
+        )
         author = Author(caller, is_admin=False)
         node = service.create(
             author,
