@@ -407,7 +407,11 @@ def stats(client: Client, account: Account, node_id: str, **params: Any) -> Any:
     response = client.get(
         f"{API}/nodes/{node_id}/stats",
         params=params,
-        headers={**account, "A2N-Min-Position": f"executions:{executions_head(client)}"},
+        headers={
+            **account,
+            "A2N-Min-Position": f"executions:{executions_head(client)}, "
+            f"nodes:{client.app.state.services.nodes.app.head_position()}",
+        },
     )
     assert response.status_code == 200, response.text
     return response.json()

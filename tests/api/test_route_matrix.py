@@ -281,6 +281,11 @@ def listed_node(
         made = create_node(world.client, author, visibility=visibility)
         done = world.client.post(f"{API}/nodes/{made['id']}/publish", headers=author)
         assert done.status_code == 200, done.text
+        seen = world.client.get(
+            f"{API}/nodes/{made['id']}",
+            headers={**author, "A2N-Min-Position": str(done.json()["position"])},
+        )
+        assert seen.status_code == 200, seen.text  # in the read model: a 404 means 'not yours'
         return Call({"node_id": made["id"]}, body)
 
     return build
