@@ -21,6 +21,8 @@ from api.commands.identity import (
     SessionCommands,
     UserCommands,
 )
+from api.commands.node_marketplace import NodeCollectionCommands, NodeTemplateCommands
+from api.commands.nodes import NodeCommands
 from api.commands.oauth import OAuthCommands, OAuthLinkCommands
 from api.commands.retention import RetentionCommands
 from api.commands.sign_in import SignInCommands, TwoFactorCommands
@@ -40,6 +42,7 @@ from api.queries.identity import (
     SecurityEventQueries,
     UserQueries,
 )
+from api.queries.node_marketplace import NodeCollectionQueries, NodeTemplateQueries
 from api.queries.nodes import NodeQueries
 from api.queries.workflow_comments import WorkflowCommentQueries
 from api.queries.workflow_export import WorkflowExportQueries
@@ -125,6 +128,11 @@ def create_app(
                     StatsQueries,
                     RetentionCommands,
                     NodeQueries,
+                    NodeCommands,
+                    NodeCollectionCommands,
+                    NodeCollectionQueries,
+                    NodeTemplateCommands,
+                    NodeTemplateQueries,
                     CredentialCommands,
                     CredentialQueries,
                     CredentialTemplateQueries,

@@ -26,6 +26,7 @@ from application.egress import Egress
 from application.eventstore import event_store_env
 from application.executions.app import ExecutionsApp
 from application.executions.commands import ExecutionService
+from application.executions.nodes import RUNTIMES
 from application.executions.progress import ProgressHub, ProgressNotices, RedisProgress
 from application.executions.scheduler import scheduler_for
 from application.executions.webhook_auth import ReplayGuard, VaultSecrets, WebhookAuth
@@ -46,7 +47,12 @@ from application.identity.oauth import OAuthClient
 from application.identity.oauth_login import AttemptStore, MemoryAttempts, OAuthLogin, RedisAttempts
 from application.identity.sign_in import SignIn, sign_in_service
 from application.keys import load_keys
+from application.nodes.app import NodesApp
 from application.nodes.catalog import sync_built_in_nodes
+from application.nodes.commands import NodeService
+from application.nodes.marketplace import Marketplace
+from application.nodes.runtimes import NodeRuntimes
+from application.nodes.types import CustomNodeTypes
 from application.positions import ProjectionPositions
 from application.ratelimit import (
     BlockedWindowRecorder,
@@ -96,6 +102,8 @@ class Services:
     comments: WorkflowComments
     transfer: WorkflowTransfer
     credentials: CredentialService
+    nodes: NodeService
+    marketplace: Marketplace
     identity: IdentityService
     lifecycle: AccountLifecycle
     authenticator: Authenticator
@@ -146,6 +154,7 @@ async def open_services(
         workflows_app = WorkflowsApp(env=env, datastore=datastore)
         identity_app = IdentityApp(env=env, datastore=datastore)
         credentials_app = CredentialsApp(env=env, datastore=datastore)
+        nodes_app = NodesApp(env=env, datastore=datastore)
         await to_thread.run_sync(_sync_reference_data, sync_pool)
         keys = load_keys(settings)
         identity = identity_service(identity_app, sync_pool, keys, settings)
@@ -225,11 +234,13 @@ async def open_services(
             stack.callback(stop_sending.set)
 
         routes = WebhookRouteTable(sync_pool, catch_up_timeout=settings.min_position_timeout)
+        custom_nodes = CustomNodeTypes(nodes_app)
         workflows = WorkflowService(
             workflows_app,
             definition_limits(settings),
             DefinitionCache(definitions, prefix=redis_prefix),
             routes,
+            custom_nodes,
         )
         vault = CredentialVault(credentials_app, CredentialSealer(keys.master))
         name = worker_name()
@@ -247,6 +258,7 @@ async def open_services(
                     pool,
                     egress,
                     name=name,
+                    runtimes=NodeRuntimes(RUNTIMES, custom_nodes, keys.secret_key),
                 )
             )
             process_managers = _process_managers(settings, connections, database, executions)
@@ -272,6 +284,8 @@ async def open_services(
             comments=WorkflowComments(workflows_app, identity.personal),
             transfer=WorkflowTransfer(workflows, ReadModelCredentials(sync_pool)),
             credentials=CredentialService(credentials_app, CredentialSealer(keys.master), identity),
+            nodes=NodeService(nodes_app, keys.secret_key, identity.personal),
+            marketplace=Marketplace(nodes_app, custom_nodes),
             identity=identity,
             lifecycle=AccountLifecycle(identity, sync_pool),
             authenticator=Authenticator(pool, identity.signer, positions),

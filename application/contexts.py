@@ -6,6 +6,7 @@ from application.credentials.app import CredentialsApp
 from application.eventstore import EventStoreApp, event_store_env
 from application.executions.app import ExecutionsApp
 from application.identity.app import IdentityApp
+from application.nodes.app import NodesApp
 from application.workflows.app import WorkflowsApp
 
 CONTEXTS: tuple[type[EventStoreApp], ...] = (
@@ -13,6 +14,7 @@ CONTEXTS: tuple[type[EventStoreApp], ...] = (
     WorkflowsApp,
     ExecutionsApp,
     CredentialsApp,
+    NodesApp,
 )
 
 

@@ -85,6 +85,7 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule("credential_usage_log", "credential_usage_log", "used_at", "1 year", "credential uses"),
     Rule("node_usage_stats", "node_usage_stats", "date", "1 year", "node usage statistics"),
+    Rule("node_usage_user", "node_usage_user", "date", "1 year", "node users per day"),
     Rule("health_check", "health_check", "created_at", "30 days", "health checks"),
     Rule("system_notification", "system_notification", "created_at", "90 days", "notifications"),
 )

@@ -15,7 +15,7 @@ from psycopg import Cursor, sql
 
 from application.ids import derived_id
 from domain.credentials.credential import Credential, SealedData
-from projections.projector import EventContext, Projector, jsonb
+from projections.projector import EventContext, Projector, jsonb, set_stamped
 
 projector = Projector(
     "credentials",
@@ -199,18 +199,4 @@ def _derived_id(event: Any) -> str:
 
 
 def _update(cur: Cursor[Any], event: Any, values: dict[str, Any]) -> None:
-    """Set `values` on the credential and stamp it with the event's time and revision."""
-    assignments = [sql.SQL("{} = %s").format(sql.Identifier(column)) for column in sorted(values)]
-    cur.execute(
-        sql.SQL("UPDATE credential SET {}, updated_at = %s, revision = %s WHERE id = %s").format(
-            sql.SQL(", ").join(assignments)
-        ),
-        [
-            *(values[c] for c in sorted(values)),
-            event.timestamp,
-            event.originator_version,
-            event.originator_id,
-        ],
-    )
-    if cur.rowcount != 1:
-        raise LookupError(f"credential {event.originator_id} is not in the credential table")
+    set_stamped(cur, "credential", event, values)

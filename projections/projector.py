@@ -56,12 +56,26 @@ class Projector:
     """A named set of event handlers that maintains some read-model tables."""
 
     def __init__(
-        self, name: str, *, applications: tuple[str, ...], tables: tuple[str, ...], about: str
+        self,
+        name: str,
+        *,
+        applications: tuple[str, ...],
+        tables: tuple[str, ...],
+        about: str,
+        shared: Mapping[str, str] | None = None,
+        refresh: str | None = None,
     ) -> None:
         self.name = name
         self.applications = applications
         self.tables = tables
         self.about = about
+        self.shared: Mapping[str, str] = shared or {}
+        """Tables of `tables` whose other rows belong to someone else, with the SQL condition
+        that picks this projector's rows (node_definition: its built-in rows are synced from
+        the code). A rebuild replaces and compares only those rows."""
+        self.refresh = refresh
+        """SQL a rebuild runs once its rows are swapped in, for what the projector derives on
+        rows it does not own (node_definition: the built-in rows' usage counters)."""
         self._handlers: dict[str, Handler] = {}
         self._every_event: Handler | None = None
 
@@ -98,6 +112,13 @@ def update_stamped(
     )
     if cur.rowcount != 1:
         raise LookupError(f"{event.originator_id} is not in the {table} table")
+
+
+def set_stamped(cur: Cursor[Any], table: str, event: Any, values: Mapping[str, Any]) -> None:
+    """`update_stamped` with `values` by column name (names from the code, never from input)."""
+    columns = sorted(values)
+    assignments = ", ".join(f"{column} = %s" for column in columns)
+    update_stamped(cur, table, event, assignments, *(values[c] for c in columns))
 
 
 def _json_default(value: Any) -> Any:

@@ -89,14 +89,25 @@ class Rebuilder:
         """Replace the live tables' rows with a replay from zero; return the positions reached."""
         with self._shadow(self._heads) as conn, conn.transaction(), conn.cursor() as cur:
             positions = self._catch_up_locked(cur, self._heads)
-            live = [sql.Identifier("public", t) for t in self.projector.tables]
-            cur.execute(sql.SQL("TRUNCATE {}").format(sql.SQL(", ").join(live)))
+            owned = [t for t in self.projector.tables if t not in self.projector.shared]
+            if owned:
+                live = [sql.Identifier("public", t) for t in owned]
+                cur.execute(sql.SQL("TRUNCATE {}").format(sql.SQL(", ").join(live)))
+            for table, mine in self.projector.shared.items():
+                cur.execute(
+                    sql.SQL("DELETE FROM {} WHERE {}").format(
+                        sql.Identifier("public", table), sql.SQL(mine)
+                    )
+                )
             for table in self.projector.tables:
                 cur.execute(
                     sql.SQL("INSERT INTO {} SELECT * FROM {}").format(
-                        sql.Identifier("public", table), sql.Identifier(self.schema, table)
+                        sql.Identifier("public", table), self._rows(self.schema, table)
                     )
                 )
+            if self.projector.refresh is not None:
+                cur.execute("SET LOCAL search_path TO public")
+                cur.execute(self.projector.refresh.encode())
             cur.execute(
                 "DELETE FROM public.projection_tracking WHERE projector = %s",
                 (self.projector.name,),
@@ -122,8 +133,8 @@ class Rebuilder:
             differences: list[TableDifference] = []
             counts: dict[str, int] = {}
             for table in self.projector.tables:
-                live_table = sql.Identifier("public", table)
-                shadow_table = sql.Identifier(self.schema, table)
+                live_table = self._rows("public", table)
+                shadow_table = self._rows(self.schema, table)
                 counts[table] = _scalar(cur, sql.SQL("SELECT count(*) FROM {}").format(live_table))
                 only_live, live_samples = _except(cur, live_table, shadow_table)
                 only_rebuilt, rebuilt_samples = _except(cur, shadow_table, live_table)
@@ -215,6 +226,15 @@ class Rebuilder:
             heads[application] = int(row[0]) if row else 0
         return heads
 
+    def _rows(self, schema: str, table: str) -> sql.Composable:
+        """The projector's rows of a table, as something to select from."""
+        mine = self.projector.shared.get(table)
+        if mine is None:
+            return sql.Identifier(schema, table)
+        return sql.SQL("(SELECT * FROM {} WHERE {}) AS {}").format(
+            sql.Identifier(schema, table), sql.SQL(mine), sql.Identifier(table)
+        )
+
     def _use_shadow(self, cur: psycopg.Cursor[Any]) -> None:
         cur.execute(
             sql.SQL("SET LOCAL search_path TO {}, public").format(sql.Identifier(self.schema))
@@ -227,7 +247,7 @@ def _scalar(cur: psycopg.Cursor[Any], query: sql.Composed) -> int:
 
 
 def _except(
-    cur: psycopg.Cursor[Any], left: sql.Identifier, right: sql.Identifier
+    cur: psycopg.Cursor[Any], left: sql.Composable, right: sql.Composable
 ) -> tuple[int, list[dict[str, Any]]]:
     """How many rows of `left` are missing from `right`, and a few of them."""
     rows = sql.SQL("SELECT * FROM {} EXCEPT ALL SELECT * FROM {}").format(left, right)

@@ -8,6 +8,7 @@ from projections import (
     event_triggers,
     executions,
     identity,
+    nodes,
     schedules,
     workflow_comments,
     workflows,
@@ -20,6 +21,7 @@ PROJECTORS: tuple[Projector, ...] = (
     workflow_comments.projector,
     executions.projector,
     credentials.projector,
+    nodes.projector,
     schedules.projector,
     audit.projector,
 )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -23,7 +23,7 @@ from application.egress import Egress
 from application.executions.commands import ExecutionService
 from application.executions.engine import Engine, EngineLimits, WorkerServices
 from application.executions.leases import Leases, MemoryLeases, RedisLeases
-from application.executions.nodes import RUNTIMES, http_client
+from application.executions.nodes import RUNTIMES, NodeRuntime, http_client
 from application.executions.nodes.base import RuntimeLimits
 from application.executions.nodes.sandbox import isolation_problem
 from application.executions.queue import ExecutionQueue, MemoryQueue
@@ -96,17 +96,19 @@ async def running_worker(
     egress: Egress,
     *,
     name: str,
+    runtimes: Mapping[str, NodeRuntime] = RUNTIMES,
 ) -> AsyncIterator[Worker]:
     """A worker named `name` taking runs off `executions.queue` until the block exits, with
     the reconciler that puts lost runs back on the queue (see reconciler.py); its node runs
-    reach the network as `egress` allows."""
+    reach the network as `egress` allows. `runtimes` are the node runtimes by type name (the
+    built-in ones unless told otherwise)."""
     limits = runtime_limits(settings)
     await check_code_sandbox(limits)
     async with http_client(egress) as http:
         engine = Engine(
             executions.app,
             workflows.version_definition,
-            RUNTIMES,
+            runtimes,
             WorkerServices(http, limits, executions, credentials),
             name,
             engine_limits(settings),

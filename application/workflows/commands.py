@@ -10,11 +10,13 @@ from application.caller import Caller
 from application.errors import NotFound
 from application.eventstore import Recorded
 from application.ids import new_id
+from application.nodes.types import CustomNodeTypes, node_types_in
 from application.workflows.access import HasPermissions, access_check, change_workflow
 from application.workflows.app import WorkflowsApp
 from application.workflows.cache import DefinitionCache, MemoryStore, WorkflowHead
 from application.workflows.webhook_routes import WebhookRouteTable
 from domain.errors import InvalidState
+from domain.workflows.definition import NodeTypes
 from domain.workflows.limits import DefinitionLimits
 from domain.workflows.permissions import Permission
 from domain.workflows.triggers import TriggerSpec, trigger_specs, webhook_routes
@@ -43,11 +45,13 @@ class WorkflowService:
         limits: DefinitionLimits | None = None,
         cache: DefinitionCache | None = None,
         routes: WebhookRouteTable | None = None,
+        custom_nodes: CustomNodeTypes | None = None,
     ) -> None:
         self.app = app
         self.limits = limits or DefinitionLimits()
         self.cache = cache or DefinitionCache(MemoryStore())
         self.routes = routes
+        self.custom_nodes = custom_nodes
 
     def create(
         self,
@@ -73,6 +77,7 @@ class WorkflowService:
             visibility=visibility,
             is_template=is_template,
             limits=self.limits,
+            node_types=self._node_types(caller.user_id, None),
         )
         return Recorded(workflow, self.app.record(caller.metadata(), workflow))
 
@@ -97,6 +102,7 @@ class WorkflowService:
                     version_id=new_id(),
                     change_message="Changed " + " and ".join(sorted(graph_parts)),
                     limits=self.limits,
+                    node_types=self._node_types(workflow.owner_id, workflow),
                 )
 
         needs = Permission.ADMIN if PUBLISHING_FIELDS & details.keys() else Permission.EDIT
@@ -115,7 +121,11 @@ class WorkflowService:
             caller,
             workflow_id,
             lambda w: w.revise(
-                definition, version_id=new_id(), change_message=change_message, limits=self.limits
+                definition,
+                version_id=new_id(),
+                change_message=change_message,
+                limits=self.limits,
+                node_types=self._node_types(w.owner_id, w),
             ),
             expected_revision,
         )
@@ -126,7 +136,10 @@ class WorkflowService:
         """Let triggers start the workflow; 409 when one of its webhook paths is another active
         workflow's."""
         return self._change_routes(
-            caller, workflow_id, lambda w: w.activate(limits=self.limits), expected_revision
+            caller,
+            workflow_id,
+            lambda w: w.activate(self.limits, self._node_types(w.owner_id, w)),
+            expected_revision,
         )
 
     def deactivate(
@@ -146,7 +159,11 @@ class WorkflowService:
     ) -> Recorded[Workflow]:
         source = self.get(caller, workflow_id)
         copy = source.duplicate(
-            workflow_id=new_id(), owner_id=caller.user_id, version_id=new_id(), name=name
+            workflow_id=new_id(),
+            owner_id=caller.user_id,
+            version_id=new_id(),
+            name=name,
+            node_types=self._node_types(caller.user_id, source),
         )
         return Recorded(copy, self.app.record(caller.metadata(), copy))
 
@@ -214,6 +231,15 @@ class WorkflowService:
             return head, None
         workflow = self._load(workflow_id)
         return WorkflowHead.of(workflow), workflow
+
+    def _node_types(self, owner_id: str, workflow: Workflow | None) -> NodeTypes | None:
+        """The node types a definition of `owner_id` may use: custom versions too when this
+        service knows them; deprecated ones only where `workflow` has used them already."""
+        if self.custom_nodes is None:
+            return None
+        used = workflow.definitions.values() if workflow is not None else ()
+        keep = set().union(*(node_types_in(definition) for definition in used))
+        return self.custom_nodes.for_owner(owner_id, keep=keep)
 
     def _load(self, workflow_id: str) -> Workflow:
         """The current workflow from its events; its head is remembered on the way."""
@@ -290,7 +316,11 @@ class WorkflowService:
             caller,
             workflow_id,
             lambda w: w.revert_to_version(
-                version, version_id=new_id(), change_message=change_message, limits=self.limits
+                version,
+                version_id=new_id(),
+                change_message=change_message,
+                limits=self.limits,
+                node_types=self._node_types(w.owner_id, w),
             ),
             expected_revision,
         )

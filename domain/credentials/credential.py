@@ -34,7 +34,7 @@ from domain.credentials.types import (
     spec_of,
 )
 from domain.errors import InvalidState, ValidationFailed, Violation
-from domain.text import text_violations
+from domain.text import camel, text_rule, text_violations
 from domain.workflows.workflow import checked_tags
 
 MAX_NAME_LENGTH = 255
@@ -613,7 +613,7 @@ def _checked_details(
             if problem is None:
                 cleaned[key] = text
             else:
-                violations.append(Violation(f"/{_camel(key)}", problem))
+                violations.append(Violation(f"/{camel(key)}", problem))
     if "is_active" in values:
         if isinstance(values["is_active"], bool):
             cleaned["is_active"] = values["is_active"]
@@ -628,10 +628,10 @@ def _checked_details(
         if key not in values:
             continue
         if not isinstance(values[key], Mapping):
-            violations.append(Violation(f"/{_camel(key)}", "must be an object"))
+            violations.append(Violation(f"/{camel(key)}", "must be an object"))
         elif json_size(values[key]) > MAX_CONFIGURATION_BYTES:
             message = f"is larger than {MAX_CONFIGURATION_BYTES} bytes as JSON"
-            violations.append(Violation(f"/{_camel(key)}", message))
+            violations.append(Violation(f"/{camel(key)}", message))
         else:
             cleaned[key] = dict(values[key])
     if "configuration" in values:
@@ -646,32 +646,9 @@ def _checked_details(
     return cleaned, violations
 
 
-def _text_rule(
-    max_length: int, *, required: bool = False
-) -> Callable[[Any], tuple[str | None, str | None]]:
-    """A check of one text field: (cleaned value, None) or (None, what is wrong)."""
-
-    def check(value: Any) -> tuple[str | None, str | None]:
-        if value is None and not required:
-            return None, None
-        if not isinstance(value, str) or (required and not value.strip()):
-            return None, "must be a non-empty string" if required else "must be a string or null"
-        text = value.strip() if required else value
-        if len(text) > max_length:
-            return None, f"is longer than {max_length} characters"
-        return text, None
-
-    return check
-
-
 _TEXTS = {
-    "name": _text_rule(MAX_NAME_LENGTH, required=True),
-    "description": _text_rule(MAX_TEXT_LENGTH),
-    "provider": _text_rule(MAX_PROVIDER_LENGTH),
-    "notes": _text_rule(MAX_TEXT_LENGTH),
+    "name": text_rule(MAX_NAME_LENGTH, required=True),
+    "description": text_rule(MAX_TEXT_LENGTH),
+    "provider": text_rule(MAX_PROVIDER_LENGTH),
+    "notes": text_rule(MAX_TEXT_LENGTH),
 }
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)

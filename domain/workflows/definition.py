@@ -10,7 +10,7 @@ together, each with a JSON pointer into the definition and the id of the node it
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -47,6 +47,10 @@ class CheckedNode:
         return f"/nodes/{self.index}"
 
 
+NodeTypes = Callable[[Mapping[str, Any]], NodeRegistry]
+"""The node types one definition may use: built-in ones plus the custom `type@version`s it
+names that its workflow's owner may use (application/nodes/types.py decides)."""
+
 Edge = tuple[int, str, str]
 """A connection that joins two known nodes: (index in connections, source id, target id)."""
 
@@ -79,11 +83,13 @@ def normalize_definition(definition: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def definition_violations(
-    definition: Any, limits: DefinitionLimits | None = None, registry: NodeRegistry | None = None
+    definition: Any,
+    limits: DefinitionLimits | None = None,
+    node_types: NodeTypes | None = None,
 ) -> list[Violation]:
-    """Every rule the definition breaks; an empty list means it may be saved."""
+    """Every rule the definition breaks; an empty list means it may be saved. Node types are
+    the built-in ones unless `node_types` says which this definition may use."""
     limits = limits or DefinitionLimits()
-    registry = BUILT_IN_NODES if registry is None else registry
     if not isinstance(definition, Mapping):
         return [Violation("", "must be an object")]
     violations = [
@@ -124,6 +130,7 @@ def definition_violations(
         )
     if len(nodes) > limits.max_nodes or len(connections) > limits.max_connections:
         return violations  # checking each of too many parts would only make a huge answer
+    registry = BUILT_IN_NODES if node_types is None else node_types(definition)
     checked, node_violations = _check_nodes(nodes, limits, registry)
     violations += node_violations
     edges, edge_violations = _check_connections(connections, checked)

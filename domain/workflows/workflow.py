@@ -19,7 +19,7 @@ from eventsourcing.domain import event
 from domain.aggregate import Aggregate
 from domain.errors import InvalidState, UnknownPart, ValidationFailed, Violation
 from domain.text import text_violations
-from domain.workflows.definition import definition_violations, normalize_definition
+from domain.workflows.definition import NodeTypes, definition_violations, normalize_definition
 from domain.workflows.limits import DefinitionLimits
 from domain.workflows.permissions import GRANTABLE, Permission, Share
 from domain.workflows.triggers import trigger_specs
@@ -141,6 +141,7 @@ class Workflow(Aggregate):
         is_template: bool = False,
         limits: DefinitionLimits | None = None,
         duplicated_from: str | None = None,
+        node_types: NodeTypes | None = None,
     ) -> Workflow:
         """Start a new workflow; its first definition becomes version 1."""
         details, violations = _checked_details(
@@ -154,7 +155,9 @@ class Workflow(Aggregate):
             }
         )
         graph = normalize_definition(definition or {})
-        violations += [v.under("/definition") for v in definition_violations(graph, limits)]
+        violations += [
+            v.under("/definition") for v in definition_violations(graph, limits, node_types)
+        ]
         if violations:
             raise ValidationFailed(violations)
         return cls._create(
@@ -192,11 +195,12 @@ class Workflow(Aggregate):
         version_id: str,
         change_message: str | None = None,
         limits: DefinitionLimits | None = None,
+        node_types: NodeTypes | None = None,
     ) -> bool:
         """Make `definition` the next version; return False (and record nothing) if unchanged."""
         self._refuse_if_archived()
         graph = normalize_definition(definition)
-        violations = definition_violations(graph, limits)
+        violations = definition_violations(graph, limits, node_types)
         if change_message is not None:
             violations += [v.under("/changeMessage") for v in text_violations(change_message, 0)]
             if len(change_message) > MAX_DESCRIPTION_LENGTH:
@@ -217,7 +221,9 @@ class Workflow(Aggregate):
         )
         return True
 
-    def activate(self, limits: DefinitionLimits | None = None) -> None:
+    def activate(
+        self, limits: DefinitionLimits | None = None, node_types: NodeTypes | None = None
+    ) -> None:
         """Let triggers start this workflow, running its published version.
 
         With no version published yet, the latest is published first (its own event), so an
@@ -230,7 +236,7 @@ class Workflow(Aggregate):
         definition = self.definitions[number]
         if not definition["nodes"]:
             raise InvalidState("a workflow without nodes cannot be activated")
-        violations = definition_violations(definition, limits)
+        violations = definition_violations(definition, limits, node_types)
         if violations:
             raise ValidationFailed([v.under("/definition") for v in violations])
         if not trigger_specs(definition):
@@ -254,7 +260,13 @@ class Workflow(Aggregate):
             self._archived()
 
     def duplicate(
-        self, *, workflow_id: str, owner_id: str, version_id: str, name: str | None
+        self,
+        *,
+        workflow_id: str,
+        owner_id: str,
+        version_id: str,
+        name: str | None,
+        node_types: NodeTypes | None = None,
     ) -> Workflow:
         """A new, inactive workflow with this one's current definition and details."""
         return Workflow.create(
@@ -269,6 +281,7 @@ class Workflow(Aggregate):
             visibility=Visibility.PRIVATE,
             is_template=False,
             duplicated_from=self.id,
+            node_types=node_types,
         )
 
     # -- sharing ----------------------------------------------------------------------------
@@ -404,6 +417,7 @@ class Workflow(Aggregate):
         version_id: str,
         change_message: str | None = None,
         limits: DefinitionLimits | None = None,
+        node_types: NodeTypes | None = None,
     ) -> bool:
         """Save version `number`'s definition as a new version: history is never rewritten, so a
         revert is itself undoable. Returns False (records nothing) if it is the current one."""
@@ -414,6 +428,7 @@ class Workflow(Aggregate):
                 f"Reverted to version {number}" if change_message is None else change_message
             ),
             limits=limits,
+            node_types=node_types,
         )
 
     def definition_to_run(self, *, test: bool) -> RunnableVersion:

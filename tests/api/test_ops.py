@@ -42,11 +42,15 @@ def test_ready_reports_database_redis_and_every_projection(
         ("workflow_comments", "identity"),  # comment texts of erased authors
         ("executions", "executions"),
         ("credentials", "credentials"),
+        ("nodes", "nodes"),
+        ("nodes", "executions"),  # node usage statistics
+        ("nodes", "identity"),  # reviews of erased raters
         ("schedules", "executions"),
         ("audit_log", "identity"),
         ("audit_log", "workflows"),
         ("audit_log", "executions"),
         ("audit_log", "credentials"),
+        ("audit_log", "nodes"),
         ("event_triggers", "executions"),  # the process manager beside the workers
     }
     workflows = projections[("workflows", "workflows")]

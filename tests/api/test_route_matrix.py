@@ -40,6 +40,7 @@ from tests.api.helpers import (
     webhook_graph,
 )
 from tests.api.test_credentials import create_credential, share_credential
+from tests.api.test_custom_nodes import WEBHOOK, create_node, node_name
 from tests.integration.helpers import GRAPH
 
 Client = TestClient[Any]
@@ -265,6 +266,46 @@ def credential_shared(of: Callable[[World, Account], Account]) -> Build:
     return build
 
 
+def node_of(of: Callable[[World, Account], Account], body: Any = None) -> Build:
+    """A private custom node of `of(world, me)`, with `body`."""
+    return lambda world, me: Call({"node_id": create_node(world.client, of(world, me))["id"]}, body)
+
+
+def listed_node(
+    of: Callable[[World, Account], Account], visibility: str, body: Any = None
+) -> Build:
+    """A node of `of(world, me)` with a published version, and `body`."""
+
+    def build(world: World, me: Account) -> Call:
+        author = of(world, me)
+        made = create_node(world.client, author, visibility=visibility)
+        done = world.client.post(f"{API}/nodes/{made['id']}/publish", headers=author)
+        assert done.status_code == 200, done.text
+        seen = world.client.get(
+            f"{API}/nodes/{made['id']}",
+            headers={**author, "A2N-Min-Position": str(done.json()["position"])},
+        )
+        assert seen.status_code == 200, seen.text  # in the read model: a 404 means 'not yours'
+        return Call({"node_id": made["id"]}, body)
+
+    return build
+
+
+def collection_of(of: Callable[[World, Account], Account], body: Any = None) -> Build:
+    """A private collection of `of(world, me)` holding the noop node, and `body`."""
+
+    def build(world: World, me: Account) -> Call:
+        made = world.client.post(
+            f"{API}/node-collections",
+            json={"name": "Matrix", "items": ["noop"]},
+            headers=of(world, me),
+        )
+        assert made.status_code == 201, made.text
+        return Call({"collection_id": made.json()["id"], "node_id": "noop"}, body)
+
+    return build
+
+
 def armed(of: Callable[[World, Account], Account]) -> Build:
     """An armed schedule of a workflow of `of(world, me)`, in the read model."""
     return lambda world, me: Call(
@@ -413,6 +454,44 @@ CASES: dict[str, Case] = {
     "GET /stats/workflows/{workflow_id:str}": Case(own=own_workflow(), foreign=foreign_workflow),
     "GET /nodes": Case(),
     "GET /nodes/{node_id:str}": Case(own=lambda w, me: Call({"node_id": "http_request"})),
+    "POST /nodes": Case(
+        own=lambda w, me: Call(
+            body={
+                "name": node_name(),
+                "type": "ACTION",
+                "displayName": "Matrix",
+                "implementation": WEBHOOK,
+            }
+        )
+    ),
+    "PATCH /nodes/{node_id:str}": Case(
+        own=node_of(myself, {"icon": "star"}), foreign=node_of(somebody, {"icon": "star"})
+    ),
+    "POST /nodes/{node_id:str}/publish": Case(own=node_of(myself), foreign=node_of(somebody)),
+    "POST /nodes/{node_id:str}/deprecate": Case(own=node_of(myself), foreign=node_of(somebody)),
+    "PUT /nodes/{node_id:str}/rating": Case(
+        own=listed_node(somebody, "PUBLIC", {"rating": 4}),
+        foreign=listed_node(somebody, "PRIVATE", {"rating": 4}),
+    ),
+    "GET /nodes/{node_id:str}/ratings": Case(
+        own=listed_node(myself, "PRIVATE"), foreign=listed_node(somebody, "PRIVATE")
+    ),
+    "GET /node-collections": Case(),
+    "POST /node-collections": Case(own=lambda w, me: Call(body={"name": "Matrix"})),
+    "POST /node-collections/{collection_id:str}/items": Case(
+        own=collection_of(myself, {"nodeId": "set"}),
+        foreign=collection_of(somebody, {"nodeId": "set"}),
+    ),
+    "DELETE /node-collections/{collection_id:str}/items/{node_id:str}": Case(
+        own=collection_of(myself), foreign=collection_of(somebody)
+    ),
+    "GET /node-templates": Case(),
+    "POST /node-templates": Case(
+        own=lambda w, me: Call(body={"nodeType": "noop", "name": "Matrix"})
+    ),
+    "GET /nodes/{node_id:str}/stats": Case(
+        own=listed_node(myself, "PRIVATE"), foreign=listed_node(somebody, "PRIVATE")
+    ),
     "POST /credentials": Case(
         own=lambda w, me: Call(body={"name": "M", "type": "API_KEY", "data": {"apiKey": "k"}})
     ),

@@ -16,6 +16,7 @@ from application.credentials.vault import CredentialVault
 from application.executions.app import ExecutionsApp
 from tests.api.helpers import API, Account, create, read, run_seen, share, sign_up
 from tests.api.test_credentials import create_credential, share_credential
+from tests.api.test_custom_nodes import create_node
 from tests.integration.helpers import GRAPH
 
 APP_TABLES = {
@@ -34,6 +35,12 @@ APP_TABLES = {
     "workflow_comment",
     "audit_log",
     "node_definition",
+    "node_definition_version",
+    "node_rating",
+    "node_usage_stats",
+    "node_collection",
+    "node_collection_item",
+    "node_template",
     "execution",
     "execution_node_state",
     "execution_log",
@@ -83,19 +90,21 @@ def values(conn: psycopg.Connection[Any], query: str) -> set[Any]:
 @pytest.fixture
 def two_users(client: TestClient[Any]) -> tuple[Account, Account, dict[str, str]]:
     alice, bob = sign_up(client), sign_up(client)
-    workflows = {
-        "alice": create(client, alice, definition=GRAPH)["id"],
-        "bob_private": create(client, bob, definition=GRAPH)["id"],
-        "bob_public": create(client, bob, visibility="PUBLIC", definition=GRAPH)["id"],
+    made = {
+        "alice": create(client, alice, definition=GRAPH),
+        "bob_private": create(client, bob, definition=GRAPH),
+        "bob_public": create(client, bob, visibility="PUBLIC", definition=GRAPH),
     }
+    workflows = {name: workflow["id"] for name, workflow in made.items()}
+    position = max(workflow["position"] for workflow in made.values())
     created = client.post(
         f"{API}/me/api-keys", json={"name": "bob's key", "scopes": ["workflows:read"]}, headers=bob
     )
     assert created.status_code == 201, created.text
-    # Reads of the API wait for the projections, so every row is in place after these.
+    # Reads that wait for the projections to reach these writes: every row is in place after.
     for account in (alice, bob):
         assert client.get(f"{API}/me/api-keys", headers=account).status_code == 200
-        assert client.get(f"{API}/workflows", headers=account).status_code == 200
+        read(client, account, "/workflows", position)
     return alice, bob, workflows
 
 
@@ -136,6 +145,12 @@ def test_without_a_user_nothing_private_is_visible(
             "workflow_version",
             "workflow_trigger",
             "node_definition",
+            "node_definition_version",
+            "node_rating",  # of public nodes
+            "node_usage_stats",  # of built-in and public nodes
+            "node_collection",  # public ones
+            "node_collection_item",
+            "node_template",  # public ones
             "credential_template",
             "execution_schedule",
         }
@@ -143,7 +158,11 @@ def test_without_a_user_nothing_private_is_visible(
             assert values(conn, f'SELECT 1 FROM "{table}"') == set(), table
         assert values(conn, "SELECT visibility::text FROM workflow") <= {"PUBLIC"}
         assert workflows["bob_public"] in values(conn, "SELECT id FROM workflow")
-        assert values(conn, "SELECT bool_and(is_built_in) FROM node_definition") == {True}
+        listed = "is_built_in OR (is_public AND published_at IS NOT NULL)"
+        assert values(conn, f"SELECT bool_and({listed}) FROM node_definition") == {True}
+        assert values(
+            conn, "SELECT bool_and(published_at IS NOT NULL) FROM node_definition_version"
+        ) <= {True, None}
 
 
 def test_shared_rows_are_visible_to_their_sharees_and_shares_to_who_manages_them(
@@ -378,3 +397,65 @@ def test_credentials_are_visible_to_their_owner_and_sharees_and_their_data_to_no
             conn.execute("SELECT encrypted_data FROM credential")
     with as_role(database_url, "a2n_analyst") as conn:
         assert credential_id in values(conn, "SELECT id FROM credential")
+
+
+def test_custom_nodes_are_visible_to_their_author_and_admins_until_listed(
+    client: TestClient[Any], database_url: str
+) -> None:
+    author, other = sign_up(client), sign_up(client)
+    private = create_node(client, author)["id"]
+    public = create_node(client, author, visibility="PUBLIC")["id"]
+    published = client.post(f"{API}/nodes/{public}/publish", headers=author)
+    assert published.status_code == 200, published.text
+    drafted = client.patch(
+        f"{API}/nodes/{public}", json={"version": "2.0.0", "outputs": ["x"]}, headers=author
+    )
+    assert drafted.status_code == 200, drafted.text
+    read(client, author, f"/nodes/{public}", drafted.json()["position"])
+    nodes = "SELECT id FROM node_definition WHERE NOT is_built_in"
+    versions = "SELECT node_definition_id || '@' || version FROM node_definition_version"
+    with as_role(database_url, "a2n_app", author.user_id) as conn:
+        assert {private, public} <= values(conn, nodes)
+        assert {f"{public}@1.0.0", f"{public}@2.0.0", f"{private}@1.0.0"} <= values(conn, versions)
+    with as_role(database_url, "a2n_app", other.user_id) as conn:
+        assert private not in values(conn, nodes)
+        assert public in values(conn, nodes)
+        seen = values(conn, versions)
+        assert f"{public}@1.0.0" in seen
+        assert {f"{public}@2.0.0", f"{private}@1.0.0"}.isdisjoint(seen)
+    with as_role(database_url, "a2n_app", other.user_id, "ADMIN") as conn:
+        assert {private, public} <= values(conn, nodes)
+        assert {f"{public}@2.0.0", f"{private}@1.0.0"} <= values(conn, versions)
+
+
+def test_private_collections_and_templates_are_their_owners(
+    client: TestClient[Any], database_url: str
+) -> None:
+    owner, other = sign_up(client), sign_up(client)
+    made = {}
+    for visibility in ("PRIVATE", "PUBLIC"):
+        made[f"collection {visibility}"] = client.post(
+            f"{API}/node-collections",
+            json={"name": "C", "visibility": visibility, "items": ["noop"]},
+            headers=owner,
+        ).json()["id"]
+        made[f"template {visibility}"] = client.post(
+            f"{API}/node-templates",
+            json={"nodeType": "noop", "name": "T", "visibility": visibility},
+            headers=owner,
+        ).json()["id"]
+    read(client, owner, "/node-templates", client.app.state.services.nodes.app.head_position())
+    queries = {
+        "collection": "SELECT id FROM node_collection",
+        "template": "SELECT id FROM node_template",
+        "item": "SELECT node_collection_id FROM node_collection_item",
+    }
+    with as_role(database_url, "a2n_app", owner.user_id) as conn:
+        assert set(made.values()) <= values(conn, queries["collection"]) | values(
+            conn, queries["template"]
+        )
+    with as_role(database_url, "a2n_app", other.user_id) as conn:
+        seen = values(conn, queries["collection"]) | values(conn, queries["template"])
+        seen |= values(conn, queries["item"])
+        assert {made["collection PUBLIC"], made["template PUBLIC"]} <= seen
+        assert {made["collection PRIVATE"], made["template PRIVATE"]}.isdisjoint(seen)

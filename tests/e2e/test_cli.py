@@ -121,7 +121,10 @@ def test_project_status_rebuild_verify_and_resume(
     )
     unknown = a2n("project", "rebuild", "nope", database_url=url)
     assert unknown.returncode == 2
-    known = "identity, workflows, workflow_comments, executions, credentials, schedules, audit_log"
+    known = (
+        "identity, workflows, workflow_comments, executions, credentials, nodes, schedules, "
+        "audit_log"
+    )
     assert f"known: {known}" in unknown.stderr
 
     wid = service.create(caller, name="victim", definition=GRAPH).aggregate.id

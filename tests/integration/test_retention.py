@@ -124,6 +124,13 @@ def test_retention_prunes_exactly_the_rows_past_their_age(fresh_database_url: st
         kept_audit = audit_row(conn, now - timedelta(days=2 * 365 - 2), 2)
         old_use = credential_use(conn, now - 367 * day)
         kept_use = credential_use(conn, now - 363 * day)
+        for age in (367, 363):  # node usage: a day past a year, and one within
+            used_on = (now - age * day).date()
+            conn.execute(
+                "INSERT INTO node_usage_stats VALUES ('noop', %s, 1, 1, 0, 5, 5, 5, 1, '{}')",
+                (used_on,),
+            )
+            conn.execute("INSERT INTO node_usage_user VALUES ('noop', %s, 'u')", (used_on,))
     assert rows(url, "SELECT count(*) FROM daily_execution_stats")[0][0] == 0
 
     report = run_retention(url, batch_size=2)  # several batches per rule
@@ -138,6 +145,8 @@ def test_retention_prunes_exactly_the_rows_past_their_age(fresh_database_url: st
         "execution_metrics": 2,
         "audit_log": 1,
         "credential_usage_log": 1,
+        "node_usage_stats": 1,
+        "node_usage_user": 1,
     }
     skipped = {result.rule.table: result.skipped for result in report.results if result.skipped}
     assert skipped == {table: f"no table {table}" for table in missing_tables(url)}

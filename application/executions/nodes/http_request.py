@@ -152,7 +152,7 @@ async def _exchange(
         try:
             follow = response.next_request
             if follow is None:
-                body = await _read(response, limits.http_max_response_bytes)
+                body = await read_body(response, limits.http_max_response_bytes)
                 return _answer(request, response, body, logs)
         finally:
             await response.aclose()
@@ -184,7 +184,8 @@ async def _send(client: httpx.AsyncClient, request: httpx.Request) -> httpx.Resp
         raise NodeFailure(f"{_where(request)}: {_reason(error)}") from None
 
 
-async def _read(response: httpx.Response, limit: int) -> bytes:
+async def read_body(response: httpx.Response, limit: int) -> bytes:
+    """A streamed response's body, failing the node once it grows past `limit` bytes."""
     declared = response.headers.get("content-length", "")
     too_large = NodeFailure(
         f"{_where(response.request)}: the response is larger than {limit} bytes",

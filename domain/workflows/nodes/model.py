@@ -95,9 +95,11 @@ class NodeType:
 
 
 class NodeRegistry:
-    """The node types a definition may use, by name."""
+    """The node types a definition may use, by name; `refused` says why some names that are
+    known elsewhere may not be used (an unpublished or deprecated custom node version)."""
 
-    def __init__(self, types: Iterable[NodeType]) -> None:
+    def __init__(self, types: Iterable[NodeType], refused: Mapping[str, str] | None = None) -> None:
+        self._refused = dict(refused or {})
         self._types: dict[str, NodeType] = {}
         for node_type in types:
             if node_type.name in self._types:
@@ -118,6 +120,8 @@ class NodeRegistry:
 
     def unknown_type_message(self, name: str) -> str:
         """Why `name` is refused, with the nearest known names (a typo is the usual cause)."""
+        if name in self._refused:
+            return self._refused[name]
         close = (
             difflib.get_close_matches(name, list(self._types), n=3, cutoff=0.6)
             if len(name) <= 64

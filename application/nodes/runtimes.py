@@ -1,0 +1,262 @@
+"""Running custom node versions: PYTHON plugins, WEBHOOK services, and DOCKER refused.
+
+The engine looks a node's type up in a mapping of runtimes; `NodeRuntimes` is that mapping with
+the built-in runtimes plus every pinned custom type (`acme.greet@1.0.0`), whose version is read
+from the Nodes event store on first use (published versions never change).
+
+A custom node's config is evaluated once per node run, against its first item (`$json`), and
+its result is items on its output handles.
+
+PYTHON: an installed distribution declares the node in the entry point group `a2n.nodes`,
+named as the version's `implementation.entryPoint`:
+
+    [project.entry-points."a2n.nodes"]
+    "acme.greet" = "acme_nodes:Greet"
+
+The object is a class, instantiated with no arguments for each node run, with a method
+`run(self, items, config, context)` (plain or `async`) returning a list of items (the first
+output) or a dict of output handle -> items. `context` is `{"node": {"id", "name", "type"},
+"execution": {"id", "mode", "workflowId", "workflowVersion"}}`. Raising `NodeFailure`
+(application.executions.nodes.base) fails the node with its message; any other exception fails
+it as a crash. Plugins run inside the worker with its rights: install only packages you trust.
+A plain `run` gets its own thread; the version's `timeout` (else A2N_CODE_TIMEOUT) bounds the
+wait for either kind.
+
+WEBHOOK: see `WebhookNode`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.metadata
+import inspect
+import json
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import httpx
+from anyio import to_thread
+
+from application.egress import EgressRefused
+from application.executions.nodes.base import (
+    MAIN_OUTPUT,
+    Item,
+    NodeCall,
+    NodeFailure,
+    NodeResult,
+    NodeRuntime,
+    as_items,
+)
+from application.executions.nodes.config import ConfigValues
+from application.executions.nodes.http_request import read_body
+from application.nodes.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, webhook_signing_key
+from application.nodes.types import CustomNodeTypes, PinnedVersion
+from domain.nodes.definition import PINNED_PATTERN
+
+ENTRY_POINT_GROUP = "a2n.nodes"
+RETRY_PAUSE_SECONDS = 0.2
+_RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+
+
+class NodeRuntimes(Mapping[str, NodeRuntime]):
+    """The built-in runtimes by type name, and a runtime for every pinned custom type."""
+
+    def __init__(
+        self,
+        built_in: Mapping[str, NodeRuntime],
+        custom: CustomNodeTypes,
+        secret_key: bytes,
+    ) -> None:
+        self._built_in = built_in
+        self._custom = custom
+        self._secret_key = secret_key
+
+    def __getitem__(self, type_name: str) -> NodeRuntime:
+        if type_name in self._built_in:
+            return self._built_in[type_name]
+        if PINNED_PATTERN.fullmatch(type_name):
+            return CustomNode(type_name, self._custom, self._secret_key)
+        raise KeyError(type_name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._built_in)
+
+    def __len__(self) -> int:
+        return len(self._built_in)
+
+
+class CustomNode:
+    """One pinned custom type: finds its version, then runs it by its runtime."""
+
+    def __init__(self, type_name: str, custom: CustomNodeTypes, secret_key: bytes) -> None:
+        self.type_name = type_name
+        self.custom = custom
+        self.secret_key = secret_key
+
+    async def run(self, call: NodeCall) -> NodeResult:
+        pinned = await to_thread.run_sync(self.custom.pinned_version, self.type_name)
+        if pinned is None:
+            raise NodeFailure(f"{self.type_name} is not a published custom node version")
+        implementation = pinned.spec["implementation"]
+        runtime = implementation["runtime"]
+        config = _evaluated_config(call)
+        if runtime == "PYTHON":
+            return await PythonNode(pinned, implementation["entryPoint"]).run(call, config)
+        if runtime == "WEBHOOK":
+            key = webhook_signing_key(self.secret_key, pinned.node_id)
+            return await WebhookNode(pinned, implementation, key).run(call, config)
+        raise NodeFailure(
+            f"{self.type_name} runs in a DOCKER container, and this installation has no Docker "
+            "engine configured for nodes; use a PYTHON or WEBHOOK version of the node"
+        )
+
+
+class PythonNode:
+    """A node class from an installed package (entry point group `a2n.nodes`)."""
+
+    def __init__(self, pinned: PinnedVersion, entry_point: str) -> None:
+        self.pinned = pinned
+        self.entry_point = entry_point
+
+    async def run(self, call: NodeCall, config: dict[str, Any]) -> NodeResult:
+        found = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP, name=self.entry_point)
+        if not found:
+            raise NodeFailure(
+                f"no installed package provides the node {self.entry_point!r} (entry point "
+                f"group {ENTRY_POINT_GROUP}); install it on every worker"
+            )
+        plugin: Any = next(iter(found)).load()
+        if not inspect.isclass(plugin) or not callable(getattr(plugin, "run", None)):
+            raise NodeFailure(f"{self.entry_point} is not a node class with a run method")
+        instance: Any = plugin()
+        run = instance.run
+        context = {"node": _node_facts(call), "execution": dict(call.execution)}
+        limit = _timeout_seconds(self.pinned, call)
+        try:
+            if inspect.iscoroutinefunction(run):
+                value = await asyncio.wait_for(run(list(call.items), config, context), limit)
+            else:
+                value = await asyncio.wait_for(
+                    to_thread.run_sync(run, list(call.items), config, context), limit
+                )
+        except TimeoutError:
+            raise NodeFailure(
+                f"{self.entry_point} did not finish within {limit:g} seconds"
+            ) from None
+        return _result(value, self.pinned, self.entry_point)
+
+
+class WebhookNode:
+    """A node implemented by an external HTTP service.
+
+    Each node run is one `POST` to the version's `url` with the JSON body `{"type", "node":
+    {"id", "name", "type"}, "execution": {...}, "config", "items"}`, signed: `X-A2N-Timestamp`
+    carries Unix seconds and `X-A2N-Signature` `sha256=` and the hex HMAC-SHA256 of
+    `<timestamp>.<raw body>` under the node's signing key (shown to its author). The service
+    answers 2xx with a JSON list of items, or `{"items": [...]}`, or `{"outputs": {handle:
+    [...]}}`. Each attempt may take `timeoutMs`; timeouts, connection failures and 408, 429
+    and 5xx answers are tried again up to `retries` times (0.2 s, 0.4 s, ... apart), then fail
+    the node as retryable (the workflow's retryPolicy may run it again); other answers fail it
+    at once. Requests obey the egress rules (A2N_EGRESS_ALLOW), like http_request nodes."""
+
+    def __init__(self, pinned: PinnedVersion, implementation: Mapping[str, Any], key: str) -> None:
+        self.pinned = pinned
+        self.url: str = implementation["url"]
+        self.timeout = implementation["timeoutMs"] / 1000
+        self.retries: int = implementation["retries"]
+        self.key = key
+
+    async def run(self, call: NodeCall, config: dict[str, Any]) -> NodeResult:
+        body = json.dumps(
+            {
+                "type": str(call.node["type"]),
+                "node": _node_facts(call),
+                "execution": dict(call.execution),
+                "config": config,
+                "items": list(call.items),
+            },
+            separators=(",", ":"),
+        ).encode()
+        last = ""
+        for attempt in range(self.retries + 1):
+            if attempt:
+                await asyncio.sleep(RETRY_PAUSE_SECONDS * 2 ** (attempt - 1))
+            timestamp = str(int(time.time()))
+            headers = {
+                "Content-Type": "application/json",
+                TIMESTAMP_HEADER: timestamp,
+                SIGNATURE_HEADER: sign(self.key, timestamp, body),
+            }
+            request = call.services.http.build_request(
+                "POST", self.url, content=body, headers=headers, timeout=self.timeout
+            )
+            try:
+                response = await call.services.http.send(request, stream=True)
+            except EgressRefused as refused:
+                raise NodeFailure(f"POST {self.url}: {refused.message}") from None
+            except httpx.TimeoutException:
+                last = f"no answer within {self.timeout:g} seconds"
+                continue
+            except httpx.HTTPError as error:
+                last = f"could not reach it ({type(error).__name__})"
+                continue
+            try:
+                status = response.status_code
+                if status in _RETRYABLE_STATUS:
+                    last = f"it answered {status}"
+                    continue
+                if not response.is_success:
+                    raise NodeFailure(f"POST {self.url}: the node service answered {status}")
+                limit = call.services.limits.http_max_response_bytes
+                answer = await read_body(response, limit)
+            finally:
+                await response.aclose()
+            return _result(_json_of(answer, self.url), self.pinned, self.url)
+        tries = self.retries + 1
+        raise NodeFailure(
+            f"POST {self.url}: {last} ({tries} attempt{'s' if tries > 1 else ''})",
+            retryable=True,
+        )
+
+
+def _evaluated_config(call: NodeCall) -> dict[str, Any]:
+    values = ConfigValues(call)
+    first = call.items[0] if call.items else {}
+    return {name: values.value(name, first) for name in values.raw}
+
+
+def _node_facts(call: NodeCall) -> dict[str, Any]:
+    node = call.node
+    return {"id": node.get("id"), "name": node.get("name"), "type": node.get("type")}
+
+
+def _timeout_seconds(pinned: PinnedVersion, call: NodeCall) -> float:
+    timeout = pinned.spec.get("timeout")
+    return timeout / 1000 if timeout else call.services.limits.code_timeout_seconds
+
+
+def _json_of(body: bytes, url: str) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise NodeFailure(f"POST {url}: the node service did not answer JSON") from None
+
+
+def _result(value: Any, pinned: PinnedVersion, source: str) -> NodeResult:
+    """Items on the version's outputs from what the node gave back."""
+    outputs: list[str] = list(pinned.spec["outputs"])
+    if isinstance(value, dict) and "outputs" in value:
+        value = value["outputs"]
+    elif isinstance(value, dict) and "items" in value:
+        value = value["items"]
+    if isinstance(value, dict):
+        unknown = sorted(set(value) - set(outputs))
+        if unknown:
+            raise NodeFailure(
+                f"{source} returned items for {', '.join(unknown)}, which {pinned.name} does not "
+                f"have; its outputs are: {', '.join(outputs)}"
+            )
+        return NodeResult({handle: as_items(items, source) for handle, items in value.items()})
+    items: list[Item] = as_items(value, source)
+    return NodeResult({outputs[0] if outputs else MAIN_OUTPUT: items})

@@ -1,0 +1,1 @@
+"""The Nodes context: custom node types, their versions and the marketplace around them."""

@@ -1,0 +1,203 @@
+"""Node collections and templates through the API: ordered items, private and public ones,
+who may change them, templates checked against their node type, and bad input refused."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from litestar.testing import TestClient
+
+from tests.api.helpers import API, Account, problem, promote, sign_up
+from tests.api.test_custom_nodes import create_node
+
+Client = TestClient[Any]
+
+
+def nodes_head(client: Client) -> int:
+    return int(client.app.state.services.nodes.app.head_position())
+
+
+def collection(client: Client, account: dict[str, str], **body: Any) -> dict[str, Any]:
+    response = client.post(
+        f"{API}/node-collections", json={"name": "Favourites", **body}, headers=account
+    )
+    assert response.status_code == 201, response.text
+    made: dict[str, Any] = response.json()
+    return made
+
+
+def collections(client: Client, account: dict[str, str], position: int, **params: Any) -> Any:
+    response = client.get(
+        f"{API}/node-collections",
+        params={"limit": 500, **params},
+        headers={**account, "A2N-Min-Position": str(position)},
+    )
+    assert response.status_code == 200, response.text
+    return {row["id"]: row for row in response.json()["items"]}
+
+
+def test_a_collection_keeps_its_nodes_in_order(client: Client, user: Account) -> None:
+    mine = create_node(client, user)
+    made = collection(client, user, items=["http_request", mine["name"], "set"])
+    assert made["items"] == ["http_request", mine["id"], "set"]
+    path = f"{API}/node-collections/{made['id']}/items"
+    first = client.post(path, json={"nodeId": "noop", "position": 0}, headers=user)
+    assert first.status_code == 200, first.text
+    last = client.post(path, json={"nodeId": "code"}, headers=user).json()
+    assert last["items"] == ["noop", "http_request", mine["id"], "set", "code"]
+    gone = client.delete(f"{path}/{mine['name']}", headers=user).json()
+    assert gone["items"] == ["noop", "http_request", "set", "code"]
+    row = collections(client, user, gone["position"])[made["id"]]
+    assert (row["items"], row["itemCount"], row["revision"]) == (gone["items"], 4, 4)
+    assert row["visibility"] == "PRIVATE"
+
+    problem(client.post(path, json={"nodeId": "set"}, headers=user), 409)
+    problem(client.delete(f"{path}/wait", headers=user), 404)
+
+
+def test_private_collections_are_their_owners(
+    client: Client, owner: Account, user: Account
+) -> None:
+    private = collection(client, user)
+    public = collection(client, user, visibility="PUBLIC", description="For all")
+    other = sign_up(client)
+    seen = collections(client, other, public["position"])
+    assert public["id"] in seen
+    assert private["id"] not in seen
+    assert set(collections(client, user, public["position"], mine="true")) >= {
+        private["id"],
+        public["id"],
+    }
+    assert public["id"] not in collections(client, user, public["position"], mine="false")
+    body = {"nodeId": "noop"}
+    problem(
+        client.post(f"{API}/node-collections/{public['id']}/items", json=body, headers=other), 403
+    )
+    problem(
+        client.post(f"{API}/node-collections/{private['id']}/items", json=body, headers=other), 404
+    )
+    admin = promote(client, owner, sign_up(client))
+    added = client.post(f"{API}/node-collections/{private['id']}/items", json=body, headers=admin)
+    assert added.status_code == 200, added.text
+    assert private["id"] in collections(client, admin, added.json()["position"])
+
+
+def test_collections_hold_only_nodes_their_owner_sees(client: Client, user: Account) -> None:
+    someone = sign_up(client)
+    hidden = create_node(client, someone)
+    before = nodes_head(client)
+    response = client.post(
+        f"{API}/node-collections",
+        json={"name": "X", "items": ["noop", hidden["id"], "nope", "noop"]},
+        headers=user,
+    )
+    pointers = {e["pointer"] for e in problem(response, 422)["errors"]}
+    assert pointers == {"/items/1", "/items/2", "/items"}
+    made = collection(client, user)
+    added = client.post(
+        f"{API}/node-collections/{made['id']}/items", json={"nodeId": hidden["id"]}, headers=user
+    )
+    assert [e["pointer"] for e in problem(added, 422)["errors"]] == ["/nodeId"]
+    assert nodes_head(client) == before + 1
+
+
+@pytest.mark.parametrize(
+    ("body", "pointer"),
+    [
+        ({"name": ""}, "/name"),
+        ({"name": "x" * 256}, "/name"),
+        ({"name": "X", "visibility": "SECRET"}, "/visibility"),
+        ({"name": "X", "description": "a\x00b"}, "/description"),
+    ],
+)
+def test_bad_collections_are_422(
+    client: Client, user: Account, body: dict[str, Any], pointer: str
+) -> None:
+    before = nodes_head(client)
+    response = client.post(f"{API}/node-collections", json=body, headers=user)
+    assert pointer in [e["pointer"] for e in problem(response, 422)["errors"]]
+    for malformed in ({"name": 1}, {"name": "X", "extra": 1}, {"name": "X", "items": "noop"}):
+        problem(client.post(f"{API}/node-collections", json=malformed, headers=user), 422)
+    made = collection(client, user)
+    for item in ({"nodeId": "noop", "position": -1}, {"position": 1}, {"nodeId": 5}):
+        response = client.post(
+            f"{API}/node-collections/{made['id']}/items", json=item, headers=user
+        )
+        problem(response, 422)
+    problem(
+        client.post(
+            f"{API}/node-collections/{uuid.uuid4()}/items", json={"nodeId": "noop"}, headers=user
+        ),
+        404,
+    )
+    assert nodes_head(client) == before + 1
+
+
+def test_templates_are_checked_against_their_node_type(client: Client, user: Account) -> None:
+    made = client.post(
+        f"{API}/node-templates",
+        json={
+            "nodeType": "http_request",
+            "name": "GitHub API",
+            "config": {"url": "https://api.github.com/{{ $json.path }}", "method": "GET"},
+            "tags": ["github"],
+            "visibility": "PUBLIC",
+        },
+        headers=user,
+    )
+    assert made.status_code == 201, made.text
+    template = made.json()
+    assert (template["nodeDefinitionId"], template["nodeType"]) == ("http_request", "http_request")
+    other = sign_up(client)
+    listed = client.get(
+        f"{API}/node-templates",
+        params={"nodeId": "http_request", "q": "github"},
+        headers={**other, "A2N-Min-Position": str(template["position"])},
+    ).json()
+    assert template["id"] in [row["id"] for row in listed["items"]]
+
+    custom = create_node(client, user)
+    client.post(f"{API}/nodes/{custom['id']}/publish", headers=user)
+    pinned = f"{custom['name']}@1.0.0"
+    own = client.post(
+        f"{API}/node-templates",
+        json={"nodeType": pinned, "name": "Hello", "config": {"greeting": "hi"}},
+        headers=user,
+    )
+    assert own.status_code == 201, own.text
+    assert own.json()["nodeDefinitionId"] == custom["id"]
+    hidden = client.get(
+        f"{API}/node-templates",
+        params={"nodeId": custom["id"]},
+        headers={**other, "A2N-Min-Position": str(own.json()["position"])},
+    ).json()
+    assert hidden["items"] == []  # a private template of a private node
+
+    before = nodes_head(client)
+    for body, pointers in (
+        (
+            {"nodeType": "http_request", "name": "X", "config": {"method": "FETCH"}},
+            {"/config/method", "/config/url"},
+        ),
+        ({"nodeType": "http_request", "name": "X", "config": {"url": "{{ 1 +"}}, {"/config/url"}),
+        ({"nodeType": pinned, "name": "X", "config": {}}, {"/config/greeting"}),
+        ({"nodeType": custom["name"], "name": "X"}, {"/nodeType"}),
+        ({"nodeType": "nope", "name": ""}, {"/nodeType", "/name"}),
+        ({"nodeType": "noop", "name": "X", "tags": [""]}, {"/tags/0"}),
+    ):
+        response = client.post(
+            f"{API}/node-templates",
+            json=body,
+            headers=user,
+        )
+        found = {e["pointer"] for e in problem(response, 422)["errors"]}
+        assert found == pointers, (body, found)
+    stranger = client.post(
+        f"{API}/node-templates",
+        json={"nodeType": pinned, "name": "X", "config": {"greeting": "hi"}},
+        headers=other,
+    )
+    assert [e["pointer"] for e in problem(stranger, 422)["errors"]] == ["/nodeType"]
+    assert nodes_head(client) == before
