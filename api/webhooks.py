@@ -62,6 +62,9 @@ WEBHOOK_PROBLEMS = {
     401: problem_response(401, "The trigger's own auth (header token, basic, HMAC) refused."),
     405: problem_response(405, "The trigger at this path answers other methods (see Allow)."),
     413: problem_response(413),
+    429: problem_response(
+        429, "This webhook path's rate limit (settings.webhookRateLimit, A2N_RATE_LIMITS)."
+    ),
     503: problem_response(503, "Webhook routes are being reloaded: retry after Retry-After."),
     504: problem_response(504, "The run did not answer in time; it goes on (executionId)."),
 }

@@ -18,6 +18,8 @@ from application.executions.queue import Delivery, ExecutionQueue
 log = structlog.get_logger(__name__)
 
 RECEIVE_TIMEOUT = 1.0
+RECEIVE_RETRY_SECONDS = 0.5
+"""Pause after the queue failed to answer, before asking again."""
 
 
 class Worker:
@@ -44,7 +46,15 @@ class Worker:
         try:
             while not stop.is_set():
                 await slots.acquire()
-                delivery = await self.queue.receive(RECEIVE_TIMEOUT)
+                try:
+                    delivery = await self.queue.receive(RECEIVE_TIMEOUT)
+                except Exception as exc:
+                    # A queue that cannot answer now (Redis slow or restarting) must not end
+                    # the worker: every later run would wait in the queue for good.
+                    slots.release()
+                    log.warning("worker.receive_failed", error=f"{type(exc).__name__}: {exc}")
+                    await _pause(stop, RECEIVE_RETRY_SECONDS)
+                    continue
                 if delivery is None:
                     slots.release()
                     continue
@@ -86,3 +96,9 @@ class Worker:
             if not await self.leases.renew(delivery.execution_id, self.engine.worker_id):
                 log.warning("execution.lease_lost", execution_id=delivery.execution_id)
             await self.queue.keep_alive(delivery)
+
+
+async def _pause(stop: asyncio.Event, seconds: float) -> None:
+    """Wait `seconds`, or less if `stop` is set meanwhile."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)

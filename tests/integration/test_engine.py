@@ -404,6 +404,40 @@ def test_the_worker_takes_runs_off_the_queue(rig: Rig) -> None:
     assert [rig.executions.get(OWNER, i).status for i in ids] == [ExecutionStatus.SUCCESS] * 3
 
 
+class FailingFirst:
+    """The rig's queue, whose first `failures` receives fail as Redis does when it is slow."""
+
+    def __init__(self, queue: Any, failures: int) -> None:
+        self.queue, self.failures = queue, failures
+
+    async def receive(self, timeout: float) -> Any:
+        if self.failures > 0:
+            self.failures -= 1
+            raise TimeoutError("Timeout reading from 127.0.0.1:6379")
+        return await self.queue.receive(timeout)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.queue, name)
+
+
+def test_the_worker_outlives_a_queue_that_fails_to_answer(rig: Rig) -> None:
+    workflow_id = rig.workflow(chain("a"))
+    execution_id = rig.executions.start(OWNER, workflow_id, [{"i": 1}]).aggregate.id
+    queue = FailingFirst(rig.queue, failures=2)
+
+    async def work() -> None:
+        stop = asyncio.Event()
+        worker = Worker(rig.make_engine("w"), queue, MemoryLeases(), concurrency=2)  # type: ignore[arg-type]
+        running = asyncio.create_task(worker.run(stop))
+        await rig.executions.wait_for_end(execution_id, 10)
+        stop.set()
+        await running
+
+    asyncio.run(work())
+    assert queue.failures == 0
+    assert rig.executions.get(OWNER, execution_id).status is ExecutionStatus.SUCCESS
+
+
 def test_a_draft_runs_only_as_a_test_run(rig: Rig) -> None:
     made = rig.workflows.create(OWNER, name="draft", definition=chain("a"))
     with pytest.raises(Exception, match="no published version"):

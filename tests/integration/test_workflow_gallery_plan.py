@@ -4,6 +4,7 @@ the API's database role under row-level security."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -65,4 +66,5 @@ def test_the_gallery_reads_its_partial_indexes_not_the_whole_table(
     statistics of the whole table); that one does, and no scan of every workflow."""
     plan = plan_of(crowded, **filters)
     assert "idx_workflow_gallery" in plan, plan  # either index, by index or bitmap scan
-    assert "Seq Scan on workflow" not in plan, plan
+    # The workflow table itself (workflow_share is small: the planner may scan it whole).
+    assert re.search(r"Seq Scan on workflow\b(?!_)", plan) is None, plan
