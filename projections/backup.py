@@ -39,8 +39,15 @@ class BackupFailed(RuntimeError):
 
 
 def projected_tables() -> list[str]:
-    """The tables a restore rebuilds from the events (their rows are not in a backup)."""
-    return [table for projector in PROJECTORS for table in projector.tables]
+    """The tables a restore rebuilds from the events (their rows are not in a backup). A table
+    a projector shares (node_definition: its built-in rows come from the code) stays in the
+    backup whole; the rebuild replaces only the projector's own rows."""
+    return [
+        table
+        for projector in PROJECTORS
+        for table in projector.tables
+        if table not in projector.shared
+    ]
 
 
 def backup(database_url: str, archive: Path, *, pg_bin: Path | None = None) -> None:
