@@ -5,9 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed
-# pytest-xdist workers, each with a database of its own (0: one process). The end-to-end tests
-# share one worker (tests/e2e/conftest.py), which keeps the run within a stock PostgreSQL's 100
-# connections.
+# pytest-xdist workers, each with a database of its own (0: one process). An end-to-end file's
+# tests share one worker (tests/e2e/conftest.py), which keeps the run within a stock PostgreSQL's
+# 100 connections.
 PYTEST_WORKERS ?= 3
 
 .PHONY: up test install lint typecheck pytest services bench clean

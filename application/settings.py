@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from psycopg.conninfo import conninfo_to_dict
 
+from application.identity.passwords import PasswordHashing
 from application.logs import REDACTED, redact_text
 from domain.egress import EgressPolicy
 from domain.workflows.limits import DefinitionLimits
@@ -92,6 +93,9 @@ class Settings:
     """A2N_ACCESS_TOKEN_TTL: seconds an access token is valid."""
     refresh_token_ttl: int = 30 * 24 * 3600
     """A2N_REFRESH_TOKEN_TTL: seconds a session lasts without a refresh."""
+    password_hashing: PasswordHashing = "rfc9106"  # noqa: S105 (a cost profile, not a secret)
+    """A2N_PASSWORD_HASHING: argon2id cost of new password hashes, rfc9106 (64 MiB, 3 passes)
+    or owasp (OWASP's minimum: 19 MiB, 2 passes), for small containers."""
     registration: RegistrationMode = "open"
     """A2N_REGISTRATION: open (anyone may register) or invite (only the first account, the
     OWNER; later accounts are created by an admin)."""
@@ -396,6 +400,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "access_token_ttl": ("A2N_ACCESS_TOKEN_TTL", _integer(30, 24 * 3600)),
     "refresh_token_ttl": ("A2N_REFRESH_TOKEN_TTL", _integer(300, 365 * 24 * 3600)),
     "registration": ("A2N_REGISTRATION", _choice(RegistrationMode)),
+    "password_hashing": ("A2N_PASSWORD_HASHING", _choice(PasswordHashing)),
     "rate_limits": ("A2N_RATE_LIMITS", _rate_limits),
     "max_definition_nodes": ("A2N_MAX_DEFINITION_NODES", _integer(1, 100_000)),
     "max_definition_connections": ("A2N_MAX_DEFINITION_CONNECTIONS", _integer(0, 1_000_000)),

@@ -82,19 +82,34 @@ def postgres_server_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def make_database(postgres_server_url: str) -> Iterator[Callable[..., str]]:
-    """Create a fresh database, migrated unless asked not to; all are dropped after the run."""
+    """Create a fresh database, migrated unless asked not to; all are dropped after the run.
+
+    The first migrated database of the run becomes a template that is never connected to again;
+    the others are copies of it (CREATE DATABASE ... TEMPLATE), a few times faster than running
+    every migration again for each of the ~190 tests that want a database of their own.
+    """
     created: list[str] = []
+    template: list[str] = []
+
+    def create(name: str, like: str | None = None) -> str:
+        statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+        if like is not None:
+            statement += sql.SQL(" TEMPLATE {}").format(sql.Identifier(like))
+        with psycopg.connect(postgres_server_url, autocommit=True) as conn:
+            conn.execute(statement)
+        created.append(name)
+        return _as_url(make_conninfo(postgres_server_url, dbname=name))
 
     def make(*, migrated: bool = True) -> str:
         name = f"a2n_test_{os.getpid()}_{uuid.uuid4().hex[:10]}"
-        with psycopg.connect(postgres_server_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        created.append(name)
-        url = _as_url(make_conninfo(postgres_server_url, dbname=name))
-        if migrated:
+        if not migrated:
+            return create(name)
+        if not template:
+            url = create(f"{name}_template")
             Migrator(url).up()
             create_event_store_tables(url)
-        return url
+            template.append(f"{name}_template")
+        return create(name, like=template[0])
 
     yield make
     with psycopg.connect(postgres_server_url, autocommit=True) as conn:

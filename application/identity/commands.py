@@ -23,11 +23,7 @@ from application.errors import AccessRevoked, Conflict, Forbidden, NotAuthentica
 from application.eventstore import Recorded
 from application.identity.app import IdentityApp
 from application.identity.mail import Outbox
-from application.identity.passwords import (
-    check_password_rules,
-    hash_password,
-    password_matches,
-)
+from application.identity.passwords import Passwords, check_password_rules
 from application.identity.personal_data import PersonalData
 from application.identity.principal import Principal
 from application.identity.tokens import TokenSigner
@@ -107,6 +103,7 @@ class IdentityService:
         secret_key: bytes,
         refresh_ttl: int,
         registration: RegistrationMode = "open",
+        passwords: Passwords | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.app = app
@@ -116,6 +113,7 @@ class IdentityService:
         self._secret_key = secret_key
         self.refresh_ttl = timedelta(seconds=refresh_ttl)
         self.registration = registration
+        self.passwords = passwords or Passwords()
         self.now = clock
 
     # -- accounts ---------------------------------------------------------------------------
@@ -135,7 +133,7 @@ class IdentityService:
         return self.open_account(
             caller,
             address,
-            hash_password(password),
+            self.passwords.hash(password),
             _clean_name(name),
             invite_token=invite_token,
         )
@@ -191,7 +189,7 @@ class IdentityService:
                 caller,
                 new_id(),
                 address,
-                hash_password(password),
+                self.passwords.hash(password),
                 _clean_name(name),
                 Role.OWNER,
                 True,
@@ -257,7 +255,7 @@ class IdentityService:
         check_password_rules(password)
         verification = self.redeem(token, Purpose.PASSWORD_RESET)
         user = self.app.load(verification.user_id, User)
-        user.change_password(hash_password(password), by_reset=True)
+        user.change_password(self.passwords.hash(password), by_reset=True)
         return Recorded(user, self.app.record(caller.metadata(), verification, user))
 
     def change_password(
@@ -265,9 +263,9 @@ class IdentityService:
     ) -> Recorded[User]:
         check_password_rules(new, "/newPassword")
         user = self.app.load(principal.user_id, User)
-        if not password_matches(user.password_hash, current):
+        if not self.passwords.matches(user.password_hash, current):
             raise ValidationFailed([Violation("/currentPassword", "is not your password")])
-        user.change_password(hash_password(new))
+        user.change_password(self.passwords.hash(new))
         return Recorded(user, self.app.record(caller.metadata(), user))
 
     def change_profile(
@@ -317,7 +315,7 @@ class IdentityService:
 
     def check_password(self, caller: Caller, user: User | None, password: str) -> User:
         """The first step of sign-in (`application.identity.sign_in` runs the whole of it)."""
-        if user is None or not password_matches(user.password_hash, password):
+        if user is None or not self.passwords.matches(user.password_hash, password):
             self.record_security_event(
                 caller,
                 "FAILED_LOGIN",
@@ -619,4 +617,5 @@ def identity_service(
         secret_key=keys.secret_key,
         refresh_ttl=settings.refresh_token_ttl,
         registration=settings.registration,
+        passwords=Passwords(settings.password_hashing),
     )

@@ -55,6 +55,9 @@ def api_settings(
         # Every test client calls from one address ("testclient"): the per-address lockout
         # would let one test's failed sign-ins lock out the rest (test_login_lockout has its own).
         login_max_failures_per_ip=100_000,
+        # OWASP's argon2id minimum: the suite signs in about 1,400 times, and at the default
+        # profile's 64 MiB that alone took minutes (tests/unit/test_passwords.py covers both).
+        password_hashing="owasp",
         # Runs left waiting by authorization tests (their cancel was refused) hold a slot each.
         worker_concurrency=50,
         # Live streams poll the event store this rarely: a stream that keeps up is woken by
