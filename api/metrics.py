@@ -10,6 +10,7 @@ depth and workers come from the queue and the workers' heartbeats, shared throug
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -23,6 +24,8 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from domain.executions.durations import DURATION_BUCKETS
 
 # `*_created` series double the output and no alert uses them.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -47,7 +50,9 @@ class ExecutionFigures:
     """What the read models say about runs, at the last scrape."""
 
     runs: list[RunCounts] = field(default_factory=list)
-    buckets: list[tuple[float, int]] = field(default_factory=list)
+    buckets: list[tuple[float, int]] = field(
+        default_factory=lambda: [(bound, 0) for bound in (*DURATION_BUCKETS, math.inf)]
+    )
     """(upper bound in seconds, runs in that bucket alone), every bound and +Inf."""
     duration_sum: float = 0.0
     """Seconds of every timed run, summed."""
@@ -79,7 +84,7 @@ class ExecutionCollector(Collector):
         cumulative, total = [], 0
         for bound, count in figures.buckets:
             total += count
-            cumulative.append(("+Inf" if bound == float("inf") else f"{bound:g}", total))
+            cumulative.append(("+Inf" if bound == math.inf else f"{bound:g}", total))
         yield HistogramMetricFamily(
             "a2n_execution_duration_seconds",
             "Duration of the runs that ended (those that started), from start to end.",

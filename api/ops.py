@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from typing import Any
 
@@ -17,7 +16,6 @@ from api.context import services
 from api.metrics import ExecutionFigures, RunCounts
 from api.services import Services
 from application.executions.roster import fresh
-from domain.executions.durations import DURATION_BUCKETS
 from projections.status import ProjectionStatus, status_from_rows, status_query
 
 CHECK_TIMEOUT = 2.0
@@ -140,8 +138,7 @@ async def _execution_figures(found: Services) -> tuple[float, ExecutionFigures]:
             "SELECT coalesce(sum(total_duration_ms), 0) FROM workflow_execution_stats"
         )
         row = await cur.fetchone()
-    bounds = (*DURATION_BUCKETS, math.inf)
-    buckets = [(bound, int(counted.get(bound, 0))) for bound in bounds]
+    buckets = [(bound, int(counted.get(bound, 0))) for bound, _ in ExecutionFigures().buckets]
     total_ms = row[0] if row else 0
     return round_trip, ExecutionFigures(runs, buckets, float(total_ms) / 1000)
 
