@@ -117,10 +117,7 @@ def test_history_pages_newest_first_with_filters(
     ],
 )
 def test_bad_filters_are_problems(client: Client, admin: Account, query: dict[str, str]) -> None:
-    response = client.get(ROUTE, params=query, headers=admin)
-    assert response.status_code in (400, 422), response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    problem(response, response.status_code)
+    problem(client.get(ROUTE, params=query, headers=admin), 400)
 
 
 def test_only_admins_read_health_checks(client: Client, user: Account) -> None:
