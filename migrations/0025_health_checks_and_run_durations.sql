@@ -5,7 +5,8 @@
 -- written directly rather than through events: events are kept forever, checks only 30 days.
 -- execution_duration_bucket: how many ended runs took at most each bound (one bucket per run,
 -- not cumulative), kept by the workflows projector from the runs' ending events; /metrics turns
--- it into the Prometheus histogram a2n_execution_duration_seconds.
+-- it into the Prometheus histogram a2n_execution_duration_seconds. On an installation with runs
+-- already, it starts empty: `a2n project rebuild workflows` counts the earlier runs in.
 
 -- migrate:up
 CREATE TYPE health_status AS ENUM ('HEALTHY', 'DEGRADED', 'UNHEALTHY');
