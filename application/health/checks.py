@@ -49,6 +49,8 @@ class Check:
     interval: float
     """Seconds between two runs of the probe."""
     probe: Probe
+    first_after: float = 0.0
+    """Seconds after the monitor starts before the first run (workers need time to beat)."""
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import structlog
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
-from application.executions.roster import Roster
+from application.executions.roster import FRESH_SECONDS, Roster
 from application.health.checks import (
     Check,
     Probe,
@@ -79,22 +79,22 @@ class HealthMonitor:
         self.pool = pool
         self.on_check_failed = on_check_failed
         self.clock = clock
-        self._due: dict[str, float] = {}
-        """When (monotonic) each check runs next; a check not in it is due now."""
+        started = time.monotonic()
+        self._due = {check.name: started + check.first_after for check in self.checks}
+        """When (monotonic) each check runs next."""
 
     def run_due(self) -> list[Result]:
         """Run every check whose interval passed; store and report what they found."""
         found: list[Result] = []
         for check in self.checks:
-            if time.monotonic() < self._due.get(check.name, 0.0):
-                continue
-            self._due[check.name] = time.monotonic() + check.interval
-            results = self.run(check)
-            found.extend(results)
+            if time.monotonic() >= self._due[check.name]:
+                found.extend(self.run(check))
         return found
 
     def run(self, check: Check) -> list[Result]:
-        """Run one check now, store its results and report its failures."""
+        """Run one check now, store its results and report its failures; it runs again after
+        its interval."""
+        self._due[check.name] = time.monotonic() + check.interval
         try:
             results = check.probe()
         except Exception as exc:
@@ -179,7 +179,8 @@ def monitor_for(
     if redis_client is not None:
         probes["redis"] = ("cache", redis_probe(redis_client, settings.health_latency_ms))
     checks = [
-        Check(name, kind, every, probe)
+        # A worker starting beside this scheduler has not beaten yet: no false alarm at start.
+        Check(name, kind, every, probe, FRESH_SECONDS if name == "workers" else 0.0)
         for name, (kind, probe) in probes.items()
         if name in settings.health_checks
     ]

@@ -132,7 +132,8 @@ def test_the_scheduler_checks_everything_and_the_route_serves_it(
     app = create_app(settings, run_projectors=True, run_workers=True, run_scheduler=True)
     with TestClient(app) as isolated:
         owner = owner_of(isolated)
-        deadline = time.monotonic() + 20
+        # The workers are first checked 15 s after the scheduler starts.
+        deadline = time.monotonic() + 45
         while True:
             items = get(isolated, owner)["items"]
             names = {item["serviceName"] for item in items}
