@@ -125,15 +125,20 @@ def test_each_check_reports_against_its_threshold_and_failures_reach_the_port(
     assert monitor.run_due() == [], "nothing is due again within the interval"
 
 
-def test_no_beating_worker_is_unhealthy(pool: ConnectionPool[Any], tmp_path: Any) -> None:
-    settings = replace(Settings(), data_dir=tmp_path, health_checks=frozenset({"workers"}))
-    monitor = monitor_for(
+def only(check: str, pool: ConnectionPool[Any], data_dir: Any) -> HealthMonitor:
+    """A monitor running only `check`, in a process without workers."""
+    settings = replace(Settings(), data_dir=data_dir, health_checks=frozenset({check}))
+    return monitor_for(
         settings,
         pool,
         queue_depths=MemoryQueue().band_depths,
         roster=MemoryRoster(),
         projection_lags=lambda: projection_lags(pool),
     )
+
+
+def test_no_beating_worker_is_unhealthy(pool: ConnectionPool[Any], tmp_path: Any) -> None:
+    monitor = only("workers", pool, tmp_path)
     assert monitor.run_due() == [], "not before the workers could beat"
     [result] = monitor.run(monitor.checks[0])
     assert (result.status, result.message) == (Status.UNHEALTHY, "no worker is beating")
@@ -162,20 +167,13 @@ def test_only_the_elected_scheduler_runs_the_checks(
     fresh_database_url: str, pool: ConnectionPool[Any], tmp_path: Any
 ) -> None:
     url = fresh_database_url
-    settings = replace(Settings(), data_dir=tmp_path, health_checks=frozenset({"postgres"}))
     env = event_store_env(url, pool_size=2)
     workflows_app, executions_app = WorkflowsApp(env=env), ExecutionsApp(env=env)
     workflows = WorkflowService(workflows_app)
     service = ScheduleService(ExecutionService(executions_app, workflows, MemoryQueue()), workflows)
 
     def candidate() -> Scheduler:
-        monitor = monitor_for(
-            settings,
-            pool,
-            queue_depths=MemoryQueue().band_depths,
-            roster=MemoryRoster(),
-            projection_lags=lambda: projection_lags(pool),
-        )
+        monitor = only("postgres", pool, tmp_path)
         return Scheduler(service, pool, Leadership(url), health=monitor.run_due)
 
     leader, standby = candidate(), candidate()
