@@ -10,12 +10,12 @@ STAMP := $(VENV)/.installed
 # 100 connections.
 PYTEST_WORKERS ?= 3
 
-.PHONY: up test install lint typecheck pytest services bench clean
+.PHONY: up test install lint typecheck pytest services promtool bench clean
 
 up: $(STAMP) ## Install, migrate and run API + projectors on http://127.0.0.1:8000
 	$(BIN)/a2n up
 
-test: $(STAMP) services lint typecheck pytest ## Install and run ruff, mypy and pytest
+test: $(STAMP) services promtool lint typecheck pytest ## Install and run ruff, mypy and pytest
 
 install: $(STAMP)
 
@@ -27,6 +27,9 @@ $(STAMP): pyproject.toml uv.lock
 
 services: ## Start the machine's PostgreSQL and Redis if they are installed but stopped
 	@.ci/services
+
+promtool: $(STAMP) ## promtool (from Debian's prometheus package) for the alert rule tests
+	@.ci/promtool $(BIN)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

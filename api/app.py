@@ -36,6 +36,7 @@ from api.problems import EXCEPTION_HANDLERS
 from api.queries.audit import AuditQueries
 from api.queries.credentials import CredentialQueries, CredentialTemplateQueries
 from api.queries.executions import ExecutionQueries, ScheduleQueries, StatsQueries
+from api.queries.health import HealthCheckQueries
 from api.queries.identity import (
     MeQueries,
     OutboxQueries,
@@ -127,6 +128,7 @@ def create_app(
                     ScheduleQueries,
                     StatsQueries,
                     RetentionCommands,
+                    HealthCheckQueries,
                     NodeQueries,
                     NodeCommands,
                     NodeCollectionCommands,

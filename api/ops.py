@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import msgspec
+import structlog
+from anyio import to_thread
 from litestar import Request, Response, get
 from litestar.openapi import ResponseSpec
 
 from api.context import services
+from api.metrics import ExecutionFigures, RunCounts
 from api.services import Services
+from application.executions.roster import fresh
 from projections.status import ProjectionStatus, status_from_rows, status_query
 
 CHECK_TIMEOUT = 2.0
+
+log = structlog.get_logger(__name__)
 
 
 class ProjectionCheck(msgspec.Struct, rename="camel", omit_defaults=True):
@@ -87,7 +94,53 @@ async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
     for pool, usage in found.connections.usage().items():
         for figure, count in usage.items():
             gauges.pool_connections.labels(pool, figure).set(count)
+        gauges.pool_in_use.labels(pool).set(usage["size"] - usage["available"])
+    try:
+        round_trip, gauges.executions.figures = await asyncio.wait_for(
+            _execution_figures(found), CHECK_TIMEOUT
+        )
+        gauges.db_round_trip.set(round_trip)
+    except Exception as exc:
+        log.warning("metrics.executions_unavailable", error=type(exc).__name__)
+    try:
+        depths = await asyncio.wait_for(
+            to_thread.run_sync(found.executions.queue.band_depths), CHECK_TIMEOUT
+        )
+        for band, depth in depths.items():
+            gauges.queue_depth.labels(band).set(depth)
+        beats = fresh(await to_thread.run_sync(found.roster.beats), time.time())
+    except Exception as exc:
+        log.warning("metrics.queue_unavailable", error=type(exc).__name__)
+    else:
+        busy = sum(1 for b in beats if b.busy)
+        gauges.workers.labels("busy").set(busy)
+        gauges.workers.labels("idle").set(len(beats) - busy)
+        running = sum(b.busy for b in beats)
+        gauges.worker_slots.labels("busy").set(running)
+        gauges.worker_slots.labels("free").set(max(0, sum(b.capacity for b in beats) - running))
     return Response(gauges.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+async def _execution_figures(found: Services) -> tuple[float, ExecutionFigures]:
+    """A round trip to the database, and the run counters and duration buckets."""
+    async with found.pool.connection() as conn:
+        started = time.perf_counter()
+        await conn.execute("SELECT 1")
+        round_trip = time.perf_counter() - started
+        cur = await conn.execute(
+            "SELECT workflow_id, success_count, failure_count, execution_count "
+            "FROM workflow_execution_stats WHERE execution_count > 0 ORDER BY workflow_id"
+        )
+        runs = [RunCounts(*row) for row in await cur.fetchall()]
+        cur = await conn.execute("SELECT le_seconds, runs FROM execution_duration_bucket")
+        counted: dict[float, int] = dict(await cur.fetchall())
+        cur = await conn.execute(
+            "SELECT coalesce(sum(total_duration_ms), 0) FROM workflow_execution_stats"
+        )
+        row = await cur.fetchone()
+    buckets = [(bound, int(counted.get(bound, 0))) for bound, _ in ExecutionFigures().buckets]
+    total_ms = row[0] if row else 0
+    return round_trip, ExecutionFigures(runs, buckets, float(total_ms) / 1000)
 
 
 async def _projection_status(found: Services) -> list[ProjectionStatus]:

@@ -28,6 +28,7 @@ from application.executions.app import ExecutionsApp
 from application.executions.commands import ExecutionService
 from application.executions.nodes import RUNTIMES
 from application.executions.progress import ProgressHub, ProgressNotices, RedisProgress
+from application.executions.roster import Roster
 from application.executions.scheduler import scheduler_for
 from application.executions.webhook_auth import ReplayGuard, VaultSecrets, WebhookAuth
 from application.executions.webhook_state import (
@@ -38,6 +39,7 @@ from application.executions.webhook_state import (
 )
 from application.executions.webhooks import WebhookService
 from application.executions.workers import execution_transport, running_worker, worker_name
+from application.health.monitor import log_failure, monitor_for
 from application.identity.app import IdentityApp
 from application.identity.authenticate import Authenticator
 from application.identity.commands import IdentityService, identity_service
@@ -114,6 +116,8 @@ class Services:
     executions: ExecutionService
     progress: ProgressHub
     webhooks: WebhookService
+    roster: Roster
+    """Worker heartbeats (workers busy and total on /metrics)."""
     redis: aioredis.Redis | None = None
     supervisor: ProjectionSupervisor | None = None
     process_managers: ProjectionSupervisor | None = None
@@ -142,8 +146,9 @@ async def open_services(
 ) -> AsyncIterator[Services]:
     """Open pools and background tasks; close them in reverse order on exit. `send_mail` also
     runs the mail sender in this process when SMTP is configured, `run_workers` an execution
-    worker, `run_scheduler` a scheduler candidate (`a2n up`). Outbound requests (OAuth
-    providers, http_request nodes) obey `egress`, by default A2N_EGRESS_ALLOW's rules."""
+    worker, `run_scheduler` a scheduler candidate (`a2n up`; it runs the health checks when it
+    leads). Outbound requests (OAuth providers, http_request nodes) obey `egress`, by default
+    A2N_EGRESS_ALLOW's rules."""
     egress = egress or Egress(settings.egress_allow)
     async with AsyncExitStack() as stack:
         connections = await stack.enter_async_context(
@@ -244,7 +249,7 @@ async def open_services(
         )
         vault = CredentialVault(credentials_app, CredentialSealer(keys.master))
         name = worker_name()
-        queue, leases = execution_transport(redis_clients, prefix=redis_prefix, name=name)
+        queue, leases, roster = execution_transport(redis_clients, prefix=redis_prefix, name=name)
         executions = ExecutionService(executions_app, workflows, queue)
         process_managers = None
         if run_workers:
@@ -258,6 +263,7 @@ async def open_services(
                     pool,
                     egress,
                     name=name,
+                    roster=roster,
                     runtimes=NodeRuntimes(RUNTIMES, custom_nodes, keys.secret_key),
                 )
             )
@@ -265,7 +271,21 @@ async def open_services(
             process_managers.start()
             stack.callback(process_managers.stop)
         if run_scheduler:
-            scheduler = scheduler_for(settings, database.url, executions, workflows, sync_pool)
+            from projections.status import projection_lags
+
+            health = monitor_for(
+                settings,
+                sync_pool,
+                queue_depths=queue.band_depths,
+                roster=roster,
+                projection_lags=lambda: projection_lags(sync_pool),
+                redis_client=None if redis_clients is None else redis_clients[0],
+                # The failure port: notifications' alert sender plugs in here.
+                on_check_failed=log_failure,
+            )
+            scheduler = scheduler_for(
+                settings, database.url, executions, workflows, sync_pool, health.run_due
+            )
             stop_scheduling = threading.Event()
             scheduling = threading.Thread(
                 target=scheduler.run, args=(stop_scheduling,), name="a2n-scheduler", daemon=True
@@ -304,6 +324,7 @@ async def open_services(
                 wait_seconds=settings.webhook_wait,
                 default_limit=policy.limit_for("webhook"),
             ),
+            roster=roster,
             redis=redis_client,
             supervisor=supervisor,
             process_managers=process_managers,

@@ -35,6 +35,9 @@ CodeSandbox = Literal["namespaces", "none"]
 CodeNetwork = Literal["off", "on"]
 
 
+HEALTH_CHECKS = ("postgres", "redis", "queue", "projections", "disk", "workers")
+"""The health checks there are (application/health/checks.py)."""
+
 _SECRET_SETTINGS = frozenset({"secret_key", "master_keys"})
 
 
@@ -185,6 +188,20 @@ class Settings:
     audit_seal_interval: float = 60.0
     """A2N_AUDIT_SEAL_INTERVAL: seconds between the scheduler's seals of new events into the
     event logs' hash chain (tamper evidence); a backlog is sealed a batch per round."""
+    health_checks: frozenset[str] = frozenset(HEALTH_CHECKS)
+    """A2N_HEALTH_CHECKS: the health checks the scheduler runs (comma-separated names of
+    HEALTH_CHECKS), `all` or `off`."""
+    health_check_interval: float = 60.0
+    """A2N_HEALTH_CHECK_INTERVAL: seconds between two runs of each health check."""
+    health_latency_ms: int = 500
+    """A2N_HEALTH_LATENCY_MS: a PostgreSQL or Redis round trip slower than this is DEGRADED."""
+    health_queue_depth: int = 1000
+    """A2N_HEALTH_QUEUE_DEPTH: a queue band holding more runs than this is DEGRADED."""
+    health_projection_lag: int = 1000
+    """A2N_HEALTH_PROJECTION_LAG: a projector more events behind than this is DEGRADED."""
+    health_disk_free_percent: float = 10.0
+    """A2N_HEALTH_DISK_FREE_PERCENT: less free space than this on the data directory's file
+    system is DEGRADED, less than half of it UNHEALTHY."""
 
     def __repr__(self) -> str:
         """Every setting, secrets left out: keys hidden, passwords inside URLs masked (a repr
@@ -268,6 +285,29 @@ def _seconds(low: float, high: float) -> Callable[[str], float]:
         return value
 
     return parse
+
+
+def _health_checks(raw: str) -> frozenset[str]:
+    value = raw.strip().lower()
+    if value == "all":
+        return frozenset(HEALTH_CHECKS)
+    if value == "off":
+        return frozenset()
+    names = frozenset(name.strip() for name in value.split(",") if name.strip())
+    unknown = sorted(names - set(HEALTH_CHECKS))
+    if not names or unknown:
+        raise ValueError(f"expected all, off or names from {', '.join(HEALTH_CHECKS)}; got {raw!r}")
+    return names
+
+
+def _percent(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"expected a percentage, got {raw!r}") from None
+    if not 0 <= value <= 100:
+        raise ValueError(f"expected a percentage from 0 to 100, got {value:g}")
+    return value
 
 
 def _choice(options: Any) -> Callable[[str], str]:
@@ -434,4 +474,10 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "schedule_misfire_grace": ("A2N_SCHEDULE_MISFIRE_GRACE", _seconds(0, 24 * 3600)),
     "retention_cron": ("A2N_RETENTION_CRON", _cron_or_off),
     "audit_seal_interval": ("A2N_AUDIT_SEAL_INTERVAL", _seconds(1, 24 * 3600)),
+    "health_checks": ("A2N_HEALTH_CHECKS", _health_checks),
+    "health_check_interval": ("A2N_HEALTH_CHECK_INTERVAL", _seconds(1, 24 * 3600)),
+    "health_latency_ms": ("A2N_HEALTH_LATENCY_MS", _integer(1, 600_000)),
+    "health_queue_depth": ("A2N_HEALTH_QUEUE_DEPTH", _integer(0, 10**9)),
+    "health_projection_lag": ("A2N_HEALTH_PROJECTION_LAG", _integer(0, 10**9)),
+    "health_disk_free_percent": ("A2N_HEALTH_DISK_FREE_PERCENT", _percent),
 }

@@ -13,8 +13,10 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg_pool import ConnectionPool
 
 from application.contexts import events_table
+from application.health.checks import ProjectionLag
 from projections.projector import Projector
 from projections.registry import PROCESS_MANAGERS, PROJECTORS
 from projections.runner import CONTROL_CHANNEL
@@ -172,3 +174,17 @@ def resume(
             )
         cur.execute("SELECT pg_notify(%s, %s)", (CONTROL_CHANNEL, projector.name))
     return parked
+
+
+def projection_lags(pool: ConnectionPool[Any]) -> list[ProjectionLag]:
+    """Each projector's lag over the logs it reads, and whether it is parked (the projection
+    health checks)."""
+    with pool.connection() as conn:
+        rows = conn.execute(status_query()).fetchall()
+    lags: dict[str, ProjectionLag] = {}
+    for s in status_from_rows(rows):
+        seen = lags.get(s.projector, ProjectionLag(s.projector, 0, False))
+        lags[s.projector] = ProjectionLag(
+            s.projector, seen.lag + s.lag, seen.parked or s.parked is not None
+        )
+    return list(lags.values())

@@ -13,6 +13,7 @@ from typing import Any
 
 from psycopg import Cursor, sql
 
+from domain.executions.durations import bucket_of
 from domain.executions.execution import Execution
 from domain.workflows.triggers import trigger_id, trigger_specs
 from domain.workflows.workflow import Workflow
@@ -28,9 +29,10 @@ projector = Projector(
         "workflow_share",
         "workflow_execution_stats",
         "workflow_execution_run",
+        "execution_duration_bucket",
     ),
     about="workflow, workflow_version, workflow_trigger and workflow_share tables "
-    "(with workflows' execution counters)",
+    "(with workflows' execution counters and the run duration histogram)",
 )
 
 _JSON_DETAILS = frozenset({"tags"})
@@ -368,6 +370,12 @@ def execution_ended(
         "WHERE workflow_id = %s",
         (successes, failures, int(duration is not None), duration or 0, row[0]),
     )
+    if duration is not None:
+        cur.execute(
+            "INSERT INTO execution_duration_bucket (le_seconds, runs) VALUES (%s, 1) "
+            "ON CONFLICT (le_seconds) DO UPDATE SET runs = execution_duration_bucket.runs + 1",
+            (bucket_of(duration),),
+        )
     _copy_counters(cur, row[0])
 
 

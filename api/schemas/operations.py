@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import msgspec
 
@@ -45,3 +46,28 @@ class RetentionRun(msgspec.Struct, rename="camel"):
             round(report.seconds, 3),
             position,
         )
+
+
+class HealthCheckRead(msgspec.Struct, rename="camel"):
+    """One result of a health check (a row of health_check)."""
+
+    id: str
+    service_name: str
+    check_type: str
+    status: str
+    """HEALTHY, DEGRADED or UNHEALTHY."""
+    response_time: int | None
+    """Milliseconds the probe took, when it reached something remote."""
+    message: str
+    details: dict[str, Any]
+    created_at: datetime
+    next_check_at: datetime
+
+    @classmethod
+    def of_row(cls, row: dict[str, Any]) -> HealthCheckRead:
+        return cls(**{name: row[name] for name in cls.__struct_fields__})
+
+
+class HealthCheckPage(msgspec.Struct, rename="camel"):
+    items: list[HealthCheckRead]
+    next_cursor: str | None

@@ -15,6 +15,13 @@ import threading
 from dataclasses import dataclass
 from typing import Protocol
 
+BANDS = ("high", "normal", "low")
+"""Priority bands: above 0, 0, below 0."""
+
+
+def band_of(priority: int) -> str:
+    return "high" if priority > 0 else "low" if priority < 0 else "normal"
+
 
 @dataclass(frozen=True)
 class Delivery:
@@ -39,6 +46,9 @@ class ExecutionQueue(Protocol):
 
     async def depth(self) -> int:
         """Deliveries waiting or being run (for the reconciler and /metrics)."""
+
+    def band_depths(self) -> dict[str, int]:
+        """`depth` per priority band (for /metrics and the queue health checks); blocking."""
 
 
 class MemoryQueue:
@@ -85,6 +95,13 @@ class MemoryQueue:
     async def depth(self) -> int:
         with self._lock:
             return len(self._heap)
+
+    def band_depths(self) -> dict[str, int]:
+        depths = dict.fromkeys(BANDS, 0)
+        with self._lock:
+            for negated, _, _ in self._heap:
+                depths[band_of(-negated)] += 1
+        return depths
 
     def _bind(self) -> asyncio.Event:
         """The event that wakes receivers, on the running loop (a new loop, as after a restart

@@ -17,14 +17,9 @@ import redis
 import redis.asyncio as aioredis
 
 from application.executions.leases import LEASE_SECONDS
-from application.executions.queue import Delivery
+from application.executions.queue import BANDS, Delivery, band_of
 
 GROUP = "workers"
-BANDS = ("high", "normal", "low")
-
-
-def band_of(priority: int) -> str:
-    return "high" if priority > 0 else "low" if priority < 0 else "normal"
 
 
 class RedisStreamQueue:
@@ -86,6 +81,12 @@ class RedisStreamQueue:
     async def depth(self) -> int:
         """Entries waiting or being run, over all bands (for /metrics)."""
         return sum([await self.client.xlen(stream) for stream in self.streams])
+
+    def band_depths(self) -> dict[str, int]:
+        with self.sync_client.pipeline(transaction=False) as pipe:
+            for stream in self.streams:
+                pipe.xlen(stream)
+            return dict(zip(BANDS, pipe.execute(), strict=True))
 
     async def _abandoned(self, stream: str) -> Delivery | None:
         """An entry another consumer left pending longer than a lease: its worker died."""

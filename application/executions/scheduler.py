@@ -28,6 +28,9 @@ versions arm, re-arm or disarm schedules, and a missed change heals at the next 
 seal into the event logs' hash chain (application/event_chain.py), a batch per log and round
 (short transactions on the write pool); while a backlog remains, rounds follow without a pause.
 
+**Health checks.** The leader runs the health checks whose interval passed each round
+(application/health/monitor.py): one process of the installation checks, and stores the results.
+
 **Retention.** The leader also starts retention (application/retention.py) in a thread of its
 own whenever its cron expression (`retention_cron`, UTC) came due since the last run, so a long
 retention run does not hold schedules up.
@@ -37,7 +40,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -154,10 +157,14 @@ class Round:
     retention: bool = False
     sealed: int = 0
     """Events sealed into the hash chain."""
+    checked: int = 0
+    """Health check results stored."""
 
 
 RetentionJob = Callable[[], object]
 SealJob = Callable[[], SealRound | None]
+HealthJob = Callable[[], Sequence[object]]
+"""Runs the health checks that are due; returns their results."""
 
 
 class Scheduler:
@@ -173,6 +180,7 @@ class Scheduler:
         retention_cron: str | None = None,
         seal: SealJob | None = None,
         seal_interval: float = 60.0,
+        health: HealthJob | None = None,
     ) -> None:
         self.service = service
         self.pool = pool
@@ -188,6 +196,7 @@ class Scheduler:
         self.seal_interval = seal_interval
         self._sealed_at: float | None = None
         self._seal_backlog = False
+        self.health = health
 
     def run(self, stop: threading.Event) -> None:
         """Lead or stand by until `stop` is set; then give the lock up."""
@@ -213,7 +222,8 @@ class Scheduler:
         return MIN_SLEEP_SECONDS if self._seal_backlog else self._wait()
 
     def round(self) -> Round:
-        """Reconcile when due, fire what is due, run retention and seal when due."""
+        """Reconcile when due, fire what is due, run retention, seal and check health when
+        due."""
         done = Round()
         if self._reconciled_at is None or (
             time.monotonic() - self._reconciled_at >= self.reconcile_interval
@@ -223,6 +233,8 @@ class Scheduler:
         done.fired = self.fire_due()
         done.retention = self.run_retention_if_due()
         done.sealed = self.seal_if_due()
+        if self.health is not None:
+            done.checked = len(self.health())
         return done
 
     def reconcile(self) -> dict[str, Change]:
@@ -324,9 +336,11 @@ def scheduler_for(
     executions: ExecutionService,
     workflows: WorkflowService,
     pool: ConnectionPool[Any],
+    health: HealthJob | None = None,
 ) -> Scheduler:
     """A scheduler candidate configured by the A2N_SCHEDULER_*, A2N_SCHEDULE_*,
-    A2N_RETENTION_CRON and A2N_AUDIT_SEAL_INTERVAL settings."""
+    A2N_RETENTION_CRON and A2N_AUDIT_SEAL_INTERVAL settings, running `health` checks when it
+    leads."""
     service = ScheduleService(
         executions,
         workflows,
@@ -342,6 +356,7 @@ def scheduler_for(
         retention_cron=settings.retention_cron,
         seal=lambda: _seal_with(pool),
         seal_interval=settings.audit_seal_interval,
+        health=health,
     )
 
 

@@ -39,6 +39,11 @@ class Worker:
         self.keep_alive_seconds = keep_alive_seconds
         self._running: set[asyncio.Task[None]] = set()
 
+    @property
+    def busy(self) -> int:
+        """Runs under way now."""
+        return len(self._running)
+
     async def run(self, stop: asyncio.Event) -> None:
         """Run executions until `stop` is set; then let the ones under way finish their round
         (they are cancelled, and the queue hands them to another worker later)."""

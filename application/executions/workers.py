@@ -7,8 +7,10 @@ set); `a2n work` runs only workers and needs Redis, since nothing else could rea
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
+import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -29,6 +31,7 @@ from application.executions.nodes.sandbox import isolation_problem
 from application.executions.queue import ExecutionQueue, MemoryQueue
 from application.executions.reconciler import Reconciler
 from application.executions.redis_queue import RedisStreamQueue
+from application.executions.roster import BEAT_SECONDS, Beat, MemoryRoster, RedisRoster, Roster
 from application.executions.worker import Worker
 from application.ids import new_id
 from application.settings import Settings
@@ -46,14 +49,15 @@ def worker_name() -> str:
 
 def execution_transport(
     redis_clients: tuple[redis.Redis, aioredis.Redis] | None, *, prefix: str, name: str
-) -> tuple[ExecutionQueue, Leases]:
-    """The queue and leases of an installation: on Redis when it has one (`prefix` keeps
-    installations sharing a Redis apart), else in this process."""
+) -> tuple[ExecutionQueue, Leases, Roster]:
+    """The queue, leases and worker roster of an installation: on Redis when it has one
+    (`prefix` keeps installations sharing a Redis apart), else in this process."""
     if redis_clients is None:
-        return MemoryQueue(), MemoryLeases()
+        return MemoryQueue(), MemoryLeases(), MemoryRoster()
     sync_client, client = redis_clients
     queue = RedisStreamQueue(sync_client, client, prefix=prefix, consumer=name)
-    return queue, RedisLeases(client, prefix=prefix)
+    roster = RedisRoster(sync_client, key=f"{prefix}workers")
+    return queue, RedisLeases(client, prefix=prefix), roster
 
 
 def engine_limits(settings: Settings) -> EngineLimits:
@@ -96,12 +100,13 @@ async def running_worker(
     egress: Egress,
     *,
     name: str,
+    roster: Roster,
     runtimes: Mapping[str, NodeRuntime] = RUNTIMES,
 ) -> AsyncIterator[Worker]:
     """A worker named `name` taking runs off `executions.queue` until the block exits, with
-    the reconciler that puts lost runs back on the queue (see reconciler.py); its node runs
-    reach the network as `egress` allows. `runtimes` are the node runtimes by type name (the
-    built-in ones unless told otherwise)."""
+    the reconciler that puts lost runs back on the queue (see reconciler.py) and its heartbeat
+    in `roster`; its node runs reach the network as `egress` allows. `runtimes` are the node
+    runtimes by type name (the built-in ones unless told otherwise)."""
     limits = runtime_limits(settings)
     await check_code_sandbox(limits)
     async with http_client(egress) as http:
@@ -122,9 +127,30 @@ async def running_worker(
         running = [
             asyncio.create_task(worker.run(stop), name="a2n-worker"),
             asyncio.create_task(reconciler.run(stop, RECONCILE_SECONDS), name="a2n-reconciler"),
+            asyncio.create_task(_beating(roster, worker, name, stop), name="a2n-worker-beat"),
         ]
         try:
             yield worker
         finally:
             stop.set()
             await asyncio.gather(*running)
+
+
+async def _beating(roster: Roster, worker: Worker, name: str, stop: asyncio.Event) -> None:
+    """Write the worker's beat every BEAT_SECONDS until `stop`; then take it off the roster. A
+    roster that fails to answer (Redis restarting) is tried again at the next beat."""
+
+    def beat() -> None:
+        roster.beat(Beat(name, worker.busy, worker.concurrency, time.time()))
+
+    while not stop.is_set():
+        try:
+            await asyncio.to_thread(beat)
+        except Exception as exc:
+            log.warning("worker.beat_failed", error=f"{type(exc).__name__}: {exc}")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), BEAT_SECONDS)
+    try:
+        await asyncio.to_thread(roster.leave, name)
+    except Exception as exc:
+        log.warning("worker.leave_failed", error=f"{type(exc).__name__}: {exc}")

@@ -451,6 +451,7 @@ CASES: dict[str, Case] = {
     "GET /schedules/{schedule_id:str}": Case(own=armed(myself), foreign=armed(somebody)),
     "GET /stats/daily": Case(role="ADMIN"),
     "POST /admin/retention/run": Case(role="ADMIN"),
+    "GET /admin/health-checks": Case(role="ADMIN"),
     "GET /stats/workflows/{workflow_id:str}": Case(own=own_workflow(), foreign=foreign_workflow),
     "GET /nodes": Case(),
     "GET /nodes/{node_id:str}": Case(own=lambda w, me: Call({"node_id": "http_request"})),

@@ -436,6 +436,8 @@ def test_rebuilds_from_zero_equal_the_live_tables_in_any_page_size(
     projectors = (executions.projector, workflows.projector, identity.projector)
     for projector in projectors:
         drain(url, projector)
+    # Eight runs ended (cancelled ones too), each of 100 ms: all in the 0.1 s bucket.
+    assert rows(url, "SELECT le_seconds, runs FROM execution_duration_bucket") == [(0.1, 8)]
     for projector in projectors:
         for batch_size in (3, 500):
             result = Rebuilder(url, projector, batch_size=batch_size).verify()

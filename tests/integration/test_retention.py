@@ -90,6 +90,16 @@ def credential_use(conn: psycopg.Connection[Any], at: datetime) -> str:
     return use_id
 
 
+def health_row(conn: psycopg.Connection[Any], at: datetime) -> str:
+    row_id = str(uuid.uuid4())
+    conn.execute(
+        "INSERT INTO health_check (id, service_name, check_type, status, message, created_at, "
+        "next_check_at) VALUES (%s, 'postgres', 'database', 'HEALTHY', 'ok', %s, %s)",
+        (row_id, at, at + timedelta(minutes=1)),
+    )
+    return row_id
+
+
 def ids(url: str, table: str) -> set[str]:
     return {row[0] for row in rows(url, f"SELECT id FROM {table}")}
 
@@ -124,6 +134,8 @@ def test_retention_prunes_exactly_the_rows_past_their_age(fresh_database_url: st
         kept_audit = audit_row(conn, now - timedelta(days=2 * 365 - 2), 2)
         old_use = credential_use(conn, now - 367 * day)
         kept_use = credential_use(conn, now - 363 * day)
+        health_row(conn, now - 31 * day)
+        kept_check = health_row(conn, now - 29 * day)
         for age in (367, 363):  # node usage: a day past a year, and one within
             used_on = (now - age * day).date()
             conn.execute(
@@ -147,6 +159,7 @@ def test_retention_prunes_exactly_the_rows_past_their_age(fresh_database_url: st
         "credential_usage_log": 1,
         "node_usage_stats": 1,
         "node_usage_user": 1,
+        "health_check": 1,
     }
     skipped = {result.rule.table: result.skipped for result in report.results if result.skipped}
     assert skipped == {table: f"no table {table}" for table in missing_tables(url)}
@@ -162,6 +175,7 @@ def test_retention_prunes_exactly_the_rows_past_their_age(fresh_database_url: st
     assert ids(url, "audit_log") == {kept_audit}
     assert old_use not in ids(url, "credential_usage_log")
     assert kept_use in ids(url, "credential_usage_log")
+    assert ids(url, "health_check") == {kept_check}
     moved = rows(url, "SELECT id, user_id, archived_at FROM audit_log_archive")
     assert [(r[0], r[1]) for r in moved] == [(archived, USER)]
     assert moved[0][2] >= now

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from application.settings import Settings, SettingsError
+from application.settings import HEALTH_CHECKS, Settings, SettingsError
 
 
 def test_defaults_need_no_environment() -> None:
@@ -71,6 +71,24 @@ def test_the_scheduler_settings_and_retention_off() -> None:
     assert (settings.retention_cron, settings.schedule_misfire_grace) == (None, 0.0)
     assert settings.scheduler_poll_interval == 0.25
     assert Settings.from_env({"A2N_RETENTION_CRON": "30 2 * * 0"}).retention_cron == "30 2 * * 0"
+
+
+def test_health_checks_are_all_by_default_or_a_chosen_few_or_off() -> None:
+    assert Settings.from_env({}).health_checks == frozenset(HEALTH_CHECKS)
+    chosen = Settings.from_env(
+        {"A2N_HEALTH_CHECKS": "postgres, disk", "A2N_HEALTH_LATENCY_MS": "50"}
+    )
+    assert chosen.health_checks == {"postgres", "disk"}
+    assert chosen.health_latency_ms == 50
+    assert Settings.from_env({"A2N_HEALTH_CHECKS": "off"}).health_checks == frozenset()
+    for variable, value in (
+        ("A2N_HEALTH_CHECKS", "postgres,kettle"),
+        ("A2N_HEALTH_CHECKS", ","),
+        ("A2N_HEALTH_DISK_FREE_PERCENT", "101"),
+        ("A2N_HEALTH_CHECK_INTERVAL", "0"),
+    ):
+        with pytest.raises(SettingsError, match=variable):
+            Settings.from_env({variable: value})
 
 
 def test_registration_is_open_by_default_or_by_invitation() -> None:

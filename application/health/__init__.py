@@ -1,0 +1,1 @@
+"""Health checks run by the elected scheduler, stored in `health_check`."""
