@@ -53,8 +53,12 @@ class Payload:
         return {REF_KEY: self.hash, "size": self.size}
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+"""One encoder for every value: `json.dumps` with options builds a new one per call."""
+
+
 def _json(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    return _ENCODER.encode(value).encode()
 
 
 def _payload(raw: bytes) -> Payload:
