@@ -235,3 +235,32 @@ def test_a_rebuild_after_pruning_gives_the_same_tables(
     Rebuilder(url, executions.projector).rebuild()
     assert {row[0] for row in rows(url, "SELECT id FROM execution")} == {running}
     assert node_output(url, running) == {"output": items("running", size)}
+
+
+def test_a_payload_a_new_run_is_referencing_right_now_is_not_pruned(
+    fresh_database_url: str, executions_for: Callable[[str], ExecutionsApp]
+) -> None:
+    """Content addressing shares a payload between runs: one that an aged-out run releases
+    while another run is storing the same items stays for that run."""
+    url = fresh_database_url
+    app = executions_for(url)
+    shared = items("shared", 4 * INLINE_LIMIT)
+    ended = record(app, "SUCCESS", [{"n": 1}], shared)
+    drain(url, executions.projector)
+    [hash_hex] = referenced(url, ended)
+    everything_ended = tuple(
+        replace(rule, keep="0 seconds")
+        for rule in RULES
+        if rule.name in ("execution.success", "payload")
+    )
+    with psycopg.connect(url) as writer:
+        # A new run's save, between writing its reference and committing it.
+        writer.execute(
+            "INSERT INTO payload_ref (execution_id, hash) VALUES (%s, decode(%s, 'hex'))",
+            (new_id(), hash_hex),
+        )
+        report = run_retention(url, rules=everything_ended)
+        writer.commit()
+    assert [result.rows for result in report.results] == [1, 0]
+    assert stored_payloads(url) == {hash_hex}
+    assert app.load(ended, Execution).output_items == shared
