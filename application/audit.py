@@ -21,6 +21,7 @@ from eventsourcing.persistence import Mapper, StoredEvent
 from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 
+from application import payloads
 from application.contexts import LOGS, events_table
 from application.errors import InvalidParameter, NotFound
 from application.eventstore import META_KEY, new_mapper
@@ -72,8 +73,7 @@ def event_payload(event: object) -> dict[str, Any]:
 _COLUMNS = "notification_id, originator_id, originator_version, topic, state"
 
 
-def _recorded(mapper: Mapper[str], application: str, row: Mapping[str, Any]) -> RecordedEvent:
-    event = _decoded(mapper, row)
+def _recorded(application: str, row: Mapping[str, Any], event: Any) -> RecordedEvent:
     return RecordedEvent(
         application=application,
         position=row["notification_id"],
@@ -87,12 +87,20 @@ def _recorded(mapper: Mapper[str], application: str, row: Mapping[str, Any]) -> 
     )
 
 
-def _decoded(mapper: Mapper[str], row: Mapping[str, Any]) -> Any:
-    return mapper.to_domain_event(
-        StoredEvent(
-            row["originator_id"], row["originator_version"], row["topic"], bytes(row["state"])
+async def _decoded(
+    conn: AsyncConnection[Any], mapper: Mapper[str], rows: list[dict[str, Any]]
+) -> list[Any]:
+    """The rows' events, with the payloads they reference read from the payload store."""
+    events = [
+        mapper.to_domain_event(
+            StoredEvent(
+                row["originator_id"], row["originator_version"], row["topic"], bytes(row["state"])
+            )
         )
-    )
+        for row in rows
+    ]
+    await payloads.resolve_async(conn, events)
+    return events
 
 
 async def _rows(
@@ -131,7 +139,8 @@ async def aggregate_events(
         return []
     application, rows = found
     mapper = new_mapper()
-    return [_recorded(mapper, application, row) for row in rows]
+    events = await _decoded(conn, mapper, rows)
+    return [_recorded(application, row, event) for row, event in zip(rows, events, strict=True)]
 
 
 # -- the stream of every log ----------------------------------------------------------------------
@@ -213,7 +222,8 @@ async def event_stream(
             ),
             {**params, "after": reached[log]},
         )
-        per_log.append([_recorded(mapper, log, row) for row in rows])
+        events = await _decoded(conn, mapper, rows)
+        per_log.append([_recorded(log, row, e) for row, e in zip(rows, events, strict=True)])
     merged = heapq.merge(*per_log, key=lambda e: (e.timestamp, LOGS.index(e.application)))
     items = [event for _, event in zip(range(limit), merged, strict=False)]
     for event in items:
@@ -257,7 +267,7 @@ async def aggregate_state(
         raise NotFound(aggregate_id)
     application, rows = found
     mapper = new_mapper()
-    events = [_decoded(mapper, row) for row in rows]
+    events = await _decoded(conn, mapper, rows)
     if version is not None:
         events = events[:version] if version <= len(events) else []
     if as_of is not None:

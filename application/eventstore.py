@@ -10,18 +10,21 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
 from eventsourcing.application import AggregateNotFoundError, Application, project_aggregate
+from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import (
     DatetimeAsISO,
     DecimalAsStr,
+    EventStore,
     InfrastructureFactory,
     IntegrityError,
     JSONTranscoder,
     Mapper,
+    Recording,
     Transcoder,
     UUIDAsHex,
 )
@@ -30,6 +33,7 @@ from eventsourcing.utils import Environment, get_topic
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.sql import SQL, Identifier
 
+from application import payloads
 from application.errors import ConcurrentWrite, NotFound, PreconditionFailed
 from application.ids import is_id
 from domain.aggregate import Aggregate
@@ -117,6 +121,55 @@ def shared_datastore(database_url: str, *, max_size: int, name: str = "a2n-event
     return datastore
 
 
+class PayloadEventStore(EventStore[str]):
+    """An event store whose events keep large fields in the payload store (application/
+    payloads.py): written just before the events that reference them, read back with them."""
+
+    def put(
+        self, domain_events: Sequence[DomainEventProtocol[str]], **kwargs: Any
+    ) -> list[Recording[str]]:
+        stored: list[DomainEventProtocol[str]] = []
+        owned: list[tuple[str, payloads.Payload]] = []
+        for domain_event in domain_events:
+            shape, found = payloads.split(domain_event)
+            stored.append(shape)
+            owned += [(str(domain_event.originator_id), payload) for payload in found]
+        if owned:
+            self._write_payloads(owned)
+        return super().put(stored, **kwargs)
+
+    def get(
+        self,
+        originator_id: str,
+        *,
+        gt: int | None = None,
+        lte: int | None = None,
+        desc: bool = False,
+        limit: int | None = None,
+    ) -> Iterator[DomainEventProtocol[str]]:
+        events = list(super().get(originator_id, gt=gt, lte=lte, desc=desc, limit=limit))
+        if payloads.references(events):
+            with self._datastore().get_connection() as conn:
+                payloads.resolve_with(conn, events)
+        return iter(events)
+
+    def _write_payloads(self, owned: list[tuple[str, payloads.Payload]]) -> None:
+        for attempt in range(1, payloads.WRITE_ATTEMPTS + 1):
+            try:
+                with self._datastore().transaction(commit=True) as cur:
+                    payloads.write(cur, owned)
+                return
+            except IntegrityError as exc:
+                if attempt == payloads.WRITE_ATTEMPTS or not payloads.is_lost_race(exc.__cause__):
+                    raise
+
+    def _datastore(self) -> PostgresDatastore:
+        recorder = self.recorder
+        if not isinstance(recorder, PostgresAggregateRecorder):
+            raise TypeError("the payload store needs the event store in PostgreSQL")
+        return recorder.datastore
+
+
 class EventStoreApp(Application[str]):
     """Base class of the context applications (`WorkflowsApp`, ...).
 
@@ -147,6 +200,9 @@ class EventStoreApp(Application[str]):
 
     def construct_transcoder(self) -> Transcoder:
         return new_transcoder()
+
+    def construct_event_store(self) -> EventStore[str]:
+        return PayloadEventStore(mapper=self.mapper, recorder=self.recorder)
 
     def record(self, meta: EventMetadata, *aggregates: Aggregate) -> int:
         """Save the aggregates' pending events atomically; return the position reached.

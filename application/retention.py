@@ -8,8 +8,12 @@ years, credential usage 1 year, node usage statistics 1 year, health checks 30 d
 notifications 90 days. A rule whose table does not exist (yet) is skipped and says so. Runs go
 with their node states, log lines and metrics (foreign keys with ON DELETE CASCADE).
 
-Only read tables are pruned, never events: the event store keeps every fact forever, so the
-history of a pruned run is still in `/audit` and the workflows' counters stay exact. A rebuild of a
+Only read tables and payloads are pruned, never events: the event store keeps every fact forever,
+so the history of a pruned run is still in `/audit` and the workflows' counters stay exact. A run
+that goes releases its references to the payload store (application/payloads.py), and the
+`payload` rule then deletes the payloads no run references any more; so a run's payloads go
+at its own age, never while it is unfinished (its row is not pruned), and its events then read
+them as pruned markers. A rebuild of a
 projector replays those events and would bring pruned rows back; so each rule records the cutoff it
 applied (`retention_cutoff`), and `prune_rebuilt` deletes the same rows from the rebuilt tables
 before they are swapped in or compared (projections/rebuild.py). One run at a time: a second one
@@ -25,7 +29,7 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
-from psycopg import sql
+from psycopg import errors, sql
 
 BATCH_SIZE = 5000
 LOCK = "a2n.retention"
@@ -51,6 +55,10 @@ class Rule:
     archive_to: str | None = None
     parts: tuple[tuple[str, str], ...] = ()
     """(table, column) of rows that belong to a pruned row (by its id) and go with it."""
+    releases_payloads: bool = False
+    """A pruned row is a run: its payload references (`payload_ref`) go with it."""
+    skip_locked: bool = False
+    """Leave rows another transaction holds (a payload a run is referencing right now)."""
 
 
 RULES: tuple[Rule, ...] = (
@@ -62,6 +70,7 @@ RULES: tuple[Rule, ...] = (
         "successful runs",
         "status = 'SUCCESS'",
         parts=EXECUTION_PARTS,
+        releases_payloads=True,
     ),
     Rule(
         "execution.failed",
@@ -71,6 +80,16 @@ RULES: tuple[Rule, ...] = (
         "failed, timed-out and cancelled runs",
         "status IN ('FAILED', 'TIMEOUT', 'CANCELLED')",
         parts=EXECUTION_PARTS,
+        releases_payloads=True,
+    ),
+    Rule(
+        "payload",
+        "payload",
+        "created_at",
+        "0 seconds",
+        "payloads no retained run references (the runs above released them)",
+        "NOT EXISTS (SELECT 1 FROM payload_ref r WHERE r.hash = payload.hash)",
+        skip_locked=True,
     ),
     Rule("execution_log", "execution_log", "timestamp", "30 days", "execution log lines"),
     Rule("execution_metrics", "execution_metrics", "timestamp", "6 months", "execution metrics"),
@@ -170,13 +189,18 @@ def _apply(
     statement = _batch_statement(rule)
     total = 0
     while True:
-        with conn.transaction():
-            counted = conn.execute(statement, {"cutoff": cutoff, "batch": batch_size}).fetchone()
-            done = int(counted[0]) if counted else 0
-            total += done
-            if done < batch_size:
-                _record(conn, rule, cutoff, total)
-                return RuleResult(rule, total, cutoff)
+        try:
+            with conn.transaction():
+                counted = conn.execute(statement, {"cutoff": cutoff, "batch": batch_size})
+                done = int(row[0]) if (row := counted.fetchone()) else 0
+                total += done
+                if done < batch_size:
+                    _record(conn, rule, cutoff, total)
+                    return RuleResult(rule, total, cutoff)
+        except errors.ForeignKeyViolation:
+            # A run referenced one of the batch's payloads after the batch chose it: the batch
+            # is undone, and the next one no longer finds that payload unreferenced.
+            continue
         if progress is not None:
             progress(rule, total)
 
@@ -208,9 +232,17 @@ def _batch_statement(rule: Rule) -> sql.Composed:
     """Delete (or move) one batch of the rule's rows; returns how many."""
     table = sql.Identifier(rule.table)
     delete = sql.SQL(
-        "WITH doomed AS (SELECT ctid FROM {table} WHERE {doomed} LIMIT %(batch)s), "
+        "WITH doomed AS (SELECT ctid FROM {table} WHERE {doomed} LIMIT %(batch)s {lock}), "
         "gone AS (DELETE FROM {table} t USING doomed d WHERE t.ctid = d.ctid RETURNING t.*)"
-    ).format(table=table, doomed=_doomed(rule))
+    ).format(
+        table=table,
+        doomed=_doomed(rule),
+        lock=sql.SQL("FOR UPDATE SKIP LOCKED" if rule.skip_locked else ""),
+    )
+    if rule.releases_payloads:
+        delete = sql.SQL(
+            "{}, released AS (DELETE FROM payload_ref r USING gone WHERE r.execution_id = gone.id)"
+        ).format(delete)
     if rule.archive_to is None:
         return sql.SQL("{} SELECT count(*) FROM gone").format(delete)
     return sql.SQL(

@@ -19,6 +19,7 @@ from typing import Any
 
 from psycopg import Cursor
 
+from application.payloads import is_pruned
 from domain.executions.execution import Execution
 from domain.executions.logs import LogLevel
 from projections.projector import EventContext, Projector, jsonb, update_stamped
@@ -269,7 +270,9 @@ def node_started(cur: Cursor[Any], event: Execution.NodeStarted, ctx: EventConte
 
 @projector.on(Execution.NodeSucceeded)
 def node_succeeded(cur: Cursor[Any], event: Execution.NodeSucceeded, ctx: EventContext) -> None:
-    items_out = sum(len(items) for items in event.outputs.values())
+    # A rebuild after retention finds the output pruned: its count is gone with it.
+    handles = event.outputs.values()
+    items_out = None if any(map(is_pruned, handles)) else sum(map(len, handles))
     name = _update_node(
         cur,
         event,
@@ -282,18 +285,15 @@ def node_succeeded(cur: Cursor[Any], event: Execution.NodeSucceeded, ctx: EventC
     _update_execution(cur, event)
     done = Line(
         LogLevel.INFO,
-        f"Node {name} succeeded in {event.duration_ms} ms ({items_out} items out)",
+        f"Node {name} succeeded in {event.duration_ms} ms "
+        + ("(output pruned)" if items_out is None else f"({items_out} items out)"),
         event.node_id,
     )
     _log(cur, event, [*_node_lines(event), done])
-    _measure(
-        cur,
-        event,
-        [
-            Sample("duration_ms", event.duration_ms, "ms", event.node_id, _attempt(event)),
-            Sample("items_out", items_out, "items", event.node_id, _attempt(event)),
-        ],
-    )
+    samples = [Sample("duration_ms", event.duration_ms, "ms", event.node_id, _attempt(event))]
+    if items_out is not None:
+        samples.append(Sample("items_out", items_out, "items", event.node_id, _attempt(event)))
+    _measure(cur, event, samples)
 
 
 @projector.on(Execution.NodeFailed, Execution.NodeRetrying)
@@ -356,7 +356,9 @@ def _error_message(error: Mapping[str, Any]) -> str:
 def _node_lines(
     event: Execution.NodeSucceeded | Execution.NodeFailed | Execution.NodeRetrying,
 ) -> list[Line]:
-    """The lines the node itself logged, filed under the spec's levels."""
+    """The lines the node itself logged, filed under the spec's levels (none once pruned)."""
+    if is_pruned(event.logs):
+        return []
     return [
         Line(
             LogLevel.of(line.get("level")),

@@ -17,6 +17,7 @@ import psycopg
 from eventsourcing.persistence import StoredEvent
 from psycopg import Cursor, sql
 
+from application import payloads
 from application.contexts import events_table
 from application.eventstore import META_KEY, new_mapper
 from projections.projector import EventContext, Projector, store_clean_text
@@ -142,6 +143,7 @@ class ProjectionRunner:
                         state=bytes(stored["state"]),
                     )
                 )
+                payloads.resolve_with(cur.connection, [event])
                 context = EventContext(
                     application, stored["notification_id"], vars(event).get(META_KEY, {})
                 )

@@ -20,6 +20,7 @@ from application.eventstore import Recorded
 from application.executions.app import ExecutionsApp
 from application.executions.queue import ExecutionQueue
 from application.ids import new_id
+from application.payloads import is_pruned
 from application.workflows.commands import WorkflowService
 from domain.aggregate import Aggregate
 from domain.errors import InvalidState, ValidationFailed, Violation
@@ -148,6 +149,8 @@ class ExecutionService:
         original = self.get(caller, execution_id)
         if not original.is_final:
             raise InvalidState(f"the execution is {original.status}; only an ended one is retried")
+        if is_pruned(original.input_items) or is_pruned(original.trigger_data):
+            raise InvalidState("retention pruned this execution's input: it cannot be retried")
         head = self.workflows.check_access(caller, original.workflow_id, needs=Permission.EXECUTE)
         if head.is_archived:
             raise InvalidState("the workflow is archived and can no longer run")

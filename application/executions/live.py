@@ -18,6 +18,7 @@ from eventsourcing.utils import get_topic
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
+from application import payloads
 from application.eventstore import new_mapper
 from application.executions.progress import ProgressHub
 from domain.executions.execution import FINAL_EVENTS
@@ -61,7 +62,7 @@ async def events_after(
         "ORDER BY originator_version LIMIT %s",
         (execution_id, version, limit),
     )
-    return [
+    found = [
         RunEvent(
             version=row[0],
             position=row[1],
@@ -76,6 +77,8 @@ async def events_after(
         )
         for row in await cursor.fetchall()
     ]
+    await payloads.resolve_async(conn, [run_event.event for run_event in found])
+    return found
 
 
 async def queued_at(conn: AsyncConnection[Any], execution_id: str) -> int | None:

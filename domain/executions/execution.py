@@ -5,6 +5,12 @@ An execution is queued by a trigger, claimed by a worker, and settles every node
 results (their output items and log lines) are in the events, so a worker that takes over a run
 whose worker died resumes from the nodes already settled instead of running them again, and an
 auditor can replay exactly what each node produced.
+
+Item fields and log lines (`payload_fields` of an event class, and each output handle's items
+of its `payload_maps`) may be large; the event store keeps them in its payload store and the stored
+event only a reference (version 2 of those events). Once retention has pruned a finished run's
+payloads, such a value reads as a marker `{"pruned": true, "hash": ..., "size": ...}` instead of
+its items.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
 from eventsourcing.domain import event
 
@@ -84,10 +90,19 @@ class NodeRun:
     error: dict[str, Any] | None = None
 
 
+def _inline_is_v2(state: dict[str, Any]) -> None:
+    """Version 1 of an event with payload fields always held them inline, which version 2
+    (inline, or a reference to the payload store) allows as they are."""
+
+
 class Execution(Aggregate):
     """One run of a workflow version."""
 
     class Queued(Aggregate.Created):
+        class_version = 2
+        payload_fields: ClassVar[tuple[str, ...]] = ("trigger_data", "input_items")
+        upcast_v1_v2 = staticmethod(_inline_is_v2)
+
         workflow_id: str
         workflow_version: int
         user_id: str
@@ -118,6 +133,11 @@ class Execution(Aggregate):
         input_count: int
 
     class NodeSucceeded(Aggregate.Event):
+        class_version = 2
+        payload_fields: ClassVar[tuple[str, ...]] = ("logs",)
+        payload_maps: ClassVar[tuple[str, ...]] = ("outputs",)
+        upcast_v1_v2 = staticmethod(_inline_is_v2)
+
         node_id: str
         attempt: int
         outputs: dict[str, list[Item]]
@@ -125,6 +145,10 @@ class Execution(Aggregate):
         logs: list[dict[str, str]]
 
     class NodeFailed(Aggregate.Event):
+        class_version = 2
+        payload_fields: ClassVar[tuple[str, ...]] = ("logs",)
+        upcast_v1_v2 = staticmethod(_inline_is_v2)
+
         node_id: str
         attempt: int
         error: dict[str, Any]
@@ -133,6 +157,10 @@ class Execution(Aggregate):
 
     class NodeRetrying(Aggregate.Event):
         """Attempt `attempt` failed with a retryable error; the next starts after `delay_ms`."""
+
+        class_version = 2
+        payload_fields: ClassVar[tuple[str, ...]] = ("logs",)
+        upcast_v1_v2 = staticmethod(_inline_is_v2)
 
         node_id: str
         attempt: int
@@ -145,6 +173,10 @@ class Execution(Aggregate):
         """The node did not run: no items reached it, or it is disabled and passes its input
         items through unchanged (`outputs`)."""
 
+        class_version = 2
+        payload_maps: ClassVar[tuple[str, ...]] = ("outputs",)
+        upcast_v1_v2 = staticmethod(_inline_is_v2)
+
         node_id: str
         reason: str
         outputs: dict[str, list[Item]]
@@ -153,12 +185,20 @@ class Execution(Aggregate):
         """A respond_to_webhook node chose the answer to the webhook request that started
         the run (only the first such answer counts)."""
 
+        class_version = 2
+        payload_fields: ClassVar[tuple[str, ...]] = ("body",)
+        upcast_v1_v2 = staticmethod(_inline_is_v2)
+
         node_id: str
         status: int
         headers: dict[str, str]
         body: Any
 
     class Succeeded(Aggregate.Event):
+        class_version = 2
+        payload_fields: ClassVar[tuple[str, ...]] = ("output_items",)
+        upcast_v1_v2 = staticmethod(_inline_is_v2)
+
         output_items: list[Item]
         duration_ms: int
 

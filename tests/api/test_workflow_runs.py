@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import psycopg
 import pytest
 from litestar.testing import TestClient
 
@@ -137,6 +138,28 @@ def test_a_retry_runs_the_same_version_with_the_same_input(client: Client, user:
     assert again["mode"] == "retry"
     ended = asyncio.run(client.app.state.services.executions.wait_for_end(again["id"], 10))
     assert ended.output_items == [{"n": 7, "seen": True}]
+
+
+def test_a_run_whose_input_retention_pruned_is_not_retried(
+    client: Client, user: Account, database_url: str
+) -> None:
+    workflow_id = published(client, user, RUNNABLE)
+    large = [{"n": 7, "text": "large " * 1000}]
+    first = run(client, user, workflow_id, large, wait="true")
+    assert first["outputItems"] == [{**large[0], "seen": True}]
+    with psycopg.connect(database_url, autocommit=True) as conn:  # what retention does
+        released = conn.execute(
+            "DELETE FROM payload_ref WHERE execution_id = %s RETURNING hash", (first["id"],)
+        ).fetchall()
+        conn.execute(
+            "DELETE FROM payload p WHERE hash = ANY(%s) AND NOT EXISTS "
+            "(SELECT 1 FROM payload_ref r WHERE r.hash = p.hash)",
+            ([row[0] for row in released],),
+        )
+    before = stored_executions(client)
+    refused = client.post(f"{API}/executions/{first['id']}/retry", headers=user)
+    assert "pruned" in problem(refused, 409)["detail"]
+    assert stored_executions(client) == before
 
 
 def test_a_run_still_going_is_not_retried(client: Client, user: Account) -> None:

@@ -285,24 +285,29 @@ def test_cancelling_a_running_execution_stops_its_worker(rig: Rig) -> None:
     assert "b" not in rig.behaviour.calls
 
 
-def test_a_run_whose_worker_died_resumes_without_rerunning_settled_nodes(rig: Rig) -> None:
+@pytest.mark.parametrize("text", ["small", "large " * 20_000], ids=["inline", "payload store"])
+def test_a_run_whose_worker_died_resumes_without_rerunning_settled_nodes(
+    rig: Rig, text: str
+) -> None:
+    """Large items (120 KB here) are in the payload store, and the resume reads them back."""
     workflow_id = rig.workflow(chain("a", "b"))
-    execution_id = rig.executions.start(OWNER, workflow_id, [{"n": 1}]).aggregate.id
+    execution_id = rig.executions.start(OWNER, workflow_id, [{"n": 1, "text": text}]).aggregate.id
     app = rig.executions.app
     # worker-1 ran the trigger and started `a`, then died before saving more.
     execution = app.load(execution_id, Execution)
     execution.start("worker-1", [{"id": i, "name": i, "type": "noop"} for i in ("m", "a", "b")])
     execution.node_started("m", 1)
-    execution.node_succeeded("m", {"output": [{"n": 1, "m": True}]}, 1, [])
+    execution.node_succeeded("m", {"output": [{"n": 1, "text": text, "m": True}]}, 1, [])
     execution.node_started("a", 1)
     app.record(EventMetadata(actor_id="system"), execution)
 
     ended = asyncio.run(rig.make_engine("worker-2").run(execution_id))
     assert ended.status is ExecutionStatus.SUCCESS
     assert "m" not in rig.behaviour.calls
-    assert ended.output_items == [{"n": 1, "m": True, "a": True, "b": True}]
+    assert ended.output_items == [{"n": 1, "text": text, "m": True, "a": True, "b": True}]
     assert "Resumed" in rig.events(execution_id)
     assert ended.nodes["a"].attempt == 2
+    assert app.load(execution_id, Execution).output_items == ended.output_items
 
 
 def test_a_run_of_fast_nodes_is_claimed_run_and_ended_in_one_save(rig: Rig) -> None:

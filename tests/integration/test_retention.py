@@ -160,6 +160,7 @@ def test_retention_prunes_exactly_the_rows_past_their_age(fresh_database_url: st
         "node_usage_stats": 1,
         "node_usage_user": 1,
         "health_check": 1,
+        "payload": 0,  # these runs' items are small enough to stay inline
     }
     skipped = {result.rule.table: result.skipped for result in report.results if result.skipped}
     assert skipped == {table: f"no table {table}" for table in missing_tables(url)}
