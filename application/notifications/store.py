@@ -86,6 +86,11 @@ def raise_notification(
     return notification_id
 
 
+def drop_notifications(conn: Connection[Any], user_id: str) -> None:
+    """Delete every notification meant for this user, with its deliveries (erasure)."""
+    conn.execute("DELETE FROM system_notification WHERE user_id = %s", (user_id,))
+
+
 def configured_channels(settings: Settings) -> tuple[Channel, ...]:
     """Channels with a destination in the settings (email: SMTP is set up)."""
     present = {

@@ -290,6 +290,24 @@ def test_an_api_key_created_is_told_to_its_owner(client: Client, user: Account) 
     assert [d["channel"] for d in notice["deliveries"]] == ["email"]
 
 
+def test_erasure_deletes_the_notifications_of_the_account(
+    app_and_owner: tuple[Client, Account, Settings], user: Account
+) -> None:
+    client, owner, _ = app_and_owner
+    made = client.post(
+        f"{API}/me/api-keys", json={"name": "gone", "scopes": ["workflows:read"]}, headers=user
+    )
+    assert made.status_code == 201, made.text
+    mine = f"SELECT count(*) FROM system_notification WHERE user_id = '{user.user_id}'"
+    deadline = time.monotonic() + 20
+    while rows_of(client, mine) == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    erased = client.post(f"{API}/users/{user.user_id}/erase", headers=owner)
+    assert erased.status_code == 200, erased.text
+    assert rows_of(client, mine) == 0
+
+
 def rows_of(client: Client, query: str) -> Any:
     url = client.app.state.services.database.url
     [(value,)] = rows(url, query)

@@ -221,3 +221,34 @@ def test_an_alert_is_stored_once_per_dedupe_key(
     assert rows(pool.conninfo, "SELECT kind, user_id FROM system_notification") == [
         ("health_check.failed", None)
     ]
+
+
+def test_a_credential_about_to_expire_is_told_to_its_owner_once(pool: ConnectionPool[Any]) -> None:
+    with pool.connection() as conn:
+        conn.execute(
+            'INSERT INTO "user" (id, email, created_at, updated_at) '
+            "VALUES ('u-1', 'ann@example.com', now(), now())"
+        )
+        for credential, expires in (("c-soon", "3 days"), ("c-later", "30 days")):
+            conn.execute(
+                "INSERT INTO credential (id, name, type, encrypted_data, encryption_version, "
+                "expires_at, created_at, updated_at, user_id, revision) VALUES (%s, %s, "
+                "'API_KEY', 'x', 'v1', now() + %s::interval, now(), now(), 'u-1', 1)",
+                (credential, f"Stripe {credential}", expires),
+            )
+    with running_smtp_server("plain") as server:
+        notifier = sender(
+            pool,
+            A2N_SMTP_URL=server.url(),
+            A2N_SMTP_INSECURE="true",
+            A2N_MAIL_FROM="A2N <a2n@example.com>",
+        )
+        assert notifier.raise_expiring_credentials() == 1
+        assert notifier.raise_expiring_credentials() == 0  # told once per expiry
+        notifier.send_due()
+        [mail] = server.received
+    assert mail.recipients == ["ann@example.com"]
+    assert mail.message["Subject"].startswith("[A2N] Credential 'Stripe c-soon' expires")
+    assert rows(pool.conninfo, "SELECT kind, user_id, resource_id FROM system_notification") == [
+        ("credential.expiring", "u-1", "c-soon")
+    ]
