@@ -82,7 +82,7 @@ from application.workflows.webhook_routes import WebhookRouteTable
 from domain.workflows.limits import DefinitionLimits
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Callable
 
     from projections.supervisor import ProjectionSupervisor, RunnerState
 
@@ -226,16 +226,13 @@ async def open_services(
 
         sender = MailSender.configured(sync_pool, settings) if send_mail else None
         if sender is not None:
-            stop_sending = threading.Event()
-            sending = threading.Thread(
-                target=sender.run,
-                args=(stop_sending, settings.mail_poll_interval),
-                name="a2n-mail-sender",
-                daemon=True,
+            _polling(
+                stack,
+                "a2n-mail-sender",
+                sender.run,
+                settings.mail_poll_interval,
+                stop_timeout=sender.server.timeout,
             )
-            sending.start()
-            stack.callback(sending.join, timeout=sender.server.timeout)
-            stack.callback(stop_sending.set)
 
         routes = WebhookRouteTable(sync_pool, catch_up_timeout=settings.min_position_timeout)
         custom_nodes = CustomNodeTypes(nodes_app)
@@ -362,15 +359,29 @@ def _send_notifications(
     stack closes."""
     channels = stack.enter_context(closing(Channels(settings, egress)))
     sender = NotificationSender(pool, channels, alert_email=settings.alert_email)
-    stop = threading.Event()
-    thread = threading.Thread(
-        target=sender.run,
-        args=(stop, settings.notify_poll_interval),
-        name="a2n-notification-sender",
-        daemon=True,
+    _polling(
+        stack,
+        "a2n-notification-sender",
+        sender.run,
+        settings.notify_poll_interval,
+        stop_timeout=HTTP_TIMEOUT * 2,
     )
+
+
+def _polling(
+    stack: AsyncExitStack,
+    name: str,
+    run: Callable[[threading.Event, float], None],
+    poll_interval: float,
+    *,
+    stop_timeout: float,
+) -> None:
+    """Run `run(stop, poll_interval)` in a thread until the stack closes (then set `stop` and
+    wait up to `stop_timeout` for the pass under way)."""
+    stop = threading.Event()
+    thread = threading.Thread(target=run, args=(stop, poll_interval), name=name, daemon=True)
     thread.start()
-    stack.callback(thread.join, timeout=HTTP_TIMEOUT * 2)
+    stack.callback(thread.join, timeout=stop_timeout)
     stack.callback(stop.set)
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get
+from litestar.di import NamedDependency, Provide
 from litestar.params import QueryParameter
 
 from api.auth import needs, principal_of
@@ -35,29 +37,48 @@ Since = Annotated[
 Until = Annotated[datetime | None, QueryParameter(name="to", description="Raised before this time")]
 
 
+def notification_filter(
+    status: Annotated[DeliveryStatus | None, QueryParameter()] = None,
+    channel: Annotated[ChannelName | None, QueryParameter()] = None,
+    kind: Kind = None,
+    since: Since = None,
+    until: Until = None,
+) -> NotificationFilter:
+    """The list filters both notification lists take, checked."""
+    for name, value in (("from", since), ("to", until)):
+        if value is not None and value.tzinfo is None:
+            raise InvalidParameter(name, "needs a time zone, e.g. 2026-01-31T12:00:00Z")
+    if since is not None and until is not None and until < since:
+        raise InvalidParameter("to", "is before from")
+    return NotificationFilter(
+        status=status, channel=channel, kind=plain_text("kind", kind), since=since, until=until
+    )
+
+
+FILTERED = {"where": Provide(notification_filter, sync_to_thread=False)}
+
+
 class NotificationQueries(Controller):
     path = "/notifications"
     tags = ["notifications"]
+    dependencies = FILTERED
 
     @get("/", summary="Notifications for you (run endings, security notices), newest first")
     async def mine(
         self,
         request: AnyRequest,
-        status: Annotated[DeliveryStatus | None, QueryParameter()] = None,
-        channel: Annotated[ChannelName | None, QueryParameter()] = None,
-        kind: Kind = None,
-        since: Since = None,
-        until: Until = None,
+        where: NamedDependency[NotificationFilter],
         limit: Limit = DEFAULT_LIMIT,
         cursor: Cursor = None,
     ) -> NotificationPage:
-        where = _filter(status, channel, kind, since, until, principal_of(request).user_id)
-        return await _page(request, where, limit, cursor)
+        mine = replace(where, user_id=principal_of(request).user_id)
+        return await _page(request, mine, limit, cursor)
 
 
 class NotificationAdminQueries(Controller):
     path = "/admin/notifications"
     tags = ["admin"]
+    dependencies = FILTERED
 
     @get(
         "/",
@@ -67,38 +88,11 @@ class NotificationAdminQueries(Controller):
     async def all(
         self,
         request: AnyRequest,
-        status: Annotated[DeliveryStatus | None, QueryParameter()] = None,
-        channel: Annotated[ChannelName | None, QueryParameter()] = None,
-        kind: Kind = None,
-        since: Since = None,
-        until: Until = None,
+        where: NamedDependency[NotificationFilter],
         limit: Limit = DEFAULT_LIMIT,
         cursor: Cursor = None,
     ) -> NotificationPage:
-        return await _page(request, _filter(status, channel, kind, since, until), limit, cursor)
-
-
-def _filter(
-    status: str | None,
-    channel: str | None,
-    kind: str | None,
-    since: datetime | None,
-    until: datetime | None,
-    user_id: str | None = None,
-) -> NotificationFilter:
-    for name, value in (("from", since), ("to", until)):
-        if value is not None and value.tzinfo is None:
-            raise InvalidParameter(name, "needs a time zone, e.g. 2026-01-31T12:00:00Z")
-    if since is not None and until is not None and until < since:
-        raise InvalidParameter("to", "is before from")
-    return NotificationFilter(
-        user_id=user_id,
-        status=status,
-        channel=channel,
-        kind=plain_text("kind", kind),
-        since=since,
-        until=until,
-    )
+        return await _page(request, where, limit, cursor)
 
 
 async def _page(
