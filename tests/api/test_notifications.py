@@ -312,3 +312,30 @@ def rows_of(client: Client, query: str) -> Any:
     url = client.app.state.services.database.url
     [(value,)] = rows(url, query)
     return value
+
+
+def test_a_lockout_alerts_the_administrators_and_tells_the_account(
+    client: Client, admin: Account, user: Account, receiver: Receiver
+) -> None:
+    for _ in range(5):  # the default A2N_LOGIN_MAX_FAILURES
+        client.post(f"{API}/auth/login", json={"email": user.email, "password": "wrong password"})
+    locked = client.post(f"{API}/auth/login", json={"email": user.email, "password": "x"})
+    assert locked.status_code == 429, locked.text
+    deadline = time.monotonic() + 20
+    while True:
+        alerts = notifications(client, admin, "/admin/notifications", kind="security.login_lockout")
+        mine = [a for a in alerts["items"] if user.user_id in a["body"]]
+        if mine and all(d["status"] != "queued" for d in mine[0]["deliveries"]):
+            break
+        assert time.monotonic() < deadline, alerts
+        time.sleep(0.05)
+    [alert] = mine
+    assert (alert["userId"], alert["severity"]) == (None, "error")
+    # Alerts go to every configured channel (no A2N_ALERT_CHANNELS, no SMTP here).
+    assert {(d["channel"], d["status"]) for d in alert["deliveries"]} == {
+        ("slack", "sent"),
+        ("webhook", "sent"),
+    }
+    [told] = notifications(client, user, kind="account.locked")["items"]
+    assert told["title"] == "Your account was locked after failed sign-ins"
+    assert notifications(client, user, kind="security.")["items"] == []  # the alert is admins'
