@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
+import pyotp
 import pytest
 from litestar.testing import TestClient
 
@@ -339,3 +340,30 @@ def test_a_lockout_alerts_the_administrators_and_tells_the_account(
     [told] = notifications(client, user, kind="account.locked")["items"]
     assert told["title"] == "Your account was locked after failed sign-ins"
     assert notifications(client, user, kind="security.")["items"] == []  # the alert is admins'
+
+
+def test_turning_two_factor_off_is_told_to_the_account(client: Client, user: Account) -> None:
+    secret = client.post(f"{API}/me/2fa/setup", headers=user).json()["secret"]
+    confirmed = client.post(
+        f"{API}/me/2fa/confirm", json={"code": pyotp.TOTP(secret).now()}, headers=user
+    )
+    assert confirmed.status_code == 200, confirmed.text
+    recovery = confirmed.json()["recoveryCodes"][0]
+    disabled = client.post(f"{API}/me/2fa/disable", json={"code": recovery}, headers=user)
+    assert disabled.status_code == 200, disabled.text
+    deadline = time.monotonic() + 20
+    while not (found := notifications(client, user, kind="security.two_factor_disabled")["items"]):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert [(n["title"], n["severity"]) for n in found] == [
+        ("Two-factor sign-in was turned off", "warning")
+    ]
+
+
+def test_the_lists_document_their_filters(client: Client) -> None:
+    schema = client.get("/schema/openapi.json").json()
+    for path in ("/api/v1/notifications", "/api/v1/admin/notifications"):
+        parameters = {p["name"] for p in schema["paths"][path]["get"]["parameters"]}
+        assert {"status", "channel", "kind", "from", "to", "limit", "cursor"} <= parameters
+    test = schema["paths"]["/api/v1/admin/notifications/test"]["post"]["responses"]
+    assert "application/problem+json" in test["422"]["content"]
