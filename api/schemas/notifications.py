@@ -9,6 +9,26 @@ import msgspec
 
 ChannelName = Literal["email", "slack", "discord", "webhook"]
 DeliveryStatus = Literal["queued", "sent", "failed"]
+Severity = Literal["info", "warning", "error", "critical"]
+
+
+class SendNotification(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
+    """POST /admin/notifications: a message to one user (`userId`: email goes to their address)
+    or, without it, to the administrators."""
+
+    title: str
+    body: str
+    channels: list[ChannelName]
+    severity: Severity = "info"
+    user_id: str | None = None
+
+
+class NotificationQueued(msgspec.Struct, rename="camel"):
+    """The notification, with a queued delivery per channel: follow them in
+    GET /admin/notifications."""
+
+    id: str
+    channels: list[ChannelName]
 
 
 class SendTestNotification(msgspec.Struct, rename="camel", forbid_unknown_fields=True):

@@ -367,3 +367,63 @@ def test_the_lists_document_their_filters(client: Client) -> None:
         assert {"status", "channel", "kind", "from", "to", "limit", "cursor"} <= parameters
     test = schema["paths"]["/api/v1/admin/notifications/test"]["post"]["responses"]
     assert "application/problem+json" in test["422"]["content"]
+
+
+def test_an_admin_sends_a_notification_to_a_user(
+    client: Client, admin: Account, user: Account, receiver: Receiver
+) -> None:
+    sent = client.post(
+        f"{API}/admin/notifications",
+        json={
+            "title": "Maintenance tonight",
+            "body": "A2N restarts at 22:00 UTC.",
+            "severity": "warning",
+            "channels": ["slack", "webhook"],
+            "userId": user.user_id,
+        },
+        headers=admin,
+    )
+    assert sent.status_code == 202, sent.text
+    queued = sent.json()
+    assert queued["channels"] == ["slack", "webhook"]
+    told = delivered(client, user, queued["id"])
+    assert (told["kind"], told["title"], told["senderId"]) == (
+        "admin.message",
+        "Maintenance tonight",
+        admin.user_id,
+    )
+    assert {(d["channel"], d["status"]) for d in told["deliveries"]} == {
+        ("slack", "sent"),
+        ("webhook", "sent"),
+    }
+    assert requests_to(receiver, SLACK_PATH, "A2N restarts at 22:00 UTC.")
+
+
+GOOD = {"title": "Hello", "body": "Text", "channels": ["slack"]}
+
+
+@pytest.mark.parametrize(
+    ("body", "pointer"),
+    [
+        ({**GOOD, "title": " "}, "/title"),
+        ({**GOOD, "title": "x" * 201}, "/title"),
+        ({**GOOD, "body": "nul\u0000"}, "/body"),
+        ({**GOOD, "channels": []}, "/channels"),
+        ({**GOOD, "channels": ["slack", "slack"]}, "/channels"),
+        ({**GOOD, "channels": ["slack", "discord"]}, "/channels/1"),  # not configured here
+        ({**GOOD, "channels": ["pager"]}, "/channels/0"),
+        ({**GOOD, "severity": "fatal"}, "/severity"),
+        ({**GOOD, "userId": "0190c7a0-0000-7000-8000-000000000000"}, "/userId"),
+        ({**GOOD, "userId": "a\u0000b"}, "/userId"),
+        ({**GOOD, "extra": True}, ""),
+        ({"title": "Hello", "channels": ["slack"]}, ""),
+    ],
+)
+def test_a_bad_notification_is_a_problem_and_stores_nothing(
+    client: Client, admin: Account, body: dict[str, Any], pointer: str
+) -> None:
+    before = rows_of(client, "SELECT count(*) FROM system_notification")
+    response = client.post(f"{API}/admin/notifications", json=body, headers=admin)
+    errors = problem(response, 422)["errors"]
+    assert any(e["pointer"].startswith(pointer) for e in errors), errors
+    assert rows_of(client, "SELECT count(*) FROM system_notification") == before

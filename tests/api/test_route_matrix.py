@@ -453,6 +453,10 @@ CASES: dict[str, Case] = {
     "POST /admin/retention/run": Case(role="ADMIN"),
     "GET /notifications": Case(),
     "GET /admin/notifications": Case(role="ADMIN"),
+    "POST /admin/notifications": Case(
+        role="ADMIN",
+        own=lambda w, me: Call(body={"title": "Matrix", "body": "b", "channels": ["webhook"]}),
+    ),
     "POST /admin/notifications/test": Case(
         role="ADMIN", own=lambda w, me: Call(body={"channel": "webhook"})
     ),
