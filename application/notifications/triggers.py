@@ -4,7 +4,7 @@ and a re-delivered event stores nothing twice (dedupe keys name the event).
 
 - A run ends SUCCESS, FAILED or TIMEOUT and the version that ran asks for it in
   `settings.notifications` (domain/notifications.py): the workflow's owner is told on its channels.
-- A security event of severity MEDIUM or more is recorded: administrators are alerted on the alert
+- A security event of severity HIGH or CRITICAL is recorded: administrators are alerted on the alert
   channels; a lockout also tells the locked account by email.
 - Two-factor sign-in is turned off, an API key is created: the account's owner is told by email
   (someone else holding the session would otherwise go unnoticed).
@@ -36,11 +36,9 @@ from domain.notifications import Severity, notification_settings
 log = structlog.get_logger("a2n.notifications")
 
 MAX_AGE = timedelta(hours=1)
-ALERTING_SEVERITIES: dict[str, Severity] = {
-    "MEDIUM": "warning",
-    "HIGH": "error",
-    "CRITICAL": "critical",
-}
+ALERTING_SEVERITIES: dict[str, Severity] = {"HIGH": "error", "CRITICAL": "critical"}
+"""Security events that alert: a lockout, a reused refresh token... Single failed sign-ins
+(MEDIUM) would flood the channels during an attack; the lockout they lead to alerts."""
 _ENDINGS: dict[ExecutionStatus, tuple[str, str, Severity]] = {
     ExecutionStatus.SUCCESS: ("execution.succeeded", "succeeded", "info"),
     ExecutionStatus.FAILED: ("execution.failed", "failed", "error"),
