@@ -14,6 +14,7 @@ from application.identity.mail import RetryPolicy
 from application.notifications.channels import Channels
 from application.notifications.sender import NotificationSender
 from application.notifications.store import Alerts, Notice, raise_notification
+from application.row_security import act_as_blocking
 from application.settings import Settings
 from domain.notifications import signature_matches
 from tests.http_receiver import Receiver, running_receiver
@@ -252,3 +253,24 @@ def test_a_credential_about_to_expire_is_told_to_its_owner_once(pool: Connection
     assert rows(pool.conninfo, "SELECT kind, user_id, resource_id FROM system_notification") == [
         ("credential.expiring", "u-1", "c-soon")
     ]
+
+
+def test_row_level_security_shows_users_their_own_and_admins_all(
+    pool: ConnectionPool[Any],
+) -> None:
+    with pool.connection() as conn, conn.transaction():
+        for user_id in ("u-ann", "u-bob", None):
+            notice = Notice(kind="test", title="t", body="b", user_id=user_id)
+            raise_notification(conn, notice, ("slack",))
+
+    def visible(user_id: str, role: str) -> list[Any]:
+        with pool.connection() as conn, conn.transaction():
+            act_as_blocking(conn, user_id, role)
+            # No WHERE clause: the policies alone decide.
+            notes = conn.execute("SELECT user_id FROM system_notification").fetchall()
+            deliveries = conn.execute("SELECT count(*) FROM notification_delivery").fetchone()
+        return [sorted(n[0] or "-" for n in notes), deliveries[0] if deliveries else None]
+
+    assert visible("u-ann", "USER") == [["u-ann"], 1]
+    assert visible("u-carl", "USER") == [[], 0]
+    assert visible("u-carl", "ADMIN") == [["-", "u-ann", "u-bob"], 3]
