@@ -4,6 +4,7 @@ and the signed webhook; an SMTP server for email) and a real database of its own
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -212,14 +213,20 @@ def test_an_alert_is_stored_once_per_dedupe_key(
     pool: ConnectionPool[Any], receiver: Receiver
 ) -> None:
     alerts = Alerts(pool, ("slack",))
-    first = alerts.health_check_failed("postgres", "connection refused", since="2026-12-01T10:00Z")
-    again = alerts.health_check_failed("postgres", "connection refused", since="2026-12-01T10:00Z")
+    at = datetime(2026, 12, 1, 10, 5, tzinfo=UTC)
+    first = alerts.health_check_failed("postgres", "connection refused", at=at)
+    again = alerts.health_check_failed("postgres", "still refused", at=at + timedelta(minutes=50))
     assert first is not None
-    assert again is None
+    assert again is None  # one alert per check and status per hour
+    slower = alerts.health_check_failed("postgres", "slow", status="DEGRADED", at=at)
+    assert slower is not None
     sender(pool, A2N_NOTIFY_SLACK_URL=receiver.url(TOKEN)).send_due()
-    [request] = receiver.requests
-    assert request.json()["text"].startswith("[CRITICAL] Health check postgres is failing")
-    assert rows(pool.conninfo, "SELECT kind, user_id FROM system_notification") == [
+    texts = sorted(request.json()["text"] for request in receiver.requests)
+    assert texts == [
+        "[CRITICAL] Health check postgres is UNHEALTHY\nconnection refused",
+        "[WARNING] Health check postgres is DEGRADED\nslow",
+    ]
+    assert rows(pool.conninfo, "SELECT DISTINCT kind, user_id FROM system_notification") == [
         ("health_check.failed", None)
     ]
 
