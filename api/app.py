@@ -23,6 +23,7 @@ from api.commands.identity import (
 )
 from api.commands.node_marketplace import NodeCollectionCommands, NodeTemplateCommands
 from api.commands.nodes import NodeCommands
+from api.commands.notifications import NotificationCommands
 from api.commands.oauth import OAuthCommands, OAuthLinkCommands
 from api.commands.retention import RetentionCommands
 from api.commands.sign_in import SignInCommands, TwoFactorCommands
@@ -45,6 +46,7 @@ from api.queries.identity import (
 )
 from api.queries.node_marketplace import NodeCollectionQueries, NodeTemplateQueries
 from api.queries.nodes import NodeQueries
+from api.queries.notifications import NotificationAdminQueries, NotificationQueries
 from api.queries.workflow_comments import WorkflowCommentQueries
 from api.queries.workflow_export import WorkflowExportQueries
 from api.queries.workflow_gallery import WorkflowGalleryQueries
@@ -129,6 +131,9 @@ def create_app(
                     StatsQueries,
                     RetentionCommands,
                     HealthCheckQueries,
+                    NotificationQueries,
+                    NotificationAdminQueries,
+                    NotificationCommands,
                     NodeQueries,
                     NodeCommands,
                     NodeCollectionCommands,

@@ -400,6 +400,7 @@ def _with_keys(settings: Settings) -> None:
 
 
 def _project_run(args: argparse.Namespace) -> int:
+    from application.notifications.store import alert_channels
     from projections.registry import PROJECTORS
     from projections.supervisor import ProjectionSupervisor
 
@@ -412,6 +413,7 @@ def _project_run(args: argparse.Namespace) -> int:
         pool_size=settings.db_projection_pool,
         batch_size=settings.projection_batch_size,
         poll_interval=settings.projection_poll_interval,
+        alert_channels=alert_channels(settings),
     )
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

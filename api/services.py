@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, closing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +55,9 @@ from application.nodes.commands import NodeService
 from application.nodes.marketplace import Marketplace
 from application.nodes.runtimes import NodeRuntimes
 from application.nodes.types import CustomNodeTypes
+from application.notifications.channels import HTTP_TIMEOUT, Channels
+from application.notifications.sender import NotificationSender
+from application.notifications.store import alert_channels
 from application.positions import ProjectionPositions
 from application.ratelimit import (
     BlockedWindowRecorder,
@@ -81,7 +84,7 @@ from application.workflows.webhook_routes import WebhookRouteTable
 from domain.workflows.limits import DefinitionLimits
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Callable
 
     from projections.supervisor import ProjectionSupervisor, RunnerState
 
@@ -221,22 +224,20 @@ async def open_services(
                 listener=connections.listener,
                 batch_size=settings.projection_batch_size,
                 poll_interval=settings.projection_poll_interval,
+                alert_channels=alert_channels(settings),
             )
             supervisor.start()
             stack.callback(supervisor.stop)
 
         sender = MailSender.configured(sync_pool, settings) if send_mail else None
         if sender is not None:
-            stop_sending = threading.Event()
-            sending = threading.Thread(
-                target=sender.run,
-                args=(stop_sending, settings.mail_poll_interval),
-                name="a2n-mail-sender",
-                daemon=True,
+            _polling(
+                stack,
+                "a2n-mail-sender",
+                sender.run,
+                settings.mail_poll_interval,
+                stop_timeout=sender.server.timeout,
             )
-            sending.start()
-            stack.callback(sending.join, timeout=sender.server.timeout)
-            stack.callback(stop_sending.set)
 
         routes = WebhookRouteTable(sync_pool, catch_up_timeout=settings.min_position_timeout)
         custom_nodes = CustomNodeTypes(nodes_app)
@@ -270,6 +271,7 @@ async def open_services(
             process_managers = _process_managers(settings, connections, database, executions)
             process_managers.start()
             stack.callback(process_managers.stop)
+            _send_notifications(stack, settings, sync_pool, egress)
         if run_scheduler:
             from projections.status import projection_lags
 
@@ -349,19 +351,59 @@ async def _relaying(progress: RedisProgress, redis_url: str) -> AsyncIterator[No
 def _process_managers(
     settings: Settings, connections: Connections, database: Database, executions: ExecutionService
 ) -> ProjectionSupervisor:
-    """The event trigger manager (see projections/event_triggers.py), not yet started."""
+    """The event trigger and notification managers (see projections/event_triggers.py and
+    projections/notifications.py), not yet started."""
     from application.executions.event_triggers import EventTriggers
-    from projections.event_triggers import process_manager
+    from application.notifications.triggers import NotificationTriggers
+    from projections import event_triggers, notifications
     from projections.supervisor import ProjectionSupervisor
 
+    alerting = alert_channels(settings)
     return ProjectionSupervisor(
         database.url,
-        [process_manager(EventTriggers(executions))],
+        [
+            event_triggers.process_manager(EventTriggers(executions)),
+            notifications.process_manager(NotificationTriggers(executions, alerting)),
+        ],
         pool=connections.projections,
         listener=connections.listener,
         batch_size=settings.projection_batch_size,
         poll_interval=settings.projection_poll_interval,
+        alert_channels=alerting,
     )
+
+
+def _send_notifications(
+    stack: AsyncExitStack, settings: Settings, pool: ConnectionPool[Any], egress: Egress
+) -> None:
+    """Run the notification sender in a thread of this process, on its write pool, until the
+    stack closes."""
+    channels = stack.enter_context(closing(Channels(settings, egress)))
+    sender = NotificationSender(pool, channels, alert_email=settings.alert_email)
+    _polling(
+        stack,
+        "a2n-notification-sender",
+        sender.run,
+        settings.notify_poll_interval,
+        stop_timeout=HTTP_TIMEOUT * 2,
+    )
+
+
+def _polling(
+    stack: AsyncExitStack,
+    name: str,
+    run: Callable[[threading.Event, float], None],
+    poll_interval: float,
+    *,
+    stop_timeout: float,
+) -> None:
+    """Run `run(stop, poll_interval)` in a thread until the stack closes (then set `stop` and
+    wait up to `stop_timeout` for the pass under way)."""
+    stop = threading.Event()
+    thread = threading.Thread(target=run, args=(stop, poll_interval), name=name, daemon=True)
+    thread.start()
+    stack.callback(thread.join, timeout=stop_timeout)
+    stack.callback(stop.set)
 
 
 def _sync_reference_data(pool: ConnectionPool[Any]) -> None:

@@ -38,7 +38,17 @@ CodeNetwork = Literal["off", "on"]
 HEALTH_CHECKS = ("postgres", "redis", "queue", "projections", "disk", "workers")
 """The health checks there are (application/health/checks.py)."""
 
-_SECRET_SETTINGS = frozenset({"secret_key", "master_keys"})
+_SECRET_SETTINGS = frozenset(
+    {
+        "secret_key",
+        "master_keys",
+        "notify_slack_url",
+        "notify_discord_url",
+        "notify_webhook_url",
+        "notify_webhook_secret",
+    }
+)
+"""Settings whose whole value is secret (webhook URLs carry their token in the path)."""
 
 
 class SettingsError(ValueError):
@@ -202,6 +212,24 @@ class Settings:
     health_disk_free_percent: float = 10.0
     """A2N_HEALTH_DISK_FREE_PERCENT: less free space than this on the data directory's file
     system is DEGRADED, less than half of it UNHEALTHY."""
+    notify_slack_url: str | None = None
+    """A2N_NOTIFY_SLACK_URL: the Slack incoming-webhook URL of the `slack` channel."""
+    notify_discord_url: str | None = None
+    """A2N_NOTIFY_DISCORD_URL: the Discord webhook URL of the `discord` channel."""
+    notify_webhook_url: str | None = None
+    """A2N_NOTIFY_WEBHOOK_URL: where the `webhook` channel POSTs signed JSON."""
+    notify_webhook_secret: str | None = None
+    """A2N_NOTIFY_WEBHOOK_SECRET: the HMAC-SHA256 key of the `webhook` channel's signature
+    (at least 16 characters); needed with A2N_NOTIFY_WEBHOOK_URL."""
+    alert_email: str | None = None
+    """A2N_ALERT_EMAIL: where the `email` channel sends alerts meant for administrators
+    (parked projector, failing health check, security events)."""
+    alert_channels: tuple[str, ...] | None = None
+    """A2N_ALERT_CHANNELS: channels administrators' alerts go to, e.g. `slack,email`. Unset:
+    every configured channel (email when A2N_ALERT_EMAIL and SMTP are set)."""
+    notify_poll_interval: float = 5.0
+    """A2N_NOTIFY_POLL_INTERVAL: seconds the notification sender waits between looks at the
+    queued deliveries."""
 
     def __repr__(self) -> str:
         """Every setting, secrets left out: keys hidden, passwords inside URLs masked (a repr
@@ -241,7 +269,7 @@ class Settings:
                 f"A2N_DB_POOL_MIN: {settings.db_pool_min} is larger than A2N_DB_POOL_MAX "
                 f"({settings.db_pool_max})"
             )
-        return _with_mail(settings)
+        return _with_notifications(_with_mail(settings))
 
 
 def _with_mail(settings: Settings) -> Settings:
@@ -259,6 +287,15 @@ def _with_mail(settings: Settings) -> Settings:
     return dataclasses.replace(
         settings, smtp=dataclasses.replace(smtp, ca_file=settings.smtp_ca_file)
     )
+
+
+def _with_notifications(settings: Settings) -> Settings:
+    """The webhook channel signs every call: its URL needs its secret."""
+    if settings.notify_webhook_url and not settings.notify_webhook_secret:
+        raise SettingsError(
+            "A2N_NOTIFY_WEBHOOK_SECRET: required when A2N_NOTIFY_WEBHOOK_URL is set"
+        )
+    return settings
 
 
 def _integer(low: int, high: int) -> Callable[[str], int]:
@@ -377,6 +414,30 @@ def _smtp_url(raw: str) -> SmtpServer:
     return parse_smtp_url(raw)
 
 
+def _webhook_url(raw: str) -> str:
+    """An http(s) URL to POST to; messages never echo it (its path holds the token)."""
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.fragment:
+        raise ValueError("expected an http(s) URL with a host and no fragment")
+    return raw
+
+
+def _webhook_secret(raw: str) -> str:
+    if len(raw) < 16:
+        raise ValueError("expected at least 16 characters")
+    return raw
+
+
+def _channels(raw: str) -> tuple[str, ...]:
+    from domain.notifications import CHANNELS
+
+    names = tuple(dict.fromkeys(name.strip() for name in raw.split(",") if name.strip()))
+    unknown = [name for name in names if name not in CHANNELS]
+    if unknown or not names:
+        raise ValueError(f"expected channels from {', '.join(CHANNELS)}, comma-separated")
+    return names
+
+
 def _boolean(raw: str) -> bool:
     value = raw.lower()
     if value not in ("true", "false", "1", "0", "yes", "no"):
@@ -480,4 +541,11 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "health_queue_depth": ("A2N_HEALTH_QUEUE_DEPTH", _integer(0, 10**9)),
     "health_projection_lag": ("A2N_HEALTH_PROJECTION_LAG", _integer(0, 10**9)),
     "health_disk_free_percent": ("A2N_HEALTH_DISK_FREE_PERCENT", _percent),
+    "notify_slack_url": ("A2N_NOTIFY_SLACK_URL", _webhook_url),
+    "notify_discord_url": ("A2N_NOTIFY_DISCORD_URL", _webhook_url),
+    "notify_webhook_url": ("A2N_NOTIFY_WEBHOOK_URL", _webhook_url),
+    "notify_webhook_secret": ("A2N_NOTIFY_WEBHOOK_SECRET", _webhook_secret),
+    "alert_email": ("A2N_ALERT_EMAIL", _mail_address),
+    "alert_channels": ("A2N_ALERT_CHANNELS", _channels),
+    "notify_poll_interval": ("A2N_NOTIFY_POLL_INTERVAL", _seconds(0.1, 3600)),
 }

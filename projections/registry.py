@@ -9,6 +9,7 @@ from projections import (
     executions,
     identity,
     nodes,
+    notifications,
     schedules,
     workflow_comments,
     workflows,
@@ -25,7 +26,7 @@ PROJECTORS: tuple[Projector, ...] = (
     schedules.projector,
     audit.projector,
 )
-PROCESS_MANAGERS: tuple[Projector, ...] = (event_triggers.description,)
+PROCESS_MANAGERS: tuple[Projector, ...] = (event_triggers.description, notifications.description)
 """Followers that act instead of writing tables: tracked, reported and resumed like projectors,
 never rebuilt or verified."""
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -27,6 +27,7 @@ from psycopg_pool import ConnectionPool
 from application.connections import projection_pool
 from application.contexts import events_table
 from application.listener import Listener
+from application.notifications.store import Notice, raise_notification
 from projections.projector import Projector
 from projections.runner import CONTROL_CHANNEL, HandlerFailed, ProjectionRunner
 
@@ -87,8 +88,11 @@ class ProjectionSupervisor:
         poll_interval: float = 1.0,
         max_attempts: int = 3,
         backoff_initial: float = 0.1,
+        alert_channels: Sequence[str] = (),
     ) -> None:
         self.database_url = database_url
+        self.alert_channels = tuple(alert_channels)
+        """Where a parked projector is reported (A2N_ALERT_CHANNELS); none: only the log."""
         self.projectors = list(projectors)
         self.batch_size = batch_size
         self.poll_interval = poll_interval
@@ -205,6 +209,7 @@ class ProjectionSupervisor:
                         self._keep_prefix(runner, conn, failure)
                         if attempts[key] >= self.max_attempts:
                             _park(conn, failure, attempts[key])
+                            _alert_parked(conn, failure, self.alert_channels)
                 except Exception as exc:
                     state.failed(f"{type(exc).__name__}: {exc}")
                 if attempts[key] >= self.max_attempts:
@@ -298,3 +303,22 @@ def _park(conn: psycopg.Connection[Any], failure: HandlerFailed, attempts: int) 
             attempts,
         ),
     )
+
+
+def _alert_parked(
+    conn: psycopg.Connection[Any], failure: HandlerFailed, channels: Sequence[str]
+) -> None:
+    """Tell the administrators (once per parked event) that a projector stopped."""
+    notice = Notice(
+        kind="projector.parked",
+        title=f"Projector {failure.projector} is parked",
+        body=f"The projector {failure.projector} stopped at {failure.application} position "
+        f"{failure.position} ({failure.topic}): {failure.error}\n"
+        f"Fix the cause, then: a2n project resume {failure.projector} [--skip]",
+        severity="critical",
+        resource_type="projector",
+        resource_id=failure.projector,
+        dedupe_key=f"projector.parked:{failure.projector}:{failure.application}:{failure.position}",
+    )
+    with conn.transaction():
+        raise_notification(conn, notice, channels)

@@ -93,6 +93,25 @@ class Ending:
         }
 
 
+def ending_of(executions: ExecutionService, event: Execution.Event) -> Ending:
+    """The run `event` (a final event) ended: its first event (Queued) says which run it was,
+    `event` how it ended."""
+    queued = next(iter(executions.app.events.get(event.originator_id, lte=1)))
+    assert isinstance(queued, Execution.Queued)
+    depth = queued.trigger_data.get(CHAIN_DEPTH, 0)
+    return Ending(
+        execution_id=str(event.originator_id),
+        workflow_id=queued.workflow_id,
+        workflow_version=queued.workflow_version,
+        user_id=queued.user_id,
+        mode=ExecutionMode(queued.mode),
+        status=FINAL_EVENTS[type(event)],
+        ended_at=event.timestamp,
+        error=ending_error(event),
+        chain_depth=depth if isinstance(depth, int) else 0,
+    )
+
+
 @dataclass(frozen=True)
 class Start:
     """A run an ending asks for."""
@@ -118,7 +137,7 @@ class EventTriggers:
     def execution_ended(self, cur: Cursor[Any], event: Execution.Event) -> list[str]:
         """Start what `event` (a final event) asks for; the ids of the runs it asked for (also
         those started before, by an earlier delivery of the same event)."""
-        ending = self._ending(event)
+        ending = ending_of(self.executions, event)
         if ending.mode is ExecutionMode.TEST:
             return []
         starts = self._event_triggers(cur, ending) + self._error_workflow(cur, ending)
@@ -132,23 +151,6 @@ class EventTriggers:
             )
             return []
         return [found for start in starts if (found := self._start(ending, start)) is not None]
-
-    def _ending(self, event: Execution.Event) -> Ending:
-        """The ended run: its first event (Queued) says which run it was, `event` how it ended."""
-        queued = next(iter(self.executions.app.events.get(event.originator_id, lte=1)))
-        assert isinstance(queued, Execution.Queued)
-        depth = queued.trigger_data.get(CHAIN_DEPTH, 0)
-        return Ending(
-            execution_id=str(event.originator_id),
-            workflow_id=queued.workflow_id,
-            workflow_version=queued.workflow_version,
-            user_id=queued.user_id,
-            mode=ExecutionMode(queued.mode),
-            status=FINAL_EVENTS[type(event)],
-            ended_at=event.timestamp,
-            error=ending_error(event),
-            chain_depth=depth if isinstance(depth, int) else 0,
-        )
 
     def _event_triggers(self, cur: Cursor[Any], ending: Ending) -> list[Start]:
         names = [name for name, statuses in EXECUTION_EVENTS.items() if ending.status in statuses]

@@ -23,6 +23,7 @@ from application.eventstore import SAVE_ATTEMPTS, Recorded
 from application.identity.commands import IdentityService, normalize_email
 from application.identity.principal import Principal
 from application.ids import new_id
+from application.notifications.store import drop_notifications
 from domain.aggregate import Aggregate
 from domain.identity.account_link import AccountLink
 from domain.identity.invitation import INVITE_PURPOSE, Invitation, check_grant
@@ -121,6 +122,9 @@ class AccountLifecycle:
         return links
 
     def _shred(self, user_id: str) -> None:
-        """Delete what the event store cannot: the data key, and mail (addressed in clear)."""
+        """Delete what the event store cannot: the data key, mail (addressed in clear) and the
+        notifications meant for the user."""
         self.identity.personal.erase(user_id)
         self.identity.outbox.drop(user_id)
+        with self.pool.connection() as conn:
+            drop_notifications(conn, user_id)

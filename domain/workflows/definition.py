@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from domain.errors import Violation
 from domain.executions.expressions import expression_violations
+from domain.notifications import NOTIFICATIONS, notification_violations
 from domain.text import text_violations
 from domain.workflows.limits import DefinitionLimits
 from domain.workflows.nodes import BUILT_IN_NODES, NodeRegistry, NodeType
@@ -168,7 +169,7 @@ def webhook_rate_limit(settings: Any) -> WebhookRateLimit | Literal["off", "defa
 
 def _settings_violations(settings: Any) -> list[Violation]:
     """The settings A2N acts on beyond a run's own limits: `errorWorkflow`, the workflow to start
-    when a run fails or times out (null: none), and `webhookRateLimit`."""
+    when a run fails or times out (null: none), `webhookRateLimit` and `notifications`."""
     if not isinstance(settings, Mapping):
         return []
     violations = []
@@ -179,7 +180,11 @@ def _settings_violations(settings: Any) -> list[Violation]:
         violations.append(
             Violation("/settings/errorWorkflow", "must be the id of a workflow, or null")
         )
-    return violations + _webhook_limit_violations(settings.get(WEBHOOK_RATE_LIMIT))
+    return (
+        violations
+        + _webhook_limit_violations(settings.get(WEBHOOK_RATE_LIMIT))
+        + notification_violations(settings.get(NOTIFICATIONS))
+    )
 
 
 def _webhook_limit_violations(value: Any) -> list[Violation]:

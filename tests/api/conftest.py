@@ -65,6 +65,10 @@ def api_settings(
         live_poll_interval=30.0,
         # The OpenID provider and the services http_request nodes call listen on 127.0.0.1.
         egress_allow=LOOPBACK_ALLOWED,
+        # A webhook channel, so an admin may send a test notification (nothing listens: its
+        # deliveries fail and retry; tests/api/test_notifications.py has real receivers).
+        notify_webhook_url="http://127.0.0.1:9/a2n-notifications",
+        notify_webhook_secret="route-matrix-webhook-secret",
     )
 
 

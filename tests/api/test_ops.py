@@ -51,7 +51,9 @@ def test_ready_reports_database_redis_and_every_projection(
         ("audit_log", "executions"),
         ("audit_log", "credentials"),
         ("audit_log", "nodes"),
-        ("event_triggers", "executions"),  # the process manager beside the workers
+        ("event_triggers", "executions"),  # the process managers beside the workers
+        ("notifications", "executions"),
+        ("notifications", "identity"),
     }
     workflows = projections[("workflows", "workflows")]
     assert workflows["position"] >= position
@@ -174,6 +176,15 @@ def test_a_parked_projector_shows_in_ready_while_the_api_keeps_serving(
         assert audit["items"][0]["type"] == "WorkflowCreated"
         assert create(isolated, user, name="still serving")["revision"] == 1
         assert 'a2n_projection_parked{projector="workflows"} 1.0' in isolated.get("/metrics").text
+        # Administrators are alerted, on the alert channels (here the webhook channel).
+        alerts = isolated.get(
+            "/api/v1/admin/notifications", params={"kind": "projector.parked"}, headers=user
+        ).json()["items"]
+        assert [(a["resourceId"], a["severity"], a["userId"]) for a in alerts] == [
+            ("workflows", "critical", None)
+        ]
+        assert "a2n project resume workflows" in alerts[0]["body"]
+        assert [d["channel"] for d in alerts[0]["deliveries"]] == ["webhook"]
 
 
 def wait(condition: Callable[[], bool], timeout: float = 15) -> None:

@@ -452,6 +452,15 @@ CASES: dict[str, Case] = {
     "GET /stats/daily": Case(role="ADMIN"),
     "POST /admin/retention/run": Case(role="ADMIN"),
     "GET /admin/health-checks": Case(role="ADMIN"),
+    "GET /notifications": Case(),
+    "GET /admin/notifications": Case(role="ADMIN"),
+    "POST /admin/notifications": Case(
+        role="ADMIN",
+        own=lambda w, me: Call(body={"title": "Matrix", "body": "b", "channels": ["webhook"]}),
+    ),
+    "POST /admin/notifications/test": Case(
+        role="ADMIN", own=lambda w, me: Call(body={"channel": "webhook"})
+    ),
     "GET /stats/workflows/{workflow_id:str}": Case(own=own_workflow(), foreign=foreign_workflow),
     "GET /nodes": Case(),
     "GET /nodes/{node_id:str}": Case(own=lambda w, me: Call({"node_id": "http_request"})),

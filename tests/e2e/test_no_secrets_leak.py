@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,6 +31,7 @@ from psycopg import sql
 from tests.api.conftest import TEST_MASTER_KEYS, TEST_SECRET_KEY
 from tests.api.test_two_factor import next_code
 from tests.e2e.test_up import ROOT, free_port, wait_for_health
+from tests.http_receiver import Receiver, running_receiver
 from tests.oidc_provider import OIDCProvider, running_provider
 
 PASSWORD = "correct horse battery staple"
@@ -37,6 +39,9 @@ NEW_PASSWORD = "an entirely different passphrase"
 WRONG_PASSWORD = "not the password at all, sorry"
 # Kept in the outbox by design until sent: the reset and verification links live there.
 TABLES_HOLDING_MAIL = {"mail_outbox"}
+SLACK_TOKEN = uuid.uuid4().hex
+HOOK_TOKEN = uuid.uuid4().hex
+HOOK_SECRET = uuid.uuid4().hex
 
 
 @dataclass
@@ -113,7 +118,10 @@ def test_no_secret_reaches_logs_events_tables_or_other_responses(
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     database_url = make_database()
-    with running_provider(redirect_uris=[f"{base}/api/v1/auth/oauth/test/callback"]) as provider:
+    with (
+        running_provider(redirect_uris=[f"{base}/api/v1/auth/oauth/test/callback"]) as provider,
+        running_receiver(statuses=[404]) as receiver,
+    ):
         providers = {
             "test": {
                 "issuer": provider.issuer,
@@ -133,10 +141,19 @@ def test_no_secret_reaches_logs_events_tables_or_other_responses(
             "A2N_DB_POOL_MAX": "4",
             "A2N_OAUTH_PROVIDERS": json.dumps(providers),
             "A2N_EGRESS_ALLOW": "127.0.0.0/8",  # the provider listens on 127.0.0.1
+            # Notification channels whose URLs carry tokens (one answers 404, recorded).
+            "A2N_NOTIFY_SLACK_URL": receiver.url(f"/services/T0/B0/{SLACK_TOKEN}"),
+            "A2N_NOTIFY_WEBHOOK_URL": receiver.url(f"/hooks/{HOOK_TOKEN}?key={HOOK_TOKEN}"),
+            "A2N_NOTIFY_WEBHOOK_SECRET": HOOK_SECRET,
+            "A2N_NOTIFY_POLL_INTERVAL": "0.2",
         }
         with running_up(env, base, database_url) as service:
             issued, never_shown = drive_every_secret_through(service, provider)
+            notify_through_tokened_urls(service, receiver, issued)
     never_shown |= {
+        SLACK_TOKEN: "Slack webhook token",
+        HOOK_TOKEN: "webhook URL token",
+        HOOK_SECRET: "webhook signing secret",
         TEST_SECRET_KEY: "A2N_SECRET_KEY",
         TEST_MASTER_KEYS.split(":", 1)[1]: "master key",
         provider.client_secret: "OAuth client secret",
@@ -152,6 +169,25 @@ def test_no_secret_reaches_logs_events_tables_or_other_responses(
     for secret, what in issued.items():
         showing = sum(secret in body for body in service.bodies)
         assert showing == 1, f"the {what} appears in {showing} responses, not only where issued"
+
+
+def notify_through_tokened_urls(
+    service: Service, receiver: Receiver, issued: dict[str, str]
+) -> None:
+    """Send a test notification on each URL channel (the owner signs in again) and wait until
+    both calls arrived; the first is answered 404, so a failure is recorded too."""
+    owner = service.ok(
+        "POST", "/auth/login", json={"email": "owner@example.com", "password": PASSWORD}
+    )
+    issued[owner["accessToken"]] = "owner access token (notifications)"
+    issued[owner["refreshToken"]] = "owner refresh token (notifications)"
+    headers = {"Authorization": f"Bearer {owner['accessToken']}"}
+    for channel in ("slack", "webhook"):
+        service.ok("POST", "/admin/notifications/test", headers=headers, json={"channel": channel})
+    deadline = time.monotonic() + 30
+    while len(receiver.requests) < 2:
+        assert time.monotonic() < deadline, receiver.requests
+        time.sleep(0.05)
 
 
 def drive_every_secret_through(

@@ -143,6 +143,17 @@ def test_retention_prunes_exactly_the_rows_past_their_age(fresh_database_url: st
                 (used_on,),
             )
             conn.execute("INSERT INTO node_usage_user VALUES ('noop', %s, 'u')", (used_on,))
+        for age, notification in ((91, "n-old"), (89, "n-kept")):  # notifications: 90 days
+            conn.execute(
+                "INSERT INTO system_notification (id, kind, severity, title, body, created_at) "
+                "VALUES (%s, 'test', 'info', 't', 'b', %s)",
+                (notification, now - age * day),
+            )
+            conn.execute(
+                "INSERT INTO notification_delivery (id, notification_id, channel) "
+                "VALUES (%s, %s, 'slack')",
+                (f"d-{notification}", notification),
+            )
     assert rows(url, "SELECT count(*) FROM daily_execution_stats")[0][0] == 0
 
     report = run_retention(url, batch_size=2)  # several batches per rule
@@ -161,10 +172,13 @@ def test_retention_prunes_exactly_the_rows_past_their_age(fresh_database_url: st
         "node_usage_user": 1,
         "health_check": 1,
         "payload": 0,  # these runs' items are small enough to stay inline
+        "system_notification": 1,
     }
     skipped = {result.rule.table: result.skipped for result in report.results if result.skipped}
     assert skipped == {table: f"no table {table}" for table in missing_tables(url)}
     assert ids(url, "execution") == {success_new, failed_new, running, recent}
+    assert ids(url, "system_notification") == {"n-kept"}
+    assert ids(url, "notification_delivery") == {"d-n-kept"}  # deliveries go with theirs
     gone = {success_old, failed_old, timeout_old, cancelled_old}
     for table in ("execution_node_state", "execution_log", "execution_metrics"):
         owners = {row[0] for row in rows(url, f"SELECT execution_id FROM {table}")}

@@ -50,6 +50,9 @@ def test_values_are_parsed_and_blank_means_default() -> None:
         ("A2N_LOGIN_FAILURE_WINDOW", "1.5", "A2N_LOGIN_FAILURE_WINDOW: expected an integer"),
         ("A2N_RETENTION_CRON", "daily", "A2N_RETENTION_CRON: expected a cron expression"),
         ("A2N_SCHEDULER_POLL_INTERVAL", "0", "A2N_SCHEDULER_POLL_INTERVAL: expected seconds"),
+        ("A2N_NOTIFY_SLACK_URL", "hooks.slack.com/x", "A2N_NOTIFY_SLACK_URL: expected an http(s)"),
+        ("A2N_NOTIFY_WEBHOOK_SECRET", "short", "A2N_NOTIFY_WEBHOOK_SECRET: expected at least 16"),
+        ("A2N_ALERT_CHANNELS", "slack,sms", "A2N_ALERT_CHANNELS: expected channels from email"),
     ],
 )
 def test_bad_values_name_the_variable(variable: str, value: str, message: str) -> None:
@@ -289,3 +292,23 @@ def test_the_repr_of_settings_shows_no_secret() -> None:
         assert secret not in shown
     assert "postgresql://a2n:" in shown  # the rest stays readable
     assert "db:5432/a2n" in shown
+
+
+def test_notification_channels_are_set_and_their_urls_kept_secret() -> None:
+    token_url = "https://hooks.slack.com/services/T0/B0/supersecrettoken"
+    settings = Settings.from_env(
+        {
+            "A2N_NOTIFY_SLACK_URL": token_url,
+            "A2N_NOTIFY_WEBHOOK_URL": "https://example.com/hooks/a2n?key=hidden",
+            "A2N_NOTIFY_WEBHOOK_SECRET": "0123456789abcdef",
+            "A2N_ALERT_CHANNELS": "slack, webhook",
+        }
+    )
+    assert settings.notify_slack_url == token_url
+    assert settings.alert_channels == ("slack", "webhook")
+    shown = repr(settings)
+    assert "supersecrettoken" not in shown
+    assert "hidden" not in shown
+    assert "0123456789abcdef" not in shown
+    with pytest.raises(SettingsError, match="A2N_NOTIFY_WEBHOOK_SECRET: required when"):
+        Settings.from_env({"A2N_NOTIFY_WEBHOOK_URL": "https://example.com/hook"})

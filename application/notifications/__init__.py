@@ -1,0 +1,1 @@
+"""Notifications: raised by events and alerts, delivered per channel with retries."""

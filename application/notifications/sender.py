@@ -1,0 +1,197 @@
+"""The notification sender: delivers queued `notification_delivery` rows, records every attempt,
+and retries with doubling delays (the mail sender's RetryPolicy) until it gives up.
+
+It runs beside the execution workers (`a2n up`, `a2n work`) on the process's write pool. A
+delivery is claimed by moving its `next_attempt_at` a lease ahead (FOR UPDATE SKIP LOCKED, one
+short transaction), so no connection is held while a channel answers and concurrent senders never
+take the same row; a sender that dies mid-call leaves the row to be tried again when the lease
+runs out (at least once, like mail).
+
+Each pass also raises `credential.expiring` for active credentials that expire within
+CREDENTIAL_NOTICE (one notification per credential and expiry date, by email to its owner).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+import structlog
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+from application.identity.mail import DeliveryReport, RetryPolicy
+from application.notifications.channels import Channels, Message
+from application.notifications.store import Notice, raise_notification
+from application.smtp import DeliveryFailed
+
+log = structlog.get_logger("a2n.notifications")
+
+LEASE_SECONDS = 300.0
+"""How long a claimed delivery is left alone: longer than any channel's timeout."""
+MAX_PER_PASS = 200
+CREDENTIAL_NOTICE = "7 days"
+CREDENTIAL_CHECK_SECONDS = 600.0
+DEFAULT_RETRY = RetryPolicy(first_delay=30.0, max_delay=3600.0, max_attempts=8)
+
+_CLAIM = """
+WITH claimed AS (
+    UPDATE notification_delivery SET next_attempt_at = now() + make_interval(secs => %s)
+    WHERE id = (SELECT id FROM notification_delivery
+                WHERE status = 'queued' AND next_attempt_at <= now()
+                ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
+    RETURNING id, notification_id, channel, attempts
+)
+SELECT c.id AS delivery_id, c.notification_id, c.channel, c.attempts, n.kind, n.severity,
+       n.title, n.body, n.user_id, n.resource_type, n.resource_id, n.created_at, u.email
+FROM claimed c JOIN system_notification n ON n.id = c.notification_id
+LEFT JOIN "user" u ON u.id = n.user_id
+"""
+
+_EXPIRING = f"""
+SELECT c.id, c.user_id, c.name, c.expires_at,
+       'credential:' || c.id || ':' || c.expires_at::text AS dedupe_key
+FROM credential c
+WHERE c.is_active AND c.expires_at IS NOT NULL
+  AND c.expires_at <= now() + interval '{CREDENTIAL_NOTICE}'
+  AND NOT EXISTS (SELECT 1 FROM system_notification n
+                  WHERE n.dedupe_key = 'credential:' || c.id || ':' || c.expires_at::text)
+ORDER BY c.expires_at LIMIT 100
+"""
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    message: Message
+    channel: str
+    attempts: int
+    email_to: str | None
+
+
+class NotificationSender:
+    """Delivers due deliveries through `channels` (see the module docstring)."""
+
+    def __init__(
+        self,
+        pool: ConnectionPool[Any],
+        channels: Channels,
+        *,
+        alert_email: str | None = None,
+        retry: RetryPolicy = DEFAULT_RETRY,
+    ) -> None:
+        self.pool = pool
+        self.channels = channels
+        self.alert_email = alert_email
+        self.retry = retry
+        self._credentials_checked = 0.0
+
+    def send_due(self) -> DeliveryReport:
+        """Deliver what is due now, one delivery at a time (at most MAX_PER_PASS)."""
+        report = DeliveryReport()
+        for _ in range(MAX_PER_PASS):
+            claimed = self._claim()
+            if claimed is None:
+                break
+            attempt = claimed.attempts + 1
+            try:
+                self.channels.send(claimed.channel, claimed.message, claimed.email_to)
+            except DeliveryFailed as failure:
+                self._failed(claimed, attempt, failure, report)
+                continue
+            with self.pool.connection() as conn:
+                conn.execute(
+                    "UPDATE notification_delivery SET status = 'sent', attempts = %s, "
+                    "sent_at = now(), last_attempt_at = now(), last_error = NULL WHERE id = %s",
+                    (attempt, claimed.message.delivery_id),
+                )
+            report.sent += 1
+            log.info(
+                "notification sent",
+                delivery_id=claimed.message.delivery_id,
+                channel=claimed.channel,
+                kind=claimed.message.kind,
+                attempts=attempt,
+            )
+        return report
+
+    def raise_expiring_credentials(self) -> int:
+        """Raise `credential.expiring` for each credential about to expire not yet told of."""
+        raised = 0
+        with self.pool.connection() as conn, conn.transaction():
+            rows = conn.execute(_EXPIRING).fetchall()
+            for credential_id, user_id, name, expires_at, dedupe_key in rows:
+                notice = Notice(
+                    kind="credential.expiring",
+                    title=f"Credential {name!r} expires {expires_at:%Y-%m-%d %H:%M} UTC",
+                    body=f"The credential {name!r} ({credential_id}) stops working at "
+                    f"{expires_at.isoformat()}. Replace or extend it before then.",
+                    severity="warning",
+                    user_id=user_id,
+                    resource_type="credential",
+                    resource_id=credential_id,
+                    dedupe_key=dedupe_key,
+                )
+                raised += raise_notification(conn, notice, ("email",)) is not None
+        return raised
+
+    def run(self, stop: threading.Event, poll_interval: float) -> None:
+        """Deliver every `poll_interval` seconds until `stop` is set (beside the workers)."""
+        while not stop.is_set():
+            try:
+                if time.monotonic() - self._credentials_checked >= CREDENTIAL_CHECK_SECONDS:
+                    self._credentials_checked = time.monotonic()
+                    self.raise_expiring_credentials()
+                self.send_due()
+            except psycopg.Error as exc:  # the database is away: try again on the next poll
+                log.warning("notification sender cannot reach the database", error=str(exc))
+            except Exception:  # a bug must not stop notifications for good
+                log.exception("notification sender pass failed")
+            stop.wait(poll_interval)
+
+    def _claim(self) -> _Claimed | None:
+        with self.pool.connection() as conn, conn.transaction():
+            row = conn.cursor(row_factory=dict_row).execute(_CLAIM, (LEASE_SECONDS,)).fetchone()
+        if row is None:
+            return None
+        message = Message(
+            delivery_id=row["delivery_id"],
+            notification_id=row["notification_id"],
+            kind=row["kind"],
+            severity=row["severity"],
+            title=row["title"],
+            body=row["body"],
+            user_id=row["user_id"],
+            resource_type=row["resource_type"],
+            resource_id=row["resource_id"],
+            created_at=row["created_at"],
+        )
+        email_to = row["email"] if row["user_id"] is not None else self.alert_email
+        return _Claimed(message, row["channel"], row["attempts"], email_to)
+
+    def _failed(
+        self, claimed: _Claimed, attempts: int, failure: DeliveryFailed, report: DeliveryReport
+    ) -> None:
+        give_up = failure.permanent or attempts >= self.retry.max_attempts
+        delay = self.retry.delay(attempts)
+        with self.pool.connection() as conn:
+            conn.execute(
+                "UPDATE notification_delivery SET attempts = %s, last_error = %s, "
+                "last_attempt_at = now(), next_attempt_at = now() + make_interval(secs => %s), "
+                "status = CASE WHEN %s THEN 'failed' ELSE 'queued' END WHERE id = %s",
+                (attempts, failure.reason, delay, give_up, claimed.message.delivery_id),
+            )
+        details = {
+            "delivery_id": claimed.message.delivery_id,
+            "channel": claimed.channel,
+            "attempts": attempts,
+            "error": failure.reason,
+        }
+        if give_up:
+            report.gave_up += 1
+            log.error("notification delivery given up", **details)
+        else:
+            report.retrying += 1
+            log.warning("notification delivery failed", **details, retry_in=delay)
