@@ -25,6 +25,7 @@ from api.commands.node_marketplace import NodeCollectionCommands, NodeTemplateCo
 from api.commands.nodes import NodeCommands
 from api.commands.oauth import OAuthCommands, OAuthLinkCommands
 from api.commands.retention import RetentionCommands
+from api.commands.settings import SettingCommands
 from api.commands.sign_in import SignInCommands, TwoFactorCommands
 from api.commands.workflow_comments import WorkflowCommentCommands
 from api.commands.workflow_import import WorkflowImportCommands
@@ -44,6 +45,7 @@ from api.queries.identity import (
 )
 from api.queries.node_marketplace import NodeCollectionQueries, NodeTemplateQueries
 from api.queries.nodes import NodeQueries
+from api.queries.operations import OperationsQueries
 from api.queries.workflow_comments import WorkflowCommentQueries
 from api.queries.workflow_export import WorkflowExportQueries
 from api.queries.workflow_gallery import WorkflowGalleryQueries
@@ -127,6 +129,8 @@ def create_app(
                     ScheduleQueries,
                     StatsQueries,
                     RetentionCommands,
+                    SettingCommands,
+                    OperationsQueries,
                     NodeQueries,
                     NodeCommands,
                     NodeCollectionCommands,

@@ -539,14 +539,14 @@ def _connect(database: Database) -> Any:
 
 def _project_status(args: argparse.Namespace) -> int:
     from application.connections import connections_in_use
-    from projections.status import projection_status
+    from projections.status import projection_status, status_document
 
     database = _database(_settings(args))
     with _connect(database) as conn:
         statuses = projection_status(conn)
         pools = connections_in_use(conn)
     if args.json:
-        print(json.dumps([_status_json(s) for s in statuses], indent=2))
+        print(json.dumps([status_document(s) for s in statuses], indent=2))
         return 0
     rows = [("PROJECTOR", "APPLICATION", "POSITION", "HEAD", "LAG", "STATE")]
     rows += [
@@ -592,41 +592,6 @@ def _print_table(rows: Sequence[tuple[str, ...]], *, lead: str = "") -> None:
     print(lead, end="")
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
-
-
-def _status_json(status: Any) -> dict[str, Any]:
-    parked = status.parked
-    return {
-        "projector": status.projector,
-        "application": status.application,
-        "position": status.position,
-        "head": status.head,
-        "lag": status.lag,
-        "updatedAt": status.updated_at.isoformat() if status.updated_at else None,
-        "parked": None
-        if parked is None
-        else {
-            "position": parked.position,
-            "aggregateId": parked.originator_id,
-            "aggregateVersion": parked.originator_version,
-            "topic": parked.topic,
-            "error": parked.error,
-            "attempts": parked.attempts,
-            "parkedAt": parked.parked_at.isoformat(),
-        },
-        "skipped": [
-            {
-                "position": k.position,
-                "aggregateId": k.originator_id,
-                "aggregateVersion": k.originator_version,
-                "topic": k.topic,
-                "error": k.error,
-                "skippedAt": k.skipped_at.isoformat(),
-                "skippedBy": k.skipped_by,
-            }
-            for k in status.skipped
-        ],
-    }
 
 
 def _projector(name: str, *, process_managers: bool = False) -> Any:

@@ -6,6 +6,7 @@ import asyncio
 import threading
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import redis
@@ -53,6 +54,9 @@ from application.nodes.commands import NodeService
 from application.nodes.marketplace import Marketplace
 from application.nodes.runtimes import NodeRuntimes
 from application.nodes.types import CustomNodeTypes
+from application.operations.app import OperationsApp
+from application.operations.commands import SettingsService
+from application.operations.live import LiveSettings, apply_log_level
 from application.positions import ProjectionPositions
 from application.ratelimit import (
     BlockedWindowRecorder,
@@ -63,6 +67,7 @@ from application.ratelimit import (
     RedisRateLimiter,
 )
 from application.settings import Settings
+from application.system_log import SystemLog
 from application.workflows.app import WorkflowsApp
 from application.workflows.cache import (
     CacheStore,
@@ -73,6 +78,7 @@ from application.workflows.cache import (
 )
 from application.workflows.commands import WorkflowService
 from application.workflows.comments import WorkflowComments
+from application.workflows.erasure import ErasedOwnerWorkflows
 from application.workflows.sharing import WorkflowSharing
 from application.workflows.transfer import WorkflowTransfer
 from application.workflows.webhook_routes import WebhookRouteTable
@@ -114,6 +120,11 @@ class Services:
     executions: ExecutionService
     progress: ProgressHub
     webhooks: WebhookService
+    erased_workflows: ErasedOwnerWorkflows
+    live: LiveSettings
+    runtime_settings: SettingsService
+    journal: SystemLog
+    """This process's system_log writer."""
     redis: aioredis.Redis | None = None
     supervisor: ProjectionSupervisor | None = None
     process_managers: ProjectionSupervisor | None = None
@@ -155,6 +166,12 @@ async def open_services(
         identity_app = IdentityApp(env=env, datastore=datastore)
         credentials_app = CredentialsApp(env=env, datastore=datastore)
         nodes_app = NodesApp(env=env, datastore=datastore)
+        operations_app = OperationsApp(env=env, datastore=datastore)
+        journal = SystemLog(sync_pool, "up" if run_scheduler and run_projectors else "serve")
+        live = LiveSettings(settings, operations_app)
+        live.follow(connections.listener)
+        await to_thread.run_sync(live.refresh)
+        live.watch("log_level", apply_log_level)
         await to_thread.run_sync(_sync_reference_data, sync_pool)
         keys = load_keys(settings)
         identity = identity_service(identity_app, sync_pool, keys, settings)
@@ -216,7 +233,9 @@ async def open_services(
                 listener=connections.listener,
                 batch_size=settings.projection_batch_size,
                 poll_interval=settings.projection_poll_interval,
+                journal=journal,
             )
+            live.watch("projection_batch_size", partial(setattr, supervisor, "batch_size"))
             supervisor.start()
             stack.callback(supervisor.stop)
 
@@ -265,7 +284,15 @@ async def open_services(
             process_managers.start()
             stack.callback(process_managers.stop)
         if run_scheduler:
-            scheduler = scheduler_for(settings, database.url, executions, workflows, sync_pool)
+            scheduler = scheduler_for(
+                settings,
+                database.url,
+                executions,
+                workflows,
+                sync_pool,
+                journal=journal,
+                retention_rules=live.retention_rules,
+            )
             stop_scheduling = threading.Event()
             scheduling = threading.Thread(
                 target=scheduler.run, args=(stop_scheduling,), name="a2n-scheduler", daemon=True
@@ -273,6 +300,31 @@ async def open_services(
             scheduling.start()
             stack.callback(scheduling.join, timeout=SCHEDULER_STOP_SECONDS)
             stack.callback(stop_scheduling.set)
+        webhooks = WebhookService(
+            workflows,
+            executions,
+            routes,
+            WebhookAuth(VaultSecrets(vault), replays),
+            listeners,
+            wait_seconds=settings.webhook_wait,
+            default_limit=policy.limit_for("webhook"),
+        )
+        live.watch("webhook_wait", partial(setattr, webhooks, "wait_seconds"))
+        roles = {
+            "api": True,
+            "projectors": run_projectors,
+            "workers": run_workers,
+            "scheduler": run_scheduler,
+        }
+        journal.record(
+            "process",
+            "process.started",
+            f"a2n {journal.service} started",
+            metadata={"roles": [name for name, on in roles.items() if on]},
+        )
+        stack.callback(
+            journal.record, "process", "process.stopped", f"a2n {journal.service} stopping"
+        )
         yield Services(
             settings=settings,
             database=database,
@@ -295,15 +347,11 @@ async def open_services(
             oauth=oauth,
             executions=executions,
             progress=hub,
-            webhooks=WebhookService(
-                workflows,
-                executions,
-                routes,
-                WebhookAuth(VaultSecrets(vault), replays),
-                listeners,
-                wait_seconds=settings.webhook_wait,
-                default_limit=policy.limit_for("webhook"),
-            ),
+            webhooks=webhooks,
+            erased_workflows=ErasedOwnerWorkflows(identity_app, workflows_app, sync_pool),
+            live=live,
+            runtime_settings=SettingsService(operations_app, live),
+            journal=journal,
             redis=redis_client,
             supervisor=supervisor,
             process_managers=process_managers,

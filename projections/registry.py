@@ -9,6 +9,7 @@ from projections import (
     executions,
     identity,
     nodes,
+    operations,
     schedules,
     workflow_comments,
     workflows,
@@ -22,6 +23,7 @@ PROJECTORS: tuple[Projector, ...] = (
     executions.projector,
     credentials.projector,
     nodes.projector,
+    operations.projector,
     schedules.projector,
     audit.projector,
 )

@@ -1,0 +1,84 @@
+"""The settings an administrator may change while the service runs, and their defaults.
+
+Every one takes effect without a restart: each process keeps the stored values in a small cache
+(`LiveSettings`) that is refreshed when the Operations event log grows. The defaults are the
+environment's (`Settings`, A2N_* variables); retention ages default to the spec's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from application.retention import RULES
+from application.settings import Settings
+from domain.operations.setting import SettingKind, SettingSpec
+
+RETENTION_PREFIX = "retention."
+MAX_RETENTION_DAYS = 100 * 365.25
+
+
+@dataclass(frozen=True)
+class RuntimeSetting:
+    """A changeable setting: its key, values, what it does, and where its default comes from
+    (a `Settings` field, set by `variable`; or a fixed default)."""
+
+    key: str
+    spec: SettingSpec
+    about: str
+    field: str | None = None
+    variable: str | None = None
+    fixed_default: Any = None
+
+
+CATALOG: tuple[RuntimeSetting, ...] = (
+    RuntimeSetting(
+        "log_level",
+        SettingSpec(SettingKind.CHOICE, choices=("debug", "info", "warning", "error")),
+        "Least severe log lines written.",
+        field="log_level",
+        variable="A2N_LOG_LEVEL",
+    ),
+    RuntimeSetting(
+        "min_position_timeout",
+        SettingSpec(SettingKind.NUMBER, low=0, high=60),
+        "Seconds a query waits for A2N-Min-Position before 503.",
+        field="min_position_timeout",
+        variable="A2N_MIN_POSITION_TIMEOUT",
+    ),
+    RuntimeSetting(
+        "projection_batch_size",
+        SettingSpec(SettingKind.INTEGER, low=1, high=100_000),
+        "Events applied per projector transaction.",
+        field="projection_batch_size",
+        variable="A2N_PROJECTION_BATCH_SIZE",
+    ),
+    RuntimeSetting(
+        "webhook_wait",
+        SettingSpec(SettingKind.NUMBER, low=0.1, high=600),
+        "Seconds a webhook call waits for its run's answer before 504.",
+        field="webhook_wait",
+        variable="A2N_WEBHOOK_WAIT",
+    ),
+    *(
+        RuntimeSetting(
+            f"{RETENTION_PREFIX}{rule.name}",
+            SettingSpec(SettingKind.INTERVAL, low=1, high=MAX_RETENTION_DAYS),
+            f"How long {rule.about} are kept (retention).",
+            fixed_default=rule.keep,
+        )
+        for rule in RULES
+    ),
+)
+BY_KEY = {setting.key: setting for setting in CATALOG}
+
+
+def default_of(setting: RuntimeSetting, settings: Settings) -> tuple[Any, str]:
+    """The value a setting takes when none is stored, and where it comes from: `environment`
+    when its variable chose a value other than the built-in one, else `default`."""
+    if setting.field is None:
+        return setting.fixed_default, "default"
+    value = getattr(settings, setting.field)
+    built_in = next(f.default for f in dataclasses.fields(Settings) if f.name == setting.field)
+    return value, "default" if value == built_in else "environment"
