@@ -124,7 +124,8 @@ class Leadership:
                     "scheduler", "scheduler.elected", "this process became the scheduler"
                 )
         except psycopg.Error as exc:
-            if self._held:
+            lost, self._held = self._held, False
+            if lost:
                 log.warning("scheduler.lock_lost", lock=self.name)
                 self.journal.record(
                     "scheduler",
