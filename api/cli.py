@@ -400,6 +400,7 @@ def _with_keys(settings: Settings) -> None:
 
 
 def _project_run(args: argparse.Namespace) -> int:
+    from application.system_log import SystemLog
     from projections.registry import PROJECTORS
     from projections.supervisor import ProjectionSupervisor
 
@@ -413,13 +414,20 @@ def _project_run(args: argparse.Namespace) -> int:
         batch_size=settings.projection_batch_size,
         poll_interval=settings.projection_poll_interval,
     )
+    # This role has no write pool: its system_log lines go over its projection connections.
+    supervisor.journal = SystemLog(supervisor.pool, "project")
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
     supervisor.start()
-    _say(f"projectors running: {', '.join(p.name for p in PROJECTORS)} on {database.describe()}")
+    names = [p.name for p in PROJECTORS]
+    supervisor.journal.record(
+        "process", "process.started", "a2n project started", metadata={"projectors": names}
+    )
+    _say(f"projectors running: {', '.join(names)} on {database.describe()}")
     stopping.wait()
     _say("stopping projectors (finishing current batches)")
+    supervisor.journal.record("process", "process.stopped", "a2n project stopping")
     supervisor.stop()
     return 0
 
@@ -432,6 +440,7 @@ def _work(args: argparse.Namespace) -> int:
         "process, which runs its own worker",
         started=f"workers running: {settings.worker_concurrency} executions at a time",
         stopping="stopping workers (runs under way are handed to other workers)",
+        service="work",
         run_workers=True,
     )
 
@@ -444,12 +453,19 @@ def _schedule(args: argparse.Namespace) -> int:
         started="scheduler candidate running (the elected one fires schedules; the others "
         "stand by)",
         stopping="stopping the scheduler (another candidate takes over)",
+        service="schedule",
         run_scheduler=True,
     )
 
 
 def _background_role(
-    settings: Settings, needs_redis: str, *, started: str, stopping: str, **roles: bool
+    settings: Settings,
+    needs_redis: str,
+    *,
+    started: str,
+    stopping: str,
+    service: str,
+    **roles: bool,
 ) -> int:
     """Run `roles` (open_services flags) without the API until SIGTERM or Ctrl-C. They need
     Redis to meet the other processes; `needs_redis` says why, for the error without it."""
@@ -466,7 +482,9 @@ def _background_role(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        async with open_services(settings, database, run_projectors=False, egress=None, **roles):
+        async with open_services(
+            settings, database, run_projectors=False, egress=None, service=service, **roles
+        ):
             _say(f"{started} on {database.describe()}")
             await stop.wait()
             _say(stopping)

@@ -150,11 +150,13 @@ async def open_services(
     run_workers: bool = False,
     run_scheduler: bool = False,
     egress: Egress | None = None,
+    service: str | None = None,
 ) -> AsyncIterator[Services]:
     """Open pools and background tasks; close them in reverse order on exit. `send_mail` also
     runs the mail sender in this process when SMTP is configured, `run_workers` an execution
     worker, `run_scheduler` a scheduler candidate (`a2n up`). Outbound requests (OAuth
-    providers, http_request nodes) obey `egress`, by default A2N_EGRESS_ALLOW's rules."""
+    providers, http_request nodes) obey `egress`, by default A2N_EGRESS_ALLOW's rules.
+    `service` names the role in system_log (`work`, `schedule`; by default `up` or `serve`)."""
     egress = egress or Egress(settings.egress_allow)
     async with AsyncExitStack() as stack:
         connections = await stack.enter_async_context(
@@ -167,7 +169,8 @@ async def open_services(
         credentials_app = CredentialsApp(env=env, datastore=datastore)
         nodes_app = NodesApp(env=env, datastore=datastore)
         operations_app = OperationsApp(env=env, datastore=datastore)
-        journal = SystemLog(sync_pool, "up" if run_scheduler and run_projectors else "serve")
+        # The process role its system_log lines name: `a2n up` runs the API with everything.
+        journal = SystemLog(sync_pool, service or ("up" if run_scheduler else "serve"))
         live = LiveSettings(settings, operations_app)
         live.follow(connections.listener)
         await to_thread.run_sync(live.refresh)
@@ -311,7 +314,7 @@ async def open_services(
         )
         live.watch("webhook_wait", partial(setattr, webhooks, "wait_seconds"))
         roles = {
-            "api": True,
+            "api": service is None,
             "projectors": run_projectors,
             "workers": run_workers,
             "scheduler": run_scheduler,

@@ -32,34 +32,31 @@ class RuntimeSetting:
     fixed_default: Any = None
 
 
+def _from_environment(key: str, spec: SettingSpec, about: str) -> RuntimeSetting:
+    """A setting whose default is the `Settings` field of the same name (A2N_<KEY>)."""
+    return RuntimeSetting(key, spec, about, field=key, variable=f"A2N_{key.upper()}")
+
+
 CATALOG: tuple[RuntimeSetting, ...] = (
-    RuntimeSetting(
+    _from_environment(
         "log_level",
         SettingSpec(SettingKind.CHOICE, choices=("debug", "info", "warning", "error")),
         "Least severe log lines written.",
-        field="log_level",
-        variable="A2N_LOG_LEVEL",
     ),
-    RuntimeSetting(
+    _from_environment(
         "min_position_timeout",
         SettingSpec(SettingKind.NUMBER, low=0, high=60),
         "Seconds a query waits for A2N-Min-Position before 503.",
-        field="min_position_timeout",
-        variable="A2N_MIN_POSITION_TIMEOUT",
     ),
-    RuntimeSetting(
+    _from_environment(
         "projection_batch_size",
         SettingSpec(SettingKind.INTEGER, low=1, high=100_000),
         "Events applied per projector transaction.",
-        field="projection_batch_size",
-        variable="A2N_PROJECTION_BATCH_SIZE",
     ),
-    RuntimeSetting(
+    _from_environment(
         "webhook_wait",
         SettingSpec(SettingKind.NUMBER, low=0.1, high=600),
         "Seconds a webhook call waits for its run's answer before 504.",
-        field="webhook_wait",
-        variable="A2N_WEBHOOK_WAIT",
     ),
     *(
         RuntimeSetting(

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from psycopg import AsyncConnection, sql
+from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
-from application.errors import InvalidParameter
-from application.pagination import Page, decode_cursor, page_of
+from application.log_tables import newest_first
+from application.pagination import Page
 
 
 async def stored_settings(conn: AsyncConnection[Any]) -> dict[str, dict[str, Any]]:
@@ -45,9 +45,7 @@ async def list_system_log(
     conn: AsyncConnection[Any], where: SystemLogFilter, *, limit: int, cursor: str | None
 ) -> Page[dict[str, Any]]:
     """system_log lines matching `where`, newest first."""
-    conditions = [sql.SQL("true")]
-    params: dict[str, Any] = {"limit": limit + 1}
-    for condition, name, value in (
+    conditions = (
         ("level >= %(level)s::log_level", "level", where.level),
         ("service = %(service)s", "service", where.service),
         ("component = %(component)s", "component", where.component),
@@ -55,22 +53,5 @@ async def list_system_log(
         ("correlation_id = %(correlation)s", "correlation", where.correlation_id),
         ('"timestamp" >= %(since)s', "since", where.since),
         ('"timestamp" < %(until)s', "until", where.until),
-    ):
-        if value is not None:
-            conditions.append(sql.SQL(condition))
-            params[name] = value
-    if cursor is not None:
-        key = decode_cursor(cursor, ("at", "id"))
-        try:
-            params["at"] = datetime.fromisoformat(key["at"])
-        except ValueError:
-            raise InvalidParameter("cursor", "is not a cursor this list returned") from None
-        params["id"] = key["id"]
-        conditions.append(sql.SQL('("timestamp", id) < (%(at)s, %(id)s)'))
-    query = sql.SQL(
-        'SELECT {} FROM system_log WHERE {} ORDER BY "timestamp" DESC, id DESC LIMIT %(limit)s'
-    ).format(sql.SQL(_COLUMNS), sql.SQL(" AND ").join(conditions))
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(query, params)
-        rows = await cur.fetchall()
-    return page_of(rows, limit, lambda row: {"at": row["timestamp"].isoformat(), "id": row["id"]})
+    )
+    return await newest_first(conn, "system_log", _COLUMNS, conditions, limit=limit, cursor=cursor)

@@ -51,6 +51,8 @@ def test_ready_reports_database_redis_and_every_projection(
         ("audit_log", "executions"),
         ("audit_log", "credentials"),
         ("audit_log", "nodes"),
+        ("operations", "operations"),  # runtime settings
+        ("audit_log", "operations"),
         ("event_triggers", "executions"),  # the process manager beside the workers
     }
     workflows = projections[("workflows", "workflows")]
