@@ -16,6 +16,8 @@ from application.ids import new_id
 from application.listener import Listener
 from application.operations.app import OperationsApp
 from application.operations.live import LiveSettings
+from projections.rebuild import Rebuilder
+from projections.registry import projector_named
 from tests.api.helpers import API, Account, problem, promote, sign_up
 from tests.integration.helpers import rows, wait_until
 
@@ -204,3 +206,12 @@ def test_other_processes_take_a_change_from_the_event_stores_notice(
     finally:
         listener.stop()
         app.close()
+
+
+def test_app_setting_equals_a_rebuild_from_the_events(client: Client, admin: Account) -> None:
+    put(client, admin, "retention.system_log", "45 days")
+    position = put(client, admin, "retention.system_log", "60 days").json()["position"]
+    setting(client, admin, "retention.system_log", position)
+    url = str(client.app.state.services.database.url)
+    result = Rebuilder(url, projector_named("operations")).verify()
+    assert result.identical, result.differences
