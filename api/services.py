@@ -55,6 +55,7 @@ from application.nodes.marketplace import Marketplace
 from application.nodes.runtimes import NodeRuntimes
 from application.nodes.types import CustomNodeTypes
 from application.operations.app import OperationsApp
+from application.operations.catalog import rate_limit
 from application.operations.commands import SettingsService
 from application.operations.live import LiveSettings, apply_log_level
 from application.positions import ProjectionPositions
@@ -313,6 +314,7 @@ async def open_services(
             default_limit=policy.limit_for("webhook"),
         )
         live.watch("webhook_wait", partial(setattr, webhooks, "wait_seconds"))
+        live.watch("webhook_rate_limit", partial(_set_default_limit, webhooks))
         roles = {
             "api": service is None,
             "projectors": run_projectors,
@@ -392,6 +394,11 @@ def _process_managers(
         batch_size=settings.projection_batch_size,
         poll_interval=settings.projection_poll_interval,
     )
+
+
+def _set_default_limit(webhooks: WebhookService, value: str) -> None:
+    """Watcher of `webhook_rate_limit`: the limit of webhook paths whose workflow sets none."""
+    webhooks.default_limit = rate_limit(value)
 
 
 def _sync_reference_data(pool: ConnectionPool[Any]) -> None:

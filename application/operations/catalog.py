@@ -8,9 +8,11 @@ environment's (`Settings`, A2N_* variables); retention ages default to the spec'
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from application.ratelimit import Limit, RateLimitPolicy
 from application.retention import RULES
 from application.settings import Settings
 from domain.operations.setting import SettingKind, SettingSpec
@@ -30,6 +32,8 @@ class RuntimeSetting:
     field: str | None = None
     variable: str | None = None
     fixed_default: Any = None
+    derived_default: Callable[[Settings], Any] | None = None
+    """The default derived from the settings (a part of a variable's value), when not a field."""
 
 
 def _from_environment(key: str, spec: SettingSpec, about: str) -> RuntimeSetting:
@@ -53,6 +57,17 @@ CATALOG: tuple[RuntimeSetting, ...] = (
         SettingSpec(SettingKind.INTEGER, low=1, high=100_000),
         "Events applied per projector transaction.",
     ),
+    RuntimeSetting(
+        "webhook_rate_limit",
+        SettingSpec(SettingKind.RATE, low=1, high=1_000_000),
+        "Calls each webhook path takes per window, unless its workflow sets "
+        "settings.webhookRateLimit; off: unlimited.",
+        variable="A2N_RATE_LIMITS",
+        fixed_default="off",
+        derived_default=lambda settings: rate_text(
+            RateLimitPolicy.parse(settings.rate_limits or "").limit_for("webhook")
+        ),
+    ),
     _from_environment(
         "webhook_wait",
         SettingSpec(SettingKind.NUMBER, low=0.1, high=600),
@@ -74,8 +89,24 @@ BY_KEY = {setting.key: setting for setting in CATALOG}
 def default_of(setting: RuntimeSetting, settings: Settings) -> tuple[Any, str]:
     """The value a setting takes when none is stored, and where it comes from: `environment`
     when its variable chose a value other than the built-in one, else `default`."""
+    if setting.derived_default is not None:
+        value = setting.derived_default(settings)
+        return value, "default" if value == setting.fixed_default else "environment"
     if setting.field is None:
         return setting.fixed_default, "default"
     value = getattr(settings, setting.field)
     built_in = next(f.default for f in dataclasses.fields(Settings) if f.name == setting.field)
     return value, "default" if value == built_in else "environment"
+
+
+def rate_text(limit: Limit | None) -> str:
+    """A limit as a `rate` setting's value: `300/60`, or `off`."""
+    return "off" if limit is None else f"{limit.requests}/{limit.window:g}"
+
+
+def rate_limit(text: str) -> Limit | None:
+    """The limit a `rate` setting's value names (None: off)."""
+    if text == "off":
+        return None
+    requests, _, window = text.partition("/")
+    return Limit(int(requests), float(window))

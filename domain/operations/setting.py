@@ -22,6 +22,7 @@ from domain.errors import ValidationFailed, Violation
 _IDS = uuid.UUID("6b1f8f0e-6c2a-4f6e-9d0b-2a7f3c9e5d11")
 _INTERVAL = re.compile(r"^([1-9][0-9]{0,5}) (day|month|year)s?$")
 _DAYS_PER = {"day": 1.0, "month": 30.4375, "year": 365.25}
+_RATE = re.compile(r"^([1-9][0-9]{0,6})/([0-9]{1,7}(?:\.[0-9]{1,3})?)$")
 
 
 class SettingKind(StrEnum):
@@ -30,6 +31,8 @@ class SettingKind(StrEnum):
     CHOICE = "choice"
     INTERVAL = "interval"
     """A PostgreSQL interval of whole days, months or years: `90 days`, `6 months`."""
+    RATE = "rate"
+    """`requests/seconds` (`300/60`), or `off`; the range bounds the requests."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,13 @@ class SettingSpec:
             if value not in self.choices:
                 return f"must be one of {', '.join(self.choices)}"
             return None
+        if self.kind is SettingKind.RATE:
+            if value == "off":
+                return None
+            rate = _RATE.match(value) if isinstance(value, str) else None
+            if rate is None or float(rate.group(2)) < 0.001:
+                return "must be requests/seconds such as '300/60', or 'off'"
+            return self._out_of_range(int(rate.group(1)), " requests")
         if self.kind is SettingKind.INTERVAL:
             match = _INTERVAL.match(value) if isinstance(value, str) else None
             if match is None:

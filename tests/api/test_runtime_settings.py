@@ -19,10 +19,17 @@ from application.operations.live import LiveSettings
 from projections.rebuild import Rebuilder
 from projections.registry import projector_named
 from tests.api.helpers import API, Account, problem, promote, sign_up
+from tests.api.test_webhooks import activated, hooked, unique_path
 from tests.integration.helpers import rows, wait_until
 
 Client = TestClient[Any]
-CHANGED = ("log_level", "projection_batch_size", "retention.system_log", "min_position_timeout")
+CHANGED = (
+    "log_level",
+    "projection_batch_size",
+    "retention.system_log",
+    "min_position_timeout",
+    "webhook_rate_limit",
+)
 
 
 @pytest.fixture
@@ -79,6 +86,11 @@ def test_every_setting_is_listed_with_its_type_value_and_source(
         }.items()
     )
     assert {"retention.execution.success", "retention.audit_log", "webhook_wait"} <= set(found)
+    # A2N_RATE_LIMITS=off in the test app: webhooks unlimited, as by default.
+    assert (found["webhook_rate_limit"]["value"], found["webhook_rate_limit"]["type"]) == (
+        "off",
+        "rate",
+    )
 
 
 def test_a_change_is_stored_served_and_kept_in_its_history(client: Client, admin: Account) -> None:
@@ -122,6 +134,10 @@ def test_a_change_is_stored_served_and_kept_in_its_history(client: Client, admin
         ("retention.system_log", "0 days"),
         ("retention.system_log", "500 years"),
         ("retention.system_log", "1 day; DROP TABLE system_log"),
+        ("webhook_rate_limit", "300"),
+        ("webhook_rate_limit", "0/60"),
+        ("webhook_rate_limit", "10/0"),
+        ("webhook_rate_limit", 300),
     ],
 )
 def test_a_value_the_setting_cannot_take_is_422_and_nothing_is_stored(
@@ -174,6 +190,20 @@ def test_a_retention_age_takes_effect_without_a_restart(client: Client, admin: A
     assert rule["olderThan"] == "2 days"
     assert rule["rows"] >= 1
     assert rows(url, kept, (old, recent)) == [(recent,)]
+
+
+def test_the_webhook_rate_limit_takes_effect_without_a_restart(
+    client: Client, admin: Account, user: Account
+) -> None:
+    path = unique_path()
+    activated(client, user, hooked(path, method="POST"))
+    assert {client.post(f"/webhook/{path}").status_code for _ in range(2)} == {202}
+    assert put(client, admin, "webhook_rate_limit", "1/60").status_code == 200
+    assert [client.post(f"/webhook/{path}").status_code for _ in range(2)] == [202, 429]
+    assert (
+        client.delete(f"{API}/admin/settings/webhook_rate_limit", headers=admin).status_code == 200
+    )
+    assert client.post(f"/webhook/{path}").status_code == 202
 
 
 def test_the_log_level_takes_effect_without_a_restart(client: Client, admin: Account) -> None:

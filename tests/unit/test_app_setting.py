@@ -12,6 +12,7 @@ from domain.operations.setting import AppSetting, SettingKind, SettingSpec, sett
 DAYS = SettingSpec(SettingKind.INTERVAL, low=1, high=36525)
 COUNT = SettingSpec(SettingKind.INTEGER, low=1, high=100)
 SECONDS = SettingSpec(SettingKind.NUMBER, low=0, high=60)
+RATE = SettingSpec(SettingKind.RATE, low=1, high=1000)
 
 
 @pytest.mark.parametrize(
@@ -23,6 +24,9 @@ SECONDS = SettingSpec(SettingKind.NUMBER, low=0, high=60)
         (COUNT, 100, 100),
         (SECONDS, 2, 2.0),
         (SECONDS, 0.5, 0.5),
+        (RATE, "300/60", "300/60"),
+        (RATE, "1/0.5", "1/0.5"),
+        (RATE, "off", "off"),
     ],
 )
 def test_values_of_the_right_kind_and_range_are_taken(
@@ -46,6 +50,10 @@ def test_values_of_the_right_kind_and_range_are_taken(
         (COUNT, 101),
         (SECONDS, float("nan")),
         (SECONDS, None),
+        (RATE, "1001/60"),
+        (RATE, "5/0"),
+        (RATE, "5"),
+        (RATE, "OFF "),
     ],
 )
 def test_other_values_are_refused_at_value(spec: SettingSpec, value: Any) -> None:
