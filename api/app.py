@@ -26,6 +26,7 @@ from api.commands.nodes import NodeCommands
 from api.commands.notifications import NotificationCommands
 from api.commands.oauth import OAuthCommands, OAuthLinkCommands
 from api.commands.retention import RetentionCommands
+from api.commands.settings import SettingCommands
 from api.commands.sign_in import SignInCommands, TwoFactorCommands
 from api.commands.workflow_comments import WorkflowCommentCommands
 from api.commands.workflow_import import WorkflowImportCommands
@@ -47,6 +48,7 @@ from api.queries.identity import (
 from api.queries.node_marketplace import NodeCollectionQueries, NodeTemplateQueries
 from api.queries.nodes import NodeQueries
 from api.queries.notifications import NotificationAdminQueries, NotificationQueries
+from api.queries.operations import OperationsQueries
 from api.queries.workflow_comments import WorkflowCommentQueries
 from api.queries.workflow_export import WorkflowExportQueries
 from api.queries.workflow_gallery import WorkflowGalleryQueries
@@ -134,6 +136,8 @@ def create_app(
                     NotificationQueries,
                     NotificationAdminQueries,
                     NotificationCommands,
+                    SettingCommands,
+                    OperationsQueries,
                     NodeQueries,
                     NodeCommands,
                     NodeCollectionCommands,

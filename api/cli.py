@@ -401,6 +401,7 @@ def _with_keys(settings: Settings) -> None:
 
 def _project_run(args: argparse.Namespace) -> int:
     from application.notifications.store import alert_channels
+    from application.system_log import SystemLog
     from projections.registry import PROJECTORS
     from projections.supervisor import ProjectionSupervisor
 
@@ -415,13 +416,20 @@ def _project_run(args: argparse.Namespace) -> int:
         poll_interval=settings.projection_poll_interval,
         alert_channels=alert_channels(settings),
     )
+    # This role has no write pool: its system_log lines go over its projection connections.
+    supervisor.journal = SystemLog(supervisor.pool, "project")
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
     supervisor.start()
-    _say(f"projectors running: {', '.join(p.name for p in PROJECTORS)} on {database.describe()}")
+    names = [p.name for p in PROJECTORS]
+    supervisor.journal.record(
+        "process", "process.started", "a2n project started", metadata={"projectors": names}
+    )
+    _say(f"projectors running: {', '.join(names)} on {database.describe()}")
     stopping.wait()
     _say("stopping projectors (finishing current batches)")
+    supervisor.journal.record("process", "process.stopped", "a2n project stopping")
     supervisor.stop()
     return 0
 
@@ -434,6 +442,7 @@ def _work(args: argparse.Namespace) -> int:
         "process, which runs its own worker",
         started=f"workers running: {settings.worker_concurrency} executions at a time",
         stopping="stopping workers (runs under way are handed to other workers)",
+        service="work",
         run_workers=True,
     )
 
@@ -446,12 +455,19 @@ def _schedule(args: argparse.Namespace) -> int:
         started="scheduler candidate running (the elected one fires schedules; the others "
         "stand by)",
         stopping="stopping the scheduler (another candidate takes over)",
+        service="schedule",
         run_scheduler=True,
     )
 
 
 def _background_role(
-    settings: Settings, needs_redis: str, *, started: str, stopping: str, **roles: bool
+    settings: Settings,
+    needs_redis: str,
+    *,
+    started: str,
+    stopping: str,
+    service: str,
+    **roles: bool,
 ) -> int:
     """Run `roles` (open_services flags) without the API until SIGTERM or Ctrl-C. They need
     Redis to meet the other processes; `needs_redis` says why, for the error without it."""
@@ -468,7 +484,9 @@ def _background_role(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        async with open_services(settings, database, run_projectors=False, egress=None, **roles):
+        async with open_services(
+            settings, database, run_projectors=False, egress=None, service=service, **roles
+        ):
             _say(f"{started} on {database.describe()}")
             await stop.wait()
             _say(stopping)
@@ -541,14 +559,14 @@ def _connect(database: Database) -> Any:
 
 def _project_status(args: argparse.Namespace) -> int:
     from application.connections import connections_in_use
-    from projections.status import projection_status
+    from projections.status import projection_status, status_document
 
     database = _database(_settings(args))
     with _connect(database) as conn:
         statuses = projection_status(conn)
         pools = connections_in_use(conn)
     if args.json:
-        print(json.dumps([_status_json(s) for s in statuses], indent=2))
+        print(json.dumps([status_document(s) for s in statuses], indent=2))
         return 0
     rows = [("PROJECTOR", "APPLICATION", "POSITION", "HEAD", "LAG", "STATE")]
     rows += [
@@ -594,41 +612,6 @@ def _print_table(rows: Sequence[tuple[str, ...]], *, lead: str = "") -> None:
     print(lead, end="")
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
-
-
-def _status_json(status: Any) -> dict[str, Any]:
-    parked = status.parked
-    return {
-        "projector": status.projector,
-        "application": status.application,
-        "position": status.position,
-        "head": status.head,
-        "lag": status.lag,
-        "updatedAt": status.updated_at.isoformat() if status.updated_at else None,
-        "parked": None
-        if parked is None
-        else {
-            "position": parked.position,
-            "aggregateId": parked.originator_id,
-            "aggregateVersion": parked.originator_version,
-            "topic": parked.topic,
-            "error": parked.error,
-            "attempts": parked.attempts,
-            "parkedAt": parked.parked_at.isoformat(),
-        },
-        "skipped": [
-            {
-                "position": k.position,
-                "aggregateId": k.originator_id,
-                "aggregateVersion": k.originator_version,
-                "topic": k.topic,
-                "error": k.error,
-                "skippedAt": k.skipped_at.isoformat(),
-                "skippedBy": k.skipped_by,
-            }
-            for k in status.skipped
-        ],
-    }
 
 
 def _projector(name: str, *, process_managers: bool = False) -> Any:

@@ -101,7 +101,7 @@ async def wait_for_min_position(request: Request[Any, Any, Any]) -> None:
     if raw is None or not reads:
         return
     found = services(request)
-    timeout = found.settings.min_position_timeout
+    timeout: float = found.live.value("min_position_timeout")
     deadline = time.monotonic() + timeout
     for log, position in min_positions(raw, reads[0][1]).items():
         # A log the route does not read has nothing to wait for.

@@ -6,6 +6,7 @@ import asyncio
 import threading
 from contextlib import AsyncExitStack, asynccontextmanager, closing
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import redis
@@ -39,6 +40,7 @@ from application.executions.webhook_state import (
 )
 from application.executions.webhooks import WebhookService
 from application.executions.workers import execution_transport, running_worker, worker_name
+from application.health.checks import Check, Result
 from application.health.monitor import log_failure, monitor_for
 from application.identity.app import IdentityApp
 from application.identity.authenticate import Authenticator
@@ -57,7 +59,11 @@ from application.nodes.runtimes import NodeRuntimes
 from application.nodes.types import CustomNodeTypes
 from application.notifications.channels import HTTP_TIMEOUT, Channels
 from application.notifications.sender import NotificationSender
-from application.notifications.store import alert_channels
+from application.notifications.store import Alerts, alert_channels
+from application.operations.app import OperationsApp
+from application.operations.catalog import rate_limit
+from application.operations.commands import SettingsService
+from application.operations.live import LiveSettings, apply_log_level
 from application.positions import ProjectionPositions
 from application.ratelimit import (
     BlockedWindowRecorder,
@@ -68,6 +74,7 @@ from application.ratelimit import (
     RedisRateLimiter,
 )
 from application.settings import Settings
+from application.system_log import SystemLog
 from application.workflows.app import WorkflowsApp
 from application.workflows.cache import (
     CacheStore,
@@ -78,6 +85,7 @@ from application.workflows.cache import (
 )
 from application.workflows.commands import WorkflowService
 from application.workflows.comments import WorkflowComments
+from application.workflows.erasure import ErasedOwnerWorkflows
 from application.workflows.sharing import WorkflowSharing
 from application.workflows.transfer import WorkflowTransfer
 from application.workflows.webhook_routes import WebhookRouteTable
@@ -121,6 +129,11 @@ class Services:
     webhooks: WebhookService
     roster: Roster
     """Worker heartbeats (workers busy and total on /metrics)."""
+    erased_workflows: ErasedOwnerWorkflows
+    live: LiveSettings
+    runtime_settings: SettingsService
+    journal: SystemLog
+    """This process's system_log writer."""
     redis: aioredis.Redis | None = None
     supervisor: ProjectionSupervisor | None = None
     process_managers: ProjectionSupervisor | None = None
@@ -146,12 +159,14 @@ async def open_services(
     run_workers: bool = False,
     run_scheduler: bool = False,
     egress: Egress | None = None,
+    service: str | None = None,
 ) -> AsyncIterator[Services]:
     """Open pools and background tasks; close them in reverse order on exit. `send_mail` also
     runs the mail sender in this process when SMTP is configured, `run_workers` an execution
     worker, `run_scheduler` a scheduler candidate (`a2n up`; it runs the health checks when it
     leads). Outbound requests (OAuth providers, http_request nodes) obey `egress`, by default
-    A2N_EGRESS_ALLOW's rules."""
+    A2N_EGRESS_ALLOW's rules. `service` names the role in system_log (`work`, `schedule`; by
+    default `up` or `serve`)."""
     egress = egress or Egress(settings.egress_allow)
     async with AsyncExitStack() as stack:
         connections = await stack.enter_async_context(
@@ -163,6 +178,13 @@ async def open_services(
         identity_app = IdentityApp(env=env, datastore=datastore)
         credentials_app = CredentialsApp(env=env, datastore=datastore)
         nodes_app = NodesApp(env=env, datastore=datastore)
+        operations_app = OperationsApp(env=env, datastore=datastore)
+        # The process role its system_log lines name: `a2n up` runs the API with everything.
+        journal = SystemLog(sync_pool, service or ("up" if run_scheduler else "serve"))
+        live = LiveSettings(settings, operations_app)
+        live.follow(connections.listener)
+        await to_thread.run_sync(live.refresh)
+        live.watch("log_level", apply_log_level)
         await to_thread.run_sync(_sync_reference_data, sync_pool)
         keys = load_keys(settings)
         identity = identity_service(identity_app, sync_pool, keys, settings)
@@ -225,7 +247,9 @@ async def open_services(
                 batch_size=settings.projection_batch_size,
                 poll_interval=settings.projection_poll_interval,
                 alert_channels=alert_channels(settings),
+                journal=journal,
             )
+            live.watch("projection_batch_size", partial(setattr, supervisor, "batch_size"))
             supervisor.start()
             stack.callback(supervisor.stop)
 
@@ -282,11 +306,19 @@ async def open_services(
                 roster=roster,
                 projection_lags=lambda: projection_lags(sync_pool),
                 redis_client=None if redis_clients is None else redis_clients[0],
-                # The failure port: notifications' alert sender plugs in here.
-                on_check_failed=log_failure,
+                on_check_failed=partial(
+                    _alert_check_failed, Alerts(sync_pool, alert_channels(settings))
+                ),
             )
             scheduler = scheduler_for(
-                settings, database.url, executions, workflows, sync_pool, health.run_due
+                settings,
+                database.url,
+                executions,
+                workflows,
+                sync_pool,
+                health.run_due,
+                journal=journal,
+                retention_rules=live.retention_rules,
             )
             stop_scheduling = threading.Event()
             scheduling = threading.Thread(
@@ -295,6 +327,32 @@ async def open_services(
             scheduling.start()
             stack.callback(scheduling.join, timeout=SCHEDULER_STOP_SECONDS)
             stack.callback(stop_scheduling.set)
+        webhooks = WebhookService(
+            workflows,
+            executions,
+            routes,
+            WebhookAuth(VaultSecrets(vault), replays),
+            listeners,
+            wait_seconds=settings.webhook_wait,
+            default_limit=policy.limit_for("webhook"),
+        )
+        live.watch("webhook_wait", partial(setattr, webhooks, "wait_seconds"))
+        live.watch("webhook_rate_limit", partial(_set_default_limit, webhooks))
+        roles = {
+            "api": service is None,
+            "projectors": run_projectors,
+            "workers": run_workers,
+            "scheduler": run_scheduler,
+        }
+        journal.record(
+            "process",
+            "process.started",
+            f"a2n {journal.service} started",
+            metadata={"roles": [name for name, on in roles.items() if on]},
+        )
+        stack.callback(
+            journal.record, "process", "process.stopped", f"a2n {journal.service} stopping"
+        )
         yield Services(
             settings=settings,
             database=database,
@@ -317,16 +375,12 @@ async def open_services(
             oauth=oauth,
             executions=executions,
             progress=hub,
-            webhooks=WebhookService(
-                workflows,
-                executions,
-                routes,
-                WebhookAuth(VaultSecrets(vault), replays),
-                listeners,
-                wait_seconds=settings.webhook_wait,
-                default_limit=policy.limit_for("webhook"),
-            ),
+            webhooks=webhooks,
             roster=roster,
+            erased_workflows=ErasedOwnerWorkflows(identity_app, workflows_app, sync_pool),
+            live=live,
+            runtime_settings=SettingsService(operations_app, live),
+            journal=journal,
             redis=redis_client,
             supervisor=supervisor,
             process_managers=process_managers,
@@ -373,6 +427,13 @@ def _process_managers(
     )
 
 
+def _alert_check_failed(alerts: Alerts, check: Check, result: Result) -> None:
+    """A health check that is not HEALTHY: logged, and an alert to the administrators (one per
+    checked service and status per hour while it keeps failing)."""
+    log_failure(check, result)
+    alerts.health_check_failed(result.service_name, result.message, status=result.status.value)
+
+
 def _send_notifications(
     stack: AsyncExitStack, settings: Settings, pool: ConnectionPool[Any], egress: Egress
 ) -> None:
@@ -404,6 +465,11 @@ def _polling(
     thread.start()
     stack.callback(thread.join, timeout=stop_timeout)
     stack.callback(stop.set)
+
+
+def _set_default_limit(webhooks: WebhookService, value: str) -> None:
+    """Watcher of `webhook_rate_limit`: the limit of webhook paths whose workflow sets none."""
+    webhooks.default_limit = rate_limit(value)
 
 
 def _sync_reference_data(pool: ConnectionPool[Any]) -> None:

@@ -25,7 +25,8 @@ from application import payloads
 from application.contexts import LOGS, events_table
 from application.errors import InvalidParameter, NotFound
 from application.eventstore import META_KEY, new_mapper
-from application.pagination import Page, decode_cursor, encode_cursor, page_of
+from application.log_tables import newest_first
+from application.pagination import Page, decode_cursor, encode_cursor
 from application.positions import log_positions
 from domain.aggregate import event_type_name
 
@@ -338,29 +339,14 @@ async def list_audit_log(
     conn: AsyncConnection[Any], where: AuditLogFilter, *, limit: int, cursor: str | None
 ) -> Page[dict[str, Any]]:
     """audit_log rows matching `where`, newest first."""
-    conditions = [sql.SQL("true")]
-    params: dict[str, Any] = {"limit": limit + 1}
-    for condition, name, value in (
+    conditions = (
         ("user_id = %(actor)s", "actor", where.actor_id),
         ("action = %(action)s", "action", where.action),
         ("resource = %(resource)s", "resource", where.resource),
         ("resource_id = %(resource_id)s", "resource_id", where.resource_id),
         ('"timestamp" >= %(since)s', "since", where.since),
         ('"timestamp" < %(until)s', "until", where.until),
-    ):
-        if value is not None:
-            conditions.append(sql.SQL(condition))
-            params[name] = value
-    if cursor is not None:
-        key = decode_cursor(cursor, ("at", "id"))
-        try:
-            params["at"] = datetime.fromisoformat(key["at"])
-        except ValueError:
-            raise InvalidParameter("cursor", "is not a cursor this list returned") from None
-        params["id"] = key["id"]
-        conditions.append(sql.SQL('("timestamp", id) < (%(at)s, %(id)s)'))
-    query = sql.SQL(
-        'SELECT {} FROM audit_log WHERE {} ORDER BY "timestamp" DESC, id DESC LIMIT %(limit)s'
-    ).format(sql.SQL(AUDIT_LOG_COLUMNS), sql.SQL(" AND ").join(conditions))
-    rows = await _rows(conn, query, params)
-    return page_of(rows, limit, lambda row: {"at": row["timestamp"].isoformat(), "id": row["id"]})
+    )
+    return await newest_first(
+        conn, "audit_log", AUDIT_LOG_COLUMNS, conditions, limit=limit, cursor=cursor
+    )

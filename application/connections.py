@@ -5,7 +5,7 @@ its load and however many contexts or projectors it runs:
 
 - `a2n-read` (A2N_DB_POOL_MAX, 3): queries, authentication, the worker's bookkeeping;
 - `a2n-events` (A2N_DB_EVENT_STORE_POOL, 3): every context's event store, one pool shared;
-- `a2n-write` (A2N_DB_WRITE_POOL, 2): outbox, data keys, webhook routes, retention;
+- `a2n-write` (A2N_DB_WRITE_POOL, 2): outbox, data keys, webhook routes, retention, system_log;
 - `a2n-projections` (A2N_DB_PROJECTION_POOL, 2): projectors and process managers, in turns;
 - `a2n-listener` (1): every LISTEN of the process;
 - `a2n-scheduler-lock` (1): a scheduler candidate's election lock.

@@ -158,6 +158,7 @@ class Migrator:
                         ),
                     )
                 done.append(migration)
+            _log_applied(conn, done)
             return done
 
     def down(
@@ -247,6 +248,27 @@ class Migrator:
                 "; ".join(lines)
                 + ". Restore the original file and put the change in a new migration."
             )
+
+
+def _log_applied(conn: psycopg.Connection[dict[str, Any]], done: list[Migration]) -> None:
+    """One system_log line per migration applied, once the table exists (0024 on)."""
+    from application.ids import new_id
+    from application.system_log import Line, write_line
+
+    row = conn.execute("SELECT to_regclass('public.system_log') IS NOT NULL AS found").fetchone()
+    if not done or row is None or not row["found"]:
+        return
+    run = new_id()
+    for migration in done:
+        line = Line(
+            service="migrate",
+            component="migrations",
+            event="migration.applied",
+            message=f"applied migration {migration.label}",
+            metadata={"version": migration.version, "name": migration.name, "by": _who()},
+            correlation_id=run,
+        )
+        write_line(conn, line)
 
 
 def _who() -> str:

@@ -31,6 +31,9 @@ from typing import Any
 import psycopg
 from psycopg import errors, sql
 
+from application.ids import new_id
+from application.system_log import SystemLog
+
 BATCH_SIZE = 5000
 LOCK = "a2n.retention"
 
@@ -168,6 +171,66 @@ def retain(
     finally:
         conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (LOCK,))
     report.seconds = time.monotonic() - started
+    return report
+
+
+def journaled_retain(
+    conn: psycopg.Connection[Any],
+    journal: SystemLog,
+    *,
+    rules: tuple[Rule, ...] = RULES,
+    user_id: str | None = None,
+) -> Report:
+    """`retain`, its start, outcome and counts per rule written to system_log on `conn`, all
+    under one correlation id of the run."""
+    run = new_id()
+    journal.record(
+        "retention",
+        "retention.started",
+        "retention run started",
+        correlation_id=run,
+        user_id=user_id,
+        conn=conn,
+    )
+    try:
+        report = retain(conn, rules=rules)
+    except RetentionBusy:
+        journal.record(
+            "retention",
+            "retention.busy",
+            "another retention run holds the lock",
+            level="WARN",
+            correlation_id=run,
+            user_id=user_id,
+            conn=conn,
+        )
+        raise
+    except Exception as exc:
+        journal.record(
+            "retention",
+            "retention.failed",
+            "retention run failed",
+            level="ERROR",
+            metadata={"error": type(exc).__name__},
+            correlation_id=run,
+            user_id=user_id,
+        )
+        raise
+    pruned = {r.rule.name: r.rows for r in report.results if r.skipped is None}
+    journal.record(
+        "retention",
+        "retention.finished",
+        f"retention pruned {sum(pruned.values())} rows in {report.seconds:.1f} s",
+        metadata={
+            "rows": pruned,
+            "ages": {r.rule.name: r.rule.keep for r in report.results},
+            "skipped": {r.rule.name: r.skipped for r in report.results if r.skipped},
+            "refreshed": report.refreshed,
+        },
+        correlation_id=run,
+        user_id=user_id,
+        conn=conn,
+    )
     return report
 
 

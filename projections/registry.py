@@ -10,6 +10,7 @@ from projections import (
     identity,
     nodes,
     notifications,
+    operations,
     schedules,
     workflow_comments,
     workflows,
@@ -23,6 +24,7 @@ PROJECTORS: tuple[Projector, ...] = (
     executions.projector,
     credentials.projector,
     nodes.projector,
+    operations.projector,
     schedules.projector,
     audit.projector,
 )

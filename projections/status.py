@@ -144,6 +144,43 @@ def status_from_rows(rows: Sequence[Sequence[Any]]) -> list[ProjectionStatus]:
     ]
 
 
+def status_document(status: ProjectionStatus) -> dict[str, Any]:
+    """A projector's standing as JSON (camelCase): `a2n project status --json` and the
+    `/admin/projections` route say the same."""
+    parked = status.parked
+    return {
+        "projector": status.projector,
+        "application": status.application,
+        "position": status.position,
+        "head": status.head,
+        "lag": status.lag,
+        "updatedAt": status.updated_at.isoformat() if status.updated_at else None,
+        "parked": None
+        if parked is None
+        else {
+            "position": parked.position,
+            "aggregateId": parked.originator_id,
+            "aggregateVersion": parked.originator_version,
+            "topic": parked.topic,
+            "error": parked.error,
+            "attempts": parked.attempts,
+            "parkedAt": parked.parked_at.isoformat(),
+        },
+        "skipped": [
+            {
+                "position": k.position,
+                "aggregateId": k.originator_id,
+                "aggregateVersion": k.originator_version,
+                "topic": k.topic,
+                "error": k.error,
+                "skippedAt": k.skipped_at.isoformat(),
+                "skippedBy": k.skipped_by,
+            }
+            for k in status.skipped
+        ],
+    }
+
+
 def projection_status(conn: psycopg.Connection[Any]) -> list[ProjectionStatus]:
     with conn.cursor() as cur:
         return status_from_rows(cur.execute(status_query()).fetchall())

@@ -27,7 +27,9 @@ from psycopg_pool import ConnectionPool
 from application.connections import projection_pool
 from application.contexts import events_table
 from application.listener import Listener
+from application.logs import redact_text
 from application.notifications.store import Notice, raise_notification
+from application.system_log import UNWRITTEN, SystemLog
 from projections.projector import Projector
 from projections.runner import CONTROL_CHANNEL, HandlerFailed, ProjectionRunner
 
@@ -89,10 +91,13 @@ class ProjectionSupervisor:
         max_attempts: int = 3,
         backoff_initial: float = 0.1,
         alert_channels: Sequence[str] = (),
+        journal: SystemLog = UNWRITTEN,
     ) -> None:
         self.database_url = database_url
         self.alert_channels = tuple(alert_channels)
         """Where a parked projector is reported (A2N_ALERT_CHANNELS); none: only the log."""
+        self.journal = journal
+        """Where parked and resumed projectors are written (system_log)."""
         self.projectors = list(projectors)
         self.batch_size = batch_size
         self.poll_interval = poll_interval
@@ -187,6 +192,13 @@ class ProjectionSupervisor:
                     state.status = "parked"
                     self._sleep(projector.name, self.poll_interval)
                     continue
+                if state.status == "parked":
+                    self.journal.record(
+                        "projections",
+                        "projector.resumed",
+                        f"projector {projector.name} resumed",
+                        metadata={"projector": projector.name},
+                    )
                 state.status = self._drain(runner)
                 backoff.reset()
                 attempts.clear()
@@ -215,6 +227,20 @@ class ProjectionSupervisor:
                 if attempts[key] >= self.max_attempts:
                     state.status = "parked"
                     attempts.clear()
+                    self.journal.record(
+                        "projections",
+                        "projector.parked",
+                        f"projector {projector.name} parked on {failure.application} event "
+                        f"{failure.position}",
+                        level="ERROR",
+                        metadata={
+                            "projector": projector.name,
+                            "application": failure.application,
+                            "position": failure.position,
+                            "topic": failure.topic,
+                            "error": redact_text(failure.error),
+                        },
+                    )
                     log.error(
                         "projector_parked",
                         projector=projector.name,
@@ -241,8 +267,10 @@ class ProjectionSupervisor:
 
     def _drain(self, runner: ProjectionRunner) -> Status:
         """Apply batches until caught up, giving the connection back between batches so the
-        other projectors get their turn; 'standby' when another process holds the projector."""
+        other projectors get their turn; 'standby' when another process holds the projector.
+        Each batch takes the supervisor's batch size of the moment (`projection_batch_size`)."""
         while not self._stopping.is_set():
+            runner.batch_size = self.batch_size  # a runtime setting may change it
             with self.pool.connection() as conn:
                 batch = runner.run_batch(conn)
             if batch is None:

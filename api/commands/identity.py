@@ -38,6 +38,7 @@ from application.eventstore import Recorded
 from application.identity.authenticate import IDENTITY_READER
 from application.identity.commands import IdentityService, SignedIn
 from application.identity.lifecycle import AccountLifecycle
+from domain.errors import InvalidState
 from domain.identity.user import Role, User
 
 AnyRequest = Request[Any, Any, Any]
@@ -355,7 +356,16 @@ class UserCommands(_AdminController):
         # every link made before this request, or a fresh one would stay tied to the account.
         head = await to_thread.run_sync(services(request).identity.app.head_position)
         await _settled(request, head)
-        return await _applied(request, lifecycle.erase, caller, principal_of(request), user_id)
+        try:
+            erased = await _applied(
+                request, lifecycle.erase, caller, principal_of(request), user_id
+            )
+        except InvalidState:
+            # Erased already: finish what an interrupted erasure may have left undone.
+            await _retire_workflows(request, caller, user_id)
+            raise
+        await _retire_workflows(request, caller, user_id)
+        return erased
 
     @post(
         "/{user_id:str}/suspend",
@@ -452,7 +462,19 @@ async def _end_session(
     return position
 
 
+async def _retire_workflows(request: AnyRequest, caller: Caller, user_id: str) -> None:
+    """Archive and rename the erased user's workflows (application/workflows/erasure.py), once
+    the workflow table shows every workflow stored before this request."""
+    found = services(request)
+    head = await to_thread.run_sync(found.workflows.app.head_position)
+    timeout: float = found.live.value("min_position_timeout")
+    await found.positions.wait_for([("workflows", "workflows")], head, timeout)
+    await to_thread.run_sync(found.erased_workflows.retire, caller, user_id)
+
+
 async def _settled(request: AnyRequest, position: int) -> None:
     """Wait until authentication sees a change that revokes access, so it holds at once."""
     found = services(request)
-    await found.positions.wait_for([IDENTITY_READER], position, found.settings.min_position_timeout)
+    await found.positions.wait_for(
+        [IDENTITY_READER], position, found.live.value("min_position_timeout")
+    )

@@ -7,10 +7,10 @@ from typing import Any
 from litestar import Controller, Request, post
 
 from api.auth import needs
-from api.context import check_command_body, services
+from api.context import check_command_body, current_actor, services
 from api.schemas.operations import RetentionRun
 from application.errors import Conflict
-from application.retention import RetentionBusy, retain
+from application.retention import RetentionBusy, journaled_retain
 
 AnyRequest = Request[Any, Any, Any]
 
@@ -24,7 +24,8 @@ class RetentionCommands(Controller):
     @post(
         "/run",
         summary="Prune read-model rows past their retention age now, archive old audit entries "
-        "and refresh daily_execution_stats (ADMIN, OWNER); the event store keeps every event",
+        "and refresh daily_execution_stats (ADMIN, OWNER); the event store keeps every event. "
+        "The ages are the retention.* runtime settings",
         sync_to_thread=True,
         status_code=200,
     )
@@ -32,7 +33,12 @@ class RetentionCommands(Controller):
         found = services(request)
         try:
             with found.connections.write.connection() as conn:
-                report = retain(conn)
+                report = journaled_retain(
+                    conn,
+                    found.journal,
+                    rules=found.live.retention_rules(),
+                    user_id=current_actor(request).user_id,
+                )
         except RetentionBusy as exc:
             raise Conflict(str(exc)) from None
         return RetentionRun.of(report, found.executions.app.head_position())

@@ -262,7 +262,7 @@ async def _require_visible_run(request: AnyRequest, caller: Caller, execution_id
     if position is None:
         raise NotFound(execution_id)
     readers = READS_EXECUTIONS["reads"][:1]
-    if await found.positions.wait_for(readers, position, found.settings.min_position_timeout):
+    if await found.positions.wait_for(readers, position, found.live.value("min_position_timeout")):
         async with read_models(request) as conn:
             if await execution_visible(conn, caller.user_id, execution_id):
                 return

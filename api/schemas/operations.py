@@ -71,3 +71,98 @@ class HealthCheckRead(msgspec.Struct, rename="camel"):
 class HealthCheckPage(msgspec.Struct, rename="camel"):
     items: list[HealthCheckRead]
     next_cursor: str | None
+
+
+class SettingChangeBody(msgspec.Struct, forbid_unknown_fields=True):
+    """PUT /admin/settings/{key}: the new value, of the setting's type."""
+
+    value: Any
+
+
+class SettingRead(msgspec.Struct, rename="camel", omit_defaults=True):
+    """A runtime setting: the value in effect and where it comes from (`stored` by an admin,
+    else the `environment` variable, else the built-in `default`)."""
+
+    key: str
+    type: str
+    value: Any
+    default: Any
+    source: str
+    description: str
+    live: bool
+    """Takes effect without a restart (every setting here does)."""
+    variable: str | None = None
+    """The environment variable that sets the default."""
+    choices: list[str] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    """Range of the value (intervals: in days)."""
+    changed_by: str | None = None
+    changed_at: datetime | None = None
+    revision: int | None = None
+    position: int | None = None
+    """After a change: the event store position reached (Operations log)."""
+
+
+class SettingPage(msgspec.Struct, rename="camel"):
+    items: list[SettingRead]
+    next_cursor: str | None = None
+
+
+class SettingChangeRead(msgspec.Struct, rename="camel"):
+    """One event of a setting's history."""
+
+    value: Any
+    previous: Any
+    reset: bool
+    changed_by: str
+    changed_at: datetime
+    version: int
+
+
+class SettingHistoryPage(msgspec.Struct, rename="camel"):
+    items: list[SettingChangeRead]
+    next_cursor: str | None = None
+
+
+class SystemLogRead(msgspec.Struct, rename="camel"):
+    id: str
+    level: str
+    service: str
+    component: str
+    event: str
+    message: str
+    metadata: dict[str, Any] | None
+    correlation_id: str | None
+    user_id: str | None
+    host: str
+    pid: int
+    timestamp: datetime
+
+
+class SystemLogPage(msgspec.Struct, rename="camel"):
+    items: list[SystemLogRead]
+    next_cursor: str | None
+
+
+class ProjectorRead(msgspec.Struct, rename="camel"):
+    """Where one projector stands in one event log (`a2n project status`)."""
+
+    projector: str
+    application: str
+    position: int
+    head: int
+    lag: int
+    state: str
+    """parked, or how its runner in this process does (running, standby, restarting, ...), or
+    external when another process runs it."""
+    updated_at: datetime | None
+    parked: dict[str, Any] | None
+    skipped: list[dict[str, Any]]
+    last_error: str | None = None
+    restarts: int | None = None
+
+
+class ProjectorPage(msgspec.Struct, rename="camel"):
+    items: list[ProjectorRead]
+    next_cursor: str | None = None

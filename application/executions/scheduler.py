@@ -52,8 +52,9 @@ from psycopg_pool import ConnectionPool
 from application.event_chain import SealRound, seal
 from application.executions.commands import ExecutionService
 from application.executions.schedules import Change, Fire, ScheduleService
-from application.retention import RetentionBusy, last_run, retain
+from application.retention import RULES, RetentionBusy, Rule, journaled_retain, last_run
 from application.settings import Settings
+from application.system_log import UNWRITTEN, SystemLog
 from application.workflows.commands import WorkflowService
 from domain.workflows.triggers import next_cron_time
 
@@ -96,9 +97,12 @@ armed schedules the read models no longer want."""
 class Leadership:
     """Holds (or waits for) the advisory lock `name` of one database, on its own connection."""
 
-    def __init__(self, database_url: str, name: str = LOCK) -> None:
+    def __init__(
+        self, database_url: str, name: str = LOCK, *, journal: SystemLog = UNWRITTEN
+    ) -> None:
         self.database_url = database_url
         self.name = name
+        self.journal = journal
         self._conn: psycopg.Connection[Any] | None = None
         self._held = False
 
@@ -119,18 +123,31 @@ class Leadership:
             self._held = bool(row and row[0])
             if self._held:
                 log.info("scheduler.elected", lock=self.name)
-        except psycopg.Error:
-            if self._held:
+                self.journal.record(
+                    "scheduler", "scheduler.elected", "this process became the scheduler"
+                )
+        except psycopg.Error as exc:
+            lost, self._held = self._held, False
+            if lost:
                 log.warning("scheduler.lock_lost", lock=self.name)
+                self.journal.record(
+                    "scheduler",
+                    "scheduler.lost",
+                    "this process lost the scheduler lock (its connection ended)",
+                    level="WARN",
+                    metadata={"error": type(exc).__name__},
+                )
             self.release()
             return False
         return self._held
 
     def release(self) -> None:
         """Give the lock up (closing the connection ends the session, and the lock with it)."""
-        conn, self._conn, self._held = self._conn, None, False
+        conn, held, self._conn, self._held = self._conn, self._held, None, False
         if conn is not None:
             conn.close()
+        if held:
+            self.journal.record("scheduler", "scheduler.resigned", "the scheduler stepped down")
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:
@@ -337,10 +354,14 @@ def scheduler_for(
     workflows: WorkflowService,
     pool: ConnectionPool[Any],
     health: HealthJob | None = None,
+    *,
+    journal: SystemLog = UNWRITTEN,
+    retention_rules: Callable[[], tuple[Rule, ...]] = lambda: RULES,
 ) -> Scheduler:
     """A scheduler candidate configured by the A2N_SCHEDULER_*, A2N_SCHEDULE_*,
     A2N_RETENTION_CRON and A2N_AUDIT_SEAL_INTERVAL settings, running `health` checks when it
-    leads."""
+    leads; it writes its elections and retention runs to `journal`, and prunes by the ages
+    `retention_rules` gives at each run."""
     service = ScheduleService(
         executions,
         workflows,
@@ -349,10 +370,10 @@ def scheduler_for(
     return Scheduler(
         service,
         pool,
-        Leadership(database_url),
+        Leadership(database_url, journal=journal),
         poll_interval=settings.scheduler_poll_interval,
         reconcile_interval=settings.scheduler_reconcile_interval,
-        retention=lambda: _retain_with(pool),
+        retention=lambda: _retain_with(pool, journal, retention_rules()),
         retention_cron=settings.retention_cron,
         seal=lambda: _seal_with(pool),
         seal_interval=settings.audit_seal_interval,
@@ -366,7 +387,7 @@ def _seal_with(pool: ConnectionPool[Any]) -> SealRound | None:
         return seal(conn)
 
 
-def _retain_with(pool: ConnectionPool[Any]) -> object:
+def _retain_with(pool: ConnectionPool[Any], journal: SystemLog, rules: tuple[Rule, ...]) -> object:
     """A retention run on a connection of the write pool (no connection beyond the budget)."""
     with pool.connection() as conn:
-        return retain(conn)
+        return journaled_retain(conn, journal, rules=rules)

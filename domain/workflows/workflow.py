@@ -30,6 +30,7 @@ MAX_CATEGORY_LENGTH = 100
 MAX_TAGS = 50
 MAX_TAG_LENGTH = 64
 DETAIL_FIELDS = ("name", "description", "tags", "category", "visibility", "is_template")
+ERASED_OWNER_DESCRIPTION = "Workflow archived due to user deletion"
 PUBLISHING_FIELDS = frozenset({"visibility", "is_template"})
 """Details that decide who else sees the workflow: changing them needs ADMIN, not just EDIT."""
 
@@ -258,6 +259,20 @@ class Workflow(Aggregate):
         """Retire the workflow: it stops running and refuses changes, and its history stays."""
         if self.archived_at is None:
             self._archived()
+
+    def retire_for_erased_owner(self) -> None:
+        """What the spec's `anonymize_user_data` does to an erased user's workflows: renamed
+        `Archived Workflow <id>`, described as archived due to user deletion, and archived (it
+        stops running; its history stays). Recorded as the ordinary DetailsChanged and Archived
+        events, so the read models and their rebuilds need nothing new; an archived workflow
+        is renamed too. Done already, it records nothing."""
+        retired = {"name": f"Archived Workflow {self.id}", "description": ERASED_OWNER_DESCRIPTION}
+        changed = {key: value for key, value in retired.items() if getattr(self, key) != value}
+        if changed:
+            self._details_changed(
+                changes=changed, previous={key: getattr(self, key) for key in changed}
+            )
+        self.archive()
 
     def duplicate(
         self,

@@ -54,6 +54,9 @@ def test_ready_reports_database_redis_and_every_projection(
         ("event_triggers", "executions"),  # the process managers beside the workers
         ("notifications", "executions"),
         ("notifications", "identity"),
+        ("operations", "operations"),  # runtime settings
+        ("audit_log", "operations"),
+        ("event_triggers", "executions"),  # the process manager beside the workers
     }
     workflows = projections[("workflows", "workflows")]
     assert workflows["position"] >= position

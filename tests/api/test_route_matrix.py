@@ -461,6 +461,22 @@ CASES: dict[str, Case] = {
     "POST /admin/notifications/test": Case(
         role="ADMIN", own=lambda w, me: Call(body={"channel": "webhook"})
     ),
+    "GET /admin/settings": Case(role="ADMIN"),
+    "GET /admin/settings/{key:str}": Case(
+        own=lambda w, me: Call({"key": "log_level"}), role="ADMIN"
+    ),
+    "GET /admin/settings/{key:str}/history": Case(
+        own=lambda w, me: Call({"key": "log_level"}), role="ADMIN"
+    ),
+    # The value in effect already (the test app's own): other tests see no difference.
+    "PUT /admin/settings/{key:str}": Case(
+        own=lambda w, me: Call({"key": "webhook_wait"}, body={"value": 30.0}), role="ADMIN"
+    ),
+    "DELETE /admin/settings/{key:str}": Case(
+        own=lambda w, me: Call({"key": "webhook_wait"}), role="ADMIN"
+    ),
+    "GET /admin/system-logs": Case(role="ADMIN"),
+    "GET /admin/projections": Case(role="ADMIN"),
     "GET /stats/workflows/{workflow_id:str}": Case(own=own_workflow(), foreign=foreign_workflow),
     "GET /nodes": Case(),
     "GET /nodes/{node_id:str}": Case(own=lambda w, me: Call({"node_id": "http_request"})),

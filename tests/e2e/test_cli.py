@@ -122,8 +122,8 @@ def test_project_status_rebuild_verify_and_resume(
     unknown = a2n("project", "rebuild", "nope", database_url=url)
     assert unknown.returncode == 2
     known = (
-        "identity, workflows, workflow_comments, executions, credentials, nodes, schedules, "
-        "audit_log"
+        "identity, workflows, workflow_comments, executions, credentials, nodes, operations, "
+        "schedules, audit_log"
     )
     assert f"known: {known}" in unknown.stderr
 
@@ -224,7 +224,7 @@ def test_retention_run_says_what_it_pruned(fresh_database_url: str) -> None:
     lines = result.stdout.splitlines()
     assert "execution.success: 1 rows of execution older than 90 days pruned" in lines
     assert "execution.failed: 0 rows of execution older than 180 days pruned" in lines
-    assert "system_log: skipped (no table system_log)" in lines
+    assert "system_log: 0 rows of system_log older than 90 days pruned" in lines
     assert lines[-1] == "daily_execution_stats: refreshed"
     assert "retention done in" in result.stderr
 

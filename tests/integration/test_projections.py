@@ -8,9 +8,11 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg_pool import ConnectionPool
 
 from application.caller import Caller
 from application.listener import Listener
+from application.system_log import SystemLog
 from application.workflows.commands import WorkflowService
 from projections import audit, workflows
 from projections.projector import EventContext, Projector
@@ -141,11 +143,22 @@ def test_a_poison_event_parks_its_projector_and_the_others_go_on(
     service = service_for(url)
     victim = service.create(caller, name="victim", definition=GRAPH).aggregate.id
     bad = poison(url, victim)
-    supervisor = ProjectionSupervisor(url, PROJECTORS, poll_interval=0.1, backoff_initial=0.01)
+    journal_pool: ConnectionPool[Any] = ConnectionPool(url, min_size=1, max_size=1, open=True)
+    journal = SystemLog(journal_pool, "project")
+    supervisor = ProjectionSupervisor(
+        url, PROJECTORS, poll_interval=0.1, backoff_initial=0.01, journal=journal
+    )
     supervisor.start()
     try:
         after = service.create(caller, name="after the poison", definition=GRAPH).position
         wait_until(lambda: supervisor.states["workflows"].status == "parked")
+        # Operators find it in system_log too, with the event it is parked on.
+        lines = (
+            "SELECT level::text, metadata FROM system_log WHERE event = %s AND correlation_id = %s"
+        )
+        [(level, parked)] = rows(url, lines, ("projector.parked", journal.run_id))
+        assert level == "ERROR"
+        assert (parked["projector"], parked["position"]) == ("workflows", bad)
         wait_until(lambda: tracked(url, "audit_log") >= after)
         # Everything before the poison event is applied; nothing after it.
         assert tracked(url, "workflows") == bad - 1
@@ -170,8 +183,10 @@ def test_a_poison_event_parks_its_projector_and_the_others_go_on(
             "SELECT resolution, resolved_by FROM projection_parked_event WHERE position = %s",
             (bad,),
         ) == [("skipped", "tester")]
+        wait_until(lambda: rows(url, lines, ("projector.resumed", journal.run_id)) != [])
     finally:
         supervisor.stop()
+        journal_pool.close()
 
 
 def test_a_skipped_event_stays_skipped_by_rebuild_verify_and_status(

@@ -104,6 +104,10 @@ def ids(url: str, table: str) -> set[str]:
     return {row[0] for row in rows(url, f"SELECT id FROM {table}")}
 
 
+OLD_SYSTEM_LINE = "0190b8d0-0000-7000-8000-0000000000a1"
+KEPT_SYSTEM_LINE = "0190b8d0-0000-7000-8000-0000000000a2"
+
+
 def missing_tables(url: str) -> set[str]:
     wanted = {rule.table for rule in RULES}
     present = {
@@ -132,6 +136,12 @@ def test_retention_prunes_exactly_the_rows_past_their_age(fresh_database_url: st
         kept_metric = metric(conn, success_new, now - 150 * day, version=3)
         archived = audit_row(conn, now - timedelta(days=2 * 365 + 2), 1)
         kept_audit = audit_row(conn, now - timedelta(days=2 * 365 - 2), 2)
+        for age, line_id in ((91, OLD_SYSTEM_LINE), (89, KEPT_SYSTEM_LINE)):
+            conn.execute(
+                "INSERT INTO system_log (id, level, service, component, event, message, host, "
+                "pid, \"timestamp\") VALUES (%s, 'INFO', 'test', 'test', 'test', '', 'h', 1, %s)",
+                (line_id, now - age * day),
+            )
         old_use = credential_use(conn, now - 367 * day)
         kept_use = credential_use(conn, now - 363 * day)
         health_row(conn, now - 31 * day)
@@ -166,6 +176,7 @@ def test_retention_prunes_exactly_the_rows_past_their_age(fresh_database_url: st
         "execution_log": 4,
         # old_metric (200 days) and running's (400 days); failed_new's (179 days) stays
         "execution_metrics": 2,
+        "system_log": 1,
         "audit_log": 1,
         "credential_usage_log": 1,
         "node_usage_stats": 1,
@@ -179,6 +190,7 @@ def test_retention_prunes_exactly_the_rows_past_their_age(fresh_database_url: st
     assert ids(url, "execution") == {success_new, failed_new, running, recent}
     assert ids(url, "system_notification") == {"n-kept"}
     assert ids(url, "notification_delivery") == {"d-n-kept"}  # deliveries go with theirs
+    assert {OLD_SYSTEM_LINE, KEPT_SYSTEM_LINE} & ids(url, "system_log") == {KEPT_SYSTEM_LINE}
     gone = {success_old, failed_old, timeout_old, cancelled_old}
     for table in ("execution_node_state", "execution_log", "execution_metrics"):
         owners = {row[0] for row in rows(url, f"SELECT execution_id FROM {table}")}

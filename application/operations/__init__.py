@@ -1,0 +1,1 @@
+"""The Operations context: runtime settings (events) and the service's own log."""

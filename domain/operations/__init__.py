@@ -1,0 +1,1 @@
+"""The Operations context: runtime settings administrators change while the service runs."""
