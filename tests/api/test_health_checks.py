@@ -128,7 +128,13 @@ def test_only_admins_read_health_checks(client: Client, user: Account) -> None:
 def test_the_scheduler_checks_everything_and_the_route_serves_it(
     fresh_database_url: str, redis_url: str, api_settings: Settings
 ) -> None:
-    settings = replace(api_settings, database_url=fresh_database_url, redis_url=redis_url)
+    # No file system has 100% free: the disk check fails, and the administrators are alerted.
+    settings = replace(
+        api_settings,
+        database_url=fresh_database_url,
+        redis_url=redis_url,
+        health_disk_free_percent=100.0,
+    )
     app = create_app(settings, run_projectors=True, run_workers=True, run_scheduler=True)
     with TestClient(app) as isolated:
         owner = owner_of(isolated)
@@ -140,9 +146,17 @@ def test_the_scheduler_checks_everything_and_the_route_serves_it(
             if "workers" in names or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
+        alerts = isolated.get(
+            f"{API}/admin/notifications", params={"kind": "health_check."}, headers=owner
+        ).json()["items"]
     assert {"postgres", "redis", "queue.high", "queue.normal", "queue.low", "disk"} <= names
     assert {"projection.workflows", "projection.executions", "workers"} <= names
     by_name = {item["serviceName"]: item for item in items}
     assert by_name["postgres"]["status"] in ("HEALTHY", "DEGRADED")
     assert by_name["postgres"]["responseTime"] >= 0
     assert by_name["queue.normal"]["details"]["depth"] == 0
+    assert by_name["disk"]["status"] in ("DEGRADED", "UNHEALTHY")
+    disk = [alert for alert in alerts if alert["title"].startswith("Health check disk ")]
+    assert [(alert["userId"], alert["title"]) for alert in disk] == [
+        (None, f"Health check disk is {by_name['disk']['status']}")
+    ]
