@@ -100,8 +100,9 @@ class CreateNode(_Body):
     """ACTION, TRANSFORM or FLOW (a plain string: the decoder's enum error is less helpful)."""
     display_name: str
     implementation: dict[str, Any]
-    """{"runtime": "PYTHON", "entryPoint"}, {"runtime": "WEBHOOK", "url", "timeoutMs"?,
-    "retries"?} or {"runtime": "DOCKER", "image"}."""
+    """{"runtime": "PYTHON", "entryPoint"}, {"runtime": "NODE", "source"} (a JavaScript module:
+    `module.exports = async (items, config, context) => items`), {"runtime": "WEBHOOK", "url",
+    "timeoutMs"?, "retries"?} or {"runtime": "DOCKER", "image"}."""
     version: str = "1.0.0"
     description: str | None = None
     category: str = "custom"

@@ -1,4 +1,5 @@
-"""Running custom node versions: PYTHON plugins, WEBHOOK services, and DOCKER refused.
+"""Running custom node versions: PYTHON plugins, NODE modules, WEBHOOK services, and DOCKER
+refused.
 
 The engine looks a node's type up in a mapping of runtimes; `NodeRuntimes` is that mapping with
 the built-in runtimes plus every pinned custom type (`acme.greet@1.0.0`), whose version is read
@@ -22,12 +23,13 @@ it as a crash. Plugins run inside the worker with its rights: install only packa
 A plain `run` gets its own thread; the version's `timeout` (else A2N_CODE_TIMEOUT) bounds the
 wait for either kind.
 
-WEBHOOK: see `WebhookNode`.
+NODE: see `ModuleNode`. WEBHOOK: see `WebhookNode`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib.metadata
 import inspect
 import json
@@ -48,8 +50,10 @@ from application.executions.nodes.base import (
     NodeRuntime,
     as_items,
 )
+from application.executions.nodes.code import answer_of, javascript
 from application.executions.nodes.config import ConfigValues
 from application.executions.nodes.http_request import read_body
+from application.executions.nodes.sandbox import run_sandboxed
 from application.nodes.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, webhook_signing_key
 from application.nodes.types import CustomNodeTypes, PinnedVersion
 from domain.nodes.definition import PINNED_PATTERN
@@ -94,6 +98,10 @@ class CustomNode:
         self.custom = custom
         self.secret_key = secret_key
 
+    def output_handles(self) -> tuple[str, ...]:
+        pinned = self.custom.pinned_version(self.type_name)
+        return tuple(pinned.spec["outputs"]) if pinned is not None else ()
+
     async def run(self, call: NodeCall) -> NodeResult:
         pinned = await to_thread.run_sync(self.custom.pinned_version, self.type_name)
         if pinned is None:
@@ -103,12 +111,14 @@ class CustomNode:
         config = _evaluated_config(call)
         if runtime == "PYTHON":
             return await PythonNode(pinned, implementation["entryPoint"]).run(call, config)
+        if runtime == "NODE":
+            return await ModuleNode(pinned, implementation["source"]).run(call, config)
         if runtime == "WEBHOOK":
             key = webhook_signing_key(self.secret_key, pinned.node_id)
             return await WebhookNode(pinned, implementation, key).run(call, config)
         raise NodeFailure(
             f"{self.type_name} runs in a DOCKER container, and this installation has no Docker "
-            "engine configured for nodes; use a PYTHON or WEBHOOK version of the node"
+            "engine configured for nodes; use a PYTHON, NODE or WEBHOOK version of the node"
         )
 
 
@@ -145,6 +155,41 @@ class PythonNode:
                 f"{self.entry_point} did not finish within {limit:g} seconds"
             ) from None
         return _result(value, self.pinned, self.entry_point)
+
+
+class ModuleNode:
+    """A JavaScript module, the version's `implementation.source`, run like a JavaScript code
+    node: in the sandbox (sandbox.py: no network, read-only system, private /tmp, process and
+    memory limits), by harness.js. Its interface:
+
+        module.exports = async (items, config, context) => items;
+
+    `items` is the list of input items, `config` the node's evaluated config and `context`
+    `{"node": {"id", "name", "type"}, "execution": {...}}`; it returns (or resolves to) a list of
+    items (first output), `{"items": [...]}` or `{handle: items}` / `{"outputs": {...}}`.
+    A throw fails the node with its message and line; console.log lines are the node's log. The
+    version's `timeout` (else A2N_CODE_TIMEOUT) bounds the run, A2N_CODE_MEMORY_MB its memory and
+    the code nodes' output limit its returned items."""
+
+    def __init__(self, pinned: PinnedVersion, source: str) -> None:
+        self.pinned = pinned
+        self.source = source
+
+    async def run(self, call: NodeCall, config: dict[str, Any]) -> NodeResult:
+        limits = dataclasses.replace(
+            call.services.limits, code_timeout_seconds=_timeout_seconds(self.pinned, call)
+        )
+        payload = {
+            "module": self.source,
+            "items": list(call.items),
+            "config": config,
+            "context": {"node": _node_facts(call), "execution": dict(call.execution)},
+        }
+        outcome = await run_sandboxed(javascript(limits), payload, limits)
+        answer = answer_of(outcome, limits)
+        result = _result(answer.get("items"), self.pinned, f"the module of {self.pinned.name}")
+        result.logs = outcome.logs
+        return result
 
 
 class WebhookNode:

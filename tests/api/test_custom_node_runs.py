@@ -81,6 +81,17 @@ def ran(client: Client, account: Account, definition: dict[str, Any], items: Any
     return run(client, account, workflow["id"], items, wait="true", test="true", timeout="60")
 
 
+def marked_from(pinned: str, config: dict[str, Any], handle: str) -> dict[str, Any]:
+    """`graph` with a set node marking what the custom node sends on `handle` (`seen: true`)."""
+    mark = {"id": "mark", "type": "set", "name": "Mark", "config": {"fields": {"seen": True}}}
+    return graph(
+        pinned,
+        config,
+        nodes=[mark],
+        connections=[{"source": "custom", "target": "mark", "sourceHandle": handle}],
+    )
+
+
 def refused(client: Client, account: Account, definition: dict[str, Any]) -> list[dict[str, Any]]:
     response = client.post(
         f"{API}/workflows", json={"name": "Refused", "definition": definition}, headers=account
@@ -188,16 +199,10 @@ def test_outputs_are_the_versions_handles(client: Client, user: Account) -> None
         settingsSchema={"type": "object", "properties": {"threshold": {"type": "integer"}}},
     )
     pinned = f"{node['name']}@1.0.0"
-    mark = {"id": "mark", "type": "set", "name": "Mark", "config": {"fields": {"big": True}}}
-    wired = graph(
-        pinned,
-        {"threshold": 10},
-        nodes=[mark],
-        connections=[{"source": "custom", "target": "mark", "sourceHandle": "big"}],
-    )
+    wired = marked_from(pinned, {"threshold": 10}, "big")
     done = ran(client, user, wired, [{"n": 1}, {"n": 12}, {"n": 30}])
     assert done["status"] == "SUCCESS", done
-    assert done["outputItems"] == [{"n": 12, "big": True}, {"n": 30, "big": True}]
+    assert done["outputItems"] == [{"n": 12, "seen": True}, {"n": 30, "seen": True}]
     wrong = {
         **wired,
         "connections": [
@@ -210,6 +215,19 @@ def test_outputs_are_the_versions_handles(client: Client, user: Account) -> None
         error["message"]
         == f"is not an output of node 'custom' ({pinned}); its outputs are: big, small"
     )
+
+
+def test_a_disabled_node_passes_its_items_on_its_first_output(
+    client: Client, user: Account
+) -> None:
+    node = python_node(
+        client, user, "example.split", type="FLOW", outputs=["big", "small"], settingsSchema={}
+    )
+    wired = marked_from(f"{node['name']}@1.0.0", {"threshold": 10}, "big")
+    wired["nodes"][1]["disabled"] = True
+    done = ran(client, user, wired, [{"n": 1}, {"n": 12}])
+    assert done["status"] == "SUCCESS", done
+    assert done["outputItems"] == [{"n": 1, "seen": True}, {"n": 12, "seen": True}]
 
 
 @pytest.mark.parametrize(

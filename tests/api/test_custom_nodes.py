@@ -330,7 +330,7 @@ BAD_CREATES: list[tuple[dict[str, Any], str]] = [
     ({"timeout": 0}, "/timeout"),
     ({"executionMode": "FAST"}, "/executionMode"),
     ({"implementation": {}}, "/implementation/runtime"),
-    ({"implementation": {"runtime": "NODE"}}, "/implementation/runtime"),
+    ({"implementation": {"runtime": "RUST"}}, "/implementation/runtime"),
     ({"implementation": {"runtime": "PYTHON"}}, "/implementation/entryPoint"),
     ({"implementation": {"runtime": "DOCKER", "image": "UPPER CASE"}}, "/implementation/image"),
     ({"implementation": {**WEBHOOK, "url": "ftp://x/y"}}, "/implementation/url"),

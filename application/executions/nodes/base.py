@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import httpx
 import msgspec
@@ -121,6 +121,15 @@ class NodeRuntime(Protocol):
     """The implementation of one node type."""
 
     async def run(self, call: NodeCall) -> NodeResult: ...
+
+
+@runtime_checkable
+class DeclaresOutputs(Protocol):
+    """A runtime whose output handles only it knows (a custom node's version): a disabled node
+    of it passes its items on on the first of them."""
+
+    def output_handles(self) -> tuple[str, ...]:
+        """Its handles, in order; may read storage (call it off the event loop)."""
 
 
 @dataclass(frozen=True)

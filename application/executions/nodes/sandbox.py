@@ -135,17 +135,17 @@ async def run_sandboxed(program: Program, payload: Any, limits: RuntimeLimits) -
 async def isolation_problem(limits: RuntimeLimits) -> str | None:
     """Why this host cannot run code isolated under `limits`, or None when it can. Probed by
     running an empty program the first time per process and set of limits."""
-    if limits not in _PROBED:
-        patient = dataclasses.replace(limits, code_timeout_seconds=PROBE_TIMEOUT)
+    patient = dataclasses.replace(limits, code_timeout_seconds=PROBE_TIMEOUT)
+    if patient not in _PROBED:  # the timeout does not matter: custom nodes choose their own
         try:
             probe = Program([python_for(sandbox_user()), "-I", "-S", "-c", "pass"], 256 * MIB)
             await _run(probe, None, patient)
-            _PROBED[limits] = None
+            _PROBED[patient] = None
         except _SetUpFailure as failure:
-            _PROBED[limits] = failure.reason
+            _PROBED[patient] = failure.reason
         except NodeFailure as failure:
-            _PROBED[limits] = failure.message
-    return _PROBED[limits]
+            _PROBED[patient] = failure.message
+    return _PROBED[patient]
 
 
 def python_for(user: SandboxUser | None) -> str:
