@@ -33,6 +33,7 @@ import dataclasses
 import importlib.metadata
 import inspect
 import json
+import re
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -61,6 +62,8 @@ from domain.nodes.definition import PINNED_PATTERN
 ENTRY_POINT_GROUP = "a2n.nodes"
 RETRY_PAUSE_SECONDS = 0.2
 _RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+POLL_SECONDS = 0.5
+_JOB_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
 
 
 class NodeRuntimes(Mapping[str, NodeRuntime]):
@@ -115,7 +118,8 @@ class CustomNode:
             return await ModuleNode(pinned, implementation["source"]).run(call, config)
         if runtime == "WEBHOOK":
             key = webhook_signing_key(self.secret_key, pinned.node_id)
-            return await WebhookNode(pinned, implementation, key).run(call, config)
+            mode = pinned.spec["execution_mode"]
+            return await WebhookNode(pinned, implementation, key, mode).run(call, config)
         raise NodeFailure(
             f"{self.type_name} runs in a DOCKER container, and this installation has no Docker "
             "engine configured for nodes; use a PYTHON, NODE or WEBHOOK version of the node"
@@ -195,27 +199,36 @@ class ModuleNode:
 class WebhookNode:
     """A node implemented by an external HTTP service.
 
-    Each node run is one `POST` to the version's `url` with the JSON body `{"type", "node":
-    {"id", "name", "type"}, "execution": {...}, "config", "items"}`, signed: `X-A2N-Timestamp`
-    carries Unix seconds and `X-A2N-Signature` `sha256=` and the hex HMAC-SHA256 of
-    `<timestamp>.<raw body>` under the node's signing key (shown to its author). The service
-    answers 2xx with a JSON list of items, or `{"items": [...]}`, or `{"outputs": {handle:
-    [...]}}`. Each attempt may take `timeoutMs`; timeouts, connection failures and 408, 429
-    and 5xx answers are tried again up to `retries` times (0.2 s, 0.4 s, ... apart), then fail
-    the node as retryable (the workflow's retryPolicy may run it again); other answers fail it
-    at once. Requests obey the egress rules (A2N_EGRESS_ALLOW), like http_request nodes."""
+    Each node run is one `POST` to the version's `url` with the JSON body `{"type", "mode",
+    "node": {"id", "name", "type"}, "execution": {...}, "config", "items"}`, signed:
+    `X-A2N-Timestamp` carries Unix seconds and `X-A2N-Signature` `sha256=` and the hex
+    HMAC-SHA256 of `<timestamp>.<raw body>` under the node's signing key (shown to its author).
+    The service answers 2xx with a JSON list of items, or `{"items": [...]}`, or `{"outputs":
+    {handle: [...]}}`. Each attempt may take `timeoutMs`; timeouts, connection failures and 408,
+    429 and 5xx answers are tried again up to `retries` times (0.2 s, 0.4 s, ... apart), then
+    fail the node as retryable (the workflow's retryPolicy may run it again); other answers fail
+    it at once. Requests obey the egress rules (A2N_EGRESS_ALLOW), like http_request nodes.
 
-    def __init__(self, pinned: PinnedVersion, implementation: Mapping[str, Any], key: str) -> None:
+    An ASYNC version's service may instead answer 202 `{"jobId"}` (letters, digits, `.`, `_`,
+    `-`; at most 128): the node then polls `GET <url>/jobs/<jobId>`, signed the same way over
+    `<timestamp>.<jobId>`, every POLL_SECONDS, until it answers 200 with the items (202: not
+    yet; transient failures as above are polled again), within the version's `timeout`."""
+
+    def __init__(
+        self, pinned: PinnedVersion, implementation: Mapping[str, Any], key: str, mode: str
+    ) -> None:
         self.pinned = pinned
         self.url: str = implementation["url"]
         self.timeout = implementation["timeoutMs"] / 1000
         self.retries: int = implementation["retries"]
         self.key = key
+        self.mode = mode
 
     async def run(self, call: NodeCall, config: dict[str, Any]) -> NodeResult:
         body = json.dumps(
             {
                 "type": str(call.node["type"]),
+                "mode": self.mode,
                 "node": _node_facts(call),
                 "execution": dict(call.execution),
                 "config": config,
@@ -223,23 +236,59 @@ class WebhookNode:
             },
             separators=(",", ":"),
         ).encode()
+        status, answer = await self._call(call, "POST", self.url, body)
+        if status == 202 and self.mode == "ASYNC":
+            return await self._poll(call, _job_id(answer, self.url))
+        return _result(_json_of(answer, self.url), self.pinned, self.url)
+
+    async def _poll(self, call: NodeCall, job_id: str) -> NodeResult:
+        """The job's items, once its poll URL has them."""
+        url = f"{self.url.rstrip('/')}/jobs/{job_id}"
+        limit = _timeout_seconds(self.pinned, call)
+        try:
+            async with asyncio.timeout(limit):
+                while True:
+                    await asyncio.sleep(POLL_SECONDS)
+                    try:
+                        status, answer = await self._call(call, "GET", url, job_id.encode())
+                    except NodeFailure as failure:
+                        if not failure.retryable:
+                            raise
+                        continue
+                    if status != 202:
+                        return _result(_json_of(answer, url), self.pinned, url)
+        except TimeoutError:
+            raise NodeFailure(
+                f"the node service's job {job_id} did not finish within {limit:g} seconds",
+                retryable=True,
+            ) from None
+
+    async def _call(
+        self, call: NodeCall, method: str, url: str, signed: bytes
+    ) -> tuple[int, bytes]:
+        """One signed request, tried again on transient failures: its 2xx status and body."""
         last = ""
         for attempt in range(self.retries + 1):
             if attempt:
                 await asyncio.sleep(RETRY_PAUSE_SECONDS * 2 ** (attempt - 1))
             timestamp = str(int(time.time()))
             headers = {
-                "Content-Type": "application/json",
                 TIMESTAMP_HEADER: timestamp,
-                SIGNATURE_HEADER: sign(self.key, timestamp, body),
+                SIGNATURE_HEADER: sign(self.key, timestamp, signed),
             }
+            if method == "POST":
+                headers["Content-Type"] = "application/json"
             request = call.services.http.build_request(
-                "POST", self.url, content=body, headers=headers, timeout=self.timeout
+                method,
+                url,
+                content=signed if method == "POST" else None,
+                headers=headers,
+                timeout=self.timeout,
             )
             try:
                 response = await call.services.http.send(request, stream=True)
             except EgressRefused as refused:
-                raise NodeFailure(f"POST {self.url}: {refused.message}") from None
+                raise NodeFailure(f"{method} {url}: {refused.message}") from None
             except httpx.TimeoutException:
                 last = f"no answer within {self.timeout:g} seconds"
                 continue
@@ -252,17 +301,27 @@ class WebhookNode:
                     last = f"it answered {status}"
                     continue
                 if not response.is_success:
-                    raise NodeFailure(f"POST {self.url}: the node service answered {status}")
+                    raise NodeFailure(f"{method} {url}: the node service answered {status}")
                 limit = call.services.limits.http_max_response_bytes
-                answer = await read_body(response, limit)
+                return status, await read_body(response, limit)
             finally:
                 await response.aclose()
-            return _result(_json_of(answer, self.url), self.pinned, self.url)
         tries = self.retries + 1
         raise NodeFailure(
-            f"POST {self.url}: {last} ({tries} attempt{'s' if tries > 1 else ''})",
+            f"{method} {url}: {last} ({tries} attempt{'s' if tries > 1 else ''})",
             retryable=True,
         )
+
+
+def _job_id(answer: bytes, url: str) -> str:
+    value = _json_of(answer, url)
+    job = value.get("jobId") if isinstance(value, dict) else None
+    if not isinstance(job, str) or not _JOB_ID.fullmatch(job):
+        raise NodeFailure(
+            f"POST {url}: the node service answered 202 without a usable jobId (letters, "
+            "digits, '.', '_' and '-', at most 128)"
+        )
+    return job
 
 
 def _evaluated_config(call: NodeCall) -> dict[str, Any]:

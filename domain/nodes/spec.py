@@ -36,6 +36,8 @@ MAX_URL_LENGTH = 2048
 MAX_CHANGE_LOG_LENGTH = 10_000
 MAX_MODULE_LENGTH = 128 * 1024
 EXECUTION_MODES = ("SYNC", "ASYNC", "STREAM")
+"""The spec's modes; SYNC for every runtime, ASYNC for WEBHOOK, STREAM refused for now (a
+version recorded with it before it was refused runs as SYNC)."""
 SCHEMA_FIELDS = ("settings_schema", "input_schema", "output_schema")
 SPEC_FIELDS = (*SCHEMA_FIELDS, "outputs", "implementation", "timeout", "execution_mode")
 """What a version fixes; a command changing any of them records a new version."""
@@ -139,8 +141,15 @@ def checked_spec(values: Mapping[str, Any]) -> tuple[dict[str, Any], list[Violat
     ):
         violations.append(Violation("/timeout", "must be milliseconds from 1 to 3600000, or null"))
     spec["timeout"] = timeout
-    if values["execution_mode"] not in EXECUTION_MODES:
+    mode = values["execution_mode"]
+    if mode not in EXECUTION_MODES:
         violations.append(Violation("/executionMode", "must be one of: SYNC, ASYNC, STREAM"))
+    elif mode != "SYNC" and implementation.get("runtime") not in (None, Runtime.WEBHOOK):
+        violations.append(Violation("/executionMode", f"{mode} is for the WEBHOOK runtime only"))
+    elif mode == "STREAM":
+        violations.append(
+            Violation("/executionMode", "STREAM is not supported yet; use SYNC or ASYNC")
+        )
     spec["execution_mode"] = values["execution_mode"]
     return spec, violations
 

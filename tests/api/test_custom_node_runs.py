@@ -9,11 +9,10 @@ import hashlib
 import hmac
 import json
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from litestar.testing import TestClient
 from domain.nodes.rating import NodeRating
 from tests.api.helpers import API, Account, create, problem, run, sign_up
 from tests.api.test_custom_nodes import WEBHOOK, create_node, node_name
+from tests.http_doubles import JSONHandler
 
 Client = TestClient[Any]
 PLUGINS = Path(__file__).resolve().parents[1] / "fixtures" / "plugins"
@@ -278,44 +278,16 @@ class NodeService:
     def handler(self) -> type[BaseHTTPRequestHandler]:
         service = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
+        class Handler(JSONHandler):
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                body = self.body()
                 index = min(len(service.received), len(service.script) - 1)
                 status, answer, delay = service.script[index]
-                service.received.append(
-                    {"headers": {k.lower(): v for k, v in self.headers.items()}, "body": body}
-                )
+                service.received.append({"headers": self.lower_headers(), "body": body})
                 time.sleep(delay)
-                payload = json.dumps(answer).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                self.answer(status, answer)
 
         return Handler
-
-
-@pytest.fixture
-def serve() -> Iterator[Any]:
-    servers: list[ThreadingHTTPServer] = []
-
-    def start(service: NodeService) -> str:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), service.handler())
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return f"http://127.0.0.1:{server.server_address[1]}/run"
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
 
 
 def webhook_node(client: Client, author: Account, url: str, **runtime: Any) -> dict[str, Any]:

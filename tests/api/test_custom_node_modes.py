@@ -1,0 +1,132 @@
+"""Execution modes of WEBHOOK custom nodes through the API: an ASYNC service answers 202 with a
+job id and the node polls for the job's items; modes a runtime cannot honour are refused."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+
+import pytest
+from litestar.testing import TestClient
+
+from tests.api.helpers import Account
+from tests.api.test_custom_node_runs import graph, published_node, ran
+from tests.api.test_custom_nodes import refused_creation
+from tests.http_doubles import JSONHandler
+
+Client = TestClient[Any]
+
+
+@dataclass
+class JobService:
+    """A node service on 127.0.0.1 that takes each call as a job: POST answers `accepted`
+    (202 and a job id by default); polls answer 202 `pending` times, then `done`."""
+
+    accepted: tuple[int, Any] = (202, {"jobId": "job-1"})
+    pending: int = 2
+    done: tuple[int, Any] = (200, {"items": [{"finished": True}]})
+    requests: list[tuple[str, str, dict[str, str], bytes]] = field(default_factory=list)
+
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        service = self
+
+        class Handler(JSONHandler):
+            def _record(self, body: bytes) -> None:
+                service.requests.append((self.command, self.path, self.lower_headers(), body))
+
+            def do_POST(self) -> None:
+                self._record(self.body())
+                self.answer(*service.accepted)
+
+            def do_GET(self) -> None:
+                self._record(b"")
+                polls = sum(1 for method, *_ in service.requests if method == "GET")
+                if polls <= service.pending:
+                    self.answer(202, {"status": "RUNNING"})
+                else:
+                    self.answer(*service.done)
+
+        return Handler
+
+
+def async_node(client: Client, author: Account, url: str, **body: Any) -> dict[str, Any]:
+    return published_node(
+        client,
+        author,
+        implementation={"runtime": "WEBHOOK", "url": url, "retries": 0},
+        settingsSchema={},
+        executionMode="ASYNC",
+        **body,
+    )
+
+
+def test_an_async_node_waits_for_its_job_by_polling(
+    client: Client, user: Account, serve: Any
+) -> None:
+    service = JobService()
+    node = async_node(client, user, serve(service))
+    done = ran(client, user, graph(f"{node['name']}@1.0.0", {}), [{"n": 1}])
+    assert done["status"] == "SUCCESS", done
+    assert done["outputItems"] == [{"finished": True}]
+    methods = [(method, path) for method, path, *_ in service.requests]
+    assert methods == [("POST", "/run")] + [("GET", "/run/jobs/job-1")] * 3
+    assert json.loads(service.requests[0][3])["mode"] == "ASYNC"
+    secret = node["signingSecret"].encode()
+    for _, _, headers, _ in service.requests[1:]:
+        signed = headers["x-a2n-timestamp"].encode() + b".job-1"
+        expected = hmac.new(secret, signed, hashlib.sha256).hexdigest()
+        assert headers["x-a2n-signature"] == f"sha256={expected}"
+
+
+def test_an_async_service_may_answer_at_once(client: Client, user: Account, serve: Any) -> None:
+    service = JobService(accepted=(200, [{"quick": True}]))
+    node = async_node(client, user, serve(service))
+    done = ran(client, user, graph(f"{node['name']}@1.0.0", {}), [{}])
+    assert done["outputItems"] == [{"quick": True}]
+    assert len(service.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("service", "body", "message"),
+    [
+        (JobService(accepted=(202, {"job": 1})), {}, "answered 202 without a usable jobId"),
+        (JobService(accepted=(202, {"jobId": "../x"})), {}, "without a usable jobId"),
+        (JobService(done=(404, {})), {}, "GET "),
+        (JobService(pending=1000), {"timeout": 1200}, "job job-1 did not finish within 1.2"),
+    ],
+    ids=["no-job-id", "bad-job-id", "job-gone", "never-done"],
+)
+def test_async_jobs_that_go_wrong_fail_the_node(
+    client: Client,
+    user: Account,
+    serve: Any,
+    service: JobService,
+    body: dict[str, Any],
+    message: str,
+) -> None:
+    node = async_node(client, user, serve(service), **body)
+    done = ran(client, user, graph(f"{node['name']}@1.0.0", {}), [{}])
+    assert done["status"] == "FAILED", done
+    assert message in done["errorMessage"]
+
+
+@pytest.mark.parametrize(
+    ("implementation", "mode", "message"),
+    [
+        ({"runtime": "PYTHON", "entryPoint": "example.shout"}, "ASYNC", "for the WEBHOOK runtime"),
+        ({"runtime": "NODE", "source": "module.exports = (i) => i;"}, "ASYNC", "WEBHOOK runtime"),
+        ({"runtime": "WEBHOOK", "url": "http://127.0.0.1:9/"}, "STREAM", "not supported yet"),
+    ],
+    ids=["python-async", "node-async", "stream"],
+)
+def test_modes_a_runtime_cannot_honour_are_422_and_record_nothing(
+    client: Client, user: Account, implementation: dict[str, Any], mode: str, message: str
+) -> None:
+    body = {"implementation": implementation, "executionMode": mode}
+    [error] = refused_creation(client, user, body)
+    assert error["pointer"] == "/executionMode"
+    assert message in error["message"]
