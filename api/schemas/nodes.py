@@ -339,6 +339,16 @@ class AddCollectionItem(_Body):
     position: int | None = None
 
 
+class UpdateCollection(_Body):
+    """Only the fields present change; `items` lists the collection's nodes (ids or type
+    names), each once, in their new order."""
+
+    name: str | UnsetType = UNSET
+    description: str | UnsetType | None = UNSET
+    visibility: str | UnsetType = UNSET
+    items: list[str] | UnsetType = UNSET
+
+
 class CollectionRead(_Out):
     id: str
     name: str
@@ -392,6 +402,16 @@ class CreateTemplate(_Body):
     description: str | None = None
     visibility: str = "PRIVATE"
     tags: list[str] = []
+
+
+class UpdateTemplate(_Body):
+    """Only the fields present change; `config` is checked against the template's node type."""
+
+    name: str | UnsetType = UNSET
+    description: str | UnsetType | None = UNSET
+    visibility: str | UnsetType = UNSET
+    config: dict[str, Any] | UnsetType = UNSET
+    tags: list[str] | UnsetType = UNSET
 
 
 class TemplateRead(_Out):
