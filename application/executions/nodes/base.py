@@ -45,7 +45,8 @@ class RuntimeLimits:
     code_memory_mb: int = 256
     code_max_processes: int = 32  # processes and threads of one code run together
     code_isolated: bool = True  # namespaces (see sandbox.py); False only by an admin's choice
-    code_network: bool = False  # whether isolated code may use the host's network
+    code_network: bool = False  # whether isolated code may reach out, through code_proxy
+    code_proxy: str | None = None  # the unix socket of the worker's egress proxy for code
     code_hidden_paths: tuple[str, ...] = ()  # directories code never sees (the data directory)
     max_output_bytes: int = 16 * 1024 * 1024  # a code node's returned items, as JSON
     max_log_bytes: int = 64 * 1024  # a code node's prints kept for the log
