@@ -55,6 +55,8 @@ from application.executions.nodes.code import answer_of, javascript
 from application.executions.nodes.config import ConfigValues
 from application.executions.nodes.http_request import read_body
 from application.executions.nodes.sandbox import run_sandboxed
+from application.ids import new_id
+from application.nodes.jobs import NodeJobs
 from application.nodes.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, webhook_signing_key
 from application.nodes.types import CustomNodeTypes, PinnedVersion
 from domain.nodes.definition import PINNED_PATTERN
@@ -74,16 +76,18 @@ class NodeRuntimes(Mapping[str, NodeRuntime]):
         built_in: Mapping[str, NodeRuntime],
         custom: CustomNodeTypes,
         secret_key: bytes,
+        jobs: NodeJobs | None = None,
     ) -> None:
         self._built_in = built_in
         self._custom = custom
         self._secret_key = secret_key
+        self._jobs = jobs
 
     def __getitem__(self, type_name: str) -> NodeRuntime:
         if type_name in self._built_in:
             return self._built_in[type_name]
         if PINNED_PATTERN.fullmatch(type_name):
-            return CustomNode(type_name, self._custom, self._secret_key)
+            return CustomNode(type_name, self._custom, self._secret_key, self._jobs)
         raise KeyError(type_name)
 
     def __iter__(self) -> Iterator[str]:
@@ -96,10 +100,17 @@ class NodeRuntimes(Mapping[str, NodeRuntime]):
 class CustomNode:
     """One pinned custom type: finds its version, then runs it by its runtime."""
 
-    def __init__(self, type_name: str, custom: CustomNodeTypes, secret_key: bytes) -> None:
+    def __init__(
+        self,
+        type_name: str,
+        custom: CustomNodeTypes,
+        secret_key: bytes,
+        jobs: NodeJobs | None = None,
+    ) -> None:
         self.type_name = type_name
         self.custom = custom
         self.secret_key = secret_key
+        self.jobs = jobs
 
     def output_handles(self) -> tuple[str, ...]:
         pinned = self.custom.pinned_version(self.type_name)
@@ -119,7 +130,8 @@ class CustomNode:
         if runtime == "WEBHOOK":
             key = webhook_signing_key(self.secret_key, pinned.node_id)
             mode = pinned.spec["execution_mode"]
-            return await WebhookNode(pinned, implementation, key, mode).run(call, config)
+            node = WebhookNode(pinned, implementation, key, mode, self.jobs)
+            return await node.run(call, config)
         raise NodeFailure(
             f"{self.type_name} runs in a DOCKER container, and this installation has no Docker "
             "engine configured for nodes; use a PYTHON, NODE or WEBHOOK version of the node"
@@ -209,13 +221,20 @@ class WebhookNode:
     fail the node as retryable (the workflow's retryPolicy may run it again); other answers fail
     it at once. Requests obey the egress rules (A2N_EGRESS_ALLOW), like http_request nodes.
 
-    An ASYNC version's service may instead answer 202 `{"jobId"}` (letters, digits, `.`, `_`,
-    `-`; at most 128): the node then polls `GET <url>/jobs/<jobId>`, signed the same way over
-    `<timestamp>.<jobId>`, every POLL_SECONDS, until it answers 200 with the items (202: not
-    yet; transient failures as above are polled again), within the version's `timeout`."""
+    An ASYNC version's body also carries `callbackUrl`, and its service may answer 202 instead
+    of the items: then the node waits, within the version's `timeout`, for the result, the same
+    shapes as above, either POSTed to `callbackUrl` (signed the same way, see jobs.py) or, when
+    the 202 named a `{"jobId"}` (letters, digits, `.`, `_`, `-`; at most 128), found by polling
+    `GET <url>/jobs/<jobId>`, signed over `<timestamp>.<jobId>`, every POLL_SECONDS until it
+    answers 200 with the items (202: not yet; transient failures are polled again)."""
 
     def __init__(
-        self, pinned: PinnedVersion, implementation: Mapping[str, Any], key: str, mode: str
+        self,
+        pinned: PinnedVersion,
+        implementation: Mapping[str, Any],
+        key: str,
+        mode: str,
+        jobs: NodeJobs | None = None,
     ) -> None:
         self.pinned = pinned
         self.url: str = implementation["url"]
@@ -223,32 +242,46 @@ class WebhookNode:
         self.retries: int = implementation["retries"]
         self.key = key
         self.mode = mode
+        self.jobs = jobs
 
     async def run(self, call: NodeCall, config: dict[str, Any]) -> NodeResult:
-        body = json.dumps(
-            {
-                "type": str(call.node["type"]),
-                "mode": self.mode,
-                "node": _node_facts(call),
-                "execution": dict(call.execution),
-                "config": config,
-                "items": list(call.items),
-            },
-            separators=(",", ":"),
-        ).encode()
+        sent: dict[str, Any] = {
+            "type": str(call.node["type"]),
+            "mode": self.mode,
+            "node": _node_facts(call),
+            "execution": dict(call.execution),
+            "config": config,
+            "items": list(call.items),
+        }
+        callback = None
+        if self.mode == "ASYNC" and self.jobs is not None:
+            callback = new_id()
+            wait = _timeout_seconds(self.pinned, call)
+            await to_thread.run_sync(self.jobs.expect, callback, self.pinned.node_id, wait)
+            sent["callbackUrl"] = self.jobs.callback_url(callback)
+        body = json.dumps(sent, separators=(",", ":")).encode()
         status, answer = await self._call(call, "POST", self.url, body)
         if status == 202 and self.mode == "ASYNC":
-            return await self._poll(call, _job_id(answer, self.url))
+            job_id = _job_id(answer, self.url)
+            if job_id is None and callback is None:
+                raise NodeFailure(f"POST {self.url}: answered 202 without a jobId to poll")
+            return await self._wait(call, job_id, callback)
         return _result(_json_of(answer, self.url), self.pinned, self.url)
 
-    async def _poll(self, call: NodeCall, job_id: str) -> NodeResult:
-        """The job's items, once its poll URL has them."""
+    async def _wait(self, call: NodeCall, job_id: str | None, callback: str | None) -> NodeResult:
+        """The job's items, once its callback brought them or its poll URL has them."""
         url = f"{self.url.rstrip('/')}/jobs/{job_id}"
         limit = _timeout_seconds(self.pinned, call)
         try:
             async with asyncio.timeout(limit):
                 while True:
                     await asyncio.sleep(POLL_SECONDS)
+                    if callback is not None and self.jobs is not None:
+                        called = await to_thread.run_sync(self.jobs.result, callback)
+                        if called is not None:
+                            return _result(_json_of(called, "the callback"), self.pinned, "it")
+                    if job_id is None:
+                        continue
                     try:
                         status, answer = await self._call(call, "GET", url, job_id.encode())
                     except NodeFailure as failure:
@@ -259,7 +292,8 @@ class WebhookNode:
                         return _result(_json_of(answer, url), self.pinned, url)
         except TimeoutError:
             raise NodeFailure(
-                f"the node service's job {job_id} did not finish within {limit:g} seconds",
+                f"the node service's job{f' {job_id}' if job_id else ''} did not finish "
+                f"within {limit:g} seconds",
                 retryable=True,
             ) from None
 
@@ -313,9 +347,12 @@ class WebhookNode:
         )
 
 
-def _job_id(answer: bytes, url: str) -> str:
-    value = _json_of(answer, url)
-    job = value.get("jobId") if isinstance(value, dict) else None
+def _job_id(answer: bytes, url: str) -> str | None:
+    """The job id a 202 names to poll with; None when it names none (the callback will come)."""
+    value = _json_of(answer, url) if answer.strip() else {}
+    if not isinstance(value, dict) or "jobId" not in value:
+        return None
+    job = value["jobId"]
     if not isinstance(job, str) or not _JOB_ID.fullmatch(job):
         raise NodeFailure(
             f"POST {url}: the node service answered 202 without a usable jobId (letters, "

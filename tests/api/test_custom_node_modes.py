@@ -6,14 +6,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
+import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from litestar.testing import TestClient
 
-from tests.api.helpers import Account
+from tests.api.helpers import API, Account, create, problem, run
 from tests.api.test_custom_node_runs import graph, published_node, ran
 from tests.api.test_custom_nodes import refused_creation
 from tests.http_doubles import JSONHandler
@@ -90,10 +93,75 @@ def test_an_async_service_may_answer_at_once(client: Client, user: Account, serv
     assert len(service.requests) == 1
 
 
+def signed_callback(client: Client, url: str, secret: str, result: Any, **headers: str) -> Any:
+    body = json.dumps(result).encode()
+    timestamp = str(int(time.time()))
+    digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return client.post(
+        urlsplit(url).path,
+        content=body,
+        headers={
+            "content-type": "application/json",
+            "x-a2n-timestamp": timestamp,
+            "x-a2n-signature": f"sha256={digest.hexdigest()}",
+            **headers,
+        },
+    )
+
+
+def eventually(check: Any, seconds: float = 30) -> Any:
+    """What `check` answers once it answers something, waiting at most `seconds`."""
+    deadline = time.monotonic() + seconds
+    while (found := check()) is None:
+        assert time.monotonic() < deadline, "gave up waiting"
+        time.sleep(0.1)
+    return found
+
+
+def test_an_async_node_takes_its_result_from_a_signed_callback(
+    client: Client, user: Account, serve: Any
+) -> None:
+    service = JobService(accepted=(202, {}))
+    node = async_node(client, user, serve(service))
+    workflow = create(client, user, definition=graph(f"{node['name']}@1.0.0", {}))
+    started = run(client, user, workflow["id"], [{"n": 1}], test="true")
+    sent = eventually(lambda: service.requests[0][3] if service.requests else None)
+    url = json.loads(sent)["callbackUrl"]
+    assert url.startswith("http://127.0.0.1:8000/api/v1/node-jobs/")
+    secret = node["signingSecret"]
+
+    unsigned = client.post(urlsplit(url).path, json=[{"x": 1}])
+    assert problem(unsigned, 401)["detail"].startswith("the callback must be signed")
+    forged = signed_callback(client, url, "0" * 64, [{"x": 1}])
+    assert problem(forged, 401)["detail"] == "the callback's signature does not match"
+    stale = signed_callback(client, url, secret, [{"x": 1}], **{"x-a2n-timestamp": "1"})
+    problem(stale, 401)
+    not_json = client.post(
+        urlsplit(url).path, content=b"{", headers={"content-type": "application/json"}
+    )
+    problem(not_json, 400)
+    unknown = signed_callback(client, f"{API}/node-jobs/{uuid.uuid4()}", secret, [])
+    problem(unknown, 404)
+
+    answered = signed_callback(client, url, secret, {"items": [{"called": "back"}]})
+    assert (answered.status_code, answered.json()) == (202, {"accepted": True})
+    problem(signed_callback(client, url, secret, [{"again": True}]), 409)
+
+    def ended() -> Any:
+        found = client.get(f"{API}/executions/{started['id']}", headers=user).json()
+        return found if found["status"] not in ("QUEUED", "RUNNING") else None
+
+    done = eventually(ended)
+    assert done["status"] == "SUCCESS", done
+    assert [len(r) for r in service.requests] == [4]  # no poll: the 202 named no job
+    nodes = client.get(f"{API}/executions/{started['id']}/nodes", headers=user).json()
+    assert nodes["items"][1]["outputData"] == {"output": [{"called": "back"}]}
+
+
 @pytest.mark.parametrize(
     ("service", "body", "message"),
     [
-        (JobService(accepted=(202, {"job": 1})), {}, "answered 202 without a usable jobId"),
+        (JobService(accepted=(202, {"jobId": 1})), {}, "answered 202 without a usable jobId"),
         (JobService(accepted=(202, {"jobId": "../x"})), {}, "without a usable jobId"),
         (JobService(done=(404, {})), {}, "GET "),
         (JobService(pending=1000), {"timeout": 1200}, "job job-1 did not finish within 1.2"),
