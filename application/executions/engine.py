@@ -142,7 +142,9 @@ class Engine:
         execution, definition = await to_thread.run_sync(self._load, execution_id)
         if definition is None:
             return execution
-        disabled = await to_thread.run_sync(self._disabled_handles, definition)
+        disabled: dict[str, tuple[str, ...]] = {}
+        if any(n.get("disabled") is True for n in definition.get("nodes", [])):
+            disabled = await to_thread.run_sync(self._disabled_handles, definition)
         try:
             graph = RunGraph.of(definition, execution.start_node_id)
         except InvalidState as refused:
