@@ -18,6 +18,7 @@ stopped promptly too: the run then stops here without writing anything more.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import time
@@ -437,6 +438,13 @@ class _RunServices:
     @property
     def limits(self) -> RuntimeLimits:
         return self._worker.limits
+
+    def emit(self, node_id: str, items: list[Item]) -> None:
+        """Record items a STREAM node sent on so far; saved at the next checkpoint, so live
+        progress shows them within a heartbeat. Synchronous on the loop's own thread, so it
+        never interleaves with the loop's changes (the one change a node task makes)."""
+        with contextlib.suppress(InvalidState):  # the run ended under the node
+            self._run.execution.node_items_emitted(node_id, items)
 
     async def run_workflow(self, workflow_id: str, items: list[Item], *, wait: bool) -> list[Item]:
         """Start the sub-workflow; with `wait`, run it here and now (a parent holding a worker

@@ -226,7 +226,12 @@ class WebhookNode:
     shapes as above, either POSTed to `callbackUrl` (signed the same way, see jobs.py) or, when
     the 202 named a `{"jobId"}` (letters, digits, `.`, `_`, `-`; at most 128), found by polling
     `GET <url>/jobs/<jobId>`, signed over `<timestamp>.<jobId>`, every POLL_SECONDS until it
-    answers 200 with the items (202: not yet; transient failures are polled again)."""
+    answers 200 with the items (202: not yet; transient failures are polled again).
+
+    A STREAM version's service answers 2xx with one JSON item per line (NDJSON), as it makes
+    them: each item is recorded as it arrives (NodeItemsEmitted, shown in live progress) and
+    all of them are the node's items on its first output. A stream is not tried again once
+    sent (its items were shown); its size is bounded like any answer, each read by `timeoutMs`."""
 
     def __init__(
         self,
@@ -260,6 +265,8 @@ class WebhookNode:
             await to_thread.run_sync(self.jobs.expect, callback, self.pinned.node_id, wait)
             sent["callbackUrl"] = self.jobs.callback_url(callback)
         body = json.dumps(sent, separators=(",", ":")).encode()
+        if self.mode == "STREAM":
+            return await self._stream(call, body)
         status, answer = await self._call(call, "POST", self.url, body)
         if status == 202 and self.mode == "ASYNC":
             job_id = _job_id(answer, self.url)
@@ -267,6 +274,48 @@ class WebhookNode:
                 raise NodeFailure(f"POST {self.url}: answered 202 without a jobId to poll")
             return await self._wait(call, job_id, callback)
         return _result(_json_of(answer, self.url), self.pinned, self.url)
+
+    async def _stream(self, call: NodeCall, body: bytes) -> NodeResult:
+        """The items of a streamed answer, each shown in live progress as its line arrives."""
+        timestamp = str(int(time.time()))
+        headers = {
+            "Content-Type": "application/json",
+            TIMESTAMP_HEADER: timestamp,
+            SIGNATURE_HEADER: sign(self.key, timestamp, body),
+        }
+        request = call.services.http.build_request(
+            "POST", self.url, content=body, headers=headers, timeout=self.timeout
+        )
+        where = f"POST {self.url}"
+        limit = call.services.limits.http_max_response_bytes
+        items: list[Item] = []
+        try:
+            response = await call.services.http.send(request, stream=True)
+        except EgressRefused as refused:
+            raise NodeFailure(f"{where}: {refused.message}") from None
+        except httpx.HTTPError as error:
+            raise NodeFailure(f"{where}: {_failure(error, self.timeout)}", retryable=True) from None
+        try:
+            status = response.status_code
+            if not response.is_success:
+                raise NodeFailure(
+                    f"{where}: the node service answered {status}",
+                    retryable=status in _RETRYABLE_STATUS,
+                )
+            size = 0
+            async for line in response.aiter_lines():
+                size += len(line) + 1
+                if size > limit:
+                    raise NodeFailure(f"{where}: the stream is larger than {limit} bytes")
+                if line.strip():
+                    [item] = as_items([_json_of(line.encode(), self.url)], self.url)
+                    items.append(item)
+                    call.services.emit(str(call.node.get("id")), [item])
+        except httpx.HTTPError as error:
+            raise NodeFailure(f"{where}: {_failure(error, self.timeout)}", retryable=True) from None
+        finally:
+            await response.aclose()
+        return NodeResult({self.pinned.spec["outputs"][0]: items})
 
     async def _wait(self, call: NodeCall, job_id: str | None, callback: str | None) -> NodeResult:
         """The job's items, once its callback brought them or its poll URL has them."""
@@ -323,11 +372,8 @@ class WebhookNode:
                 response = await call.services.http.send(request, stream=True)
             except EgressRefused as refused:
                 raise NodeFailure(f"{method} {url}: {refused.message}") from None
-            except httpx.TimeoutException:
-                last = f"no answer within {self.timeout:g} seconds"
-                continue
             except httpx.HTTPError as error:
-                last = f"could not reach it ({type(error).__name__})"
+                last = _failure(error, self.timeout)
                 continue
             try:
                 status = response.status_code
@@ -345,6 +391,12 @@ class WebhookNode:
             f"{method} {url}: {last} ({tries} attempt{'s' if tries > 1 else ''})",
             retryable=True,
         )
+
+
+def _failure(error: httpx.HTTPError, timeout: float) -> str:
+    if isinstance(error, httpx.TimeoutException):
+        return f"no answer within {timeout:g} seconds"
+    return f"could not reach it ({type(error).__name__})"
 
 
 def _job_id(answer: bytes, url: str) -> str | None:

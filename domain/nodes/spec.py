@@ -36,8 +36,8 @@ MAX_URL_LENGTH = 2048
 MAX_CHANGE_LOG_LENGTH = 10_000
 MAX_MODULE_LENGTH = 128 * 1024
 EXECUTION_MODES = ("SYNC", "ASYNC", "STREAM")
-"""The spec's modes; SYNC for every runtime, ASYNC for WEBHOOK, STREAM refused for now (a
-version recorded with it before it was refused runs as SYNC)."""
+"""The spec's modes: SYNC for every runtime, ASYNC and STREAM for WEBHOOK (a version of
+another runtime recorded with them before that rule runs as SYNC)."""
 SCHEMA_FIELDS = ("settings_schema", "input_schema", "output_schema")
 SPEC_FIELDS = (*SCHEMA_FIELDS, "outputs", "implementation", "timeout", "execution_mode")
 """What a version fixes; a command changing any of them records a new version."""
@@ -146,10 +146,6 @@ def checked_spec(values: Mapping[str, Any]) -> tuple[dict[str, Any], list[Violat
         violations.append(Violation("/executionMode", "must be one of: SYNC, ASYNC, STREAM"))
     elif mode != "SYNC" and implementation.get("runtime") not in (None, Runtime.WEBHOOK):
         violations.append(Violation("/executionMode", f"{mode} is for the WEBHOOK runtime only"))
-    elif mode == "STREAM":
-        violations.append(
-            Violation("/executionMode", "STREAM is not supported yet; use SYNC or ASYNC")
-        )
     spec["execution_mode"] = values["execution_mode"]
     return spec, violations
 

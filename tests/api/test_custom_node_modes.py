@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 from litestar.testing import TestClient
 
-from tests.api.helpers import API, Account, create, problem, run
+from tests.api.helpers import API, Account, create, live_events, problem, run
 from tests.api.test_custom_node_runs import graph, published_node, ran
 from tests.api.test_custom_nodes import refused_creation
 from tests.http_doubles import JSONHandler
@@ -56,13 +56,16 @@ class JobService:
         return Handler
 
 
-def async_node(client: Client, author: Account, url: str, **body: Any) -> dict[str, Any]:
+def async_node(
+    client: Client, author: Account, url: str, mode: str = "ASYNC", **body: Any
+) -> dict[str, Any]:
+    """A published WEBHOOK node of `mode` calling `url`, without retries."""
     return published_node(
         client,
         author,
         implementation={"runtime": "WEBHOOK", "url": url, "retries": 0},
         settingsSchema={},
-        executionMode="ASYNC",
+        executionMode=mode,
         **body,
     )
 
@@ -158,6 +161,82 @@ def test_an_async_node_takes_its_result_from_a_signed_callback(
     assert nodes["items"][1]["outputData"] == {"output": [{"called": "back"}]}
 
 
+@dataclass
+class StreamService:
+    """A node service on 127.0.0.1 that answers with `lines` (NDJSON), one at a time."""
+
+    lines: list[str]
+    status: int = 200
+
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        service = self
+
+        class Handler(JSONHandler):
+            def do_POST(self) -> None:
+                self.body()
+                self.send_response(service.status)
+                self.send_header("content-type", "application/x-ndjson")
+                self.send_header("connection", "close")
+                self.end_headers()
+                for line in service.lines:
+                    self.wfile.write(line.encode() + b"\n")
+                    self.wfile.flush()
+                    time.sleep(0.05)
+                self.close_connection = True
+
+        return Handler
+
+
+def stream_node(client: Client, author: Account, url: str) -> dict[str, Any]:
+    return async_node(client, author, url, "STREAM", outputs=["rows"])
+
+
+def test_a_stream_node_shows_its_items_in_live_progress_as_they_come(
+    client: Client, user: Account, serve: Any
+) -> None:
+    service = StreamService(['{"n": 1}', "", '{"n": 2}', '{"n": 3}'])
+    node = stream_node(client, user, serve(service))
+    mark = {"id": "mark", "type": "set", "name": "Mark", "config": {"fields": {"seen": True}}}
+    wired = graph(
+        f"{node['name']}@1.0.0",
+        {},
+        nodes=[mark],
+        connections=[{"source": "custom", "target": "mark", "sourceHandle": "rows"}],
+    )
+    done = ran(client, user, wired, [{}])
+    assert done["status"] == "SUCCESS", done
+    assert done["outputItems"] == [{"n": n, "seen": True} for n in (1, 2, 3)]
+    events = live_events(client, user, done["id"])
+    custom = [
+        e.event for e in events if isinstance(e.data, dict) and e.data.get("nodeId") == "custom"
+    ]
+    assert custom == ["NodeStarted"] + ["NodeItemsEmitted"] * 3 + ["NodeSucceeded"]
+    emitted = [e.data for e in events if e.event == "NodeItemsEmitted"]
+    assert [(e["nodeId"], e["items"]) for e in emitted] == [
+        ("custom", [{"n": 1}]),
+        ("custom", [{"n": 2}]),
+        ("custom", [{"n": 3}]),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("lines", "status", "message"),
+    [
+        (['{"n": 1}', "[1"], 200, "did not answer JSON"),
+        (['{"n": 1}', "7"], 200, "must return a list of objects"),
+        ([], 503, "the node service answered 503"),
+    ],
+    ids=["broken-line", "not-an-item", "server-error"],
+)
+def test_a_broken_stream_fails_the_node(
+    client: Client, user: Account, serve: Any, lines: list[str], status: int, message: str
+) -> None:
+    node = stream_node(client, user, serve(StreamService(lines, status)))
+    done = ran(client, user, graph(f"{node['name']}@1.0.0", {}), [{}])
+    assert done["status"] == "FAILED", done
+    assert message in done["errorMessage"]
+
+
 @pytest.mark.parametrize(
     ("service", "body", "message"),
     [
@@ -187,9 +266,9 @@ def test_async_jobs_that_go_wrong_fail_the_node(
     [
         ({"runtime": "PYTHON", "entryPoint": "example.shout"}, "ASYNC", "for the WEBHOOK runtime"),
         ({"runtime": "NODE", "source": "module.exports = (i) => i;"}, "ASYNC", "WEBHOOK runtime"),
-        ({"runtime": "WEBHOOK", "url": "http://127.0.0.1:9/"}, "STREAM", "not supported yet"),
+        ({"runtime": "NODE", "source": "module.exports = (i) => i;"}, "STREAM", "WEBHOOK runtime"),
     ],
-    ids=["python-async", "node-async", "stream"],
+    ids=["python-async", "node-async", "node-stream"],
 )
 def test_modes_a_runtime_cannot_honour_are_422_and_record_nothing(
     client: Client, user: Account, implementation: dict[str, Any], mode: str, message: str

@@ -64,6 +64,10 @@ class NodeServices(Protocol):
     @property
     def limits(self) -> RuntimeLimits: ...
 
+    def emit(self, node_id: str, items: list[Item]) -> None:
+        """Items a node streams out before it finishes, for live progress only (its result
+        still carries every item)."""
+
     async def run_workflow(self, workflow_id: str, items: list[Item], *, wait: bool) -> list[Item]:
         """Run another workflow with `items`; with `wait`, its last node's items."""
 
