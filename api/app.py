@@ -21,6 +21,7 @@ from api.commands.identity import (
     SessionCommands,
     UserCommands,
 )
+from api.commands.node_jobs import node_job_callback
 from api.commands.node_marketplace import NodeCollectionCommands, NodeTemplateCommands
 from api.commands.nodes import NodeCommands
 from api.commands.notifications import NotificationCommands
@@ -144,6 +145,7 @@ def create_app(
                     NodeCollectionQueries,
                     NodeTemplateCommands,
                     NodeTemplateQueries,
+                    node_job_callback,
                     CredentialCommands,
                     CredentialQueries,
                     CredentialTemplateQueries,

@@ -54,6 +54,7 @@ from application.keys import load_keys
 from application.nodes.app import NodesApp
 from application.nodes.catalog import sync_built_in_nodes
 from application.nodes.commands import NodeService
+from application.nodes.jobs import NodeJobs
 from application.nodes.marketplace import Marketplace
 from application.nodes.runtimes import NodeRuntimes
 from application.nodes.types import CustomNodeTypes
@@ -117,6 +118,7 @@ class Services:
     credentials: CredentialService
     nodes: NodeService
     marketplace: Marketplace
+    node_jobs: NodeJobs
     identity: IdentityService
     lifecycle: AccountLifecycle
     authenticator: Authenticator
@@ -199,6 +201,7 @@ async def open_services(
         limiter: RateLimiter = MemoryRateLimiter()
         attempts: AttemptStore = MemoryAttempts()
         definitions: CacheStore = MemoryStore()
+        job_results: CacheStore = MemoryStore()
         replays: ReplayGuard = MemoryExpiring()
         listeners: TestListeners = MemoryExpiring()
         redis_clients = None
@@ -215,6 +218,7 @@ async def open_services(
             )
             attempts = RedisAttempts(sync_redis, prefix=f"{redis_prefix}oauth:attempt:")
             definitions = NearStore(MemoryStore(max_bytes=NEAR_CACHE_BYTES), RedisStore(sync_redis))
+            job_results = RedisStore(sync_redis)
             replays = RedisReplays(sync_redis, prefix=f"{redis_prefix}webhook:signature:")
             listeners = RedisListeners(sync_redis, key=f"{redis_prefix}webhook:listening")
             redis_clients = (sync_redis, redis_client)
@@ -265,6 +269,7 @@ async def open_services(
 
         routes = WebhookRouteTable(sync_pool, catch_up_timeout=settings.min_position_timeout)
         custom_nodes = CustomNodeTypes(nodes_app)
+        node_jobs = NodeJobs(job_results, redis_prefix, keys.secret_key, settings.base_url)
         workflows = WorkflowService(
             workflows_app,
             definition_limits(settings),
@@ -289,7 +294,7 @@ async def open_services(
                     egress,
                     name=name,
                     roster=roster,
-                    runtimes=NodeRuntimes(RUNTIMES, custom_nodes, keys.secret_key),
+                    runtimes=NodeRuntimes(RUNTIMES, custom_nodes, keys.secret_key, node_jobs),
                 )
             )
             process_managers = _process_managers(settings, connections, database, executions)
@@ -366,6 +371,7 @@ async def open_services(
             credentials=CredentialService(credentials_app, CredentialSealer(keys.master), identity),
             nodes=NodeService(nodes_app, keys.secret_key, identity.personal),
             marketplace=Marketplace(nodes_app, custom_nodes),
+            node_jobs=node_jobs,
             identity=identity,
             lifecycle=AccountLifecycle(identity, sync_pool),
             authenticator=Authenticator(pool, identity.signer, positions),

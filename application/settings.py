@@ -170,8 +170,8 @@ class Settings:
     """A2N_CODE_SANDBOX: namespaces (code runs isolated, or not at all) or none (an admin's
     explicit choice, for development: code runs without namespaces)."""
     code_network: CodeNetwork = "off"
-    """A2N_CODE_NETWORK: on gives isolated code the host's network (an admin's explicit choice);
-    off, it has none."""
+    """A2N_CODE_NETWORK: on lets isolated code make HTTP(S) requests through the worker's egress
+    proxy, under the egress rules (an admin's explicit choice); off, it has no network."""
     live_poll_interval: float = 1.0
     """A2N_LIVE_POLL_INTERVAL: seconds a live progress stream waits for a progress notice before
     it reads the event store anyway (a lost notice delays it by at most this)."""

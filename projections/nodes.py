@@ -28,7 +28,7 @@ from domain.nodes.rating import NodeRating
 from domain.nodes.template import NodeTemplate
 from domain.workflows.nodes.model import DEFAULT_INPUT
 from projections.identity import open_personal
-from projections.projector import EventContext, Projector, jsonb, set_stamped
+from projections.projector import EventContext, Projector, jsonb, set_stamped, update_stamped
 
 _COUNTERS = (
     "usage_count = t.executions, "
@@ -436,6 +436,43 @@ def item_removed(cur: Cursor[Any], event: NodeCollection.ItemRemoved, ctx: Event
     set_stamped(cur, "node_collection", event, {"item_count": _items(cur, event.originator_id)})
 
 
+@projector.on(NodeCollection.DetailsChanged)
+def collection_changed(
+    cur: Cursor[Any], event: NodeCollection.DetailsChanged, ctx: EventContext
+) -> None:
+    set_stamped(cur, "node_collection", event, _listing(event.changes))
+
+
+@projector.on(NodeCollection.Reordered)
+def collection_reordered(
+    cur: Cursor[Any], event: NodeCollection.Reordered, ctx: EventContext
+) -> None:
+    cur.executemany(
+        "UPDATE node_collection_item SET position = %s "
+        "WHERE node_collection_id = %s AND node_definition_id = %s",
+        [(position, event.originator_id, node_id) for position, node_id in enumerate(event.items)],
+    )
+    update_stamped(cur, "node_collection", event)
+
+
+@projector.on(NodeCollection.Deleted)
+def collection_deleted(cur: Cursor[Any], event: NodeCollection.Deleted, ctx: EventContext) -> None:
+    cur.execute(
+        "DELETE FROM node_collection_item WHERE node_collection_id = %s", (event.originator_id,)
+    )
+    cur.execute("DELETE FROM node_collection WHERE id = %s", (event.originator_id,))
+
+
+def _listing(changes: dict[str, Any]) -> dict[str, Any]:
+    """Changed columns of a collection or template row (names from the domain's fields)."""
+    columns = ("name", "description", "visibility", "config", "tags")
+    return {
+        key: jsonb(value) if key in ("config", "tags") else value
+        for key, value in changes.items()
+        if key in columns
+    }
+
+
 def _items(cur: Cursor[Any], collection_id: str) -> int:
     row = cur.execute(
         "SELECT count(*) FROM node_collection_item WHERE node_collection_id = %s",
@@ -465,3 +502,13 @@ def template_created(cur: Cursor[Any], event: NodeTemplate.Created, ctx: EventCo
             event.originator_version,
         ),
     )
+
+
+@projector.on(NodeTemplate.Changed)
+def template_changed(cur: Cursor[Any], event: NodeTemplate.Changed, ctx: EventContext) -> None:
+    set_stamped(cur, "node_template", event, _listing(event.changes))
+
+
+@projector.on(NodeTemplate.Deleted)
+def template_deleted(cur: Cursor[Any], event: NodeTemplate.Deleted, ctx: EventContext) -> None:
+    cur.execute("DELETE FROM node_template WHERE id = %s", (event.originator_id,))

@@ -36,6 +36,10 @@ class Services:
     credentials: dict[str, Mapping[str, Any]] = field(default_factory=dict)
     """Credential id -> the credential as the vault opens it; others may not be used."""
     used: list[tuple[str, str]] = field(default_factory=list)
+    emitted: list[tuple[str, list[Item]]] = field(default_factory=list)
+
+    def emit(self, node_id: str, items: list[Item]) -> None:
+        self.emitted.append((node_id, items))
 
     async def run_workflow(self, workflow_id: str, items: list[Item], *, wait: bool) -> list[Item]:
         self.calls.append((workflow_id, items, wait))

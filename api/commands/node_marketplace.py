@@ -1,11 +1,11 @@
-"""Node collection and template commands: create collections, add and remove their items,
-create templates."""
+"""Node collection and template commands: create, change and delete collections, add and
+remove their items; create, change and delete templates."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, Request, Response, delete, post
+from litestar import Controller, Request, Response, delete, patch, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody
 
@@ -18,11 +18,15 @@ from api.schemas.nodes import (
     CreateCollection,
     CreateTemplate,
     TemplateCommandResult,
+    UpdateCollection,
+    UpdateTemplate,
 )
+from api.schemas.workflows import set_fields
 from application.eventstore import Recorded
 from application.nodes.commands import Author
 from application.nodes.marketplace import Marketplace
 from domain.nodes.collection import NodeCollection
+from domain.nodes.template import NodeTemplate
 
 AnyRequest = Request[Any, Any, Any]
 
@@ -42,6 +46,16 @@ def _collection(
 ) -> Response[CollectionCommandResult]:
     return Response(
         CollectionCommandResult.recorded(recorded.aggregate, recorded.position),
+        status_code=status,
+        headers=etag(recorded.aggregate.version),
+    )
+
+
+def _template(
+    recorded: Recorded[NodeTemplate], status: int = 200
+) -> Response[TemplateCommandResult]:
+    return Response(
+        TemplateCommandResult.recorded(recorded.aggregate, recorded.position),
         status_code=status,
         headers=etag(recorded.aggregate.version),
     )
@@ -74,6 +88,47 @@ class NodeCollectionCommands(Controller):
             items=data.items,
         )
         return _collection(recorded, 201)
+
+    @patch(
+        "/{collection_id:str}",
+        summary="Rename, describe, share or reorder a collection (its owner or an admin)",
+        sync_to_thread=True,
+    )
+    def change(
+        self,
+        request: AnyRequest,
+        collection_id: FromPath[str],
+        data: JSONBody[UpdateCollection],
+        author: NamedDependency[Author],
+        market: NamedDependency[Marketplace],
+    ) -> Response[CollectionCommandResult]:
+        return _collection(
+            market.change_collection(
+                author,
+                collection_id,
+                set_fields(data),
+                expected_revision=expected_revision(request),
+            )
+        )
+
+    @delete(
+        "/{collection_id:str}",
+        summary="Delete a collection (its owner or an admin)",
+        sync_to_thread=True,
+        status_code=200,
+    )
+    def delete_collection(
+        self,
+        request: AnyRequest,
+        collection_id: FromPath[str],
+        author: NamedDependency[Author],
+        market: NamedDependency[Marketplace],
+    ) -> Response[CollectionCommandResult]:
+        return _collection(
+            market.delete_collection(
+                author, collection_id, expected_revision=expected_revision(request)
+            )
+        )
 
     @post(
         "/{collection_id:str}/items",
@@ -148,8 +203,42 @@ class NodeTemplateCommands(Controller):
             config=data.config,
             tags=data.tags,
         )
-        return Response(
-            TemplateCommandResult.recorded(recorded.aggregate, recorded.position),
-            status_code=201,
-            headers=etag(recorded.aggregate.version),
+        return _template(recorded, 201)
+
+    @patch(
+        "/{template_id:str}",
+        summary="Change a node template (its owner or an admin)",
+        sync_to_thread=True,
+    )
+    def change(
+        self,
+        request: AnyRequest,
+        template_id: FromPath[str],
+        data: JSONBody[UpdateTemplate],
+        author: NamedDependency[Author],
+        market: NamedDependency[Marketplace],
+    ) -> Response[TemplateCommandResult]:
+        return _template(
+            market.change_template(
+                author, template_id, set_fields(data), expected_revision=expected_revision(request)
+            )
+        )
+
+    @delete(
+        "/{template_id:str}",
+        summary="Delete a node template (its owner or an admin)",
+        sync_to_thread=True,
+        status_code=200,
+    )
+    def delete_template(
+        self,
+        request: AnyRequest,
+        template_id: FromPath[str],
+        author: NamedDependency[Author],
+        market: NamedDependency[Marketplace],
+    ) -> Response[TemplateCommandResult]:
+        return _template(
+            market.delete_template(
+                author, template_id, expected_revision=expected_revision(request)
+            )
         )

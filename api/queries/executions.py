@@ -134,7 +134,8 @@ class ExecutionQueries(Controller):
         "/{execution_id:str}/events",
         summary="The run's events as Server-Sent Events, live until it ends",
         description="Every stored event of the run, oldest first, then each new one as it is "
-        "recorded: `event:` its type (Queued, Started, NodeStarted, NodeSucceeded, ..., "
+        "recorded: `event:` its type (Queued, Started, NodeStarted, NodeItemsEmitted, "
+        "NodeSucceeded, ..., "
         "Succeeded, Failed, Cancelled, TimedOut), `id:` the run's version after it, `data:` JSON "
         "with its fields in camelCase, `executionId`, `version`, `position` and `timestamp` "
         "(fields that would make a message larger than A2N_LIVE_MESSAGE_BYTES are listed in "

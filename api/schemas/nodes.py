@@ -100,8 +100,9 @@ class CreateNode(_Body):
     """ACTION, TRANSFORM or FLOW (a plain string: the decoder's enum error is less helpful)."""
     display_name: str
     implementation: dict[str, Any]
-    """{"runtime": "PYTHON", "entryPoint"}, {"runtime": "WEBHOOK", "url", "timeoutMs"?,
-    "retries"?} or {"runtime": "DOCKER", "image"}."""
+    """{"runtime": "PYTHON", "entryPoint"}, {"runtime": "NODE", "source"} (a JavaScript module:
+    `module.exports = async (items, config, context) => items`), {"runtime": "WEBHOOK", "url",
+    "timeoutMs"?, "retries"?} or {"runtime": "DOCKER", "image"}."""
     version: str = "1.0.0"
     description: str | None = None
     category: str = "custom"
@@ -338,6 +339,16 @@ class AddCollectionItem(_Body):
     position: int | None = None
 
 
+class UpdateCollection(_Body):
+    """Only the fields present change; `items` lists the collection's nodes (ids or type
+    names), each once, in their new order."""
+
+    name: str | UnsetType = UNSET
+    description: str | UnsetType | None = UNSET
+    visibility: str | UnsetType = UNSET
+    items: list[str] | UnsetType = UNSET
+
+
 class CollectionRead(_Out):
     id: str
     name: str
@@ -391,6 +402,16 @@ class CreateTemplate(_Body):
     description: str | None = None
     visibility: str = "PRIVATE"
     tags: list[str] = []
+
+
+class UpdateTemplate(_Body):
+    """Only the fields present change; `config` is checked against the template's node type."""
+
+    name: str | UnsetType = UNSET
+    description: str | UnsetType | None = UNSET
+    visibility: str | UnsetType = UNSET
+    config: dict[str, Any] | UnsetType = UNSET
+    tags: list[str] | UnsetType = UNSET
 
 
 class TemplateRead(_Out):

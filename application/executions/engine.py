@@ -18,6 +18,7 @@ stopped promptly too: the run then stops here without writing anything more.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import time
@@ -39,6 +40,7 @@ from application.eventstore import EventMetadata
 from application.executions.app import ExecutionsApp
 from application.executions.commands import ExecutionService
 from application.executions.nodes.base import (
+    DeclaresOutputs,
     NodeCall,
     NodeFailure,
     NodeResult,
@@ -141,6 +143,9 @@ class Engine:
         execution, definition = await to_thread.run_sync(self._load, execution_id)
         if definition is None:
             return execution
+        disabled: dict[str, tuple[str, ...]] = {}
+        if any(n.get("disabled") is True for n in definition.get("nodes", [])):
+            disabled = await to_thread.run_sync(self._disabled_handles, definition)
         try:
             graph = RunGraph.of(definition, execution.start_node_id)
         except InvalidState as refused:
@@ -149,7 +154,7 @@ class Engine:
             execution.resume(self.worker_id)
         else:
             execution.start(self.worker_id, graph.node_list())
-        run = _Run(self, execution, graph, definition)
+        run = _Run(self, execution, graph, definition, disabled)
         try:
             await run.go()
         except RunStopped:
@@ -165,6 +170,16 @@ class Engine:
         if execution.is_final:
             return execution, None
         return execution, self.definitions(execution.workflow_id, execution.workflow_version)
+
+    def _disabled_handles(self, definition: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+        """The output handles of the disabled nodes whose runtime alone knows them (custom
+        types), so that they pass their items on where the workflow expects them."""
+        found: dict[str, tuple[str, ...]] = {}
+        for node in definition.get("nodes", []):
+            runtime: object = self.runtimes.get(str(node.get("type")))
+            if node.get("disabled") is True and isinstance(runtime, DeclaresOutputs):
+                found[str(node["id"])] = runtime.output_handles()
+        return found
 
     async def _give_up(self, execution_id: str, reason: str) -> Execution:
         """End the stored execution FAILED with `reason` (claiming it first if it is queued)."""
@@ -189,6 +204,8 @@ class _Run:
     execution: Execution
     graph: RunGraph
     definition: Mapping[str, Any]
+    disabled_handles: Mapping[str, tuple[str, ...]]
+    """Output handles of disabled custom nodes (see `Engine._disabled_handles`)."""
     tasks: dict[str, asyncio.Task[Outcome]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -250,7 +267,9 @@ class _Run:
                 inputs = self.graph.inputs_of(node_id, self._outputs(), self.execution.input_items)
                 count = sum(len(items) for items in inputs.values())
                 if node.get("disabled") is True:
-                    self.execution.node_skipped(node_id, "disabled", pass_through(node, inputs))
+                    handles = self.disabled_handles.get(node_id, ())
+                    passed = pass_through(node, inputs, handles)
+                    self.execution.node_skipped(node_id, "disabled", passed)
                 elif count == 0 and node_id != self.graph.start_node_id:
                     self.execution.node_skipped(node_id, "no input items")
                 else:
@@ -419,6 +438,13 @@ class _RunServices:
     @property
     def limits(self) -> RuntimeLimits:
         return self._worker.limits
+
+    def emit(self, node_id: str, items: list[Item]) -> None:
+        """Record items a STREAM node sent on so far; saved at the next checkpoint, so live
+        progress shows them within a heartbeat. Synchronous on the loop's own thread, so it
+        never interleaves with the loop's changes (the one change a node task makes)."""
+        with contextlib.suppress(InvalidState):  # the run ended under the node
+            self._run.execution.node_items_emitted(node_id, items)
 
     async def run_workflow(self, workflow_id: str, items: list[Item], *, wait: bool) -> list[Item]:
         """Start the sub-workflow; with `wait`, run it here and now (a parent holding a worker

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import socket
 import time
@@ -27,6 +28,7 @@ from application.executions.engine import Engine, EngineLimits, WorkerServices
 from application.executions.leases import Leases, MemoryLeases, RedisLeases
 from application.executions.nodes import RUNTIMES, NodeRuntime, http_client
 from application.executions.nodes.base import RuntimeLimits
+from application.executions.nodes.code_proxy import code_proxy
 from application.executions.nodes.sandbox import isolation_problem
 from application.executions.queue import ExecutionQueue, MemoryQueue
 from application.executions.reconciler import Reconciler
@@ -107,9 +109,13 @@ async def running_worker(
     the reconciler that puts lost runs back on the queue (see reconciler.py) and its heartbeat
     in `roster`; its node runs reach the network as `egress` allows. `runtimes` are the node
     runtimes by type name (the built-in ones unless told otherwise)."""
-    limits = runtime_limits(settings)
-    await check_code_sandbox(limits)
-    async with http_client(egress) as http:
+    async with contextlib.AsyncExitStack() as stack:
+        limits = runtime_limits(settings)
+        if limits.code_network and limits.code_isolated:
+            proxy = await stack.enter_async_context(code_proxy(egress))
+            limits = dataclasses.replace(limits, code_proxy=proxy)
+        await check_code_sandbox(limits)
+        http = await stack.enter_async_context(http_client(egress))
         engine = Engine(
             executions.app,
             workflows.version_definition,

@@ -7,8 +7,8 @@ admins'); others do not see them (404), and only the owner or an admin changes a
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from application.errors import Forbidden, NotFound
 from application.eventstore import Recorded
@@ -24,6 +24,7 @@ from domain.workflows.definition import definition_violations
 from domain.workflows.nodes import BUILT_IN_NODES
 
 _TEMPLATE_NODE = "/nodes/0"
+Listing = TypeVar("Listing", NodeCollection, NodeTemplate)
 
 
 class Marketplace:
@@ -80,7 +81,7 @@ class Marketplace:
                 raise ValidationFailed([Violation("/nodeId", "is not a node type you can see")])
             collection.add(found, position)
 
-        return self._change(author, collection_id, add, expected_revision)
+        return self._change(author, collection_id, NodeCollection, add, expected_revision)
 
     def remove_item(
         self,
@@ -94,25 +95,56 @@ class Marketplace:
             node_id = reference if reference in BUILT_IN_NODES else node_id_of(reference)
             collection.remove(node_id)
 
-        return self._change(author, collection_id, remove, expected_revision)
+        return self._change(author, collection_id, NodeCollection, remove, expected_revision)
+
+    def change_collection(
+        self,
+        author: Author,
+        collection_id: str,
+        changes: Mapping[str, Any],
+        *,
+        expected_revision: int | None = None,
+    ) -> Recorded[NodeCollection]:
+        """Rename it, change its description or visibility, and with `items` (its nodes by id
+        or name, each once) reorder it."""
+
+        def change(collection: NodeCollection) -> None:
+            details = {k: v for k, v in changes.items() if k != "items"}
+            collection.change(details)
+            if "items" in changes:
+                order = [self._seen_node(author, ref) or str(ref) for ref in changes["items"]]
+                collection.reorder(order)
+
+        return self._change(author, collection_id, NodeCollection, change, expected_revision)
+
+    def delete_collection(
+        self, author: Author, collection_id: str, *, expected_revision: int | None = None
+    ) -> Recorded[NodeCollection]:
+        return self._change(
+            author, collection_id, NodeCollection, NodeCollection.delete, expected_revision
+        )
 
     def _change(
         self,
         author: Author,
-        collection_id: str,
-        command: Any,
+        listing_id: str,
+        kind: type[Listing],
+        command: Callable[[Listing], None],
         expected_revision: int | None,
-    ) -> Recorded[NodeCollection]:
-        def visible(collection: NodeCollection) -> bool:
-            if not collection.visible_to(author.user_id, is_admin=author.is_admin):
+    ) -> Recorded[Listing]:
+        """Run `command` on a collection or template the author sees (else 404) and owns or
+        administers (else 403)."""
+
+        def visible(listing: Listing) -> bool:
+            if not listing.visible_to(author.user_id, is_admin=author.is_admin):
                 return False
-            if not (author.is_admin or collection.owner_id == author.user_id):
-                raise Forbidden("only the collection's owner or an admin may change it")
+            if not (author.is_admin or listing.owner_id == author.user_id):
+                raise Forbidden("only its owner or an admin may change it")
             return True
 
         return self.app.change(
-            collection_id,
-            NodeCollection,
+            listing_id,
+            kind,
             command,
             author.caller.metadata(),
             expected_revision=expected_revision,
@@ -146,16 +178,7 @@ class Marketplace:
     ) -> Recorded[NodeTemplate]:
         """A template of `node_type` (a built-in type or a pinned custom version the author may
         use), its config checked as a definition's would be."""
-        node = {"id": "template", "type": node_type, "config": dict(config)}
-        checked = definition_violations(
-            {"nodes": [node]}, node_types=self.custom_nodes.for_owner(author.user_id)
-        )
-        violations = [
-            Violation(v.pointer.replace(_TEMPLATE_NODE + "/type", "/nodeType", 1), v.message)
-            if v.pointer.startswith(_TEMPLATE_NODE + "/type")
-            else Violation(v.pointer.removeprefix(_TEMPLATE_NODE), v.message)
-            for v in checked
-        ]
+        violations = self._config_violations(author.user_id, node_type, config, kept=False)
         try:
             template = NodeTemplate.create(
                 template_id=new_id(),
@@ -173,3 +196,54 @@ class Marketplace:
         if violations:
             raise ValidationFailed(violations)
         return Recorded(template, self.app.record(author.caller.metadata(), template))
+
+    def change_template(
+        self,
+        author: Author,
+        template_id: str,
+        changes: Mapping[str, Any],
+        *,
+        expected_revision: int | None = None,
+    ) -> Recorded[NodeTemplate]:
+        """Change a template's listing, tags or config (checked against its node type as its
+        owner may use it; a deprecated pinned type stays valid for it)."""
+
+        def change(template: NodeTemplate) -> None:
+            violations: list[Violation] = []
+            if "config" in changes:
+                violations = self._config_violations(
+                    template.owner_id, template.node_type, changes["config"], kept=True
+                )
+            try:
+                template.change(dict(changes))
+            except ValidationFailed as failed:
+                raise ValidationFailed(failed.violations + violations) from None
+            if violations:
+                raise ValidationFailed(violations)
+
+        return self._change(author, template_id, NodeTemplate, change, expected_revision)
+
+    def delete_template(
+        self, author: Author, template_id: str, *, expected_revision: int | None = None
+    ) -> Recorded[NodeTemplate]:
+        return self._change(
+            author, template_id, NodeTemplate, NodeTemplate.delete, expected_revision
+        )
+
+    def _config_violations(
+        self, owner_id: str, node_type: Any, config: Any, *, kept: bool
+    ) -> list[Violation]:
+        """What is wrong with `config` for a node of `node_type`, as a definition of
+        `owner_id`'s would be checked (`kept`: the template has the type already, so a
+        deprecated one stays valid), with pointers into a template's body."""
+        node = {"id": "template", "type": node_type, "config": config}
+        keep = [node_type] if kept and isinstance(node_type, str) else []
+        checked = definition_violations(
+            {"nodes": [node]}, node_types=self.custom_nodes.for_owner(owner_id, keep=keep)
+        )
+        return [
+            Violation(v.pointer.replace(_TEMPLATE_NODE + "/type", "/nodeType", 1), v.message)
+            if v.pointer.startswith(_TEMPLATE_NODE + "/type")
+            else Violation(v.pointer.removeprefix(_TEMPLATE_NODE), v.message)
+            for v in checked
+        ]

@@ -1,4 +1,5 @@
-"""Running custom node versions: PYTHON plugins, WEBHOOK services, and DOCKER refused.
+"""Running custom node versions: PYTHON plugins, NODE modules, WEBHOOK services, and DOCKER
+refused.
 
 The engine looks a node's type up in a mapping of runtimes; `NodeRuntimes` is that mapping with
 the built-in runtimes plus every pinned custom type (`acme.greet@1.0.0`), whose version is read
@@ -22,15 +23,17 @@ it as a crash. Plugins run inside the worker with its rights: install only packa
 A plain `run` gets its own thread; the version's `timeout` (else A2N_CODE_TIMEOUT) bounds the
 wait for either kind.
 
-WEBHOOK: see `WebhookNode`.
+NODE: see `ModuleNode`. WEBHOOK: see `WebhookNode`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib.metadata
 import inspect
 import json
+import re
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -48,8 +51,12 @@ from application.executions.nodes.base import (
     NodeRuntime,
     as_items,
 )
+from application.executions.nodes.code import answer_of, javascript
 from application.executions.nodes.config import ConfigValues
 from application.executions.nodes.http_request import read_body
+from application.executions.nodes.sandbox import run_sandboxed
+from application.ids import new_id
+from application.nodes.jobs import NodeJobs
 from application.nodes.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, webhook_signing_key
 from application.nodes.types import CustomNodeTypes, PinnedVersion
 from domain.nodes.definition import PINNED_PATTERN
@@ -57,6 +64,8 @@ from domain.nodes.definition import PINNED_PATTERN
 ENTRY_POINT_GROUP = "a2n.nodes"
 RETRY_PAUSE_SECONDS = 0.2
 _RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+POLL_SECONDS = 0.5
+_JOB_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
 
 
 class NodeRuntimes(Mapping[str, NodeRuntime]):
@@ -67,16 +76,18 @@ class NodeRuntimes(Mapping[str, NodeRuntime]):
         built_in: Mapping[str, NodeRuntime],
         custom: CustomNodeTypes,
         secret_key: bytes,
+        jobs: NodeJobs | None = None,
     ) -> None:
         self._built_in = built_in
         self._custom = custom
         self._secret_key = secret_key
+        self._jobs = jobs
 
     def __getitem__(self, type_name: str) -> NodeRuntime:
         if type_name in self._built_in:
             return self._built_in[type_name]
         if PINNED_PATTERN.fullmatch(type_name):
-            return CustomNode(type_name, self._custom, self._secret_key)
+            return CustomNode(type_name, self._custom, self._secret_key, self._jobs)
         raise KeyError(type_name)
 
     def __iter__(self) -> Iterator[str]:
@@ -89,10 +100,21 @@ class NodeRuntimes(Mapping[str, NodeRuntime]):
 class CustomNode:
     """One pinned custom type: finds its version, then runs it by its runtime."""
 
-    def __init__(self, type_name: str, custom: CustomNodeTypes, secret_key: bytes) -> None:
+    def __init__(
+        self,
+        type_name: str,
+        custom: CustomNodeTypes,
+        secret_key: bytes,
+        jobs: NodeJobs | None = None,
+    ) -> None:
         self.type_name = type_name
         self.custom = custom
         self.secret_key = secret_key
+        self.jobs = jobs
+
+    def output_handles(self) -> tuple[str, ...]:
+        pinned = self.custom.pinned_version(self.type_name)
+        return tuple(pinned.spec["outputs"]) if pinned is not None else ()
 
     async def run(self, call: NodeCall) -> NodeResult:
         pinned = await to_thread.run_sync(self.custom.pinned_version, self.type_name)
@@ -103,12 +125,16 @@ class CustomNode:
         config = _evaluated_config(call)
         if runtime == "PYTHON":
             return await PythonNode(pinned, implementation["entryPoint"]).run(call, config)
+        if runtime == "NODE":
+            return await ModuleNode(pinned, implementation["source"]).run(call, config)
         if runtime == "WEBHOOK":
             key = webhook_signing_key(self.secret_key, pinned.node_id)
-            return await WebhookNode(pinned, implementation, key).run(call, config)
+            mode = pinned.spec["execution_mode"]
+            node = WebhookNode(pinned, implementation, key, mode, self.jobs)
+            return await node.run(call, config)
         raise NodeFailure(
             f"{self.type_name} runs in a DOCKER container, and this installation has no Docker "
-            "engine configured for nodes; use a PYTHON or WEBHOOK version of the node"
+            "engine configured for nodes; use a PYTHON, NODE or WEBHOOK version of the node"
         )
 
 
@@ -147,59 +173,207 @@ class PythonNode:
         return _result(value, self.pinned, self.entry_point)
 
 
+class ModuleNode:
+    """A JavaScript module, the version's `implementation.source`, run like a JavaScript code
+    node: in the sandbox (sandbox.py: no network, read-only system, private /tmp, process and
+    memory limits), by harness.js. Its interface:
+
+        module.exports = async (items, config, context) => items;
+
+    `items` is the list of input items, `config` the node's evaluated config and `context`
+    `{"node": {"id", "name", "type"}, "execution": {...}}`; it returns (or resolves to) a list of
+    items (first output), `{"items": [...]}` or `{handle: items}` / `{"outputs": {...}}`.
+    A throw fails the node with its message and line; console.log lines are the node's log. The
+    version's `timeout` (else A2N_CODE_TIMEOUT) bounds the run, A2N_CODE_MEMORY_MB its memory and
+    the code nodes' output limit its returned items."""
+
+    def __init__(self, pinned: PinnedVersion, source: str) -> None:
+        self.pinned = pinned
+        self.source = source
+
+    async def run(self, call: NodeCall, config: dict[str, Any]) -> NodeResult:
+        limits = dataclasses.replace(
+            call.services.limits, code_timeout_seconds=_timeout_seconds(self.pinned, call)
+        )
+        payload = {
+            "module": self.source,
+            "items": list(call.items),
+            "config": config,
+            "context": {"node": _node_facts(call), "execution": dict(call.execution)},
+        }
+        outcome = await run_sandboxed(javascript(limits), payload, limits)
+        answer = answer_of(outcome, limits)
+        result = _result(answer.get("items"), self.pinned, f"the module of {self.pinned.name}")
+        result.logs = outcome.logs
+        return result
+
+
 class WebhookNode:
     """A node implemented by an external HTTP service.
 
-    Each node run is one `POST` to the version's `url` with the JSON body `{"type", "node":
-    {"id", "name", "type"}, "execution": {...}, "config", "items"}`, signed: `X-A2N-Timestamp`
-    carries Unix seconds and `X-A2N-Signature` `sha256=` and the hex HMAC-SHA256 of
-    `<timestamp>.<raw body>` under the node's signing key (shown to its author). The service
-    answers 2xx with a JSON list of items, or `{"items": [...]}`, or `{"outputs": {handle:
-    [...]}}`. Each attempt may take `timeoutMs`; timeouts, connection failures and 408, 429
-    and 5xx answers are tried again up to `retries` times (0.2 s, 0.4 s, ... apart), then fail
-    the node as retryable (the workflow's retryPolicy may run it again); other answers fail it
-    at once. Requests obey the egress rules (A2N_EGRESS_ALLOW), like http_request nodes."""
+    Each node run is one `POST` to the version's `url` with the JSON body `{"type", "mode",
+    "node": {"id", "name", "type"}, "execution": {...}, "config", "items"}`, signed:
+    `X-A2N-Timestamp` carries Unix seconds and `X-A2N-Signature` `sha256=` and the hex
+    HMAC-SHA256 of `<timestamp>.<raw body>` under the node's signing key (shown to its author).
+    The service answers 2xx with a JSON list of items, or `{"items": [...]}`, or `{"outputs":
+    {handle: [...]}}`. Each attempt may take `timeoutMs`; timeouts, connection failures and 408,
+    429 and 5xx answers are tried again up to `retries` times (0.2 s, 0.4 s, ... apart), then
+    fail the node as retryable (the workflow's retryPolicy may run it again); other answers fail
+    it at once. Requests obey the egress rules (A2N_EGRESS_ALLOW), like http_request nodes.
 
-    def __init__(self, pinned: PinnedVersion, implementation: Mapping[str, Any], key: str) -> None:
+    An ASYNC version's body also carries `callbackUrl`, and its service may answer 202 instead
+    of the items: then the node waits, within the version's `timeout`, for the result, the same
+    shapes as above, either POSTed to `callbackUrl` (signed the same way, see jobs.py) or, when
+    the 202 named a `{"jobId"}` (letters, digits, `.`, `_`, `-`; at most 128), found by polling
+    `GET <url>/jobs/<jobId>`, signed over `<timestamp>.<jobId>`, every POLL_SECONDS until it
+    answers 200 with the items (202: not yet; transient failures are polled again).
+
+    A STREAM version's service answers 2xx with one JSON item per line (NDJSON), as it makes
+    them: each item is recorded as it arrives (NodeItemsEmitted, shown in live progress) and
+    all of them are the node's items on its first output. A stream is not tried again once
+    sent (its items were shown); its size is bounded like any answer, each read by `timeoutMs`."""
+
+    def __init__(
+        self,
+        pinned: PinnedVersion,
+        implementation: Mapping[str, Any],
+        key: str,
+        mode: str,
+        jobs: NodeJobs | None = None,
+    ) -> None:
         self.pinned = pinned
         self.url: str = implementation["url"]
         self.timeout = implementation["timeoutMs"] / 1000
         self.retries: int = implementation["retries"]
         self.key = key
+        self.mode = mode
+        self.jobs = jobs
 
     async def run(self, call: NodeCall, config: dict[str, Any]) -> NodeResult:
-        body = json.dumps(
-            {
-                "type": str(call.node["type"]),
-                "node": _node_facts(call),
-                "execution": dict(call.execution),
-                "config": config,
-                "items": list(call.items),
-            },
-            separators=(",", ":"),
-        ).encode()
+        sent: dict[str, Any] = {
+            "type": str(call.node["type"]),
+            "mode": self.mode,
+            "node": _node_facts(call),
+            "execution": dict(call.execution),
+            "config": config,
+            "items": list(call.items),
+        }
+        callback = None
+        if self.mode == "ASYNC" and self.jobs is not None:
+            callback = new_id()
+            wait = _timeout_seconds(self.pinned, call)
+            await to_thread.run_sync(self.jobs.expect, callback, self.pinned.node_id, wait)
+            sent["callbackUrl"] = self.jobs.callback_url(callback)
+        body = json.dumps(sent, separators=(",", ":")).encode()
+        if self.mode == "STREAM":
+            return await self._stream(call, body)
+        status, answer = await self._call(call, "POST", self.url, body)
+        if status == 202 and self.mode == "ASYNC":
+            job_id = _job_id(answer, self.url)
+            if job_id is None and callback is None:
+                raise NodeFailure(f"POST {self.url}: answered 202 without a jobId to poll")
+            return await self._wait(call, job_id, callback)
+        return _result(_json_of(answer, self.url), self.pinned, self.url)
+
+    async def _stream(self, call: NodeCall, body: bytes) -> NodeResult:
+        """The items of a streamed answer, each shown in live progress as its line arrives."""
+        timestamp = str(int(time.time()))
+        headers = {
+            "Content-Type": "application/json",
+            TIMESTAMP_HEADER: timestamp,
+            SIGNATURE_HEADER: sign(self.key, timestamp, body),
+        }
+        request = call.services.http.build_request(
+            "POST", self.url, content=body, headers=headers, timeout=self.timeout
+        )
+        where = f"POST {self.url}"
+        limit = call.services.limits.http_max_response_bytes
+        items: list[Item] = []
+        try:
+            response = await call.services.http.send(request, stream=True)
+        except EgressRefused as refused:
+            raise NodeFailure(f"{where}: {refused.message}") from None
+        except httpx.HTTPError as error:
+            raise NodeFailure(f"{where}: {_failure(error, self.timeout)}", retryable=True) from None
+        try:
+            status = response.status_code
+            if not response.is_success:
+                raise NodeFailure(
+                    f"{where}: the node service answered {status}",
+                    retryable=status in _RETRYABLE_STATUS,
+                )
+            size = 0
+            async for line in response.aiter_lines():
+                size += len(line) + 1
+                if size > limit:
+                    raise NodeFailure(f"{where}: the stream is larger than {limit} bytes")
+                if line.strip():
+                    [item] = as_items([_json_of(line.encode(), self.url)], self.url)
+                    items.append(item)
+                    call.services.emit(str(call.node.get("id")), [item])
+        except httpx.HTTPError as error:
+            raise NodeFailure(f"{where}: {_failure(error, self.timeout)}", retryable=True) from None
+        finally:
+            await response.aclose()
+        return NodeResult({self.pinned.spec["outputs"][0]: items})
+
+    async def _wait(self, call: NodeCall, job_id: str | None, callback: str | None) -> NodeResult:
+        """The job's items, once its callback brought them or its poll URL has them."""
+        url = f"{self.url.rstrip('/')}/jobs/{job_id}"
+        limit = _timeout_seconds(self.pinned, call)
+        try:
+            async with asyncio.timeout(limit):
+                while True:
+                    await asyncio.sleep(POLL_SECONDS)
+                    if callback is not None and self.jobs is not None:
+                        called = await to_thread.run_sync(self.jobs.result, callback)
+                        if called is not None:
+                            return _result(_json_of(called, "the callback"), self.pinned, "it")
+                    if job_id is None:
+                        continue
+                    try:
+                        status, answer = await self._call(call, "GET", url, job_id.encode())
+                    except NodeFailure as failure:
+                        if not failure.retryable:
+                            raise
+                        continue
+                    if status != 202:
+                        return _result(_json_of(answer, url), self.pinned, url)
+        except TimeoutError:
+            raise NodeFailure(
+                f"the node service's job{f' {job_id}' if job_id else ''} did not finish "
+                f"within {limit:g} seconds",
+                retryable=True,
+            ) from None
+
+    async def _call(
+        self, call: NodeCall, method: str, url: str, signed: bytes
+    ) -> tuple[int, bytes]:
+        """One signed request, tried again on transient failures: its 2xx status and body."""
         last = ""
         for attempt in range(self.retries + 1):
             if attempt:
                 await asyncio.sleep(RETRY_PAUSE_SECONDS * 2 ** (attempt - 1))
             timestamp = str(int(time.time()))
             headers = {
-                "Content-Type": "application/json",
                 TIMESTAMP_HEADER: timestamp,
-                SIGNATURE_HEADER: sign(self.key, timestamp, body),
+                SIGNATURE_HEADER: sign(self.key, timestamp, signed),
             }
+            if method == "POST":
+                headers["Content-Type"] = "application/json"
             request = call.services.http.build_request(
-                "POST", self.url, content=body, headers=headers, timeout=self.timeout
+                method,
+                url,
+                content=signed if method == "POST" else None,
+                headers=headers,
+                timeout=self.timeout,
             )
             try:
                 response = await call.services.http.send(request, stream=True)
             except EgressRefused as refused:
-                raise NodeFailure(f"POST {self.url}: {refused.message}") from None
-            except httpx.TimeoutException:
-                last = f"no answer within {self.timeout:g} seconds"
-                continue
+                raise NodeFailure(f"{method} {url}: {refused.message}") from None
             except httpx.HTTPError as error:
-                last = f"could not reach it ({type(error).__name__})"
+                last = _failure(error, self.timeout)
                 continue
             try:
                 status = response.status_code
@@ -207,17 +381,36 @@ class WebhookNode:
                     last = f"it answered {status}"
                     continue
                 if not response.is_success:
-                    raise NodeFailure(f"POST {self.url}: the node service answered {status}")
+                    raise NodeFailure(f"{method} {url}: the node service answered {status}")
                 limit = call.services.limits.http_max_response_bytes
-                answer = await read_body(response, limit)
+                return status, await read_body(response, limit)
             finally:
                 await response.aclose()
-            return _result(_json_of(answer, self.url), self.pinned, self.url)
         tries = self.retries + 1
         raise NodeFailure(
-            f"POST {self.url}: {last} ({tries} attempt{'s' if tries > 1 else ''})",
+            f"{method} {url}: {last} ({tries} attempt{'s' if tries > 1 else ''})",
             retryable=True,
         )
+
+
+def _failure(error: httpx.HTTPError, timeout: float) -> str:
+    if isinstance(error, httpx.TimeoutException):
+        return f"no answer within {timeout:g} seconds"
+    return f"could not reach it ({type(error).__name__})"
+
+
+def _job_id(answer: bytes, url: str) -> str | None:
+    """The job id a 202 names to poll with; None when it names none (the callback will come)."""
+    value = _json_of(answer, url) if answer.strip() else {}
+    if not isinstance(value, dict) or "jobId" not in value:
+        return None
+    job = value["jobId"]
+    if not isinstance(job, str) or not _JOB_ID.fullmatch(job):
+        raise NodeFailure(
+            f"POST {url}: the node service answered 202 without a usable jobId (letters, "
+            "digits, '.', '_' and '-', at most 128)"
+        )
+    return job
 
 
 def _evaluated_config(call: NodeCall) -> dict[str, Any]:

@@ -181,6 +181,14 @@ class Execution(Aggregate):
         reason: str
         outputs: dict[str, list[Item]]
 
+    class NodeItemsEmitted(Aggregate.Event):
+        """A STREAM node sent these items on before it finished (its NodeSucceeded still
+        carries all of them): what live progress shows as they come."""
+
+        node_id: str
+        attempt: int
+        items: list[Item]
+
     class Responded(Aggregate.Event):
         """A respond_to_webhook node chose the answer to the webhook request that started
         the run (only the first such answer counts)."""
@@ -365,6 +373,11 @@ class Execution(Aggregate):
             node_id=node_id, reason=_message(reason), outputs=_outputs(outputs or {})
         )
 
+    def node_items_emitted(self, node_id: str, items: list[Item]) -> None:
+        """Record items a running node streamed out so far."""
+        run = self._running_node(node_id)
+        self._node_items_emitted(node_id=node_id, attempt=run.attempt, items=_items(items))
+
     def respond(self, node_id: str, status: int, headers: dict[str, str], body: Any) -> bool:
         """Record the webhook answer a node chose; False (nothing recorded) when the run
         already has one."""
@@ -497,6 +510,10 @@ class Execution(Aggregate):
         run = self.nodes[node_id]
         run.status = NodeStatus.SKIPPED
         run.outputs = outputs
+
+    @event(NodeItemsEmitted)
+    def _node_items_emitted(self, node_id: str, attempt: int, items: list[Item]) -> None:
+        pass  # progress only: the node's outputs are recorded when it succeeds
 
     @event(Responded)
     def _responded(self, node_id: str, status: int, headers: dict[str, str], body: Any) -> None:

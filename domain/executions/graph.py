@@ -11,7 +11,7 @@ run), in definition order, that produced items.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,11 +131,13 @@ class RunGraph:
 
 
 def pass_through(
-    node: Mapping[str, Any], inputs: Mapping[str, list[Item]]
+    node: Mapping[str, Any], inputs: Mapping[str, list[Item]], handles: Sequence[str] = ()
 ) -> dict[str, list[Item]]:
-    """What a disabled node sends on: every item it received, on its first output."""
+    """What a disabled node sends on: every item it received, on its first output (a built-in
+    type's, else the first of `handles`, which the caller knows for custom types)."""
     node_type = BUILT_IN_NODES.get(str(node["type"]))
-    handles = node_type.output_handles(node.get("config", {})) if node_type else ()
+    if node_type is not None:
+        handles = node_type.output_handles(node.get("config", {}))
     return {
         handles[0] if handles else DEFAULT_OUTPUT: [i for items in inputs.values() for i in items]
     }

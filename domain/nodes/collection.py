@@ -45,7 +45,28 @@ def checked_listing(
     return cleaned, violations
 
 
+LISTING_FIELDS = ("name", "description", "visibility")
+
+
+def changed_listing(
+    current: Any, changes: dict[str, Any], extra: tuple[str, ...] = ()
+) -> tuple[dict[str, Any], list[Violation]]:
+    """The listing fields of `changes` (the others, `extra` aside, are refused) cleaned, with the
+    current values of those it leaves out checked along, and the rules they break."""
+    violations = [
+        Violation(f"/{key}", "cannot be changed here")
+        for key in changes
+        if key not in (*LISTING_FIELDS, *extra)
+    ]
+    merged = {key: changes.get(key, getattr(current, key)) for key in LISTING_FIELDS}
+    cleaned, found = checked_listing(**merged)
+    return {k: v for k, v in cleaned.items() if k in changes}, violations + found
+
+
 class NodeCollection(Aggregate):
+    is_deleted = False
+    """Set by Deleted; a class default, so snapshots taken before deletion existed load."""
+
     class Created(Aggregate.Created):
         owner_id: str
         name: str
@@ -60,6 +81,15 @@ class NodeCollection(Aggregate):
     class ItemRemoved(Aggregate.Event):
         node_id: str
         position: int
+
+    class DetailsChanged(Aggregate.Event):
+        changes: dict[str, Any]
+
+    class Reordered(Aggregate.Event):
+        items: list[str]
+
+    class Deleted(Aggregate.Event):
+        pass
 
     @event(Created)
     def __init__(
@@ -95,7 +125,30 @@ class NodeCollection(Aggregate):
         )
 
     def visible_to(self, user_id: str, *, is_admin: bool) -> bool:
+        if self.is_deleted:
+            return False
         return is_admin or user_id == self.owner_id or self.visibility == NodeVisibility.PUBLIC
+
+    def change(self, changes: dict[str, Any]) -> None:
+        """Rename it, or change its description or visibility; equal values record nothing."""
+        cleaned, violations = changed_listing(self, changes)
+        if violations:
+            raise ValidationFailed(violations)
+        changed = {k: v for k, v in cleaned.items() if getattr(self, k) != v}
+        if changed:
+            self._details_changed(changes=changed)
+
+    def reorder(self, items: list[str]) -> None:
+        """Put its nodes in the order `items` gives (each of them, once)."""
+        if sorted(items) != sorted(self.items):
+            raise ValidationFailed(
+                [Violation("/items", "must list the collection's nodes, each once, in a new order")]
+            )
+        if items != self.items:
+            self._reordered(items=list(items))
+
+    def delete(self) -> None:
+        self._deleted()
 
     def add(self, node_id: str, position: Any = None) -> None:
         """Put a node at `position` (0 first; the end by default)."""
@@ -122,3 +175,16 @@ class NodeCollection(Aggregate):
     @event(ItemRemoved)
     def _item_removed(self, node_id: str, position: int) -> None:
         del self.items[position]
+
+    @event(DetailsChanged)
+    def _details_changed(self, changes: dict[str, Any]) -> None:
+        for key, value in changes.items():
+            setattr(self, key, value)
+
+    @event(Reordered)
+    def _reordered(self, items: list[str]) -> None:
+        self.items = items
+
+    @event(Deleted)
+    def _deleted(self) -> None:
+        self.is_deleted = True

@@ -22,7 +22,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from domain.errors import Violation
-from domain.text import camel, text_violations
+from domain.text import camel, text_fault, text_violations
 from domain.workflows.nodes.schema import ITEMS, pointer_of
 
 MAX_SCHEMA_BYTES = 32 * 1024
@@ -34,7 +34,10 @@ MAX_WEBHOOK_RETRIES = 5
 DEFAULT_WEBHOOK_RETRIES = 2
 MAX_URL_LENGTH = 2048
 MAX_CHANGE_LOG_LENGTH = 10_000
+MAX_MODULE_LENGTH = 128 * 1024
 EXECUTION_MODES = ("SYNC", "ASYNC", "STREAM")
+"""The spec's modes: SYNC for every runtime, ASYNC and STREAM for WEBHOOK (a version of
+another runtime recorded with them before that rule runs as SYNC)."""
 SCHEMA_FIELDS = ("settings_schema", "input_schema", "output_schema")
 SPEC_FIELDS = (*SCHEMA_FIELDS, "outputs", "implementation", "timeout", "execution_mode")
 """What a version fixes; a command changing any of them records a new version."""
@@ -57,6 +60,7 @@ class Runtime(StrEnum):
     """How a custom node's version runs (the spec's runtimes A2N offers today)."""
 
     PYTHON = "PYTHON"  # a class from an installed package, entry point group `a2n.nodes`
+    NODE = "NODE"  # a JavaScript module, run in the code nodes' sandbox
     WEBHOOK = "WEBHOOK"  # an external HTTP service called with the items
     DOCKER = "DOCKER"  # a container image; needs a Docker engine
 
@@ -137,8 +141,11 @@ def checked_spec(values: Mapping[str, Any]) -> tuple[dict[str, Any], list[Violat
     ):
         violations.append(Violation("/timeout", "must be milliseconds from 1 to 3600000, or null"))
     spec["timeout"] = timeout
-    if values["execution_mode"] not in EXECUTION_MODES:
+    mode = values["execution_mode"]
+    if mode not in EXECUTION_MODES:
         violations.append(Violation("/executionMode", "must be one of: SYNC, ASYNC, STREAM"))
+    elif mode != "SYNC" and implementation.get("runtime") not in (None, Runtime.WEBHOOK):
+        violations.append(Violation("/executionMode", f"{mode} is for the WEBHOOK runtime only"))
     spec["execution_mode"] = values["execution_mode"]
     return spec, violations
 
@@ -195,16 +202,18 @@ def _references(value: Any, pointer: str) -> Iterator[tuple[str, str]]:
 
 
 def implementation_violations(value: Any) -> tuple[dict[str, Any], list[Violation]]:
-    """The runtime and its settings, cleaned: PYTHON `{entryPoint}`, WEBHOOK `{url, timeoutMs,
-    retries}`, DOCKER `{image}`. No secret belongs here (events keep it for ever)."""
+    """The runtime and its settings, cleaned: PYTHON `{entryPoint}`, NODE `{source}` (the
+    module's JavaScript), WEBHOOK `{url, timeoutMs, retries}`, DOCKER `{image}`. No secret
+    belongs here (events keep it for ever)."""
     at = "/implementation"
     if not isinstance(value, Mapping):
         return {}, [Violation(at, "must be an object with a runtime")]
     runtime = value.get("runtime")
     if runtime not in tuple(Runtime):
-        return {}, [Violation(f"{at}/runtime", "must be one of: PYTHON, WEBHOOK, DOCKER")]
+        return {}, [Violation(f"{at}/runtime", "must be one of: PYTHON, NODE, WEBHOOK, DOCKER")]
     allowed = {
         Runtime.PYTHON: {"runtime", "entryPoint"},
+        Runtime.NODE: {"runtime", "source"},
         Runtime.WEBHOOK: {"runtime", "url", "timeoutMs", "retries"},
         Runtime.DOCKER: {"runtime", "image"},
     }[Runtime(runtime)]
@@ -220,6 +229,21 @@ def implementation_violations(value: Any) -> tuple[dict[str, Any], list[Violatio
                 Violation(f"{at}/entryPoint", "must name an entry point of the a2n.nodes group")
             )
         cleaned["entryPoint"] = entry
+    elif runtime == Runtime.NODE:
+        source = value.get("source")
+        if (
+            not isinstance(source, str)
+            or not source.strip()
+            or len(source) > MAX_MODULE_LENGTH
+            or text_fault(source) is not None
+        ):
+            violations.append(
+                Violation(
+                    f"{at}/source",
+                    f"must be the module's JavaScript, 1 to {MAX_MODULE_LENGTH} characters of text",
+                )
+            )
+        cleaned["source"] = source
     elif runtime == Runtime.WEBHOOK:
         url = value.get("url")
         if (

@@ -13,13 +13,23 @@ from eventsourcing.domain import event
 
 from domain.aggregate import Aggregate
 from domain.errors import ValidationFailed, Violation
-from domain.nodes.collection import checked_listing
+from domain.nodes.collection import changed_listing, checked_listing
+from domain.nodes.definition import NodeVisibility
 from domain.workflows.workflow import checked_tags
 
 MAX_CONFIG_BYTES = 64 * 1024
 
 
 class NodeTemplate(Aggregate):
+    is_deleted = False
+    """Set by Deleted; a class default, so snapshots taken before deletion existed load."""
+
+    class Changed(Aggregate.Event):
+        changes: dict[str, Any]
+
+    class Deleted(Aggregate.Event):
+        pass
+
     class Created(Aggregate.Created):
         owner_id: str
         node_id: str
@@ -70,8 +80,7 @@ class NodeTemplate(Aggregate):
         cleaned, violations = checked_listing(name, description, visibility)
         kept_tags, tag_violations = checked_tags(tags)
         violations += tag_violations
-        if len(json.dumps(config)) > MAX_CONFIG_BYTES:
-            violations.append(Violation("/config", f"is larger than {MAX_CONFIG_BYTES} bytes"))
+        violations += _config_violations(config)
         if violations:
             raise ValidationFailed(violations)
         return cls._create(
@@ -84,3 +93,42 @@ class NodeTemplate(Aggregate):
             tags=kept_tags,
             **cleaned,
         )
+
+    def visible_to(self, user_id: str, *, is_admin: bool) -> bool:
+        if self.is_deleted:
+            return False
+        return is_admin or user_id == self.owner_id or self.visibility == NodeVisibility.PUBLIC
+
+    def change(self, changes: dict[str, Any]) -> None:
+        """Change its name, description, visibility, config (checked against its node type by
+        the caller) or tags; equal values record nothing."""
+        cleaned, violations = changed_listing(self, changes, ("config", "tags"))
+        if "tags" in changes:
+            cleaned["tags"], found = checked_tags(changes["tags"])
+            violations += found
+        if "config" in changes:
+            violations += _config_violations(changes["config"])
+            cleaned["config"] = changes["config"]
+        if violations:
+            raise ValidationFailed(violations)
+        changed = {k: v for k, v in cleaned.items() if getattr(self, k) != v}
+        if changed:
+            self._changed(changes=changed)
+
+    def delete(self) -> None:
+        self._deleted()
+
+    @event(Changed)
+    def _changed(self, changes: dict[str, Any]) -> None:
+        for key, value in changes.items():
+            setattr(self, key, value)
+
+    @event(Deleted)
+    def _deleted(self) -> None:
+        self.is_deleted = True
+
+
+def _config_violations(config: dict[str, Any]) -> list[Violation]:
+    if len(json.dumps(config)) > MAX_CONFIG_BYTES:
+        return [Violation("/config", f"is larger than {MAX_CONFIG_BYTES} bytes")]
+    return []

@@ -5,8 +5,10 @@ Every test acts as accounts of its own, registered and signed in through the API
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Protocol
 
 import pytest
 from litestar.testing import TestClient
@@ -104,3 +106,26 @@ def runs(database_url: str) -> Iterator[ExecutionsApp]:
     app = ExecutionsApp(env=event_store_env(database_url, pool_size=2))
     yield app
     app.close()
+
+
+class NodeServiceDouble(Protocol):
+    """A test double of a custom node's HTTP service."""
+
+    def handler(self) -> type[BaseHTTPRequestHandler]: ...
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[NodeServiceDouble], str]]:
+    """Starts node services on 127.0.0.1; each start gives its URL (`http://.../run`)."""
+    servers: list[ThreadingHTTPServer] = []
+
+    def start(service: NodeServiceDouble) -> str:
+        server = ThreadingHTTPServer(("127.0.0.1", 0), service.handler())
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}/run"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()

@@ -9,11 +9,10 @@ import hashlib
 import hmac
 import json
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from litestar.testing import TestClient
 from domain.nodes.rating import NodeRating
 from tests.api.helpers import API, Account, create, problem, run, sign_up
 from tests.api.test_custom_nodes import WEBHOOK, create_node, node_name
+from tests.http_doubles import JSONHandler
 
 Client = TestClient[Any]
 PLUGINS = Path(__file__).resolve().parents[1] / "fixtures" / "plugins"
@@ -79,6 +79,17 @@ def ran(client: Client, account: Account, definition: dict[str, Any], items: Any
     """Create a workflow with `definition`, run its draft and wait for the end."""
     workflow = create(client, account, definition=definition)
     return run(client, account, workflow["id"], items, wait="true", test="true", timeout="60")
+
+
+def marked_from(pinned: str, config: dict[str, Any], handle: str) -> dict[str, Any]:
+    """`graph` with a set node marking what the custom node sends on `handle` (`seen: true`)."""
+    mark = {"id": "mark", "type": "set", "name": "Mark", "config": {"fields": {"seen": True}}}
+    return graph(
+        pinned,
+        config,
+        nodes=[mark],
+        connections=[{"source": "custom", "target": "mark", "sourceHandle": handle}],
+    )
 
 
 def refused(client: Client, account: Account, definition: dict[str, Any]) -> list[dict[str, Any]]:
@@ -188,16 +199,10 @@ def test_outputs_are_the_versions_handles(client: Client, user: Account) -> None
         settingsSchema={"type": "object", "properties": {"threshold": {"type": "integer"}}},
     )
     pinned = f"{node['name']}@1.0.0"
-    mark = {"id": "mark", "type": "set", "name": "Mark", "config": {"fields": {"big": True}}}
-    wired = graph(
-        pinned,
-        {"threshold": 10},
-        nodes=[mark],
-        connections=[{"source": "custom", "target": "mark", "sourceHandle": "big"}],
-    )
+    wired = marked_from(pinned, {"threshold": 10}, "big")
     done = ran(client, user, wired, [{"n": 1}, {"n": 12}, {"n": 30}])
     assert done["status"] == "SUCCESS", done
-    assert done["outputItems"] == [{"n": 12, "big": True}, {"n": 30, "big": True}]
+    assert done["outputItems"] == [{"n": 12, "seen": True}, {"n": 30, "seen": True}]
     wrong = {
         **wired,
         "connections": [
@@ -210,6 +215,19 @@ def test_outputs_are_the_versions_handles(client: Client, user: Account) -> None
         error["message"]
         == f"is not an output of node 'custom' ({pinned}); its outputs are: big, small"
     )
+
+
+def test_a_disabled_node_passes_its_items_on_its_first_output(
+    client: Client, user: Account
+) -> None:
+    node = python_node(
+        client, user, "example.split", type="FLOW", outputs=["big", "small"], settingsSchema={}
+    )
+    wired = marked_from(f"{node['name']}@1.0.0", {"threshold": 10}, "big")
+    wired["nodes"][1]["disabled"] = True
+    done = ran(client, user, wired, [{"n": 1}, {"n": 12}])
+    assert done["status"] == "SUCCESS", done
+    assert done["outputItems"] == [{"n": 1, "seen": True}, {"n": 12, "seen": True}]
 
 
 @pytest.mark.parametrize(
@@ -260,44 +278,16 @@ class NodeService:
     def handler(self) -> type[BaseHTTPRequestHandler]:
         service = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
+        class Handler(JSONHandler):
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                body = self.body()
                 index = min(len(service.received), len(service.script) - 1)
                 status, answer, delay = service.script[index]
-                service.received.append(
-                    {"headers": {k.lower(): v for k, v in self.headers.items()}, "body": body}
-                )
+                service.received.append({"headers": self.lower_headers(), "body": body})
                 time.sleep(delay)
-                payload = json.dumps(answer).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                self.answer(status, answer)
 
         return Handler
-
-
-@pytest.fixture
-def serve() -> Iterator[Any]:
-    servers: list[ThreadingHTTPServer] = []
-
-    def start(service: NodeService) -> str:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), service.handler())
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return f"http://127.0.0.1:{server.server_address[1]}/run"
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
 
 
 def webhook_node(client: Client, author: Account, url: str, **runtime: Any) -> dict[str, Any]:

@@ -201,3 +201,166 @@ def test_templates_are_checked_against_their_node_type(client: Client, user: Acc
     )
     assert [e["pointer"] for e in problem(stranger, 422)["errors"]] == ["/nodeType"]
     assert nodes_head(client) == before
+
+
+# -- changing and deleting ---------------------------------------------------------------------
+
+
+def template(client: Client, account: dict[str, str], **body: Any) -> dict[str, Any]:
+    response = client.post(
+        f"{API}/node-templates",
+        json={"nodeType": "http_request", "name": "Fetch", "config": {"url": "https://a.b/"}}
+        | body,
+        headers=account,
+    )
+    assert response.status_code == 201, response.text
+    made: dict[str, Any] = response.json()
+    return made
+
+
+def templates(client: Client, account: dict[str, str], position: int) -> dict[str, Any]:
+    response = client.get(
+        f"{API}/node-templates",
+        params={"limit": 500},
+        headers={**account, "A2N-Min-Position": str(position)},
+    )
+    assert response.status_code == 200, response.text
+    return {row["id"]: row for row in response.json()["items"]}
+
+
+def test_a_collection_is_renamed_reordered_and_deleted(client: Client, user: Account) -> None:
+    mine = create_node(client, user)
+    made = collection(client, user, items=["set", mine["name"], "code"])
+    path = f"{API}/node-collections/{made['id']}"
+    changed = client.patch(
+        path,
+        json={
+            "name": "Daily tools",
+            "description": None,
+            "visibility": "PUBLIC",
+            "items": ["code", "set", mine["name"]],
+        },
+        headers={**user, "If-Match": '"1"'},
+    )
+    assert changed.status_code == 200, changed.text
+    body = changed.json()
+    assert (body["name"], body["visibility"]) == ("Daily tools", "PUBLIC")
+    assert body["items"] == ["code", "set", mine["id"]]
+    row = collections(client, user, body["position"])[made["id"]]
+    assert (row["name"], row["items"], row["revision"]) == ("Daily tools", body["items"], 3)
+    same = client.patch(path, json={"name": "Daily tools"}, headers=user).json()
+    assert same["revision"] == 3  # nothing new to record
+
+    deleted = client.delete(path, headers=user)
+    assert deleted.status_code == 200, deleted.text
+    assert made["id"] not in collections(client, user, deleted.json()["position"])
+    problem(client.patch(path, json={"name": "Again"}, headers=user), 404)
+    problem(client.delete(path, headers=user), 404)
+    problem(client.post(f"{path}/items", json={"nodeId": "noop"}, headers=user), 404)
+
+
+def test_only_owners_and_admins_change_or_delete_collections_and_templates(
+    client: Client, user: Account, owner: Account
+) -> None:
+    other = sign_up(client)
+    public = collection(client, user, visibility="PUBLIC")
+    private = collection(client, user)
+    shared = template(client, user, visibility="PUBLIC")
+    before = nodes_head(client)
+    for path in (
+        f"{API}/node-collections/{public['id']}",
+        f"{API}/node-templates/{shared['id']}",
+    ):
+        problem(client.patch(path, json={"name": "Mine"}, headers=other), 403)
+        problem(client.delete(path, headers=other), 403)
+    problem(
+        client.patch(
+            f"{API}/node-collections/{private['id']}", json={"name": "Mine"}, headers=other
+        ),
+        404,
+    )
+    problem(client.delete(f"{API}/node-collections/{private['id']}", headers=other), 404)
+    assert nodes_head(client) == before
+
+    admin = promote(client, owner, sign_up(client))
+    renamed = client.patch(
+        f"{API}/node-templates/{shared['id']}", json={"name": "Curated"}, headers=admin
+    )
+    assert renamed.status_code == 200, renamed.text
+    assert renamed.json()["userId"] == user.user_id
+    gone = client.delete(f"{API}/node-collections/{private['id']}", headers=admin)
+    assert gone.status_code == 200, gone.text
+
+
+def test_a_template_is_changed_checked_and_deleted(client: Client, user: Account) -> None:
+    made = template(client, user, tags=["web"])
+    path = f"{API}/node-templates/{made['id']}"
+    changed = client.patch(
+        path,
+        json={"config": {"url": "https://c.d/{{ $json.id }}"}, "tags": ["api"], "name": "Get"},
+        headers=user,
+    )
+    assert changed.status_code == 200, changed.text
+    body = changed.json()
+    assert (body["config"], body["tags"], body["name"], body["revision"]) == (
+        {"url": "https://c.d/{{ $json.id }}"},
+        ["api"],
+        "Get",
+        2,
+    )
+    row = templates(client, user, body["position"])[made["id"]]
+    assert (row["config"], row["tags"], row["name"]) == (body["config"], ["api"], "Get")
+
+    deleted = client.delete(path, headers=user)
+    assert deleted.status_code == 200, deleted.text
+    assert made["id"] not in templates(client, user, deleted.json()["position"])
+    problem(client.patch(path, json={"name": "Again"}, headers=user), 404)
+
+
+@pytest.mark.parametrize(
+    ("body", "pointers"),
+    [
+        ({"name": ""}, {"/name"}),
+        ({"visibility": "SECRET"}, {"/visibility"}),
+        ({"description": "a\x00b"}, {"/description"}),
+        ({"items": ["set"]}, {"/items"}),
+        ({"items": ["set", "set", "code"]}, {"/items"}),
+        ({"items": ["set", "code", "noop"]}, {"/items"}),
+    ],
+)
+def test_bad_collection_changes_are_422_and_record_nothing(
+    client: Client, user: Account, body: dict[str, Any], pointers: set[str]
+) -> None:
+    made = collection(client, user, items=["set", "code"])
+    before = nodes_head(client)
+    response = client.patch(f"{API}/node-collections/{made['id']}", json=body, headers=user)
+    assert {e["pointer"] for e in problem(response, 422)["errors"]} == pointers
+    for malformed in ({"name": 1}, {"extra": 1}, {"items": "set"}, []):
+        response = client.patch(
+            f"{API}/node-collections/{made['id']}", json=malformed, headers=user
+        )
+        problem(response, 422)
+    assert nodes_head(client) == before
+
+
+@pytest.mark.parametrize(
+    ("body", "pointers"),
+    [
+        ({"config": {"method": "FETCH"}}, {"/config/method", "/config/url"}),
+        ({"config": {"url": "{{ 1 +"}}, {"/config/url"}),
+        ({"tags": [""]}, {"/tags/0"}),
+        ({"name": "", "visibility": "x"}, {"/name", "/visibility"}),
+    ],
+)
+def test_bad_template_changes_are_422_and_record_nothing(
+    client: Client, user: Account, body: dict[str, Any], pointers: set[str]
+) -> None:
+    made = template(client, user)
+    before = nodes_head(client)
+    response = client.patch(f"{API}/node-templates/{made['id']}", json=body, headers=user)
+    assert {e["pointer"] for e in problem(response, 422)["errors"]} == pointers
+    for malformed in ({"nodeType": "set"}, {"config": []}, {"tags": "x"}):
+        response = client.patch(f"{API}/node-templates/{made['id']}", json=malformed, headers=user)
+        problem(response, 422)
+    problem(client.patch(f"{API}/node-templates/{uuid.uuid4()}", json={}, headers=user), 404)
+    assert nodes_head(client) == before

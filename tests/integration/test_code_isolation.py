@@ -8,6 +8,8 @@ user: as root, code runs as nobody) and in a fresh worker process of an ordinary
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ipaddress
 import json
 import os
@@ -15,8 +17,10 @@ import shutil
 import signal
 import socket
 import tempfile
+import threading
 import uuid
 from collections.abc import Callable, Iterator
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,7 +29,11 @@ import psutil
 import psycopg
 import pytest
 
+from application.egress import Egress
 from application.executions.nodes import NodeFailure, NodeResult, RuntimeLimits
+from application.executions.nodes.code_proxy import code_proxy
+from tests.http_doubles import JSONHandler
+from tests.loopback import LOOPBACK_EGRESS
 from tests.node_calls import run_node
 from tests.processes import REPO, all_gone, appeared, processes, sleep_marker, worker_process
 
@@ -140,18 +148,123 @@ def test_code_cannot_open_a_socket(
     assert item == dict.fromkeys(services, REFUSED[language])
 
 
-def test_an_admin_may_give_code_the_hosts_network_but_never_unix_sockets(
+PROXIED = r"""
+import socket, urllib.error, urllib.request
+found = {}
+for name, url in items[0]["urls"].items():
+    try:
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            found[name] = answer.read().decode()
+    except urllib.error.HTTPError as error:
+        found[name] = error.code
+    except Exception as error:
+        found[name] = type(error).__name__
+for name, port in items[0]["direct"].items():
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        found[name] = "connected"
+    except OSError as error:
+        found[name] = type(error).__name__
+with socket.create_connection(("127.0.0.1", 3128), timeout=10) as tunnel:
+    page = items[0]["direct"]["page"]
+    tunnel.sendall(f"CONNECT 127.0.0.1:{page} HTTP/1.1\r\n\r\n".encode())
+    status = tunnel.recv(4096).split(b" ")[1].decode()
+    if status == "200":
+        tunnel.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        answer = b""
+        while chunk := tunnel.recv(4096):
+            answer += chunk
+        status += " hello" if b"hello" in answer else ""
+found["tunnel"] = status
+return [found]
+"""
+
+
+@contextlib.contextmanager
+def serving_proxy(egress: Egress) -> Iterator[str]:
+    """The worker's code proxy, served from a loop of its own while the block runs."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    proxy = code_proxy(egress)
+    path = asyncio.run_coroutine_threadsafe(proxy.__aenter__(), loop).result(10)
+    try:
+        yield path
+    finally:
+        asyncio.run_coroutine_threadsafe(proxy.__aexit__(None, None, None), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+@pytest.fixture(scope="module")
+def page() -> Iterator[str]:
+    """An HTTP server on 127.0.0.1 answering `hello`."""
+
+    class Hello(JSONHandler):
+        def do_GET(self) -> None:
+            self.answer(200, "hello")
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hello)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+def proxied_run(item: dict[str, Any], loopback_allowed: bool) -> dict[str, Any]:
+    """PROXIED's item, run with the network on through a proxy of this process."""
+    egress = LOOPBACK_EGRESS if loopback_allowed else Egress()
+    with serving_proxy(egress) as proxy:
+        limits = RuntimeLimits(code_network=True, code_proxy=proxy)
+        return only_item(code("python", PROXIED, [item], limits=limits))
+
+
+@pytest.mark.parametrize("where", ["here", "in a worker of an ordinary user"])
+@pytest.mark.parametrize(
+    ("loopback_allowed", "loopback"),
+    [(True, ('"hello"', "200 hello")), (False, (403, "403"))],
+    ids=["loopback-allowed", "default-rules"],
+)
+def test_with_the_network_on_code_goes_out_only_through_the_egress_rules(
+    services: dict[str, Any], page: str, loopback_allowed: bool, loopback: Any, where: str
+) -> None:
+    """A2N_CODE_NETWORK=on: HTTP(S) through the worker's proxy, which applies the egress rules
+    (a loopback page only when A2N_EGRESS_ALLOW allows it, a private address never here); no
+    direct connection reaches the host (the run's network namespace has only the proxy)."""
+    item = {
+        "urls": {"loopback": page, "private": "http://10.255.255.1/"},
+        "direct": {"postgres": services["postgres"][1], "page": urlsplit(page).port},
+    }
+    if where == "here":
+        found = proxied_run(item, loopback_allowed)
+    else:
+        worker = worker_process(
+            f"""
+import json
+from tests.integration.test_code_isolation import proxied_run
+print(json.dumps(proxied_run({item!r}, {loopback_allowed!r})))
+"""
+        )
+        stdout, stderr = worker.communicate(timeout=120)
+        assert worker.returncode == 0, stderr
+        found = json.loads(stdout)
+    assert found == {
+        "loopback": loopback[0],
+        "tunnel": loopback[1],
+        "private": 403,
+        "postgres": "ConnectionRefusedError",
+        "page": "ConnectionRefusedError",
+    }
+
+
+def test_with_the_network_on_but_no_proxy_code_reaches_nothing(
     services: dict[str, Any],
 ) -> None:
-    """A2N_CODE_NETWORK=on: IPv4 and IPv6 sockets work (here: to this machine's PostgreSQL
-    and Redis on loopback); unix sockets stay refused."""
     limits = RuntimeLimits(code_network=True)
     for language in LANGUAGES:
         item = only_item(code(language, CONNECT[language], [services], limits=limits))
-        expected = {name: "connected" for name in services if name != "postgres_socket"}
-        if "postgres_socket" in services:
-            expected["postgres_socket"] = REFUSED[language]
-        assert item == expected, language
+        assert "connected" not in item.values(), (language, item)
 
 
 # -- processes ------------------------------------------------------------------------------

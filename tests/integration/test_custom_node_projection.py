@@ -18,6 +18,8 @@ from application.ids import new_id
 from application.nodes.app import NodesApp
 from application.nodes.catalog import sync_built_in_nodes
 from application.nodes.commands import Author, NodeService
+from application.nodes.marketplace import Marketplace
+from application.nodes.types import CustomNodeTypes
 from domain.workflows.nodes import BUILT_IN_NODES
 from projections import nodes
 from projections.identity import use_key_ring
@@ -54,6 +56,7 @@ def test_rebuild_replaces_only_the_custom_rows(fresh_database_url: str, caller: 
             fan = Author(Caller(user_id=f"fan-{index}"), is_admin=False)
             service.rate(fan, "acme.node_1", rating=stars, review=f"review {index}")
         service.rate(fan, "acme.node_1", rating=1, review=None)
+        _curate(Marketplace(app, CustomNodeTypes(app)), author)
     finally:
         pool.close()
         app.close()
@@ -70,6 +73,12 @@ def test_rebuild_replaces_only_the_custom_rows(fresh_database_url: str, caller: 
     assert len(before["node_rating"]) == 3
     reviews = "SELECT review FROM node_rating ORDER BY review"
     assert rows(url, reviews) == [("review 0",), ("review 1",), (None,)]
+    assert rows(
+        url,
+        "SELECT c.name, c.item_count, i.node_definition_id, i.position FROM node_collection c "
+        "JOIN node_collection_item i ON i.node_collection_id = c.id ORDER BY i.position",
+    ) == [("Kept", 2, "code", 0), ("Kept", 2, "set", 1)]
+    assert rows(url, "SELECT name, tags FROM node_template") == [("Changed", ["b"])]
     shown = rows(
         url, "SELECT name, version, is_active FROM node_definition WHERE NOT is_built_in ORDER BY 1"
     )
@@ -110,3 +119,30 @@ def test_rebuild_replaces_only_the_custom_rows(fresh_database_url: str, caller: 
     Rebuilder(url, nodes.projector).rebuild()
     names = rows(url, "SELECT name FROM node_definition WHERE display_name = 'tampered'")
     assert names == [("noop",)]  # the built-in row is the catalog sync's business
+
+
+def _curate(market: Marketplace, author: Author) -> None:
+    """Collections and templates changed, reordered and deleted."""
+    kept = market.create_collection(
+        author, name="Kept", description=None, visibility="PUBLIC", items=["set", "code", "noop"]
+    ).aggregate
+    market.remove_item(author, kept.id, "noop")
+    market.change_collection(author, kept.id, {"description": "d", "items": ["code", "set"]})
+    gone = market.create_collection(
+        author, name="Gone", description=None, visibility="PRIVATE", items=["set"]
+    ).aggregate
+    market.delete_collection(author, gone.id)
+    for name in ("Changed", "Gone"):
+        made = market.create_template(
+            author,
+            node_type="noop",
+            name=name,
+            description=None,
+            visibility="PRIVATE",
+            config={},
+            tags=["a"],
+        ).aggregate
+        if name == "Gone":
+            market.delete_template(author, made.id)
+        else:
+            market.change_template(author, made.id, {"tags": ["b"]})

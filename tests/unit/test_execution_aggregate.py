@@ -103,6 +103,25 @@ def test_a_disabled_node_passes_items_to_its_first_output() -> None:
     assert pass_through(node, {"input": [{"x": 1}]}) == {"true": [{"x": 1}]}
 
 
+def test_a_disabled_custom_node_passes_items_to_the_first_handle_it_is_given() -> None:
+    node = {"id": "c", "type": "acme.split@1.0.0", "disabled": True}
+    assert pass_through(node, {"input": [{"x": 1}]}, ("big", "small")) == {"big": [{"x": 1}]}
+    assert pass_through(node, {"input": [{"x": 1}]}) == {"output": [{"x": 1}]}
+
+
+def test_a_streaming_node_records_items_while_it_runs_only() -> None:
+    execution = running()
+    with pytest.raises(InvalidState, match="not RUNNING"):
+        execution.node_items_emitted("m", [{"n": 1}])
+    execution.node_started("m", 1)
+    execution.node_items_emitted("m", [{"n": 1}])
+    [emitted] = [e for e in execution.pending_events if isinstance(e, Execution.NodeItemsEmitted)]
+    assert (emitted.node_id, emitted.attempt, emitted.items) == ("m", 1, [{"n": 1}])
+    execution.node_succeeded("m", {"output": [{"n": 1}]}, 1, [])
+    with pytest.raises(InvalidState, match="already finished"):
+        execution.node_items_emitted("m", [{"n": 2}])
+
+
 def test_manual_runs_start_at_the_manual_trigger_else_the_first_trigger() -> None:
     assert start_node(DEFINITION) == "m"
     hook_only = {"nodes": [n for n in DEFINITION["nodes"] if n["id"] != "m"]}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import httpx
 import msgspec
@@ -45,7 +45,8 @@ class RuntimeLimits:
     code_memory_mb: int = 256
     code_max_processes: int = 32  # processes and threads of one code run together
     code_isolated: bool = True  # namespaces (see sandbox.py); False only by an admin's choice
-    code_network: bool = False  # whether isolated code may use the host's network
+    code_network: bool = False  # whether isolated code may reach out, through code_proxy
+    code_proxy: str | None = None  # the unix socket of the worker's egress proxy for code
     code_hidden_paths: tuple[str, ...] = ()  # directories code never sees (the data directory)
     max_output_bytes: int = 16 * 1024 * 1024  # a code node's returned items, as JSON
     max_log_bytes: int = 64 * 1024  # a code node's prints kept for the log
@@ -62,6 +63,10 @@ class NodeServices(Protocol):
 
     @property
     def limits(self) -> RuntimeLimits: ...
+
+    def emit(self, node_id: str, items: list[Item]) -> None:
+        """Items a node streams out before it finishes, for live progress only (its result
+        still carries every item)."""
 
     async def run_workflow(self, workflow_id: str, items: list[Item], *, wait: bool) -> list[Item]:
         """Run another workflow with `items`; with `wait`, its last node's items."""
@@ -121,6 +126,15 @@ class NodeRuntime(Protocol):
     """The implementation of one node type."""
 
     async def run(self, call: NodeCall) -> NodeResult: ...
+
+
+@runtime_checkable
+class DeclaresOutputs(Protocol):
+    """A runtime whose output handles only it knows (a custom node's version): a disabled node
+    of it passes its items on on the first of them."""
+
+    def output_handles(self) -> tuple[str, ...]:
+        """Its handles, in order; may read storage (call it off the event loop)."""
 
 
 @dataclass(frozen=True)

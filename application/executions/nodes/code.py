@@ -51,14 +51,15 @@ async def code(call: NodeCall) -> NodeResult:
     if language == "python":
         program = _python(limits)
     elif language == "javascript":
-        program = _javascript(limits)
+        program = javascript(limits)
     else:
         raise config_failure(["language"], "must be one of: python, javascript")
     n8n = call.config.get("itemFormat") == "n8n"
     outcome = await run_sandboxed(
         program, {"code": source, "items": call.items, "n8n": n8n}, limits
     )
-    return NodeResult({MAIN_OUTPUT: _items(outcome, limits)}, outcome.logs)
+    answer = answer_of(outcome, limits)
+    return NodeResult({MAIN_OUTPUT: as_items(answer.get("items"), "the code")}, outcome.logs)
 
 
 def _python(limits: RuntimeLimits) -> Program:
@@ -69,7 +70,8 @@ def _python(limits: RuntimeLimits) -> Program:
     )
 
 
-def _javascript(limits: RuntimeLimits) -> Program:
+def javascript(limits: RuntimeLimits) -> Program:
+    """`node` running harness.js within `limits` (custom NODE modules use it too)."""
     node = shutil.which("node")
     if node is None:
         raise NodeFailure(
@@ -85,13 +87,15 @@ def _javascript(limits: RuntimeLimits) -> Program:
     )
 
 
-def _items(outcome: Outcome, limits: RuntimeLimits) -> list[dict[str, object]]:
+def answer_of(outcome: Outcome, limits: RuntimeLimits) -> dict[str, object]:
+    """The harness's answer, `{"items": ...}`; the code's exception, or why the child ended
+    without answering, as the node's failure."""
     answer = outcome.answer
     if isinstance(answer, dict) and isinstance(answer.get("error"), dict):
         raise _code_error(answer["error"], limits)
     if not isinstance(answer, dict):
         raise NodeFailure(_stopped(outcome, limits))
-    return as_items(answer.get("items"), "the code")
+    return answer
 
 
 def _code_error(error: dict[str, object], limits: RuntimeLimits) -> NodeFailure:

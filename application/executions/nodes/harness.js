@@ -4,6 +4,9 @@
 // JSON to file descriptor FD, so console.log stays free for the code's prints (the node's log).
 // With "n8n" the code is n8n Code or Function node code: `items` and `$input.all()`, `first()`,
 // `last()` are n8n items {json: ...}, and it may return such items, plain objects or one object.
+// A custom node of the NODE runtime sends {"module", "items", "config", "context"} instead:
+// `module` is CommonJS source whose `module.exports` is a function (items, config, context),
+// plain or async, given `require` for Node's built-in modules; its result is the items.
 "use strict";
 const fs = require("fs");
 
@@ -13,6 +16,8 @@ const HEADER_LINES = 2; // "async function anonymous(items\n) {\n" precedes the 
 // n8n code runs inside a function of its own, so that it may declare `items` or `$input`:
 // "function anonymous(items,$input\n) {\nreturn async function () {\n" precedes it.
 const N8N_HEADER_LINES = 3;
+// "function anonymous(module,exports,require\n) {\n" precedes a module's source
+const MODULE_HEADER_LINES = 2;
 let headerLines = HEADER_LINES;
 const N8N_ITEM_KEYS = new Set(["json", "binary", "pairedItem"]);
 
@@ -29,7 +34,22 @@ function fromN8n(result) {
   return list.map((item) => (wrapped(item) ? item.json : item));
 }
 
+async function runModule(payload) {
+  const module = { exports: {} };
+  new Function("module", "exports", "require", payload.module)(module, module.exports, require);
+  if (typeof module.exports !== "function") {
+    throw new TypeError(
+      "the module must export a function: module.exports = async (items, config, context) => items",
+    );
+  }
+  return module.exports(payload.items, payload.config, payload.context);
+}
+
 async function run(payload) {
+  if (typeof payload.module === "string") {
+    headerLines = MODULE_HEADER_LINES;
+    return runModule(payload);
+  }
   if (payload.n8n !== true) return new AsyncFunction("items", payload.code)(payload.items);
   headerLines = N8N_HEADER_LINES;
   const items = payload.items.map((json) => ({ json }));

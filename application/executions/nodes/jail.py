@@ -2,11 +2,12 @@
 `python -I -S -c <this file> OPTION... -- PROGRAM...` and it ends by executing PROGRAM.
 
 OPTIONs are `name=value`: `parent=<worker pid>`, `isolate=0|1`, `network=0|1`, `tmp_mb=<n>`,
-`user=<uid>:<gid>` (root workers: the sandbox user), any number of `hide=<directory>` and
-`RLIMIT_<NAME>=<soft>:<hard>`. (No json: importing it would cost every run a few milliseconds.)
+`user=<uid>:<gid>` (root workers: the sandbox user), `proxy=<unix socket path>`, any number of
+`hide=<directory>` and `RLIMIT_<NAME>=<soft>:<hard>`. (No json: importing it would cost every
+run a few milliseconds.)
 
-With `isolate` it puts the program in new namespaces: network (none: not even loopback is up;
-kept when `network`), PID, mount, IPC and UTS, plus a user namespace of the run's own, in which
+With `isolate` it puts the program in new namespaces: network (none: not even loopback is up,
+unless `proxy`), PID, mount, IPC and UTS, plus a user namespace of the run's own, in which
 the process count limit counts only the run's processes. It makes every mount read-only, hides
 each `hide` under an empty directory, and mounts an empty tmpfs of `tmp_mb` at /tmp (the one
 writable place, gone with the run) and a /proc that shows only the run's processes. The tree:
@@ -16,6 +17,11 @@ writable place, gone with the run) and a /proc that shows only the run's process
         └── the program: as the sandbox user, without capabilities, with `no_new_privs`,
             rlimits, and a seccomp filter that refuses socket() except for IPv4/IPv6 when
             `network`, and io_uring (it could open sockets past the filter)
+
+With `proxy` (A2N_CODE_NETWORK=on) init brings loopback up in the run's network namespace and
+relays 127.0.0.1:3128 there to the worker's egress proxy at the `proxy` socket (see
+code_proxy.py), and the program gets HTTP_PROXY and HTTPS_PROXY pointing at it: the egress
+rules decide what it reaches, and nothing else of the host's network is in its namespace.
 
 Without `isolate` it only sets the identity and rlimits (A2N_CODE_SANDBOX=none, development).
 A failure is written to the answer descriptor (PROGRAM's last argument) as
@@ -85,6 +91,8 @@ class Config:
 
     def __init__(self, options: list[str]) -> None:
         self.user: tuple[int, int] | None = None
+        self.proxy = ""
+        self.proxy_dir = -1  # an O_PATH descriptor of the proxy socket's directory
         self.hide: list[str] = []
         self.limits: dict[str, tuple[int, int]] = {}
         self.parent = self.tmp_mb = 0
@@ -99,6 +107,8 @@ class Config:
                 self.user = pair(value)
             elif name == "hide":
                 self.hide.append(value)
+            elif name == "proxy":
+                self.proxy = value
             elif name.startswith("RLIMIT_"):
                 self.limits[name] = pair(value)
             else:
@@ -174,6 +184,59 @@ def build_view(config: Config) -> None:
     mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)  # its own files guard it
 
 
+PROXY_PORT = 3128  # code_proxy.CODE_PROXY_PORT
+SIOCSIFFLAGS = 0x8914
+IFF_UP = 0x1
+
+
+def proxy_environment(config: Config) -> dict[str, str]:
+    if not config.proxy:
+        return {}
+    url = f"http://127.0.0.1:{PROXY_PORT}"
+    return {"HTTP_PROXY": url, "HTTPS_PROXY": url, "http_proxy": url, "https_proxy": url}
+
+
+def start_relay(config: Config) -> None:
+    """Bring loopback up and relay 127.0.0.1:PROXY_PORT to the worker's proxy, in threads of
+    init that drop their capabilities first. The socket is reached through a descriptor of its
+    directory opened before /tmp was replaced (the host's /tmp is not in the run's view)."""
+    import fcntl
+    import socket
+    import threading
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as control:
+        fcntl.ioctl(control, SIOCSIFFLAGS, struct.pack("16sh22x", b"lo", IFF_UP))
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.bind(("127.0.0.1", PROXY_PORT))
+    server.listen(64)
+    target = f"/proc/self/fd/{config.proxy_dir}/{os.path.basename(config.proxy)}"
+
+    def pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while chunk := source.recv(65536):
+                sink.sendall(chunk)
+            sink.shutdown(socket.SHUT_WR)
+        except OSError:
+            source.close()
+            sink.close()
+
+    def serve() -> None:
+        drop_capabilities()
+        while True:
+            client, _ = server.accept()
+            upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                upstream.connect(target)
+            except OSError:
+                client.close()
+                upstream.close()
+                continue
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=pipe, args=(source, sink), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+
+
 def drop_capabilities() -> None:
     header = struct.pack("Ii", CAPABILITY_VERSION_3, 0)
     call("capset", LIBC.capset(header, bytes(24)))
@@ -240,7 +303,8 @@ def run_program(config: Config, program: list[str]) -> NoReturn:
     if config.isolate:
         os.chdir(SCRATCH)
         install_filter(config.network)
-    os.execve(program[0], program, {})  # noqa: S606 - the program is ours, its argv a list
+    env = proxy_environment(config)
+    os.execve(program[0], program, env)  # noqa: S606 - the program is ours, its argv a list
 
 
 def init(config: Config, program: list[str], status_pipe: int) -> NoReturn:
@@ -249,7 +313,11 @@ def init(config: Config, program: list[str], status_pipe: int) -> NoReturn:
     LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     LIBC.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)  # the program may not trace it
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    if config.proxy:
+        config.proxy_dir = os.open(os.path.dirname(config.proxy), os.O_PATH | os.O_CLOEXEC)
     build_view(config)
+    if config.proxy:  # listening before the program starts
+        start_relay(config)
     child = os.fork()
     if child == 0:
         guarded(lambda: run_program(config, program), program)
@@ -266,9 +334,7 @@ def isolated(config: Config, program: list[str]) -> NoReturn:
     release = os.uname().release
     if tuple(int(part) for part in release.split(".")[:2] if part.isdigit()) < (5, 14):
         raise Failure(f"needs Linux 5.14 or later (process limits per namespace), not {release}")
-    flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS
-    if not config.network:
-        flags |= CLONE_NEWNET
+    flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET
     if os.geteuid() == 0:
         call("unshare", LIBC.unshare(ctypes.c_int(flags)))
     else:

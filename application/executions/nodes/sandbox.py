@@ -2,17 +2,18 @@
 
 Every child starts as jail.py, which sets it up and then executes the program. Isolated (the
 default) the program gets namespaces of its own: no network (A2N_CODE_NETWORK=on gives it the
-host's), a PID namespace whose end kills whatever the code started, a read-only view of the
-system whose only writable place is an empty in-memory /tmp (its working directory), the data
-directory hidden, a process limit counted per run, no capabilities, and a system call filter that
-refuses sockets. Whether the host allows this is probed once per process (`isolation_problem`);
-if it does not, code nodes fail with the reason instead of running unisolated, unless an admin
-chose A2N_CODE_SANDBOX=none: then the program runs without namespaces in a fresh directory under
-the temporary directory (development only). Either way it has an empty environment, rlimits on
-CPU time, address space, file size and core dumps, and a wall-clock timeout after which its
-process group is killed. When the worker is root the code runs as `nobody`; otherwise as the
-worker's user, and the worker makes itself non-dumpable, so such code cannot read the worker's
-environment or memory through /proc (what ssh-agent does).
+worker's egress proxy, code_proxy.py, and nothing else), a PID namespace whose end kills whatever
+the code started, a read-only view of the system whose only writable place is an empty in-memory
+/tmp (its working directory), the data directory hidden, a process limit counted per run, no
+capabilities, and a system call filter that refuses sockets. Whether the host allows this is probed
+once per process (`isolation_problem`); if it does not, code nodes fail with the reason instead of
+running unisolated, unless an admin chose A2N_CODE_SANDBOX=none: then the program runs without
+namespaces in a fresh directory under the temporary directory (development only). Either way it has
+an empty environment (but for the proxy's address), rlimits on CPU time, address space, file size
+and core dumps, and a wall-clock timeout after which its process group is killed. When the worker is
+root the code runs as `nobody`; otherwise as the worker's user, and the worker makes itself non-
+dumpable, so such code cannot read the worker's environment or memory through /proc (what ssh-agent
+does).
 
 Its items go in on stdin; its answer comes back on a separate pipe, so its stdout and stderr are
 only log lines (capped).
@@ -135,17 +136,17 @@ async def run_sandboxed(program: Program, payload: Any, limits: RuntimeLimits) -
 async def isolation_problem(limits: RuntimeLimits) -> str | None:
     """Why this host cannot run code isolated under `limits`, or None when it can. Probed by
     running an empty program the first time per process and set of limits."""
-    if limits not in _PROBED:
-        patient = dataclasses.replace(limits, code_timeout_seconds=PROBE_TIMEOUT)
+    patient = dataclasses.replace(limits, code_timeout_seconds=PROBE_TIMEOUT)
+    if patient not in _PROBED:  # the timeout does not matter: custom nodes choose their own
         try:
             probe = Program([python_for(sandbox_user()), "-I", "-S", "-c", "pass"], 256 * MIB)
             await _run(probe, None, patient)
-            _PROBED[limits] = None
+            _PROBED[patient] = None
         except _SetUpFailure as failure:
-            _PROBED[limits] = failure.reason
+            _PROBED[patient] = failure.reason
         except NodeFailure as failure:
-            _PROBED[limits] = failure.message
-    return _PROBED[limits]
+            _PROBED[patient] = failure.message
+    return _PROBED[patient]
 
 
 def python_for(user: SandboxUser | None) -> str:
@@ -250,6 +251,7 @@ def _jail_options(limits: RuntimeLimits, address_space: int, user: SandboxUser |
         f"parent={os.getpid()}",
         f"isolate={int(limits.code_isolated)}",
         f"network={int(limits.code_network)}",
+        *([f"proxy={limits.code_proxy}"] if limits.code_network and limits.code_proxy else []),
         f"tmp_mb={limits.code_memory_mb}",
         *([] if user is None else [f"user={user.uid}:{user.gid}"]),
         *(f"hide={path}" for path in limits.code_hidden_paths),
