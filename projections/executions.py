@@ -22,7 +22,15 @@ from psycopg import Cursor
 from application.payloads import is_pruned
 from domain.executions.execution import Execution
 from domain.executions.logs import LogLevel
-from projections.projector import EventContext, Projector, jsonb, update_stamped
+from domain.text import clean_text
+from projections.projector import (
+    EventContext,
+    PageCursor,
+    Projector,
+    expect_one,
+    jsonb,
+    update_stamped,
+)
 
 projector = Projector(
     "executions",
@@ -100,6 +108,10 @@ def started(cur: Cursor[Any], event: Execution.Started, ctx: EventContext) -> No
         event.worker_id,
     )
     execution_id = event.originator_id
+    names = _node_names(cur)
+    for node in event.nodes:
+        name = node.get("name")  # as coalesce(node_name, node_id) reads the stored row
+        names[(execution_id, node["id"])] = clean_text(node["id"] if name is None else name)
     cur.executemany(
         "INSERT INTO execution_node_state (id, execution_id, node_id, node_name, node_type, "
         "sequence, status, created_at, updated_at) "
@@ -392,15 +404,30 @@ def _update_execution(
 
 
 def _update_node(cur: Cursor[Any], event: Any, assignments: str, *values: Any) -> str:
-    """Apply `assignments` to the event's node; returns the node's name for log lines."""
-    row = cur.execute(
+    """Apply `assignments` to the event's node; returns the node's name for log lines (from
+    the page's memo when its Started event was in the same page: no wait for the row)."""
+    query = (
         f"UPDATE execution_node_state SET {assignments}, updated_at = %s "
-        "WHERE execution_id = %s AND node_id = %s RETURNING coalesce(node_name, node_id)",
-        (*values, event.timestamp, event.originator_id, event.node_id),
-    ).fetchone()
+        "WHERE execution_id = %s AND node_id = %s"
+    )
+    params = (*values, event.timestamp, event.originator_id, event.node_id)
+    missing = f"execution {event.originator_id} has no node {event.node_id!r}"
+    name = _node_names(cur).get((event.originator_id, event.node_id))
+    if name is not None:
+        expect_one(cur, query, params, missing)
+        return name
+    row = cur.execute(f"{query} RETURNING coalesce(node_name, node_id)", params).fetchone()
     if row is None:
-        raise LookupError(f"execution {event.originator_id} has no node {event.node_id!r}")
+        raise LookupError(missing)
     return str(row[0])
+
+
+def _node_names(cur: Cursor[Any]) -> dict[tuple[str, str], str]:
+    """Node names by (execution, node) that Started events of this page created."""
+    memo: dict[tuple[str, str], str] = {}
+    if isinstance(cur, PageCursor):
+        memo = cur.memo.setdefault("executions.node_names", memo)
+    return memo
 
 
 def _update_unsettled_nodes(cur: Cursor[Any], event: Any, assignments: str, *values: Any) -> None:

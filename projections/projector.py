@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, LiteralString
 from uuid import UUID
 
 from eventsourcing.utils import get_topic
-from psycopg import Cursor
+from psycopg import Connection, Cursor, Pipeline, sql
 from psycopg.abc import Buffer
 from psycopg.types.json import Jsonb
 from psycopg.types.string import StrBinaryDumper, StrDumperUnknown
@@ -50,6 +50,7 @@ class EventContext:
 
 
 Handler = Callable[[Cursor[Any], Any, EventContext], None]
+Statement = LiteralString | sql.Composed | sql.SQL
 
 
 class Projector:
@@ -99,6 +100,44 @@ class Projector:
         return self._handlers.get(topic, self._every_event)
 
 
+class PageCursor(Cursor[Any]):
+    """The cursor handlers write one page of events with.
+
+    Pipelined (`pipeline` given), its statements go out without waiting for their results, so a
+    page costs a few round trips instead of one per statement. Reading a result (`fetchone`,
+    `rowcount`) still works but waits for everything sent so far; a statement that must touch
+    exactly one row says so through `expect_one`, whose check waits for the end of the page
+    (`settle`). `memo` holds what a handler learnt earlier in the same page (see executions).
+    """
+
+    def __init__(self, connection: Connection[Any], pipeline: Pipeline | None = None) -> None:
+        super().__init__(connection)
+        self.pipeline = pipeline
+        self.memo: dict[Hashable, Any] = {}
+        self._checks: list[tuple[Cursor[Any], str]] = []
+        store_clean_text(self)
+
+    @property
+    def rowcount(self) -> int:
+        if self.pipeline is not None:
+            self.pipeline.sync()
+        return super().rowcount
+
+    def defer(self, check: Cursor[Any], missing: str) -> None:
+        """Raise LookupError(missing) from `settle` unless `check`'s statement touched one row."""
+        self._checks.append((check, missing))
+
+    def settle(self) -> None:
+        """Wait for every statement sent and run the deferred checks."""
+        if self.pipeline is None:
+            return
+        self.pipeline.sync()
+        checks, self._checks = self._checks, []
+        for check, missing in checks:
+            if check.rowcount != 1:
+                raise LookupError(missing)
+
+
 def update_stamped(
     cur: Cursor[Any], table: str, event: Any, assignments: str | None = None, *values: Any
 ) -> None:
@@ -106,12 +145,28 @@ def update_stamped(
     and stamp it with the event's time and version (`updated_at`, `revision`); the row must
     exist."""
     changes = f"{assignments}, " if assignments else ""
-    cur.execute(
+    expect_one(
+        cur,
         f"UPDATE {table} SET {changes}updated_at = %s, revision = %s WHERE id = %s",
         (*values, event.timestamp, event.originator_version, event.originator_id),
+        f"{event.originator_id} is not in the {table} table",
     )
+
+
+def expect_one(
+    cur: Cursor[Any], query: Statement, params: Sequence[Any] | Mapping[str, Any], missing: str
+) -> None:
+    """Run a statement that must touch exactly one row (LookupError(missing) otherwise); on a
+    pipelined `PageCursor` the check waits for the end of the page."""
+    if isinstance(cur, PageCursor) and cur.pipeline is not None:
+        check = Cursor(cur.connection)
+        store_clean_text(check)
+        check.execute(query, params)
+        cur.defer(check, missing)
+        return
+    cur.execute(query, params)
     if cur.rowcount != 1:
-        raise LookupError(f"{event.originator_id} is not in the {table} table")
+        raise LookupError(missing)
 
 
 def set_stamped(cur: Cursor[Any], table: str, event: Any, values: Mapping[str, Any]) -> None:

@@ -20,7 +20,7 @@ from psycopg import Cursor, sql
 from application import payloads
 from application.contexts import events_table
 from application.eventstore import META_KEY, new_mapper
-from projections.projector import EventContext, Projector, store_clean_text
+from projections.projector import EventContext, PageCursor, Projector
 
 POSITION_CHANNEL = "a2n_projection"
 CONTROL_CHANNEL = "a2n_projection_control"
@@ -93,7 +93,6 @@ class ProjectionRunner:
 
     def apply_pending(self, cur: Cursor[Any], *, until: Mapping[str, int] | None = None) -> Batch:
         """Apply up to one page per application inside the caller's transaction."""
-        store_clean_text(cur)
         read: dict[str, int] = {}
         for application in self.projector.applications:
             stop = None if until is None else until.get(application, 0)
@@ -130,27 +129,53 @@ class ProjectionRunner:
         )
         columns = ("notification_id", "originator_id", "originator_version", "topic", "state")
         rows = [dict(zip(columns, r, strict=True)) for r in cur.execute(query, params).fetchall()]
-        for stored in rows:
-            handler = self.projector.handler_for(stored["topic"])
-            if handler is None or (application, stored["notification_id"]) in self.skip:
-                continue
-            try:
-                event = self.mapper.to_domain_event(
-                    StoredEvent(
-                        originator_id=stored["originator_id"],
-                        originator_version=stored["originator_version"],
-                        topic=stored["topic"],
-                        state=bytes(stored["state"]),
+        if not rows:
+            return 0
+        conn = cur.connection
+        try:
+            # Pipelined, in a savepoint: a failed statement rolls the page back and it is applied
+            # again statement by statement, which names the exact event that fails.
+            with conn.transaction(), conn.pipeline() as pipeline:
+                self._apply_rows(conn, application, rows, pipeline)
+        except HandlerFailed:
+            raise
+        except Exception:
+            self._apply_rows(conn, application, rows, None)
+        return len(rows)
+
+    def _apply_rows(
+        self,
+        conn: psycopg.Connection[Any],
+        application: str,
+        rows: list[dict[str, Any]],
+        pipeline: psycopg.Pipeline | None,
+    ) -> None:
+        """Run the handlers of a page's events and move the tracked position past them."""
+        with PageCursor(conn, pipeline) as cur:
+            for stored in rows:
+                handler = self.projector.handler_for(stored["topic"])
+                if handler is None or (application, stored["notification_id"]) in self.skip:
+                    continue
+                try:
+                    event = self.mapper.to_domain_event(
+                        StoredEvent(
+                            originator_id=stored["originator_id"],
+                            originator_version=stored["originator_version"],
+                            topic=stored["topic"],
+                            state=bytes(stored["state"]),
+                        )
                     )
-                )
-                payloads.resolve_with(cur.connection, [event])
-                context = EventContext(
-                    application, stored["notification_id"], vars(event).get(META_KEY, {})
-                )
-                handler(cur, event, context)
-            except Exception as exc:
-                raise HandlerFailed(self.projector.name, application, stored, exc) from exc
-        if rows:
+                    payloads.resolve_with(conn, [event])
+                    context = EventContext(
+                        application, stored["notification_id"], vars(event).get(META_KEY, {})
+                    )
+                    handler(cur, event, context)
+                except Exception as exc:
+                    if pipeline is not None and isinstance(exc, psycopg.Error):
+                        raise  # maybe an earlier event's statement: the page is replayed
+                    # The event's own failure, unless a statement sent before it failed too.
+                    cur.settle()
+                    raise HandlerFailed(self.projector.name, application, stored, exc) from exc
             last = rows[-1]["notification_id"]
             cur.execute(
                 "INSERT INTO projection_tracking (projector, application, position, updated_at) "
@@ -163,4 +188,4 @@ class ProjectionRunner:
                     "SELECT pg_notify(%s, %s)",
                     (POSITION_CHANNEL, f"{self.projector.name}:{application}:{last}"),
                 )
-        return len(rows)
+            cur.settle()

@@ -15,7 +15,7 @@ from psycopg import Cursor
 from domain.identity.user import User
 from domain.workflows.comment import WorkflowComment
 from projections.identity import open_personal
-from projections.projector import EventContext, Projector
+from projections.projector import EventContext, Projector, expect_one
 
 projector = Projector(
     "workflow_comments",
@@ -100,15 +100,15 @@ def author_erased(cur: Cursor[Any], event: User.Erased, ctx: EventContext) -> No
 
 def _update(cur: Cursor[Any], event: Any, assignments: str = "", **values: Any) -> None:
     """Apply `assignments` and stamp the comment with the event's time and revision."""
-    cur.execute(
+    expect_one(
+        cur,
         "UPDATE workflow_comment SET "
         + (assignments + ", " if assignments else "")
         + "updated_at = %(at)s, revision = %(rev)s WHERE id = %(id)s",
         {"at": event.timestamp, "rev": event.originator_version, "id": event.originator_id}
         | values,
+        f"comment {event.originator_id} is not in the workflow_comment table",
     )
-    if cur.rowcount != 1:
-        raise LookupError(f"comment {event.originator_id} is not in the workflow_comment table")
 
 
 def _set_thread(cur: Cursor[Any], event: Any, resolved: bool, at: Any, by: str | None) -> None:

@@ -17,7 +17,7 @@ from domain.executions.durations import bucket_of
 from domain.executions.execution import Execution
 from domain.workflows.triggers import trigger_id, trigger_specs
 from domain.workflows.workflow import Workflow
-from projections.projector import EventContext, Projector, jsonb
+from projections.projector import EventContext, Projector, expect_one, jsonb
 
 projector = Projector(
     "workflows",
@@ -152,13 +152,13 @@ def version_published(
         "WHERE workflow_id = %s AND is_published",
         (event.originator_id,),
     )
-    cur.execute(
+    expect_one(
+        cur,
         "UPDATE workflow_version SET is_published = true, published_at = %s "
         "WHERE workflow_id = %s AND version = %s",
         (event.timestamp, event.originator_id, event.version),
+        f"workflow {event.originator_id} has no version {event.version} row",
     )
-    if cur.rowcount != 1:
-        raise LookupError(f"workflow {event.originator_id} has no version {event.version} row")
     _refresh_triggers(cur, event)
 
 
@@ -170,14 +170,14 @@ def _update(
 ) -> None:
     """Apply `assignments` (if any) and stamp the row with the event's time and revision."""
     stamp = sql.SQL("updated_at = %s, revision = %s")
-    cur.execute(
+    expect_one(
+        cur,
         sql.SQL("UPDATE workflow SET {} WHERE id = %s").format(
             stamp if assignments is None else sql.SQL(", ").join([assignments, stamp])
         ),
         [*values, event.timestamp, event.originator_version, event.originator_id],
+        f"workflow {event.originator_id} is not in the workflow table",
     )
-    if cur.rowcount != 1:
-        raise LookupError(f"workflow {event.originator_id} is not in the workflow table")
 
 
 def _insert_version(
