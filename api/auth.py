@@ -71,8 +71,11 @@ async def _authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> None:
         await _record_use(found.identity.api_key_used, principal.api_key_id)
 
 
-def authorize(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
-    """Guard: the authenticated principal must hold the route's declared scope."""
+async def authorize(
+    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+) -> None:
+    """Guard: the authenticated principal must hold the route's declared scope (async, so that
+    Litestar runs it on the event loop rather than handing it to a worker thread)."""
     if handler.opt.get("public"):
         return
     principal = principal_of(connection)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Awaitable, Callable, Hashable
 from contextlib import AbstractAsyncContextManager
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from litestar import Request
@@ -16,10 +17,12 @@ from api.services import Services
 from application.caller import Caller
 from application.contexts import LOGS
 from application.errors import InvalidParameter
+from application.identity.authenticate import IDENTITY_READER
 from application.identity.principal import Principal
 from application.positions import Reader, log_positions
 from application.row_security import reading_as
 
+T = TypeVar("T")
 MIN_POSITION_HEADER = "A2N-Min-Position"
 _ETAG = re.compile(r'^(?:W/)?"(\d{1,10})"$')
 
@@ -43,8 +46,23 @@ def read_models(request: Request[Any, Any, Any]) -> AbstractAsyncContextManager[
     """A read-model connection under row-level security, acting as this request's caller: the
     database itself keeps other users' rows out, whatever the query's WHERE clause says."""
     principal: Principal = request.state["principal"]
-    role = principal.role.value if principal.is_admin else "USER"
-    return reading_as(services(request).pool, principal.user_id, role)
+    return reading_as(services(request).pool, principal.user_id, _row_security_role(principal))
+
+
+def _row_security_role(principal: Principal) -> str:
+    return principal.role.value if principal.is_admin else "USER"
+
+
+async def cached_read(
+    request: Request[Any, Any, Any], key: tuple[Hashable, ...], load: Callable[[], Awaitable[T]]
+) -> T:
+    """`load()`'s result (a read-model query), from the read cache while the projections the
+    route reads (its `readers`) and the identity projection have not moved. The key is `key`
+    under the caller's user id and row-security role, so one caller's result is never another's."""
+    principal: Principal = request.state["principal"]
+    role = _row_security_role(principal)
+    readers: tuple[Reader, ...] = (*request.route_handler.opt.get("reads", ()), IDENTITY_READER)
+    return await services(request).read_cache.get((principal.user_id, role, *key), readers, load)
 
 
 def anonymous_caller(request: Request[Any, Any, Any]) -> Caller:

@@ -74,6 +74,7 @@ from application.ratelimit import (
     RateLimitPolicy,
     RedisRateLimiter,
 )
+from application.read_cache import ReadCache
 from application.settings import Settings
 from application.system_log import SystemLog
 from application.workflows.app import WorkflowsApp
@@ -111,6 +112,7 @@ class Services:
     pool: AsyncConnectionPool
     connections: Connections
     positions: ProjectionPositions
+    read_cache: ReadCache
     workflows: WorkflowService
     sharing: WorkflowSharing
     comments: WorkflowComments
@@ -364,6 +366,7 @@ async def open_services(
             pool=pool,
             connections=connections,
             positions=positions,
+            read_cache=ReadCache(positions),
             workflows=workflows,
             sharing=WorkflowSharing(workflows_app, identity),
             comments=WorkflowComments(workflows_app, identity.personal),

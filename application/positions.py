@@ -51,6 +51,11 @@ class ProjectionPositions:
         self.pool = pool
         self.listener = listener
         self.positions: dict[Reader, int] = {}
+        self.notices: dict[Reader, int] = {}
+        """How many announcements (or refreshes) each reader had: a change means its tables
+        may have changed (a rebuild announces without moving on), for the read cache."""
+        self.epoch = 0
+        """Moves when the LISTEN connection came back: announcements may have been missed."""
         self._changed = asyncio.Event()
 
     @property
@@ -68,6 +73,7 @@ class ProjectionPositions:
             loop.call_soon_threadsafe(self._advance, (projector, application), int(position))
 
         def reconnected() -> None:
+            loop.call_soon_threadsafe(self._missed_notices)
             asyncio.run_coroutine_threadsafe(self._refresh_quietly(), loop)
 
         self.listener.subscribe(CHANNEL, notified, reconnected=reconnected)
@@ -105,7 +111,11 @@ class ProjectionPositions:
     def _reached(self, readers: tuple[Reader, ...], position: int) -> bool:
         return all(self.positions.get(reader, 0) >= position for reader in readers)
 
+    def _missed_notices(self) -> None:
+        self.epoch += 1
+
     def _advance(self, reader: Reader, position: int) -> None:
+        self.notices[reader] = self.notices.get(reader, 0) + 1
         if position > self.positions.get(reader, 0):
             self.positions[reader] = position
         # Wake every waiter: each re-checks its own readers.

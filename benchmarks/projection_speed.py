@@ -74,7 +74,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def store_events(url: str, args: argparse.Namespace) -> None:
+def store_events(url: str, args: argparse.Namespace) -> dict[str, int]:
+    """Store the events; the head position of each log."""
     owner = new_id()
     meta = Caller(user_id=owner, correlation_id=new_id(), ip="127.0.0.1").metadata()
     env = event_store_env(url, pool_size=2)
@@ -101,22 +102,13 @@ def store_events(url: str, args: argparse.Namespace) -> None:
                 run.node_succeeded(node["id"], {"main": [{"n": i}]}, 1, [])
             run.succeed([{"n": i}], 3)
             executions_app.record(meta, run)
+        return {
+            "workflows": workflows_app.head_position(),
+            "executions": executions_app.head_position(),
+        }
     finally:
         workflows_app.close()
         executions_app.close()
-
-
-def heads(url: str) -> dict[str, int]:
-    with connect(url) as conn:
-        found = {}
-        for application in ("workflows", "executions"):
-            row = conn.execute(
-                sql.SQL("SELECT coalesce(max(notification_id), 0) FROM {}").format(
-                    sql.Identifier(events_table(application))
-                )
-            ).fetchone()
-            found[application] = int(row[0]) if row else 0
-        return found
 
 
 def raw_pages(url: str, applications: Sequence[str]) -> tuple[int, float]:
@@ -173,8 +165,7 @@ def run(args: argparse.Namespace, url: str, report: Report) -> None:
         conn.execute(PROJECTION_RAW_SQL.encode())
         server = conn.execute("SHOW server_version").fetchone()
         report.server_version = str(server[0]) if server else "?"
-    store_events(url, args)
-    events = heads(url)
+    events = store_events(url, args)
     followed = [p for p in PROJECTORS if set(p.applications) & set(events)]
     if args.profile:
         profile(url, next(p for p in followed if p.name == args.profile))

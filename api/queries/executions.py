@@ -18,7 +18,14 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from api.auth import needs
-from api.context import current_actor, read_models, readers, services, wait_for_min_position
+from api.context import (
+    cached_read,
+    current_actor,
+    read_models,
+    readers,
+    services,
+    wait_for_min_position,
+)
 from api.schemas.execution_events import HEARTBEAT, progress_message
 from api.schemas.executions import (
     DailyStatsPage,
@@ -111,12 +118,16 @@ class ExecutionQueries(Controller):
             since=since,
             until=until,
         )
-        async with read_models(request) as conn:
-            page = await list_executions(conn, where, limit=limit, cursor=cursor)
-        return ExecutionPage(
-            items=[ExecutionSummary.of_row(row) for row in page.items],
-            next_cursor=page.next_cursor,
-        )
+
+        async def load() -> ExecutionPage:
+            async with read_models(request) as conn:
+                page = await list_executions(conn, where, limit=limit, cursor=cursor)
+            return ExecutionPage(
+                items=[ExecutionSummary.of_row(row) for row in page.items],
+                next_cursor=page.next_cursor,
+            )
+
+        return await cached_read(request, ("executions", where, limit, cursor), load)
 
     @get("/{execution_id:str}", summary="One run, with its input and output", opt=READS_EXECUTIONS)
     async def show(
@@ -124,11 +135,16 @@ class ExecutionQueries(Controller):
     ) -> ExecutionRead:
         if not is_id(execution_id):
             raise NotFound(execution_id)
-        async with read_models(request) as conn:
-            row = await get_execution(conn, caller.user_id, execution_id)
-        if row is None:
+
+        async def load() -> ExecutionRead | None:
+            async with read_models(request) as conn:
+                row = await get_execution(conn, caller.user_id, execution_id)
+            return None if row is None else ExecutionRead.of_row(row)
+
+        found = await cached_read(request, ("execution", execution_id), load)
+        if found is None:
             raise NotFound(execution_id)
-        return ExecutionRead.of_row(row)
+        return found
 
     @get(
         "/{execution_id:str}/events",

@@ -12,6 +12,7 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 
 from api.auth import needs
 from api.context import (
+    cached_read,
     current_actor,
     etag,
     read_models,
@@ -113,11 +114,17 @@ class WorkflowQueries(Controller):
             return await self._historical(request, caller, workflow_id, version, as_of)
         if not is_id(workflow_id):
             raise NotFound(workflow_id)
-        async with read_models(request) as conn:
-            row = await get_workflow(conn, caller.user_id, workflow_id)
-        if row is None:
+
+        async def load() -> tuple[WorkflowRead, int] | None:
+            async with read_models(request) as conn:
+                row = await get_workflow(conn, caller.user_id, workflow_id)
+            return None if row is None else (WorkflowRead(**row), row["revision"])
+
+        found = await cached_read(request, ("workflow", workflow_id), load)
+        if found is None:
             raise NotFound(workflow_id)
-        return Response(WorkflowRead(**row), headers=etag(row["revision"]))
+        workflow, revision = found
+        return Response(workflow, headers=etag(revision))
 
     @get(
         "/{workflow_id:str}/triggers",
@@ -221,11 +228,15 @@ async def workflow_page(
     request: AnyRequest, where: WorkflowFilter, *, limit: int, cursor: str | None
 ) -> WorkflowPage:
     """One page of the workflows `where` selects, as the caller may see them."""
-    async with read_models(request) as conn:
-        page = await list_workflows(conn, where, limit=limit, cursor=cursor)
-    return WorkflowPage(
-        items=[WorkflowSummary(**row) for row in page.items], next_cursor=page.next_cursor
-    )
+
+    async def load() -> WorkflowPage:
+        async with read_models(request) as conn:
+            page = await list_workflows(conn, where, limit=limit, cursor=cursor)
+        return WorkflowPage(
+            items=[WorkflowSummary(**row) for row in page.items], next_cursor=page.next_cursor
+        )
+
+    return await cached_read(request, ("workflows", where, limit, cursor), load)
 
 
 def _trigger(row: dict[str, Any], base_url: str, now: datetime) -> TriggerRead:

@@ -21,6 +21,7 @@ from application.identity.commands import parse_api_key
 from application.identity.principal import Principal, scopes_for
 from application.identity.tokens import TokenSigner
 from application.positions import ProjectionPositions
+from application.read_cache import ReadCache
 from domain.identity.api_key import allows_address
 from domain.identity.user import Role
 
@@ -28,7 +29,7 @@ IDENTITY_READER = ("identity", "identity")
 USE_RECORD_INTERVAL = timedelta(minutes=1)
 
 _SESSION = (
-    'SELECT u.role, u.status FROM session s JOIN "user" u ON u.id = s.user_id '
+    'SELECT u.role, u.status, s.expires_at FROM session s JOIN "user" u ON u.id = s.user_id '
     "WHERE s.id = %s AND s.user_id = %s AND s.revoked_at IS NULL AND s.expires_at > now()"
 )
 _API_KEY = (
@@ -58,6 +59,9 @@ class Authenticator:
         self.signer = signer
         self.positions = positions
         self.catch_up_timeout = catch_up_timeout
+        self.cache = ReadCache(positions)
+        """Session and key rows until the identity projection moves (a sign-out, a revoked
+        key, a suspension all come through it); expiry is checked on every request."""
 
     async def bearer(self, token: str) -> Authenticated:
         claims = self.signer.verify(token)
@@ -66,7 +70,7 @@ class Authenticator:
         row = await self._one(_SESSION, (claims.session_id, claims.user_id))
         if row is None and await self._caught_up():
             row = await self._one(_SESSION, (claims.session_id, claims.user_id))
-        if row is None or row["status"] != "ACTIVE":
+        if row is None or row["status"] != "ACTIVE" or row["expires_at"] <= datetime.now(UTC):
             raise NotAuthenticated("the session has ended")
         role = Role(row["role"])
         return Authenticated(
@@ -101,13 +105,19 @@ class Authenticator:
 
     async def _caught_up(self) -> bool:
         """Wait until the identity projection has applied every event stored so far."""
-        row = await self._one(
+        row = await self._query(
             "SELECT coalesce(max(notification_id), 0) AS head FROM identity_events", ()
         )
         head = int(row["head"]) if row else 0
         return await self.positions.wait_for([IDENTITY_READER], head, self.catch_up_timeout)
 
     async def _one(self, query: str, params: tuple[Any, ...]) -> dict[str, Any] | None:
+        async def load() -> dict[str, Any] | None:
+            return await self._query(query, params)
+
+        return await self.cache.get((query, params), [IDENTITY_READER], load)
+
+    async def _query(self, query: str, params: tuple[Any, ...]) -> dict[str, Any] | None:
         async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(query, params)
             return await cur.fetchone()

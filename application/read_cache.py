@@ -1,0 +1,72 @@
+"""Read-model query results kept in memory until a projection they are read from moves on.
+
+A hot read (a workflow or a run by id, the first page of a list) costs several PostgreSQL round
+trips: a pool check, BEGIN, the row-level security settings, the query, COMMIT. Its result only
+changes when a projector commits a batch to the tables it reads, and every batch is announced on
+the `a2n_projection` channel, which this process already follows (application/positions.py). So
+a result is kept with the announcement counts of the projections it reads, and served while they
+are unchanged; any announcement (a batch, a rebuild), a LISTEN connection that came back, or
+`MAX_AGE` seconds (for what no announcement covers, such as retention deleting old rows) drops it.
+
+The tag is taken before the query runs, so a batch committed meanwhile only makes the entry
+stale sooner. While the LISTEN connection is down nothing is cached or served from the cache.
+Keys must hold everything the result depends on, the reader's identity included (see
+`api.context.cached_read`): an entry is only ever served for the very same key.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable, Iterable
+from typing import Any, TypeVar
+
+from application.positions import ProjectionPositions, Reader
+
+T = TypeVar("T")
+MAX_ENTRIES = 2000
+MAX_AGE = 30.0
+
+
+class ReadCache:
+    """Results by key, each valid while the announcements of its readers stay the same."""
+
+    def __init__(
+        self,
+        positions: ProjectionPositions,
+        *,
+        max_entries: int = MAX_ENTRIES,
+        max_age: float = MAX_AGE,
+    ) -> None:
+        self.positions = positions
+        self.max_entries = max_entries
+        self.max_age = max_age
+        self._entries: OrderedDict[Hashable, tuple[tuple[int, ...], float, Any]] = OrderedDict()
+
+    async def get(
+        self, key: Hashable, readers: Iterable[Reader], load: Callable[[], Awaitable[T]]
+    ) -> T:
+        """The cached result for `key`, or `load()`'s, kept if it is not None."""
+        tag = self._tag(readers)
+        if tag is None:
+            return await load()
+        now = time.monotonic()
+        entry = self._entries.get(key)
+        if entry is not None:
+            if entry[0] == tag and now - entry[1] < self.max_age:
+                self._entries.move_to_end(key)
+                result: T = entry[2]
+                return result
+            del self._entries[key]
+        value = await load()
+        if value is not None:
+            self._entries[key] = (tag, now, value)
+            if len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+        return value
+
+    def _tag(self, readers: Iterable[Reader]) -> tuple[int, ...] | None:
+        if not self.positions.listening:
+            return None
+        notices = self.positions.notices
+        return (self.positions.epoch, *(notices.get(reader, 0) for reader in readers))
