@@ -27,6 +27,7 @@ from projections.projector import (
     EventContext,
     PageCursor,
     Projector,
+    append_rows,
     expect_one,
     jsonb,
     update_stamped,
@@ -46,6 +47,30 @@ _METRIC_IDS = uuid.UUID("300addc3-c35a-4765-843e-12f72ea91bc1")
 _PRIVATE_META = frozenset({"ip", "user_agent"})
 """Request facts kept out of execution.metadata (personal data; audit_log has them)."""
 _LINE_FIELDS = frozenset({"level", "message", "timestamp"})
+_LOG_COLUMNS = (
+    "id",
+    "execution_id",
+    "node_id",
+    "level",
+    "message",
+    "details",
+    "timestamp",
+    "event_version",
+    "seq",
+)
+_METRIC_COLUMNS = (
+    "id",
+    "execution_id",
+    "node_id",
+    "metric_name",
+    "metric_value",
+    "unit",
+    "tags",
+    "timestamp",
+    "event_version",
+    "seq",
+)
+"""execution_log and execution_metrics: only ever appended to here (see `append_rows`)."""
 
 
 @dataclass(frozen=True)
@@ -443,9 +468,10 @@ def _derived_id(namespace: uuid.UUID, event: Any, seq: int) -> str:
 
 
 def _log(cur: Cursor[Any], event: Any, lines: Sequence[Line]) -> None:
-    cur.executemany(
-        "INSERT INTO execution_log (id, execution_id, node_id, level, message, details, "
-        '"timestamp", event_version, seq) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)',
+    append_rows(
+        cur,
+        "execution_log",
+        _LOG_COLUMNS,
         [
             (
                 _derived_id(_LOG_IDS, event, seq),
@@ -464,10 +490,10 @@ def _log(cur: Cursor[Any], event: Any, lines: Sequence[Line]) -> None:
 
 
 def _measure(cur: Cursor[Any], event: Any, samples: Sequence[Sample]) -> None:
-    cur.executemany(
-        "INSERT INTO execution_metrics (id, execution_id, node_id, metric_name, metric_value, "
-        'unit, tags, "timestamp", event_version, seq) '
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+    append_rows(
+        cur,
+        "execution_metrics",
+        _METRIC_COLUMNS,
         [
             (
                 _derived_id(_METRIC_IDS, event, seq),

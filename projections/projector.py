@@ -51,6 +51,10 @@ class EventContext:
 
 Handler = Callable[[Cursor[Any], Any, EventContext], None]
 Statement = LiteralString | sql.Composed | sql.SQL
+APPEND_ROWS = 1000
+"""Rows per INSERT when a page's appended rows are written (see `append_rows`)."""
+MAX_PARAMETERS = 65535
+"""PostgreSQL's limit of parameters in one statement."""
 
 
 class Projector:
@@ -115,6 +119,7 @@ class PageCursor(Cursor[Any]):
         self.pipeline = pipeline
         self.memo: dict[Hashable, Any] = {}
         self._checks: list[tuple[Cursor[Any], str]] = []
+        self._appended: dict[tuple[str, tuple[str, ...]], list[Sequence[Any]]] = {}
         store_clean_text(self)
 
     @property
@@ -127,10 +132,20 @@ class PageCursor(Cursor[Any]):
         """Raise LookupError(missing) from `settle` unless `check`'s statement touched one row."""
         self._checks.append((check, missing))
 
+    def append(self, table: str, columns: tuple[str, ...], rows: Sequence[Sequence[Any]]) -> None:
+        """Keep rows for `table` to insert with the others at the end of the page."""
+        self._appended.setdefault((table, columns), []).extend(rows)
+
     def settle(self) -> None:
-        """Wait for every statement sent and run the deferred checks."""
+        """Insert the appended rows, wait for every statement sent, run the deferred checks."""
         if self.pipeline is None:
             return
+        appended, self._appended = self._appended, {}
+        for (table, columns), rows in appended.items():
+            per_statement = min(APPEND_ROWS, MAX_PARAMETERS // len(columns))
+            for start in range(0, len(rows), per_statement):
+                chunk = rows[start : start + per_statement]
+                self.execute(_insert(table, columns, len(chunk)), [v for row in chunk for v in row])
         self.pipeline.sync()
         checks, self._checks = self._checks, []
         for check, missing in checks:
@@ -167,6 +182,30 @@ def expect_one(
     cur.execute(query, params)
     if cur.rowcount != 1:
         raise LookupError(missing)
+
+
+def append_rows(
+    cur: Cursor[Any], table: str, columns: tuple[str, ...], rows: Sequence[Sequence[Any]]
+) -> None:
+    """Insert `rows` into `table`, a table no handler of the projector reads or changes while it
+    applies a page (logs, metrics): on a pipelined `PageCursor` they are inserted with the page's
+    other rows for the table in one statement at the end of the page."""
+    if not rows:
+        return
+    if isinstance(cur, PageCursor) and cur.pipeline is not None:
+        cur.append(table, columns, rows)
+        return
+    cur.executemany(_insert(table, columns, 1), rows)
+
+
+def _insert(table: str, columns: tuple[str, ...], count: int) -> sql.Composed:
+    """INSERT of `count` rows of `columns` into `table` (names from the code)."""
+    row = sql.SQL("({})").format(sql.SQL(", ").join(sql.Placeholder() * len(columns)))
+    return sql.SQL("INSERT INTO {} ({}) VALUES {}").format(
+        sql.Identifier(table),
+        sql.SQL(", ").join(map(sql.Identifier, columns)),
+        sql.SQL(", ").join([row] * count),
+    )
 
 
 def set_stamped(cur: Cursor[Any], table: str, event: Any, values: Mapping[str, Any]) -> None:
