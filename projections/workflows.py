@@ -76,7 +76,8 @@ def workflow_created(cur: Cursor[Any], event: Workflow.Created, ctx: EventContex
         },
     )
     _insert_version(cur, event.originator_id, event.version_id, 1, definition, None, event, ctx)
-    _refresh_triggers(cur, event)
+    # A new workflow is inactive and runs version 1: no need to wait for the rows just written.
+    _refresh_triggers(cur, event, (False, event.owner_id, 1, definition))
 
 
 @projector.on(Workflow.DetailsChanged)
@@ -206,16 +207,22 @@ def _insert_version(
     )
 
 
-def _refresh_triggers(cur: Cursor[Any], event: Any) -> None:
+def _refresh_triggers(
+    cur: Cursor[Any], event: Any, known: tuple[bool, str, int, dict[str, Any]] | None = None
+) -> None:
     """Make workflow_trigger hold the trigger nodes of the definition that runs, with the
-    workflow's active flag: rows of nodes that left it go, the others are upserted."""
+    workflow's active flag: rows of nodes that left it go, the others are upserted. `known`:
+    (is_active, user_id, version, definition) when the event says them, else they are read."""
     workflow_id = event.originator_id
-    row = cur.execute(
-        "SELECT w.is_active, w.user_id, v.version, v.definition FROM workflow w "
-        "JOIN workflow_version v ON v.workflow_id = w.id "
-        "AND v.version = coalesce(w.published_version, w.version) WHERE w.id = %s",
-        (workflow_id,),
-    ).fetchone()
+    row = (
+        known
+        or cur.execute(
+            "SELECT w.is_active, w.user_id, v.version, v.definition FROM workflow w "
+            "JOIN workflow_version v ON v.workflow_id = w.id "
+            "AND v.version = coalesce(w.published_version, w.version) WHERE w.id = %s",
+            (workflow_id,),
+        ).fetchone()
+    )
     if row is None:
         raise LookupError(f"workflow {workflow_id} has no version to take triggers from")
     is_active, user_id, version, definition = row
