@@ -19,13 +19,31 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable, Iterable
+from dataclasses import dataclass
 from typing import Any, TypeVar
+
+import msgspec
 
 from application.positions import ProjectionPositions, Reader
 
 T = TypeVar("T")
 MAX_ENTRIES = 2000
+MAX_BYTES = 32 * 1024 * 1024
+"""All entries together, as JSON: definitions and run payloads may be up to a megabyte each."""
+MAX_ENTRY_BYTES = 1024 * 1024
+"""Larger answers are not kept (they would push out many small ones)."""
 MAX_AGE = 30.0
+_SIZER = msgspec.json.Encoder(enc_hook=str)
+"""Sizes any answer (values JSON has no type for, such as addresses, count as their text)."""
+
+
+@dataclass(frozen=True)
+class _Entry:
+    tag: tuple[int, ...]
+    at: float
+    value: Any
+    size: int
+    """Bytes of the value as JSON, for the cache's bound."""
 
 
 class ReadCache:
@@ -36,12 +54,15 @@ class ReadCache:
         positions: ProjectionPositions,
         *,
         max_entries: int = MAX_ENTRIES,
+        max_bytes: int = MAX_BYTES,
         max_age: float = MAX_AGE,
     ) -> None:
         self.positions = positions
         self.max_entries = max_entries
+        self.max_bytes = max_bytes
         self.max_age = max_age
-        self._entries: OrderedDict[Hashable, tuple[tuple[int, ...], float, Any]] = OrderedDict()
+        self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()
+        self._bytes = 0
 
     async def get(
         self, key: Hashable, readers: Iterable[Reader], load: Callable[[], Awaitable[T]]
@@ -53,17 +74,28 @@ class ReadCache:
         now = time.monotonic()
         entry = self._entries.get(key)
         if entry is not None:
-            if entry[0] == tag and now - entry[1] < self.max_age:
+            if entry.tag == tag and now - entry.at < self.max_age:
                 self._entries.move_to_end(key)
-                result: T = entry[2]
+                result: T = entry.value
                 return result
-            del self._entries[key]
+            self._drop(key)
         value = await load()
         if value is not None:
-            self._entries[key] = (tag, now, value)
-            if len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
+            self._keep(key, _Entry(tag, now, value, len(_SIZER.encode(value))))
         return value
+
+    def _keep(self, key: Hashable, entry: _Entry) -> None:
+        if entry.size > min(MAX_ENTRY_BYTES, self.max_bytes):
+            return
+        if key in self._entries:
+            self._drop(key)
+        self._entries[key] = entry
+        self._bytes += entry.size
+        while len(self._entries) > self.max_entries or self._bytes > self.max_bytes:
+            self._drop(next(iter(self._entries)))
+
+    def _drop(self, key: Hashable) -> None:
+        self._bytes -= self._entries.pop(key).size
 
     def _tag(self, readers: Iterable[Reader]) -> tuple[int, ...] | None:
         if not self.positions.listening:
