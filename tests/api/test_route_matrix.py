@@ -306,6 +306,21 @@ def collection_of(of: Callable[[World, Account], Account], body: Any = None) -> 
     return build
 
 
+def template_of(of: Callable[[World, Account], Account], body: Any = None) -> Build:
+    """A private node template of `of(world, me)`, and `body`."""
+
+    def build(world: World, me: Account) -> Call:
+        made = world.client.post(
+            f"{API}/node-templates",
+            json={"nodeType": "noop", "name": "Matrix", "visibility": "PRIVATE"},
+            headers=of(world, me),
+        )
+        assert made.status_code == 201, made.text
+        return Call({"template_id": made.json()["id"]}, body)
+
+    return build
+
+
 def armed(of: Callable[[World, Account], Account]) -> Build:
     """An armed schedule of a workflow of `of(world, me)`, in the read model."""
     return lambda world, me: Call(
@@ -511,7 +526,21 @@ CASES: dict[str, Case] = {
     "DELETE /node-collections/{collection_id:str}/items/{node_id:str}": Case(
         own=collection_of(myself), foreign=collection_of(somebody)
     ),
+    "PATCH /node-collections/{collection_id:str}": Case(
+        own=collection_of(myself, {"name": "Renamed"}),
+        foreign=collection_of(somebody, {"name": "Renamed"}),
+    ),
+    "DELETE /node-collections/{collection_id:str}": Case(
+        own=collection_of(myself), foreign=collection_of(somebody)
+    ),
     "GET /node-templates": Case(),
+    "PATCH /node-templates/{template_id:str}": Case(
+        own=template_of(myself, {"name": "Renamed"}),
+        foreign=template_of(somebody, {"name": "Renamed"}),
+    ),
+    "DELETE /node-templates/{template_id:str}": Case(
+        own=template_of(myself), foreign=template_of(somebody)
+    ),
     "POST /node-templates": Case(
         own=lambda w, me: Call(body={"nodeType": "noop", "name": "Matrix"})
     ),
@@ -590,8 +619,10 @@ PUBLIC_ROUTES = {
     "POST /auth/verify-email",
     "POST /auth/password/forgot",
     "POST /auth/password/reset",
+    "POST /node-jobs/{callback_id:str}",
 }
-"""The only routes anyone may call without credentials: signing up and in."""
+"""The only routes anyone may call without credentials: signing up and in, and the callback of
+ASYNC node jobs, which its signature authenticates (tests/api/test_custom_node_modes.py)."""
 
 
 def _api_routes() -> dict[str, dict[str, Any]]:

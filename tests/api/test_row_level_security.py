@@ -52,6 +52,11 @@ APP_TABLES = {
     "credential_usage_log",
     "credential_validation",
     "credential_template",
+    "system_notification",  # a user's own, administrators' alerts to ADMIN and OWNER
+    "notification_delivery",
+    "system_log",  # ADMIN and OWNER only
+    "app_setting",
+    "health_check",
 }
 """Every table the API's role may read; anything else (event store, data keys, verification
 tokens, migrations bookkeeping) it must not touch at all."""
@@ -459,3 +464,40 @@ def test_private_collections_and_templates_are_their_owners(
         seen |= values(conn, queries["item"])
         assert {made["collection PUBLIC"], made["template PUBLIC"]} <= seen
         assert {made["collection PRIVATE"], made["template PRIVATE"]}.isdisjoint(seen)
+
+
+OPERATOR_ROWS = {
+    "system_log": None,  # the app under test has written its start already
+    "app_setting": "INSERT INTO app_setting (id, key, value, type, updated_by, created_at, "
+    "updated_at, revision) VALUES ('rls-test', 'rls.test', '1', 'integer', 'ops', now(), now(), 1)",
+    "health_check": "INSERT INTO health_check (id, service_name, check_type, status, message, "
+    "details, created_at, next_check_at) "
+    "VALUES ('rls-test', 'rls.test', 'database', 'HEALTHY', '', '{}', now(), now())",
+}
+
+
+@pytest.mark.parametrize("table", sorted(OPERATOR_ROWS))
+def test_operator_tables_are_for_administrators_only(
+    database_url: str, client: TestClient[Any], table: str
+) -> None:
+    """The service's own log, runtime settings and health results: an ordinary account's
+    session sees none of their rows even with a SQL prompt; an ADMIN's sees them all."""
+    alice = sign_up(client)
+
+    def count(conn: psycopg.Connection[Any], user_role: str | None) -> int:
+        if user_role is not None:
+            conn.execute("SET LOCAL ROLE a2n_app")
+            conn.execute("SELECT set_config('app.current_user_id', %s, true)", (alice.user_id,))
+            conn.execute("SELECT set_config('app.current_user_role', %s, true)", (user_role,))
+        found = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+        conn.execute("RESET ROLE")
+        return int(found[0]) if found else 0
+
+    with psycopg.connect(database_url) as conn:  # one transaction, rolled back
+        if OPERATOR_ROWS[table] is not None:
+            conn.execute(OPERATOR_ROWS[table])
+        everything = count(conn, None)
+        assert everything > 0
+        assert count(conn, "USER") == 0
+        assert count(conn, "ADMIN") == everything
+        conn.rollback()
