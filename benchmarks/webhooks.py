@@ -585,27 +585,38 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--concurrency", type=lambda s: [int(n) for n in s.split(",")], default=[10, 50]
     )
     parser.add_argument("--rate", type=int, default=200, help="requests/s of the fixed-rate phase")
+    parser.add_argument("--rate-limits", default="off", help="A2N_RATE_LIMITS for a2n up")
+    parser.add_argument("--install-n8n", action="store_true", help="npm install n8n first")
+    add_system_args(parser)
+    return parser.parse_args(argv)
+
+
+def add_system_args(parser: argparse.ArgumentParser) -> None:
+    """The options that say which systems run, and where their database and Redis are."""
     parser.add_argument("--only", default="a2n,a2n-redis,n8n", help="systems, comma-separated")
     parser.add_argument("--redis", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
-    parser.add_argument("--rate-limits", default="off", help="A2N_RATE_LIMITS for a2n up")
     parser.add_argument("--n8n-dir", type=Path, default=Path(tempfile.gettempdir()) / "n8n-bench")
-    parser.add_argument("--install-n8n", action="store_true", help="npm install n8n first")
     parser.add_argument(
         "--database-url",
         default=os.environ.get("BENCH_DATABASE_URL")
         or os.environ.get("DATABASE_URL")
         or DEFAULT_SERVER,
     )
-    return parser.parse_args(argv)
+
+
+def new_report(database_url: str, value_column: str) -> Report:
+    """An empty report naming the PostgreSQL server the figures come from."""
+    report = Report(columns=(value_column, "baseline", "ratio"))
+    with connect(database_url) as conn:
+        shown = conn.execute("SHOW server_version").fetchone()
+    report.server_version = str(shown[0]) if shown else "?"
+    return report
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
-    report = Report(columns=("webhook", "baseline", "ratio"))
-    with connect(args.database_url) as conn:
-        shown = conn.execute("SHOW server_version").fetchone()
-    report.server_version = str(shown[0]) if shown else "?"
+    report = new_report(args.database_url, "webhook")
     if args.install_n8n and n8n_binary(args.n8n_dir).exists() is False:
         install_n8n(args.n8n_dir)
     systems = {

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -22,14 +23,26 @@ from application.crypto import DecryptionFailed, KeyRing, decrypt, encrypt, new_
 PREFIX = "pd1:"
 
 
-class PersonalData:
-    """Seals and opens one user's personal data with that user's data key."""
+REMEMBERED_KEYS = 10_000
 
-    def __init__(self, ring: KeyRing, pool: ConnectionPool[Any]) -> None:
+
+class PersonalData:
+    """Seals and opens one user's personal data with that user's data key. The keys of the
+    `remembered` users sealed for last stay in memory (least recently used out first), so a
+    long-running process serving many users does not keep every key it ever loaded."""
+
+    def __init__(
+        self, ring: KeyRing, pool: ConnectionPool[Any], *, remembered: int = REMEMBERED_KEYS
+    ) -> None:
         self.ring = ring
         self.pool = pool
-        self._cache: dict[str, bytes] = {}
+        self.remembered = remembered
+        self._cache: OrderedDict[str, bytes] = OrderedDict()
         self._lock = threading.Lock()
+
+    @property
+    def keys_in_memory(self) -> int:
+        return len(self._cache)
 
     def seal(self, user_id: str, value: str) -> str:
         key = self._key(user_id)
@@ -52,6 +65,7 @@ class PersonalData:
     def _key(self, user_id: str) -> bytes:
         with self._lock:
             if user_id in self._cache:
+                self._cache.move_to_end(user_id)
                 return self._cache[user_id]
         with self.pool.connection() as conn, conn.cursor() as cur:
             key = _load_key(cur, self.ring, user_id)
@@ -67,6 +81,8 @@ class PersonalData:
             raise RuntimeError("the personal data key could not be stored")
         with self._lock:
             self._cache[user_id] = key
+            while len(self._cache) > self.remembered:
+                self._cache.popitem(last=False)
         return key
 
 
