@@ -72,7 +72,9 @@ def test_a_run_authenticates_with_the_users_credential(
     # The remote end got the key; the run's output holds the response, which echoes it here,
     # so look at what A2N itself wrote: the request's own headers are not kept anywhere.
     assert ended["outputItems"][0]["response"]["headers"]["x-api-key"] == SECRET
-    usage = read(client, user, f"/credentials/{credential['id']}/usage", 0)
+    # The run recorded the use in the credentials log; read once that log's projection has it.
+    head = client.app.state.services.credentials.app.head_position()
+    usage = read(client, user, f"/credentials/{credential['id']}/usage", head)
     assert ended["id"] in {entry["executionId"] for entry in usage["items"]}
     logged = rows(
         database_url,

@@ -89,7 +89,7 @@ def test_project_status_rebuild_verify_and_resume(
     assert rebuilt.returncode == 0, rebuilt.stderr
     tables = (
         "workflow, workflow_version, workflow_trigger, workflow_share, "
-        "workflow_execution_stats, workflow_execution_run"
+        "workflow_execution_stats, workflow_execution_run, execution_duration_bucket"
     )
     assert f"rebuilt workflows ({tables}) at workflows={end}, executions=0" in rebuilt.stderr
     assert "replaying workflows:" in rebuilt.stderr
