@@ -18,6 +18,7 @@ from litestar.params import FromPath, QueryParameter
 
 from api.auth import needs, principal_of
 from api.context import current_actor, read_models, readers, services, wait_for_min_position
+from api.paging import Cursor, Limit
 from api.schemas.audit import (
     AggregateStateRead,
     AuditEvent,
@@ -42,11 +43,9 @@ from application.contexts import LOGS
 from application.errors import InvalidParameter, NotFound
 from application.event_chain import verify
 from application.ids import is_id
-from application.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_numbers, page_of, plain_text
+from application.pagination import DEFAULT_LIMIT, decode_numbers, page_of, plain_text
 
 AnyRequest = Request[Any, Any, Any]
-Limit = Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)]
-Cursor = Annotated[str | None, QueryParameter(max_length=512)]
 AUDITORS = needs("admin")
 READS_AUDIT_LOG = needs("admin", **readers(*(("audit_log", log) for log in LOGS)))
 

@@ -10,6 +10,7 @@ from litestar.params import FromPath, QueryParameter
 
 from api.auth import needs
 from api.context import current_actor, etag, read_models, readers, wait_for_min_position
+from api.paging import Cursor, Limit
 from api.schemas.credentials import (
     CredentialPage,
     CredentialRead,
@@ -34,12 +35,10 @@ from application.credentials.queries import (
 )
 from application.errors import Forbidden, NotFound
 from application.ids import is_id
-from application.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from application.pagination import DEFAULT_LIMIT
 
 AnyRequest = Request[Any, Any, Any]
 READS_CREDENTIALS = readers(("credentials", "credentials"))
-Limit = Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)]
-Cursor = Annotated[str | None, QueryParameter(max_length=512)]
 
 
 class CredentialQueries(Controller):

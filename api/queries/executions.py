@@ -26,6 +26,7 @@ from api.context import (
     services,
     wait_for_min_position,
 )
+from api.paging import Cursor, Limit
 from api.schemas.execution_events import HEARTBEAT, progress_message
 from api.schemas.executions import (
     DailyStatsPage,
@@ -61,14 +62,12 @@ from application.executions.queries import (
     workflow_stats,
 )
 from application.ids import is_id
-from application.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
+from application.pagination import DEFAULT_LIMIT, Page
 from domain.executions.execution import ExecutionStatus
 from domain.executions.logs import LogLevel
 from domain.executions.schedule import ScheduleStatus
 
 AnyRequest = Request[Any, Any, Any]
-Limit = Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)]
-Cursor = Annotated[str | None, QueryParameter(max_length=512)]
 READS_EXECUTIONS = readers(("executions", "executions"), ("workflows", "workflows"))
 READS_SCHEDULES = readers(("schedules", "executions"), ("workflows", "workflows"))
 READS_COUNTERS = readers(("workflows", "executions"), ("workflows", "workflows"))

@@ -10,7 +10,7 @@ from litestar.params import QueryParameter
 
 from api.auth import needs
 from api.context import read_models
-from api.queries.executions import Cursor, Limit
+from api.paging import Cursor, Limit
 from api.schemas.operations import HealthCheckPage, HealthCheckRead
 from application.errors import InvalidParameter
 from application.health.checks import Status

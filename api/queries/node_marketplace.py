@@ -10,15 +10,14 @@ from litestar.params import QueryParameter
 
 from api.auth import needs
 from api.context import current_actor, read_models, readers, wait_for_min_position
+from api.paging import Cursor, Limit
 from api.schemas.nodes import CollectionPage, CollectionRead, TemplatePage, TemplateRead
 from application.caller import Caller
 from application.nodes.queries import list_collections, list_templates
-from application.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from application.pagination import DEFAULT_LIMIT
 
 AnyRequest = Request[Any, Any, Any]
 READS_NODES = readers(("nodes", "nodes"))
-Limit = Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)]
-Cursor = Annotated[str | None, QueryParameter(max_length=512)]
 
 
 class NodeCollectionQueries(Controller):

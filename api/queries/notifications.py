@@ -12,6 +12,7 @@ from litestar.params import QueryParameter
 
 from api.auth import needs, principal_of
 from api.context import read_models
+from api.paging import Cursor, Limit
 from api.schemas.notifications import (
     ChannelName,
     DeliveryStatus,
@@ -20,11 +21,9 @@ from api.schemas.notifications import (
 )
 from application.errors import InvalidParameter
 from application.notifications.queries import NotificationFilter, list_notifications
-from application.pagination import DEFAULT_LIMIT, MAX_LIMIT, plain_text
+from application.pagination import DEFAULT_LIMIT, plain_text
 
 AnyRequest = Request[Any, Any, Any]
-Limit = Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)]
-Cursor = Annotated[str | None, QueryParameter(max_length=512)]
 Kind = Annotated[
     str | None,
     QueryParameter(

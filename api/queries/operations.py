@@ -12,6 +12,7 @@ from litestar.params import FromPath, QueryParameter
 
 from api.auth import needs
 from api.context import read_models, readers, services, wait_for_min_position
+from api.paging import Cursor, Limit
 from api.schemas.operations import (
     ProjectorPage,
     ProjectorRead,
@@ -27,13 +28,11 @@ from application.errors import InvalidParameter
 from application.operations.catalog import CATALOG, RuntimeSetting, default_of
 from application.operations.commands import known_setting
 from application.operations.queries import SystemLogFilter, list_system_log, stored_settings
-from application.pagination import DEFAULT_LIMIT, MAX_LIMIT, plain_text
+from application.pagination import DEFAULT_LIMIT, plain_text
 from application.system_log import LEVELS
 from projections.status import ProjectionStatus, status_document, status_from_rows, status_query
 
 AnyRequest = Request[Any, Any, Any]
-Limit = Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)]
-Cursor = Annotated[str | None, QueryParameter(max_length=512)]
 Filter = Annotated[str | None, QueryParameter(max_length=200)]
 READS_SETTINGS = needs("admin", **readers(("operations", "operations")))
 

@@ -16,15 +16,14 @@ from litestar.params import QueryParameter
 
 from api.auth import needs
 from api.context import current_actor, read_models, wait_for_min_position
+from api.paging import Cursor, Limit
 from api.queries.workflows import READS_WORKFLOWS, workflow_page
 from api.schemas.workflows import FacetCount, FacetPage, WorkflowPage
 from application.caller import Caller
-from application.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from application.pagination import DEFAULT_LIMIT
 from application.workflows.queries import WorkflowFilter, list_facets
 
 AnyRequest = Request[Any, Any, Any]
-Limit = Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)]
-Cursor = Annotated[str | None, QueryParameter(max_length=512)]
 InGallery = Annotated[
     bool,
     QueryParameter(
