@@ -54,6 +54,7 @@ from application.keys import load_keys
 from application.nodes.app import NodesApp
 from application.nodes.catalog import sync_built_in_nodes
 from application.nodes.commands import NodeService
+from application.nodes.docker import DockerEngine
 from application.nodes.jobs import NodeJobs
 from application.nodes.marketplace import Marketplace
 from application.nodes.runtimes import NodeRuntimes
@@ -296,7 +297,13 @@ async def open_services(
                     egress,
                     name=name,
                     roster=roster,
-                    runtimes=NodeRuntimes(RUNTIMES, custom_nodes, keys.secret_key, node_jobs),
+                    runtimes=NodeRuntimes(
+                        RUNTIMES,
+                        custom_nodes,
+                        keys.secret_key,
+                        node_jobs,
+                        DockerEngine.configured(settings.docker_host),
+                    ),
                 )
             )
             process_managers = _process_managers(settings, connections, database, executions)

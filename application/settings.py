@@ -172,6 +172,11 @@ class Settings:
     code_network: CodeNetwork = "off"
     """A2N_CODE_NETWORK: on lets isolated code make HTTP(S) requests through the worker's egress
     proxy, under the egress rules (an admin's explicit choice); off, it has no network."""
+    docker_host: str | None = None
+    """A2N_DOCKER_HOST: the Docker engine DOCKER custom nodes run their images on,
+    `unix:///var/run/docker.sock` or `tcp://host:2375` (plain HTTP, no TLS: loopback or a
+    private network only; whoever reaches an engine is root on its host). Unset: DOCKER nodes
+    are refused."""
     live_poll_interval: float = 1.0
     """A2N_LIVE_POLL_INTERVAL: seconds a live progress stream waits for a progress notice before
     it reads the event store anyway (a lost notice delays it by at most this)."""
@@ -471,6 +476,13 @@ def _cron_or_off(raw: str) -> str | None:
     return raw
 
 
+def _docker_host(raw: str) -> str:
+    from application.nodes.docker import DockerEndpoint
+
+    DockerEndpoint.parse(raw)
+    return raw
+
+
 def _host(raw: str) -> str:
     if any(ch.isspace() for ch in raw):
         raise ValueError(f"expected a host name or address, got {raw!r}")
@@ -526,6 +538,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "code_max_processes": ("A2N_CODE_MAX_PROCESSES", _integer(16, 4096)),
     "code_sandbox": ("A2N_CODE_SANDBOX", _choice(CodeSandbox)),
     "code_network": ("A2N_CODE_NETWORK", _choice(CodeNetwork)),
+    "docker_host": ("A2N_DOCKER_HOST", _docker_host),
     "live_poll_interval": ("A2N_LIVE_POLL_INTERVAL", _seconds(0.05, 60)),
     "live_heartbeat": ("A2N_LIVE_HEARTBEAT", _seconds(1, 3600)),
     "live_message_bytes": ("A2N_LIVE_MESSAGE_BYTES", _integer(4096, 64 * 1024**2)),

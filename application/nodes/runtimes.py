@@ -1,5 +1,5 @@
-"""Running custom node versions: PYTHON plugins, NODE modules, WEBHOOK services, and DOCKER
-refused.
+"""Running custom node versions: PYTHON plugins, NODE modules, WEBHOOK services and DOCKER
+images (on the engine A2N_DOCKER_HOST names; refused without one).
 
 The engine looks a node's type up in a mapping of runtimes; `NodeRuntimes` is that mapping with
 the built-in runtimes plus every pinned custom type (`acme.greet@1.0.0`), whose version is read
@@ -23,7 +23,7 @@ it as a crash. Plugins run inside the worker with its rights: install only packa
 A plain `run` gets its own thread; the version's `timeout` (else A2N_CODE_TIMEOUT) bounds the
 wait for either kind.
 
-NODE: see `ModuleNode`. WEBHOOK: see `WebhookNode`.
+NODE: see `ModuleNode`. WEBHOOK: see `WebhookNode`. DOCKER: see `DockerNode`.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from application.egress import EgressRefused
 from application.executions.nodes.base import (
     MAIN_OUTPUT,
     Item,
+    LogLine,
     NodeCall,
     NodeFailure,
     NodeResult,
@@ -56,6 +57,8 @@ from application.executions.nodes.config import ConfigValues
 from application.executions.nodes.http_request import read_body
 from application.executions.nodes.sandbox import run_sandboxed
 from application.ids import new_id
+from application.logs import redact_text
+from application.nodes.docker import ContainerLimits, DockerEngine, DockerError
 from application.nodes.jobs import NodeJobs
 from application.nodes.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, webhook_signing_key
 from application.nodes.types import CustomNodeTypes, PinnedVersion
@@ -66,6 +69,8 @@ RETRY_PAUSE_SECONDS = 0.2
 _RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 POLL_SECONDS = 0.5
 _JOB_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
+STDERR_TAIL_CHARS = 500
+"""How much of the end of a failed container's stderr its node failure quotes."""
 
 
 class NodeRuntimes(Mapping[str, NodeRuntime]):
@@ -77,17 +82,19 @@ class NodeRuntimes(Mapping[str, NodeRuntime]):
         custom: CustomNodeTypes,
         secret_key: bytes,
         jobs: NodeJobs | None = None,
+        docker: DockerEngine | None = None,
     ) -> None:
         self._built_in = built_in
         self._custom = custom
         self._secret_key = secret_key
         self._jobs = jobs
+        self._docker = docker
 
     def __getitem__(self, type_name: str) -> NodeRuntime:
         if type_name in self._built_in:
             return self._built_in[type_name]
         if PINNED_PATTERN.fullmatch(type_name):
-            return CustomNode(type_name, self._custom, self._secret_key, self._jobs)
+            return CustomNode(type_name, self._custom, self._secret_key, self._jobs, self._docker)
         raise KeyError(type_name)
 
     def __iter__(self) -> Iterator[str]:
@@ -106,11 +113,13 @@ class CustomNode:
         custom: CustomNodeTypes,
         secret_key: bytes,
         jobs: NodeJobs | None = None,
+        docker: DockerEngine | None = None,
     ) -> None:
         self.type_name = type_name
         self.custom = custom
         self.secret_key = secret_key
         self.jobs = jobs
+        self.docker = docker
 
     def output_handles(self) -> tuple[str, ...]:
         pinned = self.custom.pinned_version(self.type_name)
@@ -132,10 +141,13 @@ class CustomNode:
             mode = pinned.spec["execution_mode"]
             node = WebhookNode(pinned, implementation, key, mode, self.jobs)
             return await node.run(call, config)
-        raise NodeFailure(
-            f"{self.type_name} runs in a DOCKER container, and this installation has no Docker "
-            "engine configured for nodes; use a PYTHON, NODE or WEBHOOK version of the node"
-        )
+        if self.docker is None:
+            raise NodeFailure(
+                f"{self.type_name} runs in a DOCKER container, and this installation has no Docker "
+                "engine configured for nodes (A2N_DOCKER_HOST); use a PYTHON, NODE or WEBHOOK "
+                "version of the node"
+            )
+        return await DockerNode(pinned, implementation["image"], self.docker).run(call, config)
 
 
 class PythonNode:
@@ -205,6 +217,78 @@ class ModuleNode:
         answer = answer_of(outcome, limits)
         result = _result(answer.get("items"), self.pinned, f"the module of {self.pinned.name}")
         result.logs = outcome.logs
+        return result
+
+
+class DockerNode:
+    """A node implemented by a container image, run on the Docker engine A2N_DOCKER_HOST names
+    (docker.py), one container per node run, removed afterwards whatever happened.
+
+    The image's own entrypoint and command run as user 65534:65534 (nobody), without network,
+    on a read-only root file system but for an in-memory `/tmp`, with every capability dropped
+    and no-new-privileges, within A2N_CODE_MEMORY_MB of memory (no swap),
+    A2N_CODE_MAX_PROCESSES processes and one CPU. It reads on stdin one JSON object, `{"type",
+    "node": {"id", "name", "type"}, "execution": {...}, "config", "items"}`, up to end of file,
+    and prints on stdout a JSON list of items (first output), `{"items": [...]}` or `{"outputs":
+    {handle: [...]}}`, at most the code nodes' output limit (A2N_MAX_NODE_OUTPUT_BYTES; past it
+    the container is killed). stderr lines are the node's log (WARN; the last max_log_bytes).
+    It must exit 0 within the version's `timeout` (else A2N_CODE_TIMEOUT), or it is killed.
+    Failures: an image not on the engine (A2N never pulls), a non-zero exit (with stderr's last
+    lines), memory exhausted, not JSON, a timeout; an unreachable engine is retryable."""
+
+    def __init__(self, pinned: PinnedVersion, image: str, engine: DockerEngine) -> None:
+        self.pinned = pinned
+        self.image = image
+        self.engine = engine
+
+    async def run(self, call: NodeCall, config: dict[str, Any]) -> NodeResult:
+        limits = call.services.limits
+        bounds = ContainerLimits(
+            memory_mb=limits.code_memory_mb,
+            processes=limits.code_max_processes,
+            timeout_seconds=_timeout_seconds(self.pinned, call),
+            output_bytes=limits.max_output_bytes,
+            log_bytes=limits.max_log_bytes,
+        )
+        stdin = {
+            "type": str(call.node["type"]),
+            "node": _node_facts(call),
+            "execution": dict(call.execution),
+            "config": config,
+            "items": list(call.items),
+        }
+        labels = {
+            "a2n.node.type": str(call.node["type"]),
+            "a2n.execution": str(call.execution.get("id")),
+        }
+        body = json.dumps(stdin, separators=(",", ":")).encode()
+        try:
+            finished = await self.engine.run(self.image, body, bounds, labels)
+        except DockerError as error:
+            raise NodeFailure(f"{self.image}: {error.message}", retryable=error.retryable) from None
+        stderr = finished.stderr.decode(errors="replace")
+        if finished.out_of_memory:
+            raise NodeFailure(
+                f"{self.image} ran out of memory ({bounds.memory_mb} MB, A2N_CODE_MEMORY_MB) "
+                "and was killed"
+            )
+        if finished.status != 0:
+            tail = redact_text(" | ".join(stderr.strip().splitlines())[-STDERR_TAIL_CHARS:])
+            said = f"; stderr ends: {tail}" if tail else " and printed nothing on stderr"
+            raise NodeFailure(f"{self.image} exited with status {finished.status}{said}")
+        try:
+            value = json.loads(finished.stdout)
+        except ValueError:
+            raise NodeFailure(
+                f"{self.image} did not print JSON on stdout (a list of items, "
+                '{"items": [...]} or {"outputs": {...}})'
+            ) from None
+        result = _result(value, self.pinned, self.image)
+        result.logs = [LogLine("WARN", line) for line in stderr.splitlines()]
+        if finished.stderr_cut:
+            result.logs.insert(
+                0, LogLine("WARN", f"stderr was longer than {bounds.log_bytes} bytes; its end:")
+            )
         return result
 
 

@@ -49,7 +49,18 @@ _SEMVER = re.compile(
 )
 _HANDLE = re.compile(r"[A-Za-z0-9_-]{1,32}")
 _ENTRY_POINT = re.compile(r"[A-Za-z0-9_.-]{1,128}")
-_IMAGE = re.compile(r"[a-z0-9][a-z0-9._/:@-]{0,254}")
+_DOMAIN_PART = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_PATH_PART = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_IMAGE = re.compile(
+    rf"(?P<name>(?:{_DOMAIN_PART}(?:\.{_DOMAIN_PART})*(?::[0-9]{{1,5}})?/)?"
+    rf"{_PATH_PART}(?:/{_PATH_PART})*)"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
+    r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,128})?",
+    re.ASCII,
+)
+"""A container image reference as Docker reads one (distribution's reference grammar, IPv6
+registries left out): `[registry[:port]/]path[:tag][@digest]`, the name at most 255 long."""
+MAX_IMAGE_LENGTH = 512
 _EMPTY_OBJECT: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "type": "object",
@@ -263,10 +274,25 @@ def implementation_violations(value: Any) -> tuple[dict[str, Any], list[Violatio
         )
     else:
         image = value.get("image")
-        if not isinstance(image, str) or not _IMAGE.fullmatch(image):
-            violations.append(Violation(f"{at}/image", "must be a container image reference"))
+        if not is_image_reference(image):
+            violations.append(
+                Violation(
+                    f"{at}/image",
+                    "must be a container image reference such as ghcr.io/acme/greet:1.0 "
+                    "(lower-case name, optional registry, tag and digest)",
+                )
+            )
         cleaned["image"] = image
     return cleaned, violations
+
+
+def is_image_reference(image: Any) -> bool:
+    """Whether `image` is a reference a Docker engine takes: `acme/greet:1`,
+    `ghcr.io/acme/greet@sha256:...`."""
+    if not isinstance(image, str) or len(image) > MAX_IMAGE_LENGTH:
+        return False
+    match = _IMAGE.fullmatch(image)
+    return match is not None and len(match.group("name")) <= 255
 
 
 def _bounded(

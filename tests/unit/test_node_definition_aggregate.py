@@ -7,7 +7,7 @@ import pytest
 
 from domain.errors import InvalidState, UnknownPart, ValidationFailed
 from domain.nodes.definition import NodeDefinition
-from domain.nodes.spec import SemVer
+from domain.nodes.spec import SemVer, is_image_reference
 
 WEBHOOK = {"runtime": "WEBHOOK", "url": "https://nodes.example.com/run"}
 
@@ -95,3 +95,43 @@ def test_a_deprecated_node_takes_no_new_versions_but_keeps_its_old_ones() -> Non
 def test_a_node_cannot_replace_itself() -> None:
     with pytest.raises(ValidationFailed):
         new_node().deprecate("acme.greet", None)
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "busybox",
+        "acme/greet:1.0",
+        "ghcr.io/acme/greet:1",
+        "localhost:5000/team/greet:v2-rc.1",
+        "registry.example.com:443/a_b/c__d/e-f",
+        "acme/greet@sha256:" + "0" * 64,
+        "acme/greet:1.0@sha256:" + "a" * 64,
+    ],
+)
+def test_docker_versions_take_image_references_as_docker_reads_them(image: str) -> None:
+    assert is_image_reference(image)
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "UPPER CASE",
+        "acme/Greet",
+        "acme//greet",
+        "acme/greet:",
+        "acme/greet:-1",
+        "acme/greet:a:b",
+        "acme___greet",
+        "-acme",
+        "acme/greet@sha256:abc",
+        "acme/greet@sha256:" + "g" * 64,
+        "a" * 256,
+        "acme/greet:" + "1" * 129,
+        "acme/greet\n",
+        5,
+        None,
+    ],
+)
+def test_docker_versions_refuse_what_is_no_image_reference(image: object) -> None:
+    assert not is_image_reference(image)

@@ -130,6 +130,23 @@ def test_code_runs_isolated_without_network_unless_an_admin_says_otherwise() -> 
         assert str(failure.value).startswith(message)
 
 
+def test_docker_nodes_have_no_engine_unless_one_is_named() -> None:
+    assert Settings.from_env({}).docker_host is None
+    for raw in ("unix:///var/run/docker.sock", "tcp://127.0.0.1:2375", "tcp://[::1]:2375"):
+        assert Settings.from_env({"A2N_DOCKER_HOST": raw}).docker_host == raw
+    for raw in (
+        "/var/run/docker.sock",
+        "unix://docker.sock",
+        "tcp://docker",
+        "tcp://user:pw@docker:2375",
+        "https://docker:2376",
+    ):
+        with pytest.raises(SettingsError) as failure:
+            Settings.from_env({"A2N_DOCKER_HOST": raw})
+        assert str(failure.value).startswith("A2N_DOCKER_HOST: expected ")
+        assert "pw" not in str(failure.value)
+
+
 def test_inconsistent_pool_sizes_are_refused() -> None:
     with pytest.raises(SettingsError, match="A2N_DB_POOL_MIN: 20 is larger than A2N_DB_POOL_MAX"):
         Settings.from_env({"A2N_DB_POOL_MIN": "20", "A2N_DB_POOL_MAX": "5"})

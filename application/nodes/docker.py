@@ -1,0 +1,398 @@
+"""A small client of the Docker Engine API: what DOCKER custom nodes need to run one container
+per node run, locked down by default.
+
+The engine is A2N_DOCKER_HOST: `unix:///var/run/docker.sock` or `tcp://host:port` (plain HTTP).
+Paths are unversioned, so the engine speaks its own API version; every field used here exists
+since API 1.25 (Docker 1.13).
+
+One run (`DockerEngine.run`):
+1. `GET /images/{image}/json`: the image must be on the engine already. A2N never pulls: an
+   administrator pulls or builds the images nodes may use, so naming an image never makes the
+   engine reach a registry.
+2. `POST /containers/create?name=a2n-node-<id>` (`container_config`): stdin open once, no TTY,
+   no network, a read-only root file system but for an in-memory /tmp, every capability
+   dropped, no-new-privileges, user 65534:65534 (nobody, whatever the image says), memory
+   without swap, process and CPU limits, and no log driver (the output comes over the attach
+   connection only, so the engine keeps none of it).
+3. `POST /containers/{id}/attach?stream=1&stdin=1&stdout=1&stderr=1` with `Upgrade: tcp`: the
+   engine answers 101 (older ones 200) and the connection then carries stdin one way and stdout
+   and stderr the other, multiplexed (no TTY) as frames: an 8-byte header `[stream, 0, 0, 0,
+   size as a big-endian uint32]` (stream 1 stdout, 2 stderr; 0 and 3 are counted as stdout and
+   stderr) and `size` bytes of payload.
+4. `POST /containers/{id}/start`; the input is written to stdin, which is then half-closed (the
+   program sees end of file), while the frames are read until the engine ends the stream.
+5. `POST /containers/{id}/wait`: the exit status; when it is not 0, `GET /containers/{id}/json`
+   tells whether the kernel killed it for memory.
+On timeout, or when stdout grows past its limit, `POST /containers/{id}/kill`. Always, even when
+the run fails or is cancelled: `DELETE /containers/{id}?force=true&v=true`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import structlog
+
+from application.ids import new_id
+
+log = structlog.get_logger(__name__)
+
+NOBODY = "65534:65534"
+"""The user every node container runs as (uid:gid), whatever the image's USER says."""
+CPUS = 1.0
+"""CPUs one node container may use at most."""
+REQUEST_TIMEOUT_SECONDS = 30.0
+"""How long one request to the engine may take (waiting for the exit is bounded by the run's
+own timeout instead)."""
+_HEADER_BYTES = 8
+_CHUNK_BYTES = 64 * 1024
+_MAX_HEADER_LINES = 100
+_MESSAGE_CHARS = 300
+_removals: set[asyncio.Task[None]] = set()  # removals under way, kept from the collector
+
+
+class DockerError(Exception):
+    """The engine could not run the container, or the run broke a limit; the message is for
+    users (no secret: the engine's own messages name images and containers only)."""
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+
+
+@dataclass(frozen=True)
+class DockerEndpoint:
+    """Where the engine listens: a unix socket, or a TCP host and port (plain HTTP)."""
+
+    socket_path: str | None = None
+    host: str = "docker"
+    port: int = 0
+
+    @classmethod
+    def parse(cls, raw: str) -> DockerEndpoint:
+        """The endpoint `raw` names; ValueError (not quoting `raw`: it might hold a password)."""
+        parts = urlsplit(raw)
+        if parts.scheme == "unix":
+            if parts.netloc or not parts.path.startswith("/") or parts.query or parts.fragment:
+                raise ValueError("expected unix:///absolute/path/to/docker.sock")
+            return cls(socket_path=parts.path)
+        if parts.scheme == "tcp":
+            try:
+                port = parts.port
+            except ValueError:
+                port = None
+            if (
+                not parts.hostname
+                or port is None
+                or parts.username is not None
+                or parts.path not in ("", "/")
+                or parts.query
+                or parts.fragment
+            ):
+                raise ValueError("expected tcp://host:port, without user or password")
+            return cls(host=parts.hostname, port=port)
+        raise ValueError("expected unix:///path/to/docker.sock or tcp://host:port")
+
+    @property
+    def authority(self) -> str:
+        if self.socket_path is not None:
+            return self.host
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    def client(self) -> httpx.AsyncClient:
+        """An HTTP client of the engine (never through a proxy from the environment)."""
+        transport = httpx.AsyncHTTPTransport(uds=self.socket_path)
+        return httpx.AsyncClient(
+            transport=transport,
+            base_url=f"http://{self.authority}",
+            timeout=REQUEST_TIMEOUT_SECONDS,
+            trust_env=False,
+        )
+
+    async def connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A plain connection, for the attach request that takes it over."""
+        if self.socket_path is not None:
+            return await asyncio.open_unix_connection(self.socket_path)
+        return await asyncio.open_connection(self.host, self.port)
+
+
+@dataclass(frozen=True)
+class ContainerLimits:
+    """What one node container may use."""
+
+    memory_mb: int
+    processes: int
+    timeout_seconds: float
+    output_bytes: int  # of stdout; past it the container is killed
+    log_bytes: int  # of stderr kept (its end)
+    cpus: float = CPUS
+
+
+@dataclass(frozen=True)
+class Finished:
+    """How a container ended: its exit status, what it printed (stderr's last bytes only)."""
+
+    status: int
+    stdout: bytes
+    stderr: bytes
+    stderr_cut: bool = False  # stderr was longer than what is kept
+    out_of_memory: bool = False
+
+
+def container_config(image: str, limits: ContainerLimits, labels: Mapping[str, str]) -> Any:
+    """The body of `POST /containers/create` for one node run."""
+    memory = limits.memory_mb * 1024 * 1024
+    return {
+        "Image": image,
+        "User": NOBODY,
+        "AttachStdin": True,
+        "AttachStdout": True,
+        "AttachStderr": True,
+        "OpenStdin": True,
+        "StdinOnce": True,
+        "Tty": False,
+        "NetworkDisabled": True,
+        "Labels": dict(labels),
+        "HostConfig": {
+            "NetworkMode": "none",
+            "Memory": memory,
+            "MemorySwap": memory,  # the same: no swap
+            "PidsLimit": limits.processes,
+            "NanoCpus": int(limits.cpus * 1_000_000_000),
+            "ReadonlyRootfs": True,
+            # the container's own /tmp, in memory (counted in its memory limit)
+            "Tmpfs": {"/tmp": f"rw,noexec,nosuid,nodev,size={limits.memory_mb}m"},  # noqa: S108
+            "CapDrop": ["ALL"],
+            "SecurityOpt": ["no-new-privileges"],
+            "Privileged": False,
+            "LogConfig": {"Type": "none", "Config": {}},
+            "RestartPolicy": {"Name": "no"},
+            "AutoRemove": False,
+        },
+    }
+
+
+class _TooMuchOutput(Exception):
+    pass
+
+
+class DockerEngine:
+    """Runs node containers on one engine."""
+
+    def __init__(self, endpoint: DockerEndpoint) -> None:
+        self.endpoint = endpoint
+
+    @classmethod
+    def configured(cls, docker_host: str | None) -> DockerEngine | None:
+        """The engine A2N_DOCKER_HOST names, or None when it names none."""
+        return cls(DockerEndpoint.parse(docker_host)) if docker_host else None
+
+    async def run(
+        self, image: str, stdin: bytes, limits: ContainerLimits, labels: Mapping[str, str]
+    ) -> Finished:
+        """Run `image` once with `stdin`; its container is gone when this returns or raises."""
+        async with self.endpoint.client() as http:
+            await self._request(http, "GET", f"/images/{image}/json", "find the image", image)
+            created = await self._request(
+                http,
+                "POST",
+                "/containers/create",
+                "create the container",
+                image,
+                params={"name": f"a2n-node-{new_id()}"},
+                json=container_config(image, limits, labels),
+            )
+            container = str(created.json()["Id"])
+            try:
+                return await self._run(http, container, stdin, limits)
+            finally:
+                removal = asyncio.ensure_future(self._remove(container))
+                _removals.add(removal)
+                removal.add_done_callback(_removals.discard)
+                await asyncio.shield(removal)
+
+    async def _run(
+        self, http: httpx.AsyncClient, container: str, stdin: bytes, limits: ContainerLimits
+    ) -> Finished:
+        try:
+            async with asyncio.timeout(limits.timeout_seconds):
+                reader, writer = await self._attach(container)
+                try:
+                    start = f"/containers/{container}/start"
+                    await self._request(http, "POST", start, "start the container")
+                    feeding = asyncio.ensure_future(_feed(writer, stdin))
+                    try:
+                        stdout, stderr, cut = await _demultiplexed(reader, limits)
+                    finally:
+                        feeding.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await feeding
+                finally:
+                    writer.close()
+                waited = await self._request(
+                    http,
+                    "POST",
+                    f"/containers/{container}/wait",
+                    "wait for the container",
+                    timeout=None,
+                )
+                status = int(waited.json()["StatusCode"])
+        except TimeoutError:
+            await self._kill(http, container)
+            raise DockerError(
+                f"did not finish within {limits.timeout_seconds:g} seconds; its container was "
+                "killed"
+            ) from None
+        except _TooMuchOutput:
+            await self._kill(http, container)
+            raise DockerError(
+                f"printed more than {limits.output_bytes} bytes on stdout; its container was killed"
+            ) from None
+        out_of_memory = False
+        if status != 0:
+            found = await self._request(
+                http, "GET", f"/containers/{container}/json", "inspect the container"
+            )
+            out_of_memory = bool(found.json().get("State", {}).get("OOMKilled"))
+        return Finished(status, stdout, stderr, cut, out_of_memory)
+
+    async def _attach(self, container: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """The container's stdin, stdout and stderr over a connection the engine takes over."""
+        try:
+            reader, writer = await self.endpoint.connect()
+        except OSError as error:
+            raise _unreachable(error) from None
+        try:
+            writer.write(
+                (
+                    f"POST /containers/{container}/attach?stream=1&stdin=1&stdout=1&stderr=1 "
+                    f"HTTP/1.1\r\nHost: {self.endpoint.authority}\r\nUpgrade: tcp\r\n"
+                    "Connection: Upgrade\r\nContent-Length: 0\r\n\r\n"
+                ).encode("ascii")
+            )
+            await writer.drain()
+            words = (await reader.readline()).split(None, 2)
+            status = int(words[1]) if len(words) > 1 and words[1].isdigit() else 0
+            for _ in range(_MAX_HEADER_LINES):
+                if (await reader.readline()).strip() == b"":
+                    break
+        except OSError as error:
+            writer.close()
+            raise _unreachable(error) from None
+        if status not in (101, 200):
+            writer.close()
+            raise DockerError(f"the Docker engine answered {status} to attach to the container")
+        return reader, writer
+
+    async def _request(
+        self,
+        http: httpx.AsyncClient,
+        method: str,
+        path: str,
+        what: str,
+        image: str | None = None,
+        **options: Any,
+    ) -> httpx.Response:
+        try:
+            response = await http.request(method, path, **options)
+        except httpx.HTTPError as error:
+            raise _unreachable(error) from None
+        if response.is_success:
+            return response
+        if response.status_code == 404 and image is not None:
+            raise DockerError(
+                f"the image {image} is not on the Docker engine; an administrator pulls or builds "
+                "it there (A2N never pulls images)"
+            )
+        raise DockerError(
+            f"the Docker engine could not {what} ({response.status_code}: {_message(response)})",
+            retryable=response.status_code >= 500,
+        )
+
+    async def _kill(self, http: httpx.AsyncClient, container: str) -> None:
+        with contextlib.suppress(httpx.HTTPError):
+            await http.post(f"/containers/{container}/kill")  # 409: it had ended already
+
+    async def _remove(self, container: str) -> None:
+        """Remove the container, running or not (a client of its own: the run's may be closing)."""
+        try:
+            async with self.endpoint.client() as http:
+                response = await http.delete(
+                    f"/containers/{container}", params={"force": "true", "v": "true"}
+                )
+            if response.status_code not in (204, 404):
+                log.warning(
+                    "docker.remove_failed", container=container, status=response.status_code
+                )
+        except httpx.HTTPError as error:
+            log.warning("docker.remove_failed", container=container, error=type(error).__name__)
+
+
+async def _feed(writer: asyncio.StreamWriter, data: bytes) -> None:
+    """Write the input, then half-close: the program reads it to end of file."""
+    with contextlib.suppress(OSError):  # the program may end without reading it all
+        writer.write(data)
+        await writer.drain()
+        if writer.can_write_eof():
+            writer.write_eof()
+
+
+async def _demultiplexed(
+    reader: asyncio.StreamReader, limits: ContainerLimits
+) -> tuple[bytes, bytes, bool]:
+    """stdout and the end of stderr from the attach stream's frames, until the engine ends it."""
+    stdout = bytearray()
+    stderr = bytearray()
+    cut = False
+    while True:
+        try:
+            header = await reader.readexactly(_HEADER_BYTES)
+        except asyncio.IncompleteReadError as ended:
+            if ended.partial:
+                raise DockerError(
+                    "the Docker engine's output stream ended inside a frame"
+                ) from None
+            return bytes(stdout), bytes(stderr), cut
+        size = int.from_bytes(header[4:8], "big")
+        to_stdout = header[0] in (0, 1)
+        if to_stdout and len(stdout) + size > limits.output_bytes:
+            raise _TooMuchOutput
+        while size:
+            try:
+                chunk = await reader.readexactly(min(size, _CHUNK_BYTES))
+            except asyncio.IncompleteReadError:
+                raise DockerError(
+                    "the Docker engine's output stream ended inside a frame"
+                ) from None
+            size -= len(chunk)
+            if to_stdout:
+                stdout += chunk
+                continue
+            stderr += chunk
+            if len(stderr) > limits.log_bytes:
+                del stderr[: len(stderr) - limits.log_bytes]
+                cut = True
+
+
+def _unreachable(error: Exception) -> DockerError:
+    return DockerError(
+        f"could not reach the Docker engine ({type(error).__name__})", retryable=True
+    )
+
+
+def _message(response: httpx.Response) -> str:
+    """The engine's error message (`{"message": ...}`), shortened."""
+    try:
+        message = response.json().get("message")
+    except ValueError:
+        message = None
+    text = str(message) if message else response.reason_phrase
+    return text[:_MESSAGE_CHARS]
