@@ -27,6 +27,24 @@ TEST_MASTER_KEYS = KeyRing.generate()
 PUBLIC_URL = "http://127.0.0.1:8000"
 
 
+def second_app_settings(database_url: str, data_dir: Any, **settings: Any) -> Settings:
+    """Settings of an app of a test module's own, next to the session's: a few connections
+    (spare the server's), no rate limits (every request comes from one address), and
+    `settings` besides."""
+    return Settings(
+        database_url=database_url,
+        log_level="warning",
+        projection_poll_interval=0.2,
+        db_pool_min=1,
+        db_pool_max=4,
+        secret_key=TEST_SECRET_KEY,
+        master_keys=TEST_MASTER_KEYS,
+        data_dir=data_dir,
+        rate_limits="off",
+        **settings,
+    )
+
+
 @pytest.fixture(scope="session")
 def oidc_provider() -> Iterator[OIDCProvider]:
     """A real OpenID provider, so every route (account linking included) can be exercised."""

@@ -217,6 +217,17 @@ def run(
     return body
 
 
+def run_logs(client: TestClient[Any], account: dict[str, str], execution_id: str) -> Any:
+    """The log lines of an execution, once the API has read all the executions' events."""
+    head = client.app.state.services.executions.app.head_position()
+    response = client.get(
+        f"{API}/executions/{execution_id}/logs",
+        headers={**account, "A2N-Min-Position": f"executions:{head}"},
+    )
+    assert response.status_code == 200, response.text
+    return response.json()["items"]
+
+
 def run_seen(
     client: TestClient[Any],
     runs: ExecutionsApp,

@@ -25,9 +25,8 @@ from litestar.testing import TestClient
 
 from api.app import create_app
 from application.egress import Egress
-from application.settings import Settings
 from domain.egress import EgressPolicy
-from tests.api.conftest import TEST_MASTER_KEYS, TEST_SECRET_KEY
+from tests.api.conftest import second_app_settings
 from tests.api.helpers import Account, owner_of, published, run, sign_up
 from tests.api.test_credentials import create_credential
 
@@ -172,17 +171,7 @@ def network() -> LoopbackOnly:
 
 @pytest.fixture(scope="module")
 def client(make_database: Any, network: LoopbackOnly, tmp_path_factory: Any) -> Iterator[Client]:
-    settings = Settings(
-        database_url=make_database(),
-        log_level="warning",
-        projection_poll_interval=0.2,
-        db_pool_min=1,
-        db_pool_max=4,  # a second app next to the session's: spare the server's connections
-        secret_key=TEST_SECRET_KEY,
-        master_keys=TEST_MASTER_KEYS,
-        data_dir=tmp_path_factory.mktemp("egress"),
-        rate_limits="off",
-    )
+    settings = second_app_settings(make_database(), tmp_path_factory.mktemp("egress"))
     egress = Egress(EgressPolicy.parse(f"{ALLOWED_HOST}/32"), StubResolver(), network)
     app = create_app(settings, run_projectors=True, run_workers=True, egress=egress)
     with TestClient(app, raise_server_exceptions=False) as test_client:

@@ -1,0 +1,209 @@
+"""A protocol double of the Docker Engine API on a unix socket. It is NOT Docker: it runs no
+container and isolates nothing. It answers the subset of the Engine API that
+application/nodes/docker.py uses, in the wire format a Docker 20.10 engine was seen to answer
+it (status codes, `{"message": ...}` errors, `201 {"Id", "Warnings"}` on create, `101 UPGRADED`
+on attach followed by the raw stream: stdin in, stdout and stderr out as frames with an 8-byte
+header `[stream, 0, 0, 0, big-endian uint32 size]`), so A2N's client can be tested on any machine.
+
+Each image it knows is a Python function playing the container's program: it gets the bytes
+the container read on stdin and returns an `Exit` (stdout, stderr, status), or `HANG` to run
+until killed. The double records each container's create body, stdin, kill and removal.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import socketserver
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from tests.http_doubles import JSONHandler, serving
+
+FRAME_BYTES = 7
+"""The double cuts its output into frames this small, so the client must put them together."""
+SETTLE_SECONDS = 30.0
+"""The longest the double waits for a client's next step before it gives up on a container."""
+
+
+@dataclass(frozen=True)
+class Exit:
+    """How a played program ends: what it printed and its exit status."""
+
+    stdout: bytes = b""
+    stderr: bytes = b""
+    status: int = 0
+    out_of_memory: bool = False
+
+
+Program = Callable[[bytes], Exit]
+
+
+def hang(stdin: bytes) -> Exit:
+    """The image whose program runs until it is killed, never reading its stdin (the double
+    never calls this: it waits for the kill or the removal instead)."""
+    raise AssertionError("a hanging program never ends by itself")
+
+
+@dataclass
+class Container:
+    id: str
+    name: str
+    config: dict[str, Any]
+    stdin: bytes = b""
+    status: int | None = None
+    out_of_memory: bool = False
+    killed: bool = False
+    removed: bool = False
+    started: threading.Event = field(default_factory=threading.Event)
+    ended: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass
+class DockerEngineDouble:
+    """The double's state: the images it plays, the containers it made, the requests it had."""
+
+    images: dict[str, Program]
+    containers: dict[str, Container] = field(default_factory=dict)
+    requests: list[tuple[str, str]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def created(self) -> list[Container]:
+        with self.lock:
+            return list(self.containers.values())
+
+    def handler(self) -> type[JSONHandler]:
+        engine = self
+
+        class Handler(JSONHandler):
+            def do_GET(self) -> None:
+                self.route("GET")
+
+            def do_POST(self) -> None:
+                self.route("POST")
+
+            def do_DELETE(self) -> None:
+                self.route("DELETE")
+
+            def route(self, method: str) -> None:
+                parts = urlsplit(self.path)
+                query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+                self.body()
+                with engine.lock:
+                    engine.requests.append((method, parts.path))
+                if method == "GET" and (found := re.fullmatch(r"/images/(.+)/json", parts.path)):
+                    return self.image(found.group(1))
+                if method == "POST" and parts.path == "/containers/create":
+                    return self.create(query.get("name", ""))
+                found = re.fullmatch(r"/containers/([0-9a-f]{64})(/[a-z]+)?", parts.path)
+                container = engine.containers.get(found.group(1)) if found else None
+                if container is None or container.removed:
+                    return self.answer(404, {"message": "No such container: " + parts.path})
+                action = (method, found.group(2) if found else None)
+                if action == ("POST", "/attach"):
+                    return self.attach(container)
+                if action == ("POST", "/start"):
+                    container.started.set()
+                    return self.no_content()
+                if action == ("POST", "/wait"):
+                    container.ended.wait(SETTLE_SECONDS)
+                    return self.answer(200, {"Error": None, "StatusCode": container.status})
+                if action == ("GET", "/json"):
+                    state = {"ExitCode": container.status, "OOMKilled": container.out_of_memory}
+                    return self.answer(200, {"Id": container.id, "State": state})
+                if action == ("POST", "/kill"):
+                    if container.ended.is_set():
+                        return self.answer(409, {"message": "is not running"})
+                    container.killed, container.status = True, 137
+                    container.ended.set()
+                    return self.no_content()
+                if action == ("DELETE", None):
+                    container.removed = True
+                    if not container.ended.is_set():
+                        container.status = 137
+                        container.ended.set()
+                    return self.no_content()
+                return self.answer(404, {"message": "page not found"})
+
+            def image(self, name: str) -> None:
+                if name not in engine.images:
+                    message = f"no such image: {name}: No such image: {name}"
+                    return self.answer(404, {"message": message})
+                return self.answer(200, {"Id": "sha256:" + "0" * 64, "RepoTags": [name]})
+
+            def create(self, name: str) -> None:
+                config = self.json_body
+                if config.get("Image") not in engine.images:
+                    return self.answer(404, {"message": f"No such image: {config.get('Image')}"})
+                container = Container(secrets.token_hex(32), name, config)
+                with engine.lock:
+                    engine.containers[container.id] = container
+                return self.answer(201, {"Id": container.id, "Warnings": []})
+
+            def attach(self, container: Container) -> None:
+                """The hijacked connection: stdin in, the program's output out as frames."""
+                self.send_response(101, "UPGRADED")
+                self.send_header("Content-Type", "application/vnd.docker.raw-stream")
+                self.send_header("Connection", "Upgrade")
+                self.send_header("Upgrade", "tcp")
+                self.end_headers()
+                self.wfile.flush()
+                self.close_connection = True
+                if not container.started.wait(SETTLE_SECONDS):
+                    return
+                program = engine.images[container.config["Image"]]
+                if program is hang:
+                    container.ended.wait(SETTLE_SECONDS)
+                    return
+                container.stdin = self.rfile.read()  # to end of file: the client half-closes
+                ended = program(container.stdin)
+                # stderr's first byte before stdout: the streams arrive interleaved
+                out = ((2, ended.stderr[:1]), (1, ended.stdout), (2, ended.stderr[1:]))
+                try:
+                    for stream, data in out:
+                        for start in range(0, len(data), FRAME_BYTES):
+                            chunk = data[start : start + FRAME_BYTES]
+                            header = bytes([stream, 0, 0, 0]) + len(chunk).to_bytes(4, "big")
+                            self.wfile.write(header + chunk)
+                    self.wfile.flush()
+                except OSError:
+                    pass  # the client stopped reading (too much output) and hung up
+                if not container.ended.is_set():
+                    container.status, container.out_of_memory = ended.status, ended.out_of_memory
+                    container.ended.set()
+
+            def no_content(self) -> None:
+                self.send_response(204)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            @property
+            def json_body(self) -> dict[str, Any]:
+                return dict(json.loads(self._body or b"{}"))
+
+            def body(self) -> bytes:
+                self._body = super().body()
+                return self._body
+
+        return Handler
+
+
+class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+
+@contextmanager
+def running_engine(path: Path, images: dict[str, Program]) -> Iterator[DockerEngineDouble]:
+    """The double listening on the unix socket `path` until the block ends."""
+    engine = DockerEngineDouble(images)
+    try:
+        with serving(_Server(str(path), engine.handler())):
+            yield engine
+    finally:
+        path.unlink(missing_ok=True)
