@@ -232,9 +232,8 @@ class DockerEngine:
                     try:
                         stdout, stderr, cut = await _demultiplexed(reader, limits)
                     finally:
-                        feeding.cancel()
-                        with contextlib.suppress(asyncio.CancelledError):
-                            await feeding
+                        feeding.cancel()  # the program ended without reading it all
+                        await asyncio.wait([feeding])  # (a cancel of this run still comes through)
                 finally:
                     writer.close()
                 waited = await self._request(
