@@ -36,6 +36,7 @@ from psycopg.sql import SQL, Identifier
 from application import payloads
 from application.errors import ConcurrentWrite, NotFound, PreconditionFailed
 from application.ids import is_id
+from application.recorder import OneTripRecorder
 from domain.aggregate import Aggregate
 
 META_KEY = "_meta"
@@ -84,6 +85,7 @@ def event_store_env(database_url: str, *, pool_size: int = 1) -> dict[str, str]:
         "POSTGRES_PRE_PING": "y",
         "POSTGRES_LOCK_TIMEOUT": "5",
         "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "10",
+        "APPLICATION_RECORDER_TOPIC": get_topic(OneTripRecorder),
         # Not POSTGRES_ENABLE_DB_FUNCTIONS: its insert function does not take the table lock
         # that keeps notification ids in commit order, which projectors rely on.
     }
@@ -110,14 +112,24 @@ def new_mapper() -> Mapper[str]:
     return Mapper(transcoder=new_transcoder())
 
 
-def shared_datastore(database_url: str, *, max_size: int, name: str = "a2n-events") -> Any:
+def shared_datastore(
+    database_url: str,
+    *,
+    max_size: int,
+    name: str = "a2n-events",
+    check: Callable[[Any], None] | None = None,
+) -> Any:
     """One connection pool for the event stores of every context in a process (pass it as
     `datastore=` to each app): the contexts' writes are short and serialised per log anyway,
-    so a pool apiece would only multiply idle connections."""
+    so a pool apiece would only multiply idle connections. `check` replaces the check on borrow
+    (the library's pre-ping: a round trip every time)."""
     factory = PostgresFactory(Environment("A2N", event_store_env(database_url, pool_size=max_size)))
     datastore: PostgresDatastore = factory.datastore
     kwargs: dict[str, Any] = datastore.pool.kwargs  # type: ignore[assignment]
     kwargs["application_name"] = name
+    if check is not None:
+        # The library takes only a yes/no for its pool's check; the pool is not open yet.
+        datastore.pool._check = check
     return datastore
 
 
@@ -177,7 +189,10 @@ class EventStoreApp(Application[str]):
     pool and leaves closing it to its owner; without it the app opens a pool of its own.
     """
 
-    env: ClassVar[dict[str, str]] = {"ORIGINATOR_ID_TYPE": "text"}
+    env: ClassVar[dict[str, str]] = {
+        "ORIGINATOR_ID_TYPE": "text",
+        "APPLICATION_RECORDER_TOPIC": get_topic(OneTripRecorder),
+    }
 
     def __init__(
         self, env: Mapping[str, str] | None = None, *, datastore: PostgresDatastore | None = None
