@@ -1,15 +1,17 @@
 """Applying events to a projector's tables: pages of events per transaction, tracked exactly once.
 
 Each batch runs in one transaction that (1) takes the projector's advisory lock, so only one
-process applies it at a time and a rebuild can pause it, (2) reads the tracked position, (3) reads
-the next page of the context's event log, (4) runs the handlers, and (5) moves the tracked
-position, then commits. A crash anywhere rolls all of it back: no event is skipped or applied
-twice. Committed batches announce themselves on the `a2n_projection` channel for read-your-writes.
+process applies it at a time and a rebuild can pause it, (2) reads the tracked positions (and
+whether the projector is parked) in one statement, after the lock, (3) reads the next page of
+each context's event log it was asked to look at, (4) runs the handlers, and (5) moves the
+tracked position, then commits. A crash anywhere rolls all of it back: no event is skipped or
+applied twice. Committed batches announce themselves on the `a2n_projection` channel for
+read-your-writes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,9 +54,11 @@ def lock_key(projector: str) -> str:
 
 @dataclass(frozen=True)
 class Batch:
-    """How many events one batch read, per application."""
+    """How many events one batch read, per application; `parked` when it read nothing because
+    an operator must look at the projector first (see `run_batch`)."""
 
     read: dict[str, int]
+    parked: bool = False
 
     @property
     def total(self) -> int:
@@ -80,41 +84,75 @@ class ProjectionRunner:
         self.mapper = new_mapper()
 
     def run_batch(
-        self, conn: psycopg.Connection[Any], *, until: Mapping[str, int] | None = None
+        self,
+        conn: psycopg.Connection[Any],
+        *,
+        until: Mapping[str, int] | None = None,
+        only: Collection[str] | None = None,
+        unless_parked: bool = False,
     ) -> Batch | None:
-        """Apply the next batch in its own transaction; None if another process holds the lock."""
+        """Apply the next batch in its own transaction; None if another process holds the lock.
+
+        `only` names the applications to read (the others have no news, as their NOTIFY says);
+        with `unless_parked`, a projector with an unresolved parked event reads nothing.
+        """
         with conn.transaction(), conn.cursor() as cur:
             locked = cur.execute(
                 "SELECT pg_try_advisory_xact_lock(hashtext(%s))", (lock_key(self.projector.name),)
             ).fetchone()
             if not locked or not locked[0]:
                 return None
-            return self.apply_pending(cur, until=until)
+            # After the lock, in a statement of its own: its snapshot sees the last batch the
+            # previous holder committed.
+            parked, positions = self._state(cur)
+            if unless_parked and parked:
+                return Batch({}, parked=True)
+            return self.apply_pending(cur, until=until, only=only, positions=positions)
 
-    def apply_pending(self, cur: Cursor[Any], *, until: Mapping[str, int] | None = None) -> Batch:
-        """Apply up to one page per application inside the caller's transaction."""
+    def apply_pending(
+        self,
+        cur: Cursor[Any],
+        *,
+        until: Mapping[str, int] | None = None,
+        only: Collection[str] | None = None,
+        positions: Mapping[str, int] | None = None,
+    ) -> Batch:
+        """Apply up to one page per application (of `only`, when given) inside the caller's
+        transaction, from `positions` (read here when not given)."""
+        if positions is None:
+            positions = self.tracked_positions(cur)
         read: dict[str, int] = {}
         for application in self.projector.applications:
+            if only is not None and application not in only:
+                read[application] = 0
+                continue
             stop = None if until is None else until.get(application, 0)
-            read[application] = self._apply_page(cur, application, stop)
+            read[application] = self._apply_page(
+                cur, application, positions.get(application, 0), stop
+            )
         return Batch(read)
 
     def tracked_positions(self, cur: Cursor[Any]) -> dict[str, int]:
         """The positions this projector has applied, per application (0 = nothing yet)."""
-        rows = cur.execute(
-            "SELECT application, position FROM projection_tracking WHERE projector = %s",
-            (self.projector.name,),
-        ).fetchall()
-        positions = dict.fromkeys(self.projector.applications, 0)
-        positions.update(dict(rows))
-        return positions
+        return self._state(cur)[1]
 
-    def _apply_page(self, cur: Cursor[Any], application: str, stop: int | None) -> int:
+    def _state(self, cur: Cursor[Any]) -> tuple[bool, dict[str, int]]:
+        """Whether the projector is parked, and its tracked positions."""
         row = cur.execute(
-            "SELECT position FROM projection_tracking WHERE projector = %s AND application = %s",
-            (self.projector.name, application),
+            "SELECT EXISTS (SELECT 1 FROM projection_parked_event "
+            "WHERE projector = %(name)s AND resolved_at IS NULL), "
+            "coalesce((SELECT jsonb_object_agg(application, position) FROM projection_tracking "
+            "WHERE projector = %(name)s), '{}'::jsonb)",
+            {"name": self.projector.name},
         ).fetchone()
-        position = int(row[0]) if row else 0
+        parked, tracked = (False, {}) if row is None else row
+        positions = dict.fromkeys(self.projector.applications, 0)
+        positions.update({name: int(position) for name, position in tracked.items()})
+        return bool(parked), positions
+
+    def _apply_page(
+        self, cur: Cursor[Any], application: str, position: int, stop: int | None
+    ) -> int:
         if stop is not None and position >= stop:
             return 0
         query = sql.SQL(

@@ -115,6 +115,10 @@ class ProjectionSupervisor:
         self.listener = listener
         self._stopping = threading.Event()
         self._wake = {p.name: threading.Event() for p in self.projectors}
+        self._news: dict[str, set[str] | None] = dict.fromkeys(self._wake)
+        """Per projector, the applications whose log grew since its last drain (None: any
+        may have: at start, after a reconnect, a timeout, a failure or a control wake)."""
+        self._news_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._subscribe()
 
@@ -152,9 +156,8 @@ class ProjectionSupervisor:
                 owned.stop()
 
     def wake(self, projector: str | None = None) -> None:
-        for name, event in self._wake.items():
-            if projector in (None, name):
-                event.set()
+        """Have `projector` (None: every one) look at all its logs now."""
+        self._wake_all([name for name in self._wake if projector in (None, name)])
 
     def _subscribe(self) -> None:
         """Wake a projector when a log it follows grows, or when it is named on the control
@@ -162,20 +165,40 @@ class ProjectionSupervisor:
         followers: dict[str, list[str]] = {}
         for projector in self.projectors:
             for application in projector.applications:
-                followers.setdefault(events_table(application), []).append(projector.name)
-        for channel, names in followers.items():
-            wake = partial(self._wake_all, tuple(names))
-            self.listener.subscribe(channel, partial(_ignore_payload, wake), reconnected=wake)
+                followers.setdefault(application, []).append(projector.name)
+        for application, names in followers.items():
+            grew = partial(self._wake_all, tuple(names), application)
+            self.listener.subscribe(
+                events_table(application),
+                partial(_ignore_payload, grew),
+                reconnected=partial(self._wake_all, tuple(names)),
+            )
         mine = set(self._wake)
         self.listener.subscribe(
             CONTROL_CHANNEL, lambda payload: self._wake_all((payload,) if payload else mine)
         )
 
-    def _wake_all(self, names: Iterable[str]) -> None:
+    def _wake_all(self, names: Iterable[str], application: str | None = None) -> None:
+        """Wake the projectors `names`, noting that `application`'s log grew (None: any)."""
+        names = [name for name in names if name in self._wake]
+        self._note(names, application)
         for name in names:
-            wake = self._wake.get(name)
-            if wake is not None:
-                wake.set()
+            self._wake[name].set()
+
+    def _note(self, names: Iterable[str], application: str | None = None) -> None:
+        """Note for the next drain of `names` that `application`'s log grew (None: any log)."""
+        with self._news_lock:
+            for name in names:
+                news = self._news[name]
+                if application is None:
+                    self._news[name] = None
+                elif news is not None:
+                    news.add(application)
+
+    def _take_news(self, name: str) -> set[str] | None:
+        with self._news_lock:
+            news, self._news[name] = self._news[name], set()
+        return news
 
     # -- projector threads ---------------------------------------------------------------------
 
@@ -186,9 +209,8 @@ class ProjectionSupervisor:
         attempts: dict[tuple[str, int], int] = {}
         while not self._stopping.is_set():
             try:
-                with self.pool.connection() as conn:
-                    parked = _is_parked(conn, projector.name)
-                if parked:
+                status = self._drain(runner)
+                if status == "parked":
                     state.status = "parked"
                     self._sleep(projector.name, self.poll_interval)
                     continue
@@ -199,7 +221,7 @@ class ProjectionSupervisor:
                         f"projector {projector.name} resumed",
                         metadata={"projector": projector.name},
                     )
-                state.status = self._drain(runner)
+                state.status = status
                 backoff.reset()
                 attempts.clear()
                 self._sleep(projector.name, self.poll_interval)
@@ -267,16 +289,27 @@ class ProjectionSupervisor:
 
     def _drain(self, runner: ProjectionRunner) -> Status:
         """Apply batches until caught up, giving the connection back between batches so the
-        other projectors get their turn; 'standby' when another process holds the projector.
-        Each batch takes the supervisor's batch size of the moment (`projection_batch_size`)."""
-        while not self._stopping.is_set():
-            runner.batch_size = self.batch_size  # a runtime setting may change it
-            with self.pool.connection() as conn:
-                batch = runner.run_batch(conn)
-            if batch is None:
-                return "standby"
-            if all(n < runner.batch_size for n in batch.read.values()):
-                break
+        other projectors get their turn; 'standby' when another process holds the projector,
+        'parked' while it has an unresolved parked event. Only the logs that grew since the
+        last drain are read. Each batch takes the supervisor's batch size of the moment
+        (`projection_batch_size`)."""
+        name = runner.projector.name
+        only = self._take_news(name)
+        try:
+            while not self._stopping.is_set():
+                runner.batch_size = self.batch_size  # a runtime setting may change it
+                with self.pool.connection() as conn:
+                    batch = runner.run_batch(conn, only=only, unless_parked=True)
+                if batch is None:
+                    self._note((name,))  # on taking over later, read every log
+                    return "standby"
+                if batch.parked:
+                    return "parked"
+                if all(n < runner.batch_size for n in batch.read.values()):
+                    break
+        except BaseException:
+            self._note((name,))  # the retry reads every log again
+            raise
         return "running"
 
     def _keep_prefix(
@@ -299,20 +332,13 @@ class ProjectionSupervisor:
         if not wakeable:
             self._stopping.wait(seconds)
             return
-        wake.wait(seconds)
+        if not wake.wait(seconds):
+            self._note((projector,))  # a NOTIFY may have been lost: look at every log
         wake.clear()
 
 
 def _ignore_payload(wake: Callable[[], None], _payload: str) -> None:
     wake()
-
-
-def _is_parked(conn: psycopg.Connection[Any], projector: str) -> bool:
-    row = conn.execute(
-        "SELECT 1 FROM projection_parked_event WHERE projector = %s AND resolved_at IS NULL",
-        (projector,),
-    ).fetchone()
-    return row is not None
 
 
 def _park(conn: psycopg.Connection[Any], failure: HandlerFailed, attempts: int) -> None:
