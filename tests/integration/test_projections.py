@@ -277,3 +277,22 @@ def test_without_notifications_the_projector_still_catches_up_by_polling(
         assert supervisor.listening is False
     finally:
         supervisor.stop()
+
+
+def test_a_notify_wakes_the_projector_to_read_the_log_that_grew(
+    fresh_database_url: str, service_for: Callable[[str], WorkflowService], caller: Caller
+) -> None:
+    """With polling too slow to matter, each save's NOTIFY alone gets it applied, again and
+    again: the supervisor notes which of the projector's logs grew and the drain reads it."""
+    url = fresh_database_url
+    service = service_for(url)
+    supervisor = ProjectionSupervisor(url, [workflows.projector], poll_interval=600)
+    supervisor.start()
+    try:
+        wait_until(lambda: supervisor.listening)
+        for name in ("first", "second", "third"):
+            position = service.create(caller, name=name, definition=GRAPH).position
+            wait_until(lambda position=position: tracked(url, "workflows") >= position)
+        assert rows(url, "SELECT count(*) FROM workflow")[0][0] == 3
+    finally:
+        supervisor.stop()
