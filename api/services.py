@@ -22,6 +22,7 @@ from application.credentials.directory import ReadModelCredentials
 from application.credentials.sealing import CredentialSealer
 from application.credentials.templates import sync_credential_templates
 from application.credentials.vault import CredentialVault
+from application.crypto import KeyRing
 from application.database import Database
 from application.egress import Egress
 from application.eventstore import event_store_env
@@ -93,6 +94,7 @@ from application.workflows.sharing import WorkflowSharing
 from application.workflows.transfer import WorkflowTransfer
 from application.workflows.webhook_routes import WebhookRouteTable
 from domain.workflows.limits import DefinitionLimits
+from projections.rebuild_jobs import RebuildJobs
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -139,6 +141,8 @@ class Services:
     runtime_settings: SettingsService
     journal: SystemLog
     """This process's system_log writer."""
+    rebuilds: RebuildJobs
+    """Projector rebuilds started over HTTP, running in threads of this process."""
     redis: aioredis.Redis | None = None
     supervisor: ProjectionSupervisor | None = None
     process_managers: ProjectionSupervisor | None = None
@@ -367,6 +371,10 @@ async def open_services(
         stack.callback(
             journal.record, "process", "process.stopped", f"a2n {journal.service} stopping"
         )
+        rebuilds = RebuildJobs(
+            database.url, prepare=partial(_use_key_ring, keys.master), journal=journal
+        )
+        stack.callback(rebuilds.close)
         yield Services(
             settings=settings,
             database=database,
@@ -396,6 +404,7 @@ async def open_services(
             erased_workflows=ErasedOwnerWorkflows(identity_app, workflows_app, sync_pool),
             live=live,
             runtime_settings=SettingsService(operations_app, live),
+            rebuilds=rebuilds,
             journal=journal,
             redis=redis_client,
             supervisor=supervisor,
@@ -486,6 +495,13 @@ def _polling(
 def _set_default_limit(webhooks: WebhookService, value: str) -> None:
     """Watcher of `webhook_rate_limit`: the limit of webhook paths whose workflow sets none."""
     webhooks.default_limit = rate_limit(value)
+
+
+def _use_key_ring(ring: KeyRing) -> None:
+    """Give the projectors of personal data the master keys (a rebuild in this process)."""
+    from projections.identity import use_key_ring
+
+    use_key_ring(ring)
 
 
 def _sync_reference_data(pool: ConnectionPool[Any]) -> None:
