@@ -41,8 +41,8 @@ from application.executions.webhook_state import (
 )
 from application.executions.webhooks import WebhookService
 from application.executions.workers import execution_transport, running_worker, worker_name
-from application.health.checks import Check, Result
-from application.health.monitor import log_failure, monitor_for
+from application.health.monitor import monitor_for
+from application.health.states import HealthStates
 from application.identity.app import IdentityApp
 from application.identity.authenticate import Authenticator
 from application.identity.commands import IdentityService, identity_service
@@ -62,7 +62,7 @@ from application.nodes.runtimes import NodeRuntimes
 from application.nodes.types import CustomNodeTypes
 from application.notifications.channels import HTTP_TIMEOUT, Channels
 from application.notifications.sender import NotificationSender
-from application.notifications.store import Alerts, alert_channels
+from application.notifications.store import alert_channels
 from application.operations.app import OperationsApp
 from application.operations.catalog import rate_limit
 from application.operations.commands import SettingsService
@@ -324,9 +324,7 @@ async def open_services(
                 roster=roster,
                 projection_lags=lambda: projection_lags(sync_pool),
                 redis_client=None if redis_clients is None else redis_clients[0],
-                on_check_failed=partial(
-                    _alert_check_failed, Alerts(sync_pool, alert_channels(settings))
-                ),
+                states=HealthStates(operations_app),
             )
             scheduler = scheduler_for(
                 settings,
@@ -450,13 +448,6 @@ def _process_managers(
         poll_interval=settings.projection_poll_interval,
         alert_channels=alerting,
     )
-
-
-def _alert_check_failed(alerts: Alerts, check: Check, result: Result) -> None:
-    """A health check that is not HEALTHY: logged, and an alert to the administrators (one per
-    checked service and status per hour while it keeps failing)."""
-    log_failure(check, result)
-    alerts.health_check_failed(result.service_name, result.message, status=result.status.value)
 
 
 def _send_notifications(
