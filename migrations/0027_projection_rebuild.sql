@@ -26,7 +26,7 @@ COMMENT ON COLUMN projection_rebuild.requested_by IS 'User id of the administrat
 COMMENT ON COLUMN projection_rebuild.started_at IS 'When the rebuild took its lock and began replaying.';
 COMMENT ON COLUMN projection_rebuild.finished_at IS 'When it succeeded or failed; NULL while running.';
 COMMENT ON COLUMN projection_rebuild.events_done IS 'Events replayed so far.';
-COMMENT ON COLUMN projection_rebuild.events_total IS 'Events to replay (the log heads when it began; the final catch-up may add a few).';
+COMMENT ON COLUMN projection_rebuild.events_total IS 'Events to replay: while running an estimate (the log heads'' positions, gaps included); once succeeded, the events replayed.';
 COMMENT ON COLUMN projection_rebuild.positions IS 'Positions reached per event log once it succeeded.';
 COMMENT ON COLUMN projection_rebuild.error IS 'Why it failed (exception type and message, never a secret).';
 GRANT SELECT ON projection_rebuild TO a2n_app;

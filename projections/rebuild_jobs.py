@@ -184,11 +184,13 @@ class RebuildJobs:
             log.error("projection.rebuild_failed", projector=projector, error=detail)
         conn.execute(
             "UPDATE projection_rebuild SET state = %s, finished_at = now(), positions = %s, "
-            "error = %s WHERE projector = %s",
+            "error = %s, events_total = CASE WHEN %s THEN events_done ELSE events_total END "
+            "WHERE projector = %s",
             (
                 "failed" if error else "succeeded",
                 None if positions is None else Jsonb(positions),
                 detail,
+                error is None,  # done: what was to replay is what was replayed
                 projector,
             ),
         )
