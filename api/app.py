@@ -26,6 +26,7 @@ from api.commands.node_marketplace import NodeCollectionCommands, NodeTemplateCo
 from api.commands.nodes import NodeCommands
 from api.commands.notifications import NotificationCommands
 from api.commands.oauth import OAuthCommands, OAuthLinkCommands
+from api.commands.projections import ProjectionCommands
 from api.commands.retention import RetentionCommands
 from api.commands.settings import SettingCommands
 from api.commands.sign_in import SignInCommands, TwoFactorCommands
@@ -133,6 +134,7 @@ def create_app(
                     ScheduleQueries,
                     StatsQueries,
                     RetentionCommands,
+                    ProjectionCommands,
                     HealthCheckQueries,
                     NotificationQueries,
                     NotificationAdminQueries,

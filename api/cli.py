@@ -496,15 +496,18 @@ def _background_role(
 
 
 def _retention_run(args: argparse.Namespace) -> int:
+    from application.operations.live import effective_retention_rules
     from application.retention import RetentionBusy, Rule, run_retention
 
-    database = _database(_settings(args))
+    settings = _settings(args)
+    database = _database(settings)
 
     def progress(rule: Rule, rows: int) -> None:
         _say(f"retention: {rule.table}: {rule.about} older than {rule.keep}: {rows} rows so far")
 
     try:
-        report = run_retention(database.url, progress=progress)
+        rules = effective_retention_rules(settings, database.url)
+        report = run_retention(database.url, rules=rules, progress=progress)
     except RetentionBusy as exc:
         raise CommandError(str(exc)) from None
     for result in report.results:

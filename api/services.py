@@ -22,6 +22,7 @@ from application.credentials.directory import ReadModelCredentials
 from application.credentials.sealing import CredentialSealer
 from application.credentials.templates import sync_credential_templates
 from application.credentials.vault import CredentialVault
+from application.crypto import KeyRing
 from application.database import Database
 from application.egress import Egress
 from application.eventstore import event_store_env
@@ -40,8 +41,8 @@ from application.executions.webhook_state import (
 )
 from application.executions.webhooks import WebhookService
 from application.executions.workers import execution_transport, running_worker, worker_name
-from application.health.checks import Check, Result
-from application.health.monitor import log_failure, monitor_for
+from application.health.monitor import monitor_for
+from application.health.states import HealthStates
 from application.identity.app import IdentityApp
 from application.identity.authenticate import Authenticator
 from application.identity.commands import IdentityService, identity_service
@@ -61,7 +62,7 @@ from application.nodes.runtimes import NodeRuntimes
 from application.nodes.types import CustomNodeTypes
 from application.notifications.channels import HTTP_TIMEOUT, Channels
 from application.notifications.sender import NotificationSender
-from application.notifications.store import Alerts, alert_channels
+from application.notifications.store import alert_channels
 from application.operations.app import OperationsApp
 from application.operations.catalog import rate_limit
 from application.operations.commands import SettingsService
@@ -93,6 +94,7 @@ from application.workflows.sharing import WorkflowSharing
 from application.workflows.transfer import WorkflowTransfer
 from application.workflows.webhook_routes import WebhookRouteTable
 from domain.workflows.limits import DefinitionLimits
+from projections.rebuild_jobs import RebuildJobs
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -139,6 +141,8 @@ class Services:
     runtime_settings: SettingsService
     journal: SystemLog
     """This process's system_log writer."""
+    rebuilds: RebuildJobs
+    """Projector rebuilds started over HTTP, running in threads of this process."""
     redis: aioredis.Redis | None = None
     supervisor: ProjectionSupervisor | None = None
     process_managers: ProjectionSupervisor | None = None
@@ -320,9 +324,7 @@ async def open_services(
                 roster=roster,
                 projection_lags=lambda: projection_lags(sync_pool),
                 redis_client=None if redis_clients is None else redis_clients[0],
-                on_check_failed=partial(
-                    _alert_check_failed, Alerts(sync_pool, alert_channels(settings))
-                ),
+                states=HealthStates(operations_app),
             )
             scheduler = scheduler_for(
                 settings,
@@ -367,6 +369,10 @@ async def open_services(
         stack.callback(
             journal.record, "process", "process.stopped", f"a2n {journal.service} stopping"
         )
+        rebuilds = RebuildJobs(
+            database.url, prepare=partial(_use_key_ring, keys.master), journal=journal
+        )
+        stack.callback(rebuilds.close)
         yield Services(
             settings=settings,
             database=database,
@@ -396,6 +402,7 @@ async def open_services(
             erased_workflows=ErasedOwnerWorkflows(identity_app, workflows_app, sync_pool),
             live=live,
             runtime_settings=SettingsService(operations_app, live),
+            rebuilds=rebuilds,
             journal=journal,
             redis=redis_client,
             supervisor=supervisor,
@@ -443,13 +450,6 @@ def _process_managers(
     )
 
 
-def _alert_check_failed(alerts: Alerts, check: Check, result: Result) -> None:
-    """A health check that is not HEALTHY: logged, and an alert to the administrators (one per
-    checked service and status per hour while it keeps failing)."""
-    log_failure(check, result)
-    alerts.health_check_failed(result.service_name, result.message, status=result.status.value)
-
-
 def _send_notifications(
     stack: AsyncExitStack, settings: Settings, pool: ConnectionPool[Any], egress: Egress
 ) -> None:
@@ -486,6 +486,13 @@ def _polling(
 def _set_default_limit(webhooks: WebhookService, value: str) -> None:
     """Watcher of `webhook_rate_limit`: the limit of webhook paths whose workflow sets none."""
     webhooks.default_limit = rate_limit(value)
+
+
+def _use_key_ring(ring: KeyRing) -> None:
+    """Give the projectors of personal data the master keys (a rebuild in this process)."""
+    from projections.identity import use_key_ring
+
+    use_key_ring(ring)
 
 
 def _sync_reference_data(pool: ConnectionPool[Any]) -> None:

@@ -1,4 +1,5 @@
-"""The notification process manager: follows the Executions and Identity logs like a projector
+"""The notification process manager: follows the Executions, Identity and Operations logs like a
+projector
 (tracked in `projection_tracking`, one process at a time, parked by the supervisor) and raises
 notifications in the same transaction as its position (application/notifications/triggers.py).
 
@@ -17,14 +18,18 @@ from domain.executions.execution import FINAL_EVENTS
 from domain.identity.api_key import ApiKey
 from domain.identity.security_event import SecurityEvent
 from domain.identity.user import User
+from domain.operations.health import HealthCheck
 from projections.projector import EventContext, Projector
 
 if TYPE_CHECKING:
     from application.notifications.triggers import NotificationTriggers
 
 NAME = "notifications"
-APPLICATIONS = ("executions", "identity")
-ABOUT = "raises notifications when runs end, security events happen and accounts change"
+APPLICATIONS = ("executions", "identity", "operations")
+ABOUT = (
+    "raises notifications when runs end, security events happen, accounts change and health "
+    "checks change status"
+)
 
 description = Projector(NAME, applications=APPLICATIONS, tables=(), about=ABOUT)
 """The manager as status and resume commands see it (no handlers: those need the write side)."""
@@ -49,5 +54,14 @@ def process_manager(triggers: NotificationTriggers) -> Projector:
     @manager.on(ApiKey.Created)
     def api_key_created(cur: Cursor[Any], event: Any, ctx: EventContext) -> None:
         triggers.api_key_created(cur, event)
+
+    @manager.on(
+        HealthCheck.Registered,
+        HealthCheck.Degraded,
+        HealthCheck.BecameUnhealthy,
+        HealthCheck.Recovered,
+    )
+    def health_check_changed(cur: Cursor[Any], event: Any, ctx: EventContext) -> None:
+        triggers.health_check_changed(cur, event)
 
     return manager

@@ -76,8 +76,11 @@ class Rebuilder:
         *,
         batch_size: int = 2000,
         progress: Progress | None = None,
+        locked: Callable[[], None] | None = None,
     ) -> None:
         self.database_url = database_url
+        self.locked = locked or (lambda: None)
+        """Called once the projector's rebuild lock is taken, before the replay begins."""
         self.projector = projector
         self.runner = ProjectionRunner(projector, batch_size=batch_size, announce=False)
         self.progress = progress or (lambda done, total: None)
@@ -164,6 +167,7 @@ class Rebuilder:
                     f"a rebuild or verify of {self.projector.name} is already running"
                 )
             try:
+                self.locked()
                 with conn.cursor() as cur:
                     self.skipped = skipped_events(cur, self.projector.name)
                 self.runner.skip = frozenset((e.application, e.position) for e in self.skipped)

@@ -16,6 +16,7 @@ from api.paging import Cursor, Limit
 from api.schemas.operations import (
     ProjectorPage,
     ProjectorRead,
+    RebuildRead,
     SettingChangeRead,
     SettingHistoryPage,
     SettingPage,
@@ -30,6 +31,8 @@ from application.operations.commands import known_setting
 from application.operations.queries import SystemLogFilter, list_system_log, stored_settings
 from application.pagination import DEFAULT_LIMIT, plain_text
 from application.system_log import LEVELS
+from projections.rebuild_jobs import STATE_QUERY as REBUILDS
+from projections.rebuild_jobs import RebuildState, rebuild_states
 from projections.status import ProjectionStatus, status_document, status_from_rows, status_query
 
 AnyRequest = Request[Any, Any, Any]
@@ -131,14 +134,17 @@ class OperationsQueries(Controller):
     @get(
         "/projections",
         summary="Every projector: position, head and lag per event log, state (parked, "
-        "running, ...), parked and skipped events (ADMIN, OWNER)",
+        "running, ...), parked and skipped events, and the latest rebuild started through the "
+        "API with its progress (ADMIN, OWNER)",
     )
     async def projections(self, request: AnyRequest) -> ProjectorPage:
         found = services(request)
         async with found.pool.connection() as conn:
             cur = await conn.execute(status_query())
             statuses = status_from_rows(await cur.fetchall())
-        return ProjectorPage([_projector(found, s) for s in statuses])
+            cur = await conn.execute(REBUILDS)
+            rebuilds = rebuild_states(await cur.fetchall())
+        return ProjectorPage([_projector(found, s, rebuilds) for s in statuses])
 
 
 def setting_read(
@@ -168,7 +174,9 @@ def setting_read(
     )
 
 
-def _projector(found: Services, status: ProjectionStatus) -> ProjectorRead:
+def _projector(
+    found: Services, status: ProjectionStatus, rebuilds: dict[str, RebuildState]
+) -> ProjectorRead:
     document = status_document(status)
     runner = found.runner_states().get(status.projector)
     state = "parked" if status.parked else runner.status if runner else "external"
@@ -184,4 +192,7 @@ def _projector(found: Services, status: ProjectionStatus) -> ProjectorRead:
         skipped=document["skipped"],
         last_error=runner.last_error if runner else None,
         restarts=runner.restarts if runner else None,
+        rebuild=RebuildRead.of(rebuilds[status.projector])
+        if status.projector in rebuilds
+        else None,
     )

@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 
 from application.retention import Report, RuleResult
+from projections.rebuild_jobs import RebuildState
 
 
 class RetentionRuleRun(msgspec.Struct, rename="camel"):
@@ -145,6 +146,44 @@ class SystemLogPage(msgspec.Struct, rename="camel"):
     next_cursor: str | None
 
 
+class RebuildRead(msgspec.Struct, rename="camel"):
+    """The latest rebuild of a projector started through the API."""
+
+    state: str
+    """running, succeeded, failed, or interrupted (its process stopped while it ran)."""
+    requested_by: str
+    started_at: datetime
+    finished_at: datetime | None
+    events_done: int
+    events_total: int
+    positions: dict[str, int] | None
+    error: str | None
+
+    @classmethod
+    def of(cls, found: RebuildState) -> RebuildRead:
+        return cls(
+            found.state,
+            found.requested_by,
+            found.started_at,
+            found.finished_at,
+            found.events_done,
+            found.events_total,
+            found.positions,
+            found.error,
+        )
+
+
+class RebuildStarted(msgspec.Struct, rename="camel"):
+    """POST /admin/projections/{name}/rebuild: the rebuild runs in the background; `watch` is
+    where its state shows (the projector's `rebuild`). A rebuild records no event: `position`
+    is the Operations log's head."""
+
+    projector: str
+    rebuild: RebuildRead
+    watch: str
+    position: int
+
+
 class ProjectorRead(msgspec.Struct, rename="camel"):
     """Where one projector stands in one event log (`a2n project status`)."""
 
@@ -161,6 +200,8 @@ class ProjectorRead(msgspec.Struct, rename="camel"):
     skipped: list[dict[str, Any]]
     last_error: str | None = None
     restarts: int | None = None
+    rebuild: RebuildRead | None = None
+    """The latest rebuild started through the API, if any."""
 
 
 class ProjectorPage(msgspec.Struct, rename="camel"):

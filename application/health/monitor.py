@@ -5,6 +5,11 @@ checks run in one process of the installation at a time. Results are written str
 `health_check` rather than recorded as events: they are telemetry kept 30 days, and events are
 kept forever.
 
+**Changes of status.** With `states` (application/health/states.py), every sample also goes
+there after it is stored: a sample whose status differs from its check's status in effect is
+recorded as a `HealthCheck` event (forever, unlike the rows), and the administrators' alert is
+raised from that event, once per change, not once per failing sample.
+
 **Failure port.** Every result that is not HEALTHY goes to `on_check_failed(check, result)`. By
 default that writes a warning log line; notifications plug their alert sender in here. A hook
 that raises is logged and does not stop the other checks or the storing of results.
@@ -36,6 +41,7 @@ from application.health.checks import (
     redis_probe,
     worker_probe,
 )
+from application.health.states import HealthStates
 from application.ids import new_id
 from application.logs import redact_text
 from application.settings import Settings
@@ -73,11 +79,13 @@ class HealthMonitor:
         pool: ConnectionPool[Any],
         *,
         on_check_failed: FailureHook = log_failure,
+        states: HealthStates | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.checks = list(checks)
         self.pool = pool
         self.on_check_failed = on_check_failed
+        self.states = states
         self.clock = clock
         started = time.monotonic()
         self._due = {check.name: started + check.first_after for check in self.checks}
@@ -113,14 +121,20 @@ class HealthMonitor:
                     self.on_check_failed(check, result)
                 except Exception:
                     log.exception("health.hook_failed", check=check.name)
+        now = self.clock()
         try:
-            self._store(check, results)
+            self._store(check, results, now)
         except Exception:
             log.exception("health.store_failed", check=check.name)
+        if self.states is not None:
+            for result in results:
+                try:
+                    self.states.observe(result, now)
+                except Exception:
+                    log.exception("health.change_not_recorded", check=check.name)
         return results
 
-    def _store(self, check: Check, results: list[Result]) -> None:
-        now = self.clock()
+    def _store(self, check: Check, results: list[Result], now: datetime) -> None:
         following = now + timedelta(seconds=check.interval)
         rows = [
             (
@@ -161,6 +175,7 @@ def monitor_for(
     projection_lags: Callable[[], list[ProjectionLag]],
     redis_client: redis.Redis | None = None,
     on_check_failed: FailureHook = log_failure,
+    states: HealthStates | None = None,
 ) -> HealthMonitor:
     """The checks A2N_HEALTH_CHECKS names, with the A2N_HEALTH_* thresholds (Redis only when
     REDIS_URL is set)."""
@@ -184,4 +199,4 @@ def monitor_for(
         for name, (kind, probe) in probes.items()
         if name in settings.health_checks
     ]
-    return HealthMonitor(checks, pool, on_check_failed=on_check_failed)
+    return HealthMonitor(checks, pool, on_check_failed=on_check_failed, states=states)

@@ -6,6 +6,10 @@ and a re-delivered event stores nothing twice (dedupe keys name the event).
   `settings.notifications` (domain/notifications.py): the workflow's owner is told on its channels.
 - A security event of severity HIGH or CRITICAL is recorded: administrators are alerted on the alert
   channels; a lockout also tells the locked account by email.
+- A health check changes status (a `HealthCheck` event, domain/operations/health.py): first
+  seen failing, became degraded or unhealthy, recovered: administrators are alerted on the alert
+  channels. Once per change, never per sample; and a check flapping between two statuses alerts
+  at most once per status and hour.
 - Two-factor sign-in is turned off, an API key is created: the account's owner is told by email
   (someone else holding the session would otherwise go unnoticed).
 
@@ -32,6 +36,7 @@ from domain.identity.api_key import ApiKey
 from domain.identity.security_event import SecurityEvent
 from domain.identity.user import User
 from domain.notifications import Severity, notification_settings
+from domain.operations.health import STATUS_OF, HealthCheck, HealthStatus
 
 log = structlog.get_logger("a2n.notifications")
 
@@ -122,6 +127,29 @@ class NotificationTriggers:
                 "If these were not you, change your password once the lock ends.",
             )
 
+    def health_check_changed(
+        self, cur: Cursor[Any], event: HealthCheck.Registered | HealthCheck.Changed
+    ) -> str | None:
+        status, message, at = health_change(event)
+        if _stale(event) or (status is HealthStatus.HEALTHY and event.originator_version == 1):
+            return None  # first seen healthy: nothing to tell
+        name = event.service_name
+        severity: Severity = "info"
+        kind, title = "health_check.recovered", f"Health check {name} recovered"
+        if status is not HealthStatus.HEALTHY:
+            kind, title = "health_check.failed", f"Health check {name} is {status}"
+            severity = "critical" if status is HealthStatus.UNHEALTHY else "warning"
+        alert = Notice(
+            kind=kind,
+            title=title,
+            body=message or f"The health check {name} reports {status}.",
+            severity=severity,
+            resource_type="health_check",
+            resource_id=name,
+            dedupe_key=f"health_check:{event.originator_id}:{status}:{at:%Y-%m-%dT%H}",
+        )
+        return raise_notification(cur, alert, self.alert_channels)
+
     def two_factor_disabled(self, cur: Cursor[Any], event: User.TwoFactorDisabled) -> None:
         self._tell_user(
             cur,
@@ -160,6 +188,15 @@ class NotificationTriggers:
             dedupe_key=f"{kind}:{event.originator_id}:{event.originator_version}",
         )
         raise_notification(cur, notice, USER_CHANNELS)
+
+
+def health_change(
+    event: HealthCheck.Registered | HealthCheck.Changed,
+) -> tuple[HealthStatus, str, datetime]:
+    """The status a HealthCheck event leads to, its message and when it was observed."""
+    if isinstance(event, HealthCheck.Registered):
+        return HealthStatus(event.status), event.message, event.observed_at
+    return STATUS_OF[type(event)], event.message, event.observed_at
 
 
 def _stale(event: Any) -> bool:

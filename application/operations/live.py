@@ -20,6 +20,7 @@ import structlog
 from eventsourcing.application import AggregateNotFoundError
 
 from application.contexts import events_table
+from application.eventstore import event_store_env
 from application.listener import Listener
 from application.operations.app import OperationsApp
 from application.operations.catalog import BY_KEY, CATALOG, RETENTION_PREFIX, default_of
@@ -58,16 +59,21 @@ class LiveSettings:
             self._watchers.append((key, apply))
         apply(self.value(key))
 
+    def load(self) -> None:
+        """Read every stored value from the event store (errors propagate; see `refresh`)."""
+        stored = {setting.key: self._load(setting.key) for setting in CATALOG}
+        with self._lock:
+            self._stored = stored
+
     def refresh(self) -> None:
         """Read every stored value from the event store, then apply the watchers; on failure
         the values in effect stay (the next notice or reconnection tries again)."""
         try:
-            stored = {setting.key: self._load(setting.key) for setting in CATALOG}
+            self.load()
         except Exception as exc:
             log.warning("settings_refresh_failed", error=f"{type(exc).__name__}: {exc}")
             return
         with self._lock:
-            self._stored = stored
             watchers = list(self._watchers)
         for key, apply in watchers:
             try:
@@ -85,6 +91,19 @@ class LiveSettings:
         except AggregateNotFoundError:
             return None
         return setting.value if isinstance(setting, AppSetting) else None
+
+
+def effective_retention_rules(settings: Settings, database_url: str) -> tuple[Rule, ...]:
+    """The retention rules with the ages in effect, read once from the event store for a
+    process that keeps no `LiveSettings` (`a2n retention run`): stored values over defaults,
+    as the scheduled job and `POST /admin/retention/run` apply them."""
+    app = OperationsApp(env=event_store_env(database_url, pool_size=1))
+    try:
+        live = LiveSettings(settings, app)
+        live.load()
+        return live.retention_rules()
+    finally:
+        app.close()
 
 
 def apply_log_level(level: str) -> None:

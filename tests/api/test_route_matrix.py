@@ -492,6 +492,12 @@ CASES: dict[str, Case] = {
     ),
     "GET /admin/system-logs": Case(role="ADMIN"),
     "GET /admin/projections": Case(role="ADMIN"),
+    # A small projector; an unknown name is the 404.
+    "POST /admin/projections/{name:str}/rebuild": Case(
+        role="ADMIN",
+        own=lambda w, me: Call({"name": "operations"}),
+        foreign=lambda w, me: Call({"name": "no_such_projector"}),
+    ),
     "GET /stats/workflows/{workflow_id:str}": Case(own=own_workflow(), foreign=foreign_workflow),
     "GET /nodes": Case(),
     "GET /nodes/{node_id:str}": Case(own=lambda w, me: Call({"node_id": "http_request"})),

@@ -57,6 +57,8 @@ APP_TABLES = {
     "system_log",  # ADMIN and OWNER only
     "app_setting",
     "health_check",
+    "health_check_state",  # ADMIN and OWNER only
+    "projection_rebuild",  # ADMIN and OWNER only
 }
 """Every table the API's role may read; anything else (event store, data keys, verification
 tokens, migrations bookkeeping) it must not touch at all."""

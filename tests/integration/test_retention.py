@@ -13,8 +13,14 @@ from typing import Any
 import psycopg
 import pytest
 
+from application.caller import Caller
+from application.eventstore import event_store_env
 from application.executions.app import ExecutionsApp
+from application.operations.app import OperationsApp
+from application.operations.commands import SettingsService
+from application.operations.live import LiveSettings, effective_retention_rules
 from application.retention import RULES, RetentionBusy, Rule, run_retention
+from application.settings import Settings
 from projections import audit, executions
 from projections.rebuild import Rebuilder
 from tests.integration.helpers import drain, record_run, rows
@@ -280,3 +286,34 @@ def test_a_rebuild_leaves_out_what_retention_pruned(
     assert ids(url, "audit_log") == live_audit
     archived = {row[0] for row in rows(url, "SELECT resource_id FROM audit_log_archive")}
     assert archived == {pruned_run}
+
+
+def test_the_command_line_run_prunes_at_the_stored_retention_age(
+    fresh_database_url: str, caller: Caller
+) -> None:
+    """`a2n retention run` takes its ages as the scheduled job does: a `retention.*` value an
+    administrator stored wins over the default (here 2 days over the spec's 30 for
+    health_check)."""
+    url = fresh_database_url
+    now = db_now(url)
+    with psycopg.connect(url, autocommit=True) as conn:
+        old = health_row(conn, now - timedelta(days=3))
+        recent = health_row(conn, now - timedelta(hours=12))
+    settings = Settings.from_env()
+    assert {r.name: r.keep for r in effective_retention_rules(settings, url)}[
+        "health_check"
+    ] == "30 days"
+
+    app = OperationsApp(env=event_store_env(url, pool_size=1))
+    try:
+        SettingsService(app, LiveSettings(settings, app)).change(
+            caller, "retention.health_check", "2 days"
+        )
+    finally:
+        app.close()
+    rules = effective_retention_rules(settings, url)
+    assert {r.name: r.keep for r in rules}["health_check"] == "2 days"
+    report = run_retention(url, rules=rules)
+    pruned = next(r for r in report.results if r.rule.name == "health_check")
+    assert (pruned.rule.keep, pruned.rows) == ("2 days", 1)
+    assert ids(url, "health_check") & {old, recent} == {recent}
