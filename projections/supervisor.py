@@ -247,7 +247,6 @@ class ProjectionSupervisor:
                 except Exception as exc:
                     state.failed(f"{type(exc).__name__}: {exc}")
                 if attempts[key] >= self.max_attempts:
-                    state.status = "parked"
                     attempts.clear()
                     self.journal.record(
                         "projections",
@@ -272,6 +271,8 @@ class ProjectionSupervisor:
                         error=failure.error,
                         hint=f"fix, then: a2n project resume {projector.name} [--skip]",
                     )
+                    # Last: whoever sees the status parked finds the journal line already.
+                    state.status = "parked"
                 else:
                     self._sleep(projector.name, backoff.next(), wakeable=False)
             except Exception as exc:
