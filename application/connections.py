@@ -11,13 +11,14 @@ its load and however many contexts or projectors it runs:
 - `a2n-scheduler-lock` (1): a scheduler candidate's election lock.
 
 Each pool keeps `A2N_DB_POOL_MIN` connections open when idle and grows to its size under load.
-A connection is checked on borrow only when it has not been checked for a second (`Checks`): a
-server restart is still noticed before a request uses a dead connection, and a busy pool stops
-paying a round trip per borrow.
+A connection is checked on borrow only when it has not been checked for a second or the server
+wrote to it (`Checks`): a restart or a terminated backend is still noticed before a request uses
+the dead connection, and a busy pool stops paying a round trip per borrow.
 """
 
 from __future__ import annotations
 
+import select
 import time
 import weakref
 from collections.abc import AsyncIterator
@@ -36,15 +37,22 @@ from application.settings import Settings
 
 class Checks:
     """The check a pool runs on borrow: the pool's own round trip, skipped for a connection
-    that passed it less than `every` seconds ago (a failure there raises, and the pool
-    replaces the connection)."""
+    that passed it less than `every` seconds ago and has nothing to read. An idle connection
+    has nothing to read unless the server wrote to it: a backend terminated or a server shutting
+    down sends its goodbye and closes the socket, so that one is checked (and replaced) at once."""
 
     def __init__(self, every: float = 1.0) -> None:
         self.every = every
         self._passed: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
 
     def _due(self, conn: Any) -> bool:
-        return time.monotonic() - self._passed.get(conn, float("-inf")) >= self.every
+        if time.monotonic() - self._passed.get(conn, float("-inf")) >= self.every:
+            return True
+        try:
+            readable, _, _ = select.select([conn.fileno()], [], [], 0)
+        except (OSError, ValueError, psycopg.Error):
+            return True
+        return bool(readable)
 
     def sync(self, conn: psycopg.Connection[Any]) -> None:
         if self._due(conn):

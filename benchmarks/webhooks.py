@@ -187,6 +187,7 @@ class Target:
     process: psutil.Process
     postgres: Callable[[], list[psutil.Process]] = list
     verify: Callable[[int], tuple[bool, str]] | None = None
+    database_url: str | None = None
 
 
 def cpu_seconds(processes: Sequence[psutil.Process]) -> float:
@@ -378,6 +379,7 @@ def a2n(server: str, redis_url: str | None, rate_limits: str) -> Iterator[Target
                     process=psutil.Process(process.pid),
                     postgres=backends,
                     verify=lambda answered: _a2n_verify(http, url, workflow_id, answered),
+                    database_url=url,
                 )
                 http.close()
         finally:
