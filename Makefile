@@ -41,13 +41,14 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
-bench: $(STAMP) ## Print event store, projection, cache, webhook and memory figures (see benchmarks/RESULTS.md)
+bench: $(STAMP) ## Print event store, projection, cache, webhook, SQL-per-run and memory figures (see benchmarks/RESULTS.md)
 	$(BIN)/python benchmarks/event_store.py
 	$(BIN)/python benchmarks/definition_cache.py
 	$(BIN)/python benchmarks/executions.py
 	$(BIN)/python benchmarks/code_sandbox.py
 	$(BIN)/python benchmarks/event_chain.py
 	$(BIN)/python benchmarks/webhooks.py
+	$(BIN)/python benchmarks/statements.py
 	$(BIN)/python benchmarks/memory.py
 
 clean:
