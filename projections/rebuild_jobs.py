@@ -35,11 +35,17 @@ STATE_QUERY = (
     "SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
     "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
     "AND ((l.classid::bigint << 32) | l.objid::bigint) "
-    "= hashtext('a2n.rebuild.' || r.projector)::bigint) THEN 'interrupted' ELSE r.state END, "
+    "IN (hashtext('a2n.rebuild.' || r.projector)::bigint, "
+    "hashtext('a2n.rebuild-job.' || r.projector)::bigint)) THEN 'interrupted' ELSE r.state END, "
     "r.requested_by, r.started_at, r.finished_at, r.events_done, r.events_total, r.positions, "
     "r.error FROM projection_rebuild r"
 )
-"""Every projector's latest API rebuild, `running` only while its lock is held."""
+"""Every projector's latest API rebuild, `running` only while its lock or its job's is held."""
+
+
+def job_key(projector: Projector) -> str:
+    """The lock a rebuild job holds from its start until its outcome is written."""
+    return f"a2n.rebuild-job.{projector.name}"
 
 
 @dataclass(frozen=True)
@@ -91,6 +97,9 @@ class RebuildJobs:
                 self.prepare()
                 # One connection of its own for the state rows, beside the rebuild's.
                 with self._connect() as state:
+                    # Held until the outcome is written: between the rebuild's unlock and that
+                    # write the row must not read as interrupted.
+                    state.execute("SELECT pg_advisory_lock(hashtext(%s))", (job_key(projector),))
 
                     def locked() -> None:
                         outcome.append(self._record_start(state, projector.name, requested_by))

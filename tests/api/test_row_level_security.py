@@ -110,7 +110,7 @@ def two_users(client: TestClient[Any]) -> tuple[Account, Account, dict[str, str]
     assert created.status_code == 201, created.text
     # Reads that wait for the projections to reach these writes: every row is in place after.
     for account in (alice, bob):
-        assert client.get(f"{API}/me/api-keys", headers=account).status_code == 200
+        read(client, account, "/me/api-keys", created.json()["position"])
         read(client, account, "/workflows", position)
     return alice, bob, workflows
 
