@@ -54,7 +54,8 @@ def test_ready_reports_database_redis_and_every_projection(
         ("event_triggers", "executions"),  # the process managers beside the workers
         ("notifications", "executions"),
         ("notifications", "identity"),
-        ("operations", "operations"),  # runtime settings
+        ("notifications", "operations"),  # health checks' changes of status
+        ("operations", "operations"),  # runtime settings, health check states
         ("audit_log", "operations"),
         ("event_triggers", "executions"),  # the process manager beside the workers
     }
