@@ -100,8 +100,12 @@ def make_database(postgres_server_url: str) -> Iterator[Callable[..., str]]:
         created.append(name)
         return _as_url(make_conninfo(postgres_server_url, dbname=name))
 
-    def make(*, migrated: bool = True) -> str:
+    def make(*, migrated: bool = True, copy_of: str | None = None) -> str:
+        """`copy_of`: the URL of a database of this run to copy (nothing may be connected to
+        it meanwhile), for tests that each want the same prepared state."""
         name = f"a2n_test_{os.getpid()}_{uuid.uuid4().hex[:10]}"
+        if copy_of is not None:
+            return create(name, like=conninfo_to_dict(copy_of)["dbname"])
         if not migrated:
             return create(name)
         if not template:

@@ -9,31 +9,47 @@ from collections.abc import Callable
 import pytest
 
 from application.caller import Caller
+from application.eventstore import event_store_env
+from application.workflows.app import WorkflowsApp
 from application.workflows.commands import WorkflowService
 from tests.e2e.test_cli import a2n
 from tests.integration.helpers import populate, rows
 
 
-@pytest.fixture
-def sealed_database(
-    fresh_database_url: str, service_for: Callable[[str], WorkflowService], caller: Caller
-) -> str:
-    """A database with a dozen workflow events, all sealed by `a2n audit seal`."""
-    head = populate(service_for(fresh_database_url), caller, 4)
-    before = a2n("audit", "verify", database_url=fresh_database_url)
+@pytest.fixture(scope="module")
+def sealed_template(make_database: Callable[..., str]) -> str:
+    """A database with a dozen workflow events, all sealed by `a2n audit seal` (once for the
+    module: each test changes a copy of it)."""
+    url = make_database()
+    app = WorkflowsApp(env=event_store_env(url, pool_size=2))
+    try:
+        head = populate(
+            WorkflowService(app),
+            Caller(user_id="u-1", correlation_id="req-1", ip="192.0.2.7", user_agent="pytest"),
+            4,
+        )
+    finally:
+        app.close()
+    before = a2n("audit", "verify", database_url=url)
     assert before.returncode == 0, before.stderr
     assert f"workflows: ok, {head} events checked, nothing sealed yet, {head} not sealed" in (
         before.stdout
     )
-    sealing = a2n("audit", "seal", database_url=fresh_database_url)
+    sealing = a2n("audit", "seal", database_url=url)
     assert sealing.returncode == 0, sealing.stderr
     assert f"workflows: {head} sealed, through {head}, link " in sealing.stdout
     assert f"sealing: {head}/{head} events (100%)" in sealing.stderr
-    after = a2n("audit", "verify", database_url=fresh_database_url)
+    after = a2n("audit", "verify", database_url=url)
     assert after.returncode == 0, after.stderr
     assert f"workflows: ok, {head} events checked, sealed through {head}, link " in after.stdout
     assert f"verifying the event chain: {head}/{head} positions (100%)" in after.stderr
-    return fresh_database_url
+    return url
+
+
+@pytest.fixture
+def sealed_database(sealed_template: str, make_database: Callable[..., str]) -> str:
+    """A copy of the sealed database, for this test alone to change."""
+    return make_database(copy_of=sealed_template)
 
 
 def event_at(url: str, position: int) -> tuple[str, int]:
