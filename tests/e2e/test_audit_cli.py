@@ -4,7 +4,7 @@ changes or deletes with SQL."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Iterator
 
 import pytest
 
@@ -12,12 +12,13 @@ from application.caller import Caller
 from application.eventstore import event_store_env
 from application.workflows.app import WorkflowsApp
 from application.workflows.commands import WorkflowService
+from tests.conftest import Databases
 from tests.e2e.test_cli import a2n
 from tests.integration.helpers import populate, rows
 
 
 @pytest.fixture(scope="module")
-def sealed_template(make_database: Callable[..., str]) -> str:
+def sealed_template(make_database: Databases) -> Iterator[str]:
     """A database with a dozen workflow events, all sealed by `a2n audit seal` (once for the
     module: each test changes a copy of it)."""
     url = make_database()
@@ -43,13 +44,16 @@ def sealed_template(make_database: Callable[..., str]) -> str:
     assert after.returncode == 0, after.stderr
     assert f"workflows: ok, {head} events checked, sealed through {head}, link " in after.stdout
     assert f"verifying the event chain: {head}/{head} positions (100%)" in after.stderr
-    return url
+    yield url
+    make_database.drop(url)
 
 
 @pytest.fixture
-def sealed_database(sealed_template: str, make_database: Callable[..., str]) -> str:
+def sealed_database(sealed_template: str, make_database: Databases) -> Iterator[str]:
     """A copy of the sealed database, for this test alone to change."""
-    return make_database(copy_of=sealed_template)
+    url = make_database(copy_of=sealed_template)
+    yield url
+    make_database.drop(url)
 
 
 def event_at(url: str, position: int) -> tuple[str, int]:
