@@ -15,7 +15,7 @@ from litestar.openapi import ResponseSpec
 from api.context import services
 from api.metrics import ExecutionFigures, RunCounts
 from api.services import Services
-from application.executions.roster import fresh
+from application.executions.roster import fresh, fresh_seconds
 from projections.status import ProjectionStatus, status_from_rows, status_query
 
 CHECK_TIMEOUT = 2.0
@@ -108,7 +108,11 @@ async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
         )
         for band, depth in depths.items():
             gauges.queue_depth.labels(band).set(depth)
-        beats = fresh(await to_thread.run_sync(found.roster.beats), time.time())
+        beats = fresh(
+            await to_thread.run_sync(found.roster.beats),
+            time.time(),
+            fresh_seconds(found.settings.worker_beat_interval),
+        )
     except Exception as exc:
         log.warning("metrics.queue_unavailable", error=type(exc).__name__)
     else:

@@ -150,6 +150,10 @@ class Settings:
     """A2N_MAIL_POLL_INTERVAL: seconds the mail sender waits between looks at the outbox."""
     worker_concurrency: int = 10
     """A2N_WORKER_CONCURRENCY: executions one worker process runs at the same time."""
+    worker_beat_interval: float = 5.0
+    """A2N_WORKER_BEAT_INTERVAL: seconds between two heartbeats of a worker; a worker whose
+    last beat is three intervals old counts as stale (the same in every process of an
+    installation)."""
     execution_timeout: int = 3600
     """A2N_EXECUTION_TIMEOUT: seconds an execution may run at most; a workflow's
     settings.timeout (milliseconds) may only lower it."""
@@ -530,6 +534,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "mail_from": ("A2N_MAIL_FROM", _mail_address),
     "mail_poll_interval": ("A2N_MAIL_POLL_INTERVAL", _seconds(0.1, 3600)),
     "worker_concurrency": ("A2N_WORKER_CONCURRENCY", _integer(1, 1000)),
+    "worker_beat_interval": ("A2N_WORKER_BEAT_INTERVAL", _seconds(0.1, 600)),
     "execution_timeout": ("A2N_EXECUTION_TIMEOUT", _integer(1, 30 * 24 * 3600)),
     "max_node_output_bytes": ("A2N_MAX_NODE_OUTPUT_BYTES", _integer(1024, 64 * 1024**2)),
     "code_timeout": ("A2N_CODE_TIMEOUT", _seconds(0.1, 3600)),

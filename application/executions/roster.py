@@ -1,11 +1,11 @@
 """Worker heartbeats: which workers are alive and how busy they are, across processes.
 
 Every worker writes a beat (runs under way, its concurrency, the wall-clock time) every
-`BEAT_SECONDS`; /metrics sums the fresh beats into workers busy and total, and the worker health
-check reports beats that went stale. With Redis the beats are fields of one hash shared by the
-installation's workers on every machine; without Redis the only workers are in this process. A
-worker that stops says so (`leave`); one that died leaves a beat that ages, and readers forget a
-beat after `FORGET_SECONDS`.
+A2N_WORKER_BEAT_INTERVAL seconds (`BEAT_SECONDS` by default); /metrics sums the fresh beats into
+workers busy and total, and the worker health check reports beats that went stale. With Redis
+the beats are fields of one hash shared by the installation's workers on every machine; without
+Redis the only workers are in this process. A worker that stops says so (`leave`); one that died
+leaves a beat that ages, and readers forget a beat after `FORGET_SECONDS`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ from typing import Protocol
 import redis
 
 BEAT_SECONDS = 5.0
-FRESH_SECONDS = 3 * BEAT_SECONDS
+"""The default interval between two beats of a worker."""
+FRESH_BEATS = 3
+FRESH_SECONDS = FRESH_BEATS * BEAT_SECONDS
 """A beat younger than this counts its worker as alive (two beats may be missed)."""
 FORGET_SECONDS = 3600.0
 
@@ -46,8 +48,14 @@ class Roster(Protocol):
         """Every beat not yet forgotten, fresh or stale (blocking)."""
 
 
-def fresh(beats: list[Beat], now: float) -> list[Beat]:
-    return [b for b in beats if now - b.at < FRESH_SECONDS]
+def fresh_seconds(beat_interval: float) -> float:
+    """How young a beat must be to count its worker as alive, for workers beating every
+    `beat_interval` seconds."""
+    return FRESH_BEATS * beat_interval
+
+
+def fresh(beats: list[Beat], now: float, within: float = FRESH_SECONDS) -> list[Beat]:
+    return [b for b in beats if now - b.at < within]
 
 
 class MemoryRoster:

@@ -33,7 +33,7 @@ from application.executions.nodes.sandbox import isolation_problem
 from application.executions.queue import ExecutionQueue, MemoryQueue
 from application.executions.reconciler import Reconciler
 from application.executions.redis_queue import RedisStreamQueue
-from application.executions.roster import BEAT_SECONDS, Beat, MemoryRoster, RedisRoster, Roster
+from application.executions.roster import Beat, MemoryRoster, RedisRoster, Roster
 from application.executions.worker import Worker
 from application.ids import new_id
 from application.settings import Settings
@@ -133,7 +133,10 @@ async def running_worker(
         running = [
             asyncio.create_task(worker.run(stop), name="a2n-worker"),
             asyncio.create_task(reconciler.run(stop, RECONCILE_SECONDS), name="a2n-reconciler"),
-            asyncio.create_task(_beating(roster, worker, name, stop), name="a2n-worker-beat"),
+            asyncio.create_task(
+                _beating(roster, worker, name, stop, settings.worker_beat_interval),
+                name="a2n-worker-beat",
+            ),
         ]
         try:
             yield worker
@@ -142,8 +145,10 @@ async def running_worker(
             await asyncio.gather(*running)
 
 
-async def _beating(roster: Roster, worker: Worker, name: str, stop: asyncio.Event) -> None:
-    """Write the worker's beat every BEAT_SECONDS until `stop`; then take it off the roster. A
+async def _beating(
+    roster: Roster, worker: Worker, name: str, stop: asyncio.Event, every: float
+) -> None:
+    """Write the worker's beat every `every` seconds until `stop`; then take it off the roster. A
     roster that fails to answer (Redis restarting) is tried again at the next beat."""
 
     def beat() -> None:
@@ -155,7 +160,7 @@ async def _beating(roster: Roster, worker: Worker, name: str, stop: asyncio.Even
         except Exception as exc:
             log.warning("worker.beat_failed", error=f"{type(exc).__name__}: {exc}")
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), BEAT_SECONDS)
+            await asyncio.wait_for(stop.wait(), every)
     try:
         await asyncio.to_thread(roster.leave, name)
     except Exception as exc:

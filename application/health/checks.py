@@ -180,14 +180,17 @@ def disk_probe(path: Path, warn_percent: float, fail_percent: float) -> Probe:
     return probe
 
 
-def worker_probe(roster: Roster, clock: Callable[[], float] = time.time) -> Probe:
+def worker_probe(
+    roster: Roster, clock: Callable[[], float] = time.time, *, within: float = FRESH_SECONDS
+) -> Probe:
     """Worker heartbeats: UNHEALTHY when no worker beats (runs would wait for good), DEGRADED
-    when some beat went stale (a worker died or hangs; its runs pass to others after a lease)."""
+    when some beat went stale, older than `within` seconds (a worker died or hangs; its runs
+    pass to others after a lease)."""
 
     def probe() -> list[Result]:
         now = clock()
         beats = roster.beats()
-        stale = sorted(b.worker for b in beats if now - b.at >= FRESH_SECONDS)
+        stale = sorted(b.worker for b in beats if now - b.at >= within)
         alive = len(beats) - len(stale)
         oldest = max((now - b.at for b in beats), default=None)
         status = Status.UNHEALTHY if alive == 0 else Status.DEGRADED if stale else Status.HEALTHY
@@ -208,7 +211,7 @@ def worker_probe(roster: Roster, clock: Callable[[], float] = time.time) -> Prob
                     "alive": alive,
                     "stale": stale,
                     "oldestBeatSeconds": None if oldest is None else round(oldest, 1),
-                    "freshSeconds": FRESH_SECONDS,
+                    "freshSeconds": within,
                 },
             )
         ]

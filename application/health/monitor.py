@@ -27,7 +27,7 @@ import structlog
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
-from application.executions.roster import FRESH_SECONDS, Roster
+from application.executions.roster import Roster, fresh_seconds
 from application.health.checks import (
     Check,
     Probe,
@@ -180,6 +180,7 @@ def monitor_for(
     """The checks A2N_HEALTH_CHECKS names, with the A2N_HEALTH_* thresholds (Redis only when
     REDIS_URL is set)."""
     every = settings.health_check_interval
+    stale_after = fresh_seconds(settings.worker_beat_interval)
     disk = settings.health_disk_free_percent
     probes: dict[str, tuple[str, Probe]] = {
         "postgres": ("database", postgres_probe(pool, settings.health_latency_ms)),
@@ -189,13 +190,13 @@ def monitor_for(
             projection_probe(projection_lags, settings.health_projection_lag),
         ),
         "disk": ("disk", disk_probe(settings.data_dir, disk, disk / 2)),
-        "workers": ("worker", worker_probe(roster)),
+        "workers": ("worker", worker_probe(roster, within=stale_after)),
     }
     if redis_client is not None:
         probes["redis"] = ("cache", redis_probe(redis_client, settings.health_latency_ms))
     checks = [
         # A worker starting beside this scheduler has not beaten yet: no false alarm at start.
-        Check(name, kind, every, probe, FRESH_SECONDS if name == "workers" else 0.0)
+        Check(name, kind, every, probe, stale_after if name == "workers" else 0.0)
         for name, (kind, probe) in probes.items()
         if name in settings.health_checks
     ]

@@ -134,11 +134,12 @@ def test_the_scheduler_checks_everything_and_the_route_serves_it(
         database_url=fresh_database_url,
         redis_url=redis_url,
         health_disk_free_percent=100.0,
+        # The workers are first checked three beats after the scheduler starts (15 s by default).
+        worker_beat_interval=0.5,
     )
     app = create_app(settings, run_projectors=True, run_workers=True, run_scheduler=True)
     with TestClient(app) as isolated:
         owner = owner_of(isolated)
-        # The workers are first checked 15 s after the scheduler starts.
         deadline = time.monotonic() + 45
         while True:
             items = get(isolated, owner)["items"]

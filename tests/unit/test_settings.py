@@ -89,6 +89,7 @@ def test_health_checks_are_all_by_default_or_a_chosen_few_or_off() -> None:
         ("A2N_HEALTH_CHECKS", ","),
         ("A2N_HEALTH_DISK_FREE_PERCENT", "101"),
         ("A2N_HEALTH_CHECK_INTERVAL", "0"),
+        ("A2N_WORKER_BEAT_INTERVAL", "0"),
     ):
         with pytest.raises(SettingsError, match=variable):
             Settings.from_env({variable: value})
