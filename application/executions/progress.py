@@ -16,11 +16,15 @@ import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import redis
-import redis.asyncio as aioredis
 import structlog
+
+if TYPE_CHECKING:
+    # Imported where used: the commands that only read the event store (`a2n project`,
+    # `a2n audit`) start without loading the Redis client.
+    import redis
+    import redis.asyncio as aioredis
 
 log = structlog.get_logger(__name__)
 
@@ -136,6 +140,8 @@ class RedisProgress:
         self.hub = hub
 
     def announce(self, execution_id: str, version: int) -> None:
+        import redis
+
         self.hub.announce(execution_id, version)
         try:
             self.client.publish(self.channel, f"{execution_id} {version}")
@@ -145,6 +151,8 @@ class RedisProgress:
     async def relay(self, client: aioredis.Redis, stop: asyncio.Event) -> None:
         """Pass every notice on the channel to the hub until `stop` is set; subscribe again
         (with a growing pause) whenever the connection drops."""
+        import redis
+
         pause = RECONNECT_SECONDS[0]
         while not stop.is_set():
             try:

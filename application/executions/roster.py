@@ -14,9 +14,10 @@ import json
 import threading
 import time
 from dataclasses import asdict, dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import redis
+if TYPE_CHECKING:
+    import redis
 
 BEAT_SECONDS = 5.0
 """The default interval between two beats of a worker."""

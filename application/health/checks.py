@@ -14,12 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import redis
 from psycopg_pool import ConnectionPool
 
 from application.executions.roster import FRESH_SECONDS, Roster
+
+if TYPE_CHECKING:
+    import redis
 
 
 class Status(StrEnum):
