@@ -22,7 +22,9 @@ install: $(STAMP)
 $(STAMP): pyproject.toml uv.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
-	UV_PROJECT_ENVIRONMENT=$(VENV) $(BIN)/uv sync --frozen --inexact --extra dev --python $(BIN)/python
+	# --compile-bytecode: every process (a test worker, each `a2n` the end-to-end tests start)
+	# would otherwise compile the dependencies again wherever PYTHONDONTWRITEBYTECODE is set.
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(BIN)/uv sync --frozen --inexact --compile-bytecode --extra dev --python $(BIN)/python
 	@touch $@
 
 services: ## Start the machine's PostgreSQL and Redis if they are installed but stopped
