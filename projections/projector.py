@@ -8,6 +8,7 @@ only the projector's own tables so a rebuild can swap those tables alone.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 from collections.abc import Callable, Hashable, Mapping, Sequence
@@ -51,10 +52,8 @@ class EventContext:
 
 Handler = Callable[[Cursor[Any], Any, EventContext], None]
 Statement = LiteralString | sql.Composed | sql.SQL
-APPEND_ROWS = 1000
-"""Rows per INSERT when a page's appended rows are written (see `append_rows`)."""
-MAX_PARAMETERS = 65535
-"""PostgreSQL's limit of parameters in one statement."""
+Columns = tuple[tuple[str, str], ...]
+"""Columns of rows to append: (name, SQL type), names and types from the code."""
 
 
 class Projector:
@@ -119,7 +118,7 @@ class PageCursor(Cursor[Any]):
         self.pipeline = pipeline
         self.memo: dict[Hashable, Any] = {}
         self._checks: list[tuple[Cursor[Any], str]] = []
-        self._appended: dict[tuple[str, tuple[str, ...]], list[Sequence[Any]]] = {}
+        self._appended: dict[tuple[str, Columns], list[Sequence[Any]]] = {}
         store_clean_text(self)
 
     @property
@@ -132,7 +131,7 @@ class PageCursor(Cursor[Any]):
         """Raise LookupError(missing) from `settle` unless `check`'s statement touched one row."""
         self._checks.append((check, missing))
 
-    def append(self, table: str, columns: tuple[str, ...], rows: Sequence[Sequence[Any]]) -> None:
+    def append(self, table: str, columns: Columns, rows: Sequence[Sequence[Any]]) -> None:
         """Keep rows for `table` to insert with the others at the end of the page."""
         self._appended.setdefault((table, columns), []).extend(rows)
 
@@ -142,10 +141,7 @@ class PageCursor(Cursor[Any]):
             return
         appended, self._appended = self._appended, {}
         for (table, columns), rows in appended.items():
-            per_statement = min(APPEND_ROWS, MAX_PARAMETERS // len(columns))
-            for start in range(0, len(rows), per_statement):
-                chunk = rows[start : start + per_statement]
-                self.execute(_insert(table, columns, len(chunk)), [v for row in chunk for v in row])
+            _insert(self, table, columns, rows)
         self.pipeline.sync()
         checks, self._checks = self._checks, []
         for check, missing in checks:
@@ -185,27 +181,37 @@ def expect_one(
 
 
 def append_rows(
-    cur: Cursor[Any], table: str, columns: tuple[str, ...], rows: Sequence[Sequence[Any]]
+    cur: Cursor[Any], table: str, columns: Columns, rows: Sequence[Sequence[Any]]
 ) -> None:
     """Insert `rows` into `table`, a table no handler of the projector reads or changes while it
     applies a page (logs, metrics): on a pipelined `PageCursor` they are inserted with the page's
-    other rows for the table in one statement at the end of the page."""
+    other rows for the table in one statement at the end of the page. The values of a column
+    must share one Python type (None aside): they are sent as one array."""
     if not rows:
         return
     if isinstance(cur, PageCursor) and cur.pipeline is not None:
         cur.append(table, columns, rows)
         return
-    cur.executemany(_insert(table, columns, 1), rows)
+    _insert(cur, table, columns, rows)
 
 
-def _insert(table: str, columns: tuple[str, ...], count: int) -> sql.Composed:
-    """INSERT of `count` rows of `columns` into `table` (names from the code)."""
-    row = sql.SQL("({})").format(sql.SQL(", ").join(sql.Placeholder() * len(columns)))
-    return sql.SQL("INSERT INTO {} ({}) VALUES {}").format(
-        sql.Identifier(table),
-        sql.SQL(", ").join(map(sql.Identifier, columns)),
-        sql.SQL(", ").join([row] * count),
+def _insert(cur: Cursor[Any], table: str, columns: Columns, rows: Sequence[Sequence[Any]]) -> None:
+    """Insert `rows` into `table` with one statement of the same text whatever their number
+    (one array per column, unnested), which psycopg caches and PostgreSQL can prepare."""
+    cur.execute(
+        _unnest_insert(table, columns), [list(values) for values in zip(*rows, strict=True)]
     )
+
+
+@functools.cache
+def _unnest_insert(table: str, columns: Columns) -> bytes:
+    arrays = sql.SQL(", ").join(sql.SQL("%s::{}[]").format(sql.SQL(type_)) for _, type_ in columns)
+    query = sql.SQL("INSERT INTO {} ({}) SELECT * FROM unnest({})").format(
+        sql.Identifier(table),
+        sql.SQL(", ").join(sql.Identifier(name) for name, _ in columns),
+        arrays,
+    )
+    return query.as_bytes(None)
 
 
 def set_stamped(cur: Cursor[Any], table: str, event: Any, values: Mapping[str, Any]) -> None:
