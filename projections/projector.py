@@ -117,7 +117,8 @@ class PageCursor(Cursor[Any]):
         super().__init__(connection)
         self.pipeline = pipeline
         self.memo: dict[Hashable, Any] = {}
-        self._checks: list[tuple[Cursor[Any], str]] = []
+        self._checks: list[tuple[Cursor[Any], int, str]] = []
+        self._before_settle: list[Callable[[], None]] = []
         self._appended: dict[tuple[str, Columns], list[Sequence[Any]]] = {}
         store_clean_text(self)
 
@@ -127,9 +128,15 @@ class PageCursor(Cursor[Any]):
             self.pipeline.sync()
         return super().rowcount
 
-    def defer(self, check: Cursor[Any], missing: str) -> None:
-        """Raise LookupError(missing) from `settle` unless `check`'s statement touched one row."""
-        self._checks.append((check, missing))
+    def defer(self, check: Cursor[Any], missing: str, rows: int = 1) -> None:
+        """Raise LookupError(missing) from `settle` unless `check`'s statement touched `rows`
+        rows."""
+        self._checks.append((check, rows, missing))
+
+    def before_settle(self, write: Callable[[], None]) -> None:
+        """Run `write` at the end of the page, before anything else `settle` does (a projector's
+        rows held back to be written set-based)."""
+        self._before_settle.append(write)
 
     def append(self, table: str, columns: Columns, rows: Sequence[Sequence[Any]]) -> None:
         """Keep rows for `table` to insert with the others at the end of the page."""
@@ -139,13 +146,16 @@ class PageCursor(Cursor[Any]):
         """Insert the appended rows, wait for every statement sent, run the deferred checks."""
         if self.pipeline is None:
             return
+        writes, self._before_settle = self._before_settle, []
+        for write in writes:
+            write()
         appended, self._appended = self._appended, {}
         for (table, columns), rows in appended.items():
-            _insert(self, table, columns, rows)
+            insert_rows(self, table, columns, rows)
         self.pipeline.sync()
         checks, self._checks = self._checks, []
-        for check, missing in checks:
-            if check.rowcount != 1:
+        for check, expected, missing in checks:
+            if check.rowcount != expected:
                 raise LookupError(missing)
 
 
@@ -169,14 +179,25 @@ def expect_one(
 ) -> None:
     """Run a statement that must touch exactly one row (LookupError(missing) otherwise); on a
     pipelined `PageCursor` the check waits for the end of the page."""
+    expect_rows(cur, query, params, 1, missing)
+
+
+def expect_rows(
+    cur: Cursor[Any],
+    query: Statement,
+    params: Sequence[Any] | Mapping[str, Any],
+    rows: int,
+    missing: str,
+) -> None:
+    """`expect_one` for a statement that must touch exactly `rows` rows."""
     if isinstance(cur, PageCursor) and cur.pipeline is not None:
         check = Cursor(cur.connection)
         store_clean_text(check)
         check.execute(query, params)
-        cur.defer(check, missing)
+        cur.defer(check, missing, rows)
         return
     cur.execute(query, params)
-    if cur.rowcount != 1:
+    if cur.rowcount != rows:
         raise LookupError(missing)
 
 
@@ -192,12 +213,17 @@ def append_rows(
     if isinstance(cur, PageCursor) and cur.pipeline is not None:
         cur.append(table, columns, rows)
         return
-    _insert(cur, table, columns, rows)
+    insert_rows(cur, table, columns, rows)
 
 
-def _insert(cur: Cursor[Any], table: str, columns: Columns, rows: Sequence[Sequence[Any]]) -> None:
+def insert_rows(
+    cur: Cursor[Any], table: str, columns: Columns, rows: Sequence[Sequence[Any]]
+) -> None:
     """Insert `rows` into `table` with one statement of the same text whatever their number
-    (one array per column, unnested), which psycopg caches and PostgreSQL can prepare."""
+    (one array per column, unnested), which psycopg caches and PostgreSQL can prepare. The
+    values of a column must share one Python type (None aside)."""
+    if not rows:
+        return
     cur.execute(
         _unnest_insert(table, columns), [list(values) for values in zip(*rows, strict=True)]
     )
