@@ -597,7 +597,7 @@ def _flush(cur: PageCursor, page: _Page) -> None:
         expect_rows(
             cur,
             "UPDATE execution e SET updated_at = v.at, revision = v.revision "
-            "FROM unnest(%s::text[], %s::timestamptz[], %s::integer[]) AS v(id, at, revision) "
+            "FROM unnest(%b::text[], %b::timestamptz[], %b::integer[]) AS v(id, at, revision) "
             "WHERE e.id = v.id",
             (ids, [at for at, _ in page.stamps.values()], [v for _, v in page.stamps.values()]),
             len(ids),

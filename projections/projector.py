@@ -231,7 +231,7 @@ def insert_rows(
 
 @functools.cache
 def _unnest_insert(table: str, columns: Columns) -> bytes:
-    arrays = sql.SQL(", ").join(sql.SQL("%s::{}[]").format(sql.SQL(type_)) for _, type_ in columns)
+    arrays = sql.SQL(", ").join(sql.SQL("%b::{}[]").format(sql.SQL(type_)) for _, type_ in columns)
     query = sql.SQL("INSERT INTO {} ({}) SELECT * FROM unnest({})").format(
         sql.Identifier(table),
         sql.SQL(", ").join(sql.Identifier(name) for name, _ in columns),
