@@ -40,18 +40,20 @@ _COLUMNS: Columns = (
     ("timestamp", "timestamptz"),
 )
 _INSERT = (
-    "INSERT INTO audit_log (" + ", ".join(f'"{name}"' for name, _ in _COLUMNS) + ") "
-    "SELECT v.id, v.application, v.position, v.user_id, v.action, v.resource, v.resource_id, "
-    "v.resource_version, v.old_values, v.new_values, "
-    "CASE WHEN erased THEN NULL ELSE v.ip_address END, "
-    "CASE WHEN erased THEN NULL ELSE v.user_agent END, v.correlation_id, "
-    "CASE WHEN erased THEN (v.metadata - 'ip') || '{\"anonymized\": true}' ELSE v.metadata END, "
+    "INSERT INTO audit_log ("
+    + ", ".join(f'"{name}"' for name, _ in _COLUMNS)
+    + ") SELECT v.id, v.application, v.position, v.user_id, v.action, v.resource, "
+    "v.resource_id, v.resource_version, v.old_values, v.new_values, "
+    "CASE WHEN e.id IS NULL THEN v.ip_address END, "
+    "CASE WHEN e.id IS NULL THEN v.user_agent END, v.correlation_id, "
+    "CASE WHEN e.id IS NULL THEN v.metadata "
+    "ELSE (v.metadata - 'ip') || '{\"anonymized\": true}' END, "
     'v."timestamp" FROM unnest('
     + ", ".join(f"%b::{type_}[]" for _, type_ in _COLUMNS)
-    + ") AS v("
+    + ") WITH ORDINALITY AS v("
     + ", ".join(f'"{name}"' for name, _ in _COLUMNS)
-    + ") CROSS JOIN LATERAL (SELECT EXISTS (SELECT 1 FROM audit_log a "
-    "WHERE a.resource_id = v.user_id AND a.action = 'UserErased') AS erased) actor"
+    + ", n) LEFT JOIN (SELECT DISTINCT resource_id AS id FROM audit_log "
+    "WHERE action = 'UserErased') AS e ON e.id = v.user_id ORDER BY v.n"
 )
 """The rows of a page, each stored anonymised if its actor's erasure is in the table already.
 Only `erased` writes UserErased rows, and it writes what the page held back first, so no row
