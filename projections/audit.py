@@ -10,7 +10,7 @@ from application.audit import event_payload
 from application.contexts import LOGS
 from domain.aggregate import event_type_name
 from domain.identity.user import User
-from projections.projector import Columns, EventContext, PageCursor, Projector, jsonb
+from projections.projector import Columns, EventContext, Projector, held, jsonb
 
 projector = Projector(
     "audit_log",
@@ -91,37 +91,34 @@ def record(cur: Cursor[Any], event: Any, ctx: EventContext) -> None:
         jsonb(extra),
         event.timestamp,
     )
-    if isinstance(cur, PageCursor) and cur.pipeline is not None:
-        held = cur.memo.get(_HELD)
-        if held is None:
-            held = cur.memo[_HELD] = []
-            cur.before_settle(lambda: _write(cur))
-        held.append(row)
-        return
-    _insert(cur, [row])
+    rows = _held(cur)
+    if rows is None:
+        _insert(cur, [row])
+    else:
+        rows.append(row)
 
 
-def _write(cur: PageCursor) -> None:
-    """Insert the rows the page held back."""
-    held = cur.memo.get(_HELD)
-    if held:
-        _insert(cur, held)
-        held.clear()
+def _held(cur: Cursor[Any]) -> list[tuple[Any, ...]] | None:
+    return held(cur, _HELD, list, _insert)
 
 
 def _insert(cur: Cursor[Any], rows: list[tuple[Any, ...]]) -> None:
-    cur.execute(_INSERT, [list(values) for values in zip(*rows, strict=True)])
+    """Insert `rows` (and forget them: they may be the page's held rows)."""
+    if rows:
+        cur.execute(_INSERT, [list(values) for values in zip(*rows, strict=True)])
+        rows.clear()
 
 
 @projector.on(User.Erased)
 def erased(cur: Cursor[Any], event: User.Erased, ctx: EventContext) -> None:
     """Audit the erasure, then drop where the erased user acted from (the spec's
     `anonymize_user_data`): the rows stay, marked `anonymized`."""
-    if isinstance(cur, PageCursor):
-        _write(cur)
+    rows = _held(cur)
+    if rows is not None:
+        _insert(cur, rows)  # the rows before it, for the UPDATE below
     record(cur, event, ctx)
-    if isinstance(cur, PageCursor):
-        _write(cur)
+    if rows is not None:
+        _insert(cur, rows)  # its own, which the page's later rows check for
     cur.execute(
         "UPDATE audit_log SET ip_address = NULL, user_agent = NULL, "
         "metadata = (metadata - 'ip') || '{\"anonymized\": true}' WHERE user_id = %s",

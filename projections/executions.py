@@ -30,6 +30,7 @@ from projections.projector import (
     Projector,
     append_rows,
     expect_rows,
+    held,
     insert_rows,
     jsonb,
     update_stamped,
@@ -572,13 +573,7 @@ class _Page:
 
 def _page(cur: Cursor[Any]) -> _Page | None:
     """The page's held-back rows on a pipelined `PageCursor`; None: write as it comes."""
-    if not isinstance(cur, PageCursor) or cur.pipeline is None:
-        return None
-    page = cur.memo.get(_PAGE)
-    if page is None:
-        page = cur.memo[_PAGE] = _Page()
-        cur.before_settle(lambda: _flush(cur, page))
-    return page
+    return held(cur, _PAGE, _Page, _flush)
 
 
 def _flush(cur: PageCursor, page: _Page) -> None:

@@ -35,6 +35,7 @@ from projections.projector import (
     EventContext,
     PageCursor,
     Projector,
+    held,
     jsonb,
     set_stamped,
     update_stamped,
@@ -424,13 +425,7 @@ _USAGE = "nodes.usage"
 
 
 def _page(cur: Cursor[Any]) -> _UsagePage | None:
-    if not isinstance(cur, PageCursor) or cur.pipeline is None:
-        return None
-    page = cur.memo.get(_USAGE)
-    if page is None:
-        page = cur.memo[_USAGE] = _UsagePage()
-        cur.before_settle(lambda: _write_usage(cur, page))
-    return page
+    return held(cur, _USAGE, _UsagePage, _write_usage)
 
 
 def _write_usage(cur: PageCursor, page: _UsagePage) -> None:

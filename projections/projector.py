@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, LiteralString
+from typing import Any, LiteralString, TypeVar
 from uuid import UUID
 
 from eventsourcing.utils import get_topic
@@ -52,6 +52,7 @@ class EventContext:
 
 Handler = Callable[[Cursor[Any], Any, EventContext], None]
 Statement = LiteralString | sql.Composed | sql.SQL
+T = TypeVar("T")
 Columns = tuple[tuple[str, str], ...]
 """Columns of rows to append: (name, SQL type), names and types from the code."""
 
@@ -157,6 +158,21 @@ class PageCursor(Cursor[Any]):
         for check, expected, missing in checks:
             if check.rowcount != expected:
                 raise LookupError(missing)
+
+
+def held(
+    cur: Cursor[Any], key: str, new: Callable[[], T], write: Callable[[PageCursor, T], None]
+) -> T | None:
+    """What a projector holds back under `key` on a pipelined `PageCursor` to write set-based:
+    made by `new` on first use in the page, written by `write` at the end of the page (before
+    anything else `settle` does). None when statements go one by one (no pipeline)."""
+    if not isinstance(cur, PageCursor) or cur.pipeline is None:
+        return None
+    value: T | None = cur.memo.get(key)
+    if value is None:
+        value = cur.memo[key] = new()
+        cur.before_settle(functools.partial(write, cur, value))
+    return value
 
 
 def update_stamped(
