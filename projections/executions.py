@@ -29,6 +29,7 @@ from projections.projector import (
     PageCursor,
     Projector,
     append_rows,
+    expect_one,
     expect_rows,
     held,
     insert_rows,
@@ -151,6 +152,8 @@ def started(cur: Cursor[Any], event: Execution.Started, ctx: EventContext) -> No
         }
         for sequence, node in enumerate(event.nodes)
     ]
+    for node in event.nodes:
+        _remember(execution_id, node["id"], node.get("name"))
     page = _page(cur)
     if page is not None:
         held = page.started[execution_id] = [{**_NODE_DEFAULTS, **row} for row in rows]
@@ -633,19 +636,40 @@ def _update_node(cur: Cursor[Any], event: Any, changes: Changes) -> str:
     """Apply `changes` to the event's node; returns the node's name for log lines."""
     page = _page(cur)
     row = None if page is None else page.nodes.get((event.originator_id, event.node_id))
+    key = (event.originator_id, event.node_id)
     if row is not None:
         _change(row, {**changes, "updated_at": event.timestamp})
         # As coalesce(node_name, node_id) reads the stored row, whose text is cleaned.
         return clean_text(row["node_id"] if row["node_name"] is None else row["node_name"])
     assignments, values = _assignments(changes)
-    found = cur.execute(
+    query = (
         f"UPDATE execution_node_state SET {assignments}, updated_at = %s "
-        "WHERE execution_id = %s AND node_id = %s RETURNING coalesce(node_name, node_id)",
-        (*values, event.timestamp, event.originator_id, event.node_id),
-    ).fetchone()
+        "WHERE execution_id = %s AND node_id = %s"
+    )
+    params = (*values, event.timestamp, event.originator_id, event.node_id)
+    missing = f"execution {event.originator_id} has no node {event.node_id!r}"
+    name = _NAMES.get(key)
+    if name is not None:  # no need to wait for the row to read it back
+        expect_one(cur, query, params, missing)
+        return name
+    found = cur.execute(f"{query} RETURNING coalesce(node_name, node_id)", params).fetchone()
     if found is None:
-        raise LookupError(f"execution {event.originator_id} has no node {event.node_id!r}")
+        raise LookupError(missing)
     return str(found[0])
+
+
+_NAMES: dict[tuple[str, str], str] = {}
+"""Node names for log lines by (execution, node), as the runs' Started events gave them (a
+node row's name never changes): a node event of a run that started in an earlier page need not
+read its row back. Cleared when it holds `_MAX_NAMES`."""
+_MAX_NAMES = 100_000
+
+
+def _remember(execution_id: str, node_id: str, name: str | None) -> None:
+    if len(_NAMES) >= _MAX_NAMES:
+        _NAMES.clear()
+    # As coalesce(node_name, node_id) reads the stored row, whose text is cleaned.
+    _NAMES[(execution_id, node_id)] = clean_text(node_id if name is None else name)
 
 
 def _update_unsettled_nodes(cur: Cursor[Any], event: Any, changes: Changes) -> None:
