@@ -24,11 +24,15 @@ from domain.executions.execution import Execution
 from domain.executions.logs import LogLevel
 from domain.text import clean_text
 from projections.projector import (
+    Columns,
     EventContext,
     PageCursor,
     Projector,
     append_rows,
     expect_one,
+    expect_rows,
+    held,
+    insert_rows,
     jsonb,
     update_stamped,
 )
@@ -48,27 +52,27 @@ _PRIVATE_META = frozenset({"ip", "user_agent"})
 """Request facts kept out of execution.metadata (personal data; audit_log has them)."""
 _LINE_FIELDS = frozenset({"level", "message", "timestamp"})
 _LOG_COLUMNS = (
-    "id",
-    "execution_id",
-    "node_id",
-    "level",
-    "message",
-    "details",
-    "timestamp",
-    "event_version",
-    "seq",
+    ("id", "text"),
+    ("execution_id", "text"),
+    ("node_id", "text"),
+    ("level", "log_level"),
+    ("message", "text"),
+    ("details", "jsonb"),
+    ("timestamp", "timestamptz"),
+    ("event_version", "integer"),
+    ("seq", "integer"),
 )
 _METRIC_COLUMNS = (
-    "id",
-    "execution_id",
-    "node_id",
-    "metric_name",
-    "metric_value",
-    "unit",
-    "tags",
-    "timestamp",
-    "event_version",
-    "seq",
+    ("id", "text"),
+    ("execution_id", "text"),
+    ("node_id", "text"),
+    ("metric_name", "text"),
+    ("metric_value", "double precision"),
+    ("unit", "text"),
+    ("tags", "jsonb"),
+    ("timestamp", "timestamptz"),
+    ("event_version", "integer"),
+    ("seq", "integer"),
 )
 """execution_log and execution_metrics: only ever appended to here (see `append_rows`)."""
 
@@ -97,29 +101,32 @@ class Sample:
 
 @projector.on(Execution.Queued)
 def queued(cur: Cursor[Any], event: Execution.Queued, ctx: EventContext) -> None:
+    row = {
+        "id": event.originator_id,
+        "status": "QUEUED",
+        "trigger_data": jsonb(event.trigger_data),
+        "input_data": jsonb(event.input_items),
+        "priority": event.priority,
+        "parent_execution_id": event.parent_execution_id,
+        "context_data": jsonb({"startNodeId": event.start_node_id}),
+        "metadata": jsonb({k: v for k, v in ctx.meta.items() if k not in _PRIVATE_META}),
+        "created_at": event.timestamp,
+        "updated_at": event.timestamp,
+        "workflow_id": event.workflow_id,
+        "workflow_version": event.workflow_version,
+        "user_id": event.user_id,
+        "trigger_id": event.trigger_id,
+        "mode": event.mode,
+        "retry_of": event.retry_of,
+        "revision": event.originator_version,
+    }
+    page = _page(cur)
+    if page is not None:
+        page.runs[event.originator_id] = {**_RUN_DEFAULTS, **row}
+        return
     cur.execute(
-        "INSERT INTO execution (id, status, trigger_data, input_data, priority, "
-        "parent_execution_id, context_data, metadata, created_at, updated_at, workflow_id, "
-        "workflow_version, user_id, trigger_id, mode, retry_of, revision) "
-        "VALUES (%s, 'QUEUED', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        (
-            event.originator_id,
-            jsonb(event.trigger_data),
-            jsonb(event.input_items),
-            event.priority,
-            event.parent_execution_id,
-            jsonb({"startNodeId": event.start_node_id}),
-            jsonb({k: v for k, v in ctx.meta.items() if k not in _PRIVATE_META}),
-            event.timestamp,
-            event.timestamp,
-            event.workflow_id,
-            event.workflow_version,
-            event.user_id,
-            event.trigger_id,
-            event.mode,
-            event.retry_of,
-            event.originator_version,
-        ),
+        f"INSERT INTO execution ({', '.join(row)}) VALUES ({', '.join(['%s'] * len(row))})",
+        list(row.values()),
     )
 
 
@@ -128,33 +135,36 @@ def started(cur: Cursor[Any], event: Execution.Started, ctx: EventContext) -> No
     _update_execution(
         cur,
         event,
-        "status = 'RUNNING', start_time = %s, worker_id = %s",
-        event.timestamp,
-        event.worker_id,
+        {"status": "RUNNING", "start_time": event.timestamp, "worker_id": event.worker_id},
     )
     execution_id = event.originator_id
-    names = _node_names(cur)
+    rows = [
+        {
+            "id": str(uuid.uuid5(_NODE_STATE_IDS, f"{execution_id}/{node['id']}")),
+            "execution_id": execution_id,
+            "node_id": node["id"],
+            "node_name": node.get("name"),
+            "node_type": node["type"],
+            "sequence": sequence,
+            "status": "PENDING",
+            "created_at": event.timestamp,
+            "updated_at": event.timestamp,
+        }
+        for sequence, node in enumerate(event.nodes)
+    ]
     for node in event.nodes:
-        name = node.get("name")  # as coalesce(node_name, node_id) reads the stored row
-        names[(execution_id, node["id"])] = clean_text(node["id"] if name is None else name)
-    cur.executemany(
-        "INSERT INTO execution_node_state (id, execution_id, node_id, node_name, node_type, "
-        "sequence, status, created_at, updated_at) "
-        "VALUES (%s, %s, %s, %s, %s, %s, 'PENDING', %s, %s)",
-        [
-            (
-                str(uuid.uuid5(_NODE_STATE_IDS, f"{execution_id}/{node['id']}")),
-                execution_id,
-                node["id"],
-                node.get("name"),
-                node["type"],
-                sequence,
-                event.timestamp,
-                event.timestamp,
-            )
-            for sequence, node in enumerate(event.nodes)
-        ],
-    )
+        _remember(execution_id, node["id"], node.get("name"))
+    page = _page(cur)
+    if page is not None:
+        held = page.started[execution_id] = [{**_NODE_DEFAULTS, **row} for row in rows]
+        for row in held:
+            page.nodes[(execution_id, row["node_id"])] = row
+    elif rows:
+        cur.executemany(
+            f"INSERT INTO execution_node_state ({', '.join(rows[0])}) "
+            f"VALUES ({', '.join(['%s'] * len(rows[0]))})",
+            [list(row.values()) for row in rows],
+        )
     _log(
         cur,
         event,
@@ -169,8 +179,8 @@ def started(cur: Cursor[Any], event: Execution.Started, ctx: EventContext) -> No
 
 @projector.on(Execution.Resumed)
 def resumed(cur: Cursor[Any], event: Execution.Resumed, ctx: EventContext) -> None:
-    _update_execution(cur, event, "worker_id = %s", event.worker_id)
-    _update_unsettled_nodes(cur, event, "status = 'PENDING'")
+    _update_execution(cur, event, {"worker_id": event.worker_id})
+    _update_unsettled_nodes(cur, event, {"status": "PENDING"})
     _log(
         cur,
         event,
@@ -192,8 +202,7 @@ def succeeded(cur: Cursor[Any], event: Execution.Succeeded, ctx: EventContext) -
         "SUCCESS",
         event.duration_ms,
         Line(LogLevel.INFO, f"Execution succeeded in {event.duration_ms} ms"),
-        "output_data = %s",
-        jsonb(event.output_items),
+        {"output_data": jsonb(event.output_items)},
     )
 
 
@@ -205,9 +214,7 @@ def failed(cur: Cursor[Any], event: Execution.Failed, ctx: EventContext) -> None
         "FAILED",
         event.duration_ms,
         Line(LogLevel.ERROR, f"Execution failed: {event.error_message}"),
-        "error_message = %s, error_details = %s",
-        event.error_message,
-        jsonb(event.error_details),
+        {"error_message": event.error_message, "error_details": jsonb(event.error_details)},
     )
 
 
@@ -220,9 +227,7 @@ def timed_out(cur: Cursor[Any], event: Execution.TimedOut, ctx: EventContext) ->
         "TIMEOUT",
         event.duration_ms,
         Line(LogLevel.ERROR, f"Execution timed out: {message}"),
-        "error_message = %s, error_details = %s",
-        message,
-        jsonb({"timeoutMs": event.timeout_ms}),
+        {"error_message": message, "error_details": jsonb({"timeoutMs": event.timeout_ms})},
     )
 
 
@@ -234,8 +239,7 @@ def cancelled(cur: Cursor[Any], event: Execution.Cancelled, ctx: EventContext) -
         "CANCELLED",
         event.duration_ms,
         Line(LogLevel.WARN, f"Execution cancelled: {event.reason}"),
-        "error_message = %s",
-        event.reason,
+        {"error_message": event.reason},
     )
 
 
@@ -245,26 +249,18 @@ def _end(
     status: str,
     duration_ms: int | None,
     line: Line,
-    assignments: str,
-    *values: Any,
+    changes: Changes,
 ) -> None:
     """The run ended with `status`: its row, the nodes still going (they end CANCELLED, as in
     the aggregate; those that never started get no end time), its last log line and its
     duration metric."""
     _update_unsettled_nodes(
-        cur,
-        event,
-        "status = 'CANCELLED', end_time = CASE WHEN start_time IS NULL THEN NULL ELSE %s END",
-        event.timestamp,
+        cur, event, {"status": "CANCELLED", "end_time": IfStarted(event.timestamp)}
     )
     _update_execution(
         cur,
         event,
-        f"status = %s, end_time = %s, duration = %s, {assignments}",
-        status,
-        event.timestamp,
-        duration_ms,
-        *values,
+        {"status": status, "end_time": event.timestamp, "duration": duration_ms, **changes},
     )
     _log(cur, event, [line])
     if duration_ms is not None:
@@ -279,12 +275,14 @@ def node_started(cur: Cursor[Any], event: Execution.NodeStarted, ctx: EventConte
     name = _update_node(
         cur,
         event,
-        "status = 'RUNNING', attempt = %s, retry_count = %s, input_count = %s, "
-        "start_time = coalesce(start_time, %s), end_time = NULL",
-        event.attempt,
-        event.attempt - 1,
-        event.input_count,
-        event.timestamp,
+        {
+            "status": "RUNNING",
+            "attempt": event.attempt,
+            "retry_count": event.attempt - 1,
+            "input_count": event.input_count,
+            "start_time": IfUnset(event.timestamp),
+            "end_time": None,
+        },
     )
     _update_execution(cur, event)
     _log(
@@ -313,11 +311,14 @@ def node_succeeded(cur: Cursor[Any], event: Execution.NodeSucceeded, ctx: EventC
     name = _update_node(
         cur,
         event,
-        "status = 'SUCCESS', end_time = %s, duration = coalesce(duration, 0) + %s, "
-        "output_data = %s, error_message = NULL, error_details = NULL",
-        event.timestamp,
-        event.duration_ms,
-        jsonb(event.outputs),
+        {
+            "status": "SUCCESS",
+            "end_time": event.timestamp,
+            "duration": Add(event.duration_ms),
+            "output_data": jsonb(event.outputs),
+            "error_message": None,
+            "error_details": None,
+        },
     )
     _update_execution(cur, event)
     done = Line(
@@ -343,16 +344,16 @@ def node_attempt_failed(
     name = _update_node(
         cur,
         event,
-        "status = %s, end_time = %s, duration = coalesce(duration, 0) + %s, "
-        "error_message = %s, error_details = %s",
-        "RETRYING" if retrying else "FAILED",
-        None if retrying else event.timestamp,
-        event.duration_ms,
-        message,
-        jsonb(event.error),
+        {
+            "status": "RETRYING" if retrying else "FAILED",
+            "end_time": None if retrying else event.timestamp,
+            "duration": Add(event.duration_ms),
+            "error_message": message,
+            "error_details": jsonb(event.error),
+        },
     )
     if isinstance(event, Execution.NodeRetrying):
-        _update_execution(cur, event, "retry_count = retry_count + 1")
+        _update_execution(cur, event, {"retry_count": Add(1)})
         last = Line(
             LogLevel.WARN,
             f"Node {name} attempt {event.attempt} failed: {message}; "
@@ -373,10 +374,12 @@ def node_skipped(cur: Cursor[Any], event: Execution.NodeSkipped, ctx: EventConte
     name = _update_node(
         cur,
         event,
-        "status = 'SKIPPED', end_time = %s, skip_reason = %s, output_data = %s",
-        event.timestamp,
-        event.reason,
-        jsonb(event.outputs),
+        {
+            "status": "SKIPPED",
+            "end_time": event.timestamp,
+            "skip_reason": event.reason,
+            "output_data": jsonb(event.outputs),
+        },
     )
     _update_execution(cur, event)
     _log(cur, event, [Line(LogLevel.INFO, f"Node {name} skipped: {event.reason}", event.node_id)])
@@ -422,40 +425,262 @@ def _time_of(value: object) -> datetime | None:
 # -- writing ----------------------------------------------------------------------------------
 
 
-def _update_execution(
-    cur: Cursor[Any], event: Any, assignments: str | None = None, *values: Any
-) -> None:
-    update_stamped(cur, "execution", event, assignments, *values)
+@dataclass(frozen=True)
+class Add:
+    """`column = coalesce(column, 0) + amount`."""
+
+    amount: Any
 
 
-def _update_node(cur: Cursor[Any], event: Any, assignments: str, *values: Any) -> str:
-    """Apply `assignments` to the event's node; returns the node's name for log lines (from
-    the page's memo when its Started event was in the same page: no wait for the row)."""
+@dataclass(frozen=True)
+class IfUnset:
+    """`column = coalesce(column, value)`."""
+
+    value: Any
+
+
+@dataclass(frozen=True)
+class IfStarted:
+    """`column = value` if the node has a start time, else NULL."""
+
+    value: Any
+
+
+Changes = Mapping[str, Any]
+"""New values by column (names from the code): a value, or `Add`, `IfUnset`, `IfStarted`."""
+
+
+def _assignments(changes: Changes) -> tuple[str, list[Any]]:
+    """The SQL of `changes` for an UPDATE's SET, with its values."""
+    parts: list[str] = []
+    values: list[Any] = []
+    for column, change in changes.items():
+        if isinstance(change, Add):
+            parts.append(f"{column} = coalesce({column}, 0) + %s")
+            values.append(change.amount)
+        elif isinstance(change, IfUnset):
+            parts.append(f"{column} = coalesce({column}, %s)")
+            values.append(change.value)
+        elif isinstance(change, IfStarted):
+            parts.append(f"{column} = CASE WHEN start_time IS NULL THEN NULL ELSE %s END")
+            values.append(change.value)
+        else:
+            parts.append(f"{column} = %s")
+            values.append(change)
+    return ", ".join(parts), values
+
+
+def _change(row: dict[str, Any], changes: Changes) -> None:
+    """`changes` applied to a row held in the page, as the UPDATE would (from the old values)."""
+    old = dict(row)
+    for column, change in changes.items():
+        if isinstance(change, Add):
+            row[column] = (old[column] or 0) + change.amount
+        elif isinstance(change, IfUnset):
+            row[column] = change.value if old[column] is None else old[column]
+        elif isinstance(change, IfStarted):
+            row[column] = None if old["start_time"] is None else change.value
+        else:
+            row[column] = change
+
+
+_RUN_COLUMNS = (
+    ("id", "text"),
+    ("status", "execution_status"),
+    ("trigger_data", "jsonb"),
+    ("input_data", "jsonb"),
+    ("priority", "integer"),
+    ("parent_execution_id", "text"),
+    ("context_data", "jsonb"),
+    ("metadata", "jsonb"),
+    ("created_at", "timestamptz"),
+    ("updated_at", "timestamptz"),
+    ("workflow_id", "text"),
+    ("workflow_version", "integer"),
+    ("user_id", "text"),
+    ("trigger_id", "text"),
+    ("mode", "text"),
+    ("retry_of", "text"),
+    ("revision", "integer"),
+    ("start_time", "timestamptz"),
+    ("end_time", "timestamptz"),
+    ("duration", "integer"),
+    ("output_data", "jsonb"),
+    ("error_message", "text"),
+    ("error_details", "jsonb"),
+    ("retry_count", "integer"),
+    ("worker_id", "text"),
+)
+_RUN_DEFAULTS: dict[str, Any] = {
+    "start_time": None,
+    "end_time": None,
+    "duration": None,
+    "output_data": None,
+    "error_message": None,
+    "error_details": None,
+    "retry_count": 0,
+    "worker_id": None,
+}
+"""The execution columns Queued leaves to their defaults (max_retries stays NULL)."""
+_NODE_COLUMNS = (
+    ("id", "text"),
+    ("execution_id", "text"),
+    ("node_id", "text"),
+    ("node_name", "text"),
+    ("node_type", "text"),
+    ("sequence", "integer"),
+    ("status", "node_execution_status"),
+    ("created_at", "timestamptz"),
+    ("updated_at", "timestamptz"),
+    ("start_time", "timestamptz"),
+    ("end_time", "timestamptz"),
+    ("duration", "integer"),
+    ("input_count", "integer"),
+    ("output_data", "jsonb"),
+    ("error_message", "text"),
+    ("error_details", "jsonb"),
+    ("attempt", "integer"),
+    ("retry_count", "integer"),
+    ("skip_reason", "text"),
+)
+_NODE_DEFAULTS: dict[str, Any] = {
+    "start_time": None,
+    "end_time": None,
+    "duration": None,
+    "input_count": None,
+    "output_data": None,
+    "error_message": None,
+    "error_details": None,
+    "attempt": 0,
+    "retry_count": 0,
+    "skip_reason": None,
+}
+_SETTLED = frozenset({"SUCCESS", "FAILED", "SKIPPED"})
+_PAGE = "executions.page"
+
+
+@dataclass
+class _Page:
+    """What a pipelined page holds back and writes set-based at its end (`_flush`): the runs
+    Queued in it and the node rows of the runs Started in it, changed in place by the page's
+    later events, and the newest stamp of the other runs that only events of their nodes
+    touch. Every other change is a statement as it comes, so the page's rows end as the
+    statements one by one would leave them."""
+
+    runs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    nodes: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    started: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    """The node rows of each run Started in the page (all of them are in `nodes`)."""
+    stamps: dict[str, tuple[datetime, int]] = field(default_factory=dict)
+
+
+def _page(cur: Cursor[Any]) -> _Page | None:
+    """The page's held-back rows on a pipelined `PageCursor`; None: write as it comes."""
+    return held(cur, _PAGE, _Page, _flush)
+
+
+def _flush(cur: PageCursor, page: _Page) -> None:
+    """Write what the page held back: its new runs, their node rows, the other runs' stamps."""
+    insert_rows(
+        cur, "execution", _RUN_COLUMNS, [_values(r, _RUN_COLUMNS) for r in page.runs.values()]
+    )
+    insert_rows(
+        cur,
+        "execution_node_state",
+        _NODE_COLUMNS,
+        [_values(r, _NODE_COLUMNS) for r in page.nodes.values()],
+    )
+    if page.stamps:
+        ids = list(page.stamps)
+        expect_rows(
+            cur,
+            "UPDATE execution e SET updated_at = v.at, revision = v.revision "
+            "FROM unnest(%b::text[], %b::timestamptz[], %b::integer[]) AS v(id, at, revision) "
+            "WHERE e.id = v.id",
+            (ids, [at for at, _ in page.stamps.values()], [v for _, v in page.stamps.values()]),
+            len(ids),
+            f"one of the executions {', '.join(ids)} is not in the execution table",
+        )
+    page.runs.clear()
+    page.nodes.clear()
+    page.started.clear()
+    page.stamps.clear()
+
+
+def _values(row: Mapping[str, Any], columns: Columns) -> list[Any]:
+    return [row[name] for name, _ in columns]
+
+
+def _update_execution(cur: Cursor[Any], event: Any, changes: Changes | None = None) -> None:
+    """Apply `changes` to the event's run and stamp it with the event's time and version."""
+    execution_id = event.originator_id
+    page = _page(cur)
+    if page is not None:
+        run = page.runs.get(execution_id)
+        if run is not None:
+            _change(run, {**(changes or {}), "updated_at": event.timestamp})
+            run["revision"] = event.originator_version
+            return
+        if not changes:
+            page.stamps[execution_id] = (event.timestamp, event.originator_version)
+            return
+        page.stamps.pop(execution_id, None)  # this update stamps it later still
+    if changes:
+        assignments, values = _assignments(changes)
+        update_stamped(cur, "execution", event, assignments, *values)
+    else:
+        update_stamped(cur, "execution", event)
+
+
+def _update_node(cur: Cursor[Any], event: Any, changes: Changes) -> str:
+    """Apply `changes` to the event's node; returns the node's name for log lines."""
+    page = _page(cur)
+    row = None if page is None else page.nodes.get((event.originator_id, event.node_id))
+    key = (event.originator_id, event.node_id)
+    if row is not None:
+        _change(row, {**changes, "updated_at": event.timestamp})
+        # As coalesce(node_name, node_id) reads the stored row, whose text is cleaned.
+        return clean_text(row["node_id"] if row["node_name"] is None else row["node_name"])
+    assignments, values = _assignments(changes)
     query = (
         f"UPDATE execution_node_state SET {assignments}, updated_at = %s "
         "WHERE execution_id = %s AND node_id = %s"
     )
     params = (*values, event.timestamp, event.originator_id, event.node_id)
     missing = f"execution {event.originator_id} has no node {event.node_id!r}"
-    name = _node_names(cur).get((event.originator_id, event.node_id))
-    if name is not None:
+    name = _NAMES.get(key)
+    if name is not None:  # no need to wait for the row to read it back
         expect_one(cur, query, params, missing)
         return name
-    row = cur.execute(f"{query} RETURNING coalesce(node_name, node_id)", params).fetchone()
-    if row is None:
+    found = cur.execute(f"{query} RETURNING coalesce(node_name, node_id)", params).fetchone()
+    if found is None:
         raise LookupError(missing)
-    return str(row[0])
+    return str(found[0])
 
 
-def _node_names(cur: Cursor[Any]) -> dict[tuple[str, str], str]:
-    """Node names by (execution, node) that Started events of this page created."""
-    memo: dict[tuple[str, str], str] = {}
-    if isinstance(cur, PageCursor):
-        memo = cur.memo.setdefault("executions.node_names", memo)
-    return memo
+_NAMES: dict[tuple[str, str], str] = {}
+"""Node names for log lines by (execution, node), as the runs' Started events gave them (a
+node row's name never changes): a node event of a run that started in an earlier page need not
+read its row back. Cleared when it holds `_MAX_NAMES`."""
+_MAX_NAMES = 100_000
 
 
-def _update_unsettled_nodes(cur: Cursor[Any], event: Any, assignments: str, *values: Any) -> None:
+def _remember(execution_id: str, node_id: str, name: str | None) -> None:
+    if len(_NAMES) >= _MAX_NAMES:
+        _NAMES.clear()
+    # As coalesce(node_name, node_id) reads the stored row, whose text is cleaned.
+    _NAMES[(execution_id, node_id)] = clean_text(node_id if name is None else name)
+
+
+def _update_unsettled_nodes(cur: Cursor[Any], event: Any, changes: Changes) -> None:
+    page = _page(cur)
+    held = None if page is None else page.started.get(event.originator_id)
+    if held is not None:
+        for row in held:
+            if row["status"] not in _SETTLED:
+                _change(row, {**changes, "updated_at": event.timestamp})
+        return
+    assignments, values = _assignments(changes)
     cur.execute(
         f"UPDATE execution_node_state SET {assignments}, updated_at = %s "
         "WHERE execution_id = %s AND status NOT IN ('SUCCESS', 'FAILED', 'SKIPPED')",
@@ -500,7 +725,7 @@ def _measure(cur: Cursor[Any], event: Any, samples: Sequence[Sample]) -> None:
                 event.originator_id,
                 sample.node_id,
                 sample.name,
-                sample.value,
+                float(sample.value),
                 sample.unit,
                 jsonb(dict(sample.tags)),
                 event.timestamp,

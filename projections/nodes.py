@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from psycopg import Cursor
@@ -26,9 +28,18 @@ from domain.nodes.collection import NodeCollection
 from domain.nodes.definition import NodeDefinition, NodeVisibility, node_type_id
 from domain.nodes.rating import NodeRating
 from domain.nodes.template import NodeTemplate
+from domain.text import clean_json, clean_text
 from domain.workflows.nodes.model import DEFAULT_INPUT
 from projections.identity import open_personal
-from projections.projector import EventContext, Projector, jsonb, set_stamped, update_stamped
+from projections.projector import (
+    EventContext,
+    PageCursor,
+    Projector,
+    held,
+    jsonb,
+    set_stamped,
+    update_stamped,
+)
 
 _COUNTERS = (
     "usage_count = t.executions, "
@@ -294,6 +305,9 @@ def queued(cur: Cursor[Any], event: Execution.Queued, ctx: EventContext) -> None
         "INSERT INTO node_usage_run (execution_id, user_id, node_types) VALUES (%s, %s, '{}')",
         (event.originator_id, event.user_id),
     )
+    page = _page(cur)
+    if page is not None:
+        page.runs[event.originator_id] = (event.user_id, {})
 
 
 @projector.on(Execution.Started)
@@ -303,21 +317,35 @@ def started(cur: Cursor[Any], event: Execution.Started, ctx: EventContext) -> No
         "UPDATE node_usage_run SET node_types = %s WHERE execution_id = %s",
         (jsonb(types), event.originator_id),
     )
+    page = _page(cur)
+    run = None if page is None else page.runs.get(event.originator_id)
+    if page is not None and run is not None:
+        # As the row holds them: the stored JSON is cleaned if it had to be.
+        page.runs[event.originator_id] = (run[0], clean_json(types))
 
 
 @projector.on(Execution.NodeSucceeded, Execution.NodeFailed)
 def node_ended(cur: Cursor[Any], event: Any, ctx: EventContext) -> None:
-    row = cur.execute(
-        "SELECT user_id, node_types ->> %s FROM node_usage_run WHERE execution_id = %s",
-        (event.node_id, event.originator_id),
-    ).fetchone()
-    if row is None or row[1] is None:
-        raise LookupError(f"execution {event.originator_id} has no node {event.node_id}")
-    user_id, node_type = row
+    page = _page(cur)
+    run = None if page is None else page.runs.get(event.originator_id)
+    held = None if run is None else run[1].get(clean_text(event.node_id))
+    if run is not None and isinstance(held, str):
+        user_id, node_type = run[0], held
+    else:
+        row = cur.execute(
+            "SELECT user_id, node_types ->> %s FROM node_usage_run WHERE execution_id = %s",
+            (event.node_id, event.originator_id),
+        ).fetchone()
+        if row is None or row[1] is None:
+            raise LookupError(f"execution {event.originator_id} has no node {event.node_id}")
+        user_id, node_type = row
     node_id = node_type_id(node_type)
     day = event.timestamp.date()
     ok = int(isinstance(event, Execution.NodeSucceeded))
     duration = max(0, int(event.duration_ms))
+    if page is not None:
+        page.count(node_id, day, user_id, ok, duration)
+        return
     new_user = cur.execute(
         "INSERT INTO node_usage_user (node_definition_id, date, user_id) VALUES (%s, %s, %s) "
         "ON CONFLICT DO NOTHING",
@@ -360,6 +388,121 @@ def node_ended(cur: Cursor[Any], event: Any, ctx: EventContext) -> None:
         (node_id, ok, duration),
     )
     _show_usage(cur, node_id)
+
+
+@dataclass
+class _Day:
+    """A node type's runs on one day, as the page counted them."""
+
+    executions: int = 0
+    successes: int = 0
+    total_duration_ms: int = 0
+    buckets: Counter[str] = field(default_factory=Counter)
+    users: set[str] = field(default_factory=set)
+
+
+@dataclass
+class _UsagePage:
+    """What a pipelined page of the Executions log counts, written at its end (`_write_usage`)
+    set-based: a few statements a page instead of six an ended node. The counters only add up,
+    and the derived columns (average, p95, node_definition's counters) are computed from the
+    totals once they are written, so the rows end as node by node."""
+
+    runs: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    """User and node types of the runs Queued in this page (node_usage_run's rows)."""
+    days: dict[tuple[str, date], _Day] = field(default_factory=dict)
+
+    def count(self, node_id: str, day: date, user_id: str, ok: int, duration: int) -> None:
+        counted = self.days.setdefault((clean_text(node_id), day), _Day())
+        counted.executions += 1
+        counted.successes += ok
+        counted.total_duration_ms += duration
+        counted.buckets[str(bucket_of(duration))] += 1
+        counted.users.add(clean_text(user_id))
+
+
+_USAGE = "nodes.usage"
+
+
+def _page(cur: Cursor[Any]) -> _UsagePage | None:
+    return held(cur, _USAGE, _UsagePage, _write_usage)
+
+
+def _write_usage(cur: PageCursor, page: _UsagePage) -> None:
+    days, page.days = page.days, {}
+    if not days:
+        return
+    keys = list(days)
+    users = [(node, day, user) for (node, day), counted in days.items() for user in counted.users]
+    new_users = Counter(
+        cur.execute(
+            "INSERT INTO node_usage_user (node_definition_id, date, user_id) "
+            "SELECT * FROM unnest(%b::text[], %b::date[], %b::text[]) ON CONFLICT DO NOTHING "
+            "RETURNING node_definition_id, date",
+            [list(column) for column in zip(*users, strict=True)],
+        ).fetchall()
+    )
+    counted = [days[key] for key in keys]
+    stats = cur.execute(
+        "INSERT INTO node_usage_stats AS s (node_definition_id, date, executions, successes, "
+        "failures, total_duration_ms, avg_duration_ms, p95_duration_ms, distinct_users, "
+        "duration_buckets) SELECT v.node, v.day, v.executions, v.successes, "
+        "v.executions - v.successes, v.total, 0, 0, v.users, v.buckets "
+        "FROM unnest(%b::text[], %b::date[], %b::integer[], %b::integer[], %b::bigint[], "
+        "%b::integer[], %b::jsonb[]) AS v(node, day, executions, successes, total, users, buckets) "
+        "ON CONFLICT (node_definition_id, date) DO UPDATE SET "
+        "executions = s.executions + EXCLUDED.executions, "
+        "successes = s.successes + EXCLUDED.successes, failures = s.failures + EXCLUDED.failures, "
+        "total_duration_ms = s.total_duration_ms + EXCLUDED.total_duration_ms, "
+        "distinct_users = s.distinct_users + EXCLUDED.distinct_users, "
+        "duration_buckets = (SELECT jsonb_object_agg(k, "
+        "coalesce((s.duration_buckets ->> k)::integer, 0) "
+        "+ coalesce((EXCLUDED.duration_buckets ->> k)::integer, 0)) "
+        "FROM (SELECT jsonb_object_keys(s.duration_buckets) "
+        "UNION SELECT jsonb_object_keys(EXCLUDED.duration_buckets)) AS keys(k)) "
+        "RETURNING node_definition_id, date, executions, total_duration_ms, duration_buckets",
+        [
+            [node for node, _ in keys],
+            [day for _, day in keys],
+            [c.executions for c in counted],
+            [c.successes for c in counted],
+            [c.total_duration_ms for c in counted],
+            [new_users[key] for key in keys],
+            [jsonb(dict(c.buckets)) for c in counted],
+        ],
+    ).fetchall()
+    cur.execute(
+        "UPDATE node_usage_stats s SET avg_duration_ms = v.average, p95_duration_ms = v.p95 "
+        "FROM unnest(%b::text[], %b::date[], %b::integer[], %b::integer[]) "
+        "AS v(node, day, average, p95) WHERE s.node_definition_id = v.node AND s.date = v.day",
+        [
+            [row[0] for row in stats],
+            [row[1] for row in stats],
+            [round(row[3] / row[2]) for row in stats],
+            [p95_of(row[4]) for row in stats],
+        ],
+    )
+    totals: dict[str, list[int]] = {}
+    for (node, _), c in zip(keys, counted, strict=True):
+        total = totals.setdefault(node, [0, 0, 0])
+        total[0] += c.executions
+        total[1] += c.successes
+        total[2] += c.total_duration_ms
+    nodes = list(totals)
+    cur.execute(
+        "INSERT INTO node_usage_total AS t (node_definition_id, executions, successes, "
+        "total_duration_ms) SELECT * FROM unnest(%b::text[], %b::bigint[], %b::bigint[], "
+        "%b::bigint[]) ON CONFLICT (node_definition_id) DO UPDATE "
+        "SET executions = t.executions + EXCLUDED.executions, "
+        "successes = t.successes + EXCLUDED.successes, "
+        "total_duration_ms = t.total_duration_ms + EXCLUDED.total_duration_ms",
+        [nodes, *([t[i] for t in totals.values()] for i in range(3))],
+    )
+    cur.execute(
+        f"UPDATE node_definition d SET {_COUNTERS} FROM node_usage_total t "
+        "WHERE t.node_definition_id = ANY(%b::text[]) AND d.id = t.node_definition_id",
+        (nodes,),
+    )
 
 
 @projector.on(Execution.Succeeded, Execution.Failed, Execution.Cancelled, Execution.TimedOut)

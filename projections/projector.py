@@ -8,12 +8,13 @@ only the projector's own tables so a rebuild can swap those tables alone.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, LiteralString
+from typing import Any, LiteralString, TypeVar
 from uuid import UUID
 
 from eventsourcing.utils import get_topic
@@ -51,10 +52,9 @@ class EventContext:
 
 Handler = Callable[[Cursor[Any], Any, EventContext], None]
 Statement = LiteralString | sql.Composed | sql.SQL
-APPEND_ROWS = 1000
-"""Rows per INSERT when a page's appended rows are written (see `append_rows`)."""
-MAX_PARAMETERS = 65535
-"""PostgreSQL's limit of parameters in one statement."""
+T = TypeVar("T")
+Columns = tuple[tuple[str, str], ...]
+"""Columns of rows to append: (name, SQL type), names and types from the code."""
 
 
 class Projector:
@@ -118,8 +118,9 @@ class PageCursor(Cursor[Any]):
         super().__init__(connection)
         self.pipeline = pipeline
         self.memo: dict[Hashable, Any] = {}
-        self._checks: list[tuple[Cursor[Any], str]] = []
-        self._appended: dict[tuple[str, tuple[str, ...]], list[Sequence[Any]]] = {}
+        self._checks: list[tuple[Cursor[Any], int, str]] = []
+        self._before_settle: list[Callable[[], None]] = []
+        self._appended: dict[tuple[str, Columns], list[Sequence[Any]]] = {}
         store_clean_text(self)
 
     @property
@@ -128,11 +129,17 @@ class PageCursor(Cursor[Any]):
             self.pipeline.sync()
         return super().rowcount
 
-    def defer(self, check: Cursor[Any], missing: str) -> None:
-        """Raise LookupError(missing) from `settle` unless `check`'s statement touched one row."""
-        self._checks.append((check, missing))
+    def defer(self, check: Cursor[Any], missing: str, rows: int = 1) -> None:
+        """Raise LookupError(missing) from `settle` unless `check`'s statement touched `rows`
+        rows."""
+        self._checks.append((check, rows, missing))
 
-    def append(self, table: str, columns: tuple[str, ...], rows: Sequence[Sequence[Any]]) -> None:
+    def before_settle(self, write: Callable[[], None]) -> None:
+        """Run `write` at the end of the page, before anything else `settle` does (a projector's
+        rows held back to be written set-based)."""
+        self._before_settle.append(write)
+
+    def append(self, table: str, columns: Columns, rows: Sequence[Sequence[Any]]) -> None:
         """Keep rows for `table` to insert with the others at the end of the page."""
         self._appended.setdefault((table, columns), []).extend(rows)
 
@@ -140,17 +147,32 @@ class PageCursor(Cursor[Any]):
         """Insert the appended rows, wait for every statement sent, run the deferred checks."""
         if self.pipeline is None:
             return
+        writes, self._before_settle = self._before_settle, []
+        for write in writes:
+            write()
         appended, self._appended = self._appended, {}
         for (table, columns), rows in appended.items():
-            per_statement = min(APPEND_ROWS, MAX_PARAMETERS // len(columns))
-            for start in range(0, len(rows), per_statement):
-                chunk = rows[start : start + per_statement]
-                self.execute(_insert(table, columns, len(chunk)), [v for row in chunk for v in row])
+            insert_rows(self, table, columns, rows)
         self.pipeline.sync()
         checks, self._checks = self._checks, []
-        for check, missing in checks:
-            if check.rowcount != 1:
+        for check, expected, missing in checks:
+            if check.rowcount != expected:
                 raise LookupError(missing)
+
+
+def held(
+    cur: Cursor[Any], key: str, new: Callable[[], T], write: Callable[[PageCursor, T], None]
+) -> T | None:
+    """What a projector holds back under `key` on a pipelined `PageCursor` to write set-based:
+    made by `new` on first use in the page, written by `write` at the end of the page (before
+    anything else `settle` does). None when statements go one by one (no pipeline)."""
+    if not isinstance(cur, PageCursor) or cur.pipeline is None:
+        return None
+    value: T | None = cur.memo.get(key)
+    if value is None:
+        value = cur.memo[key] = new()
+        cur.before_settle(functools.partial(write, cur, value))
+    return value
 
 
 def update_stamped(
@@ -173,39 +195,65 @@ def expect_one(
 ) -> None:
     """Run a statement that must touch exactly one row (LookupError(missing) otherwise); on a
     pipelined `PageCursor` the check waits for the end of the page."""
+    expect_rows(cur, query, params, 1, missing)
+
+
+def expect_rows(
+    cur: Cursor[Any],
+    query: Statement,
+    params: Sequence[Any] | Mapping[str, Any],
+    rows: int,
+    missing: str,
+) -> None:
+    """`expect_one` for a statement that must touch exactly `rows` rows."""
     if isinstance(cur, PageCursor) and cur.pipeline is not None:
         check = Cursor(cur.connection)
         store_clean_text(check)
         check.execute(query, params)
-        cur.defer(check, missing)
+        cur.defer(check, missing, rows)
         return
     cur.execute(query, params)
-    if cur.rowcount != 1:
+    if cur.rowcount != rows:
         raise LookupError(missing)
 
 
 def append_rows(
-    cur: Cursor[Any], table: str, columns: tuple[str, ...], rows: Sequence[Sequence[Any]]
+    cur: Cursor[Any], table: str, columns: Columns, rows: Sequence[Sequence[Any]]
 ) -> None:
     """Insert `rows` into `table`, a table no handler of the projector reads or changes while it
     applies a page (logs, metrics): on a pipelined `PageCursor` they are inserted with the page's
-    other rows for the table in one statement at the end of the page."""
+    other rows for the table in one statement at the end of the page. The values of a column
+    must share one Python type (None aside): they are sent as one array."""
     if not rows:
         return
     if isinstance(cur, PageCursor) and cur.pipeline is not None:
         cur.append(table, columns, rows)
         return
-    cur.executemany(_insert(table, columns, 1), rows)
+    insert_rows(cur, table, columns, rows)
 
 
-def _insert(table: str, columns: tuple[str, ...], count: int) -> sql.Composed:
-    """INSERT of `count` rows of `columns` into `table` (names from the code)."""
-    row = sql.SQL("({})").format(sql.SQL(", ").join(sql.Placeholder() * len(columns)))
-    return sql.SQL("INSERT INTO {} ({}) VALUES {}").format(
-        sql.Identifier(table),
-        sql.SQL(", ").join(map(sql.Identifier, columns)),
-        sql.SQL(", ").join([row] * count),
+def insert_rows(
+    cur: Cursor[Any], table: str, columns: Columns, rows: Sequence[Sequence[Any]]
+) -> None:
+    """Insert `rows` into `table` with one statement of the same text whatever their number
+    (one array per column, unnested), which psycopg caches and PostgreSQL can prepare. The
+    values of a column must share one Python type (None aside)."""
+    if not rows:
+        return
+    cur.execute(
+        _unnest_insert(table, columns), [list(values) for values in zip(*rows, strict=True)]
     )
+
+
+@functools.cache
+def _unnest_insert(table: str, columns: Columns) -> bytes:
+    arrays = sql.SQL(", ").join(sql.SQL("%b::{}[]").format(sql.SQL(type_)) for _, type_ in columns)
+    query = sql.SQL("INSERT INTO {} ({}) SELECT * FROM unnest({})").format(
+        sql.Identifier(table),
+        sql.SQL(", ").join(sql.Identifier(name) for name, _ in columns),
+        arrays,
+    )
+    return query.as_bytes(None)
 
 
 def set_stamped(cur: Cursor[Any], table: str, event: Any, values: Mapping[str, Any]) -> None:
