@@ -20,7 +20,7 @@ from application.settings import Settings
 from domain.notifications import signature_matches
 from projections import notifications_table
 from tests.http_receiver import Receiver, running_receiver
-from tests.integration.helpers import drain, notifier_for, rows
+from tests.integration.helpers import drain, rows
 from tests.loopback import LOOPBACK_EGRESS
 from tests.smtp_server import running_smtp_server
 
@@ -34,12 +34,6 @@ def pool(fresh_database_url: str) -> Iterator[ConnectionPool[Any]]:
     with ConnectionPool(
         fresh_database_url, min_size=1, max_size=2, kwargs={"autocommit": True}
     ) as opened:
-        yield opened
-
-
-@pytest.fixture
-def notifier(fresh_database_url: str, pool: ConnectionPool[Any]) -> Iterator[Notifier]:
-    with notifier_for(fresh_database_url, pool) as opened:
         yield opened
 
 

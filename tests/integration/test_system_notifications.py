@@ -14,7 +14,7 @@ from application.notifications.store import Notice, Notifier, drop_notifications
 from domain.notifications import SystemNotification, notification_id_for
 from projections import notifications_table
 from projections.rebuild import Rebuilder
-from tests.integration.helpers import drain, notifier_for, rows, table_contents
+from tests.integration.helpers import drain, rows, table_contents
 
 
 @pytest.fixture
@@ -22,12 +22,6 @@ def pool(fresh_database_url: str) -> Iterator[ConnectionPool[Any]]:
     with ConnectionPool(
         fresh_database_url, min_size=1, max_size=2, kwargs={"autocommit": True}
     ) as opened:
-        yield opened
-
-
-@pytest.fixture
-def notifier(fresh_database_url: str, pool: ConnectionPool[Any]) -> Iterator[Notifier]:
-    with notifier_for(fresh_database_url, pool) as opened:
         yield opened
 
 
