@@ -316,3 +316,36 @@ def test_row_level_security_shows_users_their_own_and_admins_all(
     assert visible("u-ann", "USER") == [["u-ann"], 1]
     assert visible("u-carl", "USER") == [[], 0]
     assert visible("u-carl", "ADMIN") == [["-", "u-ann", "u-bob"], 3]
+
+
+def test_a_projected_notification_and_one_not_yet_projected_are_sent_alike(
+    pool: ConnectionPool[Any], notifier: Notifier, receiver: Receiver
+) -> None:
+    """The sender reads a notification from system_notification, or from the event store while
+    the projector has not written it (or is parked, perhaps on the alert saying so)."""
+    projected = notify(notifier, pool, "slack", "Projected first")
+    drain(pool.conninfo, notifications_table.projector)
+    unprojected = notify(notifier, pool, "slack", "Not projected yet")
+    report = sender(notifier, pool, A2N_NOTIFY_SLACK_URL=receiver.url(TOKEN)).send_due()
+    assert report.sent == 2
+    assert sorted(request.json()["text"] for request in receiver.requests) == [
+        "[ERROR] Not projected yet\nError: boom",
+        "[ERROR] Projected first\nError: boom",
+    ]
+    assert delivery(pool, projected)["status"] == delivery(pool, unprojected)["status"] == "sent"
+
+
+def test_a_delivery_to_an_erased_recipient_not_yet_projected_fails_for_good(
+    pool: ConnectionPool[Any], notifier: Notifier, receiver: Receiver
+) -> None:
+    notice = Notice(kind="test", title="For Ann", body="private", user_id="u-ann")
+    with pool.connection() as conn, conn.transaction():
+        notification = notifier.raise_notification(conn, notice, ("slack",))
+    assert notification is not None
+    assert notifier.personal is not None
+    notifier.personal.erase("u-ann")
+    report = sender(notifier, pool, A2N_NOTIFY_SLACK_URL=receiver.url(TOKEN)).send_due()
+    assert report.sent == 0
+    assert receiver.requests == []
+    found = delivery(pool, notification)
+    assert (found["status"], found["last_error"]) == ("failed", "the recipient was erased")
