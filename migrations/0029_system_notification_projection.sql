@@ -4,7 +4,8 @@
 -- the raiser writes; its foreign key goes, because a rebuild empties and refills
 -- system_notification (TRUNCATE) while the deliveries stay, and a delivery may be queued a moment
 -- before the projector has written its notification. Retention prunes a notification's
--- deliveries with it (the rule's parts); erasure deletes them.
+-- deliveries with it (the rule's parts); erasure deletes them. Rows stored before this migration
+-- have no events: they stay until retention prunes them, and a rebuild leaves them out.
 
 -- migrate:up
 ALTER TABLE notification_delivery DROP CONSTRAINT notification_delivery_notification_id_fkey;

@@ -4,6 +4,11 @@ A notification for a user arrives with its title and body sealed with that user'
 is opened here; once the user is erased they cannot be opened and the row is left out, in live
 runs and rebuilds alike (User.Erased drops the rows projected before). The deliveries
 (`notification_delivery`) are operational rows the raiser writes, not part of this projection.
+
+Rows written before notifications were events (migration 0029) have no events: they stay until
+retention prunes them (a rebuild leaves them out meanwhile). One of them may hold the dedupe key a
+new notification raises again under its derived id; the older row is kept then (ON CONFLICT DO
+NOTHING) rather than the projector parked. Events alone never conflict: one key, one id.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ def raised(cur: Cursor[Any], event: SystemNotification.Raised, ctx: EventContext
     cur.execute(
         "INSERT INTO system_notification (id, user_id, sender_id, kind, severity, title, body, "
         "resource_type, resource_id, dedupe_key, created_at) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
         (
             event.originator_id,
             event.user_id,

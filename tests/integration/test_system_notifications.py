@@ -129,3 +129,24 @@ def test_the_table_equals_a_rebuild_and_an_erased_user_keeps_nothing_readable(
     late = Notice(kind="test", title="Late", body="late", user_id="u-ann")
     assert tell(notifier, pool, late) is None
     assert rows(url, "SELECT count(*) FROM personal_data_key WHERE user_id = 'u-ann'") == [(0,)]
+
+
+def test_a_row_from_before_the_events_does_not_stop_the_projector(
+    fresh_database_url: str, pool: ConnectionPool[Any], notifier: Notifier
+) -> None:
+    """A notification stored as a plain row (before migration 0029) with the dedupe key raised
+    again: the projector keeps the old row and goes on."""
+    url = fresh_database_url
+    with pool.connection() as conn:
+        conn.execute(
+            "INSERT INTO system_notification (id, kind, severity, title, body, dedupe_key) "
+            "VALUES ('01900000-0000-7000-8000-00000000000a', 'test', 'info', 'Old', 'old', "
+            "'test:legacy')"
+        )
+    tell(notifier, pool, Notice(kind="test", title="New", body="new", dedupe_key="test:legacy"))
+    tell(notifier, pool, Notice(kind="test", title="After", body="after"))
+    drain(url, notifications_table.projector)
+    assert rows(url, "SELECT title FROM system_notification ORDER BY title") == [
+        ("After",),
+        ("Old",),
+    ]
