@@ -26,6 +26,7 @@ import structlog
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
+from application.errors import NotFound
 from application.identity.mail import DeliveryReport, RetryPolicy
 from application.notifications.channels import Channels, Message
 from application.notifications.store import Notice, Notifier
@@ -187,8 +188,13 @@ class NotificationSender:
 
     def _unprojected(self, row: dict[str, Any]) -> dict[str, Any] | None:
         """`row` completed from its notification's Raised event (texts opened) and recipient's
-        address; None (and the delivery failed for good) when the recipient was erased."""
-        found = self.notifier.app.load(row["notification_id"], SystemNotification)
+        address; None (and the delivery failed for good) when the recipient was erased, or the
+        notification has no event (a row from before the events, gone in a rebuild)."""
+        try:
+            found = self.notifier.app.load(row["notification_id"], SystemNotification)
+        except NotFound:
+            self._give_up(row, "the notification is gone")
+            return None
         title: str | None = found.title
         body: str | None = found.body
         email = None
@@ -198,17 +204,13 @@ class NotificationSender:
                 None if personal is None else personal.open(found.user_id, text)
                 for text in (found.title, found.body)
             )
+            if title is None or body is None:
+                self._give_up(row, "the recipient was erased")
+                return None
             with self.pool.connection() as conn:
                 got = conn.execute(
                     'SELECT email FROM "user" WHERE id = %s', (found.user_id,)
                 ).fetchone()
-                if title is None or body is None:
-                    conn.execute(
-                        "UPDATE notification_delivery SET status = 'failed', "
-                        "last_error = 'the recipient was erased' WHERE id = %s",
-                        (row["delivery_id"],),
-                    )
-                    return None
             email = None if got is None else got[0]
         return row | {
             "kind": found.kind,
@@ -221,6 +223,15 @@ class NotificationSender:
             "created_at": found.created_on,
             "email": email,
         }
+
+    def _give_up(self, row: dict[str, Any], reason: str) -> None:
+        """Fail a claimed delivery for good without trying it."""
+        with self.pool.connection() as conn:
+            conn.execute(
+                "UPDATE notification_delivery SET status = 'failed', last_error = %s WHERE id = %s",
+                (reason, row["delivery_id"]),
+            )
+        log.warning("notification delivery given up", delivery_id=row["delivery_id"], error=reason)
 
     def _failed(
         self, claimed: _Claimed, attempts: int, failure: DeliveryFailed, report: DeliveryReport

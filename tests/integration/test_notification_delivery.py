@@ -349,3 +349,21 @@ def test_a_delivery_to_an_erased_recipient_not_yet_projected_fails_for_good(
     assert receiver.requests == []
     found = delivery(pool, notification)
     assert (found["status"], found["last_error"]) == ("failed", "the recipient was erased")
+
+
+def test_a_delivery_whose_notification_has_no_event_fails_without_stopping_the_others(
+    pool: ConnectionPool[Any], notifier: Notifier, receiver: Receiver
+) -> None:
+    """A delivery queued before notifications were events, its row gone in a rebuild."""
+    with pool.connection() as conn:
+        conn.execute(
+            "INSERT INTO notification_delivery (id, notification_id, channel, next_attempt_at) "
+            "VALUES ('d-old', 'n-old', 'slack', now() - interval '1 minute')"
+        )
+    notification = notify(notifier, pool, "slack")
+    report = sender(notifier, pool, A2N_NOTIFY_SLACK_URL=receiver.url(TOKEN)).send_due()
+    assert report.sent == 1
+    assert delivery(pool, notification)["status"] == "sent"
+    assert rows(
+        pool.conninfo, "SELECT status, last_error FROM notification_delivery WHERE id = 'd-old'"
+    ) == [("failed", "the notification is gone")]
