@@ -29,7 +29,7 @@ from application.notifications.app import NotificationsApp
 from application.notifications.store import Notifier
 from application.workflows.commands import WorkflowService
 from domain.executions.execution import Execution, ExecutionMode
-from projections.identity import use_key_ring
+from projections.identity import key_ring_in_use, use_key_ring
 from projections.projector import Projector
 from projections.runner import ProjectionRunner
 from tests.loopback import LOOPBACK_EGRESS
@@ -61,10 +61,13 @@ def drain(url: str, projector: Projector, batch_size: int = 500) -> None:
 
 @contextmanager
 def notifier_for(url: str, pool: Any) -> Iterator[Notifier]:
-    """A Notifier on the database at `url` with personal data keys of a new master key ring,
-    which the projectors use too (so they can open what it seals)."""
-    ring = KeyRing.parse(KeyRing.generate())
-    use_key_ring(ring)
+    """A Notifier on the database at `url` sealing with the projectors' master key ring (so they
+    can open what it seals): the one in use in this process (projectors of an API started by
+    other tests may be running on it), else a new one."""
+    ring = key_ring_in_use()
+    if ring is None:
+        ring = KeyRing.parse(KeyRing.generate())
+        use_key_ring(ring)
     app = NotificationsApp(env=event_store_env(url))
     try:
         yield Notifier(app, PersonalData(ring, pool))
