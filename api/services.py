@@ -60,9 +60,10 @@ from application.nodes.jobs import NodeJobs
 from application.nodes.marketplace import Marketplace
 from application.nodes.runtimes import NodeRuntimes
 from application.nodes.types import CustomNodeTypes
+from application.notifications.app import NotificationsApp
 from application.notifications.channels import HTTP_TIMEOUT, Channels
 from application.notifications.sender import NotificationSender
-from application.notifications.store import alert_channels
+from application.notifications.store import Notifier, alert_channels
 from application.operations.app import OperationsApp
 from application.operations.catalog import rate_limit
 from application.operations.commands import SettingsService
@@ -141,6 +142,8 @@ class Services:
     runtime_settings: SettingsService
     journal: SystemLog
     """This process's system_log writer."""
+    notifier: Notifier
+    """Raises notifications (the Notifications log)."""
     rebuilds: RebuildJobs
     """Projector rebuilds started over HTTP, running in threads of this process."""
     redis: aioredis.Redis | None = None
@@ -188,6 +191,7 @@ async def open_services(
         credentials_app = CredentialsApp(env=env, datastore=datastore)
         nodes_app = NodesApp(env=env, datastore=datastore)
         operations_app = OperationsApp(env=env, datastore=datastore)
+        notifications_app = NotificationsApp(env=env, datastore=datastore)
         # The process role its system_log lines name: `a2n up` runs the API with everything.
         journal = SystemLog(sync_pool, service or ("up" if run_scheduler else "serve"))
         live = LiveSettings(settings, operations_app)
@@ -197,6 +201,7 @@ async def open_services(
         await to_thread.run_sync(_sync_reference_data, sync_pool)
         keys = load_keys(settings)
         identity = identity_service(identity_app, sync_pool, keys, settings)
+        notifier = Notifier(notifications_app, identity.personal)
 
         positions = ProjectionPositions(pool, connections.listener)
         await positions.start()
@@ -310,10 +315,12 @@ async def open_services(
                     ),
                 )
             )
-            process_managers = _process_managers(settings, connections, database, executions)
+            process_managers = _process_managers(
+                settings, connections, database, executions, notifier
+            )
             process_managers.start()
             stack.callback(process_managers.stop)
-            _send_notifications(stack, settings, sync_pool, egress)
+            _send_notifications(stack, settings, sync_pool, egress, notifier)
         if run_scheduler:
             from projections.status import projection_lags
 
@@ -383,6 +390,7 @@ async def open_services(
             workflows=workflows,
             sharing=WorkflowSharing(workflows_app, identity),
             comments=WorkflowComments(workflows_app, identity.personal),
+            notifier=notifier,
             transfer=WorkflowTransfer(workflows, ReadModelCredentials(sync_pool)),
             credentials=CredentialService(credentials_app, CredentialSealer(keys.master), identity),
             nodes=NodeService(nodes_app, keys.secret_key, identity.personal),
@@ -426,7 +434,11 @@ async def _relaying(progress: RedisProgress, redis_url: str) -> AsyncIterator[No
 
 
 def _process_managers(
-    settings: Settings, connections: Connections, database: Database, executions: ExecutionService
+    settings: Settings,
+    connections: Connections,
+    database: Database,
+    executions: ExecutionService,
+    notifier: Notifier,
 ) -> ProjectionSupervisor:
     """The event trigger and notification managers (see projections/event_triggers.py and
     projections/notifications.py), not yet started."""
@@ -440,7 +452,7 @@ def _process_managers(
         database.url,
         [
             event_triggers.process_manager(EventTriggers(executions)),
-            notifications.process_manager(NotificationTriggers(executions, alerting)),
+            notifications.process_manager(NotificationTriggers(executions, notifier, alerting)),
         ],
         pool=connections.projections,
         listener=connections.listener,
@@ -451,12 +463,16 @@ def _process_managers(
 
 
 def _send_notifications(
-    stack: AsyncExitStack, settings: Settings, pool: ConnectionPool[Any], egress: Egress
+    stack: AsyncExitStack,
+    settings: Settings,
+    pool: ConnectionPool[Any],
+    egress: Egress,
+    notifier: Notifier,
 ) -> None:
     """Run the notification sender in a thread of this process, on its write pool, until the
     stack closes."""
     channels = stack.enter_context(closing(Channels(settings, egress)))
-    sender = NotificationSender(pool, channels, alert_email=settings.alert_email)
+    sender = NotificationSender(pool, channels, notifier, alert_email=settings.alert_email)
     _polling(
         stack,
         "a2n-notification-sender",

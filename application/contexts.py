@@ -7,6 +7,7 @@ from application.eventstore import EventStoreApp, event_store_env
 from application.executions.app import ExecutionsApp
 from application.identity.app import IdentityApp
 from application.nodes.app import NodesApp
+from application.notifications.app import NotificationsApp
 from application.operations.app import OperationsApp
 from application.workflows.app import WorkflowsApp
 
@@ -17,6 +18,7 @@ CONTEXTS: tuple[type[EventStoreApp], ...] = (
     CredentialsApp,
     NodesApp,
     OperationsApp,
+    NotificationsApp,
 )
 
 

@@ -6,7 +6,9 @@ cancelled runs count as failed here, or they would stay forever), execution log 
 execution metrics 6 months, system logs 90 days, audit_log moves to audit_log_archive after 2
 years, credential usage 1 year, node usage statistics 1 year, health checks 30 days and
 notifications 90 days. A rule whose table does not exist (yet) is skipped and says so. Runs go
-with their node states, log lines and metrics (foreign keys with ON DELETE CASCADE).
+with their node states, log lines and metrics (foreign keys with ON DELETE CASCADE), notifications
+with their deliveries (deleted by the same statement: system_notification is a projection,
+rebuilt under them, so no foreign key ties them).
 
 Only read tables and payloads are pruned, never events: the event store keeps every fact forever,
 so the history of a pruned run is still in `/audit` and the workflows' counters stay exact. A run
@@ -58,6 +60,8 @@ class Rule:
     archive_to: str | None = None
     parts: tuple[tuple[str, str], ...] = ()
     """(table, column) of rows that belong to a pruned row (by its id) and go with it."""
+    deletes_parts: bool = False
+    """The parts are deleted with each batch (no foreign key cascades to them)."""
     releases_payloads: bool = False
     """A pruned row is a run: its payload references (`payload_ref`) go with it."""
     skip_locked: bool = False
@@ -109,7 +113,15 @@ RULES: tuple[Rule, ...] = (
     Rule("node_usage_stats", "node_usage_stats", "date", "1 year", "node usage statistics"),
     Rule("node_usage_user", "node_usage_user", "date", "1 year", "node users per day"),
     Rule("health_check", "health_check", "created_at", "30 days", "health checks"),
-    Rule("system_notification", "system_notification", "created_at", "90 days", "notifications"),
+    Rule(
+        "system_notification",
+        "system_notification",
+        "created_at",
+        "90 days",
+        "notifications (with their deliveries)",
+        parts=(("notification_delivery", "notification_id"),),
+        deletes_parts=True,
+    ),
 )
 
 
@@ -306,6 +318,16 @@ def _batch_statement(rule: Rule) -> sql.Composed:
         delete = sql.SQL(
             "{}, released AS (DELETE FROM payload_ref r USING gone WHERE r.execution_id = gone.id)"
         ).format(delete)
+    if rule.deletes_parts:
+        for number, (part, column) in enumerate(rule.parts):
+            delete = sql.SQL(
+                "{}, {name} AS (DELETE FROM {part} p USING gone WHERE p.{column} = gone.id)"
+            ).format(
+                delete,
+                name=sql.Identifier(f"part_{number}"),
+                part=sql.Identifier(part),
+                column=sql.Identifier(column),
+            )
     if rule.archive_to is None:
         return sql.SQL("{} SELECT count(*) FROM gone").format(delete)
     return sql.SQL(

@@ -51,6 +51,11 @@ def use_key_ring(ring: KeyRing) -> None:
     _ring[:] = [ring]
 
 
+def key_ring_in_use() -> KeyRing | None:
+    """The master keys given with `use_key_ring`, if any."""
+    return _ring[0] if _ring else None
+
+
 def open_personal(cur: Cursor[Any], user_id: str, sealed: str | None) -> str | None:
     """A value sealed for `user_id`, opened in the projector's transaction (None once erased);
     every projector of personal data uses this ring."""

@@ -10,6 +10,7 @@ from projections import (
     identity,
     nodes,
     notifications,
+    notifications_table,
     operations,
     schedules,
     workflow_comments,
@@ -25,6 +26,7 @@ PROJECTORS: tuple[Projector, ...] = (
     credentials.projector,
     nodes.projector,
     operations.projector,
+    notifications_table.projector,
     schedules.projector,
     audit.projector,
 )

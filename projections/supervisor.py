@@ -26,9 +26,11 @@ from psycopg_pool import ConnectionPool
 
 from application.connections import projection_pool
 from application.contexts import events_table
+from application.eventstore import event_store_env
 from application.listener import Listener
 from application.logs import redact_text
-from application.notifications.store import Notice, raise_notification
+from application.notifications.app import NotificationsApp
+from application.notifications.store import Notice, Notifier
 from application.system_log import UNWRITTEN, SystemLog
 from projections.projector import Projector
 from projections.runner import CONTROL_CHANNEL, HandlerFailed, ProjectionRunner
@@ -243,7 +245,7 @@ class ProjectionSupervisor:
                         self._keep_prefix(runner, conn, failure)
                         if attempts[key] >= self.max_attempts:
                             _park(conn, failure, attempts[key])
-                            _alert_parked(conn, failure, self.alert_channels)
+                            _alert_parked(conn, failure, self.database_url, self.alert_channels)
                 except Exception as exc:
                     state.failed(f"{type(exc).__name__}: {exc}")
                 if attempts[key] >= self.max_attempts:
@@ -361,9 +363,15 @@ def _park(conn: psycopg.Connection[Any], failure: HandlerFailed, attempts: int) 
 
 
 def _alert_parked(
-    conn: psycopg.Connection[Any], failure: HandlerFailed, channels: Sequence[str]
+    conn: psycopg.Connection[Any],
+    failure: HandlerFailed,
+    database_url: str,
+    channels: Sequence[str],
 ) -> None:
-    """Tell the administrators (once per parked event) that a projector stopped."""
+    """Tell the administrators (once per parked event) that a projector stopped (through a
+    Notifications store of its own: parking is rare, and alerts are for administrators, so no
+    personal data keys are needed)."""
+
     notice = Notice(
         kind="projector.parked",
         title=f"Projector {failure.projector} is parked",
@@ -375,5 +383,9 @@ def _alert_parked(
         resource_id=failure.projector,
         dedupe_key=f"projector.parked:{failure.projector}:{failure.application}:{failure.position}",
     )
-    with conn.transaction():
-        raise_notification(conn, notice, channels)
+    app = NotificationsApp(env=event_store_env(database_url))
+    try:
+        with conn.transaction():
+            Notifier(app).raise_notification(conn, notice, channels)
+    finally:
+        app.close()

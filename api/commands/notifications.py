@@ -10,7 +10,7 @@ from litestar import Controller, Request, post
 from litestar.params import JSONBody
 
 from api.auth import needs, principal_of
-from api.context import check_command_body, services
+from api.context import check_command_body, current_actor, services
 from api.schemas.notifications import (
     NotificationQueued,
     SendNotification,
@@ -22,8 +22,8 @@ from application.notifications.store import (
     MAX_BODY,
     MAX_TITLE,
     Notice,
+    Raised,
     configured_channels,
-    raise_notification,
 )
 from domain.errors import ValidationFailed, Violation
 from domain.text import text_fault
@@ -75,7 +75,8 @@ class NotificationCommands(Controller):
             user_id=data.user_id,
             sender_id=sender,
         )
-        return NotificationQueued(_queued(request, notice, data.channels), list(data.channels))
+        raised = _queued(request, notice, data.channels)
+        return NotificationQueued(raised.id, list(data.channels), raised.position)
 
     @post(
         "/test",
@@ -100,9 +101,8 @@ class NotificationCommands(Controller):
             user_id=principal.user_id,
             sender_id=principal.user_id,
         )
-        return TestNotificationQueued(
-            _queued(request, notice, [data.channel]), data.channel, "queued"
-        )
+        raised = _queued(request, notice, [data.channel])
+        return TestNotificationQueued(raised.id, data.channel, "queued", raised.position)
 
 
 def _text(pointer: str, value: str, limit: int) -> list[Violation]:
@@ -121,8 +121,11 @@ def _unconfigured(request: AnyRequest, channels: Sequence[str], pointer: str) ->
     ]
 
 
-def _queued(request: AnyRequest, notice: Notice, channels: Sequence[str]) -> str:
-    with services(request).connections.write.connection() as conn, conn.transaction():
-        notification_id = raise_notification(conn, notice, channels)
-    assert notification_id is not None  # no dedupe key: always stored
-    return notification_id
+def _queued(request: AnyRequest, notice: Notice, channels: Sequence[str]) -> Raised:
+    found = services(request)
+    meta = current_actor(request).metadata()
+    with found.connections.write.connection() as conn, conn.transaction():
+        raised = found.notifier.raise_notice(conn, notice, channels, meta)
+    if raised is None:  # no dedupe key: only an erased recipient raises nothing
+        raise ValidationFailed([Violation("/userId", "is not an account here")])
+    return raised

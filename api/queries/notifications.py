@@ -11,7 +11,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import QueryParameter
 
 from api.auth import needs, principal_of
-from api.context import read_models
+from api.context import read_models, readers, wait_for_min_position
 from api.paging import Cursor, Limit
 from api.schemas.notifications import (
     ChannelName,
@@ -57,12 +57,20 @@ def notification_filter(
 FILTERED = {"where": Provide(notification_filter, sync_to_thread=False)}
 
 
+READS_NOTIFICATIONS = readers(("system_notifications", "notifications"))
+
+
 class NotificationQueries(Controller):
     path = "/notifications"
     tags = ["notifications"]
     dependencies = FILTERED
+    before_request = staticmethod(wait_for_min_position)
 
-    @get("/", summary="Notifications for you (run endings, security notices), newest first")
+    @get(
+        "/",
+        summary="Notifications for you (run endings, security notices), newest first",
+        opt=READS_NOTIFICATIONS,
+    )
     async def mine(
         self,
         request: AnyRequest,
@@ -78,11 +86,12 @@ class NotificationAdminQueries(Controller):
     path = "/admin/notifications"
     tags = ["admin"]
     dependencies = FILTERED
+    before_request = staticmethod(wait_for_min_position)
 
     @get(
         "/",
         summary="Every notification with its deliveries (ADMIN, OWNER), newest first",
-        opt=needs("admin"),
+        opt=needs("admin", **READS_NOTIFICATIONS),
     )
     async def all(
         self,

@@ -29,6 +29,8 @@ class NotificationQueued(msgspec.Struct, rename="camel"):
 
     id: str
     channels: list[ChannelName]
+    position: int
+    """Notifications log position reached: A2N-Min-Position for GET /admin/notifications."""
 
 
 class SendTestNotification(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
@@ -45,6 +47,8 @@ class TestNotificationQueued(msgspec.Struct, rename="camel"):
     id: str
     channel: ChannelName
     status: DeliveryStatus
+    position: int
+    """Notifications log position reached: A2N-Min-Position for GET /admin/notifications."""
 
 
 class DeliveryRead(msgspec.Struct, rename="camel"):

@@ -1,5 +1,6 @@
 """Reading notifications (under row-level security: a user's own, or all for admins), newest
-first, each with its deliveries."""
+first (by the time raised: ids derived from dedupe keys do not sort by time), each with its
+deliveries."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
-from application.pagination import Page, decode_cursor, page_of
+from application.errors import InvalidParameter
+from application.pagination import Page, decode_cursor, page_of, plain_text
 
 _SELECT = """
 SELECT n.id, n.user_id, n.sender_id, n.kind, n.severity, n.title, n.body, n.resource_type,
@@ -44,8 +46,13 @@ async def list_notifications(
 ) -> Page[dict[str, Any]]:
     clauses, params = ["true"], dict[str, Any](limit=limit + 1)
     if cursor is not None:
-        clauses.append("n.id < %(after)s")
-        params["after"] = decode_cursor(cursor, ("id",))["id"]
+        key = decode_cursor(cursor, ("at", "id"))
+        try:
+            at = datetime.fromisoformat(key["at"])
+        except ValueError:
+            raise InvalidParameter("cursor", "is not a cursor this list returned") from None
+        clauses.append("(n.created_at, n.id) < (%(at)s, %(after)s)")
+        params.update(at=at, after=plain_text("cursor", key["id"]))
     if where.user_id is not None:
         clauses.append("n.user_id = %(user_id)s")
         params["user_id"] = where.user_id
@@ -74,8 +81,9 @@ async def list_notifications(
             + " AND ".join(delivery)
             + ")"
         )
-    query = f"{_SELECT} WHERE {' AND '.join(clauses)} ORDER BY n.id DESC LIMIT %(limit)s"
+    order = "ORDER BY n.created_at DESC, n.id DESC LIMIT %(limit)s"
+    query = f"{_SELECT} WHERE {' AND '.join(clauses)} {order}"
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(query, params)
         rows = await cur.fetchall()
-    return page_of(rows, limit, lambda row: {"id": row["id"]})
+    return page_of(rows, limit, lambda row: {"at": row["created_at"].isoformat(), "id": row["id"]})

@@ -7,6 +7,9 @@ short transaction), so no connection is held while a channel answers and concurr
 take the same row; a sender that dies mid-call leaves the row to be tried again when the lease
 runs out (at least once, like mail).
 
+A delivery whose notification the `system_notifications` projector has not written yet (or will
+not: it is parked, perhaps on the very alert saying so) is read from the event store instead.
+
 Each pass also raises `credential.expiring` for active credentials that expire within
 CREDENTIAL_NOTICE (one notification per credential and expiry date, by email to its owner).
 """
@@ -23,10 +26,12 @@ import structlog
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
+from application.errors import NotFound
 from application.identity.mail import DeliveryReport, RetryPolicy
 from application.notifications.channels import Channels, Message
-from application.notifications.store import Notice, raise_notification
+from application.notifications.store import Notice, Notifier
 from application.smtp import DeliveryFailed
+from domain.notifications import SystemNotification
 
 log = structlog.get_logger("a2n.notifications")
 
@@ -40,14 +45,15 @@ DEFAULT_RETRY = RetryPolicy(first_delay=30.0, max_delay=3600.0, max_attempts=8)
 _CLAIM = """
 WITH claimed AS (
     UPDATE notification_delivery SET next_attempt_at = now() + make_interval(secs => %s)
-    WHERE id = (SELECT id FROM notification_delivery
-                WHERE status = 'queued' AND next_attempt_at <= now()
-                ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
+    WHERE id = (SELECT d.id FROM notification_delivery d
+                WHERE d.status = 'queued' AND d.next_attempt_at <= now()
+                ORDER BY d.next_attempt_at, d.id LIMIT 1 FOR UPDATE SKIP LOCKED)
     RETURNING id, notification_id, channel, attempts
 )
-SELECT c.id AS delivery_id, c.notification_id, c.channel, c.attempts, n.kind, n.severity,
-       n.title, n.body, n.user_id, n.resource_type, n.resource_id, n.created_at, u.email
-FROM claimed c JOIN system_notification n ON n.id = c.notification_id
+SELECT c.id AS delivery_id, c.notification_id, c.channel, c.attempts, n.id IS NOT NULL AS projected,
+       n.kind, n.severity, n.title, n.body, n.user_id, n.resource_type, n.resource_id,
+       n.created_at, u.email
+FROM claimed c LEFT JOIN system_notification n ON n.id = c.notification_id
 LEFT JOIN "user" u ON u.id = n.user_id
 """
 
@@ -78,12 +84,14 @@ class NotificationSender:
         self,
         pool: ConnectionPool[Any],
         channels: Channels,
+        notifier: Notifier,
         *,
         alert_email: str | None = None,
         retry: RetryPolicy = DEFAULT_RETRY,
     ) -> None:
         self.pool = pool
         self.channels = channels
+        self.notifier = notifier
         self.alert_email = alert_email
         self.retry = retry
         self._credentials_checked = 0.0
@@ -134,7 +142,7 @@ class NotificationSender:
                     resource_id=credential_id,
                     dedupe_key=dedupe_key,
                 )
-                raised += raise_notification(conn, notice, ("email",)) is not None
+                raised += self.notifier.raise_notification(conn, notice, ("email",)) is not None
         return raised
 
     def run(self, stop: threading.Event, poll_interval: float) -> None:
@@ -152,10 +160,17 @@ class NotificationSender:
             stop.wait(poll_interval)
 
     def _claim(self) -> _Claimed | None:
-        with self.pool.connection() as conn, conn.transaction():
-            row = conn.cursor(row_factory=dict_row).execute(_CLAIM, (LEASE_SECONDS,)).fetchone()
-        if row is None:
-            return None
+        row = None
+        while row is None:
+            with self.pool.connection() as conn, conn.transaction():
+                cur = conn.cursor(row_factory=dict_row)
+                row = cur.execute(_CLAIM, (LEASE_SECONDS,)).fetchone()
+            if row is None:
+                return None
+            if not row["projected"]:
+                # Not in system_notification (yet, or its projector is parked: perhaps the
+                # very alert saying so): the event store has it.
+                row = self._unprojected(row)
         message = Message(
             delivery_id=row["delivery_id"],
             notification_id=row["notification_id"],
@@ -170,6 +185,53 @@ class NotificationSender:
         )
         email_to = row["email"] if row["user_id"] is not None else self.alert_email
         return _Claimed(message, row["channel"], row["attempts"], email_to)
+
+    def _unprojected(self, row: dict[str, Any]) -> dict[str, Any] | None:
+        """`row` completed from its notification's Raised event (texts opened) and recipient's
+        address; None (and the delivery failed for good) when the recipient was erased, or the
+        notification has no event (a row from before the events, gone in a rebuild)."""
+        try:
+            found = self.notifier.app.load(row["notification_id"], SystemNotification)
+        except NotFound:
+            self._give_up(row, "the notification is gone")
+            return None
+        title: str | None = found.title
+        body: str | None = found.body
+        email = None
+        if found.user_id is not None:
+            personal = self.notifier.personal
+            title, body = (
+                None if personal is None else personal.open(found.user_id, text)
+                for text in (found.title, found.body)
+            )
+            if title is None or body is None:
+                self._give_up(row, "the recipient was erased")
+                return None
+            with self.pool.connection() as conn:
+                got = conn.execute(
+                    'SELECT email FROM "user" WHERE id = %s', (found.user_id,)
+                ).fetchone()
+            email = None if got is None else got[0]
+        return row | {
+            "kind": found.kind,
+            "severity": found.severity,
+            "title": title,
+            "body": body,
+            "user_id": found.user_id,
+            "resource_type": found.resource_type,
+            "resource_id": found.resource_id,
+            "created_at": found.created_on,
+            "email": email,
+        }
+
+    def _give_up(self, row: dict[str, Any], reason: str) -> None:
+        """Fail a claimed delivery for good without trying it."""
+        with self.pool.connection() as conn:
+            conn.execute(
+                "UPDATE notification_delivery SET status = 'failed', last_error = %s WHERE id = %s",
+                (reason, row["delivery_id"]),
+            )
+        log.warning("notification delivery given up", delivery_id=row["delivery_id"], error=reason)
 
     def _failed(
         self, claimed: _Claimed, attempts: int, failure: DeliveryFailed, report: DeliveryReport

@@ -1,7 +1,13 @@
-"""Raising a notification: one `system_notification` row and a queued `notification_delivery` per
-channel, in the caller's transaction (a process manager's, so a notification and the position of
-the event it came from commit together). A `dedupe_key` makes raising idempotent: the second
-raise of the same key stores nothing.
+"""Raising a notification: a `SystemNotification` aggregate saved in the Notifications log (the
+`system_notification` table is its projection, projections/notifications_table.py) and a queued
+`notification_delivery` per channel, written on the caller's connection (a process manager's, so
+the deliveries commit with the position of the event they came from).
+
+A `dedupe_key` makes raising idempotent: the notification's id derives from it, so the second
+raise of the same key saves nothing (it still makes sure the deliveries exist: a process manager
+that saved the event but failed before committing its position gets them on its second try).
+Title and body of a notification for a user are sealed with that user's personal data key:
+erasing the user makes them unreadable in the events, and the projection drops the rows.
 
 `Alerts.raise_alert` is the port other parts call for what administrators must hear about (a
 parked projector, a failing health check): it goes to the alert channels (A2N_ALERT_CHANNELS, by
@@ -16,14 +22,18 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import structlog
+from eventsourcing.persistence import IntegrityError
 from psycopg import Connection, Cursor
 from psycopg_pool import ConnectionPool
 
+from application.eventstore import EventMetadata
 from application.ids import new_id
-from domain.notifications import CHANNELS, SEVERITIES, Channel, Severity
+from domain.notifications import CHANNELS, Channel, Severity, SystemNotification
 from domain.text import clean_text
 
 if TYPE_CHECKING:
+    from application.identity.personal_data import PersonalData
+    from application.notifications.app import NotificationsApp
     from application.settings import Settings
 
 log = structlog.get_logger("a2n.notifications")
@@ -48,47 +58,105 @@ class Notice:
     dedupe_key: str | None = None
 
 
-def raise_notification(
-    cur: Cursor[Any] | Connection[Any], notice: Notice, channels: Iterable[str]
-) -> str | None:
-    """Store `notice` with a queued delivery per channel; its id, or None when a notification
-    with its dedupe key exists already."""
-    if notice.severity not in SEVERITIES:
-        raise ValueError(f"severity must be one of {', '.join(SEVERITIES)}")
-    chosen = [channel for channel in CHANNELS if channel in set(channels)]
-    notification_id = new_id()
-    row = cur.execute(
-        "INSERT INTO system_notification (id, user_id, sender_id, kind, severity, title, body, "
-        "resource_type, resource_id, dedupe_key) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-        "ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
-        (
-            notification_id,
-            notice.user_id,
-            notice.sender_id,
-            clean_text(notice.kind, 100),
-            notice.severity,
-            clean_text(" ".join(notice.title.split()), MAX_TITLE),
-            clean_text(notice.body, MAX_BODY),
-            notice.resource_type,
-            notice.resource_id,
-            notice.dedupe_key,
-        ),
-    ).fetchone()
-    if row is None:
-        return None
-    for channel in chosen:
-        cur.execute(
-            "INSERT INTO notification_delivery (id, notification_id, channel) VALUES (%s, %s, %s)",
-            (new_id(), notification_id, channel),
+@dataclass(frozen=True)
+class Raised:
+    """A notification as raised: its id and the Notifications log position it reached."""
+
+    id: str
+    position: int
+
+
+class Notifier:
+    """Raises notifications into `app`; `personal` seals what is meant for a user (without it,
+    only notifications for the administrators can be raised)."""
+
+    def __init__(self, app: NotificationsApp, personal: PersonalData | None = None) -> None:
+        self.app = app
+        self.personal = personal
+
+    def raise_notice(
+        self,
+        cur: Cursor[Any] | Connection[Any],
+        notice: Notice,
+        channels: Iterable[str],
+        meta: EventMetadata | None = None,
+    ) -> Raised | None:
+        """Save `notice` and queue a delivery per channel on `cur`; None when a notification
+        with its dedupe key exists already, or its user is erased (nothing to tell any more,
+        and sealing would make the erased user a new data key)."""
+        if notice.user_id is not None and _erased(cur, notice.user_id):
+            return None
+        notification = SystemNotification.raise_new(
+            new_id=new_id(),
+            kind=clean_text(notice.kind, 100),
+            severity=notice.severity,
+            title=clean_text(" ".join(notice.title.split()), MAX_TITLE),
+            body=clean_text(notice.body, MAX_BODY),
+            channels=channels,
+            user_id=notice.user_id,
+            sender_id=notice.sender_id,
+            resource_type=notice.resource_type,
+            resource_id=notice.resource_id,
+            dedupe_key=notice.dedupe_key,
+            seal=self._sealer(notice.user_id),
         )
-    log.info(
-        "notification raised", notification_id=notification_id, kind=notice.kind, channels=chosen
-    )
-    return notification_id
+        raised: Raised | None = None
+        if notice.dedupe_key is None or self.app.revision(notification.id) is None:
+            try:
+                position = self.app.record(
+                    meta or EventMetadata(actor_id=notice.sender_id), notification
+                )
+                raised = Raised(notification.id, position)
+            except IntegrityError:
+                if notice.dedupe_key is None:
+                    raise  # a fresh id taken: not a repeat, a fault
+        for channel in notification.channels:
+            cur.execute(
+                "INSERT INTO notification_delivery (id, notification_id, channel) "
+                "VALUES (%s, %s, %s) ON CONFLICT (notification_id, channel) DO NOTHING",
+                (new_id(), notification.id, channel),
+            )
+        if raised is not None:
+            log.info(
+                "notification raised",
+                notification_id=notification.id,
+                kind=notice.kind,
+                channels=notification.channels,
+            )
+        return raised
+
+    def raise_notification(
+        self, cur: Cursor[Any] | Connection[Any], notice: Notice, channels: Iterable[str]
+    ) -> str | None:
+        """`raise_notice`, its id only."""
+        raised = self.raise_notice(cur, notice, channels)
+        return None if raised is None else raised.id
+
+    def _sealer(self, user_id: str | None) -> Any:
+        if user_id is None:
+            return lambda text: text
+        personal = self.personal
+        if personal is None:
+            raise RuntimeError("notifications for a user need the personal data keys")
+        return lambda text: personal.seal(user_id, text)
+
+
+def _erased(cur: Cursor[Any] | Connection[Any], user_id: str) -> bool:
+    row = cur.execute(
+        "SELECT 1 FROM \"user\" WHERE id = %s AND status = 'DELETED'", (user_id,)
+    ).fetchone()
+    return row is not None
 
 
 def drop_notifications(conn: Connection[Any], user_id: str) -> None:
-    """Delete every notification meant for this user, with its deliveries (erasure)."""
+    """Delete the deliveries of every notification meant for this user and the notifications
+    (erasure; the projection drops the rows too, as does a rebuild, which can no longer open
+    their sealed texts)."""
+    conn.execute(
+        "DELETE FROM notification_delivery d USING system_notification n "
+        "WHERE n.id = d.notification_id AND n.user_id = %s",
+        (user_id,),
+    )
     conn.execute("DELETE FROM system_notification WHERE user_id = %s", (user_id,))
 
 
@@ -118,8 +186,11 @@ def alert_channels(settings: Settings) -> tuple[str, ...]:
 class Alerts:
     """Raises administrators' alerts on a pool the process has already (no pool of its own)."""
 
-    def __init__(self, pool: ConnectionPool[Any], channels: Sequence[str]) -> None:
+    def __init__(
+        self, pool: ConnectionPool[Any], notifier: Notifier, channels: Sequence[str]
+    ) -> None:
         self.pool = pool
+        self.notifier = notifier
         self.channels = tuple(channels)
 
     def raise_alert(
@@ -146,7 +217,7 @@ class Alerts:
             dedupe_key=dedupe_key,
         )
         with self.pool.connection() as conn, conn.transaction():
-            return raise_notification(conn, notice, self.channels)
+            return self.notifier.raise_notification(conn, notice, self.channels)
 
     def health_check_failed(
         self, check: str, detail: str, *, status: str = "UNHEALTHY", at: datetime | None = None

@@ -1,6 +1,7 @@
 """What raises notifications from the event logs: a process manager (projections/notifications.py)
-calls these handlers with its cursor, so each notification commits with the manager's position
-and a re-delivered event stores nothing twice (dedupe keys name the event).
+calls these handlers with its cursor, so each notification's deliveries commit with the manager's
+position, and a re-delivered event raises nothing twice (dedupe keys name the event, and the
+notification's id derives from its key).
 
 - A run ends SUCCESS, FAILED or TIMEOUT and the version that ran asks for it in
   `settings.notifications` (domain/notifications.py): the workflow's owner is told on its channels.
@@ -29,7 +30,7 @@ from psycopg import Cursor
 from application.errors import NotFound
 from application.executions.commands import ExecutionService
 from application.executions.event_triggers import ending_of
-from application.notifications.store import Notice, raise_notification
+from application.notifications.store import Notice, Notifier
 from domain.errors import UnknownPart
 from domain.executions.execution import Execution, ExecutionMode, ExecutionStatus
 from domain.identity.api_key import ApiKey
@@ -55,8 +56,11 @@ USER_CHANNELS = ("email",)
 class NotificationTriggers:
     """Turns events into notifications (see the module docstring)."""
 
-    def __init__(self, executions: ExecutionService, alert_channels: Sequence[str]) -> None:
+    def __init__(
+        self, executions: ExecutionService, notifier: Notifier, alert_channels: Sequence[str]
+    ) -> None:
         self.executions = executions
+        self.notifier = notifier
         self.alert_channels = tuple(alert_channels)
 
     def execution_ended(self, cur: Cursor[Any], event: Execution.Event) -> str | None:
@@ -99,7 +103,7 @@ class NotificationTriggers:
             resource_id=ending.execution_id,
             dedupe_key=f"execution:{ending.execution_id}:{ending.status}",
         )
-        return raise_notification(cur, notice, wanted.channels)
+        return self.notifier.raise_notification(cur, notice, wanted.channels)
 
     def security_event(self, cur: Cursor[Any], event: SecurityEvent.Recorded) -> None:
         severity = ALERTING_SEVERITIES.get(event.severity)
@@ -115,7 +119,7 @@ class NotificationTriggers:
             resource_id=str(event.originator_id),
             dedupe_key=f"security:{event.originator_id}",
         )
-        raise_notification(cur, alert, self.alert_channels)
+        self.notifier.raise_notification(cur, alert, self.alert_channels)
         if event.event_type == "LOGIN_LOCKOUT" and event.user_id:
             self._tell_user(
                 cur,
@@ -148,7 +152,7 @@ class NotificationTriggers:
             resource_id=name,
             dedupe_key=f"health_check:{event.originator_id}:{status}:{at:%Y-%m-%dT%H}",
         )
-        return raise_notification(cur, alert, self.alert_channels)
+        return self.notifier.raise_notification(cur, alert, self.alert_channels)
 
     def two_factor_disabled(self, cur: Cursor[Any], event: User.TwoFactorDisabled) -> None:
         self._tell_user(
@@ -187,7 +191,7 @@ class NotificationTriggers:
             resource_id=user_id,
             dedupe_key=f"{kind}:{event.originator_id}:{event.originator_version}",
         )
-        raise_notification(cur, notice, USER_CHANNELS)
+        self.notifier.raise_notification(cur, notice, USER_CHANNELS)
 
 
 def health_change(

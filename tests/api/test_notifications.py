@@ -95,6 +95,13 @@ def requests_to(receiver: Receiver, path: str, text: str) -> list[Any]:
     return [r for r in receiver.requests if r.path == path and text in r.body.decode()]
 
 
+STORED = (
+    "SELECT (SELECT count(*) FROM notifications_events) + "
+    "(SELECT count(*) FROM notification_delivery)"
+)
+"""Notifications raised (events) and deliveries queued."""
+
+
 def notifying(definition: dict[str, Any], **wanted: Any) -> dict[str, Any]:
     return {**definition, "settings": {"notifications": wanted}}
 
@@ -267,10 +274,10 @@ def test_a_test_notification_reaches_its_channel(
 def test_a_bad_test_request_is_a_problem_and_stores_nothing(
     client: Client, admin: Account, body: Any, status: int
 ) -> None:
-    before = rows_of(client, "SELECT count(*) FROM system_notification")
+    before = rows_of(client, STORED)
     response = client.post(f"{API}/admin/notifications/test", json=body, headers=admin)
     problem(response, status)
-    assert rows_of(client, "SELECT count(*) FROM system_notification") == before
+    assert rows_of(client, STORED) == before
 
 
 def test_an_api_key_created_is_told_to_its_owner(client: Client, user: Account) -> None:
@@ -307,6 +314,32 @@ def test_erasure_deletes_the_notifications_of_the_account(
     erased = client.post(f"{API}/users/{user.user_id}/erase", headers=owner)
     assert erased.status_code == 200, erased.text
     assert rows_of(client, mine) == 0
+    assert rows_of(client, f"{DELIVERIES} = '{user.user_id}')") == 0
+    # The events stay, their title and body sealed with the erased key: unreadable for good.
+    personal = client.app.state.services.identity.personal
+    events = client.app.state.services.notifier.app.events
+    [raised] = list(events.get(notification_of(client, user.user_id)))
+    assert raised.kind == "security.api_key_created"
+    assert personal.open(user.user_id, raised.title) is None
+    assert personal.open(user.user_id, raised.body) is None
+    assert "gone" not in raised.title + raised.body
+
+
+DELIVERIES = (
+    "SELECT count(*) FROM notification_delivery d WHERE d.notification_id IN "
+    "(SELECT originator_id FROM notifications_events "
+    "WHERE convert_from(state, 'UTF8')::jsonb ->> 'user_id'"
+)
+
+
+def notification_of(client: Client, user_id: str) -> str:
+    return str(
+        rows_of(
+            client,
+            "SELECT originator_id FROM notifications_events "
+            f"WHERE convert_from(state, 'UTF8')::jsonb ->> 'user_id' = '{user_id}'",
+        )
+    )
 
 
 def rows_of(client: Client, query: str) -> Any:
@@ -386,6 +419,12 @@ def test_an_admin_sends_a_notification_to_a_user(
     assert sent.status_code == 202, sent.text
     queued = sent.json()
     assert queued["channels"] == ["slack", "webhook"]
+    # Read your writes: with the position it answered, the lists show it at once.
+    at_once = {"A2N-Min-Position": str(queued["position"])}
+    for account, path in ((user, "/notifications"), (admin, "/admin/notifications")):
+        listed = client.get(f"{API}{path}", params={"limit": 500}, headers={**account, **at_once})
+        assert listed.status_code == 200, listed.text
+        assert queued["id"] in [n["id"] for n in listed.json()["items"]]
     told = delivered(client, user, queued["id"])
     assert (told["kind"], told["title"], told["senderId"]) == (
         "admin.message",
@@ -422,8 +461,8 @@ GOOD = {"title": "Hello", "body": "Text", "channels": ["slack"]}
 def test_a_bad_notification_is_a_problem_and_stores_nothing(
     client: Client, admin: Account, body: dict[str, Any], pointer: str
 ) -> None:
-    before = rows_of(client, "SELECT count(*) FROM system_notification")
+    before = rows_of(client, STORED)
     response = client.post(f"{API}/admin/notifications", json=body, headers=admin)
     errors = problem(response, 422)["errors"]
     assert any(e["pointer"].startswith(pointer) for e in errors), errors
-    assert rows_of(client, "SELECT count(*) FROM system_notification") == before
+    assert rows_of(client, STORED) == before

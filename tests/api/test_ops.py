@@ -57,7 +57,9 @@ def test_ready_reports_database_redis_and_every_projection(
         ("notifications", "operations"),  # health checks' changes of status
         ("operations", "operations"),  # runtime settings, health check states
         ("audit_log", "operations"),
-        ("event_triggers", "executions"),  # the process manager beside the workers
+        ("system_notifications", "notifications"),
+        ("system_notifications", "identity"),  # notifications of erased users
+        ("audit_log", "notifications"),
     }
     workflows = projections[("workflows", "workflows")]
     assert workflows["position"] >= position
@@ -180,10 +182,17 @@ def test_a_parked_projector_shows_in_ready_while_the_api_keeps_serving(
         assert audit["items"][0]["type"] == "WorkflowCreated"
         assert create(isolated, user, name="still serving")["revision"] == 1
         assert 'a2n_projection_parked{projector="workflows"} 1.0' in isolated.get("/metrics").text
+
         # Administrators are alerted, on the alert channels (here the webhook channel).
-        alerts = isolated.get(
-            "/api/v1/admin/notifications", params={"kind": "projector.parked"}, headers=user
-        ).json()["items"]
+        def parked_alerts() -> list[dict[str, Any]]:
+            items: list[dict[str, Any]] = isolated.get(
+                "/api/v1/admin/notifications", params={"kind": "projector.parked"}, headers=user
+            ).json()["items"]
+            return items
+
+        # The alert shows once the system_notifications projector has written it.
+        wait(lambda: bool(parked_alerts()))
+        alerts = parked_alerts()
         assert [(a["resourceId"], a["severity"], a["userId"]) for a in alerts] == [
             ("workflows", "critical", None)
         ]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -22,9 +23,13 @@ from application.executions.app import ExecutionsApp
 from application.executions.commands import ExecutionService
 from application.executions.engine import Engine, EngineLimits, WorkerServices
 from application.executions.nodes import RUNTIMES, RuntimeLimits, http_client
+from application.identity.personal_data import PersonalData
 from application.ids import new_id
+from application.notifications.app import NotificationsApp
+from application.notifications.store import Notifier
 from application.workflows.commands import WorkflowService
 from domain.executions.execution import Execution, ExecutionMode
+from projections.identity import key_ring_in_use, use_key_ring
 from projections.projector import Projector
 from projections.runner import ProjectionRunner
 from tests.loopback import LOOPBACK_EGRESS
@@ -52,6 +57,22 @@ def drain(url: str, projector: Projector, batch_size: int = 500) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         while (batch := runner.run_batch(conn)) is not None and batch.total:
             pass
+
+
+@contextmanager
+def notifier_for(url: str, pool: Any) -> Iterator[Notifier]:
+    """A Notifier on the database at `url` sealing with the projectors' master key ring (so they
+    can open what it seals): the one in use in this process (projectors of an API started by
+    other tests may be running on it), else a new one."""
+    ring = key_ring_in_use()
+    if ring is None:
+        ring = KeyRing.parse(KeyRing.generate())
+        use_key_ring(ring)
+    app = NotificationsApp(env=event_store_env(url))
+    try:
+        yield Notifier(app, PersonalData(ring, pool))
+    finally:
+        app.close()
 
 
 def table_contents(url: str, table: str) -> list[Any]:

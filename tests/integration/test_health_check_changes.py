@@ -17,10 +17,12 @@ from application.executions.commands import ExecutionService
 from application.health.checks import Check, Result, Status
 from application.health.monitor import HealthMonitor
 from application.health.states import HealthStates
+from application.notifications.app import NotificationsApp
+from application.notifications.store import Notifier
 from application.notifications.triggers import NotificationTriggers
 from application.operations.app import OperationsApp
 from domain.operations.health import HealthCheck, health_check_id_for
-from projections import operations
+from projections import notifications_table, operations
 from projections.notifications import process_manager
 from projections.rebuild import Rebuilder
 from tests.integration.helpers import drain, rows, table_contents
@@ -32,8 +34,15 @@ HOUR = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
 class Site:
     """A monitor running one scripted check, recording its changes in the Operations log."""
 
-    def __init__(self, url: str, pool: ConnectionPool[Any], app: OperationsApp) -> None:
+    def __init__(
+        self,
+        url: str,
+        pool: ConnectionPool[Any],
+        app: OperationsApp,
+        notifications: NotificationsApp,
+    ) -> None:
         self.url = url
+        self.notifier = Notifier(notifications)
         self.script: list[Status] = []
         self.minute = 0
 
@@ -59,14 +68,15 @@ class Site:
 
     def alerts(self) -> list[tuple[str, str, str]]:
         """What the notification manager raised from the events so far."""
-        triggers = NotificationTriggers(cast(ExecutionService, None), ["webhook"])
+        triggers = NotificationTriggers(cast(ExecutionService, None), self.notifier, ["webhook"])
         drain(self.url, process_manager(triggers))
+        drain(self.url, notifications_table.projector)
         return [
             (kind, severity, title)
             for kind, severity, title in rows(
                 self.url,
                 "SELECT kind, severity, title FROM system_notification "
-                "WHERE resource_type = 'health_check' ORDER BY id",
+                "WHERE resource_type = 'health_check' ORDER BY created_at, id",
             )
         ]
 
@@ -74,10 +84,12 @@ class Site:
 @pytest.fixture
 def site(fresh_database_url: str) -> Iterator[Site]:
     app = OperationsApp(env=event_store_env(fresh_database_url, pool_size=1))
+    notifications = NotificationsApp(env=event_store_env(fresh_database_url, pool_size=1))
     with ConnectionPool(
         fresh_database_url, min_size=1, max_size=2, kwargs={"autocommit": True}
     ) as pool:
-        yield Site(fresh_database_url, pool, app)
+        yield Site(fresh_database_url, pool, app, notifications)
+    notifications.close()
     app.close()
 
 

@@ -14,12 +14,13 @@ from application.egress import Egress
 from application.identity.mail import RetryPolicy
 from application.notifications.channels import Channels
 from application.notifications.sender import NotificationSender
-from application.notifications.store import Alerts, Notice, raise_notification
+from application.notifications.store import Alerts, Notice, Notifier
 from application.row_security import act_as_blocking
 from application.settings import Settings
 from domain.notifications import signature_matches
+from projections import notifications_table
 from tests.http_receiver import Receiver, running_receiver
-from tests.integration.helpers import rows
+from tests.integration.helpers import drain, rows
 from tests.loopback import LOOPBACK_EGRESS
 from tests.smtp_server import running_smtp_server
 
@@ -43,6 +44,7 @@ def receiver() -> Iterator[Receiver]:
 
 
 def sender(
+    notifier: Notifier,
     pool: ConnectionPool[Any],
     egress: Egress = LOOPBACK_EGRESS,
     retry: RetryPolicy = NOW_RETRY,
@@ -50,14 +52,23 @@ def sender(
 ) -> NotificationSender:
     configured = Settings.from_env(env)
     return NotificationSender(
-        pool, Channels(configured, egress), alert_email=configured.alert_email, retry=retry
+        pool,
+        Channels(configured, egress),
+        notifier,
+        alert_email=configured.alert_email,
+        retry=retry,
     )
 
 
-def notify(pool: ConnectionPool[Any], channel: str, title: str = "Workflow 'Sync' failed") -> str:
+def notify(
+    notifier: Notifier,
+    pool: ConnectionPool[Any],
+    channel: str,
+    title: str = "Workflow 'Sync' failed",
+) -> str:
     notice = Notice(kind="execution.failed", title=title, body="Error: boom", severity="error")
     with pool.connection() as conn, conn.transaction():
-        found = raise_notification(conn, notice, (channel,))
+        found = notifier.raise_notification(conn, notice, (channel,))
     assert found is not None
     return found
 
@@ -75,9 +86,11 @@ def delivery(pool: ConnectionPool[Any], notification_id: str) -> dict[str, Any]:
     return dict(zip(names, found, strict=True))
 
 
-def test_slack_receives_text(pool: ConnectionPool[Any], receiver: Receiver) -> None:
-    notification = notify(pool, "slack")
-    report = sender(pool, A2N_NOTIFY_SLACK_URL=receiver.url(TOKEN)).send_due()
+def test_slack_receives_text(
+    pool: ConnectionPool[Any], notifier: Notifier, receiver: Receiver
+) -> None:
+    notification = notify(notifier, pool, "slack")
+    report = sender(notifier, pool, A2N_NOTIFY_SLACK_URL=receiver.url(TOKEN)).send_due()
     assert report.sent == 1
     [request] = receiver.requests
     assert request.path == TOKEN
@@ -91,19 +104,24 @@ def test_slack_receives_text(pool: ConnectionPool[Any], receiver: Receiver) -> N
     }
 
 
-def test_discord_receives_content(pool: ConnectionPool[Any], receiver: Receiver) -> None:
-    notify(pool, "discord")
-    sender(pool, A2N_NOTIFY_DISCORD_URL=receiver.url("/api/webhooks/1/tok")).send_due()
+def test_discord_receives_content(
+    pool: ConnectionPool[Any], notifier: Notifier, receiver: Receiver
+) -> None:
+    notify(notifier, pool, "discord")
+    sender(notifier, pool, A2N_NOTIFY_DISCORD_URL=receiver.url("/api/webhooks/1/tok")).send_due()
     [request] = receiver.requests
     assert request.json() == {"content": "[ERROR] Workflow 'Sync' failed\nError: boom"}
 
 
 def test_webhook_is_signed_and_the_signature_verifies(
-    pool: ConnectionPool[Any], receiver: Receiver
+    pool: ConnectionPool[Any], notifier: Notifier, receiver: Receiver
 ) -> None:
-    notification = notify(pool, "webhook")
+    notification = notify(notifier, pool, "webhook")
     sender(
-        pool, A2N_NOTIFY_WEBHOOK_URL=receiver.url("/hook"), A2N_NOTIFY_WEBHOOK_SECRET=SECRET
+        notifier,
+        pool,
+        A2N_NOTIFY_WEBHOOK_URL=receiver.url("/hook"),
+        A2N_NOTIFY_WEBHOOK_SECRET=SECRET,
     ).send_due()
     [request] = receiver.requests
     stamp = int(request.headers["a2n-timestamp"])
@@ -118,10 +136,11 @@ def test_webhook_is_signed_and_the_signature_verifies(
     assert document["title"] == "Workflow 'Sync' failed"
 
 
-def test_email_goes_through_smtp(pool: ConnectionPool[Any]) -> None:
+def test_email_goes_through_smtp(pool: ConnectionPool[Any], notifier: Notifier) -> None:
     with running_smtp_server("plain") as server:
-        notification = notify(pool, "email")
+        notification = notify(notifier, pool, "email")
         report = sender(
+            notifier,
             pool,
             A2N_SMTP_URL=server.url(),
             A2N_SMTP_INSECURE="true",
@@ -136,21 +155,25 @@ def test_email_goes_through_smtp(pool: ConnectionPool[Any]) -> None:
     assert delivery(pool, notification)["status"] == "sent"
 
 
-def test_a_failed_attempt_is_retried_then_succeeds(pool: ConnectionPool[Any]) -> None:
+def test_a_failed_attempt_is_retried_then_succeeds(
+    pool: ConnectionPool[Any], notifier: Notifier
+) -> None:
     with running_receiver(statuses=[503]) as receiver:
-        notification = notify(pool, "slack")
-        report = sender(pool, A2N_NOTIFY_SLACK_URL=receiver.url(TOKEN)).send_due()
+        notification = notify(notifier, pool, "slack")
+        report = sender(notifier, pool, A2N_NOTIFY_SLACK_URL=receiver.url(TOKEN)).send_due()
     assert (report.retrying, report.sent) == (1, 1)
     assert len(receiver.requests) == 2
     found = delivery(pool, notification)
     assert (found["status"], found["attempts"], found["last_error"]) == ("sent", 2, None)
 
 
-def test_a_delivery_waits_out_its_backoff(pool: ConnectionPool[Any]) -> None:
+def test_a_delivery_waits_out_its_backoff(pool: ConnectionPool[Any], notifier: Notifier) -> None:
     slow = RetryPolicy(first_delay=3600.0, max_delay=3600.0, max_attempts=3)
     with running_receiver(statuses=[500]) as receiver:
-        notification = notify(pool, "slack")
-        report = sender(pool, retry=slow, A2N_NOTIFY_SLACK_URL=receiver.url(TOKEN)).send_due()
+        notification = notify(notifier, pool, "slack")
+        report = sender(
+            notifier, pool, retry=slow, A2N_NOTIFY_SLACK_URL=receiver.url(TOKEN)
+        ).send_due()
     assert (report.retrying, report.sent) == (1, 0)
     found = delivery(pool, notification)
     assert (found["status"], found["attempts"]) == ("queued", 1)
@@ -162,10 +185,12 @@ def test_a_delivery_waits_out_its_backoff(pool: ConnectionPool[Any]) -> None:
     assert wait == pytest.approx(3600, abs=5)
 
 
-def test_a_refusal_fails_for_good_without_the_token(pool: ConnectionPool[Any]) -> None:
+def test_a_refusal_fails_for_good_without_the_token(
+    pool: ConnectionPool[Any], notifier: Notifier
+) -> None:
     with running_receiver(statuses=[404]) as receiver:
-        notification = notify(pool, "slack")
-        report = sender(pool, A2N_NOTIFY_SLACK_URL=receiver.url(TOKEN)).send_due()
+        notification = notify(notifier, pool, "slack")
+        report = sender(notifier, pool, A2N_NOTIFY_SLACK_URL=receiver.url(TOKEN)).send_due()
     assert (report.gave_up, len(receiver.requests)) == (1, 1)
     found = delivery(pool, notification)
     assert (found["status"], found["attempts"]) == ("failed", 1)
@@ -173,10 +198,10 @@ def test_a_refusal_fails_for_good_without_the_token(pool: ConnectionPool[Any]) -
     assert "secrettoken" not in found["last_error"]
 
 
-def test_retries_stop_after_the_last_attempt(pool: ConnectionPool[Any]) -> None:
+def test_retries_stop_after_the_last_attempt(pool: ConnectionPool[Any], notifier: Notifier) -> None:
     with running_receiver(statuses=[500, 502, 503, 504]) as receiver:
-        notification = notify(pool, "discord")
-        report = sender(pool, A2N_NOTIFY_DISCORD_URL=receiver.url(TOKEN)).send_due()
+        notification = notify(notifier, pool, "discord")
+        report = sender(notifier, pool, A2N_NOTIFY_DISCORD_URL=receiver.url(TOKEN)).send_due()
     assert (report.retrying, report.gave_up) == (2, 1)
     assert len(receiver.requests) == 3
     found = delivery(pool, notification)
@@ -184,10 +209,11 @@ def test_retries_stop_after_the_last_attempt(pool: ConnectionPool[Any]) -> None:
 
 
 def test_the_egress_rules_refuse_a_private_destination(
-    pool: ConnectionPool[Any], receiver: Receiver
+    pool: ConnectionPool[Any], notifier: Notifier, receiver: Receiver
 ) -> None:
-    notification = notify(pool, "webhook")
+    notification = notify(notifier, pool, "webhook")
     report = sender(
+        notifier,
         pool,
         Egress(),  # no A2N_EGRESS_ALLOW: loopback is refused
         A2N_NOTIFY_WEBHOOK_URL=receiver.url(TOKEN),
@@ -201,18 +227,20 @@ def test_the_egress_rules_refuse_a_private_destination(
     assert "secrettoken" not in found["last_error"]
 
 
-def test_an_unconfigured_channel_fails_with_the_setting_to_set(pool: ConnectionPool[Any]) -> None:
-    notification = notify(pool, "slack")
-    sender(pool).send_due()
+def test_an_unconfigured_channel_fails_with_the_setting_to_set(
+    pool: ConnectionPool[Any], notifier: Notifier
+) -> None:
+    notification = notify(notifier, pool, "slack")
+    sender(notifier, pool).send_due()
     found = delivery(pool, notification)
     assert found["status"] == "failed"
     assert found["last_error"] == "the channel is not configured (A2N_NOTIFY_SLACK_URL is not set)"
 
 
 def test_an_alert_is_stored_once_per_dedupe_key(
-    pool: ConnectionPool[Any], receiver: Receiver
+    pool: ConnectionPool[Any], notifier: Notifier, receiver: Receiver
 ) -> None:
-    alerts = Alerts(pool, ("slack",))
+    alerts = Alerts(pool, notifier, ("slack",))
     at = datetime(2026, 12, 1, 10, 5, tzinfo=UTC)
     first = alerts.health_check_failed("postgres", "connection refused", at=at)
     again = alerts.health_check_failed("postgres", "still refused", at=at + timedelta(minutes=50))
@@ -220,18 +248,21 @@ def test_an_alert_is_stored_once_per_dedupe_key(
     assert again is None  # one alert per check and status per hour
     slower = alerts.health_check_failed("postgres", "slow", status="DEGRADED", at=at)
     assert slower is not None
-    sender(pool, A2N_NOTIFY_SLACK_URL=receiver.url(TOKEN)).send_due()
+    sender(notifier, pool, A2N_NOTIFY_SLACK_URL=receiver.url(TOKEN)).send_due()
     texts = sorted(request.json()["text"] for request in receiver.requests)
     assert texts == [
         "[CRITICAL] Health check postgres is UNHEALTHY\nconnection refused",
         "[WARNING] Health check postgres is DEGRADED\nslow",
     ]
+    drain(pool.conninfo, notifications_table.projector)
     assert rows(pool.conninfo, "SELECT DISTINCT kind, user_id FROM system_notification") == [
         ("health_check.failed", None)
     ]
 
 
-def test_a_credential_about_to_expire_is_told_to_its_owner_once(pool: ConnectionPool[Any]) -> None:
+def test_a_credential_about_to_expire_is_told_to_its_owner_once(
+    pool: ConnectionPool[Any], notifier: Notifier
+) -> None:
     with pool.connection() as conn:
         conn.execute(
             'INSERT INTO "user" (id, email, created_at, updated_at) '
@@ -246,6 +277,7 @@ def test_a_credential_about_to_expire_is_told_to_its_owner_once(pool: Connection
             )
     with running_smtp_server("plain") as server:
         notifier = sender(
+            notifier,
             pool,
             A2N_SMTP_URL=server.url(),
             A2N_SMTP_INSECURE="true",
@@ -257,6 +289,7 @@ def test_a_credential_about_to_expire_is_told_to_its_owner_once(pool: Connection
         [mail] = server.received
     assert mail.recipients == ["ann@example.com"]
     assert mail.message["Subject"].startswith("[A2N] Credential 'Stripe c-soon' expires")
+    drain(pool.conninfo, notifications_table.projector)
     assert rows(pool.conninfo, "SELECT kind, user_id, resource_id FROM system_notification") == [
         ("credential.expiring", "u-1", "c-soon")
     ]
@@ -264,11 +297,13 @@ def test_a_credential_about_to_expire_is_told_to_its_owner_once(pool: Connection
 
 def test_row_level_security_shows_users_their_own_and_admins_all(
     pool: ConnectionPool[Any],
+    notifier: Notifier,
 ) -> None:
     with pool.connection() as conn, conn.transaction():
         for user_id in ("u-ann", "u-bob", None):
             notice = Notice(kind="test", title="t", body="b", user_id=user_id)
-            raise_notification(conn, notice, ("slack",))
+            notifier.raise_notification(conn, notice, ("slack",))
+    drain(pool.conninfo, notifications_table.projector)
 
     def visible(user_id: str, role: str) -> list[Any]:
         with pool.connection() as conn, conn.transaction():
@@ -281,3 +316,54 @@ def test_row_level_security_shows_users_their_own_and_admins_all(
     assert visible("u-ann", "USER") == [["u-ann"], 1]
     assert visible("u-carl", "USER") == [[], 0]
     assert visible("u-carl", "ADMIN") == [["-", "u-ann", "u-bob"], 3]
+
+
+def test_a_projected_notification_and_one_not_yet_projected_are_sent_alike(
+    pool: ConnectionPool[Any], notifier: Notifier, receiver: Receiver
+) -> None:
+    """The sender reads a notification from system_notification, or from the event store while
+    the projector has not written it (or is parked, perhaps on the alert saying so)."""
+    projected = notify(notifier, pool, "slack", "Projected first")
+    drain(pool.conninfo, notifications_table.projector)
+    unprojected = notify(notifier, pool, "slack", "Not projected yet")
+    report = sender(notifier, pool, A2N_NOTIFY_SLACK_URL=receiver.url(TOKEN)).send_due()
+    assert report.sent == 2
+    assert sorted(request.json()["text"] for request in receiver.requests) == [
+        "[ERROR] Not projected yet\nError: boom",
+        "[ERROR] Projected first\nError: boom",
+    ]
+    assert delivery(pool, projected)["status"] == delivery(pool, unprojected)["status"] == "sent"
+
+
+def test_a_delivery_to_an_erased_recipient_not_yet_projected_fails_for_good(
+    pool: ConnectionPool[Any], notifier: Notifier, receiver: Receiver
+) -> None:
+    notice = Notice(kind="test", title="For Ann", body="private", user_id="u-ann")
+    with pool.connection() as conn, conn.transaction():
+        notification = notifier.raise_notification(conn, notice, ("slack",))
+    assert notification is not None
+    assert notifier.personal is not None
+    notifier.personal.erase("u-ann")
+    report = sender(notifier, pool, A2N_NOTIFY_SLACK_URL=receiver.url(TOKEN)).send_due()
+    assert report.sent == 0
+    assert receiver.requests == []
+    found = delivery(pool, notification)
+    assert (found["status"], found["last_error"]) == ("failed", "the recipient was erased")
+
+
+def test_a_delivery_whose_notification_has_no_event_fails_without_stopping_the_others(
+    pool: ConnectionPool[Any], notifier: Notifier, receiver: Receiver
+) -> None:
+    """A delivery queued before notifications were events, its row gone in a rebuild."""
+    with pool.connection() as conn:
+        conn.execute(
+            "INSERT INTO notification_delivery (id, notification_id, channel, next_attempt_at) "
+            "VALUES ('d-old', 'n-old', 'slack', now() - interval '1 minute')"
+        )
+    notification = notify(notifier, pool, "slack")
+    report = sender(notifier, pool, A2N_NOTIFY_SLACK_URL=receiver.url(TOKEN)).send_due()
+    assert report.sent == 1
+    assert delivery(pool, notification)["status"] == "sent"
+    assert rows(
+        pool.conninfo, "SELECT status, last_error FROM notification_delivery WHERE id = 'd-old'"
+    ) == [("failed", "the notification is gone")]

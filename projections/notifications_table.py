@@ -1,0 +1,66 @@
+"""system_notification, from the SystemNotification aggregate's events (and User.Erased).
+
+A notification for a user arrives with its title and body sealed with that user's data key and
+is opened here; once the user is erased they cannot be opened and the row is left out, in live
+runs and rebuilds alike (User.Erased drops the rows projected before). The deliveries
+(`notification_delivery`) are operational rows the raiser writes, not part of this projection.
+
+Rows written before notifications were events (migration 0029) have no events: they stay until
+retention prunes them (a rebuild leaves them out meanwhile). One of them may hold the dedupe key a
+new notification raises again under its derived id; the older row is kept then (ON CONFLICT DO
+NOTHING) rather than the projector parked. Events alone never conflict: one key, one id.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg import Cursor
+
+from domain.identity.user import User
+from domain.notifications import SystemNotification
+from projections.identity import open_personal
+from projections.projector import EventContext, Projector
+
+projector = Projector(
+    "system_notifications",
+    applications=("notifications", "identity"),
+    tables=("system_notification",),
+    about="system_notification table (a user's notifications go when the user is erased)",
+)
+
+
+@projector.on(SystemNotification.Raised)
+def raised(cur: Cursor[Any], event: SystemNotification.Raised, ctx: EventContext) -> None:
+    title: str | None = event.title
+    body: str | None = event.body
+    if event.user_id is not None:
+        title = open_personal(cur, event.user_id, title)
+        body = open_personal(cur, event.user_id, body)
+        if title is None or body is None:
+            return  # the user is erased: nothing readable is left to show
+    cur.execute(
+        "INSERT INTO system_notification (id, user_id, sender_id, kind, severity, title, body, "
+        "resource_type, resource_id, dedupe_key, created_at) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+        (
+            event.originator_id,
+            event.user_id,
+            event.sender_id,
+            event.kind,
+            event.severity,
+            title,
+            body,
+            event.resource_type,
+            event.resource_id,
+            event.dedupe_key,
+            event.timestamp,
+        ),
+    )
+
+
+@projector.on(User.Erased)
+def recipient_erased(cur: Cursor[Any], event: User.Erased, ctx: EventContext) -> None:
+    """The data key that sealed the user's notifications is gone (or soon will be): drop them
+    now, as a rebuild, which can no longer open them, would."""
+    cur.execute("DELETE FROM system_notification WHERE user_id = %s", (event.originator_id,))
