@@ -25,6 +25,7 @@ from application.identity.personal_data import PersonalData
 from application.ids import new_id
 from application.workflows.commands import WorkflowService
 from domain.credentials.credential import Credential
+from projections.registry import PROJECTORS
 from tests.integration.helpers import CLI_KEYS, GRAPH, poison, populate, rows
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -121,10 +122,8 @@ def test_project_status_rebuild_verify_and_resume(
     )
     unknown = a2n("project", "rebuild", "nope", database_url=url)
     assert unknown.returncode == 2
-    known = (
-        "identity, workflows, workflow_comments, executions, credentials, nodes, operations, "
-        "schedules, audit_log"
-    )
+    known = ", ".join(projector.name for projector in PROJECTORS)
+    assert "system_notifications" in known
     assert f"known: {known}" in unknown.stderr
 
     wid = service.create(caller, name="victim", definition=GRAPH).aggregate.id
