@@ -8,8 +8,11 @@ or having started it. An execution the caller may not read does not exist for th
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from anyio import to_thread
@@ -66,6 +69,21 @@ def checked_items(items: Any) -> list[Item]:
     return items
 
 
+ORIGINS_KEPT = 1024
+"""Runs whose origin `ExecutionService.origin` keeps in memory, the most recently asked."""
+
+
+@dataclass(frozen=True)
+class RunOrigin:
+    """What a run's first event (Queued) says of it: never changes once stored."""
+
+    workflow_id: str
+    workflow_version: int
+    user_id: str
+    mode: ExecutionMode
+    chain_depth: int
+
+
 class ExecutionService:
     def __init__(
         self, app: ExecutionsApp, workflows: WorkflowService, queue: ExecutionQueue
@@ -73,6 +91,32 @@ class ExecutionService:
         self.app = app
         self.workflows = workflows
         self.queue = queue
+        self._origins: OrderedDict[str, RunOrigin] = OrderedDict()
+        self._origins_lock = threading.Lock()
+
+    def origin(self, execution_id: str) -> RunOrigin:
+        """The run's origin, read from its first event once and then kept for a while: each
+        process manager asks for it when the run ends (event triggers, notifications)."""
+        with self._origins_lock:
+            known = self._origins.get(execution_id)
+            if known is not None:
+                self._origins.move_to_end(execution_id)
+                return known
+        queued = next(iter(self.app.events.get(execution_id, lte=1)))
+        assert isinstance(queued, Execution.Queued)
+        depth = queued.trigger_data.get(CHAIN_DEPTH, 0)
+        found = RunOrigin(
+            workflow_id=queued.workflow_id,
+            workflow_version=queued.workflow_version,
+            user_id=queued.user_id,
+            mode=ExecutionMode(queued.mode),
+            chain_depth=depth if isinstance(depth, int) else 0,
+        )
+        with self._origins_lock:
+            self._origins[execution_id] = found
+            while len(self._origins) > ORIGINS_KEPT:
+                self._origins.popitem(last=False)
+        return found
 
     def start(
         self,

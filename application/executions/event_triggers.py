@@ -96,19 +96,17 @@ class Ending:
 def ending_of(executions: ExecutionService, event: Execution.Event) -> Ending:
     """The run `event` (a final event) ended: its first event (Queued) says which run it was,
     `event` how it ended."""
-    queued = next(iter(executions.app.events.get(event.originator_id, lte=1)))
-    assert isinstance(queued, Execution.Queued)
-    depth = queued.trigger_data.get(CHAIN_DEPTH, 0)
+    origin = executions.origin(str(event.originator_id))
     return Ending(
         execution_id=str(event.originator_id),
-        workflow_id=queued.workflow_id,
-        workflow_version=queued.workflow_version,
-        user_id=queued.user_id,
-        mode=ExecutionMode(queued.mode),
+        workflow_id=origin.workflow_id,
+        workflow_version=origin.workflow_version,
+        user_id=origin.user_id,
+        mode=origin.mode,
         status=FINAL_EVENTS[type(event)],
         ended_at=event.timestamp,
         error=ending_error(event),
-        chain_depth=depth if isinstance(depth, int) else 0,
+        chain_depth=origin.chain_depth,
     )
 
 

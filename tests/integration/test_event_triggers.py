@@ -16,6 +16,7 @@ from psycopg.rows import dict_row
 
 from application.caller import Caller
 from application.eventstore import EventMetadata
+from application.executions import commands
 from application.executions.app import ExecutionsApp
 from application.executions.commands import ExecutionService
 from application.executions.event_triggers import MAX_CHAIN_DEPTH, EventTriggers
@@ -320,6 +321,26 @@ def test_an_ending_of_an_unknown_workflow_or_version_is_passed_by(site: Installa
     site.ending(watched, ALICE, "TIMEOUT", version=7)
     site.handle()
     assert site.tracked() == site.app.head_position()
+
+
+def test_a_runs_origin_is_read_once_and_kept_within_a_bound(
+    site: Installation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both process managers ask for an ended run's origin: the second asks memory, not the
+    event store; the oldest origins make room once the bound is reached."""
+    monkeypatch.setattr(commands, "ORIGINS_KEPT", 1)
+    watched = site.workflow(ALICE, WATCHED)
+    first = site.ending(watched, BOB, "FAILED")
+    second = site.ending(watched, ALICE, "SUCCESS", mode=ExecutionMode.TEST)
+    service = ExecutionService(site.app, site.workflows, site.queue)
+    origin = service.origin(first)
+    assert (origin.workflow_id, origin.workflow_version, origin.user_id) == (watched, 1, BOB)
+    assert (origin.mode, origin.chain_depth) == (ExecutionMode.MANUAL, 0)
+    assert service.origin(first) is origin  # kept
+    assert service.origin(second).mode is ExecutionMode.TEST
+    again = service.origin(first)  # pushed out by the second: read again, the same facts
+    assert again is not origin
+    assert again == origin
 
 
 def finish(app: ExecutionsApp, execution_id: str, *, fail: bool = False) -> None:
