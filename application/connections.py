@@ -48,11 +48,12 @@ class Checks:
     def _due(self, conn: Any) -> bool:
         if time.monotonic() - self._passed.get(conn, float("-inf")) >= self.every:
             return True
+        poller = select.poll()  # not select(): it fails for descriptors above 1023
         try:
-            readable, _, _ = select.select([conn.fileno()], [], [], 0)
+            poller.register(conn.fileno(), select.POLLIN)
         except (OSError, ValueError, psycopg.Error):
             return True
-        return bool(readable)
+        return bool(poller.poll(0))
 
     def sync(self, conn: psycopg.Connection[Any]) -> None:
         if self._due(conn):

@@ -29,6 +29,10 @@ FUNCTION_PREFIX = "a2n_save_v1_"
 under the same name, so processes of two releases can save side by side."""
 
 
+CREATE_LOCK = "a2n.event_store.create_tables"
+"""The advisory lock `create_table` holds (the session's; released when its connection closes)."""
+
+
 class OneTripRecorder(PostgresApplicationRecorder):
     """The library's application recorder, saving through `a2n_save_v1_<table>()`."""
 
@@ -60,21 +64,22 @@ class OneTripRecorder(PostgresApplicationRecorder):
         ).format(function=function)
 
     def create_table(self) -> None:
-        super().create_table()
-        with self.datastore.transaction(commit=True) as curs:
-            curs.execute(
-                "SELECT 1 FROM pg_proc WHERE proname = %s AND pronamespace = %s::regnamespace",
-                (self._function_name, self.datastore.schema),
-            )
-            if curs.fetchone() is not None:
-                return
-        try:
+        """The library's tables, then the save function, one process at a time: processes
+        starting together (api, projector, worker) otherwise fail on each other's catalog
+        updates ('tuple concurrently updated', duplicate types)."""
+        pool = self.datastore.pool
+        conninfo = pool.conninfo() if callable(pool.conninfo) else pool.conninfo
+        kwargs = (pool.kwargs() if callable(pool.kwargs) else pool.kwargs) or {}
+        with psycopg.connect(conninfo, **kwargs) as lock:
+            lock.execute("SELECT pg_advisory_lock(hashtext(%s))", (CREATE_LOCK,))
+            super().create_table()
             with self.datastore.transaction(commit=True) as curs:
-                curs.execute(self._create_function, prepare=False)
-        except Exception as exc:
-            # Another process starting at the same moment created it first.
-            if not isinstance(exc.__cause__, psycopg.errors.UniqueViolation):
-                raise
+                curs.execute(
+                    "SELECT 1 FROM pg_proc WHERE proname = %s AND pronamespace = %s::regnamespace",
+                    (self._function_name, self.datastore.schema),
+                )
+                if curs.fetchone() is None:
+                    curs.execute(self._create_function, prepare=False)
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(

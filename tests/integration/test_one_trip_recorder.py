@@ -118,3 +118,32 @@ def test_creating_the_tables_again_keeps_one_save_function(
         "SELECT count(*) FROM pg_proc WHERE proname = 'a2n_save_v1_workflows_events'",
     ) == [(1,)]
     assert recorder.insert_events([stored("a", 1)])
+
+
+def test_processes_starting_together_all_start_and_create_the_function_once(
+    fresh_database_url: str,
+) -> None:
+    """Several apps creating their tables at the same moment (an e2e start of api, projector and
+    worker): none fails on the function another one created meanwhile."""
+    with psycopg.connect(fresh_database_url, autocommit=True) as conn:
+        conn.execute("DROP FUNCTION IF EXISTS a2n_save_v1_workflows_events")
+    barrier = threading.Barrier(4)
+    failures: list[BaseException] = []
+
+    def start() -> None:
+        barrier.wait()
+        try:
+            WorkflowsApp(env=event_store_env(fresh_database_url)).close()
+        except BaseException as exc:
+            failures.append(exc)
+
+    starting = [threading.Thread(target=start) for _ in range(4)]
+    for thread in starting:
+        thread.start()
+    for thread in starting:
+        thread.join(30)
+    assert failures == []
+    assert rows(
+        fresh_database_url,
+        "SELECT count(*) FROM pg_proc WHERE proname = 'a2n_save_v1_workflows_events'",
+    ) == [(1,)]
