@@ -14,11 +14,12 @@ failures become connection errors (`httpx.ConnectError`), as they were without t
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import partial
+from functools import lru_cache, partial
 from ipaddress import ip_address
 from typing import Any
 
@@ -174,23 +175,42 @@ class _GuardedAsyncTransport(httpx.AsyncHTTPTransport):
     other way to choose the network backend)."""
 
     def __init__(self, egress: Egress, verify: ssl.SSLContext | bool) -> None:
-        super().__init__(verify=verify, trust_env=False, limits=DEFAULT_LIMITS)
+        context = ssl_context(verify, trust_env=False)
+        super().__init__(verify=context, limits=DEFAULT_LIMITS)
         self._pool = httpcore.AsyncConnectionPool(
-            **_pool_options(verify, trust_env=False), network_backend=_AsyncGuard(egress)
+            **_pool_options(context), network_backend=_AsyncGuard(egress)
         )
 
 
 class _GuardedTransport(httpx.HTTPTransport):
     def __init__(self, egress: Egress, verify: ssl.SSLContext | bool, trust_env: bool) -> None:
-        super().__init__(verify=verify, trust_env=trust_env, limits=DEFAULT_LIMITS)
+        context = ssl_context(verify, trust_env=trust_env)
+        super().__init__(verify=context, limits=DEFAULT_LIMITS)
         self._pool = httpcore.ConnectionPool(
-            **_pool_options(verify, trust_env=trust_env), network_backend=_Guard(egress)
+            **_pool_options(context), network_backend=_Guard(egress)
         )
 
 
-def _pool_options(verify: ssl.SSLContext | bool, *, trust_env: bool) -> dict[str, Any]:
+def ssl_context(verify: ssl.SSLContext | bool, *, trust_env: bool) -> ssl.SSLContext:
+    """The TLS context for `verify`: a caller's own as given, the default ones made once per
+    process (and per certificate location the environment names). Loading the CA bundle takes
+    10-20 ms of CPU, which every http_request node, webhook delivery and sign-in paid twice."""
+    if isinstance(verify, ssl.SSLContext):
+        return verify
+    locations = (os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+    return _default_context(verify, trust_env and any(locations), locations)
+
+
+@lru_cache(maxsize=8)
+def _default_context(
+    verify: bool, from_environment: bool, _locations: tuple[str | None, str | None]
+) -> ssl.SSLContext:
+    return httpx.create_ssl_context(verify=verify, trust_env=from_environment)
+
+
+def _pool_options(context: ssl.SSLContext) -> dict[str, Any]:
     return {
-        "ssl_context": httpx.create_ssl_context(verify=verify, trust_env=trust_env),
+        "ssl_context": context,
         "max_connections": DEFAULT_LIMITS.max_connections,
         "max_keepalive_connections": DEFAULT_LIMITS.max_keepalive_connections,
         "keepalive_expiry": DEFAULT_LIMITS.keepalive_expiry,

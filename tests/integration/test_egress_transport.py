@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from application.egress import Egress, EgressRefused
+from application.egress import Egress, EgressRefused, ssl_context
 from application.executions.nodes import NodeFailure, http_client
 from application.identity.oauth import OAuthClient, OAuthError, OAuthProvider
 from domain.egress import EgressPolicy
@@ -207,6 +207,27 @@ def test_tls_names_and_verifies_the_host_of_the_url_not_the_address(
         get(client(), f"https://other.test:{tls_server.port}/tls")
     assert tls_server.server_names == ["secure.test", "other.test"]
     assert tls_server.seen == ["/tls"]
+
+
+def test_trust_env_reads_the_certificate_file_of_the_moment_and_the_default_stays_strict(
+    certificates: Certificates, tls_server: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TLS contexts are made once per process and certificate location (loading a CA bundle
+    costs each request 10-20 ms of CPU otherwise); a location set later is still honoured."""
+    egress = Egress(LOOPBACK_ALLOWED, Answers({"secure.test": [["127.0.0.1"]]}))
+    url = f"https://secure.test:{tls_server.port}/tls"
+
+    def fetch(trust_env: bool) -> httpx.Response:
+        with httpx.Client(transport=egress.transport(trust_env=trust_env)) as client:
+            return client.get(url)
+
+    with pytest.raises(httpx.ConnectError, match="certificate verify failed"):
+        fetch(trust_env=True)  # the CA is in no bundle yet
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificates.ca))
+    assert fetch(trust_env=True).text == "hello"
+    with pytest.raises(httpx.ConnectError, match="certificate verify failed"):
+        fetch(trust_env=False)  # the environment is read only when asked to
+    assert ssl_context(True, trust_env=True) is ssl_context(True, trust_env=True)
 
 
 # -- the OAuth client -------------------------------------------------------------------------
