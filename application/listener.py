@@ -72,6 +72,12 @@ class Listener:
                     autocommit=True,
                     application_name=self.name,
                     connect_timeout=5,
+                    # A connection that died without a word (a dropped route) is noticed in
+                    # about 25 s, not never: the projectors rely on it while it listens.
+                    keepalives=1,
+                    keepalives_idle=10,
+                    keepalives_interval=5,
+                    keepalives_count=3,
                 ) as conn:
                     with self._lock:
                         self._pending = set(self._subscriptions)

@@ -3,7 +3,10 @@ woken by the process's one LISTEN connection (application/listener.py).
 
 - A lost connection or any other infrastructure error restarts the projector's loop after an
   exponential backoff with jitter; a lost LISTEN connection is re-opened the same way, and every
-  projector also polls on its own, so a missed NOTIFY delays it by at most the poll interval.
+  projector also polls on its own: every poll interval while nobody listens, every
+  LISTENING_POLL_SECONDS while the listener is connected (PostgreSQL delivers every NOTIFY of a
+  committed save to a connected listener, and a reconnect wakes every projector; polling a
+  dozen projectors every second was most of an idle process's work).
 - A handler that keeps failing on one event (a poison event) parks that projector: the event is
   recorded in `projection_parked_event`, the projector stops, the others go on. An operator
   resumes it with `a2n project resume NAME` (after a fix) or `--skip` (leaving the event out).
@@ -36,6 +39,10 @@ from projections.projector import Projector
 from projections.runner import CONTROL_CHANNEL, HandlerFailed, ProjectionRunner
 
 log = structlog.get_logger("a2n.projections")
+
+LISTENING_POLL_SECONDS = 30.0
+"""The longest a projector waits without a NOTIFY while the listener is connected: for a
+standby projector to take over from a process that died while no log grew."""
 
 Status = Literal["starting", "running", "standby", "restarting", "parked", "stopped"]
 
@@ -330,11 +337,14 @@ class ProjectionSupervisor:
     # -- helpers -------------------------------------------------------------------------------
 
     def _sleep(self, projector: str, seconds: float, *, wakeable: bool = True) -> None:
-        """Wait for a NOTIFY (or stop) up to `seconds`; backoff sleeps ignore NOTIFY."""
+        """Wait for a NOTIFY (or stop) up to `seconds`, or LISTENING_POLL_SECONDS while the
+        listener is connected; backoff sleeps ignore NOTIFY."""
         wake = self._wake[projector]
         if not wakeable:
             self._stopping.wait(seconds)
             return
+        if self.listener.listening:
+            seconds = max(seconds, LISTENING_POLL_SECONDS)
         if not wake.wait(seconds):
             self._note((projector,))  # a NOTIFY may have been lost: look at every log
         wake.clear()
