@@ -1,17 +1,8 @@
 """End-to-end tests start real `a2n` processes, each with its own connection budget.
 
-Under pytest-xdist (`make test`) each file's tests run on one worker, one after another, so a
-file's processes never overlap each other. Files run side by side on the workers: the largest
-topology here (serve + project + work, test_live_progress) holds at most 23 connections, so even
-three at once stay well inside a stock PostgreSQL's 100 beside the workers' own databases.
+Under pytest-xdist (`make test`, `--dist loadfile`) each file's tests run on one worker, one
+after another, so a file's processes never overlap each other. Files run side by side on the
+workers: the largest topology here (serve + project + work, test_live_progress) holds at most 23
+connections, so even three at once stay well inside a stock PostgreSQL's 100 beside the workers'
+own databases.
 """
-
-from __future__ import annotations
-
-import pytest
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if "/tests/e2e/" in str(item.path):
-            item.add_marker(pytest.mark.xdist_group(f"a2n-processes-{item.path.stem}"))

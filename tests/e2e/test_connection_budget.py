@@ -61,9 +61,12 @@ class Limited:
         )
         return len(rows)
 
-    def connections(self) -> int:
-        rows = self.admin("SELECT count(*) FROM pg_stat_activity WHERE usename = %s", (self.role,))
-        return int(rows[0][0])
+    def connections(self, admin: psycopg.Connection[Any]) -> int:
+        """The role's connections now, asked on an admin connection of the caller's."""
+        query = "SELECT count(*) FROM pg_stat_activity WHERE usename = %s"
+        row = admin.execute(query, (self.role,)).fetchone()
+        assert row is not None
+        return int(row[0])
 
     def admin(self, statement: Any, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with psycopg.connect(self.server_url, autocommit=True) as conn:
@@ -189,9 +192,10 @@ def test_up_runs_within_its_connection_budget(
 
     def sample() -> None:
         nonlocal most
-        while not sampling.is_set():
-            most = max(most, limited.connections())
-            time.sleep(0.05)
+        with psycopg.connect(limited.server_url, autocommit=True) as conn:
+            while not sampling.is_set():
+                most = max(most, limited.connections(conn))
+                time.sleep(0.05)
 
     sampler = threading.Thread(target=sample, daemon=True)
     try:

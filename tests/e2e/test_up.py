@@ -25,13 +25,15 @@ def free_port() -> int:
 def wait_for_health(base: str, process: subprocess.Popen[str], seconds: float) -> None:
     """Until `a2n up` answers /health; fail with its output if it exits or takes too long."""
     deadline = time.monotonic() + seconds
-    while True:
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline, "a2n up did not start"
-        try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
+    with httpx.Client(timeout=1) as http:
+        while True:
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "a2n up did not start"
+            try:
+                if http.get(f"{base}/health").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
             time.sleep(0.2)
 
 
@@ -65,16 +67,16 @@ def scheduled_runs_succeed(base: str, auth: dict[str, str]) -> bool:
     )
     assert activated.status_code == 200, activated.text
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        runs = httpx.get(
-            f"{base}/api/v1/executions",
-            params={"workflowId": created["id"], "status": "SUCCESS"},
-            headers=auth,
-            timeout=10,
-        ).json()["items"]
-        if len(runs) >= 2:
-            return all(run["mode"] == "schedule" for run in runs)
-        time.sleep(0.3)
+    with httpx.Client(timeout=10) as http:
+        while time.monotonic() < deadline:
+            runs = http.get(
+                f"{base}/api/v1/executions",
+                params={"workflowId": created["id"], "status": "SUCCESS"},
+                headers=auth,
+            ).json()["items"]
+            if len(runs) >= 2:
+                return all(run["mode"] == "schedule" for run in runs)
+            time.sleep(0.3)
     return False
 
 
