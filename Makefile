@@ -5,9 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed
-# pytest-xdist workers, each with a database of its own (0: one process). An end-to-end file's
-# tests share one worker (tests/e2e/conftest.py), which keeps the run within a stock PostgreSQL's
-# 100 connections.
+# pytest-xdist workers, each with a database of its own (0: one process). Each test file runs
+# whole on one worker (--dist loadfile): a module's app and database are made once, not once per
+# worker, and an end-to-end file's `a2n` processes never overlap each other, which keeps the run
+# within a stock PostgreSQL's 100 connections.
 PYTEST_WORKERS ?= 3
 
 .PHONY: up test install lint typecheck pytest services promtool bench clean
@@ -45,7 +46,7 @@ typecheck: $(STAMP)
 # processes, and each compiled every module again (a third of an `a2n up` start-up here).
 pytest: $(STAMP)
 	PYTHONDONTWRITEBYTECODE= PYTHONPYCACHEPREFIX=$(CURDIR)/$(VENV)/pycache \
-		$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup
+		$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 bench: $(STAMP) ## Print event store, projection, cache, webhook, SQL-per-run and memory figures (see benchmarks/RESULTS.md)
 	$(BIN)/python benchmarks/event_store.py

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from psycopg.conninfo import conninfo_to_dict
 
-from application.identity.passwords import PasswordHashing
+from application.identity.passwords import EnvironmentPasswordHashing, PasswordHashing
 from application.logs import REDACTED, redact_text
 from domain.egress import EgressPolicy
 from domain.workflows.limits import DefinitionLimits
@@ -517,7 +517,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "access_token_ttl": ("A2N_ACCESS_TOKEN_TTL", _integer(30, 24 * 3600)),
     "refresh_token_ttl": ("A2N_REFRESH_TOKEN_TTL", _integer(300, 365 * 24 * 3600)),
     "registration": ("A2N_REGISTRATION", _choice(RegistrationMode)),
-    "password_hashing": ("A2N_PASSWORD_HASHING", _choice(PasswordHashing)),
+    "password_hashing": ("A2N_PASSWORD_HASHING", _choice(EnvironmentPasswordHashing)),
     "rate_limits": ("A2N_RATE_LIMITS", _rate_limits),
     "max_definition_nodes": ("A2N_MAX_DEFINITION_NODES", _integer(1, 100_000)),
     "max_definition_connections": ("A2N_MAX_DEFINITION_CONNECTIONS", _integer(0, 1_000_000)),

@@ -29,8 +29,9 @@ PUBLIC_URL = "http://127.0.0.1:8000"
 
 def second_app_settings(database_url: str, data_dir: Any, **settings: Any) -> Settings:
     """Settings of an app of a test module's own, next to the session's: a few connections
-    (spare the server's), no rate limits (every request comes from one address), and
-    `settings` besides."""
+    (spare the server's), no rate limits (every request comes from one address), cheap password
+    hashes (see api_settings), and `settings` besides."""
+    settings.setdefault("password_hashing", "test-suite-only")
     return Settings(
         database_url=database_url,
         log_level="warning",
@@ -75,9 +76,9 @@ def api_settings(
         # Every test client calls from one address ("testclient"): the per-address lockout
         # would let one test's failed sign-ins lock out the rest (test_login_lockout has its own).
         login_max_failures_per_ip=100_000,
-        # OWASP's argon2id minimum: the suite signs in about 1,400 times, and at the default
-        # profile's 64 MiB that alone took minutes (tests/unit/test_passwords.py covers both).
-        password_hashing="owasp",
+        # argon2id at 1 MiB and 1 pass: the suite signs up and in thousands of times, which took
+        # ~40 s of CPU even at OWASP's minimum (tests/unit/test_passwords.py covers the profiles).
+        password_hashing="test-suite-only",
         # Runs left waiting by authorization tests (their cancel was refused) hold a slot each.
         worker_concurrency=50,
         # Live streams poll the event store this rarely: a stream that keeps up is woken by

@@ -68,7 +68,6 @@ def client(
     settings = second_app_settings(
         make_database(),
         tmp_path_factory.mktemp("docker-nodes"),
-        password_hashing="owasp",
         docker_host=f"unix://{docker_socket}",
         code_memory_mb=MEMORY_MB,
         max_node_output_bytes=OUTPUT_BYTES,

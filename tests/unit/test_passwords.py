@@ -6,12 +6,13 @@ import pytest
 from argon2 import extract_parameters
 
 from application.identity.passwords import PasswordHashing, Passwords
+from application.settings import Settings, SettingsError
 from domain.errors import ValidationFailed
 
 
 @pytest.mark.parametrize(
     ("profile", "memory_kib", "passes", "lanes"),
-    [("rfc9106", 64 * 1024, 3, 4), ("owasp", 19 * 1024, 2, 1)],
+    [("rfc9106", 64 * 1024, 3, 4), ("owasp", 19 * 1024, 2, 1), ("test-suite-only", 1024, 1, 1)],
 )
 def test_a_new_hash_is_argon2id_at_the_profile_s_cost(
     profile: PasswordHashing, memory_kib: int, passes: int, lanes: int
@@ -44,3 +45,9 @@ def test_no_account_and_a_wrong_password_both_answer_no() -> None:
 def test_a_password_outside_the_length_rules_is_refused_before_hashing() -> None:
     with pytest.raises(ValidationFailed):
         Passwords("owasp").hash("short")
+
+
+def test_the_environment_cannot_choose_the_test_suite_profile() -> None:
+    with pytest.raises(SettingsError, match="A2N_PASSWORD_HASHING"):
+        Settings.from_env({"A2N_PASSWORD_HASHING": "test-suite-only"})
+    assert Settings.from_env({"A2N_PASSWORD_HASHING": "owasp"}).password_hashing == "owasp"
