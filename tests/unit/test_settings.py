@@ -330,3 +330,19 @@ def test_notification_channels_are_set_and_their_urls_kept_secret() -> None:
     assert "0123456789abcdef" not in shown
     with pytest.raises(SettingsError, match="A2N_NOTIFY_WEBHOOK_SECRET: required when"):
         Settings.from_env({"A2N_NOTIFY_WEBHOOK_URL": "https://example.com/hook"})
+
+
+def test_the_metrics_token_is_checked_and_kept_secret() -> None:
+    token = "metrics-" + "s3cret" * 5
+    settings = Settings.from_env({"A2N_METRICS_TOKEN": token})
+    assert settings.metrics_token == token
+    assert token not in repr(settings)
+    assert Settings.from_env({}).metrics_token is None
+    for bad, message in (
+        ("short-s3cret", "A2N_METRICS_TOKEN: expected at least 32 characters, got 12"),
+        ("s3cret " * 6, "A2N_METRICS_TOKEN: expected visible ASCII characters only"),
+    ):
+        with pytest.raises(SettingsError) as failure:
+            Settings.from_env({"A2N_METRICS_TOKEN": bad})
+        assert str(failure.value).startswith(message)
+        assert "s3cret" not in str(failure.value)
