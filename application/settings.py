@@ -181,6 +181,12 @@ class Settings:
     code_network: CodeNetwork = "off"
     """A2N_CODE_NETWORK: on lets isolated code make HTTP(S) requests through the worker's egress
     proxy, under the egress rules (an admin's explicit choice); off, it has no network."""
+    code_network_idle_timeout: float = 60.0
+    """A2N_CODE_NETWORK_IDLE_TIMEOUT: seconds a connection of code through the egress proxy may
+    move no byte either way (or take to send its request head) before the proxy closes it."""
+    code_network_max_bytes: int = 1024**3
+    """A2N_CODE_NETWORK_MAX_BYTES: bytes one connection of code through the egress proxy may move,
+    both ways together; the proxy closes it at that. Besides, none lasts more than an hour."""
     docker_host: str | None = None
     """A2N_DOCKER_HOST: the Docker engine DOCKER custom nodes run their images on,
     `unix:///var/run/docker.sock` or `tcp://host:2375` (plain HTTP, no TLS: loopback or a
@@ -558,6 +564,8 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "code_max_processes": ("A2N_CODE_MAX_PROCESSES", _integer(16, 4096)),
     "code_sandbox": ("A2N_CODE_SANDBOX", _choice(CodeSandbox)),
     "code_network": ("A2N_CODE_NETWORK", _choice(CodeNetwork)),
+    "code_network_idle_timeout": ("A2N_CODE_NETWORK_IDLE_TIMEOUT", _seconds(1, 3600)),
+    "code_network_max_bytes": ("A2N_CODE_NETWORK_MAX_BYTES", _integer(1024, 1024**4)),
     "docker_host": ("A2N_DOCKER_HOST", _docker_host),
     "live_poll_interval": ("A2N_LIVE_POLL_INTERVAL", _seconds(0.05, 60)),
     "live_heartbeat": ("A2N_LIVE_HEARTBEAT", _seconds(1, 3600)),
