@@ -51,7 +51,7 @@ class MemoryLeases:
         self._lock = threading.Lock()
         self._sweep_at = self.SWEEP_FLOOR
 
-    def __len__(self) -> int:
+    def kept(self) -> int:
         """Entries kept: the live leases, and expired ones not swept yet."""
         return len(self._holders)
 
