@@ -11,6 +11,8 @@ principal lives in the request state for `current_actor`, the rate limiter and t
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from typing import Any
 
 import structlog
@@ -84,6 +86,30 @@ async def authorize(
         raise Forbidden(f"this needs the {scope} scope")
     if handler.opt.get("session") and principal.session_id is None:
         raise Forbidden("manage your account from a signed-in session; API keys cannot")
+
+
+async def authorize_metrics(
+    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+) -> None:
+    """Guard of /metrics (outside the API router, at the root): `Authorization: Bearer
+    <A2N_METRICS_TOKEN>` (compared in constant time), else an A2N caller with the `admin`
+    scope (an ADMIN's or OWNER's access token, or their API key granted `admin`). Anonymous
+    callers get 401, other callers 403: the series name workflows of every account."""
+    credential = _credential(connection)
+    if credential is None:
+        raise NotAuthenticated("no credentials were sent")
+    token = services(connection).settings.metrics_token
+    if token is not None and _same_secret(credential, token):
+        return
+    await _authenticate(connection)
+    if not principal_of(connection).may("admin"):
+        raise Forbidden("this needs the admin scope, or the metrics token")
+
+
+def _same_secret(sent: str, expected: str) -> bool:
+    """Constant time, whatever the lengths: the digests are compared, not the texts."""
+    digest = hashlib.sha256
+    return hmac.compare_digest(digest(sent.encode()).digest(), digest(expected.encode()).digest())
 
 
 def principal_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:

@@ -12,8 +12,10 @@ from anyio import to_thread
 from litestar import Request, Response, get
 from litestar.openapi import ResponseSpec
 
+from api.auth import authorize_metrics
 from api.context import services
 from api.metrics import ExecutionFigures, RunCounts
+from api.openapi import problem_response
 from api.services import Services
 from application.executions.roster import fresh, fresh_seconds
 from projections.status import ProjectionStatus, status_from_rows, status_query
@@ -77,7 +79,21 @@ async def ready(request: Request[Any, Any, Any]) -> Response[Readiness]:
     )
 
 
-@get("/metrics", tags=["ops"], summary="Prometheus metrics", media_type="text/plain; version=0.0.4")
+@get(
+    "/metrics",
+    tags=["ops"],
+    summary="Prometheus metrics (the metrics token, or an admin's credentials)",
+    media_type="text/plain; version=0.0.4",
+    guards=[authorize_metrics],
+    responses={
+        401: problem_response(
+            401,
+            "No or wrong credentials: send Authorization: Bearer <A2N_METRICS_TOKEN>, or an "
+            "ADMIN's or OWNER's access token or API key.",
+        ),
+        403: problem_response(403, "Signed in, but without the admin scope."),
+    },
+)
 async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
     found = services(request)
     gauges = found.metrics

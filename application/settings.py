@@ -46,6 +46,7 @@ _SECRET_SETTINGS = frozenset(
         "notify_discord_url",
         "notify_webhook_url",
         "notify_webhook_secret",
+        "metrics_token",
     }
 )
 """Settings whose whole value is secret (webhook URLs carry their token in the path)."""
@@ -106,6 +107,10 @@ class Settings:
     """A2N_ACCESS_TOKEN_TTL: seconds an access token is valid."""
     refresh_token_ttl: int = 30 * 24 * 3600
     """A2N_REFRESH_TOKEN_TTL: seconds a session lasts without a refresh."""
+    metrics_token: str | None = None
+    """A2N_METRICS_TOKEN: a bearer token (32+ visible ASCII characters) that may read /metrics,
+    for Prometheus. Unset: only an ADMIN's or OWNER's access token or API key (`admin` scope)
+    may; /metrics is never public."""
     password_hashing: PasswordHashing = "rfc9106"  # noqa: S105 (a cost profile, not a secret)
     """A2N_PASSWORD_HASHING: argon2id cost of new password hashes, rfc9106 (64 MiB, 3 passes)
     or owasp (OWASP's minimum: 19 MiB, 2 passes), for small containers."""
@@ -176,6 +181,12 @@ class Settings:
     code_network: CodeNetwork = "off"
     """A2N_CODE_NETWORK: on lets isolated code make HTTP(S) requests through the worker's egress
     proxy, under the egress rules (an admin's explicit choice); off, it has no network."""
+    code_network_idle_timeout: float = 60.0
+    """A2N_CODE_NETWORK_IDLE_TIMEOUT: seconds a connection of code through the egress proxy may
+    move no byte either way (or take to send its request head) before the proxy closes it."""
+    code_network_max_bytes: int = 1024**3
+    """A2N_CODE_NETWORK_MAX_BYTES: bytes one connection of code through the egress proxy may move,
+    both ways together; the proxy closes it at that. Besides, none lasts more than an hour."""
     docker_host: str | None = None
     """A2N_DOCKER_HOST: the Docker engine DOCKER custom nodes run their images on,
     `unix:///var/run/docker.sock` or `tcp://host:2375` (plain HTTP, no TLS: loopback or a
@@ -390,6 +401,15 @@ def _secret_key(raw: str) -> str:
     return raw
 
 
+def _metrics_token(raw: str) -> str:
+    # The message never shows the value: it is a secret.
+    if len(raw) < 32:
+        raise ValueError(f"expected at least 32 characters, got {len(raw)}")
+    if not all("!" <= c <= "~" for c in raw):
+        raise ValueError("expected visible ASCII characters only (it is sent in a header)")
+    return raw
+
+
 def _master_keys(raw: str) -> str:
     from application.crypto import KeyRing
 
@@ -516,6 +536,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "master_keys": ("A2N_MASTER_KEYS", _master_keys),
     "access_token_ttl": ("A2N_ACCESS_TOKEN_TTL", _integer(30, 24 * 3600)),
     "refresh_token_ttl": ("A2N_REFRESH_TOKEN_TTL", _integer(300, 365 * 24 * 3600)),
+    "metrics_token": ("A2N_METRICS_TOKEN", _metrics_token),
     "registration": ("A2N_REGISTRATION", _choice(RegistrationMode)),
     "password_hashing": ("A2N_PASSWORD_HASHING", _choice(EnvironmentPasswordHashing)),
     "rate_limits": ("A2N_RATE_LIMITS", _rate_limits),
@@ -543,6 +564,8 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "code_max_processes": ("A2N_CODE_MAX_PROCESSES", _integer(16, 4096)),
     "code_sandbox": ("A2N_CODE_SANDBOX", _choice(CodeSandbox)),
     "code_network": ("A2N_CODE_NETWORK", _choice(CodeNetwork)),
+    "code_network_idle_timeout": ("A2N_CODE_NETWORK_IDLE_TIMEOUT", _seconds(1, 3600)),
+    "code_network_max_bytes": ("A2N_CODE_NETWORK_MAX_BYTES", _integer(1024, 1024**4)),
     "docker_host": ("A2N_DOCKER_HOST", _docker_host),
     "live_poll_interval": ("A2N_LIVE_POLL_INTERVAL", _seconds(0.05, 60)),
     "live_heartbeat": ("A2N_LIVE_HEARTBEAT", _seconds(1, 3600)),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, Protocol, cast
 
 import redis.asyncio as aioredis
@@ -31,40 +32,65 @@ class Leases(Protocol):
 
 
 class MemoryLeases:
-    """Leases within one process (no Redis): the only workers are this process's own."""
+    """Leases within one process (no Redis): the only workers are this process's own.
 
-    def __init__(self, seconds: float = LEASE_SECONDS) -> None:
+    A lease that runs out stays in the map until something looks at it; so that a long-running
+    process does not keep every lease it ever gave, taking or renewing one sweeps the expired
+    ones out whenever the map has doubled since the last sweep (amortised O(1) per call), and
+    releasing a lease drops it even when it has run out."""
+
+    SWEEP_FLOOR = 64
+    """The map is not swept below this many entries."""
+
+    def __init__(
+        self, seconds: float = LEASE_SECONDS, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.seconds = seconds
+        self._clock = clock
         self._holders: dict[str, tuple[str, float]] = {}
         self._lock = threading.Lock()
+        self._sweep_at = self.SWEEP_FLOOR
+
+    def kept(self) -> int:
+        """Entries kept: the live leases, and expired ones not swept yet."""
+        return len(self._holders)
 
     async def acquire(self, execution_id: str, worker_id: str) -> bool:
         with self._lock:
             holder = self._live(execution_id)
             if holder not in (None, worker_id):
                 return False
-            self._holders[execution_id] = (worker_id, time.monotonic() + self.seconds)
+            self._hold(execution_id, worker_id)
             return True
 
     async def renew(self, execution_id: str, worker_id: str) -> bool:
         with self._lock:
             if self._live(execution_id) != worker_id:
                 return False
-            self._holders[execution_id] = (worker_id, time.monotonic() + self.seconds)
+            self._hold(execution_id, worker_id)
             return True
 
     async def release(self, execution_id: str, worker_id: str) -> None:
         with self._lock:
-            if self._live(execution_id) == worker_id:
+            found = self._holders.get(execution_id)
+            # Ours, or run out (nobody's): either way there is nothing left to keep.
+            if found is not None and (found[0] == worker_id or found[1] < self._clock()):
                 del self._holders[execution_id]
 
     async def held(self, execution_ids: list[str]) -> set[str]:
         with self._lock:
             return {i for i in execution_ids if self._live(i) is not None}
 
+    def _hold(self, execution_id: str, worker_id: str) -> None:
+        now = self._clock()
+        self._holders[execution_id] = (worker_id, now + self.seconds)
+        if len(self._holders) >= self._sweep_at:
+            self._holders = {i: h for i, h in self._holders.items() if h[1] >= now}
+            self._sweep_at = max(self.SWEEP_FLOOR, 2 * len(self._holders))
+
     def _live(self, execution_id: str) -> str | None:
         found = self._holders.get(execution_id)
-        if found is None or found[1] < time.monotonic():
+        if found is None or found[1] < self._clock():
             return None
         return found[0]
 

@@ -28,7 +28,7 @@ from application.executions.engine import Engine, EngineLimits, WorkerServices
 from application.executions.leases import Leases, MemoryLeases, RedisLeases
 from application.executions.nodes import RUNTIMES, NodeRuntime, http_client
 from application.executions.nodes.base import RuntimeLimits
-from application.executions.nodes.code_proxy import code_proxy
+from application.executions.nodes.code_proxy import TunnelLimits, code_proxy
 from application.executions.nodes.sandbox import isolation_problem
 from application.executions.queue import ExecutionQueue, MemoryQueue
 from application.executions.reconciler import Reconciler
@@ -81,6 +81,14 @@ def runtime_limits(settings: Settings) -> RuntimeLimits:
     )
 
 
+def tunnel_limits(settings: Settings) -> TunnelLimits:
+    """Bounds on each connection of code through the worker's egress proxy."""
+    return TunnelLimits(
+        idle_seconds=settings.code_network_idle_timeout,
+        max_bytes=settings.code_network_max_bytes,
+    )
+
+
 async def check_code_sandbox(limits: RuntimeLimits) -> None:
     """Find out once, at start, whether code nodes can run isolated here, and say so."""
     if not limits.code_isolated:
@@ -112,7 +120,7 @@ async def running_worker(
     async with contextlib.AsyncExitStack() as stack:
         limits = runtime_limits(settings)
         if limits.code_network and limits.code_isolated:
-            proxy = await stack.enter_async_context(code_proxy(egress))
+            proxy = await stack.enter_async_context(code_proxy(egress, tunnel_limits(settings)))
             limits = dataclasses.replace(limits, code_proxy=proxy)
         await check_code_sandbox(limits)
         http = await stack.enter_async_context(http_client(egress))

@@ -18,7 +18,7 @@ from application.crypto import KeyRing
 from application.eventstore import event_store_env
 from application.executions.app import ExecutionsApp
 from application.settings import Settings
-from tests.api.helpers import Account, owner_of, sign_up
+from tests.api.helpers import METRICS_TOKEN, Account, owner_of, sign_up
 from tests.loopback import LOOPBACK_ALLOWED
 from tests.oidc_provider import OIDCProvider, a2n_providers, running_provider
 
@@ -90,6 +90,8 @@ def api_settings(
         # deliveries fail and retry; tests/api/test_notifications.py has real receivers).
         notify_webhook_url="http://127.0.0.1:9/a2n-notifications",
         notify_webhook_secret="route-matrix-webhook-secret",
+        # /metrics answers Prometheus with this token (tests/api/helpers.py's SCRAPER).
+        metrics_token=METRICS_TOKEN,
     )
 
 

@@ -15,6 +15,10 @@ from application.executions.schedules import Change, ScheduleService
 from tests.integration.helpers import Outcome, RecordedRun, record_run
 
 API = "/api/v1"
+METRICS_TOKEN = "test-metrics-token-0123456789abcdefghij"
+"""The test apps' A2N_METRICS_TOKEN."""
+SCRAPER = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+"""Headers of a Prometheus scrape of /metrics."""
 GRAPH: dict[str, Any] = {
     "nodes": [
         {"id": "hook", "type": "webhook_trigger", "config": {"path": "orders"}},

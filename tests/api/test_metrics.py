@@ -15,14 +15,14 @@ from api.app import create_app
 from application.eventstore import event_store_env
 from application.executions.app import ExecutionsApp
 from application.settings import Settings
-from tests.api.helpers import API, RUNNABLE, SLOW, owner_of, published, read, run
+from tests.api.helpers import API, RUNNABLE, SCRAPER, SLOW, owner_of, published, read, run
 from tests.integration.helpers import record_run
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
 def scrape(client: TestClient[Any]) -> Samples:
-    response = client.get("/metrics")
+    response = client.get("/metrics", headers=SCRAPER)
     assert response.status_code == 200
     return {
         (sample.name, frozenset(sample.labels.items())): sample.value

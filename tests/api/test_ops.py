@@ -11,7 +11,7 @@ from litestar.testing import TestClient
 
 from api.app import create_app
 from application.settings import Settings
-from tests.api.helpers import API, GRAPH, create, owner_of, read
+from tests.api.helpers import API, GRAPH, SCRAPER, create, owner_of, read
 from tests.integration.helpers import poison
 
 Client = TestClient[Any]
@@ -82,7 +82,7 @@ def test_metrics_expose_requests_latency_projection_lag_and_pool(
 ) -> None:
     create(client, user)
     client.get(f"{API}/workflows/nope", headers=user)
-    text = client.get("/metrics").text
+    text = client.get("/metrics", headers=SCRAPER).text
     assert 'a2n_http_requests_total{method="POST",route="/api/v1/workflows",status="201"}' in text
     assert (
         'a2n_http_requests_total{method="GET",route="/api/v1/workflows/{workflow_id}",status="404"}'
@@ -143,6 +143,7 @@ def test_openapi_documents_every_error_as_a_problem(client: Client) -> None:
     assert all({"400", "500"} <= errors for errors in documented.values())
     # What each route can answer follows from what it is.
     assert documented[("get", "/health")] == {"400", "500"}
+    assert documented[("get", "/metrics")] == {"400", "401", "403", "500"}
     assert documented[("get", f"{API}/workflows")] == {"400", "401", "403", "429", "500", "503"}
     assert documented[("patch", f"{API}/workflows/{{workflow_id}}")] == {
         *("400", "401", "403", "404", "409", "413", "415", "422", "429", "500"),
@@ -181,7 +182,10 @@ def test_a_parked_projector_shows_in_ready_while_the_api_keeps_serving(
         audit = read(isolated, user, f"/audit/aggregates/{after['id']}/events", 0)
         assert audit["items"][0]["type"] == "WorkflowCreated"
         assert create(isolated, user, name="still serving")["revision"] == 1
-        assert 'a2n_projection_parked{projector="workflows"} 1.0' in isolated.get("/metrics").text
+        assert (
+            'a2n_projection_parked{projector="workflows"} 1.0'
+            in isolated.get("/metrics", headers=SCRAPER).text
+        )
 
         # Administrators are alerted, on the alert channels (here the webhook channel).
         def parked_alerts() -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ from structlog.testing import capture_logs
 
 from api.app import create_app
 from application.settings import Settings
-from tests.api.helpers import API, owner_of, problem, sign_up
+from tests.api.helpers import API, SCRAPER, owner_of, problem, sign_up
 
 Labels = tuple[str, str, str]
 
@@ -56,7 +56,7 @@ def test_every_status_is_logged_and_counted_as_sent(
             conn.execute("DROP TABLE workflow CASCADE")
         assert problem(client.get(f"{API}/workflows", headers=user), 500)
         sent.append(("GET", f"{API}/workflows", user, None, 500, f"{API}/workflows"))
-        metrics = client.get("/metrics").text
+        metrics = client.get("/metrics", headers=SCRAPER).text
 
     logged = [(e["method"], e["route"], str(e["status"])) for e in logs if e["event"] == "request"]
     probes = [(method, route, str(status)) for method, _, _, _, status, route in sent]

@@ -19,17 +19,21 @@ import pytest
 from litestar.testing import TestClient
 
 from api.app import API_PREFIX, create_app
+from api.auth import authorize_metrics
 from application.executions.app import ExecutionsApp
 from application.settings import Settings
 from domain.executions.schedule import schedule_id
 from tests.api.helpers import (
     API,
+    METRICS_TOKEN,
     N8N_WORKFLOW,
     PASSWORD,
     RUNNABLE,
+    SCRAPER,
     SLOW,
     Account,
     create,
+    problem,
     promote,
     published,
     run,
@@ -724,3 +728,77 @@ def test_an_api_key_without_the_scope_or_a_session_is_403(world: World, route: s
     key = world.api_key(me, [s for s in grantable if s != needed])
     response = send(world.client, route, case.own(world, me), {"X-API-Key": key})
     assert response.status_code == 403, response.text
+
+
+# -- the operations routes at the root ---------------------------------------------------------
+
+ROOT_PUBLIC = {"GET /health", "GET /ready"}
+"""Liveness and readiness: answered to anyone (a load balancer's probes); they name no user's
+data. /metrics names every account's workflows: never public."""
+
+
+def _root_routes() -> dict[str, Any]:
+    """Every (method, path) outside the API prefix, the API browser and the webhooks (each
+    trigger's own auth, tests/api/test_webhooks.py), with its handler."""
+    found = {}
+    for route in create_app(Settings()).routes:
+        if route.path.startswith((API_PREFIX, "/schema", "/webhook")):
+            continue
+        for handler in getattr(route, "route_handlers", []):
+            for method in handler.http_methods - {"OPTIONS", "HEAD"}:
+                found[f"{method} {route.path}"] = handler
+    return found
+
+
+def test_only_liveness_and_readiness_are_public_at_the_root() -> None:
+    routes = _root_routes()
+    assert set(routes) == ROOT_PUBLIC | {"GET /metrics"}
+    assert all(not routes[name].guards for name in ROOT_PUBLIC)
+    assert routes["GET /metrics"].guards == [authorize_metrics]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer " + METRICS_TOKEN[::-1]},  # a wrong token of the same length
+        {"Authorization": "Bearer " + METRICS_TOKEN + "x"},
+        {"Authorization": "Basic " + METRICS_TOKEN},
+        {"X-API-Key": "a2n_not-a-key"},
+    ],
+    ids=["anonymous", "wrong-token", "longer-token", "basic", "bad-api-key"],
+)
+def test_metrics_without_credentials_is_401(client: Client, headers: dict[str, str]) -> None:
+    response = client.get("/metrics", headers=headers)
+    problem(response, 401)
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    assert "a2n_http_requests_total" not in response.text
+
+
+def test_metrics_for_a_caller_without_the_admin_scope_is_403(world: World) -> None:
+    user = world.account("USER")
+    problem(world.client.get("/metrics", headers=user), 403)
+    admin = world.account("ADMIN")
+    everything_but_admin = [
+        "workflows:read",
+        "workflows:write",
+        "executions:run",
+        "credentials:use",
+    ]
+    key = world.api_key(admin, everything_but_admin)
+    problem(world.client.get("/metrics", headers={"X-API-Key": key}), 403)
+    problem(world.client.get("/metrics", headers={"Authorization": f"Bearer {key}"}), 403)
+
+
+def test_metrics_answer_the_metrics_token_and_admins(world: World) -> None:
+    admin = world.account("ADMIN")
+    key = world.api_key(admin, ["admin"])
+    for headers in (SCRAPER, admin, world.owner, {"Authorization": f"Bearer {key}"}):
+        response = world.client.get("/metrics", headers=headers)
+        assert response.status_code == 200, response.text
+        assert "a2n_http_requests_total" in response.text
+
+
+def test_the_metrics_token_opens_nothing_else(client: Client) -> None:
+    problem(client.get(f"{API}/me", headers=SCRAPER), 401)
+    problem(client.get(f"{API}/admin/settings", headers={"X-API-Key": METRICS_TOKEN}), 401)

@@ -16,6 +16,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import tempfile
 import threading
 import uuid
@@ -32,10 +33,12 @@ import pytest
 from application.egress import Egress
 from application.executions.nodes import NodeFailure, NodeResult, RuntimeLimits
 from application.executions.nodes.code_proxy import code_proxy
+from domain.egress import EgressPolicy
 from tests.http_doubles import JSONHandler
-from tests.loopback import LOOPBACK_EGRESS
+from tests.loopback import LOOPBACK_ALLOWED, LOOPBACK_EGRESS
 from tests.node_calls import run_node
 from tests.processes import REPO, all_gone, appeared, processes, sleep_marker, worker_process
+from tests.smtp_server import make_certificate
 
 LANGUAGES = ["python", "javascript"]
 
@@ -256,6 +259,128 @@ print(json.dumps(proxied_run({item!r}, {loopback_allowed!r})))
         "postgres": "ConnectionRefusedError",
         "page": "ConnectionRefusedError",
     }
+
+
+FETCHED = r"""
+const http = require("http");
+const https = require("https");
+const net = require("net");
+const reason = (error) => {
+  const cause = error.cause || error;
+  return cause.code === "EPROXYREFUSED" ? cause.status : cause.code || error.message;
+};
+async function fetched(url) {
+  try {
+    const answer = await fetch(url);
+    return `${answer.status} ${await answer.text()}`;
+  } catch (error) {
+    return reason(error);
+  }
+}
+const got = (url, options = {}) => new Promise((resolve) => {
+  const module = url.startsWith("https:") ? https : http;
+  module.get(url, options, (answer) => {
+    let body = "";
+    answer.on("data", (chunk) => (body += chunk));
+    answer.on("end", () => resolve(`${answer.statusCode} ${body}`));
+  }).on("error", (error) => resolve(reason(error)));
+});
+const found = {};
+for (const [name, url] of Object.entries(items[0].urls)) {
+  found[name] = await fetched(url);
+  found[`${name}Module`] = await got(url);
+}
+found.secureModuleUnverified = await got(items[0].urls.secure, { rejectUnauthorized: false });
+process.env.NODE_TLS_REJECT_UNAUTHORIZED = "0"; // the test's certificate is its own
+found.secureUnverified = await fetched(items[0].urls.secure);
+found.direct = await new Promise((resolve) => {
+  const connection = net.connect(items[0].direct, "127.0.0.1");
+  connection.on("connect", () => { connection.destroy(); resolve("connected"); });
+  connection.on("error", (error) => resolve(error.code));
+});
+return [found];
+"""
+
+
+ALLOWED_ON_LOOPBACK = (
+    "page",
+    "pageModule",
+    "secure",
+    "secureModule",
+    "secureUnverified",
+    "secureModuleUnverified",
+)
+"""What FETCHED asks of the test's pages on 127.0.0.1 (by fetch, and by http(s).get)."""
+
+
+@pytest.fixture(scope="module")
+def secure_page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An HTTPS server on 127.0.0.1 answering `hello`, its certificate signed by itself."""
+
+    class Hello(JSONHandler):
+        def do_GET(self) -> None:
+            self.answer(200, "hello")
+
+    certificate = make_certificate(tmp_path_factory.mktemp("tls"))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(certificate.cert, certificate.key)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hello)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"https://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("loopback_allowed", "expected"),
+    [
+        (
+            True,
+            {
+                **dict.fromkeys(["page", "pageModule"], '200 "hello"'),
+                # TLS inside the tunnel, the certificate verified
+                **dict.fromkeys(["secure", "secureModule"], "DEPTH_ZERO_SELF_SIGNED_CERT"),
+                **dict.fromkeys(["secureUnverified", "secureModuleUnverified"], '200 "hello"'),
+            },
+        ),
+        (
+            False,
+            dict.fromkeys(ALLOWED_ON_LOOPBACK, 403),
+        ),
+    ],
+    ids=["loopback-allowed", "default-rules"],
+)
+def test_javascript_fetch_goes_out_through_the_egress_proxy(
+    page: str, secure_page: str, loopback_allowed: bool, expected: dict[str, Any]
+) -> None:
+    """Node's fetch and http(s).get ignore HTTP(S)_PROXY; the harness sends them through the
+    worker's proxy, so they reach what the egress rules allow (http, and https with TLS inside
+    the tunnel) and are refused the rest with the proxy's 403, while a direct connection
+    reaches nothing."""
+    looked_up: list[tuple[str, int]] = []
+
+    def resolver(host: str, port: int) -> list[str]:
+        looked_up.append((host, port))
+        return ["127.0.0.1"]
+
+    egress = Egress(LOOPBACK_ALLOWED if loopback_allowed else EgressPolicy(), resolver=resolver)
+    port, secure_port = urlsplit(page).port, urlsplit(secure_page).port
+    item = {
+        "urls": {
+            "page": f"http://page.test:{port}/",
+            "private": "http://10.255.255.1/",
+            "secure": f"https://page.test:{secure_port}/",
+        },
+        "direct": port,
+    }
+    with serving_proxy(egress) as proxy:
+        limits = RuntimeLimits(code_network=True, code_proxy=proxy)
+        found = only_item(code("javascript", FETCHED, [item], limits=limits))
+    refused = {"private": 403, "privateModule": 403, "direct": "ECONNREFUSED"}
+    assert found == {**expected, **refused}
+    # The proxy looked the names up (the program could not): the requests went through it.
+    assert {("page.test", port), ("page.test", secure_port)} <= set(looked_up)
 
 
 def test_with_the_network_on_but_no_proxy_code_reaches_nothing(

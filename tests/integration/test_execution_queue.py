@@ -163,3 +163,32 @@ def test_a_lease_is_one_workers_until_released_or_expired(leases_of: Any) -> Non
             assert await leases.acquire("x", "w3")
 
     asyncio.run(scenario())
+
+
+def test_expired_memory_leases_do_not_pile_up() -> None:
+    """Without Redis one process gives a lease per run for as long as it lives: leases that ran
+    out (their worker stopped renewing) or were released after running out are swept as leases
+    are taken, so the map holds about the leases live at once, not every one ever given."""
+    now = [0.0]
+    leases = MemoryLeases(10, clock=lambda: now[0])
+
+    async def scenario() -> None:
+        assert await leases.acquire("long", "keeper")
+        for n in range(10_000):
+            assert await leases.acquire(f"run-{n}", "w1")
+            for _ in range(2):  # run-n runs out; "long", renewed, lives on: never swept
+                assert await leases.renew("long", "keeper")
+                now[0] += 6
+            if n % 2:
+                await leases.release(f"run-{n}", "w1")  # too late: it ran out already
+            assert leases.kept() <= 2 * MemoryLeases.SWEEP_FLOOR
+        assert await leases.held(["long"]) == {"long"}
+        assert not await leases.acquire("long", "other")
+        # Leases live at the same time are all kept, however many.
+        for n in range(1_000):
+            assert await leases.acquire(f"busy-{n}", "w1")
+        assert await leases.held([f"busy-{n}" for n in range(1_000)]) == {
+            f"busy-{n}" for n in range(1_000)
+        }
+
+    asyncio.run(scenario())

@@ -633,6 +633,18 @@ def test_javascript_code_is_limited_in_memory() -> None:
     assert error.message == "the code ran out of memory (limit 64 MB)"
 
 
+def test_javascript_code_may_use_webassembly_within_its_memory_limit() -> None:
+    """V8 would reserve 10 GiB of address space per WebAssembly memory, which the memory limit
+    forbids; Node's fetch needs one (undici parses HTTP in WebAssembly)."""
+    source = """
+const memory = new WebAssembly.Memory({ initial: 2 });
+new Uint8Array(memory.buffer)[0] = 7;
+return [{ bytes: memory.buffer.byteLength, first: new Uint8Array(memory.buffer)[0] }];
+"""
+    result = code(source, [{}], config={"language": "javascript"})
+    assert result.outputs == {"output": [{"bytes": 2 * 65536, "first": 7}]}
+
+
 def test_javascript_without_node_fails_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None)
     error = code_failure("return items;", config={"language": "javascript"})

@@ -1,5 +1,6 @@
 """deploy/prometheus/alerts.yml: valid for Prometheus, firing on the figures it is for, and
-naming only metrics A2N serves. promtool comes from Debian's prometheus package (`make test`
+naming only metrics A2N serves; deploy/prometheus/prometheus.yml: a valid scrape configuration
+that sends the metrics token. promtool comes from Debian's prometheus package (`make test`
 unpacks it into .venv/bin through .ci/promtool); without it these tests skip and say so."""
 
 from __future__ import annotations
@@ -55,6 +56,24 @@ def test_the_rule_tests_catch_a_rule_that_no_longer_fires(tmp_path: Path) -> Non
     tested = promtool("test", "rules", "alerts_test.yml", cwd=tmp_path)
     assert tested.returncode != 0
     assert "HighExecutionFailureRate" in tested.stdout + tested.stderr
+
+
+@needs_promtool
+def test_the_scrape_config_is_valid_and_sends_the_metrics_token(tmp_path: Path) -> None:
+    """/metrics is never public: the scrape sends `Authorization: Bearer <A2N_METRICS_TOKEN>`,
+    the token read from a file beside the config (promtool checks that it is there)."""
+    for name in ("prometheus.yml", "alerts.yml"):
+        shutil.copy(RULES / name, tmp_path)
+    missing = promtool("check", "config", "prometheus.yml", cwd=tmp_path)
+    assert missing.returncode != 0
+    assert "metrics_token" in missing.stdout + missing.stderr
+    (tmp_path / "metrics_token").write_text("0123456789abcdef" * 4 + "\n")
+    checked = promtool("check", "config", "prometheus.yml", cwd=tmp_path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "SUCCESS: 10 rules found" in checked.stdout
+    scrape = (RULES / "prometheus.yml").read_text()
+    assert "metrics_path: /metrics" in scrape
+    assert "authorization:\n      type: Bearer\n      credentials_file: metrics_token" in scrape
 
 
 def test_the_rules_name_only_metrics_a2n_serves() -> None:

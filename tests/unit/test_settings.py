@@ -131,6 +131,30 @@ def test_code_runs_isolated_without_network_unless_an_admin_says_otherwise() -> 
         assert str(failure.value).startswith(message)
 
 
+def test_code_network_connections_are_bounded() -> None:
+    from application.executions.workers import tunnel_limits
+
+    default = tunnel_limits(Settings.from_env({}))
+    assert (default.idle_seconds, default.max_bytes, default.lifetime_seconds) == (
+        60.0,
+        1024**3,
+        3600.0,
+    )
+    chosen = tunnel_limits(
+        Settings.from_env(
+            {"A2N_CODE_NETWORK_IDLE_TIMEOUT": "15", "A2N_CODE_NETWORK_MAX_BYTES": "1048576"}
+        )
+    )
+    assert (chosen.idle_seconds, chosen.max_bytes) == (15.0, 1048576)
+    for variable, value, message in [
+        ("A2N_CODE_NETWORK_IDLE_TIMEOUT", "0", "A2N_CODE_NETWORK_IDLE_TIMEOUT: expected seconds"),
+        ("A2N_CODE_NETWORK_MAX_BYTES", "10", "A2N_CODE_NETWORK_MAX_BYTES: expected an integer"),
+    ]:
+        with pytest.raises(SettingsError) as failure:
+            Settings.from_env({variable: value})
+        assert str(failure.value).startswith(message)
+
+
 def test_docker_nodes_have_no_engine_unless_one_is_named() -> None:
     assert Settings.from_env({}).docker_host is None
     for raw in ("unix:///var/run/docker.sock", "tcp://127.0.0.1:2375", "tcp://[::1]:2375"):
@@ -330,3 +354,19 @@ def test_notification_channels_are_set_and_their_urls_kept_secret() -> None:
     assert "0123456789abcdef" not in shown
     with pytest.raises(SettingsError, match="A2N_NOTIFY_WEBHOOK_SECRET: required when"):
         Settings.from_env({"A2N_NOTIFY_WEBHOOK_URL": "https://example.com/hook"})
+
+
+def test_the_metrics_token_is_checked_and_kept_secret() -> None:
+    token = "metrics-" + "s3cret" * 5
+    settings = Settings.from_env({"A2N_METRICS_TOKEN": token})
+    assert settings.metrics_token == token
+    assert token not in repr(settings)
+    assert Settings.from_env({}).metrics_token is None
+    for bad, message in (
+        ("short-s3cret", "A2N_METRICS_TOKEN: expected at least 32 characters, got 12"),
+        ("s3cret " * 6, "A2N_METRICS_TOKEN: expected visible ASCII characters only"),
+    ):
+        with pytest.raises(SettingsError) as failure:
+            Settings.from_env({"A2N_METRICS_TOKEN": bad})
+        assert str(failure.value).startswith(message)
+        assert "s3cret" not in str(failure.value)

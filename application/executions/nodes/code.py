@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import signal
+import subprocess
 from functools import cache
 from pathlib import Path
 
@@ -35,6 +36,10 @@ from application.executions.nodes.sandbox import (
 
 NODE_RESERVED_ADDRESS_SPACE = 1024 * MIB  # V8 maps about 1 GiB before running anything
 HEAP_EXHAUSTED = "JavaScript heap out of memory"  # what V8 prints when --max-old-space-size is hit
+NO_WASM_CAGE = "--disable-wasm-trap-handler"
+"""V8 reserves 10 GiB of address space for each WebAssembly memory unless told to check bounds
+inline: under the address-space limit every WebAssembly instance would fail, fetch's among them
+(undici parses HTTP in WebAssembly), crashing the run. Node 20.15+ and 22.2+ take this flag."""
 
 
 @cache
@@ -82,9 +87,27 @@ def javascript(limits: RuntimeLimits) -> Program:
     if not usable_by(node, user):
         raise NodeFailure(f"JavaScript code cannot run: the {who(user)} may not run {node}")
     return Program(
-        [node, f"--max-old-space-size={limits.code_memory_mb}", "-e", _harness("harness.js")],
+        [
+            node,
+            f"--max-old-space-size={limits.code_memory_mb}",
+            *_wasm_options(node),
+            "-e",
+            _harness("harness.js"),
+        ],
         address_space=NODE_RESERVED_ADDRESS_SPACE + limits.code_memory_mb * MIB,
     )
+
+
+@cache
+def _wasm_options(node: str) -> tuple[str, ...]:
+    """NO_WASM_CAGE when this node takes it (asked once: `node FLAG --version`), else nothing."""
+    try:
+        probe = subprocess.run(  # noqa: S603 - our node, our flag
+            [node, NO_WASM_CAGE, "--version"], capture_output=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return ()
+    return (NO_WASM_CAGE,) if probe.returncode == 0 else ()
 
 
 def answer_of(outcome: Outcome, limits: RuntimeLimits) -> dict[str, object]:

@@ -8,6 +8,12 @@ HTTP requests in absolute form (`GET http://host/path`), resolves the host once,
 addresses with the worker's `Egress` and connects to an address that passed (no DNS
 rebinding); a refusal is answered 403 with the reason. One destination per connection: a plain
 HTTP request's connection is piped to its host as it is after the first request line.
+
+Each connection is bounded (`TunnelLimits`): closed when no byte has moved either way for
+`idle_seconds` (A2N_CODE_NETWORK_IDLE_TIMEOUT; the request head must arrive within it too), when
+`max_bytes` have moved both ways together (A2N_CODE_NETWORK_MAX_BYTES), and `lifetime_seconds`
+after it opened whatever it does, so that no program, stopped or running, holds a connection of
+the worker's for ever.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import contextlib
 import os
 import tempfile
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import httpcore
@@ -33,13 +40,34 @@ CONNECT_TIMEOUT = 10.0
 _CHUNK = 64 * 1024
 
 
+@dataclass(frozen=True)
+class TunnelLimits:
+    """Bounds on each connection through the proxy (see the module docstring)."""
+
+    idle_seconds: float = 60.0
+    max_bytes: int = 1024**3
+    lifetime_seconds: float = 3600.0
+    """The longest a sandboxed program may run (A2N_CODE_TIMEOUT and a custom node version's
+    timeout are at most an hour): no connection of one needs to last longer."""
+
+
+@dataclass
+class _Traffic:
+    """What one tunnel has moved, and when it last moved anything."""
+
+    last: float
+    moved: int = 0
+    over: bool = False
+
+
 @contextlib.asynccontextmanager
-async def code_proxy(egress: Egress) -> AsyncIterator[str]:
+async def code_proxy(egress: Egress, limits: TunnelLimits | None = None) -> AsyncIterator[str]:
     """Serve the proxy on a fresh unix socket while the block runs; yields its path."""
+    bounds = limits or TunnelLimits()
     with tempfile.TemporaryDirectory(prefix="a2n-code-proxy-") as directory:
         path = os.path.join(directory, "proxy.sock")
         server = await asyncio.start_unix_server(
-            lambda r, w: _serve(egress, r, w), path, limit=MAX_HEAD_BYTES
+            lambda r, w: _serve(egress, bounds, r, w), path, limit=MAX_HEAD_BYTES
         )
         os.chmod(path, 0o600)  # only the worker's user (jail.py's relay runs as it) connects
         try:
@@ -50,11 +78,21 @@ async def code_proxy(egress: Egress) -> AsyncIterator[str]:
 
 
 async def _serve(
-    egress: Egress, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    egress: Egress,
+    limits: TunnelLimits,
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
 ) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limits.lifetime_seconds
     try:
         try:
-            head = await reader.readuntil(b"\r\n\r\n")
+            head = await asyncio.wait_for(
+                reader.readuntil(b"\r\n\r\n"), min(limits.idle_seconds, limits.lifetime_seconds)
+            )
+        except TimeoutError:
+            writer.transport.abort()
+            return None
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             return await _answer(writer, 400, "the request head is incomplete or too large")
         target = _target(head)
@@ -73,15 +111,58 @@ async def _serve(
         if upstream is None:
             return await _answer(writer, 502, f"could not connect to {host}:{port}")
         up_reader, up_writer = upstream
-        if forwarded is None:
-            writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
-        else:
-            up_writer.write(forwarded)
-        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+        try:
+            if forwarded is None:
+                writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            else:
+                up_writer.write(forwarded)
+            ended = await _relay((reader, writer), (up_reader, up_writer), limits, deadline)
+            if ended is not None:
+                log.info("code_proxy.closed", reason=ended, destination=f"{host}:{port}")
+        finally:
+            up_writer.close()
     except (ConnectionError, OSError):
         pass
     finally:
         writer.close()
+
+
+async def _relay(
+    client: tuple[asyncio.StreamReader, asyncio.StreamWriter],
+    upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter],
+    limits: TunnelLimits,
+    deadline: float,
+) -> str | None:
+    """Pipe both ways until both ends are done (None), or until a limit ends the tunnel: its
+    name (`idle`, `bytes`, `lifetime`), both connections then cut at once."""
+    loop = asyncio.get_running_loop()
+    traffic = _Traffic(loop.time())
+    pipes = {
+        asyncio.ensure_future(_pipe(client[0], upstream[1], traffic, limits.max_bytes)),
+        asyncio.ensure_future(_pipe(upstream[0], client[1], traffic, limits.max_bytes)),
+    }
+    pending, ended = set(pipes), None
+    try:
+        while pending:
+            now = loop.time()
+            wake = min(traffic.last + limits.idle_seconds, deadline)
+            if now >= wake:
+                ended = "lifetime" if now >= deadline else "idle"
+                break
+            _, pending = await asyncio.wait(
+                pending, timeout=wake - now, return_when=asyncio.FIRST_COMPLETED
+            )
+            if traffic.over:
+                ended = "bytes"
+                break
+    finally:
+        for pipe in pipes:
+            pipe.cancel()
+        await asyncio.gather(*pipes, return_exceptions=True)
+    if ended is not None:  # data buffered for a peer that does not read must not keep it open
+        client[1].transport.abort()
+        upstream[1].transport.abort()
+    return ended
 
 
 def _target(head: bytes) -> tuple[str, int, bytes | None] | None:
@@ -118,11 +199,20 @@ async def _connect(
     return None
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _pipe(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, traffic: _Traffic, most: int
+) -> None:
+    loop = asyncio.get_running_loop()
     try:
         while chunk := await reader.read(_CHUNK):
+            if traffic.moved + len(chunk) > most:
+                traffic.over = True
+                return
+            traffic.moved += len(chunk)
+            traffic.last = loop.time()
             writer.write(chunk)
             await writer.drain()
+            traffic.last = loop.time()
         if writer.can_write_eof():
             writer.write_eof()
     except (ConnectionError, OSError):
