@@ -86,7 +86,14 @@ class World:
         return promote(self.client, self.owner, me) if role == "ADMIN" else me
 
     def stranger(self) -> Account:
-        return sign_up(self.client)
+        """A new account, already in the read model (so a 404 means 'not yours')."""
+        account = sign_up(self.client)
+        seen = self.client.get(
+            f"{API}/users/{account.user_id}",
+            headers={**self.owner, "A2N-Min-Position": str(account.tokens["position"])},
+        )
+        assert seen.status_code == 200, seen.text
+        return account
 
     def workflow(self, of: Account, **body: Any) -> str:
         """A new workflow of `of`, already in the read model (so a 404 means 'not yours')."""
