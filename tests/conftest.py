@@ -30,6 +30,16 @@ from application.workflows.app import WorkflowsApp
 from application.workflows.commands import WorkflowService
 
 LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
+FIRST = ("/tests/e2e/",)
+"""Files that start real processes and run longest: collected first, so that under
+`--dist loadfile` (make pytest) the workers begin with them and end on short files, rather than
+one worker finishing an end-to-end file minutes after the others are done."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: not any(part in str(item.path) for part in FIRST))
+
+
 LOCAL_REDIS = "redis://127.0.0.1:6379/0"
 
 
