@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -218,20 +217,3 @@ class Alerts:
         )
         with self.pool.connection() as conn, conn.transaction():
             return self.notifier.raise_notification(conn, notice, self.channels)
-
-    def health_check_failed(
-        self, check: str, detail: str, *, status: str = "UNHEALTHY", at: datetime | None = None
-    ) -> str | None:
-        """A health check that is not HEALTHY (`status` UNHEALTHY: critical, else a warning):
-        one alert per check and status per hour (of `at`, default now) while it keeps failing,
-        so a check run every minute does not flood the channels."""
-        moment = at or datetime.now(UTC)
-        return self.raise_alert(
-            "health_check.failed",
-            f"Health check {check} is {status}",
-            detail or f"The health check {check} reports {status}.",
-            "critical" if status == "UNHEALTHY" else "warning",
-            dedupe_key=f"health_check:{check}:{status}:{moment:%Y-%m-%dT%H}",
-            resource_type="health_check",
-            resource_id=check,
-        )

@@ -4,7 +4,6 @@ and the signed webhook; an SMTP server for email) and a real database of its own
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -241,12 +240,18 @@ def test_an_alert_is_stored_once_per_dedupe_key(
     pool: ConnectionPool[Any], notifier: Notifier, receiver: Receiver
 ) -> None:
     alerts = Alerts(pool, notifier, ("slack",))
-    at = datetime(2026, 12, 1, 10, 5, tzinfo=UTC)
-    first = alerts.health_check_failed("postgres", "connection refused", at=at)
-    again = alerts.health_check_failed("postgres", "still refused", at=at + timedelta(minutes=50))
+
+    def unwell(status: str, detail: str) -> str | None:
+        severity = "critical" if status == "UNHEALTHY" else "warning"
+        title = f"Health check postgres is {status}"
+        key = f"health_check:postgres:{status}:2026-12-01T10"
+        return alerts.raise_alert("health_check.failed", title, detail, severity, dedupe_key=key)
+
+    first = unwell("UNHEALTHY", "connection refused")
+    again = unwell("UNHEALTHY", "still refused")
     assert first is not None
-    assert again is None  # one alert per check and status per hour
-    slower = alerts.health_check_failed("postgres", "slow", status="DEGRADED", at=at)
+    assert again is None  # the same dedupe key: stored once
+    slower = unwell("DEGRADED", "slow")
     assert slower is not None
     sender(notifier, pool, A2N_NOTIFY_SLACK_URL=receiver.url(TOKEN)).send_due()
     texts = sorted(request.json()["text"] for request in receiver.requests)
