@@ -17,6 +17,9 @@ projector = Projector(
     applications=LOGS,
     tables=("audit_log",),
     about="audit_log table (one row per event of every context)",
+    # A large item list or log is data, not a fact about who did what: its row keeps the
+    # payload's reference (hash and size), which retention's pruning does not change.
+    payloads=False,
 )
 
 _TOP_LEVEL_META = frozenset({"actor_id", "ip", "user_agent", "correlation_id"})

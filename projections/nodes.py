@@ -69,6 +69,7 @@ projector = Projector(
         f"UPDATE node_definition d SET {_COUNTERS} FROM node_usage_total t "
         "WHERE t.node_definition_id = d.id AND d.is_built_in"
     ),
+    payloads=False,  # usage counts need node types and durations, never the items
 )
 
 _JSON_DETAILS = frozenset({"tags"})

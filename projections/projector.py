@@ -69,6 +69,7 @@ class Projector:
         about: str,
         shared: Mapping[str, str] | None = None,
         refresh: str | None = None,
+        payloads: bool = True,
     ) -> None:
         self.name = name
         self.applications = applications
@@ -81,6 +82,10 @@ class Projector:
         self.refresh = refresh
         """SQL a rebuild runs once its rows are swapped in, for what the projector derives on
         rows it does not own (node_definition: the built-in rows' usage counters)."""
+        self.payloads = payloads
+        """Whether its handlers read the values events keep in the payload store (node items,
+        trigger data, logs). Those that do not get the references as stored: no lookup per
+        event, and rows that do not change when retention prunes a payload."""
         self._handlers: dict[str, Handler] = {}
         self._every_event: Handler | None = None
 

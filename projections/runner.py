@@ -203,7 +203,8 @@ class ProjectionRunner:
                             state=bytes(stored["state"]),
                         )
                     )
-                    payloads.resolve_with(conn, [event])
+                    if self.projector.payloads:
+                        payloads.resolve_with(conn, [event])
                     context = EventContext(
                         application, stored["notification_id"], vars(event).get(META_KEY, {})
                     )

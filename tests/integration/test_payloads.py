@@ -20,7 +20,7 @@ from application.ids import new_id
 from application.payloads import INLINE_LIMIT
 from application.retention import RULES, run_retention
 from domain.executions.execution import Execution, ExecutionMode, Item
-from projections import executions
+from projections import audit, executions
 from projections.rebuild import Rebuilder
 from tests.integration.helpers import drain, rows
 
@@ -217,6 +217,7 @@ def test_a_rebuild_after_pruning_gives_the_same_tables(
     failed = record(app, "FAILED", [{"n": 1}], items("failed", size))
     running = record(app, "RUNNING", items("in", size), items("running", size))
     drain(url, executions.projector)
+    drain(url, audit.projector)
     everything_ended = tuple(
         replace(rule, keep="0 seconds")
         for rule in RULES
@@ -232,6 +233,16 @@ def test_a_rebuild_after_pruning_gives_the_same_tables(
 
     verified = Rebuilder(url, executions.projector).verify()
     assert verified.identical
+    # The audit log keeps the references (hash and size), pruned or not: the facts stay,
+    # the tables still equal a rebuild, and no item list is copied into audit_log.
+    audited = rows(
+        url,
+        "SELECT new_values -> 'output_items' FROM audit_log "
+        "WHERE resource_id = %s AND action = 'ExecutionSucceeded'",
+        (ended,),
+    )
+    assert audited == [({"$payload": result["hash"], "size": result["size"]},)]
+    assert Rebuilder(url, audit.projector).verify().identical
     Rebuilder(url, executions.projector).rebuild()
     assert {row[0] for row in rows(url, "SELECT id FROM execution")} == {running}
     assert node_output(url, running) == {"output": items("running", size)}
