@@ -7,12 +7,17 @@ header `[stream, 0, 0, 0, big-endian uint32 size]`), so A2N's client can be test
 
 Each image it knows is a Python function playing the container's program: it gets the bytes
 the container read on stdin and returns an `Exit` (stdout, stderr, status), or `HANG` to run
-until killed. The double records each container's create body, stdin, kill and removal.
+until killed. An image may declare volumes (its VOLUME lines, answered in `Config.Volumes` of
+the image's inspection): as Docker does, a container gets an anonymous volume (on the engine's
+disk) for each declared path that its create body does not mount something on (a `Tmpfs` entry
+or one of its `Mounts`). The double records each container's create body, anonymous volumes,
+stdin, kill and removal.
 """
 
 from __future__ import annotations
 
 import json
+import posixpath
 import re
 import secrets
 import socketserver
@@ -61,6 +66,7 @@ class Container:
     out_of_memory: bool = False
     killed: bool = False
     removed: bool = False
+    anonymous_volumes: list[str] = field(default_factory=list)
     started: threading.Event = field(default_factory=threading.Event)
     ended: threading.Event = field(default_factory=threading.Event)
 
@@ -70,6 +76,8 @@ class DockerEngineDouble:
     """The double's state: the images it plays, the containers it made, the requests it had."""
 
     images: dict[str, Program]
+    volumes: dict[str, list[str]] = field(default_factory=dict)
+    """The paths each image declares as volumes (none when not named)."""
     containers: dict[str, Container] = field(default_factory=dict)
     requests: list[tuple[str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -135,13 +143,26 @@ class DockerEngineDouble:
                 if name not in engine.images:
                     message = f"no such image: {name}: No such image: {name}"
                     return self.answer(404, {"message": message})
-                return self.answer(200, {"Id": "sha256:" + "0" * 64, "RepoTags": [name]})
+                declared = engine.volumes.get(name)
+                volumes = {path: {} for path in declared} if declared else None
+                config = {"User": "", "Volumes": volumes, "WorkingDir": ""}
+                image = {"Id": "sha256:" + "0" * 64, "RepoTags": [name], "Config": config}
+                return self.answer(200, image)
 
             def create(self, name: str) -> None:
                 config = self.json_body
                 if config.get("Image") not in engine.images:
                     return self.answer(404, {"message": f"No such image: {config.get('Image')}"})
                 container = Container(secrets.token_hex(32), name, config)
+                host = config.get("HostConfig") or {}
+                mounted = set(host.get("Tmpfs") or {}) | {
+                    mount.get("Target") for mount in host.get("Mounts") or []
+                }
+                container.anonymous_volumes = [
+                    path
+                    for path in engine.volumes.get(config["Image"], [])
+                    if posixpath.normpath(path) not in mounted
+                ]
                 with engine.lock:
                     engine.containers[container.id] = container
                 return self.answer(201, {"Id": container.id, "Warnings": []})
@@ -199,9 +220,12 @@ class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
 
 
 @contextmanager
-def running_engine(path: Path, images: dict[str, Program]) -> Iterator[DockerEngineDouble]:
-    """The double listening on the unix socket `path` until the block ends."""
-    engine = DockerEngineDouble(images)
+def running_engine(
+    path: Path, images: dict[str, Program], volumes: dict[str, list[str]] | None = None
+) -> Iterator[DockerEngineDouble]:
+    """The double listening on the unix socket `path` until the block ends; `volumes` are the
+    paths images declare as volumes."""
+    engine = DockerEngineDouble(images, dict(volumes or {}))
     try:
         with serving(_Server(str(path), engine.handler())):
             yield engine

@@ -8,12 +8,15 @@ since API 1.25 (Docker 1.13).
 One run (`DockerEngine.run`):
 1. `GET /images/{image}/json`: the image must be on the engine already. A2N never pulls: an
    administrator pulls or builds the images nodes may use, so naming an image never makes the
-   engine reach a registry.
+   engine reach a registry. Its `Config.Volumes` are the paths its VOLUME lines declare
+   (`declared_volumes`).
 2. `POST /containers/create?name=a2n-node-<id>` (`container_config`): stdin open once, no TTY,
-   no network, a read-only root file system but for an in-memory /tmp, every capability
-   dropped, no-new-privileges, user 65534:65534 (nobody, whatever the image says), memory
-   without swap, process and CPU limits, and no log driver (the output comes over the attach
-   connection only, so the engine keeps none of it).
+   no network, a read-only root file system but for an in-memory /tmp and an in-memory file
+   system on each declared volume (else the engine would give each an anonymous volume on its
+   own disk, writable and without a size limit), every capability dropped, no-new-privileges,
+   user 65534:65534 (nobody, whatever the image says), memory without swap, process and CPU
+   limits, and no log driver (the output comes over the attach connection only, so the engine
+   keeps none of it).
 3. `POST /containers/{id}/attach?stream=1&stdin=1&stdout=1&stderr=1` with `Upgrade: tcp`: the
    engine answers 101 (older ones 200) and the connection then carries stdin one way and stdout
    and stderr the other, multiplexed (no TTY) as frames: an 8-byte header `[stream, 0, 0, 0,
@@ -31,7 +34,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
+import posixpath
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -47,6 +51,8 @@ NOBODY = "65534:65534"
 """The user every node container runs as (uid:gid), whatever the image's USER says."""
 CPUS = 1.0
 """CPUs one node container may use at most."""
+MAX_VOLUMES = 64
+"""Most VOLUME paths an image may declare: each becomes an in-memory file system of its own."""
 REQUEST_TIMEOUT_SECONDS = 30.0
 """How long one request to the engine may take (waiting for the exit is bounded by the run's
 own timeout instead)."""
@@ -147,9 +153,48 @@ class Finished:
     out_of_memory: bool = False
 
 
-def container_config(image: str, limits: ContainerLimits, labels: Mapping[str, str]) -> Any:
-    """The body of `POST /containers/create` for one node run."""
+def declared_volumes(image: str, inspected: Any) -> tuple[str, ...]:
+    """The paths the image's VOLUME lines declare (`Config.Volumes` of `GET /images/{image}/json`),
+    cleaned as the engine cleans them; DockerError when A2N cannot cover them all."""
+    config = inspected.get("Config") if isinstance(inspected, dict) else None
+    declared = (config or {}).get("Volumes") if isinstance(config, dict) else None
+    if not declared:
+        return ()
+    if not isinstance(declared, dict):
+        raise DockerError(f"the Docker engine described the volumes of the image {image} oddly")
+    paths = set()
+    for raw in declared:
+        path = posixpath.normpath(str(raw))
+        if path.startswith("//"):
+            path = "/" + path.lstrip("/")  # the engine's own cleaning keeps one slash
+        if not path.startswith("/") or path == "/":
+            raise DockerError(
+                f"the image {image} declares the volume {str(raw)[:_MESSAGE_CHARS]!r}, which A2N "
+                "cannot cover with an in-memory file system (an absolute path other than /)"
+            )
+        paths.add(path)
+    if len(paths) > MAX_VOLUMES:
+        raise DockerError(
+            f"the image {image} declares {len(paths)} volumes; A2N covers at most {MAX_VOLUMES} "
+            "with in-memory file systems"
+        )
+    return tuple(sorted(paths))
+
+
+def container_config(
+    image: str,
+    limits: ContainerLimits,
+    labels: Mapping[str, str],
+    volumes: Sequence[str] = (),
+) -> Any:
+    """The body of `POST /containers/create` for one node run. `volumes` are the image's
+    declared volumes: each gets an in-memory file system like /tmp, and the engine makes no
+    anonymous volume for a declared path that has a mount already."""
     memory = limits.memory_mb * 1024 * 1024
+    # In memory, so counted in the container's memory limit (no swap): together the file
+    # systems hold at most that much, whatever each one's size says.
+    in_memory = f"rw,noexec,nosuid,nodev,size={limits.memory_mb}m"
+    tmpfs = {"/tmp": in_memory} | dict.fromkeys(volumes, in_memory)  # noqa: S108
     return {
         "Image": image,
         "User": NOBODY,
@@ -168,8 +213,7 @@ def container_config(image: str, limits: ContainerLimits, labels: Mapping[str, s
             "PidsLimit": limits.processes,
             "NanoCpus": int(limits.cpus * 1_000_000_000),
             "ReadonlyRootfs": True,
-            # the container's own /tmp, in memory (counted in its memory limit)
-            "Tmpfs": {"/tmp": f"rw,noexec,nosuid,nodev,size={limits.memory_mb}m"},  # noqa: S108
+            "Tmpfs": tmpfs,
             "CapDrop": ["ALL"],
             "SecurityOpt": ["no-new-privileges"],
             "Privileged": False,
@@ -200,7 +244,10 @@ class DockerEngine:
     ) -> Finished:
         """Run `image` once with `stdin`; its container is gone when this returns or raises."""
         async with self.endpoint.client() as http:
-            await self._request(http, "GET", f"/images/{image}/json", "find the image", image)
+            found = await self._request(
+                http, "GET", f"/images/{image}/json", "find the image", image
+            )
+            volumes = declared_volumes(image, _json(found))
             created = await self._request(
                 http,
                 "POST",
@@ -208,7 +255,7 @@ class DockerEngine:
                 "create the container",
                 image,
                 params={"name": f"a2n-node-{new_id()}"},
-                json=container_config(image, limits, labels),
+                json=container_config(image, limits, labels, volumes),
             )
             container = str(created.json()["Id"])
             try:
@@ -385,6 +432,14 @@ def _unreachable(error: Exception) -> DockerError:
     return DockerError(
         f"could not reach the Docker engine ({type(error).__name__})", retryable=True
     )
+
+
+def _json(response: httpx.Response) -> Any:
+    """The answer's JSON value (None when it is not JSON)."""
+    try:
+        return response.json()
+    except ValueError:
+        return None
 
 
 def _message(response: httpx.Response) -> str:

@@ -47,7 +47,9 @@ IMAGES = {
     "a2n-test/garbage:1": lambda _: Exit(b"hello, not JSON"),
     "a2n-test/flood:1": lambda _: Exit(b"[" + b"{}," * OUTPUT_BYTES + b"{}]"),
     "a2n-test/oom:1": lambda _: Exit(status=137, out_of_memory=True),
+    "a2n-test/volumes:1": lambda _: Exit(b"[]"),
 }
+VOLUMES = {"a2n-test/volumes:1": ["/data", "/var/cache/app/", "/tmp"]}
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +59,7 @@ def docker_socket(tmp_path_factory: Any) -> Path:
 
 @pytest.fixture(scope="module")
 def engine(docker_socket: Path) -> Iterator[DockerEngineDouble]:
-    with running_engine(docker_socket, IMAGES) as double:
+    with running_engine(docker_socket, IMAGES, VOLUMES) as double:
         yield double
 
 
@@ -175,6 +177,23 @@ def test_a_docker_node_that_overruns_its_timeout_is_killed_and_removed(
         ("POST", f"/containers/{container.id}/kill"),
         ("DELETE", f"/containers/{container.id}"),
     ]
+
+
+def test_the_volumes_an_image_declares_are_in_memory_not_on_the_engines_disk(
+    client: Client, user: Account, engine: DockerEngineDouble
+) -> None:
+    pinned = docker_node(client, user, "a2n-test/volumes:1")
+    done = ran(client, user, graph(pinned, {}), [{}])
+    assert done["status"] == "SUCCESS", done
+    container = container_of(engine, done)
+    in_memory = f"rw,noexec,nosuid,nodev,size={MEMORY_MB}m"
+    assert container.config["HostConfig"]["Tmpfs"] == {
+        "/tmp": in_memory,
+        "/data": in_memory,
+        "/var/cache/app": in_memory,
+    }
+    assert container.anonymous_volumes == []  # nothing of it on the engine's disk
+    assert "Mounts" not in container.config["HostConfig"]
 
 
 @pytest.mark.parametrize(

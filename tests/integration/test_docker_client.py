@@ -59,3 +59,39 @@ def test_an_engine_that_is_not_there_is_a_retryable_failure(tmp_path: Path) -> N
         asyncio.run(engine.run("busybox:1", b"{}", LIMITS, {}))
     assert failed.value.message == "could not reach the Docker engine (ConnectError)"
     assert failed.value.retryable
+
+
+@pytest.mark.parametrize(
+    ("volumes", "message"),
+    [
+        (
+            [f"/data/{n}" for n in range(65)],
+            "the image many:1 declares 65 volumes; A2N covers at most 64 with in-memory file "
+            "systems",
+        ),
+        (
+            ["data"],
+            "the image many:1 declares the volume 'data', which A2N cannot cover with an "
+            "in-memory file system (an absolute path other than /)",
+        ),
+        (
+            ["/x/.."],
+            "the image many:1 declares the volume '/x/..', which A2N cannot cover with an "
+            "in-memory file system (an absolute path other than /)",
+        ),
+    ],
+    ids=["too-many", "relative", "root"],
+)
+def test_an_image_whose_volumes_cannot_be_covered_is_refused_before_any_container(
+    tmp_path: Path, volumes: list[str], message: str
+) -> None:
+    socket_path = tmp_path / "engine.sock"
+    images = {"many:1": lambda _: Exit(b"[]")}
+    with running_engine(socket_path, images, {"many:1": volumes}) as double:
+        engine = DockerEngine.configured(f"unix://{socket_path}")
+        assert engine is not None
+        with pytest.raises(DockerError) as failed:
+            asyncio.run(engine.run("many:1", b"{}", LIMITS, {}))
+    assert failed.value.message == message
+    assert not failed.value.retryable
+    assert double.created() == []
