@@ -292,6 +292,7 @@ async def open_services(
         vault = CredentialVault(credentials_app, CredentialSealer(keys.master))
         name = worker_name()
         queue, leases, roster = execution_transport(redis_clients, prefix=redis_prefix, name=name)
+        docker = DockerEngine.configured(settings.docker_host, worker=name)
         executions = ExecutionService(executions_app, workflows, queue)
         process_managers = None
         if run_workers:
@@ -307,12 +308,9 @@ async def open_services(
                     name=name,
                     roster=roster,
                     runtimes=NodeRuntimes(
-                        RUNTIMES,
-                        custom_nodes,
-                        keys.secret_key,
-                        node_jobs,
-                        DockerEngine.configured(settings.docker_host),
+                        RUNTIMES, custom_nodes, keys.secret_key, node_jobs, docker
                     ),
+                    docker=docker,
                 )
             )
             process_managers = _process_managers(

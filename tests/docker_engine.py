@@ -11,7 +11,8 @@ until killed. An image may declare volumes (its VOLUME lines, answered in `Confi
 the image's inspection): as Docker does, a container gets an anonymous volume (on the engine's
 disk) for each declared path that its create body does not mount something on (a `Tmpfs` entry
 or one of its `Mounts`). The double records each container's create body, anonymous volumes,
-stdin, kill and removal.
+stdin, kill and removal. It keeps a clock of its own, which a test moves on (`advance`): the
+containers' `Created` and every answer's `Date` come from it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import re
 import secrets
 import socketserver
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -67,6 +69,8 @@ class Container:
     killed: bool = False
     removed: bool = False
     anonymous_volumes: list[str] = field(default_factory=list)
+    created: int = 0
+    """When the engine made it (its clock, seconds since the epoch)."""
     started: threading.Event = field(default_factory=threading.Event)
     ended: threading.Event = field(default_factory=threading.Event)
 
@@ -81,10 +85,19 @@ class DockerEngineDouble:
     containers: dict[str, Container] = field(default_factory=dict)
     requests: list[tuple[str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    ahead: float = 0.0
+    """Seconds the engine's clock is ahead of this machine's."""
 
     def created(self) -> list[Container]:
         with self.lock:
             return list(self.containers.values())
+
+    def now(self) -> float:
+        return time.time() + self.ahead
+
+    def advance(self, seconds: float) -> None:
+        """Time passes on the engine (its clock only: nothing it runs notices)."""
+        self.ahead += seconds
 
     def handler(self) -> type[JSONHandler]:
         engine = self
@@ -109,6 +122,8 @@ class DockerEngineDouble:
                     return self.image(found.group(1))
                 if method == "POST" and parts.path == "/containers/create":
                     return self.create(query.get("name", ""))
+                if method == "GET" and parts.path == "/containers/json":
+                    return self.listing(query)
                 found = re.fullmatch(r"/containers/([0-9a-f]{64})(/[a-z]+)?", parts.path)
                 container = engine.containers.get(found.group(1)) if found else None
                 if container is None or container.removed:
@@ -149,11 +164,45 @@ class DockerEngineDouble:
                 image = {"Id": "sha256:" + "0" * 64, "RepoTags": [name], "Config": config}
                 return self.answer(200, image)
 
+            def listing(self, query: dict[str, str]) -> None:
+                """`GET /containers/json`: running ones, or all with `all=1`; `filters` as
+                `{"label": ["key" or "key=value", ...]}`."""
+                wanted = json.loads(query.get("filters") or "{}").get("label", [])
+                found = []
+                for container in engine.created():
+                    labels = container.config.get("Labels") or {}
+                    state = (
+                        "exited"
+                        if container.ended.is_set()
+                        else "running"
+                        if container.started.is_set()
+                        else "created"
+                    )
+                    if container.removed or (state != "running" and query.get("all") != "1"):
+                        continue
+                    if not all(_labelled(labels, rule) for rule in wanted):
+                        continue
+                    found.append(
+                        {
+                            "Id": container.id,
+                            "Names": ["/" + container.name],
+                            "Image": container.config.get("Image"),
+                            "Created": container.created,
+                            "Labels": labels,
+                            "State": state,
+                        }
+                    )
+                return self.answer(200, found)
+
+            def date_time_string(self, timestamp: float | None = None) -> str:
+                return super().date_time_string(engine.now() if timestamp is None else timestamp)
+
             def create(self, name: str) -> None:
                 config = self.json_body
                 if config.get("Image") not in engine.images:
                     return self.answer(404, {"message": f"No such image: {config.get('Image')}"})
                 container = Container(secrets.token_hex(32), name, config)
+                container.created = int(engine.now())
                 host = config.get("HostConfig") or {}
                 mounted = set(host.get("Tmpfs") or {}) | {
                     mount.get("Target") for mount in host.get("Mounts") or []
@@ -213,6 +262,11 @@ class DockerEngineDouble:
                 return self._body
 
         return Handler
+
+
+def _labelled(labels: dict[str, str], rule: str) -> bool:
+    key, equals, value = rule.partition("=")
+    return key in labels and (not equals or labels[key] == value)
 
 
 class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):

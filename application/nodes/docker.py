@@ -28,15 +28,27 @@ One run (`DockerEngine.run`):
    tells whether the kernel killed it for memory.
 On timeout, or when stdout grows past its limit, `POST /containers/{id}/kill`. Always, even when
 the run fails or is cancelled: `DELETE /containers/{id}?force=true&v=true`.
+
+A worker killed outright (kill -9, a lost machine) cannot remove its containers, so each is
+labelled with the run's timeout (`a2n.timeout`, seconds) and its worker (`a2n.worker`), and
+every worker sweeps the engine now and then (`DockerEngine.sweep`): `GET /containers/json` lists
+A2N's node containers, and one that has outlived its timeout by `SWEEP_GRACE_SECONDS`, by the
+engine's own clock (its `Created` against the answer's `Date`), is removed, whichever worker made
+it. No live worker still needs such a container: its own run killed it at the timeout and
+removed it at once. The worker roster is not asked: a live worker whose beats go missing
+(Redis restarting, clocks apart) would lose the container of a run under way.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import math
 import posixpath
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -56,11 +68,25 @@ MAX_VOLUMES = 64
 REQUEST_TIMEOUT_SECONDS = 30.0
 """How long one request to the engine may take (waiting for the exit is bounded by the run's
 own timeout instead)."""
+OWNED_LABEL = "a2n.execution"
+"""The label every node container carries (the run it serves): the sweep looks at these only."""
+WORKER_LABEL = "a2n.worker"
+"""The label naming the worker that made a container (application/executions/workers.py)."""
+TIMEOUT_LABEL = "a2n.timeout"
+"""The label holding the seconds a container's run may last (its timeout)."""
+LONGEST_RUN_SECONDS = 3600.0
+"""The longest timeout a run may have (a version's `timeout`, A2N_CODE_TIMEOUT): what the sweep
+assumes of a container without a readable `a2n.timeout`."""
+SWEEP_SECONDS = 60.0
+"""How often each worker sweeps the engine for containers no run needs any more."""
+SWEEP_GRACE_SECONDS = 4 * REQUEST_TIMEOUT_SECONDS
+"""How long past its timeout a container may still belong to a live run: its creation, the kill
+and the removal take a request each, bounded by REQUEST_TIMEOUT_SECONDS, and a margin."""
 _HEADER_BYTES = 8
 _CHUNK_BYTES = 64 * 1024
 _MAX_HEADER_LINES = 100
 _MESSAGE_CHARS = 300
-_removals: set[asyncio.Task[None]] = set()  # removals under way, kept from the collector
+_removals: set[asyncio.Task[bool]] = set()  # removals under way, kept from the collector
 
 
 class DockerError(Exception):
@@ -231,18 +257,26 @@ class _TooMuchOutput(Exception):
 class DockerEngine:
     """Runs node containers on one engine."""
 
-    def __init__(self, endpoint: DockerEndpoint) -> None:
+    def __init__(self, endpoint: DockerEndpoint, *, worker: str = "") -> None:
         self.endpoint = endpoint
+        self.worker = worker
+        """The worker whose runs these are (its name labels their containers)."""
 
     @classmethod
-    def configured(cls, docker_host: str | None) -> DockerEngine | None:
-        """The engine A2N_DOCKER_HOST names, or None when it names none."""
-        return cls(DockerEndpoint.parse(docker_host)) if docker_host else None
+    def configured(cls, docker_host: str | None, *, worker: str = "") -> DockerEngine | None:
+        """The engine A2N_DOCKER_HOST names for the worker `worker`, or None when it names none."""
+        return cls(DockerEndpoint.parse(docker_host), worker=worker) if docker_host else None
 
     async def run(
         self, image: str, stdin: bytes, limits: ContainerLimits, labels: Mapping[str, str]
     ) -> Finished:
-        """Run `image` once with `stdin`; its container is gone when this returns or raises."""
+        """Run `image` once with `stdin`; its container is gone when this returns or raises.
+        `labels` should hold OWNED_LABEL; the worker and the timeout are added."""
+        labels = {
+            **labels,
+            WORKER_LABEL: self.worker,
+            TIMEOUT_LABEL: f"{limits.timeout_seconds:g}",
+        }
         async with self.endpoint.client() as http:
             found = await self._request(
                 http, "GET", f"/images/{image}/json", "find the image", image
@@ -265,6 +299,42 @@ class DockerEngine:
                 _removals.add(removal)
                 removal.add_done_callback(_removals.discard)
                 await asyncio.shield(removal)
+
+    async def sweep(self) -> list[str]:
+        """Remove the node containers on the engine that outlived their run (see the module's
+        doc), whichever worker made them; the ids of those removed."""
+        async with self.endpoint.client() as http:
+            listed = await self._request(
+                http,
+                "GET",
+                "/containers/json",
+                "list the containers",
+                params={"all": "1", "filters": json.dumps({"label": [OWNED_LABEL]})},
+            )
+        now = _engine_time(listed)
+        if now is None:
+            log.warning("docker.sweep_skipped", reason="the engine's answer has no Date")
+            return []
+        removed = []
+        for found in _json(listed) or []:
+            labels = found.get("Labels") or {}
+            created = found.get("Created")
+            if not isinstance(created, int | float) or not isinstance(labels, dict):
+                continue
+            age = now - created
+            if age <= _timeout_of(labels.get(TIMEOUT_LABEL)) + SWEEP_GRACE_SECONDS:
+                continue
+            container = str(found.get("Id"))
+            if await self._remove(container):
+                removed.append(container)
+                log.info(
+                    "docker.leftover_removed",
+                    container=container,
+                    worker=labels.get(WORKER_LABEL),
+                    execution=labels.get(OWNED_LABEL),
+                    age_seconds=round(age),
+                )
+        return removed
 
     async def _run(
         self, http: httpx.AsyncClient, container: str, stdin: bytes, limits: ContainerLimits
@@ -367,19 +437,20 @@ class DockerEngine:
         with contextlib.suppress(httpx.HTTPError):
             await http.post(f"/containers/{container}/kill")  # 409: it had ended already
 
-    async def _remove(self, container: str) -> None:
-        """Remove the container, running or not (a client of its own: the run's may be closing)."""
+    async def _remove(self, container: str) -> bool:
+        """Remove the container, running or not (a client of its own: the run's may be closing);
+        whether it is gone."""
         try:
             async with self.endpoint.client() as http:
                 response = await http.delete(
                     f"/containers/{container}", params={"force": "true", "v": "true"}
                 )
-            if response.status_code not in (204, 404):
-                log.warning(
-                    "docker.remove_failed", container=container, status=response.status_code
-                )
+            if response.status_code in (204, 404):
+                return True
+            log.warning("docker.remove_failed", container=container, status=response.status_code)
         except httpx.HTTPError as error:
             log.warning("docker.remove_failed", container=container, error=type(error).__name__)
+        return False
 
 
 async def _feed(writer: asyncio.StreamWriter, data: bytes) -> None:
@@ -432,6 +503,25 @@ def _unreachable(error: Exception) -> DockerError:
     return DockerError(
         f"could not reach the Docker engine ({type(error).__name__})", retryable=True
     )
+
+
+def _engine_time(response: httpx.Response) -> float | None:
+    """The engine's clock when it answered (its `Date`, seconds since the epoch), if it said."""
+    try:
+        return parsedate_to_datetime(response.headers["date"]).timestamp()
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _timeout_of(label: object) -> float:
+    """The seconds an `a2n.timeout` label gives a container's run (the longest when unreadable)."""
+    try:
+        seconds = float(str(label))
+    except ValueError:
+        return LONGEST_RUN_SECONDS
+    if not (math.isfinite(seconds) and 0 < seconds <= LONGEST_RUN_SECONDS):
+        return LONGEST_RUN_SECONDS
+    return seconds
 
 
 def _json(response: httpx.Response) -> Any:

@@ -144,6 +144,11 @@ def test_the_container_is_locked_down(
     assert (config["OpenStdin"], config["StdinOnce"], config["Tty"]) == (True, True, False)
     assert config["NetworkDisabled"] is True
     assert config["Labels"]["a2n.node.type"] == pinned
+    assert config["Labels"]["a2n.timeout"] == "30"  # A2N_CODE_TIMEOUT: the version sets none
+    workers = {beat.worker for beat in client.app.state.services.roster.beats()}
+    assert config["Labels"]["a2n.worker"] in workers
+    # The worker swept the engine for containers left by dead workers when it started.
+    assert ("GET", "/containers/json") in engine.requests
     assert not {"Env", "Entrypoint", "Cmd"} & set(config)  # the image's own, no worker env
     host = config["HostConfig"]
     assert host["NetworkMode"] == "none"
