@@ -147,6 +147,8 @@ class Services:
     rebuilds: RebuildJobs
     """Projector rebuilds started over HTTP, running in threads of this process."""
     redis: aioredis.Redis | None = None
+    docker: DockerEngine | None = None
+    """The Docker engine DOCKER nodes run on (A2N_DOCKER_HOST), when there is one."""
     supervisor: ProjectionSupervisor | None = None
     process_managers: ProjectionSupervisor | None = None
     """The event trigger manager, in processes that run workers."""
@@ -329,6 +331,7 @@ async def open_services(
                 roster=roster,
                 projection_lags=lambda: projection_lags(sync_pool),
                 redis_client=None if redis_clients is None else redis_clients[0],
+                docker=docker,
                 states=HealthStates(operations_app),
             )
             scheduler = scheduler_for(
@@ -411,6 +414,7 @@ async def open_services(
             rebuilds=rebuilds,
             journal=journal,
             redis=redis_client,
+            docker=docker,
             supervisor=supervisor,
             process_managers=process_managers,
         )

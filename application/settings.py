@@ -35,7 +35,7 @@ CodeSandbox = Literal["namespaces", "none"]
 CodeNetwork = Literal["off", "on"]
 
 
-HEALTH_CHECKS = ("postgres", "redis", "queue", "projections", "disk", "workers")
+HEALTH_CHECKS = ("postgres", "redis", "queue", "projections", "disk", "workers", "docker")
 """The health checks there are (application/health/checks.py)."""
 
 _SECRET_SETTINGS = frozenset(

@@ -35,6 +35,8 @@ from tests.http_doubles import JSONHandler, serving
 
 FRAME_BYTES = 7
 """The double cuts its output into frames this small, so the client must put them together."""
+API_VERSION = "1.41"
+"""The API version the double says it speaks (Docker 20.10's)."""
 SETTLE_SECONDS = 30.0
 """The longest the double waits for a client's next step before it gives up on a container."""
 
@@ -124,6 +126,8 @@ class DockerEngineDouble:
                     return self.create(query.get("name", ""))
                 if method == "GET" and parts.path == "/containers/json":
                     return self.listing(query)
+                if method == "GET" and parts.path == "/_ping":
+                    return self.pong()
                 found = re.fullmatch(r"/containers/([0-9a-f]{64})(/[a-z]+)?", parts.path)
                 container = engine.containers.get(found.group(1)) if found else None
                 if container is None or container.removed:
@@ -193,6 +197,15 @@ class DockerEngineDouble:
                         }
                     )
                 return self.answer(200, found)
+
+            def pong(self) -> None:
+                """`GET /_ping`: `OK` as text, the API version in a header."""
+                self.send_response(200)
+                self.send_header("Api-Version", API_VERSION)
+                self.send_header("Content-Type", "text/plain; charset=utf-8")
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"OK")
 
             def date_time_string(self, timestamp: float | None = None) -> str:
                 return super().date_time_string(engine.now() if timestamp is None else timestamp)

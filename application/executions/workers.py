@@ -158,9 +158,27 @@ async def running_worker(
             await asyncio.gather(*running)
 
 
+async def check_docker_engine(docker: DockerEngine) -> None:
+    """Find out, at start, whether the Docker engine of DOCKER nodes answers, and say so; the
+    worker runs the other nodes either way."""
+    try:
+        version = await docker.ping()
+    except DockerError as error:
+        log.error(
+            "docker.unreachable",
+            engine=docker.endpoint.address,
+            reason=error.message,
+            detail="DOCKER nodes fail until it answers; the other nodes run",
+        )
+    else:
+        log.info("docker.ready", engine=docker.endpoint.address, api_version=version)
+
+
 async def _sweeping(docker: DockerEngine, stop: asyncio.Event) -> None:
-    """Remove the node containers left on the engine by workers that died mid-run (see
-    application/nodes/docker.py), at start and every SWEEP_SECONDS until `stop`."""
+    """Check that the engine answers, then remove the node containers left on it by workers
+    that died mid-run (see application/nodes/docker.py), at once and every SWEEP_SECONDS until
+    `stop`."""
+    await check_docker_engine(docker)
     while not stop.is_set():
         try:
             await docker.sweep()

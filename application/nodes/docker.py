@@ -68,6 +68,8 @@ MAX_VOLUMES = 64
 REQUEST_TIMEOUT_SECONDS = 30.0
 """How long one request to the engine may take (waiting for the exit is bounded by the run's
 own timeout instead)."""
+PING_TIMEOUT_SECONDS = 5.0
+"""How long a ping (is the engine there?) may take."""
 OWNED_LABEL = "a2n.execution"
 """The label every node container carries (the run it serves): the sweep looks at these only."""
 WORKER_LABEL = "a2n.worker"
@@ -131,6 +133,11 @@ class DockerEndpoint:
                 raise ValueError("expected tcp://host:port, without user or password")
             return cls(host=parts.hostname, port=port)
         raise ValueError("expected unix:///path/to/docker.sock or tcp://host:port")
+
+    @property
+    def address(self) -> str:
+        """Where the engine listens, for people (never a secret: A2N_DOCKER_HOST has none)."""
+        return f"unix://{self.socket_path}" if self.socket_path else f"tcp://{self.authority}"
 
     @property
     def authority(self) -> str:
@@ -299,6 +306,13 @@ class DockerEngine:
                 _removals.add(removal)
                 removal.add_done_callback(_removals.discard)
                 await asyncio.shield(removal)
+
+    async def ping(self, timeout: float = PING_TIMEOUT_SECONDS) -> str:
+        """Whether the engine answers (`GET /_ping`): its API version (empty when it does not
+        say); DockerError saying why when it does not answer."""
+        async with self.endpoint.client() as http:
+            answer = await self._request(http, "GET", "/_ping", "answer a ping", timeout=timeout)
+        return str(answer.headers.get("api-version", ""))
 
     async def sweep(self) -> list[str]:
         """Remove the node containers on the engine that outlived their run (see the module's

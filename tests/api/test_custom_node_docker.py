@@ -9,12 +9,14 @@ refused: tests/api/test_custom_node_runs.py."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from litestar.testing import TestClient
+from structlog.testing import capture_logs
 
 from api.app import create_app
 from tests.api.conftest import second_app_settings
@@ -242,3 +244,37 @@ def test_an_image_not_on_the_engine_fails_without_a_container(
     )
     assert not [c for c in engine.created() if c.config["Image"] == "ghcr.io/acme/absent:1"]
     assert ("GET", "/images/ghcr.io/acme/absent:1/json") in engine.requests
+
+
+def test_ready_says_the_engine_answers(client: Client) -> None:
+    response = client.get("/ready")
+    assert response.status_code == 200
+    assert (response.json()["status"], response.json()["docker"]) == ("ready", "ok")
+
+
+def test_an_engine_that_does_not_answer_is_reported_and_the_worker_runs_anyway(
+    make_database: Any, tmp_path_factory: Any
+) -> None:
+    folder = tmp_path_factory.mktemp("no-engine")
+    settings = second_app_settings(
+        make_database(), folder, docker_host=f"unix://{folder / 'nobody-listens.sock'}"
+    )
+    app = create_app(settings, run_projectors=True, run_workers=True)
+    with capture_logs() as logs, TestClient(app, raise_server_exceptions=False) as other:
+        response = other.get("/ready")
+        assert response.status_code == 200  # every other node still runs
+        body = response.json()
+        assert (body["status"], body["database"]) == ("degraded", "ok")
+        assert body["docker"] == "unavailable: could not reach the Docker engine (ConnectError)"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any(
+            line["event"] == "docker.unreachable" for line in logs
+        ):
+            time.sleep(0.05)
+        beats = other.app.state.services.roster.beats()
+    [said] = [line for line in logs if line["event"] == "docker.unreachable"]
+    assert said["log_level"] == "error"
+    assert said["reason"] == "could not reach the Docker engine (ConnectError)"
+    assert said["engine"] == f"unix://{folder / 'nobody-listens.sock'}"
+    assert said["detail"] == "DOCKER nodes fail until it answers; the other nodes run"
+    assert len(beats) == 1, "the worker started and beats"
