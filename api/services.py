@@ -294,7 +294,7 @@ async def open_services(
         vault = CredentialVault(credentials_app, CredentialSealer(keys.master))
         name = worker_name()
         queue, leases, roster = execution_transport(redis_clients, prefix=redis_prefix, name=name)
-        docker = DockerEngine.configured(settings.docker_host, worker=name)
+        docker = DockerEngine.configured(settings.docker_host, tls=settings.docker_tls, worker=name)
         executions = ExecutionService(executions_app, workflows, queue)
         process_managers = None
         if run_workers:

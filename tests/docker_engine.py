@@ -1,4 +1,5 @@
-"""A protocol double of the Docker Engine API on a unix socket. It is NOT Docker: it runs no
+"""A protocol double of the Docker Engine API on a unix socket, or on TCP with TLS (a client
+certificate required, as `dockerd --tlsverify`). It is NOT Docker: it runs no
 container and isolates nothing. It answers the subset of the Engine API that
 application/nodes/docker.py uses, in the wire format a Docker 20.10 engine was seen to answer
 it (status codes, `{"message": ...}` errors, `201 {"Id", "Warnings"}` on create, `101 UPGRADED`
@@ -22,6 +23,8 @@ import posixpath
 import re
 import secrets
 import socketserver
+import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -89,6 +92,10 @@ class DockerEngineDouble:
     lock: threading.Lock = field(default_factory=threading.Lock)
     ahead: float = 0.0
     """Seconds the engine's clock is ahead of this machine's."""
+    clients: list[str] = field(default_factory=list)
+    """Over TLS: the common name of the client certificate of each request."""
+    refused: list[str] = field(default_factory=list)
+    """Over TLS: why each connection that failed did (a handshake refused, mostly)."""
 
     def created(self) -> list[Container]:
         with self.lock:
@@ -120,6 +127,8 @@ class DockerEngineDouble:
                 self.body()
                 with engine.lock:
                     engine.requests.append((method, parts.path))
+                    if isinstance(self.connection, ssl.SSLSocket):
+                        engine.clients.append(_common_name(self.connection.getpeercert()))
                 if method == "GET" and (found := re.fullmatch(r"/images/(.+)/json", parts.path)):
                     return self.image(found.group(1))
                 if method == "POST" and parts.path == "/containers/create":
@@ -163,7 +172,7 @@ class DockerEngineDouble:
                     message = f"no such image: {name}: No such image: {name}"
                     return self.answer(404, {"message": message})
                 declared = engine.volumes.get(name)
-                volumes = {path: {} for path in declared} if declared else None
+                volumes = {path: {} for path in declared or ()} or None  # Docker's shape
                 config = {"User": "", "Volumes": volumes, "WorkingDir": ""}
                 image = {"Id": "sha256:" + "0" * 64, "RepoTags": [name], "Config": config}
                 return self.answer(200, image)
@@ -277,6 +286,11 @@ class DockerEngineDouble:
         return Handler
 
 
+def _common_name(certificate: Any) -> str:
+    subject = dict(pair[0] for pair in (certificate or {}).get("subject", ()))
+    return str(subject.get("commonName", ""))
+
+
 def _labelled(labels: dict[str, str], rule: str) -> bool:
     key, equals, value = rule.partition("=")
     return key in labels and (not equals or labels[key] == value)
@@ -298,3 +312,41 @@ def running_engine(
             yield engine
     finally:
         path.unlink(missing_ok=True)
+
+
+class _TLSServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
+    daemon_threads = True
+
+    def __init__(
+        self, handler: type[JSONHandler], context: ssl.SSLContext, engine: DockerEngineDouble
+    ) -> None:
+        self.context = context
+        self.engine = engine
+        super().__init__(("127.0.0.1", 0), handler)
+
+    def get_request(self) -> tuple[Any, Any]:
+        connection, address = super().get_request()
+        # The handshake happens in the request's own thread, at its first read.
+        wrapped = self.context.wrap_socket(
+            connection, server_side=True, do_handshake_on_connect=False
+        )
+        return wrapped, address
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        self.engine.refused.append(repr(sys.exc_info()[1]))
+
+
+@contextmanager
+def running_tls_engine(
+    images: dict[str, Program], certificate: Path, key: Path, client_ca: Path
+) -> Iterator[tuple[DockerEngineDouble, int]]:
+    """The double on 127.0.0.1 over TLS (`certificate` and `key` its own, a client certificate
+    signed by `client_ca` required) until the block ends, and its port."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(certificate, key)
+    context.load_verify_locations(client_ca)
+    context.verify_mode = ssl.CERT_REQUIRED
+    engine = DockerEngineDouble(images)
+    server = _TLSServer(engine.handler(), context, engine)
+    with serving(server):
+        yield engine, server.server_address[1]

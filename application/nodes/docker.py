@@ -1,9 +1,11 @@
 """A small client of the Docker Engine API: what DOCKER custom nodes need to run one container
 per node run, locked down by default.
 
-The engine is A2N_DOCKER_HOST: `unix:///var/run/docker.sock` or `tcp://host:port` (plain HTTP).
-Paths are unversioned, so the engine speaks its own API version; every field used here exists
-since API 1.25 (Docker 1.13).
+The engine is A2N_DOCKER_HOST: `unix:///var/run/docker.sock` or `tcp://host:port`, over TLS
+when A2N_DOCKER_TLS_CA, A2N_DOCKER_TLS_CERT and A2N_DOCKER_TLS_KEY are set (`DockerTLS`: the
+engine's certificate checked against the CA and its host name, A2N's client certificate shown,
+as Docker's own `--tlsverify`). Paths are unversioned, so the engine speaks its own API version;
+every field used here exists since API 1.25 (Docker 1.13).
 
 One run (`DockerEngine.run`):
 1. `GET /images/{image}/json`: the image must be on the engine already. A2N never pulls: an
@@ -23,7 +25,8 @@ One run (`DockerEngine.run`):
    size as a big-endian uint32]` (stream 1 stdout, 2 stderr; 0 and 3 are counted as stdout and
    stderr) and `size` bytes of payload.
 4. `POST /containers/{id}/start`; the input is written to stdin, which is then half-closed (the
-   program sees end of file), while the frames are read until the engine ends the stream.
+   program sees end of file; over TLS, by TLS's close_notify: tls_stream.py), while the frames
+   are read until the engine ends the stream.
 5. `POST /containers/{id}/wait`: the exit status; when it is not 0, `GET /containers/{id}/json`
    tells whether the kernel killed it for memory.
 On timeout, or when stdout grows past its limit, `POST /containers/{id}/kill`. Always, even when
@@ -43,19 +46,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import ipaddress
 import json
 import math
 import posixpath
+import ssl
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import httpx
 import structlog
 
 from application.ids import new_id
+from application.nodes.tls_stream import TLSStream
 
 log = structlog.get_logger(__name__)
 
@@ -101,13 +109,85 @@ class DockerError(Exception):
         self.retryable = retryable
 
 
+class _Writer(Protocol):
+    """The writing side of the attach connection (plain, or TLS that can half-close)."""
+
+    def write(self, data: bytes) -> None: ...
+
+    async def drain(self) -> None: ...
+
+    def can_write_eof(self) -> bool: ...
+
+    def write_eof(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class DockerTLS:
+    """Mutual TLS with a tcp:// engine, as Docker's `--tlsverify` and its ca.pem, cert.pem and
+    key.pem: the engine's certificate must be signed by `ca` and name the host A2N_DOCKER_HOST
+    names, and A2N shows the client certificate `cert` with its key `key` (PEM, unencrypted)."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
+    def context(self) -> ssl.SSLContext:
+        """The client side's TLS context (TLS 1.2 at least, only `ca` trusted); ValueError naming
+        the variable whose file does not do."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # checks the certificate and the name
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        try:
+            context.load_verify_locations(cafile=self.ca)
+        except (OSError, ValueError) as error:  # ssl.SSLError is an OSError
+            raise ValueError(
+                f"A2N_DOCKER_TLS_CA: no CA certificate could be read from {self.ca} "
+                f"({_tls_reason(error)})"
+            ) from None
+        if "-----BEGIN CERTIFICATE-----" not in _text(self.cert, "A2N_DOCKER_TLS_CERT"):
+            raise ValueError(f"A2N_DOCKER_TLS_CERT: {self.cert} holds no PEM certificate")
+        if "PRIVATE KEY-----" not in _text(self.key, "A2N_DOCKER_TLS_KEY"):
+            raise ValueError(f"A2N_DOCKER_TLS_KEY: {self.key} holds no PEM private key")
+        try:
+            context.load_cert_chain(self.cert, self.key, password=_no_password)
+        except _EncryptedKey:
+            raise ValueError(
+                f"A2N_DOCKER_TLS_KEY: {self.key} is encrypted; A2N needs the key unencrypted "
+                "(a file only A2N may read)"
+            ) from None
+        except (OSError, ValueError) as error:
+            raise ValueError(
+                f"A2N_DOCKER_TLS_CERT, A2N_DOCKER_TLS_KEY: the certificate {self.cert} and the "
+                f"key {self.key} do not go together ({_tls_reason(error)})"
+            ) from None
+        return context
+
+
+class _EncryptedKey(Exception):
+    pass
+
+
+def _no_password() -> bytes:
+    raise _EncryptedKey
+
+
+def _text(path: Path, variable: str) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError as error:
+        raise ValueError(f"{variable}: cannot read {path} ({_tls_reason(error)})") from None
+
+
 @dataclass(frozen=True)
 class DockerEndpoint:
-    """Where the engine listens: a unix socket, or a TCP host and port (plain HTTP)."""
+    """Where the engine listens: a unix socket, or a TCP host and port (HTTP, or HTTPS with a
+    `tls` context)."""
 
     socket_path: str | None = None
     host: str = "docker"
     port: int = 0
+    tls: ssl.SSLContext | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def parse(cls, raw: str) -> DockerEndpoint:
@@ -140,6 +220,17 @@ class DockerEndpoint:
         return f"unix://{self.socket_path}" if self.socket_path else f"tcp://{self.authority}"
 
     @property
+    def loopback(self) -> bool:
+        """Whether a tcp:// engine is on this machine's loopback (`localhost`, 127.0.0.0/8,
+        ::1): nothing else on the network can reach that connection."""
+        if self.host.lower() == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    @property
     def authority(self) -> str:
         if self.socket_path is not None:
             return self.host
@@ -148,18 +239,24 @@ class DockerEndpoint:
 
     def client(self) -> httpx.AsyncClient:
         """An HTTP client of the engine (never through a proxy from the environment)."""
-        transport = httpx.AsyncHTTPTransport(uds=self.socket_path)
+        if self.tls is not None:
+            transport = httpx.AsyncHTTPTransport(verify=self.tls)
+        else:
+            transport = httpx.AsyncHTTPTransport(uds=self.socket_path)
         return httpx.AsyncClient(
             transport=transport,
-            base_url=f"http://{self.authority}",
+            base_url=f"{'https' if self.tls else 'http'}://{self.authority}",
             timeout=REQUEST_TIMEOUT_SECONDS,
             trust_env=False,
         )
 
-    async def connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        """A plain connection, for the attach request that takes it over."""
+    async def connect(self) -> tuple[asyncio.StreamReader, _Writer]:
+        """A connection of its own, for the attach request that takes it over."""
         if self.socket_path is not None:
             return await asyncio.open_unix_connection(self.socket_path)
+        if self.tls is not None:
+            stream = await TLSStream.open(self.host, self.port, self.tls)
+            return stream.reader, stream
         return await asyncio.open_connection(self.host, self.port)
 
 
@@ -270,9 +367,17 @@ class DockerEngine:
         """The worker whose runs these are (its name labels their containers)."""
 
     @classmethod
-    def configured(cls, docker_host: str | None, *, worker: str = "") -> DockerEngine | None:
-        """The engine A2N_DOCKER_HOST names for the worker `worker`, or None when it names none."""
-        return cls(DockerEndpoint.parse(docker_host), worker=worker) if docker_host else None
+    def configured(
+        cls, docker_host: str | None, *, tls: DockerTLS | None = None, worker: str = ""
+    ) -> DockerEngine | None:
+        """The engine A2N_DOCKER_HOST names (over `tls` when given) for the worker `worker`, or
+        None when it names none."""
+        if not docker_host:
+            return None
+        endpoint = DockerEndpoint.parse(docker_host)
+        if tls is not None:
+            endpoint = dataclasses.replace(endpoint, tls=tls.context())
+        return cls(endpoint, worker=worker)
 
     async def run(
         self, image: str, stdin: bytes, limits: ContainerLimits, labels: Mapping[str, str]
@@ -394,7 +499,7 @@ class DockerEngine:
             out_of_memory = bool(found.json().get("State", {}).get("OOMKilled"))
         return Finished(status, stdout, stderr, cut, out_of_memory)
 
-    async def _attach(self, container: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def _attach(self, container: str) -> tuple[asyncio.StreamReader, _Writer]:
         """The container's stdin, stdout and stderr over a connection the engine takes over."""
         try:
             reader, writer = await self.endpoint.connect()
@@ -467,7 +572,7 @@ class DockerEngine:
         return False
 
 
-async def _feed(writer: asyncio.StreamWriter, data: bytes) -> None:
+async def _feed(writer: _Writer, data: bytes) -> None:
     """Write the input, then half-close: the program reads it to end of file."""
     with contextlib.suppress(OSError):  # the program may end without reading it all
         writer.write(data)
@@ -514,9 +619,27 @@ async def _demultiplexed(
 
 
 def _unreachable(error: Exception) -> DockerError:
+    """The failure to reach the engine; one of TLS says why (and is not tried again: a
+    certificate refused now is refused on the next try too)."""
+    cause: BaseException | None = error
+    while cause is not None and not isinstance(cause, ssl.SSLError):
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(cause, ssl.SSLError):
+        return DockerError(f"could not reach the Docker engine (TLS: {_tls_reason(cause)})")
     return DockerError(
         f"could not reach the Docker engine ({type(error).__name__})", retryable=True
     )
+
+
+def _tls_reason(error: BaseException) -> str:
+    """What went wrong with TLS or its files, in OpenSSL's words (no secret in them)."""
+    if isinstance(error, ssl.SSLCertVerificationError) and error.verify_message:
+        return f"the engine's certificate was refused: {error.verify_message}"
+    if isinstance(error, ssl.SSLError) and error.reason:
+        return str(error.reason)
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return str(error) or type(error).__name__
 
 
 def _engine_time(response: httpx.Response) -> float | None:
