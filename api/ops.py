@@ -18,6 +18,7 @@ from api.metrics import ExecutionFigures, RunCounts
 from api.openapi import problem_response
 from api.services import Services
 from application.executions.roster import fresh, fresh_seconds
+from application.nodes.docker import DockerError
 from projections.status import ProjectionStatus, status_from_rows, status_query
 
 CHECK_TIMEOUT = 2.0
@@ -42,6 +43,9 @@ class Readiness(msgspec.Struct, rename="camel"):
     database: str
     redis: str
     projections: list[ProjectionCheck]
+    docker: str = "not configured"
+    """The Docker engine of DOCKER nodes: ok, not configured, or unavailable and why (degraded,
+    not 503: every other node still runs)."""
 
 
 @get("/health", tags=["ops"], summary="Liveness: the process answers")
@@ -69,12 +73,21 @@ async def ready(request: Request[Any, Any, Any]) -> Response[Readiness]:
             redis = "ok"
         except Exception as exc:
             redis = f"unavailable: {type(exc).__name__}"
+    docker = "not configured"
+    if found.docker is not None:
+        try:
+            await found.docker.ping(CHECK_TIMEOUT)
+            docker = "ok"
+        except DockerError as error:
+            docker = f"unavailable: {error.message}"
     checks = [_projection_check(found, s) for s in statuses]
     serving = database == "ok" and redis in ("ok", "not configured")
-    degraded = any(c.status in ("parked", "restarting") for c in checks)
+    degraded = docker.startswith("unavailable") or any(
+        c.status in ("parked", "restarting") for c in checks
+    )
     status = "unavailable" if not serving else "degraded" if degraded else "ready"
     return Response(
-        Readiness(status=status, database=database, redis=redis, projections=checks),
+        Readiness(status=status, database=database, redis=redis, projections=checks, docker=docker),
         status_code=200 if serving else 503,
     )
 

@@ -147,6 +147,8 @@ class Services:
     rebuilds: RebuildJobs
     """Projector rebuilds started over HTTP, running in threads of this process."""
     redis: aioredis.Redis | None = None
+    docker: DockerEngine | None = None
+    """The Docker engine DOCKER nodes run on (A2N_DOCKER_HOST), when there is one."""
     supervisor: ProjectionSupervisor | None = None
     process_managers: ProjectionSupervisor | None = None
     """The event trigger manager, in processes that run workers."""
@@ -292,6 +294,7 @@ async def open_services(
         vault = CredentialVault(credentials_app, CredentialSealer(keys.master))
         name = worker_name()
         queue, leases, roster = execution_transport(redis_clients, prefix=redis_prefix, name=name)
+        docker = DockerEngine.configured(settings.docker_host, tls=settings.docker_tls, worker=name)
         executions = ExecutionService(executions_app, workflows, queue)
         process_managers = None
         if run_workers:
@@ -307,12 +310,9 @@ async def open_services(
                     name=name,
                     roster=roster,
                     runtimes=NodeRuntimes(
-                        RUNTIMES,
-                        custom_nodes,
-                        keys.secret_key,
-                        node_jobs,
-                        DockerEngine.configured(settings.docker_host),
+                        RUNTIMES, custom_nodes, keys.secret_key, node_jobs, docker
                     ),
+                    docker=docker,
                 )
             )
             process_managers = _process_managers(
@@ -331,6 +331,7 @@ async def open_services(
                 roster=roster,
                 projection_lags=lambda: projection_lags(sync_pool),
                 redis_client=None if redis_clients is None else redis_clients[0],
+                docker=docker,
                 states=HealthStates(operations_app),
             )
             scheduler = scheduler_for(
@@ -413,6 +414,7 @@ async def open_services(
             rebuilds=rebuilds,
             journal=journal,
             redis=redis_client,
+            docker=docker,
             supervisor=supervisor,
             process_managers=process_managers,
         )

@@ -25,6 +25,7 @@ from domain.workflows.limits import DefinitionLimits
 
 if TYPE_CHECKING:
     from application.identity.oauth import OAuthProvider
+    from application.nodes.docker import DockerTLS
     from application.smtp import SmtpServer
 
 EmbeddedMode = Literal["auto", "always", "never"]
@@ -35,7 +36,7 @@ CodeSandbox = Literal["namespaces", "none"]
 CodeNetwork = Literal["off", "on"]
 
 
-HEALTH_CHECKS = ("postgres", "redis", "queue", "projections", "disk", "workers")
+HEALTH_CHECKS = ("postgres", "redis", "queue", "projections", "disk", "workers", "docker")
 """The health checks there are (application/health/checks.py)."""
 
 _SECRET_SETTINGS = frozenset(
@@ -189,9 +190,20 @@ class Settings:
     both ways together; the proxy closes it at that. Besides, none lasts more than an hour."""
     docker_host: str | None = None
     """A2N_DOCKER_HOST: the Docker engine DOCKER custom nodes run their images on,
-    `unix:///var/run/docker.sock` or `tcp://host:2375` (plain HTTP, no TLS: loopback or a
-    private network only; whoever reaches an engine is root on its host). Unset: DOCKER nodes
-    are refused."""
+    `unix:///var/run/docker.sock` or `tcp://host:port`; tcp:// to a host that is not loopback
+    needs TLS (A2N_DOCKER_TLS_*) or A2N_DOCKER_INSECURE, since whoever reaches an engine is root
+    on its host. Unset: DOCKER nodes are refused."""
+    docker_tls_ca: Path | None = None
+    """A2N_DOCKER_TLS_CA: the CA certificate (PEM, Docker's ca.pem) that must have signed the
+    tcp:// engine's certificate; with A2N_DOCKER_TLS_CERT and A2N_DOCKER_TLS_KEY (all three or
+    none) A2N reaches the engine over TLS, as Docker's own `--tlsverify` client does."""
+    docker_tls_cert: Path | None = None
+    """A2N_DOCKER_TLS_CERT: A2N's client certificate for the engine (PEM, Docker's cert.pem)."""
+    docker_tls_key: Path | None = None
+    """A2N_DOCKER_TLS_KEY: that certificate's private key (PEM, unencrypted; Docker's key.pem)."""
+    docker_insecure: bool = False
+    """A2N_DOCKER_INSECURE: true lets A2N_DOCKER_HOST be tcp:// to a host that is not loopback
+    without TLS (an admin's explicit choice, for a network only A2N and the engine share)."""
     live_poll_interval: float = 1.0
     """A2N_LIVE_POLL_INTERVAL: seconds a live progress stream waits for a progress notice before
     it reads the event store anyway (a lost notice delays it by at most this)."""
@@ -265,6 +277,16 @@ class Settings:
         return f"Settings({', '.join(shown)})"
 
     @property
+    def docker_tls(self) -> DockerTLS | None:
+        """The TLS of A2N_DOCKER_TLS_CA, _CERT and _KEY, when they are set."""
+        from application.nodes.docker import DockerTLS
+
+        ca, cert, key = self.docker_tls_ca, self.docker_tls_cert, self.docker_tls_key
+        if ca is None or cert is None or key is None:
+            return None
+        return DockerTLS(ca, cert, key)
+
+    @property
     def base_url(self) -> str:
         """Where clients reach this server: A2N_PUBLIC_URL, else http://<host>:<port>."""
         return self.public_url or f"http://{self.host}:{self.port}"
@@ -289,7 +311,7 @@ class Settings:
                 f"A2N_DB_POOL_MIN: {settings.db_pool_min} is larger than A2N_DB_POOL_MAX "
                 f"({settings.db_pool_max})"
             )
-        return _with_notifications(_with_mail(settings))
+        return _with_docker(_with_notifications(_with_mail(settings)))
 
 
 def _with_mail(settings: Settings) -> Settings:
@@ -314,6 +336,51 @@ def _with_notifications(settings: Settings) -> Settings:
     if settings.notify_webhook_url and not settings.notify_webhook_secret:
         raise SettingsError(
             "A2N_NOTIFY_WEBHOOK_SECRET: required when A2N_NOTIFY_WEBHOOK_URL is set"
+        )
+    return settings
+
+
+_DOCKER_TLS = ("A2N_DOCKER_TLS_CA", "A2N_DOCKER_TLS_CERT", "A2N_DOCKER_TLS_KEY")
+
+
+def _with_docker(settings: Settings) -> Settings:
+    """TLS to the Docker engine is all three files or none, for tcp:// only, and loadable; plain
+    tcp:// is for loopback unless A2N_DOCKER_INSECURE says otherwise (nothing is checked
+    without A2N_DOCKER_HOST, like the SMTP settings without A2N_SMTP_URL)."""
+    from application.nodes.docker import DockerEndpoint
+
+    if settings.docker_host is None:
+        return settings
+    endpoint = DockerEndpoint.parse(settings.docker_host)
+    files = (settings.docker_tls_ca, settings.docker_tls_cert, settings.docker_tls_key)
+    given = [var for var, path in zip(_DOCKER_TLS, files, strict=True) if path is not None]
+    if given and len(given) < len(_DOCKER_TLS):
+        missing = next(var for var in _DOCKER_TLS if var not in given)
+        raise SettingsError(
+            f"{missing}: required with {' and '.join(given)} (TLS to the Docker engine takes "
+            "the CA, the client certificate and its key, as Docker's --tlsverify does)"
+        )
+    if given and endpoint.socket_path is not None:
+        raise SettingsError(
+            f"{given[0]}: TLS is for a tcp:// engine; A2N_DOCKER_HOST names a unix socket"
+        )
+    if given and settings.docker_insecure:
+        raise SettingsError(
+            "A2N_DOCKER_INSECURE: true contradicts A2N_DOCKER_TLS_*, which reach the engine "
+            "over TLS; leave it unset"
+        )
+    tls = settings.docker_tls
+    if tls is not None:
+        try:
+            tls.context()
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
+    elif endpoint.socket_path is None and not endpoint.loopback and not settings.docker_insecure:
+        raise SettingsError(
+            f"A2N_DOCKER_HOST: tcp:// to {endpoint.host}, which is not a loopback address, needs "
+            "TLS (whoever reaches a Docker engine is root on its host): set A2N_DOCKER_TLS_CA, "
+            "A2N_DOCKER_TLS_CERT and A2N_DOCKER_TLS_KEY, or A2N_DOCKER_INSECURE=true if only A2N "
+            "and the engine share that network"
         )
     return settings
 
@@ -567,6 +634,10 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "code_network_idle_timeout": ("A2N_CODE_NETWORK_IDLE_TIMEOUT", _seconds(1, 3600)),
     "code_network_max_bytes": ("A2N_CODE_NETWORK_MAX_BYTES", _integer(1024, 1024**4)),
     "docker_host": ("A2N_DOCKER_HOST", _docker_host),
+    "docker_tls_ca": ("A2N_DOCKER_TLS_CA", _readable_file),
+    "docker_tls_cert": ("A2N_DOCKER_TLS_CERT", _readable_file),
+    "docker_tls_key": ("A2N_DOCKER_TLS_KEY", _readable_file),
+    "docker_insecure": ("A2N_DOCKER_INSECURE", _boolean),
     "live_poll_interval": ("A2N_LIVE_POLL_INTERVAL", _seconds(0.05, 60)),
     "live_heartbeat": ("A2N_LIVE_HEARTBEAT", _seconds(1, 3600)),
     "live_message_bytes": ("A2N_LIVE_MESSAGE_BYTES", _integer(4096, 64 * 1024**2)),

@@ -41,7 +41,7 @@ class HealthCheckQueries(Controller):
             str | None, QueryParameter(max_length=200, description="postgres, queue.high...")
         ] = None,
         check_type: Annotated[
-            Literal["database", "cache", "queue", "projection", "disk", "worker"] | None,
+            Literal["database", "cache", "queue", "projection", "disk", "worker", "docker"] | None,
             QueryParameter(name="type"),
         ] = None,
         status: Annotated[Status | None, QueryParameter()] = None,

@@ -36,6 +36,7 @@ from application.executions.redis_queue import RedisStreamQueue
 from application.executions.roster import Beat, MemoryRoster, RedisRoster, Roster
 from application.executions.worker import Worker
 from application.ids import new_id
+from application.nodes.docker import SWEEP_SECONDS, DockerEngine, DockerError
 from application.settings import Settings
 from application.workflows.commands import WorkflowService
 
@@ -112,11 +113,13 @@ async def running_worker(
     name: str,
     roster: Roster,
     runtimes: Mapping[str, NodeRuntime] = RUNTIMES,
+    docker: DockerEngine | None = None,
 ) -> AsyncIterator[Worker]:
     """A worker named `name` taking runs off `executions.queue` until the block exits, with
     the reconciler that puts lost runs back on the queue (see reconciler.py) and its heartbeat
     in `roster`; its node runs reach the network as `egress` allows. `runtimes` are the node
-    runtimes by type name (the built-in ones unless told otherwise)."""
+    runtimes by type name (the built-in ones unless told otherwise). With `docker`, the engine
+    DOCKER nodes run on, it also sweeps that engine for containers no run needs any more."""
     async with contextlib.AsyncExitStack() as stack:
         limits = runtime_limits(settings)
         if limits.code_network and limits.code_isolated:
@@ -146,11 +149,43 @@ async def running_worker(
                 name="a2n-worker-beat",
             ),
         ]
+        if docker is not None:
+            running.append(asyncio.create_task(_sweeping(docker, stop), name="a2n-docker-sweep"))
         try:
             yield worker
         finally:
             stop.set()
             await asyncio.gather(*running)
+
+
+async def check_docker_engine(docker: DockerEngine) -> None:
+    """Find out, at start, whether the Docker engine of DOCKER nodes answers, and say so; the
+    worker runs the other nodes either way."""
+    try:
+        version = await docker.ping()
+    except DockerError as error:
+        log.error(
+            "docker.unreachable",
+            engine=docker.endpoint.address,
+            reason=error.message,
+            detail="DOCKER nodes fail until it answers; the other nodes run",
+        )
+    else:
+        log.info("docker.ready", engine=docker.endpoint.address, api_version=version)
+
+
+async def _sweeping(docker: DockerEngine, stop: asyncio.Event) -> None:
+    """Check that the engine answers, then remove the node containers left on it by workers
+    that died mid-run (see application/nodes/docker.py), at once and every SWEEP_SECONDS until
+    `stop`."""
+    await check_docker_engine(docker)
+    while not stop.is_set():
+        try:
+            await docker.sweep()
+        except DockerError as error:
+            log.warning("docker.sweep_failed", reason=error.message)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), SWEEP_SECONDS)
 
 
 async def _beating(

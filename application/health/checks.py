@@ -8,6 +8,7 @@ A2N_HEALTH_* settings.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import time
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from psycopg_pool import ConnectionPool
 
 from application.executions.roster import FRESH_SECONDS, Roster
+from application.nodes.docker import DockerEngine, DockerError
 
 if TYPE_CHECKING:
     import redis
@@ -110,6 +112,25 @@ def redis_probe(client: redis.Redis, warn_ms: int) -> Probe:
                 {"warnMs": warn_ms},
             )
         ]
+
+    return probe
+
+
+def docker_probe(engine: DockerEngine, warn_ms: int) -> Probe:
+    """A ping to the Docker engine DOCKER nodes run on (only when A2N_DOCKER_HOST is set):
+    UNHEALTHY, saying why, when it does not answer (DOCKER nodes fail; the others run on)."""
+
+    def probe() -> list[Result]:
+        details: dict[str, Any] = {"engine": engine.endpoint.address, "warnMs": warn_ms}
+        started = time.perf_counter()
+        try:
+            version = asyncio.run(engine.ping())
+        except DockerError as error:
+            message = f"{error.message}; DOCKER nodes fail until it answers"
+            return [Result("docker", "docker", Status.UNHEALTHY, message, details=details)]
+        ms = round((time.perf_counter() - started) * 1000)
+        details["apiVersion"] = version
+        return [Result("docker", "docker", _past(ms, warn_ms), f"answered in {ms} ms", ms, details)]
 
     return probe
 

@@ -35,6 +35,7 @@ from application.health.checks import (
     Result,
     Status,
     disk_probe,
+    docker_probe,
     postgres_probe,
     projection_probe,
     queue_probe,
@@ -44,6 +45,7 @@ from application.health.checks import (
 from application.health.states import HealthStates
 from application.ids import new_id
 from application.logs import redact_text
+from application.nodes.docker import DockerEngine
 from application.settings import Settings
 from domain.text import clean_json, clean_text
 
@@ -174,11 +176,12 @@ def monitor_for(
     roster: Roster,
     projection_lags: Callable[[], list[ProjectionLag]],
     redis_client: redis.Redis | None = None,
+    docker: DockerEngine | None = None,
     on_check_failed: FailureHook = log_failure,
     states: HealthStates | None = None,
 ) -> HealthMonitor:
     """The checks A2N_HEALTH_CHECKS names, with the A2N_HEALTH_* thresholds (Redis only when
-    REDIS_URL is set)."""
+    REDIS_URL is set, the Docker engine only when A2N_DOCKER_HOST is)."""
     every = settings.health_check_interval
     stale_after = fresh_seconds(settings.worker_beat_interval)
     disk = settings.health_disk_free_percent
@@ -194,6 +197,8 @@ def monitor_for(
     }
     if redis_client is not None:
         probes["redis"] = ("cache", redis_probe(redis_client, settings.health_latency_ms))
+    if docker is not None:
+        probes["docker"] = ("docker", docker_probe(docker, settings.health_latency_ms))
     checks = [
         # A worker starting beside this scheduler has not beaten yet: no false alarm at start.
         Check(name, kind, every, probe, stale_after if name == "workers" else 0.0)

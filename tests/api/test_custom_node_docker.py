@@ -9,12 +9,14 @@ refused: tests/api/test_custom_node_runs.py."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from litestar.testing import TestClient
+from structlog.testing import capture_logs
 
 from api.app import create_app
 from tests.api.conftest import second_app_settings
@@ -47,7 +49,9 @@ IMAGES = {
     "a2n-test/garbage:1": lambda _: Exit(b"hello, not JSON"),
     "a2n-test/flood:1": lambda _: Exit(b"[" + b"{}," * OUTPUT_BYTES + b"{}]"),
     "a2n-test/oom:1": lambda _: Exit(status=137, out_of_memory=True),
+    "a2n-test/volumes:1": lambda _: Exit(b"[]"),
 }
+VOLUMES = {"a2n-test/volumes:1": ["/data", "/var/cache/app/", "/tmp"]}
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +61,7 @@ def docker_socket(tmp_path_factory: Any) -> Path:
 
 @pytest.fixture(scope="module")
 def engine(docker_socket: Path) -> Iterator[DockerEngineDouble]:
-    with running_engine(docker_socket, IMAGES) as double:
+    with running_engine(docker_socket, IMAGES, VOLUMES) as double:
         yield double
 
 
@@ -142,6 +146,11 @@ def test_the_container_is_locked_down(
     assert (config["OpenStdin"], config["StdinOnce"], config["Tty"]) == (True, True, False)
     assert config["NetworkDisabled"] is True
     assert config["Labels"]["a2n.node.type"] == pinned
+    assert config["Labels"]["a2n.timeout"] == "30"  # A2N_CODE_TIMEOUT: the version sets none
+    workers = {beat.worker for beat in client.app.state.services.roster.beats()}
+    assert config["Labels"]["a2n.worker"] in workers
+    # The worker swept the engine for containers left by dead workers when it started.
+    assert ("GET", "/containers/json") in engine.requests
     assert not {"Env", "Entrypoint", "Cmd"} & set(config)  # the image's own, no worker env
     host = config["HostConfig"]
     assert host["NetworkMode"] == "none"
@@ -175,6 +184,23 @@ def test_a_docker_node_that_overruns_its_timeout_is_killed_and_removed(
         ("POST", f"/containers/{container.id}/kill"),
         ("DELETE", f"/containers/{container.id}"),
     ]
+
+
+def test_the_volumes_an_image_declares_are_in_memory_not_on_the_engines_disk(
+    client: Client, user: Account, engine: DockerEngineDouble
+) -> None:
+    pinned = docker_node(client, user, "a2n-test/volumes:1")
+    done = ran(client, user, graph(pinned, {}), [{}])
+    assert done["status"] == "SUCCESS", done
+    container = container_of(engine, done)
+    in_memory = f"rw,noexec,nosuid,nodev,size={MEMORY_MB}m"
+    assert container.config["HostConfig"]["Tmpfs"] == {
+        "/tmp": in_memory,
+        "/data": in_memory,
+        "/var/cache/app": in_memory,
+    }
+    assert container.anonymous_volumes == []  # nothing of it on the engine's disk
+    assert "Mounts" not in container.config["HostConfig"]
 
 
 @pytest.mark.parametrize(
@@ -218,3 +244,37 @@ def test_an_image_not_on_the_engine_fails_without_a_container(
     )
     assert not [c for c in engine.created() if c.config["Image"] == "ghcr.io/acme/absent:1"]
     assert ("GET", "/images/ghcr.io/acme/absent:1/json") in engine.requests
+
+
+def test_ready_says_the_engine_answers(client: Client) -> None:
+    response = client.get("/ready")
+    assert response.status_code == 200
+    assert (response.json()["status"], response.json()["docker"]) == ("ready", "ok")
+
+
+def test_an_engine_that_does_not_answer_is_reported_and_the_worker_runs_anyway(
+    make_database: Any, tmp_path_factory: Any
+) -> None:
+    folder = tmp_path_factory.mktemp("no-engine")
+    settings = second_app_settings(
+        make_database(), folder, docker_host=f"unix://{folder / 'nobody-listens.sock'}"
+    )
+    app = create_app(settings, run_projectors=True, run_workers=True)
+    with capture_logs() as logs, TestClient(app, raise_server_exceptions=False) as other:
+        response = other.get("/ready")
+        assert response.status_code == 200  # every other node still runs
+        body = response.json()
+        assert (body["status"], body["database"]) == ("degraded", "ok")
+        assert body["docker"] == "unavailable: could not reach the Docker engine (ConnectError)"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any(
+            line["event"] == "docker.unreachable" for line in logs
+        ):
+            time.sleep(0.05)
+        beats = other.app.state.services.roster.beats()
+    [said] = [line for line in logs if line["event"] == "docker.unreachable"]
+    assert said["log_level"] == "error"
+    assert said["reason"] == "could not reach the Docker engine (ConnectError)"
+    assert said["engine"] == f"unix://{folder / 'nobody-listens.sock'}"
+    assert said["detail"] == "DOCKER nodes fail until it answers; the other nodes run"
+    assert len(beats) == 1, "the worker started and beats"

@@ -25,10 +25,12 @@ from application.executions.scheduler import Leadership, Scheduler
 from application.executions.schedules import ScheduleService
 from application.health.checks import Check, Result, Status
 from application.health.monitor import HealthMonitor, monitor_for
+from application.nodes.docker import DockerEngine
 from application.settings import Settings
 from application.workflows.app import WorkflowsApp
 from application.workflows.commands import WorkflowService
 from projections.status import projection_lags
+from tests.docker_engine import running_engine
 from tests.integration.helpers import record_run
 
 
@@ -125,8 +127,11 @@ def test_each_check_reports_against_its_threshold_and_failures_reach_the_port(
     assert monitor.run_due() == [], "nothing is due again within the interval"
 
 
-def only(check: str, pool: ConnectionPool[Any], data_dir: Any) -> HealthMonitor:
-    """A monitor running only `check`, in a process without workers."""
+def only(
+    check: str, pool: ConnectionPool[Any], data_dir: Any, docker: DockerEngine | None = None
+) -> HealthMonitor:
+    """A monitor running only `check`, in a process without workers (with the Docker engine
+    `docker`, when one is given)."""
     settings = replace(Settings(), data_dir=data_dir, health_checks=frozenset({check}))
     return monitor_for(
         settings,
@@ -134,6 +139,7 @@ def only(check: str, pool: ConnectionPool[Any], data_dir: Any) -> HealthMonitor:
         queue_depths=MemoryQueue().band_depths,
         roster=MemoryRoster(),
         projection_lags=lambda: projection_lags(pool),
+        docker=docker,
     )
 
 
@@ -142,6 +148,27 @@ def test_no_beating_worker_is_unhealthy(pool: ConnectionPool[Any], tmp_path: Any
     assert monitor.run_due() == [], "not before the workers could beat"
     [result] = monitor.run(monitor.checks[0])
     assert (result.status, result.message) == (Status.UNHEALTHY, "no worker is beating")
+
+
+def test_the_docker_engine_is_checked_when_one_is_configured(
+    pool: ConnectionPool[Any], tmp_path: Any
+) -> None:
+    socket_path = tmp_path / "engine.sock"
+    assert only("docker", pool, tmp_path).checks == [], "no engine configured, nothing to check"
+    engine = DockerEngine.configured(f"unix://{socket_path}")
+    monitor = only("docker", pool, tmp_path, engine)
+    with running_engine(socket_path, {}):
+        [answered] = monitor.run_due()
+    assert (answered.service_name, answered.check_type) == ("docker", "docker")
+    assert answered.status is Status.HEALTHY
+    assert answered.message.startswith("answered in ")
+    assert answered.details["apiVersion"] == "1.41"
+    assert answered.details["engine"] == f"unix://{socket_path}"
+    [silent] = monitor.run(monitor.checks[0])  # the engine is gone
+    assert silent.status is Status.UNHEALTHY
+    assert silent.message == (
+        "could not reach the Docker engine (ConnectError); DOCKER nodes fail until it answers"
+    )
 
 
 def test_a_probe_that_raises_is_stored_unhealthy_without_secrets(

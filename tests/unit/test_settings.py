@@ -157,7 +157,12 @@ def test_code_network_connections_are_bounded() -> None:
 
 def test_docker_nodes_have_no_engine_unless_one_is_named() -> None:
     assert Settings.from_env({}).docker_host is None
-    for raw in ("unix:///var/run/docker.sock", "tcp://127.0.0.1:2375", "tcp://[::1]:2375"):
+    for raw in (
+        "unix:///var/run/docker.sock",
+        "tcp://127.0.0.1:2375",
+        "tcp://[::1]:2375",
+        "tcp://localhost:2375",
+    ):
         assert Settings.from_env({"A2N_DOCKER_HOST": raw}).docker_host == raw
     for raw in (
         "/var/run/docker.sock",
@@ -170,6 +175,94 @@ def test_docker_nodes_have_no_engine_unless_one_is_named() -> None:
             Settings.from_env({"A2N_DOCKER_HOST": raw})
         assert str(failure.value).startswith("A2N_DOCKER_HOST: expected ")
         assert "pw" not in str(failure.value)
+
+
+def test_plain_tcp_to_an_engine_off_loopback_is_refused_unless_an_admin_says_so() -> None:
+    with pytest.raises(SettingsError) as failure:
+        Settings.from_env({"A2N_DOCKER_HOST": "tcp://docker:2375"})
+    assert str(failure.value) == (
+        "A2N_DOCKER_HOST: tcp:// to docker, which is not a loopback address, needs TLS (whoever "
+        "reaches a Docker engine is root on its host): set A2N_DOCKER_TLS_CA, "
+        "A2N_DOCKER_TLS_CERT and A2N_DOCKER_TLS_KEY, or A2N_DOCKER_INSECURE=true if only A2N and "
+        "the engine share that network"
+    )
+    allowed = Settings.from_env(
+        {"A2N_DOCKER_HOST": "tcp://10.0.0.5:2375", "A2N_DOCKER_INSECURE": "true"}
+    )
+    assert (allowed.docker_insecure, allowed.docker_tls) == (True, None)
+
+
+def test_tls_to_the_docker_engine_takes_the_ca_the_certificate_and_its_key(
+    tmp_path: Path,
+) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    from application.nodes.docker import DockerTLS
+    from tests.tls_certificates import CertificateAuthority
+
+    ca = CertificateAuthority(tmp_path, "test")
+    client, other = ca.issue("a2n"), ca.issue("other")
+    tls = {
+        "A2N_DOCKER_HOST": "tcp://docker.internal:2376",
+        "A2N_DOCKER_TLS_CA": str(ca.cert),
+        "A2N_DOCKER_TLS_CERT": str(client.cert),
+        "A2N_DOCKER_TLS_KEY": str(client.key),
+    }
+    settings = Settings.from_env(tls)
+    assert settings.docker_tls == DockerTLS(ca.cert, client.cert, client.key)
+    key = serialization.load_pem_private_key(client.key.read_bytes(), None)
+    encrypted = tmp_path / "encrypted-key.pem"
+    encrypted.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"a passphrase"),
+        )
+    )
+    refused = {
+        "no key": (
+            {**tls, "A2N_DOCKER_TLS_KEY": ""},
+            "A2N_DOCKER_TLS_KEY: required with A2N_DOCKER_TLS_CA and A2N_DOCKER_TLS_CERT (TLS "
+            "to the Docker engine takes the CA, the client certificate and its key, as Docker's "
+            "--tlsverify does)",
+        ),
+        "a unix socket": (
+            {**tls, "A2N_DOCKER_HOST": "unix:///var/run/docker.sock"},
+            "A2N_DOCKER_TLS_CA: TLS is for a tcp:// engine; A2N_DOCKER_HOST names a unix socket",
+        ),
+        "insecure too": (
+            {**tls, "A2N_DOCKER_INSECURE": "true"},
+            "A2N_DOCKER_INSECURE: true contradicts A2N_DOCKER_TLS_*, which reach the engine "
+            "over TLS; leave it unset",
+        ),
+        "another's key": (
+            {**tls, "A2N_DOCKER_TLS_KEY": str(other.key)},
+            f"A2N_DOCKER_TLS_CERT, A2N_DOCKER_TLS_KEY: the certificate {client.cert} and the key "
+            f"{other.key} do not go together (KEY_VALUES_MISMATCH)",
+        ),
+        "a key for a certificate": (
+            {**tls, "A2N_DOCKER_TLS_CERT": str(client.key)},
+            f"A2N_DOCKER_TLS_CERT: {client.key} holds no PEM certificate",
+        ),
+        "a key for the CA": (
+            {**tls, "A2N_DOCKER_TLS_CA": str(client.key)},
+            f"A2N_DOCKER_TLS_CA: no CA certificate could be read from {client.key} "
+            "(NO_CERTIFICATE_OR_CRL_FOUND)",
+        ),
+        "an encrypted key": (
+            {**tls, "A2N_DOCKER_TLS_KEY": str(encrypted)},
+            f"A2N_DOCKER_TLS_KEY: {encrypted} is encrypted; A2N needs the key unencrypted (a "
+            "file only A2N may read)",
+        ),
+        "no such file": (
+            {**tls, "A2N_DOCKER_TLS_CA": str(tmp_path / "absent.pem")},
+            f"A2N_DOCKER_TLS_CA: no such file: {tmp_path / 'absent.pem'}",
+        ),
+    }
+    for environment, message in refused.values():
+        with pytest.raises(SettingsError) as failure:
+            Settings.from_env(environment)
+        assert str(failure.value) == message
 
 
 def test_inconsistent_pool_sizes_are_refused() -> None:
