@@ -62,6 +62,7 @@ from urllib.parse import urlsplit
 import httpx
 import structlog
 
+from application.egress import ssl_context
 from application.ids import new_id
 from application.nodes.tls_stream import TLSStream
 
@@ -242,7 +243,11 @@ class DockerEndpoint:
         if self.tls is not None:
             transport = httpx.AsyncHTTPTransport(verify=self.tls)
         else:
-            transport = httpx.AsyncHTTPTransport(uds=self.socket_path)
+            # The process's shared default TLS context: httpx would load the CA bundle again
+            # for each client (each node run), and a unix socket never uses it.
+            transport = httpx.AsyncHTTPTransport(
+                uds=self.socket_path, verify=ssl_context(True, trust_env=False)
+            )
         return httpx.AsyncClient(
             transport=transport,
             base_url=f"{'https' if self.tls else 'http'}://{self.authority}",
