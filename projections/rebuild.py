@@ -48,6 +48,10 @@ Progress = Callable[[int, int], None]
 Target = Callable[[psycopg.Cursor[Any]], dict[str, int]]
 """Positions to replay up to, read inside the current transaction."""
 SAMPLE_ROWS = 3
+SWAP_ATTEMPTS = 50
+"""Tries of the swap's locks before the last one, which waits as long as it takes."""
+SWAP_LOCK_WAIT = 0.2
+"""Seconds one try waits for a lock at most (less when the server's deadlock_timeout is short)."""
 
 
 @dataclass(frozen=True)
@@ -120,11 +124,29 @@ class Rebuilder:
             return positions
 
     def _put_in_place(self, conn: psycopg.Connection[Any], cur: psycopg.Cursor[Any]) -> None:
-        """The replayed tables in place of the live ones: renamed if they can be, else copied."""
-        if not self.copied_because:
+        """The replayed tables in place of the live ones: renamed if they can be, else copied.
+
+        The swap locks several tables one after the other, and a reader joining them may hold
+        one and wait for another: a deadlock, where PostgreSQL cancels whichever waited longest
+        (the reader, often). So the swap waits for each lock less than the server's
+        deadlock_timeout, gives way when it must wait longer, and tries again a moment later;
+        only the last attempt waits as long as it takes (as the copy always did)."""
+        row = cur.execute("SELECT current_setting('deadlock_timeout')::interval").fetchone()
+        patience = min(SWAP_LOCK_WAIT, row[0].total_seconds() / 2) if row else SWAP_LOCK_WAIT
+        for attempt in range(1, SWAP_ATTEMPTS + 1):
+            if self.copied_because:
+                break
+            last = attempt == SWAP_ATTEMPTS
             try:
                 with conn.transaction():  # a savepoint: a failed swap leaves nothing behind
+                    wait = 0 if last else max(1, int(patience * 1000))
+                    cur.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(wait))
                     swap.swap(cur, self.schema, self.retired, self.projector.tables)
+                    cur.execute("SET LOCAL lock_timeout = DEFAULT")
+            except (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected) as exc:
+                if last:
+                    self.copied_because = f"{type(exc).__name__}: {exc}"
+                time.sleep(min(0.02 * attempt, 0.2))
             except (swap.NotSwappable, psycopg.Error) as exc:
                 self.copied_because = f"{type(exc).__name__}: {exc}"
             else:
