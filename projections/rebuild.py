@@ -25,6 +25,7 @@ retention run is pruned by the rebuild one run early; `verify` reports it until 
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -112,7 +113,11 @@ class Rebuilder:
     def rebuild(self) -> dict[str, int]:
         """Replace the live tables with a replay from zero; return the positions reached."""
         self.seconds = {}
-        with self._shadow(self._heads, complete=True) as conn, conn.transaction():
+        with (
+            _heap_frozen(),
+            self._shadow(self._heads, complete=True) as conn,
+            conn.transaction(),
+        ):
             with conn.cursor() as cur:
                 positions = self._catch_up_locked(cur, self._heads)
             started = time.perf_counter()
@@ -207,7 +212,7 @@ class Rebuilder:
         """Compare the live tables with a replay from zero at the same position."""
         self.seconds = {}
         live = self.runner.tracked_positions
-        with self._shadow(live) as conn, conn.transaction(), conn.cursor() as cur:
+        with _heap_frozen(), self._shadow(live) as conn, conn.transaction(), conn.cursor() as cur:
             positions = self._catch_up_locked(cur, live)
             differences: list[TableDifference] = []
             counts: dict[str, int] = {}
@@ -343,6 +348,20 @@ class Rebuilder:
         cur.execute(
             sql.SQL("SET LOCAL search_path TO {}, public").format(sql.Identifier(self.schema))
         )
+
+
+@contextmanager
+def _heap_frozen() -> Iterator[None]:
+    """Leave the objects the process holds before a replay out of the garbage collector's passes
+    until it ends: the rows and node names a replay keeps survive young collections and so set
+    off full ones, each of which walked every object of the process, imports included (14% of an
+    executions rebuild's CPU). Unfrozen afterwards, they are collected as before; a rebuild in
+    another thread that ends first unfreezes them early, which costs only that speed."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _scalar(cur: psycopg.Cursor[Any], query: sql.Composed) -> int:
