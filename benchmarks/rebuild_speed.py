@@ -77,19 +77,24 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=",".join(FOCUS),
         help="comma-separated names, or `all` (every projector reading the stored logs)",
     )
-    parser.add_argument("--baseline", type=Path, help="a checkout of the code to compare with")
-    parser.add_argument(
-        "--database-url",
-        default=os.environ.get("DATABASE_URL", DEFAULT_SERVER),
-        help="server to create the scratch database on (default: $DATABASE_URL or %(default)s)",
-    )
-    parser.add_argument("--worker", nargs=2, metavar=("URL", "PROJECTOR"), help=argparse.SUPPRESS)
+    common_options(parser, "a checkout of the code to compare with", "PROJECTOR")
     args = parser.parse_args(argv)
     if args.repeat < 1 or args.runs < 0 or args.workflows < 0:
         parser.error("--repeat must be at least 1; --runs and --workflows not negative")
     if args.baseline is not None and not (args.baseline / "projections" / "rebuild.py").is_file():
         parser.error(f"--baseline {args.baseline}: not an A2N checkout")
     return args
+
+
+def common_options(parser: argparse.ArgumentParser, baseline: str, worker: str) -> None:
+    """--baseline, --database-url and the worker's hidden --worker URL NAME."""
+    parser.add_argument("--baseline", type=Path, help=baseline)
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("DATABASE_URL", DEFAULT_SERVER),
+        help="server to create the scratch database on (default: $DATABASE_URL or %(default)s)",
+    )
+    parser.add_argument("--worker", nargs=2, metavar=("URL", worker), help=argparse.SUPPRESS)
 
 
 # -- the worker: one rebuild in a process of its own -------------------------------------------
@@ -154,13 +159,25 @@ def worker(url: str, name: str) -> int:
     return 0
 
 
-def measure(url: str, name: str, tree: Path | None) -> Sample:
+def with_code_of(tree: Path | None) -> dict[str, str]:
+    """This process's environment, with `tree`'s code first on the path (None: this tree's)."""
     env = dict(os.environ)
     if tree is not None:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tree), env.get("PYTHONPATH")]))
+    return env
+
+
+def load_average(before: tuple[float, ...], after: tuple[float, ...]) -> str:
+    return (
+        f"load avg:   {' '.join(f'{v:.2f}' for v in before)} before, "
+        f"{' '.join(f'{v:.2f}' for v in after)} after (1, 5, 15 min)"
+    )
+
+
+def measure(url: str, name: str, tree: Path | None) -> Sample:
     done = subprocess.run(
         [sys.executable, __file__, "--worker", url, name],
-        env=env,
+        env=with_code_of(tree),
         capture_output=True,
         text=True,
         check=False,
@@ -289,15 +306,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     load_before = os.getloadavg()
     with scratch_database(args.database_url) as url:
         lines = run(args, url)
-    load_after = os.getloadavg()
-    report_header = (
-        f"load avg:   {' '.join(f'{v:.2f}' for v in load_before)} before, "
-        f"{' '.join(f'{v:.2f}' for v in load_after)} after (1, 5, 15 min)"
-    )
     print_report(
         "rebuild speed",
         started,
-        _Lines([report_header, *lines]),
+        _Lines([load_average(load_before, os.getloadavg()), *lines]),
         LEGEND,
         baseline=str(args.baseline) if args.baseline else "none",
     )
