@@ -180,6 +180,31 @@ def test_what_depends_on_a_table_unknown_to_the_swap_rolls_it_back_to_a_copy(
     assert rows(url, left) == []
 
 
+def test_a_rebuild_after_one_that_died_ready_to_swap_starts_over(projected: str) -> None:
+    """A rebuild killed after its copies were made ready (the process gone, its schema left
+    behind, its last transaction rolled back) changes nothing; the next one drops its schema
+    and swaps as usual."""
+    url = projected
+    contents = table_contents(url, "execution")
+    described = definitions(url, executions.projector.tables)
+    dead = Rebuilder(url, executions.projector)
+    with psycopg.connect(url, autocommit=True) as conn:
+        dead._create_shadow(conn)
+        dead._replay(conn, dead._heads)
+        dead._complete(conn)  # no `finally`: as after kill -9
+    assert dead.copied_because == ""
+    copy = "SELECT to_regclass('a2n_shadow_executions.daily_execution_stats') IS NOT NULL"
+    assert rows(url, copy) == [(True,)]
+
+    rebuilder = Rebuilder(url, executions.projector)
+    rebuilder.rebuild()
+    assert rebuilder.swapped == "rename"
+    assert definitions(url, executions.projector.tables) == described
+    assert table_contents(url, "execution") == contents
+    left = "SELECT nspname FROM pg_namespace WHERE nspname ~ '^a2n_(shadow|retired)_'"
+    assert rows(url, left) == []
+
+
 @contextmanager
 def as_app(url: str, user_id: str, role: str = "USER") -> Iterator[psycopg.Connection[Any]]:
     """A transaction as the API's database role, acting for `user_id`."""
