@@ -48,10 +48,12 @@ pytest: $(STAMP)
 	PYTHONDONTWRITEBYTECODE= PYTHONPYCACHEPREFIX=$(CURDIR)/$(VENV)/pycache \
 		$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
 
-bench: $(STAMP) ## Print event store, projection, cache, webhook, SQL-per-run and memory figures (see benchmarks/RESULTS.md)
+bench: $(STAMP) ## Print event store, projection, rebuild, live lag, cache, webhook, SQL-per-run and memory figures (see benchmarks/RESULTS.md)
 	$(BIN)/python benchmarks/event_store.py
 	$(BIN)/python benchmarks/definition_cache.py
 	$(BIN)/python benchmarks/executions.py
+	$(BIN)/python benchmarks/rebuild_speed.py
+	$(BIN)/python benchmarks/live_lag.py
 	$(BIN)/python benchmarks/code_sandbox.py
 	$(BIN)/python benchmarks/event_chain.py
 	$(BIN)/python benchmarks/webhooks.py

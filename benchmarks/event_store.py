@@ -42,6 +42,7 @@ from application.ids import new_id
 from application.migrations import Migrator
 from application.workflows.app import WorkflowsApp
 from domain.workflows.workflow import Workflow
+from projections.projector import Projector
 from projections.rebuild import Rebuilder
 from projections.registry import PROJECTORS, projector_named
 from projections.runner import POSITION_CHANNEL, ProjectionRunner
@@ -433,23 +434,30 @@ def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
     return condition()
 
 
+def started_supervisor(
+    url: str, projectors: Sequence[Projector], timeout: float
+) -> ProjectionSupervisor:
+    """A supervisor of `projectors`, started, and (within `timeout`) listening and running."""
+    supervisor = ProjectionSupervisor(url, projectors, batch_size=500, poll_interval=1.0)
+    supervisor.start()
+    wait_until(
+        lambda: (
+            supervisor.listening and all(s.status == "running" for s in supervisor.states.values())
+        ),
+        timeout,
+    )
+    return supervisor
+
+
 def live_lag(
     url: str, app: WorkflowsApp, meta: EventMetadata, owner: str, count: int, per_second: float
 ) -> tuple[Lags, float]:
     """Save one event at a time under a running supervisor; time until `workflows` applied it."""
     workflows = [new_workflow(owner, i) for i in range(count)]  # built before the clock runs
-    supervisor = ProjectionSupervisor(url, PROJECTORS, batch_size=500, poll_interval=1.0)
-    supervisor.start()
+    supervisor = started_supervisor(url, PROJECTORS, 10.0)
     listener = Listener(url, POSITION_CHANNEL)
     prefix = "workflows:workflows:"
     try:
-        wait_until(
-            lambda: (
-                supervisor.listening
-                and all(s.status == "running" for s in supervisor.states.values())
-            ),
-            10.0,
-        )
         sent = paced(count, per_second, lambda i: app.record(meta, workflows[i]))
         achieved = (count - 1) / (sent[-1][1] - sent[0][1])
         last = sent[-1][0]

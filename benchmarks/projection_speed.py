@@ -39,7 +39,7 @@ from psycopg import sql
 
 from application.caller import Caller
 from application.contexts import events_table
-from application.eventstore import event_store_env
+from application.eventstore import EventMetadata, event_store_env
 from application.executions.app import ExecutionsApp
 from application.ids import new_id
 from application.workflows.app import WorkflowsApp
@@ -86,22 +86,7 @@ def store_events(url: str, args: argparse.Namespace) -> dict[str, int]:
             workflows_app.record(meta, *created[start : start + args.batch])
         workflow_id = created[0].id if created else new_id()
         for i in range(args.runs):
-            run = Execution.queue(
-                execution_id=new_id(),
-                workflow_id=workflow_id,
-                workflow_version=1,
-                user_id=owner,
-                mode=ExecutionMode.MANUAL,
-                start_node_id="m",
-                input_items=[{"n": i}],
-            )
-            executions_app.record(meta, run)
-            run.start("bench-worker", NODES)
-            for node in NODES:
-                run.node_started(node["id"], 1)
-                run.node_succeeded(node["id"], {"main": [{"n": i}]}, 1, [])
-            run.succeed([{"n": i}], 3)
-            executions_app.record(meta, run)
+            record_run(executions_app, meta, owner, workflow_id, i)
         return {
             "workflows": workflows_app.head_position(),
             "executions": executions_app.head_position(),
@@ -109,6 +94,29 @@ def store_events(url: str, args: argparse.Namespace) -> dict[str, int]:
     finally:
         workflows_app.close()
         executions_app.close()
+
+
+def record_run(
+    app: ExecutionsApp, meta: EventMetadata, owner: str, workflow_id: str, i: int
+) -> tuple[int, int]:
+    """One finished run of the three nodes, in the engine's two saves (Queued; then Started,
+    two events per node and Succeeded); the position each save reached."""
+    run = Execution.queue(
+        execution_id=new_id(),
+        workflow_id=workflow_id,
+        workflow_version=1,
+        user_id=owner,
+        mode=ExecutionMode.MANUAL,
+        start_node_id="m",
+        input_items=[{"n": i}],
+    )
+    queued = app.record(meta, run)
+    run.start("bench-worker", NODES)
+    for node in NODES:
+        run.node_started(node["id"], 1)
+        run.node_succeeded(node["id"], {"main": [{"n": i}]}, 1, [])
+    run.succeed([{"n": i}], 3)
+    return queued, app.record(meta, run)
 
 
 def raw_pages(url: str, applications: Sequence[str]) -> tuple[int, float]:
