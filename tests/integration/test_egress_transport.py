@@ -5,7 +5,6 @@ verifies the host of the URL; the OAuth client obeys the same rules."""
 from __future__ import annotations
 
 import asyncio
-import datetime
 import socket
 import ssl
 import threading
@@ -17,10 +16,6 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from application.egress import Egress, EgressRefused, ssl_context
 from application.executions.nodes import NodeFailure, http_client
@@ -28,6 +23,7 @@ from application.identity.oauth import OAuthClient, OAuthError, OAuthProvider
 from domain.egress import EgressPolicy
 from tests.loopback import LOOPBACK_ALLOWED
 from tests.node_calls import run_node
+from tests.tls_certificates import CertificateAuthority
 
 
 class Hello(BaseHTTPRequestHandler):
@@ -142,44 +138,9 @@ class Certificates:
 @pytest.fixture(scope="module")
 def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
     """A CA, and a certificate it signed for secure.test only (no IP address in it)."""
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "A2N test CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    leaf = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "secure.test")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("secure.test")]), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    folder = tmp_path_factory.mktemp("tls")
-    found = Certificates(folder / "ca.pem", folder / "chain.pem", folder / "key.pem")
-    found.ca.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    found.chain.write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
-    found.key.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return found
+    authority = CertificateAuthority(tmp_path_factory.mktemp("tls"), "A2N test")
+    server = authority.issue("secure.test", dns=("secure.test",))
+    return Certificates(authority.cert, server.cert, server.key)
 
 
 @pytest.fixture(scope="module")
