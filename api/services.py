@@ -297,8 +297,9 @@ async def open_services(
         docker = DockerEngine.configured(settings.docker_host, tls=settings.docker_tls, worker=name)
         executions = ExecutionService(executions_app, workflows, queue)
         process_managers = None
+        worker = None
         if run_workers:
-            await stack.enter_async_context(
+            worker = await stack.enter_async_context(
                 running_worker(
                     settings,
                     executions,
@@ -359,6 +360,7 @@ async def open_services(
             listeners,
             wait_seconds=settings.webhook_wait,
             default_limit=policy.limit_for("webhook"),
+            worker=worker,
         )
         live.watch("webhook_wait", partial(setattr, webhooks, "wait_seconds"))
         live.watch("webhook_rate_limit", partial(_set_default_limit, webhooks))

@@ -2,18 +2,25 @@
 
 A delivery is run only under the execution's lease: a duplicate delivery of a run another live
 worker holds is dropped, and a run whose worker died (its lease ran out) is resumed here.
+
+A run queued by this very process (a webhook call) may skip the queue: `start_here` runs it in a
+free slot at once, from the aggregate just saved, so it is neither handed over through the queue
+nor read back from the event store. It holds the lease like any other run; if the process dies
+mid-run, the reconciler finds it unleased and queues it again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
 import structlog
 
 from application.executions.engine import Engine
 from application.executions.leases import Leases
 from application.executions.queue import Delivery, ExecutionQueue
+from domain.executions.execution import Execution
 
 log = structlog.get_logger(__name__)
 
@@ -37,17 +44,36 @@ class Worker:
         self.leases = leases
         self.concurrency = concurrency
         self.keep_alive_seconds = keep_alive_seconds
-        self._running: set[asyncio.Task[None]] = set()
+        self._running: set[asyncio.Task[Any]] = set()
+        self._slots: asyncio.Semaphore | None = None
+        """The run slots, while `run` goes on (None before it starts and once it ended)."""
 
     @property
     def busy(self) -> int:
         """Runs under way now."""
         return len(self._running)
 
+    def has_room(self) -> bool:
+        """Whether a slot is free now (a hint, from any thread: `start_here` may still wait)."""
+        slots = self._slots
+        return slots is not None and not slots.locked()
+
+    def start_here(self, execution: Execution) -> asyncio.Task[Execution] | None:
+        """Run `execution`, queued by this process and not submitted, in the next free slot
+        (on the worker's loop); the task ends with the run as it ended here. None once the
+        worker stopped: submit it to the queue then."""
+        slots = self._slots
+        if slots is None:
+            return None
+        task = asyncio.create_task(self._run_here(execution, slots))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+        return task
+
     async def run(self, stop: asyncio.Event) -> None:
         """Run executions until `stop` is set; then let the ones under way finish their round
         (they are cancelled, and the queue hands them to another worker later)."""
-        slots = asyncio.Semaphore(self.concurrency)
+        slots = self._slots = asyncio.Semaphore(self.concurrency)
         try:
             while not stop.is_set():
                 await slots.acquire()
@@ -67,40 +93,63 @@ class Worker:
                 self._running.add(task)
                 task.add_done_callback(self._running.discard)
         finally:
+            self._slots = None
             for task in list(self._running):
                 task.cancel()
             if self._running:
                 await asyncio.gather(*self._running, return_exceptions=True)
 
     async def _run_one(self, delivery: Delivery, slots: asyncio.Semaphore) -> None:
-        execution_id, me = delivery.execution_id, self.engine.worker_id
         try:
-            if not await self.leases.acquire(execution_id, me):
-                await self.queue.ack(delivery)  # a live worker runs it already
-                return
-            alive = asyncio.create_task(self._keep_alive(delivery))
-            try:
-                await self.engine.run(execution_id)
-                await self.queue.ack(delivery)
-            finally:
-                alive.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await alive
-                await self.leases.release(execution_id, me)
+            # Not ours (a live worker runs it already), or run to its end: forget the delivery.
+            await self._leased(delivery.execution_id, delivery)
+            await self.queue.ack(delivery)
         except asyncio.CancelledError:
             raise
         except Exception:
             # Not acknowledged: the queue hands it out again after the lease time.
-            log.exception("execution.crashed", execution_id=execution_id)
+            log.exception("execution.crashed", execution_id=delivery.execution_id)
         finally:
             slots.release()
 
-    async def _keep_alive(self, delivery: Delivery) -> None:
+    async def _run_here(self, execution: Execution, slots: asyncio.Semaphore) -> Execution:
+        """The run as it ended here; as it was given when another worker holds it or the run
+        crashed (left unleased, the reconciler queues it again)."""
+        async with slots:
+            try:
+                ran = await self._leased(execution, None)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("execution.crashed", execution_id=execution.id)
+                return execution
+        return execution if ran is None else ran
+
+    async def _leased(
+        self, execution: Execution | str, delivery: Delivery | None
+    ) -> Execution | None:
+        """Run `execution` under its lease, renewed (and the delivery kept) while it runs; None
+        when another live worker holds the lease."""
+        execution_id = execution if isinstance(execution, str) else execution.id
+        me = self.engine.worker_id
+        if not await self.leases.acquire(execution_id, me):
+            return None
+        alive = asyncio.create_task(self._keep_alive(execution_id, delivery))
+        try:
+            return await self.engine.run(execution)
+        finally:
+            alive.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await alive
+            await self.leases.release(execution_id, me)
+
+    async def _keep_alive(self, execution_id: str, delivery: Delivery | None) -> None:
         while True:
             await asyncio.sleep(self.keep_alive_seconds)
-            if not await self.leases.renew(delivery.execution_id, self.engine.worker_id):
-                log.warning("execution.lease_lost", execution_id=delivery.execution_id)
-            await self.queue.keep_alive(delivery)
+            if not await self.leases.renew(execution_id, self.engine.worker_id):
+                log.warning("execution.lease_lost", execution_id=execution_id)
+            if delivery is not None:
+                await self.queue.keep_alive(delivery)
 
 
 async def _pause(stop: asyncio.Event, seconds: float) -> None:
