@@ -135,14 +135,20 @@ class Engine:
     worker_id: str
     limits: EngineLimits = field(default_factory=EngineLimits)
 
-    async def run(self, given: Execution | str) -> Execution:
+    async def run(
+        self, given: Execution | str, definition: dict[str, Any] | None = None
+    ) -> Execution:
         """Run the execution to its end (or until someone else takes it); return it. Given the
         aggregate itself (as saved by this process a moment ago, nothing pending), it is run
-        without reading its events again; given an id, it is loaded.
+        without reading its events again, and given its version's definition too, without a
+        thread hop to look that up; given an id, it is loaded.
 
         A run that cannot even start (its start node is gone) or that hits a bug of the engine
         ends FAILED with the reason, rather than being handed from worker to worker forever."""
-        execution, definition = await to_thread.run_sync(self._load, given)
+        if isinstance(given, str) or definition is None:
+            execution, definition = await to_thread.run_sync(self._load, given)
+        else:
+            execution = given
         execution_id = execution.id
         if definition is None:
             return execution

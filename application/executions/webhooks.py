@@ -156,6 +156,8 @@ class Accepted:
     """How the call was counted, when a rate limit applies to its path."""
     submitted: bool = True
     """Whether the run went to the queue; if not, `answer` runs it in this process's worker."""
+    definition: dict[str, Any] | None = None
+    """The definition the run executes (for a run started here)."""
 
 
 @dataclass(frozen=True)
@@ -284,13 +286,14 @@ class WebhookService:
             submit=submit,
         )
         response_mode = str(target.config.get("responseMode", "immediately"))
-        return Accepted(queued.aggregate, response_mode, limited, submitted=submit)
+        definition = target.runnable.definition
+        return Accepted(queued.aggregate, response_mode, limited, submit, definition)
 
     async def answer(self, accepted: Accepted) -> WebhookAnswer:
         """The answer the trigger's response mode asks for, once the run gave it. A run this
         process runs itself answers lastNode from the run's own aggregate, not read again."""
         execution_id = accepted.execution.id
-        running = None if accepted.submitted else await self._run_here(accepted.execution)
+        running = None if accepted.submitted else await self._run_here(accepted)
         if accepted.response_mode == "immediately":
             return WebhookAnswer(202, {"executionId": execution_id}, execution_id)
         respond = accepted.response_mode == "respondNode"
@@ -318,10 +321,13 @@ class WebhookService:
             )
         return WebhookAnswer(200, execution.output_items, execution_id)
 
-    async def _run_here(self, execution: Execution) -> asyncio.Task[Execution] | None:
+    async def _run_here(self, accepted: Accepted) -> asyncio.Task[Execution] | None:
         """Start the run in this process's worker; to the queue instead once the worker
         stopped (None then)."""
-        running = None if self.worker is None else self.worker.start_here(execution)
+        execution = accepted.execution
+        running = None
+        if self.worker is not None:
+            running = self.worker.start_here(execution, accepted.definition)
         if running is None:
             await to_thread.run_sync(self.executions.queue.submit, execution.id, execution.priority)
         return running

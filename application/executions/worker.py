@@ -58,14 +58,17 @@ class Worker:
         slots = self._slots
         return slots is not None and not slots.locked()
 
-    def start_here(self, execution: Execution) -> asyncio.Task[Execution] | None:
+    def start_here(
+        self, execution: Execution, definition: dict[str, Any] | None = None
+    ) -> asyncio.Task[Execution] | None:
         """Run `execution`, queued by this process and not submitted, in the next free slot
-        (on the worker's loop); the task ends with the run as it ended here. None once the
-        worker stopped: submit it to the queue then."""
+        (on the worker's loop), with its version's `definition` when the caller has it; the
+        task ends with the run as it ended here. None once the worker stopped: submit it to
+        the queue then."""
         slots = self._slots
         if slots is None:
             return None
-        task = asyncio.create_task(self._run_here(execution, slots))
+        task = asyncio.create_task(self._run_here(execution, definition, slots))
         self._running.add(task)
         task.add_done_callback(self._running.discard)
         return task
@@ -112,12 +115,14 @@ class Worker:
         finally:
             slots.release()
 
-    async def _run_here(self, execution: Execution, slots: asyncio.Semaphore) -> Execution:
+    async def _run_here(
+        self, execution: Execution, definition: dict[str, Any] | None, slots: asyncio.Semaphore
+    ) -> Execution:
         """The run as it ended here; as it was given when another worker holds it or the run
         crashed (left unleased, the reconciler queues it again)."""
         async with slots:
             try:
-                ran = await self._leased(execution, None)
+                ran = await self._leased(execution, None, definition)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -126,7 +131,10 @@ class Worker:
         return execution if ran is None else ran
 
     async def _leased(
-        self, execution: Execution | str, delivery: Delivery | None
+        self,
+        execution: Execution | str,
+        delivery: Delivery | None,
+        definition: dict[str, Any] | None = None,
     ) -> Execution | None:
         """Run `execution` under its lease, renewed (and the delivery kept) while it runs; None
         when another live worker holds the lease."""
@@ -136,7 +144,7 @@ class Worker:
             return None
         alive = asyncio.create_task(self._keep_alive(execution_id, delivery))
         try:
-            return await self.engine.run(execution)
+            return await self.engine.run(execution, definition)
         finally:
             alive.cancel()
             with contextlib.suppress(asyncio.CancelledError):
