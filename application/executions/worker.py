@@ -29,6 +29,23 @@ RECEIVE_RETRY_SECONDS = 0.5
 """Pause after the queue failed to answer, before asking again."""
 
 
+class Slots:
+    """A worker's run slots: a semaphore on the worker's loop whose count of free slots other
+    threads may read (`Worker.has_room`), unlike asyncio's own."""
+
+    def __init__(self, count: int) -> None:
+        self._semaphore = asyncio.Semaphore(count)
+        self.free = count
+
+    async def acquire(self) -> None:
+        await self._semaphore.acquire()
+        self.free -= 1
+
+    def release(self) -> None:
+        self.free += 1
+        self._semaphore.release()
+
+
 class Worker:
     def __init__(
         self,
@@ -45,7 +62,7 @@ class Worker:
         self.concurrency = concurrency
         self.keep_alive_seconds = keep_alive_seconds
         self._running: set[asyncio.Task[Any]] = set()
-        self._slots: asyncio.Semaphore | None = None
+        self._slots: Slots | None = None
         """The run slots, while `run` goes on (None before it starts and once it ended)."""
 
     @property
@@ -56,7 +73,7 @@ class Worker:
     def has_room(self) -> bool:
         """Whether a slot is free now (a hint, from any thread: `start_here` may still wait)."""
         slots = self._slots
-        return slots is not None and not slots.locked()
+        return slots is not None and slots.free > 0
 
     def start_here(
         self, execution: Execution, definition: dict[str, Any] | None = None
@@ -76,7 +93,7 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> None:
         """Run executions until `stop` is set; then let the ones under way finish their round
         (they are cancelled, and the queue hands them to another worker later)."""
-        slots = self._slots = asyncio.Semaphore(self.concurrency)
+        slots = self._slots = Slots(self.concurrency)
         try:
             while not stop.is_set():
                 await slots.acquire()
@@ -102,7 +119,7 @@ class Worker:
             if self._running:
                 await asyncio.gather(*self._running, return_exceptions=True)
 
-    async def _run_one(self, delivery: Delivery, slots: asyncio.Semaphore) -> None:
+    async def _run_one(self, delivery: Delivery, slots: Slots) -> None:
         try:
             # Not ours (a live worker runs it already), or run to its end: forget the delivery.
             await self._leased(delivery.execution_id, delivery)
@@ -116,18 +133,20 @@ class Worker:
             slots.release()
 
     async def _run_here(
-        self, execution: Execution, definition: dict[str, Any] | None, slots: asyncio.Semaphore
+        self, execution: Execution, definition: dict[str, Any] | None, slots: Slots
     ) -> Execution:
         """The run as it ended here; as it was given when another worker holds it or the run
         crashed (left unleased, the reconciler queues it again)."""
-        async with slots:
-            try:
-                ran = await self._leased(execution, None, definition)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("execution.crashed", execution_id=execution.id)
-                return execution
+        await slots.acquire()
+        try:
+            ran = await self._leased(execution, None, definition)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("execution.crashed", execution_id=execution.id)
+            return execution
+        finally:
+            slots.release()
         return execution if ran is None else ran
 
     async def _leased(
