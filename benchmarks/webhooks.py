@@ -314,10 +314,10 @@ def wait_for(url: str, process: subprocess.Popen[bytes], log: Path, **request: A
 
 @contextmanager
 def running(
-    command: Sequence[str], env: dict[str, str], log: Path
+    command: Sequence[str], env: dict[str, str], log: Path, *, cwd: Path = ROOT
 ) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("wb") as out:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=out)
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=out)
     try:
         yield process
     finally:
@@ -334,8 +334,11 @@ def good_run(answer: httpx.Response) -> bool:
 
 
 @contextmanager
-def a2n(server: str, redis_url: str | None, rate_limits: str) -> Iterator[Target]:
-    """`a2n up` on a scratch database with the bench workflow active."""
+def a2n(
+    server: str, redis_url: str | None, rate_limits: str, *, tree: Path = ROOT
+) -> Iterator[Target]:
+    """`a2n up` on a scratch database with the bench workflow active; `tree`: the source tree
+    it runs from (another checkout, to compare with, runs on this one's interpreter)."""
     scratch = Path(tempfile.mkdtemp(prefix="a2n-bench-"))
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -351,9 +354,12 @@ def a2n(server: str, redis_url: str | None, rate_limits: str) -> Iterator[Target
         }
         if redis_url:
             env["REDIS_URL"] = redis_url
+        if tree != ROOT:
+            env["PYTHONPATH"] = str(tree)
         log = scratch / "a2n.log"
         try:
-            with running([sys.executable, "-m", "api.cli", "up"], env, log) as process:
+            command = [sys.executable, "-m", "api.cli", "up"]
+            with running(command, env, log, cwd=tree) as process:
                 wait_for(f"{base}/ready", process, log)
                 http = httpx.Client(base_url=f"{base}/api/v1", timeout=60)
                 workflow_id = _a2n_workflow(http)
