@@ -73,7 +73,7 @@ class WebhookRouteTable:
     """Reads of the active webhook triggers, and the lock that keeps them unique.
 
     With `fresh`, the routes are kept in memory while its tag stays the same (module doc);
-    `loads` counts the reads of the table made for calls."""
+    `loads` counts the reads of the table made for calls (approximately, under threads)."""
 
     def __init__(
         self,
@@ -92,6 +92,8 @@ class WebhookRouteTable:
         """The active webhook triggers whose path begins with the segment `first`."""
         tag = self.fresh() if self.fresh is not None else None
         if tag is None:
+            # Forgotten, so that nothing kept before an outage of LISTEN is served after it.
+            self._kept = None
             self.loads += 1
             with self.pool.connection() as conn:
                 return _active_routes(conn, first)

@@ -100,6 +100,18 @@ def test_a_table_that_missed_every_announcement_never_lets_a_stopped_route_answe
     assert frozen.loads == 1
 
 
+def test_while_announcements_cannot_be_heard_each_call_reads_the_table(
+    client: Client, user: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deaf = WebhookRouteTable(routes(client).pool, fresh=lambda: None)
+    monkeypatch.setattr(webhooks(client), "routes", deaf)
+    path = unique_path()
+    activated(client, user, hooked(path))
+    for _ in range(3):
+        assert client.get(f"/webhook/{path}").status_code == 202
+    assert deaf.loads == 3
+
+
 @pytest.fixture
 def elsewhere(database_url: str) -> Iterator[WorkflowService]:
     """Workflow commands of another process: an event store of their own, on the same database,
