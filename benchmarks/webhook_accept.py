@@ -58,7 +58,7 @@ async def measure(target: Target, args: argparse.Namespace, label: str) -> dict[
                 "--format",
                 "raw",
                 "-r",
-                "100",
+                str(args.py_spy_rate),
                 "-d",
                 str(int(args.seconds)),
                 "-p",
@@ -105,6 +105,7 @@ def main() -> int:
         "--concurrency", type=lambda s: [int(n) for n in s.split(",")], default=[1, 10]
     )
     parser.add_argument("--py-spy", type=Path, default=None, help="profile into this folder")
+    parser.add_argument("--py-spy-rate", type=int, default=100, help="samples a second")
     parser.add_argument("--py-spy-bin", default=shutil.which("py-spy") or "py-spy")
     parser.add_argument(
         "--database-url",
