@@ -93,6 +93,7 @@ from application.workflows.comments import WorkflowComments
 from application.workflows.erasure import ErasedOwnerWorkflows
 from application.workflows.sharing import WorkflowSharing
 from application.workflows.transfer import WorkflowTransfer
+from application.workflows.webhook_routes import PROJECTOR as ROUTES_PROJECTOR
 from application.workflows.webhook_routes import WebhookRouteTable
 from domain.workflows.limits import DefinitionLimits
 from projections.rebuild_jobs import RebuildJobs
@@ -281,7 +282,11 @@ async def open_services(
                 stop_timeout=sender.server.timeout,
             )
 
-        routes = WebhookRouteTable(sync_pool, catch_up_timeout=settings.min_position_timeout)
+        routes = WebhookRouteTable(
+            sync_pool,
+            catch_up_timeout=settings.min_position_timeout,
+            fresh=partial(positions.tag, (ROUTES_PROJECTOR,)),
+        )
         custom_nodes = CustomNodeTypes(nodes_app)
         node_jobs = NodeJobs(job_results, redis_prefix, keys.secret_key, settings.base_url)
         workflows = WorkflowService(

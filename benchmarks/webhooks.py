@@ -318,10 +318,10 @@ def wait_for(url: str, process: subprocess.Popen[bytes], log: Path, **request: A
 
 @contextmanager
 def running(
-    command: Sequence[str], env: dict[str, str], log: Path
+    command: Sequence[str], env: dict[str, str], log: Path, *, cwd: Path = ROOT
 ) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("wb") as out:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=out)
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=out)
     try:
         yield process
     finally:
@@ -339,10 +339,17 @@ def good_run(answer: httpx.Response) -> bool:
 
 @contextmanager
 def a2n(
-    server: str, redis_url: str | None, rate_limits: str, *, split: bool = False
+    server: str,
+    redis_url: str | None,
+    rate_limits: str,
+    *,
+    split: bool = False,
+    tree: Path = ROOT,
 ) -> Iterator[Target]:
     """`a2n up` on a scratch database with the bench workflow active; with `split` (and Redis),
-    the roles in processes of their own instead: `a2n serve`, `a2n work` and `a2n project`."""
+    the roles in processes of their own instead: `a2n serve`, `a2n work` and `a2n project`.
+    `tree`: the source tree it runs from (another checkout, to compare with, runs on this one's
+    interpreter)."""
     scratch = Path(tempfile.mkdtemp(prefix="a2n-bench-"))
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -358,18 +365,22 @@ def a2n(
         }
         if redis_url:
             env["REDIS_URL"] = redis_url
+        if tree != ROOT:
+            env["PYTHONPATH"] = str(tree)
         log = scratch / "a2n.log"
         a2n_command = [sys.executable, "-m", "api.cli"]
         try:
             with ExitStack() as roles:
                 others: list[psutil.Process] = []
                 if split:
-                    subprocess.run([*a2n_command, "migrate", "up"], cwd=ROOT, env=env, check=True)
+                    subprocess.run([*a2n_command, "migrate", "up"], cwd=tree, env=env, check=True)
                     for role in (["project", "run"], ["work"]):
-                        started = running([*a2n_command, *role], env, scratch / f"{role[0]}.log")
+                        started = running(
+                            [*a2n_command, *role], env, scratch / f"{role[0]}.log", cwd=tree
+                        )
                         others.append(psutil.Process(roles.enter_context(started).pid))
                 process = roles.enter_context(
-                    running([*a2n_command, "serve" if split else "up"], env, log)
+                    running([*a2n_command, "serve" if split else "up"], env, log, cwd=tree)
                 )
                 wait_for(f"{base}/ready", process, log)
                 http = httpx.Client(base_url=f"{base}/api/v1", timeout=60)

@@ -3,8 +3,9 @@
 `/webhook/{path}` reaches the webhook triggers of active workflows, running their published
 version; `/webhook-test/{path}` reaches the latest draft of a workflow whose editor asked it to
 listen (`listen`), for one request within `LISTEN_SECONDS`. Routes are looked up in the
-workflow_trigger read model, then confirmed against the event store (a workflow deactivated a
-moment ago no longer answers, even if the read model has not caught up).
+workflow_trigger read model (kept in memory, see application/workflows/webhook_routes.py), then
+confirmed against the event store (a workflow deactivated a moment ago no longer answers, even if
+the read model, or the copy of it in memory, has not caught up).
 
 The run is the workflow owner's (the trigger acts for them), in mode `webhook`, with one item
 `{method, path, headers, query, body, params}`. Headers that carry secrets (Authorization, Cookie,
