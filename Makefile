@@ -48,8 +48,9 @@ pytest: $(STAMP)
 	PYTHONDONTWRITEBYTECODE= PYTHONPYCACHEPREFIX=$(CURDIR)/$(VENV)/pycache \
 		$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
 
-bench: $(STAMP) ## Print event store, projection, rebuild, live lag, cache, webhook, SQL-per-run and memory figures (see benchmarks/RESULTS.md)
+bench: $(STAMP) ## Print event store, save ceiling, projection, rebuild, live lag, cache, webhook, SQL-per-run and memory figures (see benchmarks/RESULTS.md)
 	$(BIN)/python benchmarks/event_store.py
+	$(BIN)/python benchmarks/save_ceiling.py
 	$(BIN)/python benchmarks/definition_cache.py
 	$(BIN)/python benchmarks/executions.py
 	$(BIN)/python benchmarks/rebuild_speed.py
