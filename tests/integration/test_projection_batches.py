@@ -1,9 +1,11 @@
 """Live projection batches on real PostgreSQL: a failing page in the pipelined batch is rolled
-back and replayed statement by statement."""
+back and replayed statement by statement, and the supervisor applies a burst of saves in fewer
+batches than saves while a lone save after a quiet spell is applied at once."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
@@ -13,8 +15,9 @@ from psycopg.pq import TransactionStatus
 from application.caller import Caller
 from application.workflows.commands import WorkflowService
 from projections.projector import EventContext, Projector, expect_one
-from projections.runner import Batch, HandlerFailed, ProjectionRunner, lock_key
-from tests.integration.helpers import populate, rows
+from projections.runner import POSITION_CHANNEL, Batch, HandlerFailed, ProjectionRunner, lock_key
+from projections.supervisor import ProjectionSupervisor
+from tests.integration.helpers import GRAPH, populate, rows, wait_until
 
 INSERT = (
     "INSERT INTO audit_log (id, application, position, action, resource, resource_id, "
@@ -137,3 +140,68 @@ def test_a_batch_reads_nothing_while_another_process_holds_the_projector_or_it_i
         assert applied is not None
         assert applied.total > 0
     assert tracked(url, "recorder") == applied.total
+
+
+# -- coalescing ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def announcements(fresh_database_url: str) -> Iterator[Callable[[str], list[int]]]:
+    """The positions announced so far by the named projector (one announcement a batch)."""
+    conn = psycopg.connect(fresh_database_url, autocommit=True)
+    conn.execute(f"LISTEN {POSITION_CHANNEL}")
+    received: list[str] = []
+
+    def announced(projector: str) -> list[int]:
+        received.extend(n.payload for n in conn.notifies(timeout=0.1))
+        prefix = f"{projector}:workflows:"
+        return [int(p[len(prefix) :]) for p in received if p.startswith(prefix)]
+
+    yield announced
+    conn.close()
+
+
+def counter() -> Projector:
+    projector = Projector("counter", applications=("workflows",), tables=(), about="")
+    projector.on_every_event(lambda cur, event, ctx: None)
+    return projector
+
+
+def test_a_lone_save_after_a_quiet_spell_is_applied_at_once_and_a_burst_together(
+    fresh_database_url: str,
+    service_for: Callable[[str], WorkflowService],
+    caller: Caller,
+    announcements: Callable[[str], list[int]],
+) -> None:
+    """The first save after `coalesce` seconds without a batch starts one at once (it is applied
+    well before the window ends: 2 s against a few ms); the saves that follow within the window
+    of that batch wait for its end and are applied together."""
+    url = fresh_database_url
+    service = service_for(url)
+    coalesce = 2.0
+    supervisor = ProjectionSupervisor(url, [counter()], poll_interval=600, coalesce=coalesce)
+    supervisor.start()
+    try:
+        wait_until(lambda: supervisor.listening)
+        first = service.create(caller, name="first", definition=GRAPH).position
+        wait_until(lambda: first in announcements("counter"))
+        time.sleep(coalesce)  # quiet: the last batch began longer ago than the window
+
+        before = time.monotonic()
+        lone = service.create(caller, name="lone", definition=GRAPH).position
+        saved = time.monotonic()
+        wait_until(lambda: lone in announcements("counter"))
+        assert time.monotonic() - saved < coalesce
+
+        burst = [
+            service.create(caller, name=f"burst {i}", definition=GRAPH).position for i in range(5)
+        ]
+        spent = time.monotonic() - before
+        wait_until(lambda: tracked(url, "counter") >= burst[-1])
+        batches = [p for p in announcements("counter") if p > lone]
+        assert batches[-1] == burst[-1]
+        # Batches start `coalesce` apart at least, from the lone save's: one, unless the burst
+        # took longer than the window (without coalescing: 3 or 4 here).
+        assert len(batches) <= 1 + int(spent / coalesce)
+    finally:
+        supervisor.stop()
