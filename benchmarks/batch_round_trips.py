@@ -7,7 +7,8 @@ DIR` that checkout's code, in processes of their own, alternating `--repeat` tim
 `--runs` runs one at a time and applies each in one batch of the `--projector`. Round trips are
 counted from libpq's protocol trace of the batch's connection (its first 10 batches): each message
 that makes the client wait for the server (Sync, Query) is one; wall time and CPU are those of the
-other batches, untraced. Printed: medians per batch.
+other batches, untraced; server CPU is the batches' PostgreSQL backend's (from /proc, when the
+server runs on this machine), per batch. Printed: medians per batch (server CPU: of the passes).
 
     .venv/bin/python benchmarks/batch_round_trips.py [--runs 200] [--repeat 2]
         [--projector executions] [--baseline DIR]
@@ -62,6 +63,8 @@ def worker(url: str, name: str, runs: int) -> int:
         while (batch := runner.run_batch(conn)) is not None and batch.total:
             pass  # what earlier passes stored
         workflow = new_id()
+        backend = f"/proc/{conn.info.backend_pid}/stat"
+        server = _cpu(backend)
         for i in range(runs):
             record_run(app, meta, meta.actor_id, workflow, i)
             traced = i < TRACED
@@ -81,9 +84,17 @@ def worker(url: str, name: str, runs: int) -> int:
                 trips.append(sum(1 for line in path.read_text().splitlines() if _waits(line)))
             else:
                 samples.append((wall, cpu))
+        server = _cpu(backend) - server
     app.close()
-    print(json.dumps({"trips": trips, "samples": samples}))
+    print(json.dumps({"trips": trips, "samples": samples, "server": server / runs}))
     return 0
+
+
+def _cpu(stat: str) -> float:
+    """CPU seconds of a process (here: the batches' PostgreSQL backend), from /proc."""
+    with open(stat) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 TRACED = 10
@@ -118,19 +129,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         trees.insert(0, (f"baseline {args.baseline}", args.baseline))
     trips: dict[str, list[int]] = {label: [] for label, _ in trees}
     samples: dict[str, list[list[float]]] = {label: [] for label, _ in trees}
+    server: dict[str, list[float]] = {label: [] for label, _ in trees}
     with scratch_database(args.database_url) as url:
         for _ in range(args.repeat):
             for label, tree in trees:
                 measured = measure(url, args, tree)
                 trips[label] += measured["trips"]
                 samples[label] += measured["samples"]
+                server[label].append(measured["server"])
     print(f"one live batch of {args.projector} (9 events), medians of {args.repeat} x {args.runs}")
     print(load_average(load_before, os.getloadavg()))
-    print("                                 round trips   wall ms   client CPU us")
+    print("                                 round trips   wall ms   client CPU us   server CPU us")
     for label, taken in samples.items():
         wall, cpu = (statistics.median(column) for column in zip(*taken, strict=True))
         trip = statistics.median(trips[label])
-        print(f"  {label:<30} {trip:>11.0f} {wall * 1000:>9.2f} {cpu * 1e6:>15.0f}")
+        on_server = statistics.median(server[label]) * 1e6
+        print(
+            f"  {label:<30} {trip:>11.0f} {wall * 1000:>9.2f} {cpu * 1e6:>15.0f} {on_server:>15.0f}"
+        )
     return 0
 
 
