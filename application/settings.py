@@ -98,7 +98,7 @@ class Settings:
     """A2N_PROJECTION_BATCH_SIZE: events applied per projector transaction."""
     projection_poll_interval: float = 1.0
     """A2N_PROJECTION_POLL_INTERVAL: seconds between polls when no NOTIFY arrives."""
-    projection_coalesce: float = 0.02
+    projection_coalesce: float = 0.01
     """A2N_PROJECTION_COALESCE: seconds from the start of a projector's drain before a NOTIFY
     may start its next (the NOTIFYs meanwhile join that one; 0: each starts one at once)."""
     secret_key: str | None = None

@@ -48,7 +48,7 @@ LISTENING_POLL_SECONDS = 30.0
 """The longest a projector waits without a NOTIFY while the listener is connected: for a
 standby projector to take over from a process that died while no log grew."""
 
-COALESCE_SECONDS = 0.02
+COALESCE_SECONDS = 0.01
 """The default of `A2N_PROJECTION_COALESCE` (see `ProjectionSupervisor.coalesce`)."""
 
 Status = Literal["starting", "running", "standby", "restarting", "parked", "stopped"]
