@@ -334,8 +334,11 @@ def good_run(answer: httpx.Response) -> bool:
 
 
 @contextmanager
-def a2n(server: str, redis_url: str | None, rate_limits: str) -> Iterator[Target]:
-    """`a2n up` on a scratch database with the bench workflow active."""
+def a2n(
+    server: str, redis_url: str | None, rate_limits: str, settings: Sequence[str] = ()
+) -> Iterator[Target]:
+    """`a2n up` on a scratch database with the bench workflow active, with further `settings`
+    (`NAME=VALUE`)."""
     scratch = Path(tempfile.mkdtemp(prefix="a2n-bench-"))
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -348,6 +351,7 @@ def a2n(server: str, redis_url: str | None, rate_limits: str) -> Iterator[Target
             "A2N_DATA_DIR": str(scratch),
             "A2N_RATE_LIMITS": rate_limits,
             "A2N_LOG_LEVEL": "warning",
+            **dict(setting.split("=", 1) for setting in settings),
         }
         if redis_url:
             env["REDIS_URL"] = redis_url
@@ -588,6 +592,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--rate", type=int, default=200, help="requests/s of the fixed-rate phase")
     parser.add_argument("--rate-limits", default="off", help="A2N_RATE_LIMITS for a2n up")
+    parser.add_argument(
+        "--a2n-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a further setting of a2n up (A2N_PROJECTION_COALESCE=0), repeatable",
+    )
     parser.add_argument("--install-n8n", action="store_true", help="npm install n8n first")
     add_system_args(parser)
     return parser.parse_args(argv)
@@ -636,7 +647,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             n8n(args.n8n_dir)
             if key == "n8n"
             else a2n(
-                args.database_url, args.redis if key == "a2n-redis" else None, args.rate_limits
+                args.database_url,
+                args.redis if key == "a2n-redis" else None,
+                args.rate_limits,
+                args.a2n_env,
             )
         )
         with context as target:
