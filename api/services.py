@@ -265,6 +265,7 @@ async def open_services(
                 listener=connections.listener,
                 batch_size=settings.projection_batch_size,
                 poll_interval=settings.projection_poll_interval,
+                coalesce=settings.projection_coalesce,
                 alert_channels=alert_channels(settings),
                 journal=journal,
             )
@@ -467,6 +468,7 @@ def _process_managers(
         listener=connections.listener,
         batch_size=settings.projection_batch_size,
         poll_interval=settings.projection_poll_interval,
+        coalesce=settings.projection_coalesce,
         alert_channels=alerting,
     )
 

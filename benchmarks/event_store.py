@@ -435,10 +435,11 @@ def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
 
 
 def started_supervisor(
-    url: str, projectors: Sequence[Projector], timeout: float
+    url: str, projectors: Sequence[Projector], timeout: float, **options: Any
 ) -> ProjectionSupervisor:
-    """A supervisor of `projectors`, started, and (within `timeout`) listening and running."""
-    supervisor = ProjectionSupervisor(url, projectors, batch_size=500, poll_interval=1.0)
+    """A supervisor of `projectors` (with these further `options`), started, and (within
+    `timeout`) listening and running."""
+    supervisor = ProjectionSupervisor(url, projectors, batch_size=500, poll_interval=1.0, **options)
     supervisor.start()
     wait_until(
         lambda: (

@@ -342,14 +342,15 @@ def a2n(
     server: str,
     redis_url: str | None,
     rate_limits: str,
+    settings: Sequence[str] = (),
     *,
     split: bool = False,
     tree: Path = ROOT,
 ) -> Iterator[Target]:
-    """`a2n up` on a scratch database with the bench workflow active; with `split` (and Redis),
-    the roles in processes of their own instead: `a2n serve`, `a2n work` and `a2n project`.
-    `tree`: the source tree it runs from (another checkout, to compare with, runs on this one's
-    interpreter)."""
+    """`a2n up` on a scratch database with the bench workflow active, with further `settings`
+    (`NAME=VALUE`); with `split` (and Redis), the roles in processes of their own instead:
+    `a2n serve`, `a2n work` and `a2n project`. `tree`: the source tree it runs from (another
+    checkout, to compare with, runs on this one's interpreter)."""
     scratch = Path(tempfile.mkdtemp(prefix="a2n-bench-"))
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -362,6 +363,7 @@ def a2n(
             "A2N_DATA_DIR": str(scratch),
             "A2N_RATE_LIMITS": rate_limits,
             "A2N_LOG_LEVEL": "warning",
+            **dict(setting.split("=", 1) for setting in settings),
         }
         if redis_url:
             env["REDIS_URL"] = redis_url
@@ -617,6 +619,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--rate", type=int, default=200, help="requests/s of the fixed-rate phase")
     parser.add_argument("--rate-limits", default="off", help="A2N_RATE_LIMITS for a2n up")
+    parser.add_argument(
+        "--a2n-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a further setting of a2n up (A2N_PROJECTION_COALESCE=0), repeatable",
+    )
     parser.add_argument("--install-n8n", action="store_true", help="npm install n8n first")
     add_system_args(parser)
     return parser.parse_args(argv)
@@ -671,6 +680,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.database_url,
                 args.redis if key in ("a2n-redis", "a2n-split") else None,
                 args.rate_limits,
+                args.a2n_env,
                 split=key == "a2n-split",
             )
         )

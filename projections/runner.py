@@ -1,16 +1,20 @@
 """Applying events to a projector's tables: pages of events per transaction, tracked exactly once.
 
 Each batch runs in one transaction that (1) takes the projector's advisory lock, so only one
-process applies it at a time and a rebuild can pause it, (2) reads the tracked positions (and
-whether the projector is parked) in one statement, after the lock, (3) reads the next page of
-each context's event log it was asked to look at, (4) runs the handlers, and (5) moves the
-tracked position, then commits. A crash anywhere rolls all of it back: no event is skipped or
-applied twice. Committed batches announce themselves on the `a2n_projection` channel for
-read-your-writes.
+process applies it at a time and a rebuild can pause it, (2) reads whether the projector is parked
+and the next page of each context's event log it was asked to look at, from the tracked position,
+in statements after the lock's, (3) runs the handlers, and (4) moves the tracked position, then
+commits. A crash anywhere rolls all of it back: no event is skipped or applied twice. Committed
+batches announce themselves on the `a2n_projection` channel for read-your-writes.
+
+A live batch is mostly a few events, so its cost is round trips: BEGIN, the lock, the parked check
+and the pages go in one; a page's savepoint, statements, tracked position and announcement in a
+second; COMMIT in a third.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +22,7 @@ from typing import Any
 import psycopg
 from eventsourcing.persistence import StoredEvent
 from psycopg import Cursor, sql
+from psycopg.pq import TransactionStatus
 
 from application import payloads
 from application.contexts import events_table
@@ -94,92 +99,133 @@ class ProjectionRunner:
         """Apply the next batch in its own transaction; None if another process holds the lock.
 
         `only` names the applications to read (the others have no news, as their NOTIFY says);
-        with `unless_parked`, a projector with an unresolved parked event reads nothing.
+        with `unless_parked`, a projector with an unresolved parked event reads nothing. The
+        batch sends its own BEGIN and COMMIT, in the pipelines of its first and last round trips:
+        `conn` must be in autocommit mode.
         """
-        with conn.transaction(), conn.cursor() as cur:
-            locked = cur.execute(
-                "SELECT pg_try_advisory_xact_lock(hashtext(%s))", (lock_key(self.projector.name),)
-            ).fetchone()
-            if not locked or not locked[0]:
+        if not conn.autocommit:
+            raise ValueError("a projection batch needs a connection in autocommit mode")
+        try:
+            with conn.pipeline():
+                conn.execute("BEGIN")
+                locked = conn.execute(
+                    "SELECT pg_try_advisory_xact_lock(hashtext(%s))",
+                    (lock_key(self.projector.name),),
+                )
+                # After the lock, in statements of their own: their snapshots see the last batch
+                # the previous holder committed.
+                parked = (
+                    conn.execute(f"SELECT {_PARKED}", {"name": self.projector.name})
+                    if unless_parked
+                    else None
+                )
+                pages = self._select_pages(conn, until, only, unless_parked)
+            got = locked.fetchone()
+            if not got or not got[0]:
+                conn.execute("ROLLBACK")
                 return None
-            # After the lock, in a statement of its own: its snapshot sees the last batch the
-            # previous holder committed.
-            parked, positions = self._state(cur)
-            if unless_parked and parked:
+            if parked is not None and parked.fetchone() == (True,):
+                conn.execute("ROLLBACK")
                 return Batch({}, parked=True)
-            return self.apply_pending(cur, until=until, only=only, positions=positions)
+            return self._apply_pages(conn, pages, end="COMMIT")
+        except BaseException:
+            if conn.info.transaction_status in _IN_TRANSACTION:
+                conn.execute("ROLLBACK")
+            raise
 
-    def apply_pending(
-        self,
-        cur: Cursor[Any],
-        *,
-        until: Mapping[str, int] | None = None,
-        only: Collection[str] | None = None,
-        positions: Mapping[str, int] | None = None,
-    ) -> Batch:
-        """Apply up to one page per application (of `only`, when given) inside the caller's
-        transaction, from `positions` (read here when not given)."""
-        if positions is None:
-            positions = self.tracked_positions(cur)
-        read: dict[str, int] = {}
-        for application in self.projector.applications:
-            if only is not None and application not in only:
-                read[application] = 0
-                continue
-            stop = None if until is None else until.get(application, 0)
-            read[application] = self._apply_page(
-                cur, application, positions.get(application, 0), stop
-            )
-        return Batch(read)
+    def apply_pending(self, cur: Cursor[Any], *, until: Mapping[str, int] | None = None) -> Batch:
+        """Apply up to one page per application inside the caller's transaction, from the tracked
+        positions."""
+        conn = cur.connection
+        with conn.pipeline():
+            pages = self._select_pages(conn, until, None, False)
+        return self._apply_pages(conn, pages, end=None)
 
     def tracked_positions(self, cur: Cursor[Any]) -> dict[str, int]:
         """The positions this projector has applied, per application (0 = nothing yet)."""
-        return self._state(cur)[1]
-
-    def _state(self, cur: Cursor[Any]) -> tuple[bool, dict[str, int]]:
-        """Whether the projector is parked, and its tracked positions."""
-        row = cur.execute(
-            "SELECT EXISTS (SELECT 1 FROM projection_parked_event "
-            "WHERE projector = %(name)s AND resolved_at IS NULL), "
-            "coalesce((SELECT jsonb_object_agg(application, position) FROM projection_tracking "
-            "WHERE projector = %(name)s), '{}'::jsonb)",
-            {"name": self.projector.name},
-        ).fetchone()
-        parked, tracked = (False, {}) if row is None else row
         positions = dict.fromkeys(self.projector.applications, 0)
-        positions.update({name: int(position) for name, position in tracked.items()})
-        return bool(parked), positions
+        cur.execute(
+            "SELECT application, position FROM projection_tracking WHERE projector = %s",
+            (self.projector.name,),
+        )
+        positions.update({name: int(position) for name, position in cur.fetchall()})
+        return positions
+
+    def _select_pages(
+        self,
+        conn: psycopg.Connection[Any],
+        until: Mapping[str, int] | None,
+        only: Collection[str] | None,
+        unless_parked: bool,
+    ) -> list[tuple[str, Cursor[Any]]]:
+        """Send the select of the next page of each application to read (of `only`, when given),
+        up to `until`; with `unless_parked`, a parked projector's pages are empty."""
+        pages = []
+        for application in self.projector.applications:
+            if only is not None and application not in only:
+                continue
+            stop = None if until is None else until.get(application, 0)
+            params = {
+                "name": self.projector.name,
+                "application": application,
+                "stop": stop,
+                "limit": self.batch_size,
+            }
+            query = _page_query(application, stop is not None, unless_parked)
+            pages.append((application, conn.execute(query, params)))
+        return pages
+
+    def _apply_pages(
+        self, conn: psycopg.Connection[Any], pages: list[tuple[str, Cursor[Any]]], end: str | None
+    ) -> Batch:
+        """Apply the pages selected, then send `end` (the batch's COMMIT), if any, in the last
+        page's last round trip."""
+        read = dict.fromkeys(self.projector.applications, 0)
+        fetched = []
+        for application, cursor in pages:
+            rows = [dict(zip(_COLUMNS, row, strict=True)) for row in cursor.fetchall()]
+            if rows:
+                read[application] = len(rows)
+                fetched.append((application, rows))
+        for i, (application, rows) in enumerate(fetched):
+            self._apply_page(conn, application, rows, end if i == len(fetched) - 1 else None)
+        if not fetched and end is not None:
+            conn.execute(end)
+        return Batch(read)
 
     def _apply_page(
-        self, cur: Cursor[Any], application: str, position: int, stop: int | None
-    ) -> int:
-        if stop is not None and position >= stop:
-            return 0
-        query = sql.SQL(
-            "SELECT notification_id, originator_id, originator_version, topic, state "
-            "FROM {table} WHERE notification_id > %s {stop} ORDER BY notification_id LIMIT %s"
-        ).format(
-            table=sql.Identifier(events_table(application)),
-            stop=sql.SQL("AND notification_id <= %s" if stop is not None else ""),
-        )
-        params: tuple[Any, ...] = (
-            (position, stop, self.batch_size) if stop is not None else (position, self.batch_size)
-        )
-        columns = ("notification_id", "originator_id", "originator_version", "topic", "state")
-        rows = [dict(zip(columns, r, strict=True)) for r in cur.execute(query, params).fetchall()]
-        if not rows:
-            return 0
-        conn = cur.connection
+        self,
+        conn: psycopg.Connection[Any],
+        application: str,
+        rows: list[dict[str, Any]],
+        end: str | None,
+    ) -> None:
+        """Apply one page, then send `end` if given.
+
+        Pipelined, in a savepoint sent with the page's statements: a failed statement or check
+        rolls the page back and it is applied again statement by statement, which names the
+        exact event that fails. The release of the savepoint and `end` go in the round trip that
+        closes the pipeline."""
+        settled = False
         try:
-            # Pipelined, in a savepoint: a failed statement rolls the page back and it is applied
-            # again statement by statement, which names the exact event that fails.
-            with conn.transaction(), conn.pipeline() as pipeline:
+            with conn.pipeline() as pipeline:
+                conn.execute("SAVEPOINT a2n_page")
                 self._apply_rows(conn, application, rows, pipeline)
+                settled = True
+                conn.execute("RELEASE SAVEPOINT a2n_page")
+                if end is not None:
+                    conn.execute(end)
+            return
         except HandlerFailed:
             raise
         except Exception:
-            self._apply_rows(conn, application, rows, None)
-        return len(rows)
+            if settled:
+                raise  # the release or `end` failed, not the page
+        conn.execute("ROLLBACK TO SAVEPOINT a2n_page")
+        self._apply_rows(conn, application, rows, None)
+        conn.execute("RELEASE SAVEPOINT a2n_page")
+        if end is not None:
+            conn.execute(end)
 
     def _apply_rows(
         self,
@@ -228,3 +274,33 @@ class ProjectionRunner:
                     (POSITION_CHANNEL, f"{self.projector.name}:{application}:{last}"),
                 )
             cur.settle()
+
+
+_COLUMNS = ("notification_id", "originator_id", "originator_version", "topic", "state")
+_IN_TRANSACTION = (TransactionStatus.INTRANS, TransactionStatus.INERROR)
+_PARKED = (
+    "EXISTS (SELECT 1 FROM projection_parked_event "
+    "WHERE projector = %(name)s AND resolved_at IS NULL)"
+)
+"""Whether the projector has an unresolved parked event."""
+
+
+@functools.cache
+def _page_query(application: str, stop: bool, unless_parked: bool) -> bytes:
+    """The select of a page of `application`'s log after the projector's tracked position (up to
+    %(stop)s, if `stop`; nothing while the projector is parked, if `unless_parked`)."""
+    return (
+        sql.SQL(
+            "SELECT {columns} FROM {table} WHERE notification_id > coalesce(("
+            "SELECT position FROM projection_tracking "
+            "WHERE projector = %(name)s AND application = %(application)s), 0){stop}{parked} "
+            "ORDER BY notification_id LIMIT %(limit)s"
+        )
+        .format(
+            columns=sql.SQL(", ").join(map(sql.Identifier, _COLUMNS)),
+            table=sql.Identifier(events_table(application)),
+            stop=sql.SQL(" AND notification_id <= %(stop)s" if stop else ""),
+            parked=sql.SQL(f" AND NOT {_PARKED}" if unless_parked else ""),
+        )
+        .as_bytes(None)
+    )

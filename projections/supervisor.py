@@ -7,6 +7,10 @@ woken by the process's one LISTEN connection (application/listener.py).
   LISTENING_POLL_SECONDS while the listener is connected (PostgreSQL delivers every NOTIFY of a
   committed save to a connected listener, and a reconnect wakes every projector; polling a
   dozen projectors every second was most of an idle process's work).
+- A projector woken by NOTIFY drains no sooner than `coalesce` seconds after its previous drain
+  began: under load the saves of that span (a run's two, many runs') are applied in one batch
+  instead of one each, each batch being a few round trips and some Python under the GIL the
+  HTTP server shares; after a quiet spell the first save is applied at once.
 - A handler that keeps failing on one event (a poison event) parks that projector: the event is
   recorded in `projection_parked_event`, the projector stops, the others go on. An operator
   resumes it with `a2n project resume NAME` (after a fix) or `--skip` (leaving the event out).
@@ -43,6 +47,9 @@ log = structlog.get_logger("a2n.projections")
 LISTENING_POLL_SECONDS = 30.0
 """The longest a projector waits without a NOTIFY while the listener is connected: for a
 standby projector to take over from a process that died while no log grew."""
+
+COALESCE_SECONDS = 0.01
+"""The default of `A2N_PROJECTION_COALESCE` (see `ProjectionSupervisor.coalesce`)."""
 
 Status = Literal["starting", "running", "standby", "restarting", "parked", "stopped"]
 
@@ -97,6 +104,7 @@ class ProjectionSupervisor:
         pool_size: int = 2,
         batch_size: int = 500,
         poll_interval: float = 1.0,
+        coalesce: float = COALESCE_SECONDS,
         max_attempts: int = 3,
         backoff_initial: float = 0.1,
         alert_channels: Sequence[str] = (),
@@ -110,6 +118,8 @@ class ProjectionSupervisor:
         self.projectors = list(projectors)
         self.batch_size = batch_size
         self.poll_interval = poll_interval
+        self.coalesce = coalesce
+        """Seconds from the start of a projector's drain before a NOTIFY may start its next."""
         self.max_attempts = max_attempts
         self.backoff_initial = backoff_initial
         self.states = {p.name: RunnerState(p.name) for p in self.projectors}
@@ -218,10 +228,11 @@ class ProjectionSupervisor:
         attempts: dict[tuple[str, int], int] = {}
         while not self._stopping.is_set():
             try:
+                began = time.monotonic()
                 status = self._drain(runner)
                 if status == "parked":
                     state.status = "parked"
-                    self._sleep(projector.name, self.poll_interval)
+                    self._sleep(projector.name, self.poll_interval, began)
                     continue
                 if state.status == "parked":
                     self.journal.record(
@@ -233,7 +244,7 @@ class ProjectionSupervisor:
                 state.status = status
                 backoff.reset()
                 attempts.clear()
-                self._sleep(projector.name, self.poll_interval)
+                self._sleep(projector.name, self.poll_interval, began)
             except HandlerFailed as failure:
                 key = (failure.application, failure.position)
                 attempts[key] = attempts.get(key, 0) + 1
@@ -336,16 +347,23 @@ class ProjectionSupervisor:
 
     # -- helpers -------------------------------------------------------------------------------
 
-    def _sleep(self, projector: str, seconds: float, *, wakeable: bool = True) -> None:
+    def _sleep(
+        self, projector: str, seconds: float, began: float = 0.0, *, wakeable: bool = True
+    ) -> None:
         """Wait for a NOTIFY (or stop) up to `seconds`, or LISTENING_POLL_SECONDS while the
-        listener is connected; backoff sleeps ignore NOTIFY."""
+        listener is connected; after a NOTIFY, on until `coalesce` seconds after `began` (when
+        the last drain began), so the NOTIFYs meanwhile make one drain. Backoff sleeps ignore
+        NOTIFY."""
         wake = self._wake[projector]
         if not wakeable:
             self._stopping.wait(seconds)
             return
         if self.listener.listening:
             seconds = max(seconds, LISTENING_POLL_SECONDS)
-        if not wake.wait(seconds):
+        if wake.wait(seconds):
+            if (held := began + self.coalesce - time.monotonic()) > 0:
+                self._stopping.wait(held)
+        else:
             self._note((projector,))  # a NOTIFY may have been lost: look at every log
         wake.clear()
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from application.settings import HEALTH_CHECKS, Settings, SettingsError
+from projections.supervisor import COALESCE_SECONDS
 
 
 def test_defaults_need_no_environment() -> None:
@@ -50,6 +51,8 @@ def test_values_are_parsed_and_blank_means_default() -> None:
         ("A2N_LOGIN_FAILURE_WINDOW", "1.5", "A2N_LOGIN_FAILURE_WINDOW: expected an integer"),
         ("A2N_RETENTION_CRON", "daily", "A2N_RETENTION_CRON: expected a cron expression"),
         ("A2N_SCHEDULER_POLL_INTERVAL", "0", "A2N_SCHEDULER_POLL_INTERVAL: expected seconds"),
+        ("A2N_PROJECTION_COALESCE", "2", "A2N_PROJECTION_COALESCE: expected seconds from 0 to 1"),
+        ("A2N_PROJECTION_COALESCE", "-0.1", "A2N_PROJECTION_COALESCE: expected seconds from 0"),
         ("A2N_NOTIFY_SLACK_URL", "hooks.slack.com/x", "A2N_NOTIFY_SLACK_URL: expected an http(s)"),
         ("A2N_NOTIFY_WEBHOOK_SECRET", "short", "A2N_NOTIFY_WEBHOOK_SECRET: expected at least 16"),
         ("A2N_ALERT_CHANNELS", "slack,sms", "A2N_ALERT_CHANNELS: expected channels from email"),
@@ -60,6 +63,12 @@ def test_bad_values_name_the_variable(variable: str, value: str, message: str) -
         Settings.from_env({variable: value})
     assert str(failure.value).startswith(message)
     assert "\n" not in str(failure.value)
+
+
+def test_projectors_coalesce_their_wakes_by_default_or_as_set() -> None:
+    assert Settings.from_env({}).projection_coalesce == COALESCE_SECONDS
+    assert Settings.from_env({"A2N_PROJECTION_COALESCE": "0"}).projection_coalesce == 0
+    assert Settings.from_env({"A2N_PROJECTION_COALESCE": "0.05"}).projection_coalesce == 0.05
 
 
 def test_the_scheduler_settings_and_retention_off() -> None:
