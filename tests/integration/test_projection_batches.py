@@ -83,8 +83,12 @@ def test_a_failing_page_is_rolled_back_and_replayed_to_name_its_event(
         assert conn.info.transaction_status == TransactionStatus.IDLE
     assert failed.value.position == 3
     assert failed.value.error.startswith(error)
-    # Every event of the page in the pipeline, then events 1 to 3 again one by one.
-    assert seen == [*range(1, head + 1), 1, 2, 3]
+    # The page in the pipeline (up to the end, or to where the server's error came back while
+    # psycopg was still sending: that depends on timing), then events 1 to 3 one by one.
+    pipelined, replayed = seen[:-3], seen[-3:]
+    assert pipelined == list(range(1, len(pipelined) + 1))
+    assert 3 <= len(pipelined) <= head
+    assert replayed == [1, 2, 3]
     assert rows(url, "SELECT count(*) FROM audit_log")[0][0] == 0
     assert tracked(url, "recorder") == 0
 
