@@ -52,7 +52,11 @@ class Worker:
             while not stop.is_set():
                 await slots.acquire()
                 try:
-                    delivery = await self.queue.receive(RECEIVE_TIMEOUT)
+                    # As many as the slots no run holds, in one ask (`busy` may still count
+                    # a run that just gave its slot back, never one too few).
+                    deliveries = await self.queue.receive(
+                        RECEIVE_TIMEOUT, most=max(1, self.concurrency - self.busy)
+                    )
                 except Exception as exc:
                     # A queue that cannot answer now (Redis slow or restarting) must not end
                     # the worker: every later run would wait in the queue for good.
@@ -60,12 +64,15 @@ class Worker:
                     log.warning("worker.receive_failed", error=f"{type(exc).__name__}: {exc}")
                     await _pause(stop, RECEIVE_RETRY_SECONDS)
                     continue
-                if delivery is None:
+                if not deliveries:
                     slots.release()
                     continue
-                task = asyncio.create_task(self._run_one(delivery, slots))
-                self._running.add(task)
-                task.add_done_callback(self._running.discard)
+                for taken, delivery in enumerate(deliveries):
+                    if taken:
+                        await slots.acquire()  # free: `most` counted only free slots
+                    task = asyncio.create_task(self._run_one(delivery, slots))
+                    self._running.add(task)
+                    task.add_done_callback(self._running.discard)
         finally:
             for task in list(self._running):
                 task.cancel()
@@ -75,18 +82,21 @@ class Worker:
     async def _run_one(self, delivery: Delivery, slots: asyncio.Semaphore) -> None:
         execution_id, me = delivery.execution_id, self.engine.worker_id
         try:
-            if not await self.leases.acquire(execution_id, me):
+            if not delivery.leased and not await self.leases.acquire(execution_id, me):
                 await self.queue.ack(delivery)  # a live worker runs it already
                 return
             alive = asyncio.create_task(self._keep_alive(delivery))
+            released = False
             try:
                 await self.engine.run(execution_id)
                 await self.queue.ack(delivery)
+                released = delivery.leased  # the ack gave the lease back
             finally:
                 alive.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await alive
-                await self.leases.release(execution_id, me)
+                if not released:
+                    await self.leases.release(execution_id, me)
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -415,11 +415,11 @@ class FailingFirst:
     def __init__(self, queue: Any, failures: int) -> None:
         self.queue, self.failures = queue, failures
 
-    async def receive(self, timeout: float) -> Any:
+    async def receive(self, timeout: float, most: int = 1) -> Any:
         if self.failures > 0:
             self.failures -= 1
             raise TimeoutError("Timeout reading from 127.0.0.1:6379")
-        return await self.queue.receive(timeout)
+        return await self.queue.receive(timeout, most)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.queue, name)

@@ -14,7 +14,7 @@ import redis
 import redis.asyncio as aioredis
 
 from application.executions.leases import Leases, MemoryLeases, RedisLeases
-from application.executions.queue import MemoryQueue
+from application.executions.queue import Delivery, MemoryQueue
 from application.executions.redis_queue import RedisStreamQueue
 
 
@@ -31,24 +31,31 @@ def prefix(redis_url: str) -> Iterator[str]:
 
 @asynccontextmanager
 async def stream_queue(
-    redis_url: str, prefix: str, consumer: str, abandoned_after: int = 30
+    redis_url: str, prefix: str, consumer: str, lease_seconds: int = 30
 ) -> AsyncIterator[RedisStreamQueue]:
+    """A worker's queue, its entries abandoned (and leases run out) after `lease_seconds`."""
     sync_client = redis.Redis.from_url(redis_url)
     client = aioredis.from_url(redis_url)
     try:
-        yield RedisStreamQueue(
-            sync_client, client, prefix=prefix, consumer=consumer, abandoned_after=abandoned_after
-        )
+        leases = RedisLeases(client, prefix=prefix, seconds=lease_seconds)
+        yield RedisStreamQueue(sync_client, client, leases, prefix=prefix, consumer=consumer)
     finally:
         await client.aclose()
         sync_client.close()
+
+
+async def one(queue: Any, timeout: float) -> Delivery | None:
+    """The one delivery a receive of at most one answered, or None."""
+    found = await queue.receive(timeout)
+    assert len(found) <= 1
+    return found[0] if found else None
 
 
 def received(queue: Any, count: int) -> Callable[[], Awaitable[list[str]]]:
     async def take() -> list[str]:
         ids = []
         for _ in range(count):
-            delivery = await queue.receive(1.0)
+            delivery = await one(queue, 1.0)
             assert delivery is not None
             ids.append(delivery.execution_id)
             await queue.ack(delivery)
@@ -68,14 +75,14 @@ def test_the_memory_queue_wakes_a_waiting_worker_when_a_thread_submits() -> None
     queue = MemoryQueue()
 
     async def wait_then_submit() -> str | None:
-        waiting = asyncio.create_task(queue.receive(5.0))
+        waiting = asyncio.create_task(one(queue, 5.0))
         await asyncio.sleep(0.05)
         threading.Thread(target=queue.submit, args=("late", 0)).start()
         delivery = await waiting
         return delivery.execution_id if delivery else None
 
     assert asyncio.run(wait_then_submit()) == "late"
-    assert asyncio.run(queue.receive(0.05)) is None
+    assert asyncio.run(queue.receive(0.05)) == []
 
 
 def test_the_stream_queue_serves_priority_bands_in_order(redis_url: str, prefix: str) -> None:
@@ -84,7 +91,7 @@ def test_the_stream_queue_serves_priority_bands_in_order(redis_url: str, prefix:
             for execution_id, priority in [("a", 0), ("b", -1), ("c", 9), ("d", 0)]:
                 queue.submit(execution_id, priority)
             taken = await received(queue, 4)()
-            assert await queue.receive(0.1) is None
+            assert await queue.receive(0.1) == []
             assert await queue.depth() == 0
             return taken
 
@@ -94,14 +101,14 @@ def test_the_stream_queue_serves_priority_bands_in_order(redis_url: str, prefix:
 def test_a_dead_workers_entry_is_taken_over_once_abandoned(redis_url: str, prefix: str) -> None:
     async def scenario() -> tuple[str | None, str | None]:
         async with (
-            stream_queue(redis_url, prefix, "dead", abandoned_after=1) as dead,
-            stream_queue(redis_url, prefix, "alive", abandoned_after=1) as alive,
+            stream_queue(redis_url, prefix, "dead", lease_seconds=1) as dead,
+            stream_queue(redis_url, prefix, "alive", lease_seconds=1) as alive,
         ):
             dead.submit("run-1", 0)
-            assert (await dead.receive(1.0)) is not None  # then it dies without an ack
-            early = await alive.receive(0.1)
+            assert (await one(dead, 1.0)) is not None  # then it dies without an ack
+            early = await one(alive, 0.1)
             await asyncio.sleep(1.2)
-            late = await alive.receive(0.1)
+            late = await one(alive, 0.1)
             assert late is not None
             await alive.ack(late)
             return (early.execution_id if early else None), late.execution_id
@@ -112,16 +119,17 @@ def test_a_dead_workers_entry_is_taken_over_once_abandoned(redis_url: str, prefi
 def test_keep_alive_keeps_a_running_entry_from_being_taken(redis_url: str, prefix: str) -> None:
     async def scenario() -> None:
         async with (
-            stream_queue(redis_url, prefix, "busy", abandoned_after=1) as busy,
-            stream_queue(redis_url, prefix, "other", abandoned_after=1) as other,
+            stream_queue(redis_url, prefix, "busy", lease_seconds=1) as busy,
+            stream_queue(redis_url, prefix, "other", lease_seconds=1) as other,
         ):
             busy.submit("run-2", 0)
-            delivery = await busy.receive(1.0)
+            delivery = await one(busy, 1.0)
             assert delivery is not None
             for _ in range(3):
                 await asyncio.sleep(0.5)
                 await busy.keep_alive(delivery)
-                assert await other.receive(0.05) is None
+                await busy.leases.renew("run-2", "busy")
+                assert await other.receive(0.05) == []
             await busy.ack(delivery)
 
     asyncio.run(scenario())
