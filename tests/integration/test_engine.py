@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -17,13 +18,15 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
+import redis.asyncio as aioredis
 
 from application.caller import Caller
 from application.eventstore import EventMetadata, event_store_env
 from application.executions.app import ExecutionsApp
 from application.executions.commands import ExecutionService
 from application.executions.engine import Engine, EngineLimits, WorkerServices
-from application.executions.leases import MemoryLeases
+from application.executions.leases import MemoryLeases, RedisLeases
 from application.executions.nodes.base import (
     NodeCall,
     NodeFailure,
@@ -33,6 +36,7 @@ from application.executions.nodes.base import (
 )
 from application.executions.progress import ProgressHub
 from application.executions.queue import MemoryQueue
+from application.executions.redis_queue import RedisStreamQueue
 from application.executions.worker import Worker
 from application.workflows.app import WorkflowsApp
 from application.workflows.commands import WorkflowService
@@ -441,6 +445,42 @@ def test_the_worker_outlives_a_queue_that_fails_to_answer(rig: Rig) -> None:
     asyncio.run(work())
     assert queue.failures == 0
     assert rig.executions.get(OWNER, execution_id).status is ExecutionStatus.SUCCESS
+
+
+def test_the_worker_runs_leased_deliveries_of_the_redis_queue_and_gives_each_lease_back(
+    rig: Rig, redis_url: str
+) -> None:
+    """Runs taken several at a time with their leases, each run once and acknowledged with its
+    lease given back; a second delivery of a run (submitted twice) does not run it again."""
+    workflow_id = rig.workflow(chain("a"))
+    ids = [rig.executions.start(OWNER, workflow_id, [{"i": i}]).aggregate.id for i in range(5)]
+    prefix = f"a2n:test-{uuid.uuid4().hex[:12]}:"
+
+    async def work() -> tuple[set[str], int]:
+        client = aioredis.from_url(redis_url)
+        sync_client = redis.Redis.from_url(redis_url)
+        leases = RedisLeases(client, prefix=prefix)
+        queue = RedisStreamQueue(sync_client, client, leases, prefix=prefix, consumer="w")
+        try:
+            for execution_id in [*ids, ids[0]]:
+                queue.submit(execution_id, 0)
+            stop = asyncio.Event()
+            worker = Worker(rig.make_engine("w"), queue, leases, concurrency=3)
+            running = asyncio.create_task(worker.run(stop))
+            for execution_id in ids:
+                await rig.executions.wait_for_end(execution_id, 10)
+            stop.set()
+            await running
+            return await leases.held(ids), await queue.depth()
+        finally:
+            for key in sync_client.scan_iter(f"{prefix}*"):
+                sync_client.delete(key)
+            await client.aclose()
+            sync_client.close()
+
+    assert asyncio.run(work()) == (set(), 0)
+    assert [rig.executions.get(OWNER, i).status for i in ids] == [ExecutionStatus.SUCCESS] * 5
+    assert all(rig.events(i).count("Started") == 1 for i in ids)
 
 
 def test_a_draft_runs_only_as_a_test_run(rig: Rig) -> None:
