@@ -277,3 +277,18 @@ def test_a_run_made_in_one_process_and_run_in_another_wakes_its_waiter_through_r
     assert ended.status is ExecutionStatus.SUCCESS
     assert (heard_here, heard_there) == (1, 0)  # the first save: in its own process only
     assert messages == [f"{ended.id} {ended.version}"]  # only the worker's save went out
+
+
+def test_a_save_announced_here_and_relayed_back_wakes_no_watcher_twice() -> None:
+    hub = ProgressHub()
+
+    async def scenario() -> tuple[bool, bool, bool]:
+        async with hub.watch("run-1") as watch:
+            hub.announce("run-1", 3)  # this process's save
+            first = await watch.wait(1)
+            hub.announce("run-1", 3)  # the same save, back through Redis
+            echo = await watch.wait(0.1)
+            hub.announce("run-1", 4)  # another process's save
+            return first, echo, await watch.wait(1)
+
+    assert asyncio.run(scenario()) == (True, False, True)
