@@ -93,6 +93,7 @@ from application.workflows.comments import WorkflowComments
 from application.workflows.erasure import ErasedOwnerWorkflows
 from application.workflows.sharing import WorkflowSharing
 from application.workflows.transfer import WorkflowTransfer
+from application.workflows.webhook_routes import PROJECTOR as ROUTES_PROJECTOR
 from application.workflows.webhook_routes import WebhookRouteTable
 from domain.workflows.limits import DefinitionLimits
 from projections.rebuild_jobs import RebuildJobs
@@ -281,7 +282,11 @@ async def open_services(
                 stop_timeout=sender.server.timeout,
             )
 
-        routes = WebhookRouteTable(sync_pool, catch_up_timeout=settings.min_position_timeout)
+        routes = WebhookRouteTable(
+            sync_pool,
+            catch_up_timeout=settings.min_position_timeout,
+            fresh=partial(positions.tag, (ROUTES_PROJECTOR,)),
+        )
         custom_nodes = CustomNodeTypes(nodes_app)
         node_jobs = NodeJobs(job_results, redis_prefix, keys.secret_key, settings.base_url)
         workflows = WorkflowService(
@@ -297,8 +302,9 @@ async def open_services(
         docker = DockerEngine.configured(settings.docker_host, tls=settings.docker_tls, worker=name)
         executions = ExecutionService(executions_app, workflows, queue)
         process_managers = None
+        worker = None
         if run_workers:
-            await stack.enter_async_context(
+            worker = await stack.enter_async_context(
                 running_worker(
                     settings,
                     executions,
@@ -359,6 +365,7 @@ async def open_services(
             listeners,
             wait_seconds=settings.webhook_wait,
             default_limit=policy.limit_for("webhook"),
+            worker=worker,
         )
         live.watch("webhook_wait", partial(setattr, webhooks, "wait_seconds"))
         live.watch("webhook_rate_limit", partial(_set_default_limit, webhooks))

@@ -198,6 +198,7 @@ class EventStoreApp(Application[str]):
         self, env: Mapping[str, str] | None = None, *, datastore: PostgresDatastore | None = None
     ) -> None:
         self._shared_datastore = datastore
+        self._statements: dict[str, bytes] = {}
         super().__init__(env=env)
 
     def construct_factory(self, env: Environment) -> InfrastructureFactory[Any]:
@@ -264,11 +265,15 @@ class EventStoreApp(Application[str]):
         recorder = self.recorder
         if not isinstance(recorder, PostgresAggregateRecorder):
             raise TypeError(f"{self.name} does not store its events in PostgreSQL")
-        statement = SQL(query).format(
-            events=SQL("{}.{}").format(
+        statement = self._statements.get(query)
+        if statement is None:
+            # Composed once per query (~20 us each time otherwise; `revision` runs per call).
+            events = SQL("{}.{}").format(
                 Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name)
             )
-        )
+            with recorder.datastore.get_connection() as conn:
+                statement = SQL(query).format(events=events).as_bytes(conn)
+            self._statements[query] = statement
         with recorder.datastore.get_connection() as conn, conn.cursor() as cursor:
             cursor.execute(statement, params, prepare=True)
             return list(cursor.fetchall())

@@ -108,6 +108,15 @@ class ProjectionPositions:
             for projector, application, position in await cur.fetchall():
                 self._advance((projector, application), int(position))
 
+    def tag(self, readers: Iterable[Reader]) -> tuple[int, ...] | None:
+        """Changes whenever a table one of `readers` writes may have changed (any announcement,
+        a reconnection of the LISTEN connection); None while nothing can be told (not listening).
+        Moves before any waiter for those readers' positions wakes (both follow `_advance`)."""
+        if not self.listening:
+            return None
+        notices = self.notices
+        return (self.epoch, *(notices.get(reader, 0) for reader in readers))
+
     def _reached(self, readers: tuple[Reader, ...], position: int) -> bool:
         return all(self.positions.get(reader, 0) >= position for reader in readers)
 

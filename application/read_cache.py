@@ -68,7 +68,7 @@ class ReadCache:
         self, key: Hashable, readers: Iterable[Reader], load: Callable[[], Awaitable[T]]
     ) -> T:
         """The cached result for `key`, or `load()`'s, kept if it is not None."""
-        tag = self._tag(readers)
+        tag = self.positions.tag(readers)
         if tag is None:
             return await load()
         now = time.monotonic()
@@ -96,9 +96,3 @@ class ReadCache:
 
     def _drop(self, key: Hashable) -> None:
         self._bytes -= self._entries.pop(key).size
-
-    def _tag(self, readers: Iterable[Reader]) -> tuple[int, ...] | None:
-        if not self.positions.listening:
-            return None
-        notices = self.positions.notices
-        return (self.positions.epoch, *(notices.get(reader, 0) for reader in readers))

@@ -11,7 +11,8 @@ set node adding one field), warms it up, and drives it from an asyncio httpx cli
 - the CPU time the server process, and for A2N its PostgreSQL backends, spent per run.
 
 Systems: `a2n up` on a scratch database `a2n_bench_<random>` with the in-process queue, then
-with Redis (`--redis`), then n8n (`--n8n-dir`, installed from npm as
+with Redis (`--redis`), then `a2n serve` + `a2n work` + `a2n project run` as three processes
+sharing that Redis (`a2n-split`), then n8n (`--n8n-dir`, installed from npm as
 /work/shared/bench/n8n-anchor.md says; `--install-n8n` does it) with its default SQLite in a
 scratch folder. A system that cannot run here (no npm, no n8n, no Redis) is skipped, saying
 why. Afterwards every A2N run answered 200 must be listed SUCCESS by GET /api/v1/executions.
@@ -19,7 +20,7 @@ why. Afterwards every A2N run answered 200 must be listed SUCCESS by GET /api/v1
 Baseline, in the same run: the server's own health route (`/health`, n8n's `/healthz`) under the
 same load, which costs its HTTP stack and nothing else.
 
-    .venv/bin/python benchmarks/webhooks.py [--seconds 10] [--only a2n,a2n-redis,n8n]
+    .venv/bin/python benchmarks/webhooks.py [--seconds 10] [--only a2n,a2n-redis,a2n-split,n8n]
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -186,6 +187,8 @@ class Target:
     ok: Check
     process: psutil.Process
     postgres: Callable[[], list[psutil.Process]] = list
+    others: list[psutil.Process] = field(default_factory=list)
+    """The other processes of the server (a2n work and a2n project beside a2n serve)."""
     verify: Callable[[int], tuple[bool, str]] | None = None
     database_url: str | None = None
 
@@ -208,7 +211,8 @@ def process_tree(process: psutil.Process) -> list[psutil.Process]:
 
 async def phase(target: Target, load: Callable[[], Any]) -> Load:
     """One load phase, with the CPU time the server and its database backends spent in it."""
-    server, postgres = process_tree(target.process), target.postgres()
+    server = [p for process in (target.process, *target.others) for p in process_tree(process)]
+    postgres = target.postgres()
     before = cpu_seconds(server), cpu_seconds(postgres)
     result: Load = await load()
     result.cpu = {
@@ -314,10 +318,10 @@ def wait_for(url: str, process: subprocess.Popen[bytes], log: Path, **request: A
 
 @contextmanager
 def running(
-    command: Sequence[str], env: dict[str, str], log: Path
+    command: Sequence[str], env: dict[str, str], log: Path, *, cwd: Path = ROOT
 ) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("wb") as out:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=out)
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=out)
     try:
         yield process
     finally:
@@ -334,8 +338,18 @@ def good_run(answer: httpx.Response) -> bool:
 
 
 @contextmanager
-def a2n(server: str, redis_url: str | None, rate_limits: str) -> Iterator[Target]:
-    """`a2n up` on a scratch database with the bench workflow active."""
+def a2n(
+    server: str,
+    redis_url: str | None,
+    rate_limits: str,
+    *,
+    split: bool = False,
+    tree: Path = ROOT,
+) -> Iterator[Target]:
+    """`a2n up` on a scratch database with the bench workflow active; with `split` (and Redis),
+    the roles in processes of their own instead: `a2n serve`, `a2n work` and `a2n project`.
+    `tree`: the source tree it runs from (another checkout, to compare with, runs on this one's
+    interpreter)."""
     scratch = Path(tempfile.mkdtemp(prefix="a2n-bench-"))
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -351,9 +365,23 @@ def a2n(server: str, redis_url: str | None, rate_limits: str) -> Iterator[Target
         }
         if redis_url:
             env["REDIS_URL"] = redis_url
+        if tree != ROOT:
+            env["PYTHONPATH"] = str(tree)
         log = scratch / "a2n.log"
+        a2n_command = [sys.executable, "-m", "api.cli"]
         try:
-            with running([sys.executable, "-m", "api.cli", "up"], env, log) as process:
+            with ExitStack() as roles:
+                others: list[psutil.Process] = []
+                if split:
+                    subprocess.run([*a2n_command, "migrate", "up"], cwd=tree, env=env, check=True)
+                    for role in (["project", "run"], ["work"]):
+                        started = running(
+                            [*a2n_command, *role], env, scratch / f"{role[0]}.log", cwd=tree
+                        )
+                        others.append(psutil.Process(roles.enter_context(started).pid))
+                process = roles.enter_context(
+                    running([*a2n_command, "serve" if split else "up"], env, log, cwd=tree)
+                )
                 wait_for(f"{base}/ready", process, log)
                 http = httpx.Client(base_url=f"{base}/api/v1", timeout=60)
                 workflow_id = _a2n_workflow(http)
@@ -378,6 +406,7 @@ def a2n(server: str, redis_url: str | None, rate_limits: str) -> Iterator[Target
                     ok=good_run,
                     process=psutil.Process(process.pid),
                     postgres=backends,
+                    others=others,
                     verify=lambda answered: _a2n_verify(http, url, workflow_id, answered),
                     database_url=url,
                 )
@@ -595,7 +624,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def add_system_args(parser: argparse.ArgumentParser) -> None:
     """The options that say which systems run, and where their database and Redis are."""
-    parser.add_argument("--only", default="a2n,a2n-redis,n8n", help="systems, comma-separated")
+    parser.add_argument(
+        "--only", default="a2n,a2n-redis,a2n-split,n8n", help="systems, comma-separated"
+    )
     parser.add_argument("--redis", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
     parser.add_argument("--n8n-dir", type=Path, default=Path(tempfile.gettempdir()) / "n8n-bench")
     parser.add_argument(
@@ -624,6 +655,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     systems = {
         "a2n": ("a2n up, in-process queue", None),
         "a2n-redis": ("a2n up, Redis", redis_missing(args.redis)),
+        "a2n-split": ("a2n serve + a2n work + a2n project, Redis", redis_missing(args.redis)),
         "n8n": (f"n8n {n8n_version(args.n8n_dir)}, SQLite", n8n_missing(args.n8n_dir)),
     }
     found: dict[str, dict[str, Load]] = {}
@@ -636,14 +668,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             n8n(args.n8n_dir)
             if key == "n8n"
             else a2n(
-                args.database_url, args.redis if key == "a2n-redis" else None, args.rate_limits
+                args.database_url,
+                args.redis if key in ("a2n-redis", "a2n-split") else None,
+                args.rate_limits,
+                split=key == "a2n-split",
             )
         )
         with context as target:
             found[key] = asyncio.run(measure(target, args, report))
     if "n8n" in found:
         n8n_loads = found["n8n"]
-        for key in ("a2n", "a2n-redis"):
+        for key in ("a2n", "a2n-redis", "a2n-split"):
             if key not in found:
                 continue
             report.section(f"{systems[key][0]} against n8n (baseline column: n8n)")
@@ -678,7 +713,9 @@ Baseline: the same server's health route (A2N /health, n8n /healthz) under the s
 before (closed loops) or after (fixed rate): HTTP stack and client cost, no run. Ratio = webhook
 figure / baseline (runs/s below 1x, latency above 1x). In the "against n8n" sections the
 baseline column is n8n's figure for the same load, and the ratio A2N / n8n.
-CPU per run: CPU time of the server process (and its children), and for A2N of its PostgreSQL
+Systems: `a2n up` runs every role in one process; "a2n serve + a2n work + a2n project" runs
+the API, an execution worker and the projectors as three processes sharing Redis.
+CPU per run: CPU time of the server's processes (and their children), and for A2N of its PostgreSQL
 backends, during the phase, divided by the runs answered in it; the client's CPU is not in it,
 but it runs on the same cores. The machine may be shared: run it a few times. Load average:
 runnable processes on the machine (for the other users' share of its cores); under heavy load,

@@ -135,12 +135,21 @@ class Engine:
     worker_id: str
     limits: EngineLimits = field(default_factory=EngineLimits)
 
-    async def run(self, execution_id: str) -> Execution:
-        """Run the execution to its end (or until someone else takes it); return it.
+    async def run(
+        self, given: Execution | str, definition: dict[str, Any] | None = None
+    ) -> Execution:
+        """Run the execution to its end (or until someone else takes it); return it. Given the
+        aggregate itself (as saved by this process a moment ago, nothing pending), it is run
+        without reading its events again, and given its version's definition too, without a
+        thread hop to look that up; given an id, it is loaded.
 
         A run that cannot even start (its start node is gone) or that hits a bug of the engine
         ends FAILED with the reason, rather than being handed from worker to worker forever."""
-        execution, definition = await to_thread.run_sync(self._load, execution_id)
+        if isinstance(given, str) or definition is None:
+            execution, definition = await to_thread.run_sync(self._load, given)
+        else:
+            execution = given
+        execution_id = execution.id
         if definition is None:
             return execution
         disabled: dict[str, tuple[str, ...]] = {}
@@ -164,9 +173,10 @@ class Engine:
             return await self._give_up(execution_id, f"the engine failed: {type(bug).__name__}")
         return run.execution
 
-    def _load(self, execution_id: str) -> tuple[Execution, dict[str, Any] | None]:
-        """The execution, and the definition it runs unless it has ended (one thread hop)."""
-        execution = self.app.load(execution_id, Execution)
+    def _load(self, given: Execution | str) -> tuple[Execution, dict[str, Any] | None]:
+        """The execution (loaded when given its id), and the definition it runs unless it has
+        ended (one thread hop)."""
+        execution = self.app.load(given, Execution) if isinstance(given, str) else given
         if execution.is_final:
             return execution, None
         return execution, self.definitions(execution.workflow_id, execution.workflow_version)
@@ -467,7 +477,7 @@ class _RunServices:
             raise NodeFailure(f"workflow {workflow_id} cannot run: {refused}") from None
         if not wait:
             return items
-        ended = await self._run.engine.run(child.aggregate.id)
+        ended = await self._run.engine.run(child.aggregate)
         if ended.status is not ExecutionStatus.SUCCESS:
             raise NodeFailure(
                 f"sub-workflow execution {ended.id} ended {ended.status}: {ended.error_message}",

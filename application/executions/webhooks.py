@@ -3,8 +3,9 @@
 `/webhook/{path}` reaches the webhook triggers of active workflows, running their published
 version; `/webhook-test/{path}` reaches the latest draft of a workflow whose editor asked it to
 listen (`listen`), for one request within `LISTEN_SECONDS`. Routes are looked up in the
-workflow_trigger read model, then confirmed against the event store (a workflow deactivated a
-moment ago no longer answers, even if the read model has not caught up).
+workflow_trigger read model (kept in memory, see application/workflows/webhook_routes.py), then
+confirmed against the event store (a workflow deactivated a moment ago no longer answers, even if
+the read model, or the copy of it in memory, has not caught up).
 
 The run is the workflow owner's (the trigger acts for them), in mode `webhook`, with one item
 `{method, path, headers, query, body, params}`. Headers that carry secrets (Authorization, Cookie,
@@ -14,7 +15,9 @@ client address, request id and whether it was a test call, so no secret reaches 
 The Queued event is saved before anything is answered, so a 2xx means the run was recorded. The
 answer follows the trigger's `responseMode`: `immediately` 202 with the execution id;
 `lastNode` the run's output items once it ends; `respondNode` what a respond_to_webhook node
-chose. Waiting is bounded (`wait_seconds`).
+chose. Waiting is bounded (`wait_seconds`). When this process runs a worker with a free slot,
+the run skips the queue and runs here at once (`Worker.start_here`), and a lastNode answer comes
+from the run's own aggregate, with no read of its events.
 
 Calls are counted per webhook path (all senders and methods together) against the workflow's
 `settings.webhookRateLimit`, else the installation's `default_limit`, else not at all; the
@@ -23,6 +26,7 @@ count comes first, so a flood is refused before its authentication costs anythin
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -31,12 +35,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
+from anyio import to_thread
 
 from application.caller import Caller
 from application.errors import Conflict, NotFound
 from application.executions.commands import ExecutionService
 from application.executions.webhook_auth import Signed, WebhookAuth
 from application.executions.webhook_state import TestListeners
+from application.executions.worker import Worker
 from application.ratelimit import Limit, Verdict
 from application.workflows.cache import WorkflowHead
 from application.workflows.commands import WorkflowService
@@ -149,6 +155,10 @@ class Accepted:
     response_mode: str
     limited: Verdict | None = None
     """How the call was counted, when a rate limit applies to its path."""
+    submitted: bool = True
+    """Whether the run went to the queue; if not, `answer` runs it in this process's worker."""
+    definition: dict[str, Any] | None = None
+    """The definition the run executes (for a run started here)."""
 
 
 @dataclass(frozen=True)
@@ -192,6 +202,8 @@ class WebhookService:
     wait_seconds: float = 30.0
     default_limit: Limit | None = None
     """Calls allowed per webhook path unless a workflow sets its own (A2N_RATE_LIMITS)."""
+    worker: Worker | None = None
+    """This process's worker, if it runs one: a run it has room for skips the queue."""
 
     # -- listening ------------------------------------------------------------------------------
 
@@ -262,6 +274,7 @@ class WebhookService:
             ip=call.client_ip,
             user_agent=call.user_agent,
         )
+        submit = self.worker is None or not self.worker.has_room()
         queued = self.executions.start(
             owner,
             target.workflow_id,
@@ -271,20 +284,31 @@ class WebhookService:
             trigger=(target.route.node_id, scope),
             trigger_data=trigger_data,
             runnable=target.runnable,
+            submit=submit,
         )
         response_mode = str(target.config.get("responseMode", "immediately"))
-        return Accepted(queued.aggregate, response_mode, limited)
+        definition = target.runnable.definition
+        return Accepted(queued.aggregate, response_mode, limited, submit, definition)
 
     async def answer(self, accepted: Accepted) -> WebhookAnswer:
-        """The answer the trigger's response mode asks for, once the run gave it."""
+        """The answer the trigger's response mode asks for, once the run gave it. A run this
+        process runs itself answers lastNode from the run's own aggregate, not read again."""
         execution_id = accepted.execution.id
+        running = None if accepted.submitted else await self._run_here(accepted)
         if accepted.response_mode == "immediately":
             return WebhookAnswer(202, {"executionId": execution_id}, execution_id)
         respond = accepted.response_mode == "respondNode"
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.wait_seconds
+        current: Execution | str = accepted.execution if running is None else execution_id
+        if running is not None and not respond:
+            await asyncio.wait({running}, timeout=self.wait_seconds)
+            if running.done() and not running.cancelled():
+                current = running.result()
         execution = await self.executions.wait_until(
-            accepted.execution,
+            current,
             lambda e: e.is_final or (respond and e.response is not None),
-            self.wait_seconds,
+            max(0.0, deadline - loop.time()),
         )
         if respond and execution.response is not None:
             return _responded(execution)
@@ -297,6 +321,17 @@ class WebhookService:
                 execution_id, "the workflow run ended without a respond_to_webhook answer"
             )
         return WebhookAnswer(200, execution.output_items, execution_id)
+
+    async def _run_here(self, accepted: Accepted) -> asyncio.Task[Execution] | None:
+        """Start the run in this process's worker; to the queue instead once the worker
+        stopped (None then)."""
+        execution = accepted.execution
+        running = None
+        if self.worker is not None:
+            running = self.worker.start_here(execution, accepted.definition)
+        if running is None:
+            await to_thread.run_sync(self.executions.queue.submit, execution.id, execution.priority)
+        return running
 
     def _limit_of(self, target: _Target) -> Limit | None:
         """The workflow's own limit on its webhook paths, else the installation's default."""

@@ -2,24 +2,56 @@
 
 A delivery is run only under the execution's lease: a duplicate delivery of a run another live
 worker holds is dropped, and a run whose worker died (its lease ran out) is resumed here.
+
+A run queued by this very process (a webhook call) may skip the queue: `start_here` runs it in a
+free slot at once, from the aggregate just saved, so it is neither handed over through the queue
+nor read back from the event store. It holds the lease like any other run; if the process dies
+mid-run, the reconciler finds it unleased and queues it again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+from typing import Any
 
 import structlog
 
 from application.executions.engine import Engine
 from application.executions.leases import Leases
 from application.executions.queue import Delivery, ExecutionQueue
+from domain.executions.execution import Execution
 
 log = structlog.get_logger(__name__)
 
 RECEIVE_TIMEOUT = 1.0
 RECEIVE_RETRY_SECONDS = 0.5
 """Pause after the queue failed to answer, before asking again."""
+
+
+class Slots:
+    """A worker's run slots: a semaphore on the worker's loop whose count of free slots other
+    threads may read (`Worker.has_room`), unlike asyncio's own."""
+
+    def __init__(self, count: int) -> None:
+        self._semaphore = asyncio.Semaphore(count)
+        self.free = count
+
+    async def acquire(self) -> None:
+        await self._semaphore.acquire()
+        self.free -= 1
+
+    async def acquire_now(self) -> bool:
+        """Take a slot if one is free without waiting (none waits for one); False otherwise."""
+        if self._semaphore.locked():
+            return False
+        await self.acquire()  # does not wait: the semaphore is not locked
+        return True
+
+    def release(self) -> None:
+        self.free += 1
+        self._semaphore.release()
 
 
 class Worker:
@@ -37,26 +69,45 @@ class Worker:
         self.leases = leases
         self.concurrency = concurrency
         self.keep_alive_seconds = keep_alive_seconds
-        self._running: set[asyncio.Task[None]] = set()
+        self._running: set[asyncio.Task[Any]] = set()
+        self._slots: Slots | None = None
+        """The run slots, while `run` goes on (None before it starts and once it ended)."""
 
     @property
     def busy(self) -> int:
         """Runs under way now."""
         return len(self._running)
 
+    def has_room(self) -> bool:
+        """Whether a slot is free now (a hint, from any thread: `start_here` may still wait)."""
+        slots = self._slots
+        return slots is not None and slots.free > 0
+
+    def start_here(
+        self, execution: Execution, definition: dict[str, Any] | None = None
+    ) -> asyncio.Task[Execution] | None:
+        """Run `execution`, queued by this process and not submitted, in the next free slot
+        (on the worker's loop), with its version's `definition` when the caller has it; the
+        task ends with the run as it ended here. None once the worker stopped: submit it to
+        the queue then."""
+        slots = self._slots
+        if slots is None:
+            return None
+        task = asyncio.create_task(self._run_here(execution, definition, slots))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+        return task
+
     async def run(self, stop: asyncio.Event) -> None:
         """Run executions until `stop` is set; then let the ones under way finish their round
         (they are cancelled, and the queue hands them to another worker later)."""
-        slots = asyncio.Semaphore(self.concurrency)
+        slots = self._slots = Slots(self.concurrency)
         try:
             while not stop.is_set():
                 await slots.acquire()
                 try:
-                    # As many as the slots no run holds, in one ask (`busy` may still count
-                    # a run that just gave its slot back, never one too few).
-                    deliveries = await self.queue.receive(
-                        RECEIVE_TIMEOUT, most=max(1, self.concurrency - self.busy)
-                    )
+                    # As many as there are free slots (this one too), in one ask.
+                    deliveries = await self.queue.receive(RECEIVE_TIMEOUT, most=slots.free + 1)
                 except Exception as exc:
                     # A queue that cannot answer now (Redis slow or restarting) must not end
                     # the worker: every later run would wait in the queue for good.
@@ -68,49 +119,86 @@ class Worker:
                     slots.release()
                     continue
                 for taken, delivery in enumerate(deliveries):
-                    if taken:
-                        await slots.acquire()  # free: `most` counted only free slots
+                    if taken and not await slots.acquire_now():
+                        # Runs started here took the slots meanwhile: while this one waits
+                        # for a slot its lease may run out, so it takes it again then.
+                        delivery = dataclasses.replace(delivery, leased=False)
+                        await slots.acquire()
                     task = asyncio.create_task(self._run_one(delivery, slots))
                     self._running.add(task)
                     task.add_done_callback(self._running.discard)
         finally:
+            self._slots = None
             for task in list(self._running):
                 task.cancel()
             if self._running:
                 await asyncio.gather(*self._running, return_exceptions=True)
 
-    async def _run_one(self, delivery: Delivery, slots: asyncio.Semaphore) -> None:
-        execution_id, me = delivery.execution_id, self.engine.worker_id
+    async def _run_one(self, delivery: Delivery, slots: Slots) -> None:
         try:
-            if not delivery.leased and not await self.leases.acquire(execution_id, me):
-                await self.queue.ack(delivery)  # a live worker runs it already
-                return
-            alive = asyncio.create_task(self._keep_alive(delivery))
-            released = False
-            try:
-                await self.engine.run(execution_id)
-                await self.queue.ack(delivery)
-                released = delivery.leased  # the ack gave the lease back
-            finally:
-                alive.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await alive
-                if not released:
-                    await self.leases.release(execution_id, me)
+            # Not ours (a live worker runs it already), or run to its end: forget the delivery.
+            await self._leased(delivery.execution_id, delivery)
+            await self.queue.ack(delivery)
         except asyncio.CancelledError:
             raise
         except Exception:
             # Not acknowledged: the queue hands it out again after the lease time.
-            log.exception("execution.crashed", execution_id=execution_id)
+            log.exception("execution.crashed", execution_id=delivery.execution_id)
         finally:
             slots.release()
 
-    async def _keep_alive(self, delivery: Delivery) -> None:
+    async def _run_here(
+        self, execution: Execution, definition: dict[str, Any] | None, slots: Slots
+    ) -> Execution:
+        """The run as it ended here; as it was given when another worker holds it or the run
+        crashed (left unleased, the reconciler queues it again)."""
+        await slots.acquire()
+        try:
+            ran = await self._leased(execution, None, definition)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("execution.crashed", execution_id=execution.id)
+            return execution
+        finally:
+            slots.release()
+        return execution if ran is None else ran
+
+    async def _leased(
+        self,
+        execution: Execution | str,
+        delivery: Delivery | None,
+        definition: dict[str, Any] | None = None,
+    ) -> Execution | None:
+        """Run `execution` under its lease, renewed (and the delivery kept) while it runs; None
+        when another live worker holds the lease. A delivery may come leased (the Redis queue
+        takes the lease as it hands the run over); the ack that follows a run to its end gives
+        that lease back."""
+        execution_id = execution if isinstance(execution, str) else execution.id
+        me = self.engine.worker_id
+        leased = delivery is not None and delivery.leased
+        if not leased and not await self.leases.acquire(execution_id, me):
+            return None
+        alive = asyncio.create_task(self._keep_alive(execution_id, delivery))
+        ended = False
+        try:
+            ran = await self.engine.run(execution, definition)
+            ended = True
+            return ran
+        finally:
+            alive.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await alive
+            if not (leased and ended):
+                await self.leases.release(execution_id, me)
+
+    async def _keep_alive(self, execution_id: str, delivery: Delivery | None) -> None:
         while True:
             await asyncio.sleep(self.keep_alive_seconds)
-            if not await self.leases.renew(delivery.execution_id, self.engine.worker_id):
-                log.warning("execution.lease_lost", execution_id=delivery.execution_id)
-            await self.queue.keep_alive(delivery)
+            if not await self.leases.renew(execution_id, self.engine.worker_id):
+                log.warning("execution.lease_lost", execution_id=execution_id)
+            if delivery is not None:
+                await self.queue.keep_alive(delivery)
 
 
 async def _pause(stop: asyncio.Event, seconds: float) -> None:

@@ -14,13 +14,21 @@ from the event store cannot restore it. This way the event store stays the only 
 rule costs route-changing commands a lock and the projector's lag (milliseconds when it is idle);
 when the projector falls behind by more than `catch_up_timeout`, they are refused (503) rather
 than let through unchecked.
+
+Webhook calls find their routes in memory: every active route, read in one query and kept while
+the workflows projector announces no batch (`fresh`: the announcement count it was read at,
+application/positions.py). Announcements reach that count before any waiter for the projector's
+position wakes, so a call made once the read model shows an activation finds its route, as when
+each call read the table. While the LISTEN connection is down, each call reads the table again.
+Routes the table still holds after a deactivation or a path change are harmless: the webhook
+service confirms every route against the workflow's events before it runs anything.
 """
 
 from __future__ import annotations
 
 import time
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +50,8 @@ POLL_SECONDS = 0.01
 
 Check = Callable[[str, Sequence[WebhookRoute]], None]
 """(workflow id, the routes it would answer) -> None, or Conflict naming who answers one."""
+Freshness = Callable[[], Hashable | None]
+"""A tag that changes whenever workflow_trigger may have changed; None: it cannot be told."""
 
 
 class RoutesBusy(Exception):
@@ -60,16 +70,41 @@ class ActiveRoute:
 
 
 class WebhookRouteTable:
-    """Reads of the active webhook triggers, and the lock that keeps them unique."""
+    """Reads of the active webhook triggers, and the lock that keeps them unique.
 
-    def __init__(self, pool: ConnectionPool[Any], *, catch_up_timeout: float = 5.0) -> None:
+    With `fresh`, the routes are kept in memory while its tag stays the same (module doc);
+    `loads` counts the reads of the table made for calls (approximately, under threads)."""
+
+    def __init__(
+        self,
+        pool: ConnectionPool[Any],
+        *,
+        catch_up_timeout: float = 5.0,
+        fresh: Freshness | None = None,
+    ) -> None:
         self.pool = pool
         self.catch_up_timeout = catch_up_timeout
+        self.fresh = fresh
+        self.loads = 0
+        self._kept: tuple[Hashable, dict[str, list[ActiveRoute]]] | None = None
 
     def starting_with(self, first: str) -> list[ActiveRoute]:
         """The active webhook triggers whose path begins with the segment `first`."""
-        with self.pool.connection() as conn:
-            return _active_routes(conn, first)
+        tag = self.fresh() if self.fresh is not None else None
+        if tag is None:
+            # Forgotten, so that nothing kept before an outage of LISTEN is served after it.
+            self._kept = None
+            self.loads += 1
+            with self.pool.connection() as conn:
+                return _active_routes(conn, first)
+        kept = self._kept
+        if kept is None or kept[0] != tag:
+            # Tagged before the read: a batch committed meanwhile only retires it sooner.
+            self.loads += 1
+            with self.pool.connection() as conn:
+                kept = (tag, _by_first_segment(_active_routes(conn, None)))
+            self._kept = kept
+        return kept[1].get(first, [])
 
     @contextmanager
     def exclusive(self, app: WorkflowsApp) -> Iterator[Check]:
@@ -105,19 +140,32 @@ def _position(conn: Connection[Any]) -> int:
     return int(row[0]) if row is not None else 0
 
 
-def _active_routes(conn: Connection[Any], first: str) -> list[ActiveRoute]:
+_ACTIVE = (
+    "SELECT workflow_id, node_id, webhook_path, webhook_methods FROM workflow_trigger "
+    "WHERE type = 'WEBHOOK' AND is_active {} ORDER BY created_at, workflow_id, node_id"
+)
+
+
+def _active_routes(conn: Connection[Any], first: str | None) -> list[ActiveRoute]:
+    """Those whose path's first segment is `first`; every one with None."""
     with conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute(
-            "SELECT workflow_id, node_id, webhook_path, webhook_methods FROM workflow_trigger "
-            "WHERE type = 'WEBHOOK' AND is_active AND split_part(webhook_path, '/', 1) = %s "
-            "ORDER BY created_at, workflow_id, node_id",
-            (first,),
-        ).fetchall()
+        if first is None:
+            rows = cur.execute(_ACTIVE.format("")).fetchall()
+        else:
+            where = "AND split_part(webhook_path, '/', 1) = %s"
+            rows = cur.execute(_ACTIVE.format(where), (first,)).fetchall()
     return [
         ActiveRoute(row["workflow_id"], row["node_id"], path, tuple(row["webhook_methods"]))
         for row in rows
         if (path := WebhookPath.parse(row["webhook_path"])) is not None
     ]
+
+
+def _by_first_segment(routes: list[ActiveRoute]) -> dict[str, list[ActiveRoute]]:
+    grouped: dict[str, list[ActiveRoute]] = {}
+    for route in routes:  # in the table's order, which `resolve` breaks ties by
+        grouped.setdefault(route.path.first, []).append(route)
+    return grouped
 
 
 def _refuse_taken(conn: Connection[Any], workflow_id: str, routes: Sequence[WebhookRoute]) -> None:

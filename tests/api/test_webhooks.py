@@ -148,6 +148,30 @@ def test_last_node_mode_answers_the_runs_output_items(client: Client, user: Acco
     assert (item["body"], item["seen"]) == ([1, 2], True)
 
 
+def test_a_call_runs_in_this_process_when_its_worker_has_room_else_through_the_queue(
+    client: Client, user: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queue = client.app.state.services.executions.queue
+    submitted: list[str] = []
+    submit = queue.submit
+    monkeypatch.setattr(
+        queue, "submit", lambda run, priority: (submitted.append(run), submit(run, priority))[1]
+    )
+    path = unique_path()
+    definition = hooked(path, SEEN, method="POST", responseMode="lastNode")
+    workflow_id = activated(client, user, definition)
+    here = client.post(f"/webhook/{path}", json={"n": 1})
+    monkeypatch.setattr(webhooks(client).worker, "has_room", lambda: False)
+    queued = client.post(f"/webhook/{path}", json={"n": 2})
+    for response, n in [(here, 1), (queued, 2)]:
+        assert response.status_code == 200, response.text
+        assert [(item["body"], item["seen"]) for item in response.json()] == [({"n": n}, True)]
+    head = client.app.state.services.executions.app.head_position()
+    runs = read(client, user, "/executions", head, workflowId=workflow_id)["items"]
+    by_input = {ended(client, run["id"]).input_items[0]["body"]["n"]: run["id"] for run in runs}
+    assert [run for run in submitted if run in by_input.values()] == [by_input[2]]
+
+
 def test_last_node_mode_answers_500_with_the_execution_when_the_run_fails(
     client: Client, user: Account
 ) -> None:

@@ -511,3 +511,57 @@ def test_a_run_that_cannot_start_ends_failed_with_the_reason(rig: Rig) -> None:
         == "the run cannot start: the workflow has no node 'ghost' to start from"
     )
     assert rig.events(ghost.id) == ["Queued", "Started", "Failed"]
+
+
+def test_a_run_started_here_runs_at_once_without_the_queue(rig: Rig) -> None:
+    workflow_id = rig.workflow(chain("a", "b"))
+    queued = rig.executions.start(OWNER, workflow_id, [{"i": 1}], submit=False).aggregate
+    leases = MemoryLeases()
+
+    async def work() -> Execution:
+        stop = asyncio.Event()
+        worker = Worker(rig.make_engine("w"), rig.queue, leases, concurrency=2)
+        running = asyncio.create_task(worker.run(stop))
+        await asyncio.sleep(0)  # the worker's loop has started and made its slots
+        task = worker.start_here(queued)
+        assert task is not None
+        ended = await task
+        assert await rig.queue.depth() == 0
+        stop.set()
+        await running
+        return ended
+
+    ended = asyncio.run(work())
+    assert ended.status is ExecutionStatus.SUCCESS
+    assert ended.output_items == [{"i": 1, "m": True, "a": True, "b": True}]
+    assert rig.executions.get(OWNER, queued.id).status is ExecutionStatus.SUCCESS
+    assert asyncio.run(leases.held([queued.id])) == set()  # given back once the run ended
+
+
+def test_a_worker_has_room_only_while_a_slot_is_free_and_runs_nothing_here_once_stopped(
+    rig: Rig,
+) -> None:
+    rig.behaviour.hang.add("a")
+    workflow_id = rig.workflow(chain("a"))
+    hanging = rig.executions.start(OWNER, workflow_id, [{"i": 1}], submit=False).aggregate.id
+    later = rig.executions.start(OWNER, workflow_id, [{"i": 2}], submit=False).aggregate
+
+    async def work() -> tuple[bool, bool, bool]:
+        stop = asyncio.Event()
+        # Two slots: one waits on the queue, the other takes the hanging run.
+        worker = Worker(rig.make_engine("w"), rig.queue, MemoryLeases(), concurrency=2)
+        before = worker.has_room()
+        running = asyncio.create_task(worker.run(stop))
+        await asyncio.sleep(0)
+        idle = worker.has_room()
+        rig.queue.submit(hanging, 0)
+        await rig.executions.wait_until(hanging, lambda e: e.status is ExecutionStatus.RUNNING, 10)
+        busy = worker.has_room()
+        stop.set()
+        await running
+        assert worker.start_here(later) is None
+        return before, idle, busy
+
+    before, idle, busy = asyncio.run(work())
+    assert (before, busy) == (False, False)
+    assert idle is True

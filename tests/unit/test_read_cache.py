@@ -22,6 +22,9 @@ class Announcements:
     epoch: int = 0
     notices: dict[Reader, int] = field(default_factory=dict)
 
+    tag = ProjectionPositions.tag
+    """The cache's tag, computed as ProjectionPositions computes it from these."""
+
     def announce(self, reader: Reader) -> None:
         self.notices[reader] = self.notices.get(reader, 0) + 1
 
