@@ -483,6 +483,57 @@ def test_the_worker_runs_leased_deliveries_of_the_redis_queue_and_gives_each_lea
     assert all(rig.events(i).count("Started") == 1 for i in ids)
 
 
+def test_a_delivery_that_waited_for_a_slot_runs_only_if_its_lease_is_still_its_own(
+    rig: Rig, redis_url: str
+) -> None:
+    """The worker asked for two runs while it had two free slots; a run started here took one
+    meanwhile. The second run waits for a slot past its lease, another worker takes the lease:
+    once a slot frees, the run is not run here."""
+    rig.behaviour.hang.add("h")
+    hanging, other = rig.workflow(chain("h")), rig.workflow(chain("a"))
+    here = rig.executions.start(OWNER, hanging, [{}], submit=False).aggregate
+    first = rig.executions.start(OWNER, hanging, [{}], submit=False).aggregate.id
+    second = rig.executions.start(OWNER, other, [{}], submit=False).aggregate.id
+    prefix = f"a2n:test-{uuid.uuid4().hex[:12]}:"
+
+    async def work() -> tuple[bool, set[str]]:
+        client = aioredis.from_url(redis_url)
+        sync_client = redis.Redis.from_url(redis_url)
+        leases = RedisLeases(client, prefix=prefix, seconds=1)
+        queue = RedisStreamQueue(sync_client, client, leases, prefix=prefix, consumer="w")
+        try:
+            stop = asyncio.Event()
+            worker = Worker(rig.make_engine("w"), queue, leases, concurrency=2)
+            running = asyncio.create_task(worker.run(stop))
+            await asyncio.sleep(0.3)  # waiting for work, for two runs
+            started_here = worker.start_here(here)
+            assert started_here is not None
+            await asyncio.sleep(0.1)  # it took a slot
+            queue.submit(first, 0)
+            queue.submit(second, 0)
+            deadline = asyncio.get_running_loop().time() + 5
+            while await leases.held([first, second]) != {first, second}:
+                assert asyncio.get_running_loop().time() < deadline
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(1.3)  # the waiting run's lease ran out
+            thief = RedisLeases(client, prefix=prefix)  # a worker elsewhere, 30 s leases
+            stolen = await thief.acquire(second, "thief")
+            started_here.cancel()  # a slot frees
+            await asyncio.sleep(0.5)
+            stop.set()
+            await running
+            return stolen, await leases.held([second])
+        finally:
+            for key in sync_client.scan_iter(f"{prefix}*"):
+                sync_client.delete(key)
+            await client.aclose()
+            sync_client.close()
+
+    assert asyncio.run(work()) == (True, {second})  # still the thief's
+    assert rig.executions.get(OWNER, second).status is ExecutionStatus.QUEUED
+    assert rig.behaviour.calls.get("a") is None
+
+
 def test_a_draft_runs_only_as_a_test_run(rig: Rig) -> None:
     made = rig.workflows.create(OWNER, name="draft", definition=chain("a"))
     with pytest.raises(Exception, match="no published version"):
