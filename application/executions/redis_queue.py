@@ -104,14 +104,14 @@ class RedisStreamQueue:
         *,
         prefix: str,
         consumer: str,
-        abandoned_after: int | None = None,
     ) -> None:
         self.sync_client = sync_client
         self.client = client
         self.leases = leases
         self.streams = [f"{prefix}executions:{band}" for band in BANDS]
         self.consumer = consumer
-        self.abandoned_ms = (abandoned_after or leases.seconds) * 1000
+        self.abandoned_ms = leases.seconds * 1000
+        """An entry pending this long belongs to a worker that died: its lease ran out."""
         self._take = client.register_script(_TAKE)
         self._ack = client.register_script(_ACK)
         self._groups_ready = False
