@@ -27,9 +27,17 @@ class ExecutionsApp(EventStoreApp):
 
     def record(self, meta: EventMetadata, *aggregates: Aggregate) -> int:
         """Save, then announce each execution that moved on (the engine's checkpoints, cancels,
-        new runs) to whoever watches it: live streams, callers waiting for its end."""
-        moved = [aggregate for aggregate in aggregates if aggregate.pending_events]
+        new runs) to whoever watches it: live streams, callers waiting for its end. A new run's
+        first save is announced in this process only: no other process can be watching a run
+        it has not seen yet (a watcher reads the run after it begins watching, and the run's
+        later saves reach every process)."""
+        moved = [
+            (aggregate, aggregate.pending_events[0].originator_version == 1)
+            for aggregate in aggregates
+            if aggregate.pending_events
+        ]
         position = super().record(meta, *aggregates)
-        for aggregate in moved:
-            self.progress.announce(aggregate.id, aggregate.version)
+        for aggregate, new in moved:
+            progress = self.progress.hub if new else self.progress
+            progress.announce(aggregate.id, aggregate.version)
         return position

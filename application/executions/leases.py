@@ -110,26 +110,27 @@ class RedisLeases:
         self.prefix = prefix
         self.seconds = seconds
 
-    def _key(self, execution_id: str) -> str:
+    def key(self, execution_id: str) -> str:
+        """The lease's key (the queue's scripts take and give back leases with deliveries)."""
         return f"{self.prefix}lease:{execution_id}"
 
     async def acquire(self, execution_id: str, worker_id: str) -> bool:
-        key = self._key(execution_id)
+        key = self.key(execution_id)
         if await self.client.set(key, worker_id, nx=True, ex=self.seconds):
             return True
         return await self.renew(execution_id, worker_id)
 
     async def renew(self, execution_id: str, worker_id: str) -> bool:
         renewed = await cast(
-            "Any", self.client.eval(_RENEW, 1, self._key(execution_id), worker_id, self.seconds)
+            "Any", self.client.eval(_RENEW, 1, self.key(execution_id), worker_id, self.seconds)
         )
         return bool(renewed)
 
     async def release(self, execution_id: str, worker_id: str) -> None:
-        await cast("Any", self.client.eval(_RELEASE, 1, self._key(execution_id), worker_id))
+        await cast("Any", self.client.eval(_RELEASE, 1, self.key(execution_id), worker_id))
 
     async def held(self, execution_ids: list[str]) -> set[str]:
         if not execution_ids:
             return set()
-        values = await self.client.mget([self._key(i) for i in execution_ids])
+        values = await self.client.mget([self.key(i) for i in execution_ids])
         return {i for i, value in zip(execution_ids, values, strict=True) if value is not None}

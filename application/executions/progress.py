@@ -97,10 +97,16 @@ class ProgressHub:
                 watch.notice()
 
     def announce(self, execution_id: str, version: int) -> None:
+        """Wake the watches of `execution_id`, unless `version` was announced here already (this
+        process's own save relayed back through Redis): each of them heard of it then, or
+        began watching after it, from it."""
         with self._lock:
-            self._latest[execution_id] = max(version, self._latest.pop(execution_id, 0))
+            known = self._latest.pop(execution_id, 0)
+            self._latest[execution_id] = max(version, known)
             if len(self._latest) > self._remembered:
                 self._latest.popitem(last=False)
+            if version <= known:
+                return
             watches = list(self._watches.get(execution_id, ()))
         for watch in watches:
             with contextlib.suppress(RuntimeError):  # its loop closed: the stream is gone

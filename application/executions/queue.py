@@ -25,24 +25,29 @@ def band_of(priority: int) -> str:
 
 @dataclass(frozen=True)
 class Delivery:
-    """One execution handed to one worker; `token` identifies the hand-over for `ack`."""
+    """One execution handed to one worker; `token` identifies the hand-over for `ack`.
+    `leased`: the queue took the execution's lease for the worker as it handed the run over
+    (and `ack` gives it back), so the worker need not take it itself."""
 
     execution_id: str
     token: str
+    leased: bool = False
 
 
 class ExecutionQueue(Protocol):
     def submit(self, execution_id: str, priority: int) -> None:
         """Ask for `execution_id` to be run; safe from any thread."""
 
-    async def receive(self, timeout: float) -> Delivery | None:
-        """The next execution to run, or None after `timeout` seconds without one."""
+    async def receive(self, timeout: float, most: int = 1) -> list[Delivery]:
+        """The next executions to run, at most `most` (the worker's free slots), or none after
+        `timeout` seconds without one."""
 
     async def keep_alive(self, delivery: Delivery) -> None:
         """Tell the queue the worker still runs `delivery` (it is not handed to another)."""
 
     async def ack(self, delivery: Delivery) -> None:
-        """The execution ended (or is not ours to run): forget the delivery."""
+        """The execution ended (or is not ours to run): forget the delivery, and give back the
+        lease that came with it (if `delivery.leased`)."""
 
     async def depth(self) -> int:
         """Deliveries waiting or being run (for the reconciler and /metrics)."""
@@ -69,22 +74,25 @@ class MemoryQueue:
         if loop is not None and arrived is not None and not loop.is_closed():
             loop.call_soon_threadsafe(arrived.set)
 
-    async def receive(self, timeout: float) -> Delivery | None:
+    async def receive(self, timeout: float, most: int = 1) -> list[Delivery]:
         arrived = self._bind()
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
             with self._lock:
                 if self._heap:
-                    _, order, execution_id = heapq.heappop(self._heap)
-                    return Delivery(execution_id, str(order))
+                    taken: list[Delivery] = []
+                    while self._heap and len(taken) < most:
+                        _, order, execution_id = heapq.heappop(self._heap)
+                        taken.append(Delivery(execution_id, str(order)))
+                    return taken
                 arrived.clear()
             remaining = deadline - asyncio.get_running_loop().time()
             if remaining <= 0:
-                return None
+                return []
             try:
                 await asyncio.wait_for(arrived.wait(), remaining)
             except TimeoutError:
-                return None
+                return []
 
     async def keep_alive(self, delivery: Delivery) -> None:
         """Nothing to do: no other process could take the work."""

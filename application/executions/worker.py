@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from typing import Any
 
 import structlog
@@ -40,6 +41,13 @@ class Slots:
     async def acquire(self) -> None:
         await self._semaphore.acquire()
         self.free -= 1
+
+    async def acquire_now(self) -> bool:
+        """Take a slot if one is free without waiting (none waits for one); False otherwise."""
+        if self._semaphore.locked():
+            return False
+        await self.acquire()  # does not wait: the semaphore is not locked
+        return True
 
     def release(self) -> None:
         self.free += 1
@@ -98,7 +106,8 @@ class Worker:
             while not stop.is_set():
                 await slots.acquire()
                 try:
-                    delivery = await self.queue.receive(RECEIVE_TIMEOUT)
+                    # As many as there are free slots (this one too), in one ask.
+                    deliveries = await self.queue.receive(RECEIVE_TIMEOUT, most=slots.free + 1)
                 except Exception as exc:
                     # A queue that cannot answer now (Redis slow or restarting) must not end
                     # the worker: every later run would wait in the queue for good.
@@ -106,12 +115,18 @@ class Worker:
                     log.warning("worker.receive_failed", error=f"{type(exc).__name__}: {exc}")
                     await _pause(stop, RECEIVE_RETRY_SECONDS)
                     continue
-                if delivery is None:
+                if not deliveries:
                     slots.release()
                     continue
-                task = asyncio.create_task(self._run_one(delivery, slots))
-                self._running.add(task)
-                task.add_done_callback(self._running.discard)
+                for taken, delivery in enumerate(deliveries):
+                    if taken and not await slots.acquire_now():
+                        # Runs started here took the slots meanwhile: while this one waits
+                        # for a slot its lease may run out, so it takes it again then.
+                        delivery = dataclasses.replace(delivery, leased=False)
+                        await slots.acquire()
+                    task = asyncio.create_task(self._run_one(delivery, slots))
+                    self._running.add(task)
+                    task.add_done_callback(self._running.discard)
         finally:
             self._slots = None
             for task in list(self._running):
@@ -156,19 +171,26 @@ class Worker:
         definition: dict[str, Any] | None = None,
     ) -> Execution | None:
         """Run `execution` under its lease, renewed (and the delivery kept) while it runs; None
-        when another live worker holds the lease."""
+        when another live worker holds the lease. A delivery may come leased (the Redis queue
+        takes the lease as it hands the run over); the ack that follows a run to its end gives
+        that lease back."""
         execution_id = execution if isinstance(execution, str) else execution.id
         me = self.engine.worker_id
-        if not await self.leases.acquire(execution_id, me):
+        leased = delivery is not None and delivery.leased
+        if not leased and not await self.leases.acquire(execution_id, me):
             return None
         alive = asyncio.create_task(self._keep_alive(execution_id, delivery))
+        ended = False
         try:
-            return await self.engine.run(execution, definition)
+            ran = await self.engine.run(execution, definition)
+            ended = True
+            return ran
         finally:
             alive.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await alive
-            await self.leases.release(execution_id, me)
+            if not (leased and ended):
+                await self.leases.release(execution_id, me)
 
     async def _keep_alive(self, execution_id: str, delivery: Delivery | None) -> None:
         while True:

@@ -58,9 +58,9 @@ def execution_transport(
     if redis_clients is None:
         return MemoryQueue(), MemoryLeases(), MemoryRoster()
     sync_client, client = redis_clients
-    queue = RedisStreamQueue(sync_client, client, prefix=prefix, consumer=name)
-    roster = RedisRoster(sync_client, key=f"{prefix}workers")
-    return queue, RedisLeases(client, prefix=prefix), roster
+    leases = RedisLeases(client, prefix=prefix)
+    queue = RedisStreamQueue(sync_client, client, leases, prefix=prefix, consumer=name)
+    return queue, leases, RedisRoster(sync_client, key=f"{prefix}workers")
 
 
 def engine_limits(settings: Settings) -> EngineLimits:

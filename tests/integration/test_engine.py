@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -17,13 +18,15 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
+import redis.asyncio as aioredis
 
 from application.caller import Caller
 from application.eventstore import EventMetadata, event_store_env
 from application.executions.app import ExecutionsApp
 from application.executions.commands import ExecutionService
 from application.executions.engine import Engine, EngineLimits, WorkerServices
-from application.executions.leases import MemoryLeases
+from application.executions.leases import MemoryLeases, RedisLeases
 from application.executions.nodes.base import (
     NodeCall,
     NodeFailure,
@@ -33,6 +36,7 @@ from application.executions.nodes.base import (
 )
 from application.executions.progress import ProgressHub
 from application.executions.queue import MemoryQueue
+from application.executions.redis_queue import RedisStreamQueue
 from application.executions.worker import Worker
 from application.workflows.app import WorkflowsApp
 from application.workflows.commands import WorkflowService
@@ -415,11 +419,11 @@ class FailingFirst:
     def __init__(self, queue: Any, failures: int) -> None:
         self.queue, self.failures = queue, failures
 
-    async def receive(self, timeout: float) -> Any:
+    async def receive(self, timeout: float, most: int = 1) -> Any:
         if self.failures > 0:
             self.failures -= 1
             raise TimeoutError("Timeout reading from 127.0.0.1:6379")
-        return await self.queue.receive(timeout)
+        return await self.queue.receive(timeout, most)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.queue, name)
@@ -441,6 +445,93 @@ def test_the_worker_outlives_a_queue_that_fails_to_answer(rig: Rig) -> None:
     asyncio.run(work())
     assert queue.failures == 0
     assert rig.executions.get(OWNER, execution_id).status is ExecutionStatus.SUCCESS
+
+
+def test_the_worker_runs_leased_deliveries_of_the_redis_queue_and_gives_each_lease_back(
+    rig: Rig, redis_url: str
+) -> None:
+    """Runs taken several at a time with their leases, each run once and acknowledged with its
+    lease given back; a second delivery of a run (submitted twice) does not run it again."""
+    workflow_id = rig.workflow(chain("a"))
+    ids = [rig.executions.start(OWNER, workflow_id, [{"i": i}]).aggregate.id for i in range(5)]
+    prefix = f"a2n:test-{uuid.uuid4().hex[:12]}:"
+
+    async def work() -> tuple[set[str], int]:
+        client = aioredis.from_url(redis_url)
+        sync_client = redis.Redis.from_url(redis_url)
+        leases = RedisLeases(client, prefix=prefix)
+        queue = RedisStreamQueue(sync_client, client, leases, prefix=prefix, consumer="w")
+        try:
+            for execution_id in [*ids, ids[0]]:
+                queue.submit(execution_id, 0)
+            stop = asyncio.Event()
+            worker = Worker(rig.make_engine("w"), queue, leases, concurrency=3)
+            running = asyncio.create_task(worker.run(stop))
+            for execution_id in ids:
+                await rig.executions.wait_for_end(execution_id, 10)
+            stop.set()
+            await running
+            return await leases.held(ids), await queue.depth()
+        finally:
+            for key in sync_client.scan_iter(f"{prefix}*"):
+                sync_client.delete(key)
+            await client.aclose()
+            sync_client.close()
+
+    assert asyncio.run(work()) == (set(), 0)
+    assert [rig.executions.get(OWNER, i).status for i in ids] == [ExecutionStatus.SUCCESS] * 5
+    assert all(rig.events(i).count("Started") == 1 for i in ids)
+
+
+def test_a_delivery_that_waited_for_a_slot_runs_only_if_its_lease_is_still_its_own(
+    rig: Rig, redis_url: str
+) -> None:
+    """The worker asked for two runs while it had two free slots; a run started here took one
+    meanwhile. The second run waits for a slot past its lease, another worker takes the lease:
+    once a slot frees, the run is not run here."""
+    rig.behaviour.hang.add("h")
+    hanging, other = rig.workflow(chain("h")), rig.workflow(chain("a"))
+    here = rig.executions.start(OWNER, hanging, [{}], submit=False).aggregate
+    first = rig.executions.start(OWNER, hanging, [{}], submit=False).aggregate.id
+    second = rig.executions.start(OWNER, other, [{}], submit=False).aggregate.id
+    prefix = f"a2n:test-{uuid.uuid4().hex[:12]}:"
+
+    async def work() -> tuple[bool, set[str]]:
+        client = aioredis.from_url(redis_url)
+        sync_client = redis.Redis.from_url(redis_url)
+        leases = RedisLeases(client, prefix=prefix, seconds=1)
+        queue = RedisStreamQueue(sync_client, client, leases, prefix=prefix, consumer="w")
+        try:
+            stop = asyncio.Event()
+            worker = Worker(rig.make_engine("w"), queue, leases, concurrency=2)
+            running = asyncio.create_task(worker.run(stop))
+            await asyncio.sleep(0.3)  # waiting for work, for two runs
+            started_here = worker.start_here(here)
+            assert started_here is not None
+            await asyncio.sleep(0.1)  # it took a slot
+            queue.submit(first, 0)
+            queue.submit(second, 0)
+            deadline = asyncio.get_running_loop().time() + 5
+            while await leases.held([first, second]) != {first, second}:
+                assert asyncio.get_running_loop().time() < deadline
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(1.3)  # the waiting run's lease ran out
+            thief = RedisLeases(client, prefix=prefix)  # a worker elsewhere, 30 s leases
+            stolen = await thief.acquire(second, "thief")
+            started_here.cancel()  # a slot frees
+            await asyncio.sleep(0.5)
+            stop.set()
+            await running
+            return stolen, await leases.held([second])
+        finally:
+            for key in sync_client.scan_iter(f"{prefix}*"):
+                sync_client.delete(key)
+            await client.aclose()
+            sync_client.close()
+
+    assert asyncio.run(work()) == (True, {second})  # still the thief's
+    assert rig.executions.get(OWNER, second).status is ExecutionStatus.QUEUED
+    assert rig.behaviour.calls.get("a") is None
 
 
 def test_a_draft_runs_only_as_a_test_run(rig: Rig) -> None:

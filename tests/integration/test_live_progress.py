@@ -218,3 +218,77 @@ def test_a_watch_begun_after_a_save_was_announced_starts_from_its_version() -> N
 
     assert asyncio.run(latest("run-3")) == 4
     assert asyncio.run(latest("run-1")) == 0  # forgotten: the oldest beyond `remembered`
+
+
+def test_a_run_made_in_one_process_and_run_in_another_wakes_its_waiter_through_redis(
+    database_url: str, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`a2n serve` saves a new run and waits for its end; `a2n work` runs it. The run's first
+    save is not published (no other process can watch a run it has not seen), the worker's
+    saves are, and they wake the waiter in the other process (with no polling to fall back on)."""
+    monkeypatch.setattr(commands, "WAIT_POLL_SECONDS", 3600)
+    channel = f"a2n:test:{uuid.uuid4().hex}:execution-progress"
+    sync_client = redis.Redis.from_url(redis_url)
+    serve_hub, work_hub = ProgressHub(), ProgressHub()
+    sides = [RedisProgress(sync_client, channel, hub) for hub in (serve_hub, work_hub)]
+    serve_app, work_app = (
+        ExecutionsApp(env=event_store_env(database_url, pool_size=1), progress=side)
+        for side in sides
+    )
+    workflows_app = WorkflowsApp(env=event_store_env(database_url, pool_size=1))
+    service = ExecutionService(serve_app, WorkflowService(workflows_app), MemoryQueue())
+    published = sync_client.pubsub(ignore_subscribe_messages=True)
+    published.subscribe(channel)
+
+    async def scenario() -> tuple[Execution, int, int]:
+        clients = [aioredis.from_url(redis_url) for _ in range(2)]
+        stop = asyncio.Event()
+        relays = [
+            asyncio.create_task(side.relay(client, stop))
+            for side, client in zip(sides, clients, strict=True)
+        ]
+        await _until(lambda: sync_client.pubsub_numsub(channel)[0][1] == 3)
+        try:
+            queued = await asyncio.to_thread(record_run, serve_app, WORKFLOW, USER, "QUEUED")
+            async with serve_hub.watch(queued.id) as here, work_hub.watch(queued.id) as there:
+                heard = here.latest, there.latest
+            waiting = asyncio.create_task(service.wait_for_end(queued.id, 120))
+            await asyncio.sleep(0.2)
+            await asyncio.to_thread(_record_rest, work_app, queued.id, "SUCCESS")
+            return await asyncio.wait_for(waiting, 30), *heard
+        finally:
+            stop.set()
+            await asyncio.gather(*relays)
+            for client in clients:
+                await client.aclose()
+
+    try:
+        ended, heard_here, heard_there = asyncio.run(scenario())
+        messages = []
+        deadline = time.monotonic() + 1
+        while time.monotonic() < deadline:  # None: nothing, or the subscription's own reply
+            if (message := published.get_message(timeout=0.1)) is not None:
+                messages.append(message["data"].decode())
+    finally:
+        published.close()
+        sync_client.close()
+        for app in (serve_app, work_app, workflows_app):
+            app.close()
+    assert ended.status is ExecutionStatus.SUCCESS
+    assert (heard_here, heard_there) == (1, 0)  # the first save: in its own process only
+    assert messages == [f"{ended.id} {ended.version}"]  # only the worker's save went out
+
+
+def test_a_save_announced_here_and_relayed_back_wakes_no_watcher_twice() -> None:
+    hub = ProgressHub()
+
+    async def scenario() -> tuple[bool, bool, bool]:
+        async with hub.watch("run-1") as watch:
+            hub.announce("run-1", 3)  # this process's save
+            first = await watch.wait(1)
+            hub.announce("run-1", 3)  # the same save, back through Redis
+            echo = await watch.wait(0.1)
+            hub.announce("run-1", 4)  # another process's save
+            return first, echo, await watch.wait(1)
+
+    assert asyncio.run(scenario()) == (True, False, True)
