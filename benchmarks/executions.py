@@ -23,9 +23,12 @@ import asyncio
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
+import httpx
 from event_store import (
     Report,
     catch_up,
@@ -151,8 +154,29 @@ async def in_parallel(
     return seconds
 
 
-def run(args: argparse.Namespace, url: str, report: Report) -> None:
-    env = event_store_env(url, pool_size=args.concurrency + 2)
+@dataclass
+class Bench:
+    """The executions service on a scratch database, with one published workflow to run."""
+
+    executions_app: ExecutionsApp
+    workflows: WorkflowService
+    service: ExecutionService
+    vault: CredentialVault
+    workflow_id: str
+
+    def engine(self, http: httpx.AsyncClient, name: str) -> Engine:
+        """An engine with the built-in nodes, its outbound requests on `http`."""
+        services = WorkerServices(http, RuntimeLimits(), self.service, self.vault)
+        return Engine(
+            self.executions_app, self.workflows.version_definition, RUNTIMES, services, name
+        )
+
+
+@contextmanager
+def bench_service(url: str, definition: dict[str, Any], *, pool_size: int) -> Iterator[Bench]:
+    """`definition` created and published as the bench user's workflow, and the services to run
+    it (the in-process queue; nothing takes runs off it unless a caller does)."""
+    env = event_store_env(url, pool_size=pool_size)
     workflows_app, executions_app = WorkflowsApp(env=env), ExecutionsApp(env=env)
     try:
         workflows = WorkflowService(workflows_app)
@@ -160,18 +184,25 @@ def run(args: argparse.Namespace, url: str, report: Report) -> None:
             CredentialsApp(env=env), CredentialSealer(KeyRing.parse(KeyRing.generate()))
         )
         service = ExecutionService(executions_app, workflows, MemoryQueue())
-        workflow_id = workflows.create(OWNER, name="bench", definition=DEFINITION).aggregate.id
+        workflow_id = workflows.create(OWNER, name="bench", definition=definition).aggregate.id
         workflows.publish_version(OWNER, workflow_id, 1)
+        yield Bench(executions_app, workflows, service, vault, workflow_id)
+    finally:
+        workflows_app.close()
+        executions_app.close()
+
+
+def run(args: argparse.Namespace, url: str, report: Report) -> None:
+    with bench_service(url, DEFINITION, pool_size=args.concurrency + 2) as bench:
+        executions_app, service, workflow_id = (
+            bench.executions_app,
+            bench.service,
+            bench.workflow_id,
+        )
 
         async def measure() -> tuple[list[float], float, int]:
             async with http_client(Egress()) as http:
-                engine = Engine(
-                    executions_app,
-                    workflows.version_definition,
-                    RUNTIMES,
-                    WorkerServices(http, RuntimeLimits(), service, vault),
-                    "bench-worker",
-                )
+                engine = bench.engine(http, "bench-worker")
                 head = executions_app.head_position()
                 sequential = await one_at_a_time(service, engine, workflow_id, args.runs)
                 events_per_run = (executions_app.head_position() - head) / args.runs
@@ -213,9 +244,6 @@ def run(args: argparse.Namespace, url: str, report: Report) -> None:
         report.section("executions projector catching up with every stored event")
         events, seconds = catch_up(url, "executions")
         report.add("events/s", rate(events, seconds))
-    finally:
-        workflows_app.close()
-        executions_app.close()
 
 
 LEGEND = """\

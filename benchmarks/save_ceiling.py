@@ -48,24 +48,17 @@ import psutil
 import psycopg
 from event_store import Report, connect, ms, percentile, print_report, ratio, scratch_database
 from eventsourcing.persistence import StoredEvent
+from executions import OWNER, bench_service
+from webhooks import DEFINITION, PATH
 
 from application.caller import Caller
 from application.connections import Checks
-from application.credentials.app import CredentialsApp
-from application.credentials.sealing import CredentialSealer
-from application.credentials.vault import CredentialVault
-from application.crypto import KeyRing
 from application.egress import Egress
 from application.eventstore import event_store_env, shared_datastore
 from application.executions.app import ExecutionsApp
-from application.executions.commands import ExecutionService
-from application.executions.engine import Engine, WorkerServices
-from application.executions.nodes import RUNTIMES, RuntimeLimits, http_client
-from application.executions.queue import MemoryQueue
+from application.executions.nodes import http_client
 from application.ids import new_id
 from application.recorder import OneTripRecorder
-from application.workflows.app import WorkflowsApp
-from application.workflows.commands import WorkflowService
 from domain.executions.execution import ExecutionMode
 from domain.workflows.triggers import trigger_id
 
@@ -73,24 +66,6 @@ DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 EVENTS_TABLE = "executions_events"
 WRITER_NAME = "a2n-bench-writer"
 WARMUP_RUNS = 20
-OWNER = Caller("0190d6a4-8e4b-7cc3-a7b6-3f1c2d4e5f62", correlation_id="bench")
-DEFINITION: dict[str, Any] = {  # benchmarks/webhooks.py's workflow
-    "nodes": [
-        {
-            "id": "hook",
-            "name": "Webhook",
-            "type": "webhook_trigger",
-            "config": {"path": "bench", "method": "POST", "responseMode": "lastNode"},
-        },
-        {
-            "id": "set",
-            "name": "Set",
-            "type": "set",
-            "config": {"fields": {"seen": True}, "keepOnlySet": True},
-        },
-    ],
-    "connections": [{"source": "hook", "target": "set"}],
-}
 HEADERS = {  # what httpx sends with `post(path, json=body)`
     "host": "127.0.0.1:8000",
     "accept": "*/*",
@@ -180,26 +155,15 @@ def statements(variant: str, partitions: int) -> list[str]:
 
 def real_runs(url: str, count: int) -> list[Template]:
     """`count` webhook runs queued and run by the real service and engine; their stored rows."""
-    env = event_store_env(url, pool_size=3)
-    workflows_app, executions_app = WorkflowsApp(env=env), ExecutionsApp(env=env)
-    try:
-        workflows = WorkflowService(workflows_app)
-        vault = CredentialVault(
-            CredentialsApp(env=env), CredentialSealer(KeyRing.parse(KeyRing.generate()))
-        )
-        service = ExecutionService(executions_app, workflows, MemoryQueue())
-        workflow_id = workflows.create(OWNER, name="bench", definition=DEFINITION).aggregate.id
-        workflows.publish_version(OWNER, workflow_id, 1)
-        runnable = workflows.definition_to_run(OWNER, workflow_id, test=False)
+    with bench_service(url, DEFINITION, pool_size=3) as bench:
+        service, workflow_id = bench.service, bench.workflow_id
+        runnable = bench.workflows.definition_to_run(OWNER, workflow_id, test=False)
         scope = trigger_id(workflow_id, "hook")
 
         async def go() -> list[str]:
             ids = []
             async with http_client(Egress()) as http:
-                services = WorkerServices(http, RuntimeLimits(), service, vault)
-                engine = Engine(
-                    executions_app, workflows.version_definition, RUNTIMES, services, "w"
-                )
+                engine = bench.engine(http, "w")
                 for i in range(count):
                     request = new_id()
                     caller = Caller(
@@ -210,7 +174,7 @@ def real_runs(url: str, count: int) -> list[Template]:
                     )
                     item = {
                         "method": "POST",
-                        "path": "bench",
+                        "path": PATH,
                         "headers": HEADERS,
                         "query": {},
                         "body": {"order": i, "total": 12.5},
@@ -218,7 +182,7 @@ def real_runs(url: str, count: int) -> list[Template]:
                     }
                     data = {
                         "method": "POST",
-                        "path": "bench",
+                        "path": PATH,
                         "ip": "127.0.0.1",
                         "requestId": request,
                         "test": False,
@@ -238,9 +202,6 @@ def real_runs(url: str, count: int) -> list[Template]:
             return ids
 
         ids = asyncio.run(go())
-    finally:
-        workflows_app.close()
-        executions_app.close()
     with connect(url) as conn:
         rows = conn.execute(
             "SELECT originator_id, originator_version, topic, state FROM executions_events "
