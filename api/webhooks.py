@@ -99,7 +99,8 @@ async def webhook_test(request: AnyRequest, path: FromPath[str]) -> Response[Any
 
 
 async def _call(request: AnyRequest, path: str, *, test: bool) -> Response[Any]:
-    service = services(request).webhooks
+    running = services(request)
+    service = running.webhooks
     call = WebhookCall(
         method=request.method,
         path=path.strip("/"),
@@ -116,7 +117,9 @@ async def _call(request: AnyRequest, path: str, *, test: bool) -> Response[Any]:
         test=test,
     )
     try:
-        accepted = await to_thread.run_sync(service.accept, call, partial(_admit, request))
+        accepted = await to_thread.run_sync(
+            service.accept, call, partial(_admit, request), limiter=running.webhook_accepts
+        )
         answered = _answered(await service.answer(accepted))
         if accepted.limited is not None:
             answered.headers.update(rate_limit_headers(accepted.limited))

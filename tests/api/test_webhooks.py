@@ -172,6 +172,25 @@ def test_a_call_runs_in_this_process_when_its_worker_has_room_else_through_the_q
     assert [run for run in submitted if run in by_input.values()] == [by_input[2]]
 
 
+def test_calls_beyond_the_accepting_threads_wait_their_turn_and_are_all_answered(
+    client: Client, user: Account
+) -> None:
+    accepts = client.app.state.services.webhook_accepts
+    path = unique_path()
+    activated(client, user, hooked(path, SEEN, method="POST", responseMode="lastNode"))
+    calls = 4 * int(accepts.total_tokens)
+
+    def call(n: int) -> tuple[int, Any]:
+        response = client.post(f"/webhook/{path}", json={"n": n})
+        return response.status_code, response.json()
+
+    with ThreadPoolExecutor(calls) as pool:
+        answers = list(pool.map(call, range(calls)))
+    assert [status for status, _ in answers] == [200] * calls
+    assert [body[0]["body"]["n"] for _, body in answers] == list(range(calls))
+    assert accepts.borrowed_tokens == 0
+
+
 def test_last_node_mode_answers_500_with_the_execution_when_the_run_fails(
     client: Client, user: Account
 ) -> None:
