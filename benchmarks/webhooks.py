@@ -14,8 +14,10 @@ Systems: `a2n up` on a scratch database `a2n_bench_<random>` with the in-process
 with Redis (`--redis`), then `a2n serve` + `a2n work` + `a2n project run` as three processes
 sharing that Redis (`a2n-split`), then n8n (`--n8n-dir`, installed from npm as
 /work/shared/bench/n8n-anchor.md says; `--install-n8n` does it) with its default SQLite in a
-scratch folder. A system that cannot run here (no npm, no n8n, no Redis) is skipped, saying
-why. Afterwards every A2N run answered 200 must be listed SUCCESS by GET /api/v1/executions.
+scratch folder. Not run unless named in `--only`: `a2n-project`, `a2n serve` (its own worker,
+in-process queue) + `a2n project run`, the projectors in a process of their own. A system that
+cannot run here (no npm, no n8n, no Redis) is skipped, saying why. Afterwards every A2N run
+answered 200 must be listed SUCCESS by GET /api/v1/executions.
 
 Baseline, in the same run: the server's own health route (`/health`, n8n's `/healthz`) under the
 same load, which costs its HTTP stack and nothing else.
@@ -333,6 +335,13 @@ def running(
             process.wait()
 
 
+BESIDE: dict[str, tuple[list[str], ...]] = {
+    "a2n-split": (["project", "run"], ["work"]),
+    "a2n-project": (["project", "run"],),
+}
+"""The roles each system runs in processes of their own beside `a2n serve` (none: `a2n up`)."""
+
+
 def good_run(answer: httpx.Response) -> bool:
     return answer.status_code == 200 and b'"seen":true' in answer.content.replace(b" ", b"")
 
@@ -344,12 +353,12 @@ def a2n(
     rate_limits: str,
     settings: Sequence[str] = (),
     *,
-    split: bool = False,
+    beside: Sequence[Sequence[str]] = (),
     tree: Path = ROOT,
 ) -> Iterator[Target]:
     """`a2n up` on a scratch database with the bench workflow active, with further `settings`
-    (`NAME=VALUE`); with `split` (and Redis), the roles in processes of their own instead:
-    `a2n serve`, `a2n work` and `a2n project`. `tree`: the source tree it runs from (another
+    (`NAME=VALUE`); with roles `beside` (`a2n project run`, `a2n work`), `a2n serve` instead,
+    those roles each in a process of its own. `tree`: the source tree it runs from (another
     checkout, to compare with, runs on this one's interpreter)."""
     scratch = Path(tempfile.mkdtemp(prefix="a2n-bench-"))
     port = free_port()
@@ -374,15 +383,15 @@ def a2n(
         try:
             with ExitStack() as roles:
                 others: list[psutil.Process] = []
-                if split:
+                if beside:
                     subprocess.run([*a2n_command, "migrate", "up"], cwd=tree, env=env, check=True)
-                    for role in (["project", "run"], ["work"]):
+                    for role in beside:
                         started = running(
                             [*a2n_command, *role], env, scratch / f"{role[0]}.log", cwd=tree
                         )
                         others.append(psutil.Process(roles.enter_context(started).pid))
                 process = roles.enter_context(
-                    running([*a2n_command, "serve" if split else "up"], env, log, cwd=tree)
+                    running([*a2n_command, "serve" if beside else "up"], env, log, cwd=tree)
                 )
                 wait_for(f"{base}/ready", process, log)
                 http = httpx.Client(base_url=f"{base}/api/v1", timeout=60)
@@ -665,6 +674,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "a2n": ("a2n up, in-process queue", None),
         "a2n-redis": ("a2n up, Redis", redis_missing(args.redis)),
         "a2n-split": ("a2n serve + a2n work + a2n project, Redis", redis_missing(args.redis)),
+        "a2n-project": ("a2n serve + a2n project, in-process queue", None),
         "n8n": (f"n8n {n8n_version(args.n8n_dir)}, SQLite", n8n_missing(args.n8n_dir)),
     }
     found: dict[str, dict[str, Load]] = {}
@@ -681,14 +691,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.redis if key in ("a2n-redis", "a2n-split") else None,
                 args.rate_limits,
                 args.a2n_env,
-                split=key == "a2n-split",
+                beside=BESIDE.get(key, ()),
             )
         )
         with context as target:
             found[key] = asyncio.run(measure(target, args, report))
     if "n8n" in found:
         n8n_loads = found["n8n"]
-        for key in ("a2n", "a2n-redis", "a2n-split"):
+        for key in ("a2n", "a2n-redis", "a2n-split", "a2n-project"):
             if key not in found:
                 continue
             report.section(f"{systems[key][0]} against n8n (baseline column: n8n)")

@@ -35,6 +35,9 @@ class Delivery:
 
 
 class ExecutionQueue(Protocol):
+    shared: bool
+    """Whether workers of other processes read this queue too (Redis), or only this one's."""
+
     def submit(self, execution_id: str, priority: int) -> None:
         """Ask for `execution_id` to be run; safe from any thread."""
 
@@ -59,6 +62,8 @@ class ExecutionQueue(Protocol):
 class MemoryQueue:
     """An in-process priority queue: higher priority first, first come first served within one
     priority. Work submitted before the worker's loop starts waits for it."""
+
+    shared = False
 
     def __init__(self) -> None:
         self._heap: list[tuple[int, int, str]] = []

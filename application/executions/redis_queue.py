@@ -96,6 +96,8 @@ class RedisStreamQueue:
     """`consumer` is this worker's name: its leases are held under it (the Engine's worker id),
     in `leases`."""
 
+    shared = True
+
     def __init__(
         self,
         sync_client: redis.Redis,

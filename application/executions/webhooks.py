@@ -17,7 +17,8 @@ answer follows the trigger's `responseMode`: `immediately` 202 with the executio
 `lastNode` the run's output items once it ends; `respondNode` what a respond_to_webhook node
 chose. Waiting is bounded (`wait_seconds`). When this process runs a worker with a free slot,
 the run skips the queue and runs here at once (`Worker.start_here`), and a lastNode answer comes
-from the run's own aggregate, with no read of its events.
+from the run's own aggregate, with no read of its events; with no slot free and no Redis, the
+run waits its turn in the queue, and is still neither read back to run nor to answer.
 
 Calls are counted per webhook path (all senders and methods together) against the workflow's
 `settings.webhookRateLimit`, else the installation's `default_limit`, else not at all; the
@@ -274,7 +275,7 @@ class WebhookService:
             ip=call.client_ip,
             user_agent=call.user_agent,
         )
-        submit = self.worker is None or not self.worker.has_room()
+        submit = self.worker is None or not self.worker.takes_here()
         queued = self.executions.start(
             owner,
             target.workflow_id,
@@ -322,7 +323,7 @@ class WebhookService:
             )
         return WebhookAnswer(200, execution.output_items, execution_id)
 
-    async def _run_here(self, accepted: Accepted) -> asyncio.Task[Execution] | None:
+    async def _run_here(self, accepted: Accepted) -> asyncio.Future[Execution] | None:
         """Start the run in this process's worker; to the queue instead once the worker
         stopped (None then)."""
         execution = accepted.execution

@@ -6,7 +6,10 @@ worker holds is dropped, and a run whose worker died (its lease ran out) is resu
 A run queued by this very process (a webhook call) may skip the queue: `start_here` runs it in a
 free slot at once, from the aggregate just saved, so it is neither handed over through the queue
 nor read back from the event store. It holds the lease like any other run; if the process dies
-mid-run, the reconciler finds it unleased and queues it again.
+mid-run, the reconciler finds it unleased and queues it again. With no slot free and a queue only
+this process reads (no Redis), the run waits in the queue like any other, but this worker keeps
+the aggregate and the definition for it: when its turn comes it is still not read back, and the
+caller gets the run as it ended without reading it either.
 """
 
 from __future__ import annotations
@@ -49,9 +52,41 @@ class Slots:
         await self.acquire()  # does not wait: the semaphore is not locked
         return True
 
+    async def acquire_unless(self, stop: asyncio.Event) -> bool:
+        """Take a slot once one is free; False (and none taken) if `stop` is set first: a
+        worker whose slots all run long runs must still stop when asked."""
+        if stop.is_set():
+            return False
+        if await self.acquire_now():
+            return True
+        acquiring = asyncio.ensure_future(self.acquire())
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({acquiring, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not acquiring.done():
+            acquiring.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await acquiring
+        if acquiring.cancelled():
+            return False
+        if stop.is_set():
+            self.release()
+            return False
+        return True
+
     def release(self) -> None:
         self.free += 1
         self._semaphore.release()
+
+
+@dataclasses.dataclass(frozen=True)
+class _Handed:
+    """A run `start_here` put in the queue: the aggregate and definition to run it from, and
+    the future its caller waits on."""
+
+    execution: Execution
+    definition: dict[str, Any] | None
+    ended: asyncio.Future[Execution]
 
 
 class Worker:
@@ -72,6 +107,8 @@ class Worker:
         self._running: set[asyncio.Task[Any]] = set()
         self._slots: Slots | None = None
         """The run slots, while `run` goes on (None before it starts and once it ended)."""
+        self._handed: dict[str, _Handed] = {}
+        """Runs `start_here` put in the queue, by id: what to run them from, whom to tell."""
 
     @property
     def busy(self) -> int:
@@ -83,16 +120,28 @@ class Worker:
         slots = self._slots
         return slots is not None and slots.free > 0
 
+    def takes_here(self) -> bool:
+        """Whether a run this process queues should be given to `start_here` rather than
+        submitted: when a slot is free now, and always when no other process reads the queue
+        (it would wait for one of these slots anyway). A hint, from any thread."""
+        return self._slots is not None and (not self.queue.shared or self.has_room())
+
     def start_here(
         self, execution: Execution, definition: dict[str, Any] | None = None
-    ) -> asyncio.Task[Execution] | None:
-        """Run `execution`, queued by this process and not submitted, in the next free slot
-        (on the worker's loop), with its version's `definition` when the caller has it; the
-        task ends with the run as it ended here. None once the worker stopped: submit it to
-        the queue then."""
+    ) -> asyncio.Future[Execution] | None:
+        """Run `execution`, queued by this process and not submitted, with its version's
+        `definition` when the caller has it: in a free slot at once, else (see `takes_here`)
+        through the queue in its turn, run from what is given here. The future ends with the
+        run as it ended here; it is cancelled if the worker stops first. None once the worker
+        stopped: submit it to the queue then."""
         slots = self._slots
         if slots is None:
             return None
+        if not self.queue.shared and slots.free == 0:
+            handed: asyncio.Future[Execution] = asyncio.get_running_loop().create_future()
+            self._handed[execution.id] = _Handed(execution, definition, handed)
+            self.queue.submit(execution.id, execution.priority)
+            return handed
         task = asyncio.create_task(self._run_here(execution, definition, slots))
         self._running.add(task)
         task.add_done_callback(self._running.discard)
@@ -103,8 +152,7 @@ class Worker:
         (they are cancelled, and the queue hands them to another worker later)."""
         slots = self._slots = Slots(self.concurrency)
         try:
-            while not stop.is_set():
-                await slots.acquire()
+            while await slots.acquire_unless(stop):
                 try:
                     # As many as there are free slots (this one too), in one ask.
                     deliveries = await self.queue.receive(RECEIVE_TIMEOUT, most=slots.free + 1)
@@ -129,23 +177,35 @@ class Worker:
                     task.add_done_callback(self._running.discard)
         finally:
             self._slots = None
+            for handed in self._handed.values():
+                handed.ended.cancel()
+            self._handed.clear()
             for task in list(self._running):
                 task.cancel()
             if self._running:
                 await asyncio.gather(*self._running, return_exceptions=True)
 
     async def _run_one(self, delivery: Delivery, slots: Slots) -> None:
+        handed = self._handed.pop(delivery.execution_id, None)
+        ran = None
         try:
             # Not ours (a live worker runs it already), or run to its end: forget the delivery.
-            await self._leased(delivery.execution_id, delivery)
+            if handed is None:
+                await self._leased(delivery.execution_id, delivery)
+            else:
+                ran = await self._leased(handed.execution, delivery, handed.definition)
             await self.queue.ack(delivery)
         except asyncio.CancelledError:
+            if handed is not None:
+                handed.ended.cancel()
             raise
         except Exception:
             # Not acknowledged: the queue hands it out again after the lease time.
             log.exception("execution.crashed", execution_id=delivery.execution_id)
         finally:
             slots.release()
+            if handed is not None and not handed.ended.done():
+                handed.ended.set_result(handed.execution if ran is None else ran)
 
     async def _run_here(
         self, execution: Execution, definition: dict[str, Any] | None, slots: Slots

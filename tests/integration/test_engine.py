@@ -589,6 +589,74 @@ def test_a_run_started_here_runs_at_once_without_the_queue(rig: Rig) -> None:
     assert asyncio.run(leases.held([queued.id])) == set()  # given back once the run ended
 
 
+def test_a_run_started_here_with_no_slot_free_waits_its_turn_in_the_queue_unread(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One slot, taken by a run that waits for `release`: a run started here waits in the
+    in-process queue (its depth shows it), then runs from the aggregate and definition given,
+    read by nobody."""
+    busy = rig.executions.start(OWNER, rig.workflow(chain("h")), [{}], submit=False).aggregate
+    workflow_id = rig.workflow(chain("a"))
+    later = rig.executions.start(OWNER, workflow_id, [{"i": 2}], submit=False).aggregate
+    _, runnable = rig.workflows.runnable(workflow_id, test=False)
+    loaded: list[str] = []
+    load = rig.executions.app.load
+    monkeypatch.setattr(
+        rig.executions.app, "load", lambda given, *a: (loaded.append(given), load(given, *a))[1]
+    )
+
+    async def work() -> tuple[bool, int, Execution]:
+        release = asyncio.Event()
+        rig.behaviour.rendezvous.update(h=asyncio.Event(), release=release)
+        stop = asyncio.Event()
+        worker = Worker(rig.make_engine("w"), rig.queue, MemoryLeases(), concurrency=1)
+        running = asyncio.create_task(worker.run(stop))
+        await asyncio.sleep(0)
+        assert worker.start_here(busy) is not None
+        await asyncio.sleep(0.1)  # it took the only slot
+        takes = worker.takes_here()
+        waiting = worker.start_here(later, runnable.definition)
+        assert waiting is not None
+        depth = await rig.queue.depth()
+        release.set()  # the slot frees
+        ended = await asyncio.wait_for(waiting, 10)
+        stop.set()
+        await running
+        return takes, depth, ended
+
+    takes, depth, ended = asyncio.run(work())
+    assert (takes, depth) == (True, 1)
+    assert ended.status is ExecutionStatus.SUCCESS
+    assert ended.output_items == [{"i": 2, "m": True, "a": True}]
+    assert later.id not in loaded
+    assert rig.executions.get(OWNER, later.id).status is ExecutionStatus.SUCCESS
+
+
+def test_a_worker_whose_slots_all_hang_stops_and_leaves_the_run_waiting_its_turn_queued(
+    rig: Rig,
+) -> None:
+    rig.behaviour.hang.add("h")
+    hanging = rig.executions.start(OWNER, rig.workflow(chain("h")), [{}], submit=False).aggregate
+    later = rig.executions.start(OWNER, rig.workflow(chain("a")), [{}], submit=False).aggregate
+
+    async def work() -> bool:
+        stop = asyncio.Event()
+        worker = Worker(rig.make_engine("w"), rig.queue, MemoryLeases(), concurrency=1)
+        running = asyncio.create_task(worker.run(stop))
+        await asyncio.sleep(0)
+        assert worker.start_here(hanging) is not None
+        await asyncio.sleep(0.1)
+        waiting = worker.start_here(later)
+        assert waiting is not None
+        stop.set()
+        await asyncio.wait_for(running, 5)
+        return waiting.cancelled()
+
+    assert asyncio.run(work()) is True
+    assert rig.executions.get(OWNER, later.id).status is ExecutionStatus.QUEUED
+    assert rig.behaviour.calls.get("a") is None
+
+
 def test_a_worker_has_room_only_while_a_slot_is_free_and_runs_nothing_here_once_stopped(
     rig: Rig,
 ) -> None:
