@@ -233,23 +233,25 @@ class Worker:
         """Run `execution` under its lease, renewed (and the delivery kept) while it runs; None
         when another live worker holds the lease. A delivery may come leased (the Redis queue
         takes the lease as it hands the run over); the ack that follows a run to its end gives
-        that lease back."""
+        that lease back. A run that ended (final) keeps its lease until it runs out: nothing
+        runs an ended run again (a late duplicate of it is dropped, or skipped as ended), and
+        giving the lease back would cost a round trip to Redis per run."""
         execution_id = execution if isinstance(execution, str) else execution.id
         me = self.engine.worker_id
         leased = delivery is not None and delivery.leased
         if not leased and not await self.leases.acquire(execution_id, me):
             return None
         alive = asyncio.create_task(self._keep_alive(execution_id, delivery))
-        ended = False
+        kept = False
         try:
             ran = await self.engine.run(execution, definition)
-            ended = True
+            kept = leased or ran.is_final
             return ran
         finally:
             alive.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await alive
-            if not (leased and ended):
+            if not kept:
                 await self.leases.release(execution_id, me)
 
     async def _keep_alive(self, execution_id: str, delivery: Delivery | None) -> None:
