@@ -30,6 +30,7 @@ from application.executions.queue import MemoryQueue
 from application.workflows.commands import WorkflowService
 from domain.executions.execution import Execution
 from projections import executions, identity, workflows
+from projections import nodes as node_usage
 from projections.rebuild import Rebuilder
 from projections.runner import ProjectionRunner
 from tests.integration.helpers import GRAPH, credential_vault, drain, record_run, rows
@@ -483,24 +484,30 @@ def test_pages_replayed_statement_by_statement_give_the_pipelined_tables(
     apps: Apps, caller: Caller
 ) -> None:
     """What a projector holds back to write set-based at the end of a pipelined page ends as
-    the statements one by one (the replay of a failing page) leave it, in any page size."""
+    the statements one by one (the replay of a failing page) leave it, whether a run's events
+    come in one page or spread over several."""
     url, service, store = apps
     first, second = workflow(service, caller), workflow(service, caller, "second")
     for outcome in ("SUCCESS", "FAILED", "TIMEOUT", "CANCELLED", "RUNNING", "QUEUED"):
         record_run(store, first, USER, outcome, retries=1)  # type: ignore[arg-type]
         record_run(store, second, caller.user_id, outcome)  # type: ignore[arg-type]
-    for projector in (executions.projector, workflows.projector, identity.projector):
-        live = Pipelined(projector, batch_size=4)
+    for projector in (
+        executions.projector,
+        workflows.projector,
+        identity.projector,
+        node_usage.projector,
+    ):
+        live = Pipelined(projector)  # one page: each run's events together
         with psycopg.connect(url, autocommit=True) as conn:
             while (batch := live.run_batch(conn)) is not None and batch.total:
                 pass
-        for batch_size in (3, 500):
+        # Rebuilt in pages of 3 (each run's events spread over pages), and statement by statement.
+        spread = Pipelined(projector, batch_size=3, announce=False)
+        for replay in (spread, StatementByStatement(projector, announce=False)):
             rebuilder = Rebuilder(url, projector)
-            rebuilder.runner = StatementByStatement(
-                projector, batch_size=batch_size, announce=False
-            )
+            rebuilder.runner = replay
             result = rebuilder.verify()
-            assert result.identical, (projector.name, batch_size, result.differences)
+            assert result.identical, (projector.name, type(replay), result.differences)
     assert rows(url, "SELECT sum(execution_count) FROM workflow") == [(8,)]
 
 
