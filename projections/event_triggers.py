@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from psycopg import Cursor
 
 from domain.executions.execution import FINAL_EVENTS
-from projections.projector import EventContext, Projector
+from projections.projector import EventContext, PageCursor, Projector, held
 
 if TYPE_CHECKING:  # the write side is loaded only where the manager runs
     from application.executions.event_triggers import EventTriggers
@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # the write side is loaded only where the manager runs
 NAME = "event_triggers"
 APPLICATIONS = ("executions",)
 ABOUT = "starts the runs that event triggers and error workflows ask for when a run ends"
+_ENDINGS = "event_triggers.endings"
 
 description = Projector(NAME, applications=APPLICATIONS, tables=(), about=ABOUT)
 """The manager as status and resume commands see it (no handlers: those need the write side)."""
@@ -35,6 +36,15 @@ def process_manager(triggers: EventTriggers) -> Projector:
 
     @manager.on(*FINAL_EVENTS)
     def execution_ended(cur: Cursor[Any], event: Any, ctx: EventContext) -> None:
-        triggers.execution_ended(cur, event)
+        # On a pipelined page the endings wait for its end, to read their triggers at once.
+        endings = held(cur, _ENDINGS, list, _started)
+        if endings is None:
+            triggers.execution_ended(cur, event)
+        else:
+            endings.append(event)
+
+    def _started(cur: PageCursor, endings: list[Any]) -> None:
+        page, endings[:] = list(endings), []
+        triggers.executions_ended(cur, page)
 
     return manager

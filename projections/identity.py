@@ -9,6 +9,8 @@ fails loudly (and parks) instead of writing tables that a rebuild with keys woul
 
 from __future__ import annotations
 
+import functools
+from collections import Counter
 from typing import Any
 
 from psycopg import Cursor, sql
@@ -23,8 +25,9 @@ from domain.identity.security_event import SecurityEvent
 from domain.identity.session import Session
 from domain.identity.user import User
 from domain.identity.verification import Verification
+from domain.text import clean_text
 from domain.workflows.workflow import Workflow
-from projections.projector import EventContext, Projector, jsonb
+from projections.projector import EventContext, PageCursor, Projector, held, jsonb
 
 projector = Projector(
     "identity",
@@ -99,20 +102,50 @@ def execution_queued(cur: Cursor[Any], event: Execution.Queued, ctx: EventContex
 
 def _count_activity(cur: Cursor[Any], column: str, user_id: str) -> None:
     """One more of `column` for the user, in user_activity and (if it is there yet) the user
-    row, which takes its counts from user_activity when it is inserted."""
+    row, which takes its counts from user_activity when it is inserted. On a pipelined page
+    the counts wait for its end and go in two statements (`_write_activity`)."""
+    counts = held(cur, _ACTIVITY, Counter, _write_activity)
+    if counts is not None:
+        counts[(column, clean_text(user_id))] += 1
+        return
+    _add_activity(cur, column, [user_id], [1])
+
+
+_ACTIVITY = "identity.activity"
+
+
+def _write_activity(cur: PageCursor, counts: Counter[tuple[str, str]]) -> None:
+    by_column: dict[str, dict[str, int]] = {}
+    for (column, user_id), n in counts.items():
+        by_column.setdefault(column, {})[user_id] = n
+    counts.clear()
+    for column, users in sorted(by_column.items()):
+        _add_activity(cur, column, list(users), list(users.values()))
+
+
+def _add_activity(cur: Cursor[Any], column: str, users: list[str], counts: list[int]) -> None:
+    """Add `counts` to `column` of `users` (distinct), in user_activity and the user rows."""
+    for statement in _activity_statements(column):
+        cur.execute(statement, (users, counts))
+
+
+@functools.cache
+def _activity_statements(column: str) -> tuple[bytes, bytes]:
     counter = sql.Identifier(column)
-    cur.execute(
+    return (
         sql.SQL(
-            "INSERT INTO user_activity (user_id, {counter}) VALUES (%s, 1) "
-            "ON CONFLICT (user_id) DO UPDATE SET {counter} = user_activity.{counter} + 1"
-        ).format(counter=counter),
-        (user_id,),
-    )
-    cur.execute(
-        sql.SQL('UPDATE "user" SET {counter} = {counter} + 1 WHERE id = %s').format(
-            counter=counter
-        ),
-        (user_id,),
+            "INSERT INTO user_activity (user_id, {counter}) "
+            "SELECT * FROM unnest(%b::text[], %b::integer[]) ON CONFLICT (user_id) "
+            "DO UPDATE SET {counter} = user_activity.{counter} + EXCLUDED.{counter}"
+        )
+        .format(counter=counter)
+        .as_bytes(None),
+        sql.SQL(
+            'UPDATE "user" u SET {counter} = u.{counter} + v.n '
+            "FROM unnest(%b::text[], %b::integer[]) AS v(id, n) WHERE u.id = v.id"
+        )
+        .format(counter=counter)
+        .as_bytes(None),
     )
 
 

@@ -32,10 +32,12 @@ from domain.text import clean_json, clean_text
 from domain.workflows.nodes.model import DEFAULT_INPUT
 from projections.identity import open_personal
 from projections.projector import (
+    Columns,
     EventContext,
     PageCursor,
     Projector,
     held,
+    insert_rows,
     jsonb,
     set_stamped,
     update_stamped,
@@ -302,27 +304,29 @@ def p95_of(buckets: dict[str, int]) -> int:
 
 @projector.on(Execution.Queued)
 def queued(cur: Cursor[Any], event: Execution.Queued, ctx: EventContext) -> None:
+    page = _page(cur)
+    if page is not None:
+        page.runs[event.originator_id] = (event.user_id, {})
+        return
     cur.execute(
         "INSERT INTO node_usage_run (execution_id, user_id, node_types) VALUES (%s, %s, '{}')",
         (event.originator_id, event.user_id),
     )
-    page = _page(cur)
-    if page is not None:
-        page.runs[event.originator_id] = (event.user_id, {})
 
 
 @projector.on(Execution.Started)
 def started(cur: Cursor[Any], event: Execution.Started, ctx: EventContext) -> None:
     types = {node["id"]: node["type"] for node in event.nodes}
+    page = _page(cur)
+    run = None if page is None else page.runs.get(event.originator_id)
+    if page is not None and run is not None:
+        # As the row would hold them: the stored JSON is cleaned if it had to be.
+        page.runs[event.originator_id] = (run[0], clean_json(types))
+        return
     cur.execute(
         "UPDATE node_usage_run SET node_types = %s WHERE execution_id = %s",
         (jsonb(types), event.originator_id),
     )
-    page = _page(cur)
-    run = None if page is None else page.runs.get(event.originator_id)
-    if page is not None and run is not None:
-        # As the row holds them: the stored JSON is cleaned if it had to be.
-        page.runs[event.originator_id] = (run[0], clean_json(types))
 
 
 @projector.on(Execution.NodeSucceeded, Execution.NodeFailed)
@@ -410,7 +414,10 @@ class _UsagePage:
     totals once they are written, so the rows end as node by node."""
 
     runs: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
-    """User and node types of the runs Queued in this page (node_usage_run's rows)."""
+    """User and node types of the runs Queued in this page and still going (node_usage_run's
+    rows, inserted at the end of the page)."""
+    ended: list[str] = field(default_factory=list)
+    """The runs Queued in an earlier page that ended in this one (rows to delete)."""
     days: dict[tuple[str, date], _Day] = field(default_factory=dict)
 
     def count(self, node_id: str, day: date, user_id: str, ok: int, duration: int) -> None:
@@ -423,6 +430,7 @@ class _UsagePage:
 
 
 _USAGE = "nodes.usage"
+_RUN_COLUMNS: Columns = (("execution_id", "text"), ("user_id", "text"), ("node_types", "jsonb"))
 
 
 def _page(cur: Cursor[Any]) -> _UsagePage | None:
@@ -430,7 +438,17 @@ def _page(cur: Cursor[Any]) -> _UsagePage | None:
 
 
 def _write_usage(cur: PageCursor, page: _UsagePage) -> None:
+    runs, page.runs = page.runs, {}
+    ended, page.ended = page.ended, []
     days, page.days = page.days, {}
+    insert_rows(
+        cur,
+        "node_usage_run",
+        _RUN_COLUMNS,
+        [(run, user_id, jsonb(types)) for run, (user_id, types) in runs.items()],
+    )
+    if ended:
+        cur.execute("DELETE FROM node_usage_run WHERE execution_id = ANY(%b::text[])", (ended,))
     if not days:
         return
     keys = list(days)
@@ -508,7 +526,11 @@ def _write_usage(cur: PageCursor, page: _UsagePage) -> None:
 
 @projector.on(Execution.Succeeded, Execution.Failed, Execution.Cancelled, Execution.TimedOut)
 def run_ended(cur: Cursor[Any], event: Any, ctx: EventContext) -> None:
-    cur.execute("DELETE FROM node_usage_run WHERE execution_id = %s", (event.originator_id,))
+    page = _page(cur)
+    if page is None:
+        cur.execute("DELETE FROM node_usage_run WHERE execution_id = %s", (event.originator_id,))
+    elif page.runs.pop(event.originator_id, None) is None:
+        page.ended.append(event.originator_id)
 
 
 def _show_usage(cur: Cursor[Any], node_id: str) -> None:

@@ -23,6 +23,7 @@ listeners would otherwise feed each other). Runs of a draft (test mode) start no
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -52,19 +53,24 @@ MAX_CHAIN_DEPTH = 10
 ERROR_WORKFLOW_STATUSES = (ExecutionStatus.FAILED, ExecutionStatus.TIMEOUT)
 
 _MATCHING_TRIGGERS = (
-    "SELECT t.id, t.workflow_id, t.node_id, t.user_id, t.event_name FROM workflow_trigger t "
-    "WHERE t.type = 'EVENT' AND t.is_active "
-    "AND ((t.event_workflow_id = %(workflow)s AND t.event_status = %(status)s) "
-    "  OR (t.event_name = ANY(%(names)s) AND t.workflow_id <> %(workflow)s "
-    "      AND %(depth)s = 0)) "
-    "AND (t.user_id = %(runner)s "
-    "  OR EXISTS (SELECT 1 FROM workflow w WHERE w.id = %(workflow)s AND w.user_id = t.user_id) "
+    "SELECT v.n, t.id, t.workflow_id, t.node_id, t.user_id, t.event_name "
+    "FROM unnest(%(workflows)s::text[], %(statuses)s::text[], %(depths)s::integer[], "
+    "%(runners)s::text[]) WITH ORDINALITY AS v(workflow, status, depth, runner, n) "
+    "JOIN workflow_trigger t ON t.type = 'EVENT' AND t.is_active "
+    "AND ((t.event_workflow_id = v.workflow AND t.event_status = v.status) "
+    "  OR (t.workflow_id <> v.workflow AND v.depth = 0 AND t.event_name IN ("
+    "      SELECT e.name FROM unnest(%(names)s::text[], %(named)s::text[]) AS e(name, status) "
+    "      WHERE e.status = v.status))) "
+    "AND (t.user_id = v.runner "
+    "  OR EXISTS (SELECT 1 FROM workflow w WHERE w.id = v.workflow AND w.user_id = t.user_id) "
     "  OR EXISTS (SELECT 1 FROM workflow_share s "
-    "             WHERE s.workflow_id = %(workflow)s AND s.user_id = t.user_id)) "
-    "ORDER BY t.id"
+    "             WHERE s.workflow_id = v.workflow AND s.user_id = t.user_id)) "
+    "ORDER BY v.n, t.id"
 )
-"""Active event triggers listening for this ending, of owners who may see the run (who started
-it, own its workflow or have it shared: the rule of GET /executions/{id})."""
+"""Active event triggers listening for each of some endings (numbered from 1), of owners who
+may see the run (who started it, own its workflow or have it shared: the rule of GET
+/executions/{id}); `names` and `named` pair each named event with a status it stands for."""
+_NAMED = [(name, status) for name, statuses in EXECUTION_EVENTS.items() for status in statuses]
 
 
 @dataclass(frozen=True)
@@ -135,44 +141,58 @@ class EventTriggers:
     def execution_ended(self, cur: Cursor[Any], event: Execution.Event) -> list[str]:
         """Start what `event` (a final event) asks for; the ids of the runs it asked for (also
         those started before, by an earlier delivery of the same event)."""
-        ending = ending_of(self.executions, event)
-        if ending.mode is ExecutionMode.TEST:
-            return []
-        starts = self._event_triggers(cur, ending) + self._error_workflow(cur, ending)
-        if starts and ending.chain_depth >= MAX_CHAIN_DEPTH:
-            log.warning(
-                "event_trigger.chain_too_long",
-                execution_id=ending.execution_id,
-                workflow_id=ending.workflow_id,
-                chain_depth=ending.chain_depth,
-                refused=[start.workflow_id for start in starts],
-            )
-            return []
-        return [found for start in starts if (found := self._start(ending, start)) is not None]
+        return self.executions_ended(cur, [event])
 
-    def _event_triggers(self, cur: Cursor[Any], ending: Ending) -> list[Start]:
-        names = [name for name, statuses in EXECUTION_EVENTS.items() if ending.status in statuses]
+    def executions_ended(self, cur: Cursor[Any], events: Sequence[Execution.Event]) -> list[str]:
+        """`execution_ended` for each of `events` in turn, with the event triggers they match
+        read in one statement (a page of the log's endings: one wait instead of one each)."""
+        endings = [ending_of(self.executions, event) for event in events]
+        endings = [ending for ending in endings if ending.mode is not ExecutionMode.TEST]
+        started: list[str] = []
+        for ending, matched in zip(endings, self._event_triggers(cur, endings), strict=True):
+            starts = matched + self._error_workflow(cur, ending)
+            if starts and ending.chain_depth >= MAX_CHAIN_DEPTH:
+                log.warning(
+                    "event_trigger.chain_too_long",
+                    execution_id=ending.execution_id,
+                    workflow_id=ending.workflow_id,
+                    chain_depth=ending.chain_depth,
+                    refused=[start.workflow_id for start in starts],
+                )
+                continue
+            started += [
+                found for start in starts if (found := self._start(ending, start)) is not None
+            ]
+        return started
+
+    def _event_triggers(self, cur: Cursor[Any], endings: Sequence[Ending]) -> list[list[Start]]:
+        """The event trigger starts each of `endings` asks for."""
+        matched: list[list[Start]] = [[] for _ in endings]
+        if not endings:
+            return matched
         rows = cur.execute(
             _MATCHING_TRIGGERS,
             {
-                "workflow": ending.workflow_id,
-                "status": str(ending.status),
-                "names": names,
-                "depth": ending.chain_depth,
-                "runner": ending.user_id,
+                "workflows": [ending.workflow_id for ending in endings],
+                "statuses": [str(ending.status) for ending in endings],
+                "depths": [ending.chain_depth for ending in endings],
+                "runners": [ending.user_id for ending in endings],
+                "names": [name for name, _ in _NAMED],
+                "named": [str(status) for _, status in _NAMED],
             },
         ).fetchall()
-        return [
-            Start(
-                workflow_id=workflow_id,
-                user_id=owner_id,
-                key=trigger_id,
-                source="event_trigger",
-                trigger=(node_id, trigger_id),
-                event=event_name,
+        for n, trigger_id, workflow_id, node_id, owner_id, event_name in rows:
+            matched[n - 1].append(
+                Start(
+                    workflow_id=workflow_id,
+                    user_id=owner_id,
+                    key=trigger_id,
+                    source="event_trigger",
+                    trigger=(node_id, trigger_id),
+                    event=event_name,
+                )
             )
-            for trigger_id, workflow_id, node_id, owner_id, event_name in rows
-        ]
+        return matched
 
     def _error_workflow(self, cur: Cursor[Any], ending: Ending) -> list[Start]:
         if ending.status not in ERROR_WORKFLOW_STATUSES:

@@ -343,6 +343,31 @@ def test_a_runs_origin_is_read_once_and_kept_within_a_bound(
     assert again == origin
 
 
+def test_a_run_queued_here_has_its_origin_known_without_reading(
+    site: Installation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run this service queued (a webhook call's, in `a2n up`) ends in the same process: its
+    origin comes from memory, whereas the event store is read for one queued elsewhere."""
+    watched = site.workflow(ALICE, WATCHED)
+    service = ExecutionService(site.app, site.workflows, site.queue)
+    chained = {commands.CHAIN_DEPTH: 2}
+    here = service.start(Caller(ALICE), watched, [{}], trigger_data=chained).aggregate.id
+    elsewhere = site.ending(watched, BOB, "SUCCESS")
+    reads: list[str] = []
+    get = site.app.events.get
+
+    def counted(originator_id: str, **kw: Any) -> Any:
+        reads.append(originator_id)
+        return get(originator_id, **kw)
+
+    monkeypatch.setattr(site.app.events, "get", counted)
+    origin = service.origin(here)
+    assert (origin.workflow_id, origin.workflow_version, origin.user_id) == (watched, 1, ALICE)
+    assert (origin.mode, origin.chain_depth) == (ExecutionMode.MANUAL, 2)
+    assert service.origin(elsewhere).user_id == BOB
+    assert reads == [elsewhere]
+
+
 def finish(app: ExecutionsApp, execution_id: str, *, fail: bool = False) -> None:
     """End a queued run the way a worker would: its start node, then success (or failure)."""
     execution = app.load(execution_id, Execution)

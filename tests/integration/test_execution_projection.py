@@ -30,7 +30,9 @@ from application.executions.queue import MemoryQueue
 from application.workflows.commands import WorkflowService
 from domain.executions.execution import Execution
 from projections import executions, identity, workflows
+from projections import nodes as node_usage
 from projections.rebuild import Rebuilder
+from projections.runner import ProjectionRunner
 from tests.integration.helpers import GRAPH, credential_vault, drain, record_run, rows
 
 Apps = tuple[str, WorkflowService, ExecutionsApp]
@@ -445,6 +447,68 @@ def test_rebuilds_from_zero_equal_the_live_tables_in_any_page_size(
     assert rows(url, "SELECT count(*) FROM execution") == [(12,)]
     Rebuilder(url, executions.projector, batch_size=4).rebuild()
     assert Rebuilder(url, executions.projector).verify().identical
+
+
+class StatementByStatement(ProjectionRunner):
+    """Applies every page as a failing page is replayed: each statement as its event comes,
+    nothing held back to the end of the page."""
+
+    def _apply_page(
+        self,
+        conn: psycopg.Connection[Any],
+        application: str,
+        rows: list[dict[str, Any]],
+        end: str | None,
+    ) -> None:
+        self._apply_rows(conn, application, rows, None)
+        if end is not None:
+            conn.execute(end)
+
+
+class Pipelined(ProjectionRunner):
+    """Applies pages pipelined, failing the test if one is replayed (its pipelined statements
+    failed, which the replay would hide)."""
+
+    def _apply_rows(
+        self,
+        conn: psycopg.Connection[Any],
+        application: str,
+        rows: list[dict[str, Any]],
+        pipeline: psycopg.Pipeline | None,
+    ) -> None:
+        assert pipeline is not None, f"a page of {self.projector.name} was replayed"
+        super()._apply_rows(conn, application, rows, pipeline)
+
+
+def test_pages_replayed_statement_by_statement_give_the_pipelined_tables(
+    apps: Apps, caller: Caller
+) -> None:
+    """What a projector holds back to write set-based at the end of a pipelined page ends as
+    the statements one by one (the replay of a failing page) leave it, whether a run's events
+    come in one page or spread over several."""
+    url, service, store = apps
+    first, second = workflow(service, caller), workflow(service, caller, "second")
+    for outcome in ("SUCCESS", "FAILED", "TIMEOUT", "CANCELLED", "RUNNING", "QUEUED"):
+        record_run(store, first, USER, outcome, retries=1)  # type: ignore[arg-type]
+        record_run(store, second, caller.user_id, outcome)  # type: ignore[arg-type]
+    for projector in (
+        executions.projector,
+        workflows.projector,
+        identity.projector,
+        node_usage.projector,
+    ):
+        live = Pipelined(projector)  # one page: each run's events together
+        with psycopg.connect(url, autocommit=True) as conn:
+            while (batch := live.run_batch(conn)) is not None and batch.total:
+                pass
+        # Rebuilt in pages of 3 (each run's events spread over pages), and statement by statement.
+        spread = Pipelined(projector, batch_size=3, announce=False)
+        for replay in (spread, StatementByStatement(projector, announce=False)):
+            rebuilder = Rebuilder(url, projector)
+            rebuilder.runner = replay
+            result = rebuilder.verify()
+            assert result.identical, (projector.name, type(replay), result.differences)
+    assert rows(url, "SELECT sum(execution_count) FROM workflow") == [(8,)]
 
 
 def test_daily_stats_count_runs_by_start_day_once_refreshed(apps: Apps, caller: Caller) -> None:
