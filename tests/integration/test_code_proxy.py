@@ -75,6 +75,18 @@ def test_an_idle_tunnel_is_closed_at_both_ends() -> None:
     asyncio.run(scenario())
 
 
+def test_a_tunnel_still_open_when_the_proxy_closes_is_cut_at_both_ends() -> None:
+    async def scenario() -> None:
+        async with upstream(hold) as (port, ends):
+            async with code_proxy(LOOPBACK_EGRESS, TunnelLimits(idle_seconds=60)) as proxy:
+                reader, writer = await tunnel(proxy, port)
+            assert await until_closed(reader) == b""
+            assert await asyncio.wait_for(ends.get(), BOUND) == b""
+            writer.close()
+
+    asyncio.run(scenario())
+
+
 def test_a_request_head_that_never_comes_is_not_waited_for() -> None:
     async def scenario() -> None:
         async with code_proxy(LOOPBACK_EGRESS, TunnelLimits(idle_seconds=0.5)) as proxy:

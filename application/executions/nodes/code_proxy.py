@@ -24,6 +24,7 @@ import os
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpcore
@@ -62,18 +63,32 @@ class _Traffic:
 
 @contextlib.asynccontextmanager
 async def code_proxy(egress: Egress, limits: TunnelLimits | None = None) -> AsyncIterator[str]:
-    """Serve the proxy on a fresh unix socket while the block runs; yields its path."""
+    """Serve the proxy on a fresh unix socket while the block runs; yields its path. Tunnels
+    still open when the block ends are cut then: none outlives the proxy (Python 3.11's
+    `wait_closed` does not wait for them, and they would be left to a closed loop)."""
     bounds = limits or TunnelLimits()
+    tunnels: set[asyncio.Task[Any]] = set()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        this = asyncio.current_task()
+        assert this is not None
+        tunnels.add(this)
+        try:
+            await _serve(egress, bounds, reader, writer)
+        finally:
+            tunnels.discard(this)
+
     with tempfile.TemporaryDirectory(prefix="a2n-code-proxy-") as directory:
         path = os.path.join(directory, "proxy.sock")
-        server = await asyncio.start_unix_server(
-            lambda r, w: _serve(egress, bounds, r, w), path, limit=MAX_HEAD_BYTES
-        )
+        server = await asyncio.start_unix_server(serve, path, limit=MAX_HEAD_BYTES)
         os.chmod(path, 0o600)  # only the worker's user (jail.py's relay runs as it) connects
         try:
             yield path
         finally:
             server.close()
+            for task in list(tunnels):
+                task.cancel()
+            await asyncio.gather(*tunnels, return_exceptions=True)
             await server.wait_closed()
 
 
