@@ -48,7 +48,7 @@ pytest: $(STAMP)
 	PYTHONDONTWRITEBYTECODE= PYTHONPYCACHEPREFIX=$(CURDIR)/$(VENV)/pycache \
 		$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
 
-bench: $(STAMP) ## Print event store, save ceiling, projection, rebuild, live lag, cache, webhook, SQL-per-run and memory figures (see benchmarks/RESULTS.md)
+bench: $(STAMP) ## Print event store, save ceiling, projection, rebuild, live lag, cache, load generator, webhook, SQL-per-run and memory figures (see benchmarks/RESULTS.md)
 	$(BIN)/python benchmarks/event_store.py
 	$(BIN)/python benchmarks/save_ceiling.py
 	$(BIN)/python benchmarks/definition_cache.py
@@ -57,6 +57,7 @@ bench: $(STAMP) ## Print event store, save ceiling, projection, rebuild, live la
 	$(BIN)/python benchmarks/live_lag.py
 	$(BIN)/python benchmarks/code_sandbox.py
 	$(BIN)/python benchmarks/event_chain.py
+	$(BIN)/python benchmarks/load_check.py
 	$(BIN)/python benchmarks/webhooks.py
 	$(BIN)/python benchmarks/statements.py
 	$(BIN)/python benchmarks/memory.py
