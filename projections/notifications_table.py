@@ -3,7 +3,9 @@
 A notification for a user arrives with its title and body sealed with that user's data key and
 is opened here; once the user is erased they cannot be opened and the row is left out, in live
 runs and rebuilds alike (User.Erased drops the rows projected before). The deliveries
-(`notification_delivery`) are operational rows the raiser writes, not part of this projection.
+(`notification_delivery`) are operational rows the raiser writes, not part of this projection;
+the erasure deletes those of the user's projected notifications, and this projector those of a
+notification it comes to after the erasure (which could not see it yet).
 
 Rows written before notifications were events (migration 0029) have no events: they stay until
 retention prunes them (a rebuild leaves them out meanwhile). One of them may hold the dedupe key a
@@ -38,7 +40,13 @@ def raised(cur: Cursor[Any], event: SystemNotification.Raised, ctx: EventContext
         title = open_personal(cur, event.user_id, title)
         body = open_personal(cur, event.user_id, body)
         if title is None or body is None:
-            return  # the user is erased: nothing readable is left to show
+            # The user is erased: nothing readable is left to show, nor to send. An erasure
+            # before this row was projected could not find its deliveries: they go now.
+            cur.execute(
+                "DELETE FROM notification_delivery WHERE notification_id = %s",
+                (event.originator_id,),
+            )
+            return
     cur.execute(
         "INSERT INTO system_notification (id, user_id, sender_id, kind, severity, title, body, "
         "resource_type, resource_id, dedupe_key, created_at) "

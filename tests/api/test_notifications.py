@@ -317,7 +317,11 @@ def test_erasure_deletes_the_notifications_of_the_account(
     erased = client.post(f"{API}/users/{user.user_id}/erase", headers=owner)
     assert erased.status_code == 200, erased.text
     assert rows_of(client, mine) == 0
-    assert rows_of(client, deliveries) == 0
+    # A notification the projector had not reached at the erasure loses its deliveries when
+    # it does (it can no longer open the texts).
+    while rows_of(client, deliveries) != 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
     # The events stay, their title and body sealed with the erased key: unreadable for good.
     personal = client.app.state.services.identity.personal
     events = client.app.state.services.notifier.app.events

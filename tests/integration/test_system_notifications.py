@@ -131,6 +131,24 @@ def test_the_table_equals_a_rebuild_and_an_erased_user_keeps_nothing_readable(
     assert rows(url, "SELECT count(*) FROM personal_data_key WHERE user_id = 'u-ann'") == [(0,)]
 
 
+def test_deliveries_of_a_notification_projected_after_its_users_erasure_are_dropped(
+    fresh_database_url: str, pool: ConnectionPool[Any], notifier: Notifier
+) -> None:
+    """Raised (deliveries queued), then the user erased before the projector saw it: the
+    erasure finds no system_notification row to join the deliveries on, so the projector, which
+    can no longer open the texts, drops them when it comes to the notification."""
+    url = fresh_database_url
+    raised = tell(notifier, pool, Notice(kind="test", title="T", body="B", user_id="u-cat"))
+    assert notifier.personal is not None
+    notifier.personal.erase("u-cat")
+    with pool.connection() as conn:
+        drop_notifications(conn, "u-cat")
+    assert rows(url, "SELECT notification_id FROM notification_delivery") == [(raised,)]
+    drain(url, notifications_table.projector)
+    assert rows(url, "SELECT count(*) FROM notification_delivery") == [(0,)]
+    assert rows(url, "SELECT count(*) FROM system_notification") == [(0,)]
+
+
 def test_a_row_from_before_the_events_does_not_stop_the_projector(
     fresh_database_url: str, pool: ConnectionPool[Any], notifier: Notifier
 ) -> None:
