@@ -366,7 +366,11 @@ def test_a_lockout_alerts_the_administrators_and_tells_the_account(
     while True:
         alerts = notifications(client, admin, "/admin/notifications", kind="security.login_lockout")
         mine = [a for a in alerts["items"] if user.user_id in a["body"]]
-        if mine and all(d["status"] != "queued" for d in mine[0]["deliveries"]):
+        # The event is saved (and may be projected) before the raiser's transaction commits its
+        # deliveries: wait for them, then for their outcome.
+        if mine and mine[0]["deliveries"] and all(
+            d["status"] != "queued" for d in mine[0]["deliveries"]
+        ):
             break
         assert time.monotonic() < deadline, alerts
         time.sleep(0.05)
