@@ -70,5 +70,11 @@ def raised(cur: Cursor[Any], event: SystemNotification.Raised, ctx: EventContext
 @projector.on(User.Erased)
 def recipient_erased(cur: Cursor[Any], event: User.Erased, ctx: EventContext) -> None:
     """The data key that sealed the user's notifications is gone (or soon will be): drop them
-    now, as a rebuild, which can no longer open them, would."""
+    now, as a rebuild, which can no longer open them, would; and their deliveries, which the
+    erasure could not see if this projector had not reached them yet."""
+    cur.execute(
+        "DELETE FROM notification_delivery d USING system_notification n "
+        "WHERE n.id = d.notification_id AND n.user_id = %s",
+        (event.originator_id,),
+    )
     cur.execute("DELETE FROM system_notification WHERE user_id = %s", (event.originator_id,))

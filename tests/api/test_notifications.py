@@ -320,7 +320,7 @@ def test_erasure_deletes_the_notifications_of_the_account(
     # A notification the projector had not reached at the erasure loses its deliveries when
     # it does (it can no longer open the texts).
     while rows_of(client, deliveries) != 0:
-        assert time.monotonic() < deadline
+        assert time.monotonic() < deadline, "the erased account's deliveries remain"
         time.sleep(0.05)
     # The events stay, their title and body sealed with the erased key: unreadable for good.
     personal = client.app.state.services.identity.personal
@@ -368,8 +368,10 @@ def test_a_lockout_alerts_the_administrators_and_tells_the_account(
         mine = [a for a in alerts["items"] if user.user_id in a["body"]]
         # The event is saved (and may be projected) before the raiser's transaction commits its
         # deliveries: wait for them, then for their outcome.
-        if mine and mine[0]["deliveries"] and all(
-            d["status"] != "queued" for d in mine[0]["deliveries"]
+        if (
+            mine
+            and mine[0]["deliveries"]
+            and all(d["status"] != "queued" for d in mine[0]["deliveries"])
         ):
             break
         assert time.monotonic() < deadline, alerts
