@@ -89,6 +89,13 @@ class _Handed:
     ended: asyncio.Future[Execution]
 
 
+@dataclasses.dataclass
+class _Lease:
+    """Whether the worker holds a run's lease (taken before the run, or at its first renewal)."""
+
+    held: bool
+
+
 class Worker:
     def __init__(
         self,
@@ -214,7 +221,7 @@ class Worker:
         crashed (left unleased, the reconciler queues it again)."""
         await slots.acquire()
         try:
-            ran = await self._leased(execution, None, definition)
+            ran = await self._leased(execution, None, definition, lazily=True)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -229,35 +236,51 @@ class Worker:
         execution: Execution | str,
         delivery: Delivery | None,
         definition: dict[str, Any] | None = None,
+        *,
+        lazily: bool = False,
     ) -> Execution | None:
         """Run `execution` under its lease, renewed (and the delivery kept) while it runs; None
         when another live worker holds the lease. A delivery may come leased (the Redis queue
         takes the lease as it hands the run over); the ack that follows a run to its end gives
         that lease back. A run that ended (final) keeps its lease until it runs out: nothing
         runs an ended run again (a late duplicate of it is dropped, or skipped as ended), and
-        giving the lease back would cost a round trip to Redis per run."""
+        giving the lease back would cost a round trip to Redis per run.
+
+        `lazily`: a run this process queued and runs here, which no queue handed to anyone,
+        takes its lease at its first renewal instead of before it starts, so a run that ends
+        sooner never asks Redis for one. Nobody else can be given the run before then: the
+        reconciler requeues a RUNNING run only once it went a whole lease time unleased."""
         execution_id = execution if isinstance(execution, str) else execution.id
         me = self.engine.worker_id
-        leased = delivery is not None and delivery.leased
-        if not leased and not await self.leases.acquire(execution_id, me):
-            return None
-        alive = asyncio.create_task(self._keep_alive(execution_id, delivery))
+        lease = _Lease(held=delivery is not None and delivery.leased)
+        if not lease.held and not lazily:
+            if not await self.leases.acquire(execution_id, me):
+                return None
+            lease.held = True
+        alive = asyncio.create_task(self._keep_alive(execution_id, delivery, lease))
         kept = False
         try:
             ran = await self.engine.run(execution, definition)
-            kept = leased or ran.is_final
+            kept = lease.held and (ran.is_final or (delivery is not None and delivery.leased))
             return ran
         finally:
             alive.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await alive
-            if not kept:
+            if lease.held and not kept:
                 await self.leases.release(execution_id, me)
 
-    async def _keep_alive(self, execution_id: str, delivery: Delivery | None) -> None:
+    async def _keep_alive(
+        self, execution_id: str, delivery: Delivery | None, lease: _Lease
+    ) -> None:
+        me = self.engine.worker_id
         while True:
             await asyncio.sleep(self.keep_alive_seconds)
-            if not await self.leases.renew(execution_id, self.engine.worker_id):
+            if lease.held:
+                kept = await self.leases.renew(execution_id, me)
+            else:
+                kept = lease.held = await self.leases.acquire(execution_id, me)
+            if not kept:
                 log.warning("execution.lease_lost", execution_id=execution_id)
             if delivery is not None:
                 await self.queue.keep_alive(delivery)

@@ -586,40 +586,47 @@ def test_a_run_started_here_runs_at_once_without_the_queue(rig: Rig) -> None:
     assert ended.status is ExecutionStatus.SUCCESS
     assert ended.output_items == [{"i": 1, "m": True, "a": True, "b": True}]
     assert rig.executions.get(OWNER, queued.id).status is ExecutionStatus.SUCCESS
-    # Kept until it runs out: nothing runs an ended run again.
-    assert asyncio.run(leases.held([queued.id])) == {queued.id}
+    # Never taken: a run started here takes its lease at its first renewal, and this one ended
+    # before (see the next test).
+    assert asyncio.run(leases.held([queued.id])) == set()
 
 
-def test_an_ended_run_keeps_its_lease_until_it_runs_out_and_a_late_duplicate_is_dropped(
+def test_a_run_started_here_takes_its_lease_only_if_it_outlives_a_renewal(
     rig: Rig, redis_url: str
 ) -> None:
-    """A run started here ends without giving its lease back (a round trip saved per run): the
-    lease runs out on its own, and meanwhile a late delivery of the run (the reconciler's, say)
-    is dropped by the queue, not run again; a run that did not end gives its lease back."""
+    """A run started here that ends before its first renewal never asks Redis for a lease (a
+    round trip saved per run), and a late delivery of it is skipped as ended, not run again; one
+    that goes on takes its lease at the first renewal, keeps it, and gives it back if it does
+    not end."""
     rig.behaviour.hang.add("h")
     workflow_id = rig.workflow(chain("a"))
     ended = rig.executions.start(OWNER, workflow_id, [{}], submit=False).aggregate
-    stopped = rig.executions.start(OWNER, rig.workflow(chain("h")), [{}], submit=False).aggregate
+    going = rig.executions.start(OWNER, rig.workflow(chain("h")), [{}], submit=False).aggregate
     prefix = f"a2n:test-{uuid.uuid4().hex[:12]}:"
 
-    async def work() -> tuple[str, int, set[str]]:
+    async def work() -> tuple[set[str], set[str], set[str]]:
         client = aioredis.from_url(redis_url)
         sync_client = redis.Redis.from_url(redis_url)
         leases = RedisLeases(client, prefix=prefix)
         queue = RedisStreamQueue(sync_client, client, leases, prefix=prefix, consumer="w")
         try:
             stop = asyncio.Event()
-            worker = Worker(rig.make_engine("w"), queue, leases, concurrency=2)
+            worker = Worker(
+                rig.make_engine("w"), queue, leases, concurrency=2, keep_alive_seconds=1.5
+            )
             running = asyncio.create_task(worker.run(stop))
             await asyncio.sleep(0)  # the worker's loop has started and made its slots
-            task, hanging = worker.start_here(ended), worker.start_here(stopped)
+            task, hanging = worker.start_here(ended), worker.start_here(going)
             assert task is not None
             assert hanging is not None
             assert (await task).status is ExecutionStatus.SUCCESS
-            holder = (await client.get(leases.key(ended.id))).decode()
-            expires_in = await client.ttl(leases.key(ended.id))
+            at_first = await leases.held([ended.id, going.id])
+            deadline = asyncio.get_running_loop().time() + 10
+            while not await leases.held([going.id]):  # until its first renewal
+                assert asyncio.get_running_loop().time() < deadline
+                await asyncio.sleep(0.05)
+            later = await leases.held([ended.id, going.id])
             queue.submit(ended.id, 0)  # a late duplicate
-            deadline = asyncio.get_running_loop().time() + 5
             while await queue.depth():
                 assert asyncio.get_running_loop().time() < deadline
                 await asyncio.sleep(0.02)
@@ -628,17 +635,15 @@ def test_an_ended_run_keeps_its_lease_until_it_runs_out_and_a_late_duplicate_is_
                 await hanging
             stop.set()
             await running
-            return holder, expires_in, await leases.held([ended.id, stopped.id])
+            return at_first, later, await leases.held([ended.id, going.id])
         finally:
             for key in sync_client.scan_iter(f"{prefix}*"):
                 sync_client.delete(key)
             await client.aclose()
             sync_client.close()
 
-    holder, expires_in, held = asyncio.run(work())
-    assert holder == "w"
-    assert 0 < expires_in <= 30
-    assert held == {ended.id}
+    at_first, later, at_last = asyncio.run(work())
+    assert (at_first, later, at_last) == (set(), {going.id}, set())
     assert rig.events(ended.id).count("Started") == 1
     assert rig.behaviour.calls.get("a") == 1
 
