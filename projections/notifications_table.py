@@ -19,6 +19,7 @@ from typing import Any
 
 from psycopg import Cursor
 
+from application.notifications.store import drop_notifications
 from domain.identity.user import User
 from domain.notifications import SystemNotification
 from projections.identity import open_personal
@@ -72,9 +73,4 @@ def recipient_erased(cur: Cursor[Any], event: User.Erased, ctx: EventContext) ->
     """The data key that sealed the user's notifications is gone (or soon will be): drop them
     now, as a rebuild, which can no longer open them, would; and their deliveries, which the
     erasure could not see if this projector had not reached them yet."""
-    cur.execute(
-        "DELETE FROM notification_delivery d USING system_notification n "
-        "WHERE n.id = d.notification_id AND n.user_id = %s",
-        (event.originator_id,),
-    )
-    cur.execute("DELETE FROM system_notification WHERE user_id = %s", (event.originator_id,))
+    drop_notifications(cur, event.originator_id)

@@ -147,10 +147,11 @@ def _erased(cur: Cursor[Any] | Connection[Any], user_id: str) -> bool:
     return row is not None
 
 
-def drop_notifications(conn: Connection[Any], user_id: str) -> None:
-    """Delete the deliveries of every notification meant for this user and the notifications
-    (erasure; the projection drops the rows too, as does a rebuild, which can no longer open
-    their sealed texts)."""
+def drop_notifications(conn: Cursor[Any] | Connection[Any], user_id: str) -> None:
+    """Delete the deliveries of every notification meant for this user and the notifications:
+    at the erasure, and again when the notifications projector comes to it (it may have
+    projected some of them since; a rebuild, which can no longer open their sealed texts,
+    leaves them out)."""
     conn.execute(
         "DELETE FROM notification_delivery d USING system_notification n "
         "WHERE n.id = d.notification_id AND n.user_id = %s",
