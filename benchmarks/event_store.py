@@ -498,13 +498,18 @@ def notify_lag(url: str, count: int, per_second: float) -> Lags:
 # -- main ------------------------------------------------------------------------------------------
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_database_url(parser: argparse.ArgumentParser) -> None:
+    """--database-url, which every benchmark takes: where it makes its scratch database."""
     parser.add_argument(
         "--database-url",
         default=os.environ.get("DATABASE_URL", DEFAULT_SERVER),
         help="server to create the scratch database on (default: $DATABASE_URL or %(default)s)",
     )
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_database_url(parser)
     parser.add_argument("--events", type=int, default=2000, help="events per save benchmark")
     parser.add_argument("--batch", type=int, default=200, help="events per batched save")
     parser.add_argument("--rate", type=float, default=200.0, help="saves/s in the lag test")

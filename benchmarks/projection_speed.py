@@ -18,7 +18,6 @@ installed; it is not a dependency).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -27,6 +26,7 @@ from event_store import (
     PROJECTION_RAW_SQL,
     REBUILD_PAGE,
     Report,
+    add_database_url,
     catch_up,
     connect,
     new_workflow,
@@ -48,7 +48,6 @@ from projections.projector import Projector
 from projections.rebuild import Rebuilder
 from projections.registry import PROJECTORS
 
-DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 NODES = [
     {"id": "m", "name": "Start", "type": "manual_trigger"},
     {"id": "s", "name": "Set", "type": "set"},
@@ -66,11 +65,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=500)
     parser.add_argument("--batch", type=int, default=200, help="workflows per save")
     parser.add_argument("--profile", metavar="NAME", help="profile this projector's rebuild")
-    parser.add_argument(
-        "--database-url",
-        default=os.environ.get("DATABASE_URL", DEFAULT_SERVER),
-        help="server to create the scratch database on (default: $DATABASE_URL or %(default)s)",
-    )
+    add_database_url(parser)
     return parser.parse_args(argv)
 
 

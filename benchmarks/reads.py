@@ -29,10 +29,9 @@ from pathlib import Path
 
 import httpx
 from connections import free_port, url_of
-from event_store import Report, print_report, scratch_database
+from event_store import Report, add_database_url, print_report, scratch_database
 from webhooks import DEFINITION, PATH, running, wait_for
 
-DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 SPY = ("--rate", "200", "--nonblocking", "--format", "raw", "--duration", "3", "--output")
 
 
@@ -140,11 +139,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="FILE",
         help="record the server with py-spy (collapsed stacks) during 3 s of GET /workflows/{id}",
     )
-    parser.add_argument(
-        "--database-url",
-        default=os.environ.get("DATABASE_URL", DEFAULT_SERVER),
-        help="server to create the scratch database on (default: $DATABASE_URL or %(default)s)",
-    )
+    add_database_url(parser)
     return parser.parse_args(argv)
 
 

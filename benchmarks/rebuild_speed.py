@@ -39,8 +39,14 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from event_store import PROJECTION_RAW_SQL, connect, print_report, scratch_database
-from projection_speed import DEFAULT_SERVER, raw_pages, store_events
+from event_store import (
+    PROJECTION_RAW_SQL,
+    add_database_url,
+    connect,
+    print_report,
+    scratch_database,
+)
+from projection_speed import raw_pages, store_events
 
 FOCUS = ("executions", "nodes", "audit_log")
 """The projectors issue #11 names; `--projectors all` adds the others that read these logs."""
@@ -89,11 +95,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def common_options(parser: argparse.ArgumentParser, baseline: str, worker: str) -> None:
     """--baseline, --database-url and the worker's hidden --worker URL NAME."""
     parser.add_argument("--baseline", type=Path, help=baseline)
-    parser.add_argument(
-        "--database-url",
-        default=os.environ.get("DATABASE_URL", DEFAULT_SERVER),
-        help="server to create the scratch database on (default: $DATABASE_URL or %(default)s)",
-    )
+    add_database_url(parser)
     parser.add_argument("--worker", nargs=2, metavar=("URL", worker), help=argparse.SUPPRESS)
 
 

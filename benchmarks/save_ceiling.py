@@ -46,7 +46,16 @@ from typing import Any
 
 import psutil
 import psycopg
-from event_store import Report, connect, ms, percentile, print_report, ratio, scratch_database
+from event_store import (
+    Report,
+    add_database_url,
+    connect,
+    ms,
+    percentile,
+    print_report,
+    ratio,
+    scratch_database,
+)
 from eventsourcing.persistence import StoredEvent
 from executions import OWNER, bench_service
 from webhooks import DEFINITION, PATH
@@ -62,7 +71,6 @@ from application.recorder import OneTripRecorder
 from domain.executions.execution import ExecutionMode
 from domain.workflows.triggers import trigger_id
 
-DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 EVENTS_TABLE = "executions_events"
 WRITER_NAME = "a2n-bench-writer"
 WARMUP_RUNS = 20
@@ -596,11 +604,7 @@ def report_writers(report: Report, phases: dict[str, Phase], partitions: int) ->
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--database-url",
-        default=os.environ.get("DATABASE_URL", DEFAULT_SERVER),
-        help="server to create the scratch database on (default: $DATABASE_URL or %(default)s)",
-    )
+    add_database_url(parser)
     parser.add_argument("--writers", default="1,2,4,8", help="writer processes, comma-separated")
     parser.add_argument("--seconds", type=float, default=4.0, help="length of each phase")
     parser.add_argument(
