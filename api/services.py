@@ -140,6 +140,9 @@ class Services:
     """Webhook calls accepted at once, in threads: each needs an event-store connection (the
     head check, the Queued save), so more than the pool has only wait inside threads, where
     they contend for the GIL (50 callers: 75 -> 87-108 runs/s, 10 -> 6.8-8.2 ms of CPU a run)."""
+    webhook_calls: CapacityLimiter
+    """Webhook calls held at once, waiting answers included (A2N_WEBHOOK_MAX_CALLS): a bound on
+    the callers, and the bodies, a flood of calls can park in the process."""
     roster: Roster
     """Worker heartbeats (workers busy and total on /metrics)."""
     erased_workflows: ErasedOwnerWorkflows
@@ -420,6 +423,7 @@ async def open_services(
             progress=hub,
             webhooks=webhooks,
             webhook_accepts=CapacityLimiter(settings.db_event_store_pool + 1),
+            webhook_calls=CapacityLimiter(settings.webhook_max_calls),
             roster=roster,
             erased_workflows=ErasedOwnerWorkflows(identity_app, workflows_app, sync_pool),
             live=live,

@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 import structlog
-from anyio import from_thread, to_thread
+from anyio import WouldBlock, from_thread, to_thread
 from litestar import Controller, HttpMethod, Request, Response, post, route
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath
@@ -65,7 +65,11 @@ WEBHOOK_PROBLEMS = {
     429: problem_response(
         429, "This webhook path's rate limit (settings.webhookRateLimit, A2N_RATE_LIMITS)."
     ),
-    503: problem_response(503, "Webhook routes are being reloaded: retry after Retry-After."),
+    503: problem_response(
+        503,
+        "Webhook routes are being reloaded, or this process holds A2N_WEBHOOK_MAX_CALLS calls "
+        "already: retry after Retry-After.",
+    ),
     504: problem_response(504, "The run did not answer in time; it goes on (executionId)."),
 }
 """Errors of a webhook call beyond those every public route has (see api.openapi)."""
@@ -99,6 +103,24 @@ async def webhook_test(request: AnyRequest, path: FromPath[str]) -> Response[Any
 
 
 async def _call(request: AnyRequest, path: str, *, test: bool) -> Response[Any]:
+    """Turn the call into a `WebhookCall` and its outcome into an answer, unless the process
+    holds its most calls already: then 503 at once, before the body is read."""
+    calls = services(request).webhook_calls
+    try:
+        calls.acquire_nowait()
+    except WouldBlock:
+        detail = (
+            f"This server holds {int(calls.total_tokens)} webhook calls already "
+            "(A2N_WEBHOOK_MAX_CALLS); retry shortly."
+        )
+        return problem(request, 503, detail, kind="busy", headers={"Retry-After": "1"})
+    try:
+        return await _held_call(request, path, test=test)
+    finally:
+        calls.release()
+
+
+async def _held_call(request: AnyRequest, path: str, *, test: bool) -> Response[Any]:
     running = services(request)
     service = running.webhooks
     call = WebhookCall(

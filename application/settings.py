@@ -219,6 +219,10 @@ class Settings:
     webhook_wait: float = 30.0
     """A2N_WEBHOOK_WAIT: seconds a webhook call waits for its run's answer (responseMode
     lastNode or respondNode) before 504 with the execution id; the run goes on."""
+    webhook_max_calls: int = 1000
+    """A2N_WEBHOOK_MAX_CALLS: webhook calls one process holds at once, from arrival to answer
+    (each may hold a body of up to A2N_MAX_BODY_BYTES while it waits); a call beyond them is
+    answered 503 with Retry-After at once, before its body is read."""
     scheduler_poll_interval: float = 1.0
     """A2N_SCHEDULER_POLL_INTERVAL: seconds between the scheduler's looks at due schedules (it
     wakes sooner for a schedule due sooner); also how often a standby tries to take over."""
@@ -646,6 +650,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "live_heartbeat": ("A2N_LIVE_HEARTBEAT", _seconds(1, 3600)),
     "live_message_bytes": ("A2N_LIVE_MESSAGE_BYTES", _integer(4096, 64 * 1024**2)),
     "webhook_wait": ("A2N_WEBHOOK_WAIT", _seconds(0.1, 600)),
+    "webhook_max_calls": ("A2N_WEBHOOK_MAX_CALLS", _integer(1, 1_000_000)),
     "scheduler_poll_interval": ("A2N_SCHEDULER_POLL_INTERVAL", _seconds(0.05, 60)),
     "scheduler_reconcile_interval": ("A2N_SCHEDULER_RECONCILE_INTERVAL", _seconds(0.1, 3600)),
     "schedule_misfire_grace": ("A2N_SCHEDULE_MISFIRE_GRACE", _seconds(0, 24 * 3600)),

@@ -191,6 +191,40 @@ def test_calls_beyond_the_accepting_threads_wait_their_turn_and_are_all_answered
     assert accepts.borrowed_tokens == 0
 
 
+def test_a_call_beyond_the_calls_a_process_holds_is_503_at_once_and_starts_nothing(
+    client: Client, user: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A2N_WEBHOOK_MAX_CALLS bounds the callers (and bodies) a flood can park in the process."""
+    calls = client.app.state.services.webhook_calls
+    monkeypatch.setattr(calls, "total_tokens", 1)
+    pause = {"id": "pause", "type": "wait", "config": {"seconds": 1}}
+    path = unique_path()
+    definition = hooked(path, pause, method="POST", responseMode="lastNode")
+    workflow_id = activated(client, user, definition)
+    executions = client.app.state.services.executions.app
+
+    with ThreadPoolExecutor(1) as pool:
+        held = pool.submit(client.post, f"/webhook/{path}", json={"n": 1})
+        deadline = time.monotonic() + 10
+        while calls.borrowed_tokens == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        refused = client.post(f"/webhook/{path}", json={"n": 2})
+        assert held.result().status_code == 200
+    busy = problem(refused, 503)
+    assert "A2N_WEBHOOK_MAX_CALLS" in busy["detail"]
+    assert refused.headers["retry-after"] == "1"
+    assert calls.borrowed_tokens == 0
+    assert client.post(f"/webhook/{path}", json={"n": 3}).status_code == 200
+    # The refused call started nothing: the runs are the first and the third call's.
+    runs = read(client, user, "/executions", executions.head_position(), workflowId=workflow_id)
+    assert sorted(
+        ended(client, run["id"]).input_items[0]["body"]["n"] for run in runs["items"]
+    ) == [
+        1,
+        3,
+    ]
+
+
 def test_last_node_mode_answers_500_with_the_execution_when_the_run_fails(
     client: Client, user: Account
 ) -> None:
