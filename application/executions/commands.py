@@ -97,7 +97,8 @@ class ExecutionService:
     def origin(self, execution_id: str) -> RunOrigin:
         """The run's origin, read from its first event once and then kept for a while: each
         process manager asks for it when the run ends (event triggers, notifications). A run
-        queued by this service is known without reading (`_queue`)."""
+        this service queued (`_queue`), or this process's worker loaded, is known without
+        reading (`keep_origin`)."""
         with self._origins_lock:
             known = self._origins.get(execution_id)
             if known is not None:
@@ -105,10 +106,11 @@ class ExecutionService:
                 return known
         queued = next(iter(self.app.events.get(execution_id, lte=1)))
         assert isinstance(queued, Execution.Queued)
-        return self._keep_origin(execution_id, queued)
+        return self.keep_origin(execution_id, queued)
 
-    def _keep_origin(self, execution_id: str, queued: Execution | Execution.Queued) -> RunOrigin:
-        """Remember the origin of a run from its Queued event or its new aggregate."""
+    def keep_origin(self, execution_id: str, queued: Execution | Execution.Queued) -> RunOrigin:
+        """Remember the origin of a run from its Queued event or its aggregate, for this
+        process's managers to find when it ends."""
         depth = queued.trigger_data.get(CHAIN_DEPTH, 0)
         found = RunOrigin(
             workflow_id=queued.workflow_id,
@@ -279,7 +281,7 @@ class ExecutionService:
     ) -> Recorded[Execution]:
         position = self.app.record(caller.metadata(), execution, *others)
         # The process managers ask for it when the run ends: read from memory, not the store.
-        self._keep_origin(execution.id, execution)
+        self.keep_origin(execution.id, execution)
         if submit:
             self.queue.submit(execution.id, execution.priority)
         return Recorded(execution, position)

@@ -175,8 +175,13 @@ class Engine:
 
     def _load(self, given: Execution | str) -> tuple[Execution, dict[str, Any] | None]:
         """The execution (loaded when given its id), and the definition it runs unless it has
-        ended (one thread hop)."""
-        execution = self.app.load(given, Execution) if isinstance(given, str) else given
+        ended (one thread hop). A run loaded here was queued by another process (`a2n serve`):
+        its origin is kept for this process's managers, which ask for it when the run ends."""
+        if isinstance(given, str):
+            execution = self.app.load(given, Execution)
+            self.services.executions.keep_origin(execution.id, execution)
+        else:
+            execution = given
         if execution.is_final:
             return execution, None
         return execution, self.definitions(execution.workflow_id, execution.workflow_version)

@@ -28,7 +28,15 @@ from projections import executions, workflows
 from projections.event_triggers import NAME, process_manager
 from projections.runner import ProjectionRunner
 from projections.supervisor import ProjectionSupervisor
-from tests.integration.helpers import Outcome, drain, record_run, rows, wait_until
+from tests.integration.helpers import (
+    Outcome,
+    credential_vault,
+    drain,
+    record_run,
+    rows,
+    run_with_built_in_nodes,
+    wait_until,
+)
 
 ALICE = "0190d6a4-8e4b-7cc3-a7b6-3f1c2d4e5f61"
 BOB = "0190d6a4-8e4b-7cc3-a7b6-3f1c2d4e5f62"
@@ -366,6 +374,29 @@ def test_a_run_queued_here_has_its_origin_known_without_reading(
     assert (origin.mode, origin.chain_depth) == (ExecutionMode.MANUAL, 2)
     assert service.origin(elsewhere).user_id == BOB
     assert reads == [elsewhere]
+
+
+def test_a_run_this_process_worked_has_its_origin_known_without_reading(
+    site: Installation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`a2n work` runs what `a2n serve` queued: its worker loads the run, and the managers of
+    the same process, asking for the run's origin when it ends, need no second read."""
+    watched = site.workflow(ALICE, WATCHED)
+    elsewhere = ExecutionService(site.app, site.workflows, site.queue)
+    queued = elsewhere.start(Caller(ALICE), watched, [{}]).aggregate.id
+    here = ExecutionService(site.app, site.workflows, site.queue)
+    vault = credential_vault(site.url)
+    try:
+        ended = run_with_built_in_nodes(here, site.workflows, queued, "worker-here", vault)
+    finally:
+        vault.app.close()
+    assert ended.is_final
+    reads: list[str] = []
+    monkeypatch.setattr(site.app.events, "get", lambda *a, **kw: reads.append(a[0]))
+    origin = here.origin(queued)
+    assert (origin.workflow_id, origin.workflow_version, origin.user_id) == (watched, 1, ALICE)
+    assert origin.mode is ExecutionMode.MANUAL
+    assert reads == []
 
 
 def finish(app: ExecutionsApp, execution_id: str, *, fail: bool = False) -> None:
