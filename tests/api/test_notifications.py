@@ -79,13 +79,15 @@ def notifications(
 def delivered(
     client: Client, account: Account, resource_id: str, path: str = "/notifications"
 ) -> dict[str, Any]:
-    """The notification about `resource_id` (or with that id) once none of its deliveries is
-    queued."""
+    """The notification about `resource_id` (or with that id) once it has deliveries and none of
+    them is queued (every caller's has a channel). Its event is projected before the raiser
+    commits its deliveries: listed with none, it is not delivered yet."""
     deadline = time.monotonic() + 20
     while True:
         items = notifications(client, account, path, limit=500)["items"]
         found = [n for n in items if resource_id in (n["resourceId"], n["id"])]
-        if found and all(d["status"] != "queued" for d in found[0]["deliveries"]):
+        deliveries = found[0]["deliveries"] if found else []
+        if deliveries and all(d["status"] != "queued" for d in deliveries):
             return found[0]
         assert time.monotonic() < deadline, items
         time.sleep(0.05)
