@@ -477,7 +477,7 @@ def _process_managers(
         listener=connections.listener,
         batch_size=settings.projection_batch_size,
         poll_interval=settings.projection_poll_interval,
-        coalesce=settings.projection_coalesce,
+        coalesce=settings.process_manager_coalesce,
         alert_channels=alerting,
     )
 

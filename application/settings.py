@@ -101,6 +101,10 @@ class Settings:
     projection_coalesce: float = 0.01
     """A2N_PROJECTION_COALESCE: seconds from the start of a projector's drain before a NOTIFY
     may start its next (the NOTIFYs meanwhile join that one; 0: each starts one at once)."""
+    process_manager_coalesce: float = 0.1
+    """A2N_PROCESS_MANAGER_COALESCE: A2N_PROJECTION_COALESCE for the process managers (event
+    triggers, notifications). No read waits for them, so they wait longer and take several
+    runs' endings a batch: a run they start, or a notification, comes up to this much later."""
     secret_key: str | None = None
     """A2N_SECRET_KEY: signs access tokens and keys the email index (32+ characters). Unset:
     generated once into <A2N_DATA_DIR>/keys.json."""
@@ -607,6 +611,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "projection_batch_size": ("A2N_PROJECTION_BATCH_SIZE", _integer(1, 100_000)),
     "projection_poll_interval": ("A2N_PROJECTION_POLL_INTERVAL", _seconds(0.01, 60)),
     "projection_coalesce": ("A2N_PROJECTION_COALESCE", _seconds(0, 1)),
+    "process_manager_coalesce": ("A2N_PROCESS_MANAGER_COALESCE", _seconds(0, 5)),
     "secret_key": ("A2N_SECRET_KEY", _secret_key),
     "master_keys": ("A2N_MASTER_KEYS", _master_keys),
     "access_token_ttl": ("A2N_ACCESS_TOKEN_TTL", _integer(30, 24 * 3600)),

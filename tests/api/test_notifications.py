@@ -481,3 +481,13 @@ def test_a_bad_notification_is_a_problem_and_stores_nothing(
     errors = problem(response, 422)["errors"]
     assert any(e["pointer"].startswith(pointer) for e in errors), errors
     assert rows_of(client, STORED) == before
+
+
+def test_the_process_managers_wait_as_set_and_the_projectors_do_not(client: Client) -> None:
+    """A2N_PROCESS_MANAGER_COALESCE reaches the managers' supervisor alone: the projectors,
+    which reads wait for, keep A2N_PROJECTION_COALESCE."""
+    services = client.app.state.services
+    settings = services.settings
+    assert settings.process_manager_coalesce != settings.projection_coalesce
+    assert services.process_managers.coalesce == settings.process_manager_coalesce
+    assert services.supervisor.coalesce == settings.projection_coalesce

@@ -53,6 +53,7 @@ def test_values_are_parsed_and_blank_means_default() -> None:
         ("A2N_SCHEDULER_POLL_INTERVAL", "0", "A2N_SCHEDULER_POLL_INTERVAL: expected seconds"),
         ("A2N_PROJECTION_COALESCE", "2", "A2N_PROJECTION_COALESCE: expected seconds from 0 to 1"),
         ("A2N_PROJECTION_COALESCE", "-0.1", "A2N_PROJECTION_COALESCE: expected seconds from 0"),
+        ("A2N_PROCESS_MANAGER_COALESCE", "9", "A2N_PROCESS_MANAGER_COALESCE: expected seconds"),
         ("A2N_NOTIFY_SLACK_URL", "hooks.slack.com/x", "A2N_NOTIFY_SLACK_URL: expected an http(s)"),
         ("A2N_NOTIFY_WEBHOOK_SECRET", "short", "A2N_NOTIFY_WEBHOOK_SECRET: expected at least 16"),
         ("A2N_ALERT_CHANNELS", "slack,sms", "A2N_ALERT_CHANNELS: expected channels from email"),
@@ -69,6 +70,10 @@ def test_projectors_coalesce_their_wakes_by_default_or_as_set() -> None:
     assert Settings.from_env({}).projection_coalesce == COALESCE_SECONDS
     assert Settings.from_env({"A2N_PROJECTION_COALESCE": "0"}).projection_coalesce == 0
     assert Settings.from_env({"A2N_PROJECTION_COALESCE": "0.05"}).projection_coalesce == 0.05
+    # The process managers, which no read waits for, wait longer unless told otherwise.
+    assert Settings.from_env({}).process_manager_coalesce == 0.1
+    set_to = {"A2N_PROCESS_MANAGER_COALESCE": "0.01"}
+    assert Settings.from_env(set_to).process_manager_coalesce == 0.01
 
 
 def test_the_scheduler_settings_and_retention_off() -> None:
