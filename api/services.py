@@ -277,6 +277,7 @@ async def open_services(
                 journal=journal,
             )
             live.watch("projection_batch_size", partial(setattr, supervisor, "batch_size"))
+            live.watch("projection_coalesce", partial(setattr, supervisor, "coalesce"))
             supervisor.start()
             stack.callback(supervisor.stop)
 
@@ -332,6 +333,7 @@ async def open_services(
             process_managers = _process_managers(
                 settings, connections, database, executions, notifier
             )
+            live.watch("process_manager_coalesce", partial(setattr, process_managers, "coalesce"))
             process_managers.start()
             stack.callback(process_managers.stop)
             _send_notifications(stack, settings, sync_pool, egress, notifier)

@@ -57,6 +57,17 @@ CATALOG: tuple[RuntimeSetting, ...] = (
         SettingSpec(SettingKind.INTEGER, low=1, high=100_000),
         "Events applied per projector transaction.",
     ),
+    _from_environment(
+        "projection_coalesce",
+        SettingSpec(SettingKind.NUMBER, low=0, high=1),
+        "Seconds from the start of a projector's batch before a NOTIFY may start its next.",
+    ),
+    _from_environment(
+        "process_manager_coalesce",
+        SettingSpec(SettingKind.NUMBER, low=0, high=5),
+        "Seconds from the start of a process manager's batch (event triggers, notifications) "
+        "before a NOTIFY may start its next.",
+    ),
     RuntimeSetting(
         "webhook_rate_limit",
         SettingSpec(SettingKind.RATE, low=1, high=1_000_000),

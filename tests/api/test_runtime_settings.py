@@ -29,6 +29,8 @@ CHANGED = (
     "retention.system_log",
     "min_position_timeout",
     "webhook_rate_limit",
+    "projection_coalesce",
+    "process_manager_coalesce",
 )
 
 
@@ -213,6 +215,24 @@ def test_the_log_level_takes_effect_without_a_restart(client: Client, admin: Acc
     assert root.level == logging.DEBUG
     assert client.delete(f"{API}/admin/settings/log_level", headers=admin).status_code == 200
     assert root.level == logging.WARNING
+
+
+def test_projectors_and_process_managers_coalesce_as_set_without_a_restart(
+    client: Client, admin: Account
+) -> None:
+    services = client.app.state.services
+    for key, supervisor in (
+        ("projection_coalesce", services.supervisor),
+        ("process_manager_coalesce", services.process_managers),
+    ):
+        default = getattr(services.settings, key)
+        assert supervisor.coalesce == default
+        assert put(client, admin, key, 0.05).status_code == 200
+        assert supervisor.coalesce == 0.05
+        problem(put(client, admin, key, 9), 422)
+        assert supervisor.coalesce == 0.05
+        assert client.delete(f"{API}/admin/settings/{key}", headers=admin).status_code == 200
+        assert supervisor.coalesce == default
 
 
 def test_other_processes_take_a_change_from_the_event_stores_notice(
