@@ -104,7 +104,8 @@ async def webhook_test(request: AnyRequest, path: FromPath[str]) -> Response[Any
 
 async def _call(request: AnyRequest, path: str, *, test: bool) -> Response[Any]:
     """Turn the call into a `WebhookCall` and its outcome into an answer, unless the process
-    holds its most calls already: then 503 at once, before the body is read."""
+    already holds as many calls as it may (A2N_WEBHOOK_MAX_CALLS): then 503 at once, before
+    the body is read."""
     calls = services(request).webhook_calls
     try:
         calls.acquire_nowait()
