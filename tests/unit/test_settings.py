@@ -54,6 +54,8 @@ def test_values_are_parsed_and_blank_means_default() -> None:
         ("A2N_PROJECTION_COALESCE", "2", "A2N_PROJECTION_COALESCE: expected seconds from 0 to 1"),
         ("A2N_PROJECTION_COALESCE", "-0.1", "A2N_PROJECTION_COALESCE: expected seconds from 0"),
         ("A2N_PROCESS_MANAGER_COALESCE", "9", "A2N_PROCESS_MANAGER_COALESCE: expected seconds"),
+        ("A2N_WEBHOOK_MAX_CALLS", "0", "A2N_WEBHOOK_MAX_CALLS: expected an integer from 1"),
+        ("A2N_WEBHOOK_MAX_CALLS", "many", "A2N_WEBHOOK_MAX_CALLS: expected an integer"),
         ("A2N_NOTIFY_SLACK_URL", "hooks.slack.com/x", "A2N_NOTIFY_SLACK_URL: expected an http(s)"),
         ("A2N_NOTIFY_WEBHOOK_SECRET", "short", "A2N_NOTIFY_WEBHOOK_SECRET: expected at least 16"),
         ("A2N_ALERT_CHANNELS", "slack,sms", "A2N_ALERT_CHANNELS: expected channels from email"),
@@ -74,6 +76,11 @@ def test_projectors_coalesce_their_wakes_by_default_or_as_set() -> None:
     assert Settings.from_env({}).process_manager_coalesce == 0.1
     set_to = {"A2N_PROCESS_MANAGER_COALESCE": "0.01"}
     assert Settings.from_env(set_to).process_manager_coalesce == 0.01
+
+
+def test_webhook_calls_held_are_bounded_by_default_or_as_set() -> None:
+    assert Settings.from_env({}).webhook_max_calls == 1000
+    assert Settings.from_env({"A2N_WEBHOOK_MAX_CALLS": "20"}).webhook_max_calls == 20
 
 
 def test_the_scheduler_settings_and_retention_off() -> None:
