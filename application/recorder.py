@@ -9,8 +9,10 @@ slower transaction fills in later).
 
 `OneTripRecorder` calls a function of its own instead, one per events table, which takes the
 same lock, notifies the same channel and inserts: one prepared statement, its arguments as four
-binary arrays. Saves with tracking records (the library's process applications) keep the
-library's path, which writes both in one transaction.
+binary arrays. Saves of one log that arrive together from several threads share one call
+(application/group_commit.py): one lock, NOTIFY and flush for the lot. Saves with tracking
+records (the library's process applications) keep the library's path, which writes both in one
+transaction.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from eventsourcing.persistence import InterfaceError, OperationalError, StoredEv
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.utils import retry
 from psycopg.sql import SQL, Identifier
+
+from application.group_commit import GroupCommit
 
 FUNCTION_PREFIX = "a2n_save_v1_"
 """The function's name before its table's; a new body gets a new version, never a replacement
@@ -62,6 +66,7 @@ class OneTripRecorder(PostgresApplicationRecorder):
         self._save = SQL(
             "SELECT id FROM {function}(%b::text[], %b::bigint[], %b::text[], %b::bytea[]) AS t(id)"
         ).format(function=function)
+        self.group_commit = GroupCommit(self._insert_once, self.save_alone)
 
     def create_table(self) -> None:
         """The library's tables, then the save function, one process at a time: processes
@@ -81,13 +86,28 @@ class OneTripRecorder(PostgresApplicationRecorder):
                 if curs.fetchone() is None:
                     curs.execute(self._create_function, prepare=False)
 
-    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         if not stored_events or kwargs.get("tracking") is not None:
-            ids: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
-            return ids
+            tracked: Sequence[int] | None = self._insert_tracked(stored_events, **kwargs)
+            return tracked
+        return self.group_commit.save(stored_events)
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def _insert_tracked(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        ids: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
+        return ids
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def save_alone(self, stored_events: Sequence[StoredEvent]) -> list[int]:
+        """A save in a transaction of its own (not grouped), tried again while the database is
+        unreachable."""
+        return self._insert_once(stored_events)
+
+    def _insert_once(self, stored_events: Sequence[StoredEvent]) -> list[int]:
         arguments = (
             [str(event.originator_id) for event in stored_events],
             [event.originator_version for event in stored_events],

@@ -147,3 +147,97 @@ def test_processes_starting_together_all_start_and_create_the_function_once(
         fresh_database_url,
         "SELECT count(*) FROM pg_proc WHERE proname = 'a2n_save_v1_workflows_events'",
     ) == [(1,)]
+
+
+def saves_queued_behind_a_held_one(
+    recorder: OneTripRecorder, url: str, saves: dict[str, range]
+) -> dict[str, object]:
+    """Save ("first", 1) while another transaction holds the log's lock, then `saves` (versions
+    by originator), each once the ones before it queued up behind the first; then release the
+    lock. What each save returned or raised, by originator."""
+    outcomes: dict[str, object] = {}
+
+    def save(originator_id: str, versions: range) -> threading.Thread:
+        def run() -> None:
+            try:
+                outcomes[originator_id] = recorder.insert_events(
+                    [stored(originator_id, version) for version in versions]
+                )
+            except Exception as exc:
+                outcomes[originator_id] = exc
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        return thread
+
+    with psycopg.connect(url) as holder:
+        holder.execute("LOCK TABLE workflows_events IN EXCLUSIVE MODE")
+        threads = [save("first", range(1, 2))]
+        deadline = time.monotonic() + 10
+        while not _waiting_for_lock(url):
+            assert time.monotonic() < deadline, "the first save never asked for the lock"
+            time.sleep(0.02)
+        for originator_id, versions in saves.items():
+            threads.append(save(originator_id, versions))
+            while recorder.group_commit.waiting < len(threads) - 1:
+                assert time.monotonic() < deadline, "a save did not queue up"
+                time.sleep(0.01)
+    for thread in threads:
+        thread.join(10)
+    return outcomes
+
+
+def test_saves_arriving_together_share_one_transaction_and_keep_their_own_ids(
+    recorder: OneTripRecorder, fresh_database_url: str
+) -> None:
+    """Saves queued behind one that waits for the log's lock go in one call: each caller gets
+    the ids of its own events, in its order."""
+    outcomes = saves_queued_behind_a_held_one(
+        recorder, fresh_database_url, {"a": range(1, 3), "b": range(1, 2), "c": range(1, 4)}
+    )
+    assert recorder.group_commit.groups == 1
+    stored_rows = rows(
+        fresh_database_url,
+        "SELECT notification_id, originator_id, originator_version, xmin::text "
+        "FROM workflows_events ORDER BY notification_id",
+    )
+    assert [(o, v) for _, o, v, _ in stored_rows] == [
+        ("first", 1),
+        ("a", 1),
+        ("a", 2),
+        ("b", 1),
+        ("c", 1),
+        ("c", 2),
+        ("c", 3),
+    ]
+    assert len({xid for _, o, _, xid in stored_rows if o != "first"}) == 1, "one transaction"
+    for originator_id in "abc":
+        ids = outcomes[originator_id]
+        assert ids == [n for n, o, _, _ in stored_rows if o == originator_id]
+
+
+def test_a_conflict_in_a_shared_save_fails_only_its_caller(
+    recorder: OneTripRecorder, fresh_database_url: str
+) -> None:
+    """A caller whose events conflict with stored ones fails alone; the others of its group
+    are stored, each caller with its own ids."""
+    recorder.insert_events([stored("taken", 1)])
+    outcomes = saves_queued_behind_a_held_one(
+        recorder, fresh_database_url, {"a": range(1, 3), "taken": range(1, 2), "c": range(1, 2)}
+    )
+    assert isinstance(outcomes["taken"], IntegrityError)
+    stored_rows = rows(
+        fresh_database_url,
+        "SELECT notification_id, originator_id, originator_version FROM workflows_events",
+    )
+    assert sorted((o, v) for _, o, v in stored_rows) == [
+        ("a", 1),
+        ("a", 2),
+        ("c", 1),
+        ("first", 1),
+        ("taken", 1),
+    ]
+    for originator_id in ("a", "c"):
+        ids = outcomes[originator_id]
+        assert isinstance(ids, list)
+        assert sorted(ids) == sorted(n for n, o, _ in stored_rows if o == originator_id)
