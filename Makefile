@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 # within a stock PostgreSQL's 100 connections.
 PYTEST_WORKERS ?= 3
 
-.PHONY: up test install lint typecheck pytest services promtool bench clean
+.PHONY: up test install lint typecheck pytest services promtool wrk bench clean
 
 up: $(STAMP) ## Install, migrate and run API + projectors on http://127.0.0.1:8000
 	$(BIN)/a2n up
@@ -34,6 +34,9 @@ services: ## Start the machine's PostgreSQL and Redis if they are installed but 
 promtool: $(STAMP) ## promtool (from Debian's prometheus package) for the alert rule tests
 	@.ci/promtool $(BIN)
 
+wrk: $(STAMP) ## wrk (from Debian's wrk package) for the webhook benchmark's load
+	@.ci/wrk $(BIN)
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -48,7 +51,7 @@ pytest: $(STAMP)
 	PYTHONDONTWRITEBYTECODE= PYTHONPYCACHEPREFIX=$(CURDIR)/$(VENV)/pycache \
 		$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
 
-bench: $(STAMP) ## Print event store, save ceiling, projection, rebuild, live lag, cache, load generator, webhook, SQL-per-run and memory figures (see benchmarks/RESULTS.md)
+bench: $(STAMP) wrk ## Print event store, save ceiling, projection, rebuild, live lag, cache, load generator, webhook, SQL-per-run and memory figures (see benchmarks/RESULTS.md)
 	$(BIN)/python benchmarks/event_store.py
 	$(BIN)/python benchmarks/save_ceiling.py
 	$(BIN)/python benchmarks/definition_cache.py

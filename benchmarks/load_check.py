@@ -24,7 +24,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from connections import free_port
-from webhooks import closed_loop, good_run, open_loop
+from webhooks import SEEN, closed_loop, good_run, open_loop
 
 SERVICE_SECONDS = 0.1
 _slots: asyncio.Semaphore | None = None
@@ -76,9 +76,7 @@ def main() -> int:
         print(f"stub server: at most {capacity:,.0f} answers/s, each after {SERVICE_SECONDS} s")
         closed = asyncio.run(closed_loop(base, "/", {}, good_run, connections=50, seconds=5))
         print(f"50 connections:          {closed.per_second:7.1f} answers/s")
-        opened = asyncio.run(
-            open_loop(base, "/", {}, good_run, rate=args.rate, seconds=args.seconds)
-        )
+        opened = asyncio.run(open_loop(base, "/", {}, SEEN, rate=args.rate, seconds=args.seconds))
         print(
             f"{args.rate} requests/s offered: {opened.per_second:7.1f} answers/s "
             f"(expected: {min(capacity, args.rate):,.0f}), p50 {opened.p(50) * 1000:,.0f} ms"

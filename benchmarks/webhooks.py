@@ -2,12 +2,14 @@
 
 For each system under test, starts the real server on 127.0.0.1, creates and activates the same
 workflow (a webhook trigger, POST /webhook/perf, answering with the last node's output, then a
-set node adding one field), warms it up, and drives it from an asyncio httpx client:
+set node adding one field), warms it up, and drives it from wrk (where found: `make bench`
+unpacks it from Debian's package; else, or with `--client httpx`, an asyncio httpx client):
 
 - `--concurrency` connections (10 and 50) each sending one request after the other for
   `--seconds`: webhook runs/s and latency p50/p99,
-- a fixed rate (`--rate`, 200/s) for `--seconds`, latency counted from each request's planned
-  send time (so a server that falls behind shows its queue),
+- a fixed rate (`--rate`, 200/s) for `--seconds`, from 50 keep-alive connections of this
+  script's own (`KeepAlive`: wrk cannot hold a rate), latency counted from each request's
+  planned send time (so a server that falls behind shows its queue),
 - the CPU time the server process, and for A2N its PostgreSQL backends, spent per run.
 
 Systems: `a2n up` on a scratch database `a2n_bench_<random>` with the in-process queue, then
@@ -31,6 +33,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -95,10 +98,17 @@ class Load:
     """The other outcomes, by status code or error type."""
     cpu: dict[str, float] = field(default_factory=dict)
     """CPU seconds spent during the phase by the server and by its PostgreSQL backends."""
+    good: int | None = None
+    """Good answers within the phase, when `latencies` holds the others' too (wrk's)."""
+
+    @property
+    def runs(self) -> int:
+        """Good answers within the phase."""
+        return len(self.latencies) if self.good is None else self.good
 
     @property
     def per_second(self) -> float:
-        return len(self.latencies) / self.seconds
+        return self.runs / self.seconds
 
     def p(self, q: float) -> float:
         return percentile(self.latencies, q) if self.latencies else float("nan")
@@ -140,50 +150,183 @@ async def closed_loop(
     return load
 
 
+WRK_SCRIPT = Path(__file__).with_name("webhooks.lua")
+
+
+def wrk_version(wrk: str) -> str:
+    said = subprocess.run([wrk, "-v"], capture_output=True, text=True, check=False)
+    return " ".join((said.stdout or said.stderr).split()[:2]) or "wrk"
+
+
+def wrk_binary() -> str | None:
+    """wrk on PATH, else where `make bench` unpacked it (.venv/bin/wrk, by .ci/wrk)."""
+    return shutil.which("wrk") or shutil.which("wrk", path=str(ROOT / ".venv" / "bin"))
+
+
+async def wrk_loop(
+    wrk: str,
+    base: str,
+    path: str,
+    body: Any,
+    expect: str | None,
+    *,
+    connections: int,
+    seconds: float,
+) -> Load:
+    """The closed loop of `closed_loop`, driven by wrk (a C client: about a tenth of the CPU a
+    request httpx takes, so the server gets the cores): a good answer is a 200 whose body holds
+    `expect` (spaces ignored), when given; latencies are of every answer (good or not); requests
+    still open when the time is up are not counted (benchmarks/webhooks.lua)."""
+    command = [
+        wrk,
+        "-t1",
+        f"-c{connections}",
+        f"-d{seconds:g}s",
+        "--timeout",
+        "60s",
+        "-s",
+        str(WRK_SCRIPT),
+        base + path,
+        "--",
+        "GET" if body is None else "POST",
+        "" if body is None else json.dumps(body),
+        *([expect] if expect else []),
+    ]
+    process = await asyncio.create_subprocess_exec(
+        *command, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    out, err = await process.communicate()
+    if process.returncode:
+        raise RuntimeError(f"wrk failed ({process.returncode}): {err.decode()[-500:]}")
+    load = Load(seconds)
+    for line in out.decode().splitlines():
+        kind, _, figures = line.partition(" ")
+        if kind == "answers":
+            good, bad, errors, timeouts = map(int, figures.split())
+            load.good = load.answered = good
+            for what, count in (
+                ("not 200 or not the answer", bad),
+                ("connection errors", errors),
+                ("timeouts", timeouts),
+            ):
+                if count:
+                    load.refused[what] = count
+        elif kind == "latency":
+            value, count = map(int, figures.split())
+            load.latencies.extend([value / 1_000_000] * count)
+    if load.good is None:
+        raise RuntimeError(f"wrk said nothing the script prints: {out.decode()[-500:]}")
+    return load
+
+
+class KeepAlive:
+    """One HTTP/1.1 keep-alive connection that sends ready-made requests and reads the answers
+    (Content-Length or chunked): the fixed-rate loop's client. httpx cost this loop several
+    milliseconds of CPU a request, on the cores the server under test needs."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+
+    async def send(self, request: bytes) -> tuple[int, bytes]:
+        """The status and body of the answer to `request`."""
+        if self._streams is None:
+            self._streams = await asyncio.open_connection(self.host, self.port)
+        reader, writer = self._streams
+        try:
+            writer.write(request)
+            head = (await reader.readuntil(b"\r\n\r\n")).lower()
+            if b"\r\ntransfer-encoding: chunked" in head:
+                body = await _chunked(reader)
+            else:
+                length = re.search(rb"\r\ncontent-length: *(\d+)", head)
+                body = await reader.readexactly(int(length.group(1))) if length else b""
+            if b"\r\nconnection: close" in head:
+                self.close()
+            return int(head[9:12]), body
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self._streams is not None:
+            self._streams[1].close()
+            self._streams = None
+
+
+async def _chunked(reader: asyncio.StreamReader) -> bytes:
+    parts = []
+    while size := int((await reader.readuntil(b"\r\n")).split(b";")[0], 16):
+        parts.append((await reader.readexactly(size + 2))[:-2])
+    await reader.readexactly(2)  # the empty trailer's line end
+    return b"".join(parts)
+
+
+def raw_request(base: str, path: str, body: Any) -> bytes:
+    """The bytes of a GET (body None) or a JSON POST of `path` on `base`."""
+    host = base.split("://", 1)[1]
+    if body is None:
+        return f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+    data = json.dumps(body).encode()
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(data)}\r\n\r\n"
+    )
+    return head.encode() + data
+
+
 async def open_loop(
-    base: str, path: str, body: Any, ok: Check, *, rate: int, seconds: float
+    base: str, path: str, body: Any, expect: str | None, *, rate: int, seconds: float
 ) -> Load:
     """`rate` requests a second for `seconds`, each due at its planned time whether or not the
     earlier ones were answered, sent over at most OPEN_CONNECTIONS connections: each connection
     sends the next request due as soon as it is free (at once if that one is already late).
-    Latency runs from the planned send time, so a server falling behind shows its queue.
-    Requests not sent or not answered DRAIN_SECONDS after the last planned send are given up;
-    `seconds` of the result runs until then.
+    A good answer is a 200 whose body holds `expect` (spaces ignored), when given. Latency runs
+    from the planned send time, so a server falling behind shows its queue. Requests not sent
+    or not answered DRAIN_SECONDS after the last planned send are given up; `seconds` of the
+    result runs until then.
 
     The connections pull from the schedule, and there are 50 of them: before, a task a request
     over up to 200 connections cost this client so much CPU that it measured itself (a stub
     server answering 134/s to 50 callers was measured at 65-75/s at 200/s offered, this loop
-    gets 136-138/s from it; benchmarks/load_check.py)."""
-    limits = httpx.Limits(
-        max_connections=OPEN_CONNECTIONS, max_keepalive_connections=OPEN_CONNECTIONS
-    )
+    gets 136-138/s from it; benchmarks/load_check.py). They are `KeepAlive`s, not httpx's."""
+    host, _, port = base.split("://", 1)[1].partition(":")
+    request = raw_request(base, path, body)
+    wanted = None if expect is None else expect.encode()
     load = Load(seconds)
     total = int(rate * seconds)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
-        loop = asyncio.get_running_loop()
-        began = loop.time()
-        schedule = iter(range(total))
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    schedule = iter(range(total))
 
-        async def one_connection() -> None:
+    async def one_connection() -> None:
+        connection = KeepAlive(host, int(port or 80))
+        try:
             for i in schedule:
                 planned = began + i / rate
                 await asyncio.sleep(max(0.0, planned - loop.time()))
-                wrong = await _send(client, path, body, ok)
-                load.answered += wrong is None
-                if wrong is None:
+                try:
+                    status, answer = await connection.send(request)
+                except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
+                    load.refused[type(exc).__name__] += 1
+                    continue
+                if status == 200 and (wanted is None or wanted in answer.replace(b" ", b"")):
+                    load.answered += 1
                     load.latencies.append(loop.time() - planned)
                 else:
-                    load.refused[wrong] += 1
+                    load.refused[str(status)] += 1
+        finally:
+            connection.close()
 
-        connections = [asyncio.create_task(one_connection()) for _ in range(OPEN_CONNECTIONS)]
-        _, late = await asyncio.wait(connections, timeout=seconds + DRAIN_SECONDS)
-        for task in late:
-            task.cancel()
-        await asyncio.gather(*late, return_exceptions=True)
-        given_up = total - load.answered - sum(load.refused.values())
-        if given_up:
-            load.refused[f"unanswered {DRAIN_SECONDS:g} s after the last send"] = given_up
-        load.seconds = loop.time() - began
+    connections = [asyncio.create_task(one_connection()) for _ in range(OPEN_CONNECTIONS)]
+    _, late = await asyncio.wait(connections, timeout=seconds + DRAIN_SECONDS)
+    for task in late:
+        task.cancel()
+    await asyncio.gather(*late, return_exceptions=True)
+    given_up = total - load.answered - sum(load.refused.values())
+    if given_up:
+        load.refused[f"unanswered {DRAIN_SECONDS:g} s after the last send"] = given_up
+    load.seconds = loop.time() - began
     return load
 
 
@@ -246,32 +389,31 @@ async def measure(target: Target, args: argparse.Namespace, report: Report) -> d
     body = {"order": 1, "total": 12.5}
     base, hook, health = target.base, target.webhook, target.health
     report.section(f"  load average (1 min) before: {os.getloadavg()[0]:.1f}")
-    warm = await closed_loop(base, hook, body, target.ok, connections=10, seconds=args.warmup)
+
+    def closed(path: str, body: Any, ok: Check, expect: str | None, n: int, seconds: float) -> Any:
+        """The closed loop on the client chosen (`--client`)."""
+        if args.wrk:
+            return wrk_loop(args.wrk, base, path, body, expect, connections=n, seconds=seconds)
+        return closed_loop(base, path, body, ok, connections=n, seconds=seconds)
+
+    warm = await closed(hook, body, target.ok, SEEN, 10, args.warmup)
     answered = warm.answered
     loads: dict[str, Load] = {}
     for n in args.concurrency:
         baseline = await phase(
-            target,
-            lambda n=n: closed_loop(
-                base, health, None, good_health, connections=n, seconds=args.seconds
-            ),
+            target, lambda n=n: closed(health, None, good_health, None, n, args.seconds)
         )
-        runs = await phase(
-            target,
-            lambda n=n: closed_loop(
-                base, hook, body, target.ok, connections=n, seconds=args.seconds
-            ),
-        )
+        runs = await phase(target, lambda n=n: closed(hook, body, target.ok, SEEN, n, args.seconds))
         answered += runs.answered
         loads[f"{n} connections"] = runs
         add_rows(report, f"{n} connections", runs, baseline)
     baseline = await phase(
         target,
-        lambda: open_loop(base, health, None, good_health, rate=args.rate, seconds=args.seconds),
+        lambda: open_loop(base, health, None, None, rate=args.rate, seconds=args.seconds),
     )
     runs = await phase(
         target,
-        lambda: open_loop(base, hook, body, target.ok, rate=args.rate, seconds=args.seconds),
+        lambda: open_loop(base, hook, body, SEEN, rate=args.rate, seconds=args.seconds),
     )
     answered += runs.answered
     loads[f"{args.rate}/s offered"] = runs
@@ -299,13 +441,13 @@ def add_rows(report: Report, title: str, runs: Load, baseline: Load) -> None:
             f"{baseline.p(q) * 1000:,.1f}",
             ratio(runs.p(q), baseline.p(q)),
         )
-    if runs.latencies:
+    if runs.runs:
         for name, spent in runs.cpu.items():
             if spent:
                 report.add(
                     f"  {name} CPU per run (ms)",
-                    f"{spent / len(runs.latencies) * 1000:.1f}",
-                    f"{baseline.cpu[name] / max(1, len(baseline.latencies)) * 1000:.2f}",
+                    f"{spent / runs.runs * 1000:.1f}",
+                    f"{baseline.cpu[name] / max(1, baseline.runs) * 1000:.2f}",
                 )
     if runs.refused:
         refused = ", ".join(f"{k} x{n}" for k, n in runs.refused.items())
@@ -354,8 +496,12 @@ BESIDE: dict[str, tuple[list[str], ...]] = {
 """The roles each system runs in processes of their own beside `a2n serve` (none: `a2n up`)."""
 
 
+SEEN = '"seen":true'
+"""What a good answer of the bench workflow holds (spaces left out)."""
+
+
 def good_run(answer: httpx.Response) -> bool:
-    return answer.status_code == 200 and b'"seen":true' in answer.content.replace(b" ", b"")
+    return answer.status_code == 200 and SEEN.encode() in answer.content.replace(b" ", b"")
 
 
 @contextmanager
@@ -648,6 +794,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="NAME=VALUE",
         help="a further setting of a2n up (A2N_PROJECTION_COALESCE=0), repeatable",
     )
+    parser.add_argument(
+        "--client",
+        choices=("wrk", "httpx"),
+        default="wrk" if wrk_binary() else "httpx",
+        help="load generator of the closed loops (default: wrk where found; the fixed rate has "
+        "its own, KeepAlive)",
+    )
     parser.add_argument("--install-n8n", action="store_true", help="npm install n8n first")
     add_system_args(parser)
     return parser.parse_args(argv)
@@ -679,6 +832,10 @@ def new_report(database_url: str, value_column: str) -> Report:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    args.wrk = wrk_binary() if args.client == "wrk" else None
+    if args.client == "wrk" and args.wrk is None:
+        print("wrk not found: `make bench` unpacks it (.ci/wrk), or use --client httpx")
+        return 2
     started = time.perf_counter()
     report = new_report(args.database_url, "webhook")
     if args.install_n8n and n8n_binary(args.n8n_dir).exists() is False:
@@ -729,7 +886,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"{theirs.p(50) * 1000:,.0f}",
                     ratio(runs.p(50), theirs.p(50)),
                 )
-    print_report("webhooks", started, report, LEGEND, n8n=n8n_version(args.n8n_dir))
+    client = f"{wrk_version(args.wrk)} (closed loops), " if args.wrk else ""
+    print_report(
+        "webhooks",
+        started,
+        report,
+        LEGEND,
+        n8n=n8n_version(args.n8n_dir),
+        client=f"{client or f'httpx {httpx.__version__} (closed loops), '}KeepAlive (fixed rate)",
+    )
     if FAILURES:
         print("\nFAILED: " + "; ".join(FAILURES))
         return 1
@@ -739,10 +904,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 LEGEND = """\
 Workflow: webhook trigger (POST /webhook/perf, responseMode lastNode) -> set {seen: true}; each
 request a small JSON body, each answer the set node's output; only a 200 with it counts.
-Load: an asyncio httpx client on 127.0.0.1, after a warm-up; "N connections" = N clients each
-sending its next request when answered; "R requests/s offered" = due on schedule whatever the
-answers, over 50 connections (latency from the planned send time: a server that cannot keep up
-shows its queue; benchmarks/load_check.py shows this client drives a stub at its capacity).
+Load: on 127.0.0.1, after a warm-up; "N connections" = N clients each sending its next request
+when answered, from wrk (a C client, benchmarks/webhooks.lua) where found, else from an asyncio
+httpx client (`--client`); "R requests/s offered" = due on schedule whatever the answers, over
+50 keep-alive connections of the script's own (latency from the planned send time: a server
+that cannot keep up shows its queue; benchmarks/load_check.py shows this client drives a stub
+at its capacity). The client shares the machine's cores: httpx takes several times the CPU a
+request wrk does, which a server spread over processes feels most (RESULTS.md, stop 22).
 Baseline: the same server's health route (A2N /health, n8n /healthz) under the same load, just
 before (closed loops) or after (fixed rate): HTTP stack and client cost, no run. Ratio = webhook
 figure / baseline (runs/s below 1x, latency above 1x). In the "against n8n" sections the
