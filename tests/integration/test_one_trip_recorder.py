@@ -241,3 +241,53 @@ def test_a_conflict_in_a_shared_save_fails_only_its_caller(
         ids = outcomes[originator_id]
         assert isinstance(ids, list)
         assert sorted(ids) == sorted(n for n, o, _ in stored_rows if o == originator_id)
+
+
+def test_many_threads_saving_at_once_each_get_their_own_rows_and_conflicts(
+    recorder: OneTripRecorder, fresh_database_url: str
+) -> None:
+    """Eight threads, forty saves each, half of them of an aggregate another thread saves too:
+    each version is stored once, by the caller that was told so, at the ids it was given, and
+    every other caller of it got a conflict."""
+    told: dict[int, tuple[str, int]] = {}
+    conflicts: list[tuple[str, int]] = []
+    failures: list[BaseException] = []
+    lock = threading.Lock()
+    start = threading.Barrier(8)
+
+    def save(thread: int) -> None:
+        start.wait()
+        for i in range(40):
+            # Even saves are the thread's own; odd ones race every other thread for "shared".
+            originator = f"own-{thread}-{i}" if i % 2 == 0 else "shared"
+            version = 1 if i % 2 == 0 else i // 2 + 1
+            try:
+                ids = recorder.insert_events([stored(originator, version)])
+            except IntegrityError:
+                with lock:
+                    conflicts.append((originator, version))
+            except BaseException as exc:
+                failures.append(exc)
+            else:
+                assert ids is not None
+                with lock:
+                    told[ids[0]] = (originator, version)
+
+    threads = [threading.Thread(target=save, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert failures == []
+    stored_rows = {
+        n: (o, v)
+        for n, o, v in rows(
+            fresh_database_url,
+            "SELECT notification_id, originator_id, originator_version FROM workflows_events",
+        )
+    }
+    assert stored_rows == told
+    shared = sorted(v for o, v in told.values() if o == "shared")
+    assert shared == list(range(1, 21)), "each shared version stored exactly once"
+    assert len(conflicts) == 8 * 20 - 20
+    assert all(o == "shared" for o, _ in conflicts)
