@@ -400,7 +400,13 @@ def _with_keys(settings: Settings) -> None:
 
 
 def _project_run(args: argparse.Namespace) -> int:
+    from functools import partial
+
+    from application.connections import Checks
+    from application.eventstore import event_store_env, shared_datastore
     from application.notifications.store import alert_channels
+    from application.operations.app import OperationsApp
+    from application.operations.live import LiveSettings, apply_log_level
     from application.system_log import SystemLog
     from projections.registry import PROJECTORS
     from projections.supervisor import ProjectionSupervisor
@@ -419,6 +425,16 @@ def _project_run(args: argparse.Namespace) -> int:
     )
     # This role has no write pool: its system_log lines go over its projection connections.
     supervisor.journal = SystemLog(supervisor.pool, "project")
+    # Runtime settings (PUT /admin/settings) reach this process as they reach `a2n up`: read
+    # from the event store over one connection, refreshed on its NOTIFY through the listener.
+    datastore = shared_datastore(database.url, max_size=1, check=Checks().sync)
+    operations = OperationsApp(env=event_store_env(database.url), datastore=datastore)
+    live = LiveSettings(settings, operations)
+    live.follow(supervisor.listener)
+    live.refresh()
+    live.watch("log_level", apply_log_level)
+    live.watch("projection_batch_size", partial(setattr, supervisor, "batch_size"))
+    live.watch("projection_coalesce", partial(setattr, supervisor, "coalesce"))
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
@@ -432,6 +448,8 @@ def _project_run(args: argparse.Namespace) -> int:
     _say("stopping projectors (finishing current batches)")
     supervisor.journal.record("process", "process.stopped", "a2n project stopping")
     supervisor.stop()
+    operations.close()
+    datastore.close()
     return 0
 
 

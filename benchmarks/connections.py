@@ -222,7 +222,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             [["serve"], ["project"], ["work"], ["schedule"], ["schedule"]],
             True,
             budget.total(projections=False, scheduler=False)
-            + (budget.projections + 1)
+            + (budget.projections + 2)  # a2n project: projections, listener, settings reads
             + budget.total(projections=True, scheduler=False)
             + 2 * budget.total(projections=False, scheduler=True),
         ),

@@ -39,6 +39,8 @@ class LiveSettings:
         self.app = app
         self._stored: dict[str, Any] = {}
         self._watchers: list[tuple[str, Watcher]] = []
+        self._applied: dict[int, Any] = {}
+        """The value each watcher (by its index) was last given."""
         self._lock = threading.Lock()
 
     def follow(self, listener: Listener) -> None:
@@ -55,9 +57,11 @@ class LiveSettings:
 
     def watch(self, key: str, apply: Watcher) -> None:
         """Call `apply(value)` now and after every refresh."""
+        value = self.value(key)
         with self._lock:
+            self._applied[len(self._watchers)] = value
             self._watchers.append((key, apply))
-        apply(self.value(key))
+        apply(value)
 
     def load(self) -> None:
         """Read every stored value from the event store (errors propagate; see `refresh`)."""
@@ -75,11 +79,17 @@ class LiveSettings:
             return
         with self._lock:
             watchers = list(self._watchers)
-        for key, apply in watchers:
+        for index, (key, apply) in enumerate(watchers):
+            value = self.value(key)
             try:
-                apply(self.value(key))
+                apply(value)
             except Exception as exc:
                 log.warning("setting_not_applied", key=key, error=f"{type(exc).__name__}: {exc}")
+                continue
+            if self._applied.get(index) != value:
+                # Which processes took a change (the catalog holds no secrets).
+                log.info("runtime_setting_applied", key=key, value=value)
+            self._applied[index] = value
 
     def retention_rules(self) -> tuple[Rule, ...]:
         """The retention rules with the ages in effect."""

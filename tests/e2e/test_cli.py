@@ -269,3 +269,56 @@ def test_schedule_runs_a_candidate_that_takes_the_lock_until_stopped(
     assert process.returncode == 0, err
     assert "stopping the scheduler" in err
     assert rows(fresh_database_url, holders)[0][0] == 0
+
+
+def test_project_run_takes_runtime_settings_without_a_restart(fresh_database_url: str) -> None:
+    """A setting changed while `a2n project run` runs (PUT /admin/settings/{key} stores it as
+    this test does) reaches its projectors: the process says it applied it."""
+    from queue import Empty, Queue
+    from threading import Thread
+
+    from application.operations.app import OperationsApp
+    from application.operations.commands import SettingsService
+    from application.operations.live import LiveSettings
+    from application.settings import Settings
+
+    environment = {
+        k: v for k, v in os.environ.items() if not k.startswith(("A2N_", "DATABASE_URL"))
+    }
+    environment.update(CLI_KEYS, DATABASE_URL=fresh_database_url, A2N_LOG_LEVEL="info")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "project", "run"],
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: Queue[str] = Queue()
+    assert process.stdout is not None
+    Thread(target=lambda: [lines.put(line) for line in process.stdout or ()], daemon=True).start()
+    app = OperationsApp(env=event_store_env(fresh_database_url))
+    try:
+        assert process.stderr is not None
+        started = process.stderr.readline()
+        while "projectors running" not in started:
+            assert started, "a2n project run exited before it ran"
+            started = process.stderr.readline()
+        settings = SettingsService(app, LiveSettings(Settings.from_env(environment), app))
+        settings.change(Caller("ops"), "projection_batch_size", 7)
+        deadline = time.monotonic() + 15
+        applied = None
+        while applied is None:
+            try:
+                line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+            except Empty:
+                raise AssertionError("a2n project run never applied the setting") from None
+            said = json.loads(line) if line.startswith("{") else {}
+            if said.get("event") == "runtime_setting_applied":
+                applied = said
+        assert (applied["key"], applied["value"]) == ("projection_batch_size", 7)
+    finally:
+        app.close()
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
