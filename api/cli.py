@@ -281,14 +281,31 @@ def _up(args: argparse.Namespace) -> int:
         patiently(lambda: _prepare(database), timeout=settings.db_wait, say=_say)
     except psycopg.Error as exc:
         raise CommandError(f"PostgreSQL: {exc}", EXIT_UNAVAILABLE) from None
-    return _run_server(
-        settings,
-        database,
-        run_projectors=True,
-        send_mail=True,
-        run_workers=True,
-        run_scheduler=True,
-    )
+    if settings.up_projectors == "threads":
+        return _run_server(
+            settings,
+            database,
+            run_projectors=True,
+            send_mail=True,
+            run_workers=True,
+            run_scheduler=True,
+        )
+    from api.projector_process import ProjectorProcess
+
+    _with_keys(settings)  # the keys file exists before the child reads it
+    projectors = ProjectorProcess(database.url, _say)
+    projectors.start()
+    try:
+        return _run_server(
+            settings,
+            database,
+            run_projectors=False,
+            send_mail=True,
+            run_workers=True,
+            run_scheduler=True,
+        )
+    finally:
+        projectors.stop()
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -402,6 +419,7 @@ def _with_keys(settings: Settings) -> None:
 def _project_run(args: argparse.Namespace) -> int:
     from functools import partial
 
+    from api.projector_process import stop_with_parent
     from application.connections import Checks
     from application.eventstore import event_store_env, shared_datastore
     from application.notifications.store import alert_channels
@@ -438,6 +456,7 @@ def _project_run(args: argparse.Namespace) -> int:
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
+    stop_with_parent(stopping)  # a child of `a2n up` (A2N_UP_PROJECTORS=process)
     supervisor.start()
     names = [p.name for p in PROJECTORS]
     supervisor.journal.record(

@@ -32,6 +32,7 @@ EmbeddedMode = Literal["auto", "always", "never"]
 LogFormat = Literal["json", "console"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 RegistrationMode = Literal["open", "invite"]
+UpProjectors = Literal["threads", "process"]
 CodeSandbox = Literal["namespaces", "none"]
 CodeNetwork = Literal["off", "on"]
 
@@ -101,6 +102,10 @@ class Settings:
     projection_coalesce: float = 0.01
     """A2N_PROJECTION_COALESCE: seconds from the start of a projector's drain before a NOTIFY
     may start its next (the NOTIFYs meanwhile join that one; 0: each starts one at once)."""
+    up_projectors: UpProjectors = "threads"
+    """A2N_UP_PROJECTORS: where `a2n up` runs its projectors: `threads` of its own process, or
+    `process`, a child `a2n project run` it starts, restarts and stops (on two or more cores
+    it takes 1.2-1.8x the webhook runs: benchmarks/RESULTS.md)."""
     process_manager_coalesce: float = 0.1
     """A2N_PROCESS_MANAGER_COALESCE: A2N_PROJECTION_COALESCE for the process managers (event
     triggers, notifications). No read waits for them, so they wait longer and take several
@@ -612,6 +617,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "projection_poll_interval": ("A2N_PROJECTION_POLL_INTERVAL", _seconds(0.01, 60)),
     "projection_coalesce": ("A2N_PROJECTION_COALESCE", _seconds(0, 1)),
     "process_manager_coalesce": ("A2N_PROCESS_MANAGER_COALESCE", _seconds(0, 5)),
+    "up_projectors": ("A2N_UP_PROJECTORS", _choice(UpProjectors)),
     "secret_key": ("A2N_SECRET_KEY", _secret_key),
     "master_keys": ("A2N_MASTER_KEYS", _master_keys),
     "access_token_ttl": ("A2N_ACCESS_TOKEN_TTL", _integer(30, 24 * 3600)),

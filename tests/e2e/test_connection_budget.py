@@ -15,8 +15,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -24,80 +22,9 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict
 
+from tests.e2e.conftest import BUDGET, Limited
 from tests.e2e.test_up import ROOT, free_port, wait_for_health
-
-BUDGET = 12
-"""README, "Connections": the most one `a2n up` holds."""
-
-
-@dataclass
-class Limited:
-    """A database owned by a login role whose connections PostgreSQL caps."""
-
-    server_url: str
-    role: str
-    database: str
-
-    @property
-    def url(self) -> str:
-        params = conninfo_to_dict(self.server_url)
-        host, port = params.get("host", "127.0.0.1"), params.get("port", "5432")
-        return f"postgresql://{self.role}@{host}:{port}/{self.database}"
-
-    def limit(self, connections: int) -> None:
-        self.admin(
-            sql.SQL("ALTER ROLE {} CONNECTION LIMIT {}").format(
-                sql.Identifier(self.role), sql.Literal(connections)
-            )
-        )
-
-    def drop_connections(self) -> int:
-        rows = self.admin(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s",
-            (self.role,),
-        )
-        return len(rows)
-
-    def connections(self, admin: psycopg.Connection[Any]) -> int:
-        """The role's connections now, asked on an admin connection of the caller's."""
-        query = "SELECT count(*) FROM pg_stat_activity WHERE usename = %s"
-        row = admin.execute(query, (self.role,)).fetchone()
-        assert row is not None
-        return int(row[0])
-
-    def admin(self, statement: Any, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        with psycopg.connect(self.server_url, autocommit=True) as conn:
-            cur = conn.execute(statement, params)
-            return cur.fetchall() if cur.description else []
-
-
-@pytest.fixture
-def limited(postgres_server_url: str) -> Iterator[Limited]:
-    suffix = uuid.uuid4().hex[:10]
-    found = Limited(postgres_server_url, f"a2n_budget_{suffix}", f"a2n_budget_{suffix}")
-    # CREATEROLE: the migrations grant the role membership of a2n_app (row-level security).
-    found.admin(
-        sql.SQL("CREATE ROLE {} LOGIN CREATEROLE CONNECTION LIMIT {}").format(
-            sql.Identifier(found.role), sql.Literal(BUDGET)
-        )
-    )
-    found.admin(
-        sql.SQL("CREATE DATABASE {} OWNER {}").format(
-            sql.Identifier(found.database), sql.Identifier(found.role)
-        )
-    )
-    try:
-        yield found
-    finally:
-        found.admin(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(found.database)
-            )
-        )
-        found.admin(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(found.role)))
 
 
 @dataclass
@@ -112,7 +39,7 @@ class Up:
         return response.json()
 
 
-def start_up(url: str, redis_url: str | None) -> Up:
+def start_up(url: str, redis_url: str | None, **settings: str) -> Up:
     port = free_port()
     env = {
         k: v
@@ -123,6 +50,7 @@ def start_up(url: str, redis_url: str | None) -> Up:
     env["A2N_DATA_DIR"] = tempfile.mkdtemp(prefix="a2n-budget-")
     if redis_url:
         env["REDIS_URL"] = redis_url
+    env.update(settings)
     process = subprocess.Popen(
         [sys.executable, "-m", "api.cli", "up"],
         cwd=ROOT,

@@ -1,0 +1,107 @@
+"""`a2n up` with its projectors in a process of their own (A2N_UP_PROJECTORS=process): the
+child projects every run within the budget README gives, is started again when it dies, and
+does not outlive its parent."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import psutil
+import psycopg
+
+from tests.e2e.conftest import Limited
+from tests.e2e.test_connection_budget import (
+    run_and_wait,
+    runs_read,
+    sign_in,
+    start_up,
+    stop,
+    two_step_workflow,
+    wait_for,
+)
+from tests.e2e.test_up import wait_for_health
+
+BUDGET = 16
+"""README, "Connections": `a2n up` (12) and its `a2n project` child (4)."""
+
+
+def projector_children(parent: int) -> list[psutil.Process]:
+    """The live `a2n project run` children of `parent`."""
+    try:
+        children = psutil.Process(parent).children()
+    except psutil.NoSuchProcess:
+        return []
+    found = []
+    for child in children:
+        try:
+            if child.cmdline()[-2:] == ["project", "run"]:
+                found.append(child)
+        except psutil.Error:  # gone, or a zombie not yet reaped
+            continue
+    return found
+
+
+def test_the_projector_process_projects_every_run_within_the_budget(limited: Limited) -> None:
+    limited.limit(BUDGET)
+    up = start_up(limited.url, None, A2N_UP_PROJECTORS="process")
+    most = 0
+    sampling = threading.Event()
+
+    def sample() -> None:
+        nonlocal most
+        with psycopg.connect(limited.server_url, autocommit=True) as conn:
+            while not sampling.is_set():
+                most = max(most, limited.connections(conn))
+                time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    try:
+        wait_for_health(up.base, up.process, 60)
+        wait_for(lambda: len(projector_children(up.process.pid)) == 1, 30, "a projector child")
+        sampler.start()
+        sign_in(up)
+        workflow_id = two_step_workflow(up)
+        with ThreadPoolExecutor(8) as pool:
+            statuses = list(pool.map(lambda _: run_and_wait(up, workflow_id), range(24)))
+        assert statuses == ["SUCCESS"] * 24
+        wait_for(lambda: runs_read(up, workflow_id) == 24, 30, "every run projected")
+        child = projector_children(up.process.pid)[0]
+    finally:
+        sampling.set()
+        _, err = stop(up)
+    assert up.process.returncode == 128 + signal.SIGTERM, err[-3000:]  # as in threads mode
+    assert "too many connections" not in err, err[-3000:]
+    assert 0 < most <= BUDGET
+    assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE
+
+
+def test_a_dead_projector_process_is_started_again_and_none_outlives_its_parent(
+    limited: Limited,
+) -> None:
+    limited.limit(BUDGET)
+    up = start_up(limited.url, None, A2N_UP_PROJECTORS="process")
+    try:
+        wait_for_health(up.base, up.process, 60)
+        wait_for(lambda: len(projector_children(up.process.pid)) == 1, 30, "a projector child")
+        first = projector_children(up.process.pid)[0]
+        first.send_signal(signal.SIGKILL)
+        wait_for(
+            lambda: [c.pid for c in projector_children(up.process.pid)] not in ([], [first.pid]),
+            30,
+            "a new projector child",
+        )
+        sign_in(up)
+        workflow_id = two_step_workflow(up)
+        assert run_and_wait(up, workflow_id) == "SUCCESS"
+        wait_for(lambda: runs_read(up, workflow_id) == 1, 30, "the run projected")
+        second = projector_children(up.process.pid)[0]
+        up.process.send_signal(signal.SIGKILL)  # no chance to stop its child
+        up.process.wait(10)
+        wait_for(lambda: not second.is_running(), 15, "the orphaned projector process stopped")
+    finally:
+        if up.process.poll() is None:
+            stop(up)
+        up.http.close()
