@@ -9,6 +9,8 @@ own databases.
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -88,3 +90,29 @@ def limited(postgres_server_url: str) -> Iterator[Limited]:
             )
         )
         found.admin(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(found.role)))
+
+
+class MostConnections:
+    """A thread noting the most connections a `Limited` role holds, from `start()` on."""
+
+    def __init__(self, limited: Limited) -> None:
+        self.limited = limited
+        self.most = 0
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> int:
+        """Stop sampling; the most seen."""
+        self._stopping.set()
+        if self._thread.ident is not None:
+            self._thread.join(10)
+        return self.most
+
+    def _sample(self) -> None:
+        with psycopg.connect(self.limited.server_url, autocommit=True) as conn:
+            while not self._stopping.is_set():
+                self.most = max(self.most, self.limited.connections(conn))
+                time.sleep(0.05)

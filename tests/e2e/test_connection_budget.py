@@ -13,17 +13,15 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 
-from tests.e2e.conftest import BUDGET, Limited
+from tests.e2e.conftest import BUDGET, Limited, MostConnections
 from tests.e2e.test_up import ROOT, free_port, wait_for_health
 
 
@@ -115,17 +113,7 @@ def test_up_runs_within_its_connection_budget(
     limited: Limited, redis_url: str, with_redis: bool
 ) -> None:
     up = start_up(limited.url, redis_url if with_redis else None)
-    most = 0
-    sampling = threading.Event()
-
-    def sample() -> None:
-        nonlocal most
-        with psycopg.connect(limited.server_url, autocommit=True) as conn:
-            while not sampling.is_set():
-                most = max(most, limited.connections(conn))
-                time.sleep(0.05)
-
-    sampler = threading.Thread(target=sample, daemon=True)
+    sampler = MostConnections(limited)
     try:
         wait_for_health(up.base, up.process, 60)
         sampler.start()
@@ -138,7 +126,7 @@ def test_up_runs_within_its_connection_budget(
         assert statuses == ["SUCCESS"] * 40
         wait_for(lambda: runs_read(up, workflow_id) == 40, 30, "every run projected")
     finally:
-        sampling.set()
+        most = sampler.stop()
         _, err = stop(up)
     assert "too many connections" not in err, err[-3000:]
     assert 0 < most <= BUDGET

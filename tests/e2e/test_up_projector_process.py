@@ -5,14 +5,11 @@ does not outlive its parent."""
 from __future__ import annotations
 
 import signal
-import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import psutil
-import psycopg
 
-from tests.e2e.conftest import Limited
+from tests.e2e.conftest import Limited, MostConnections
 from tests.e2e.test_connection_budget import (
     run_and_wait,
     runs_read,
@@ -47,17 +44,7 @@ def projector_children(parent: int) -> list[psutil.Process]:
 def test_the_projector_process_projects_every_run_within_the_budget(limited: Limited) -> None:
     limited.limit(BUDGET)
     up = start_up(limited.url, None, A2N_UP_PROJECTORS="process")
-    most = 0
-    sampling = threading.Event()
-
-    def sample() -> None:
-        nonlocal most
-        with psycopg.connect(limited.server_url, autocommit=True) as conn:
-            while not sampling.is_set():
-                most = max(most, limited.connections(conn))
-                time.sleep(0.05)
-
-    sampler = threading.Thread(target=sample, daemon=True)
+    sampler = MostConnections(limited)
     try:
         wait_for_health(up.base, up.process, 60)
         wait_for(lambda: len(projector_children(up.process.pid)) == 1, 30, "a projector child")
@@ -70,7 +57,7 @@ def test_the_projector_process_projects_every_run_within_the_budget(limited: Lim
         wait_for(lambda: runs_read(up, workflow_id) == 24, 30, "every run projected")
         child = projector_children(up.process.pid)[0]
     finally:
-        sampling.set()
+        most = sampler.stop()
         _, err = stop(up)
     assert up.process.returncode == 128 + signal.SIGTERM, err[-3000:]  # as in threads mode
     assert "too many connections" not in err, err[-3000:]
