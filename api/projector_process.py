@@ -36,7 +36,11 @@ class ProjectorProcess:
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._child: subprocess.Popen[bytes] | None = None
-        self._thread = threading.Thread(target=self._keep, name="a2n-projector-process")
+        # A daemon: a parent that ends without `stop()` is not kept alive by it (its child
+        # then stops by itself, see `stop_with_parent`).
+        self._thread = threading.Thread(
+            target=self._keep, name="a2n-projector-process", daemon=True
+        )
 
     @property
     def pid(self) -> int | None:
