@@ -9,6 +9,7 @@ concurrent httpx clients. Growth = RSS at the end / RSS after the warm-up. Where
 installed (`--n8n-dir`, see benchmarks/webhooks.py), its idle RSS after start-up in the same run.
 
     .venv/bin/python benchmarks/memory.py [--runs 10000] [--only a2n,a2n-redis,n8n]
+        [--a2n-env A2N_UP_PROJECTORS=process]
 """
 
 from __future__ import annotations
@@ -173,7 +174,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         context: AbstractContextManager[Target] = (
             n8n(args.n8n_dir)
             if key == "n8n"
-            else a2n(args.database_url, args.redis if key == "a2n-redis" else None, "off")
+            else a2n(
+                args.database_url,
+                args.redis if key == "a2n-redis" else None,
+                "off",
+                args.a2n_env,
+            )
         )
         with context as target:
             if key != "n8n":

@@ -788,13 +788,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--rate", type=int, default=200, help="requests/s of the fixed-rate phase")
     parser.add_argument("--rate-limits", default="off", help="A2N_RATE_LIMITS for a2n up")
     parser.add_argument(
-        "--a2n-env",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="a further setting of a2n up (A2N_PROJECTION_COALESCE=0), repeatable",
-    )
-    parser.add_argument(
         "--client",
         choices=("wrk", "httpx"),
         default="wrk" if wrk_binary() else "httpx",
@@ -812,6 +805,13 @@ def add_system_args(parser: argparse.ArgumentParser) -> None:
         "--only", default="a2n,a2n-redis,a2n-split,n8n", help="systems, comma-separated"
     )
     parser.add_argument("--redis", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
+    parser.add_argument(
+        "--a2n-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a further setting of a2n up (A2N_UP_PROJECTORS=process), repeatable",
+    )
     parser.add_argument("--n8n-dir", type=Path, default=Path(tempfile.gettempdir()) / "n8n-bench")
     parser.add_argument(
         "--database-url",
