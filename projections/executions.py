@@ -11,8 +11,10 @@ stream, so a rebuild writes the same rows with the same ids.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import uuid
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -659,18 +661,21 @@ def _update_node(cur: Cursor[Any], event: Any, changes: Changes) -> str:
     return str(found[0])
 
 
-_NAMES: dict[tuple[str, str], str] = {}
+_NAMES: OrderedDict[tuple[str, str], str] = OrderedDict()
 """Node names for log lines by (execution, node), as the runs' Started events gave them (a
 node row's name never changes): a node event of a run that started in an earlier page need not
-read its row back. Cleared when it holds `_MAX_NAMES`."""
-_MAX_NAMES = 100_000
+read its row back. The `_MAX_NAMES` latest, enough for the runs under way: a name forgotten is
+read back from its row. (A bound of 100,000 let a busy process grow by some 25 MB before it
+cleared: benchmarks/memory.py.)"""
+_MAX_NAMES = 8192
 
 
 def _remember(execution_id: str, node_id: str, name: str | None) -> None:
-    if len(_NAMES) >= _MAX_NAMES:
-        _NAMES.clear()
     # As coalesce(node_name, node_id) reads the stored row, whose text is cleaned.
     _NAMES[(execution_id, node_id)] = clean_text(node_id if name is None else name)
+    if len(_NAMES) > _MAX_NAMES:
+        with contextlib.suppress(KeyError):  # a rebuild's thread may have taken it
+            _NAMES.popitem(last=False)
 
 
 def _update_unsettled_nodes(cur: Cursor[Any], event: Any, changes: Changes) -> None:

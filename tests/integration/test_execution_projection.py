@@ -449,6 +449,24 @@ def test_rebuilds_from_zero_equal_the_live_tables_in_any_page_size(
     assert Rebuilder(url, executions.projector).verify().identical
 
 
+def test_node_names_the_projector_forgot_are_read_back_the_same(
+    apps: Apps, caller: Caller, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The executions projector remembers the node names of the latest runs only (memory); a
+    node event whose names it forgot reads the name back from the node's row: a rebuild in
+    pages of 3 that remembers one name at a time gives the live tables."""
+    url, service, store = apps
+    first = workflow(service, caller)
+    for outcome in ("SUCCESS", "FAILED", "TIMEOUT"):
+        record_run(store, first, USER, outcome, retries=1)  # type: ignore[arg-type]
+    drain(url, executions.projector)
+    monkeypatch.setattr(executions, "_MAX_NAMES", 1)
+    executions._NAMES.clear()
+    result = Rebuilder(url, executions.projector, batch_size=3).verify()
+    assert result.identical, result.differences
+    assert len(executions._NAMES) <= 1
+
+
 class StatementByStatement(ProjectionRunner):
     """Applies every page as a failing page is replayed: each statement as its event comes,
     nothing held back to the end of the page."""
