@@ -51,6 +51,34 @@ def a2n(
     )
 
 
+def running_a2n(
+    *args: str, database_url: str, stdout: int | None = None, **env: str
+) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    """`a2n ARGS` started in the background (stderr piped), and the environment it got."""
+    environment = {
+        k: v for k, v in os.environ.items() if not k.startswith(("A2N_", "DATABASE_URL"))
+    }
+    environment.update(CLI_KEYS, DATABASE_URL=database_url, **env)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", *args],
+        cwd=ROOT,
+        env=environment,
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    return process, environment
+
+
+def wait_for_line(process: subprocess.Popen[str], text: str) -> None:
+    """Read the process's stderr until a line holds `text`; fail if it ends first."""
+    assert process.stderr is not None
+    line = process.stderr.readline()
+    while text not in line:
+        assert line, f"{' '.join(map(str, process.args))} exited before saying {text!r}"
+        line = process.stderr.readline()
+
+
 def test_a_bad_setting_stops_with_one_line_naming_it() -> None:
     result = a2n("migrate", "status", A2N_PORT="eighty")
     assert result.returncode == 2
@@ -237,28 +265,14 @@ def test_schedule_needs_redis_to_reach_the_workers(fresh_database_url: str) -> N
 def test_schedule_runs_a_candidate_that_takes_the_lock_until_stopped(
     fresh_database_url: str, redis_url: str
 ) -> None:
-    environment = {
-        k: v for k, v in os.environ.items() if not k.startswith(("A2N_", "DATABASE_URL"))
-    }
-    environment.update(CLI_KEYS, DATABASE_URL=fresh_database_url, REDIS_URL=redis_url)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "schedule"],
-        cwd=ROOT,
-        env=environment,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process, _ = running_a2n("schedule", database_url=fresh_database_url, REDIS_URL=redis_url)
     holders = (
         "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
         "WHERE l.locktype = 'advisory' AND l.granted "
         "AND a.application_name = 'a2n-scheduler-lock' AND a.datname = current_database()"
     )
     try:
-        assert process.stderr is not None
-        started = process.stderr.readline()
-        while "scheduler candidate running" not in started:
-            assert started, "a2n schedule exited before it ran"
-            started = process.stderr.readline()
+        wait_for_line(process, "scheduler candidate running")
         deadline = time.monotonic() + 10
         while rows(fresh_database_url, holders)[0][0] != 1:
             assert time.monotonic() < deadline, "no scheduler took the lock"
@@ -282,28 +296,19 @@ def test_project_run_takes_runtime_settings_without_a_restart(fresh_database_url
     from application.operations.live import LiveSettings
     from application.settings import Settings
 
-    environment = {
-        k: v for k, v in os.environ.items() if not k.startswith(("A2N_", "DATABASE_URL"))
-    }
-    environment.update(CLI_KEYS, DATABASE_URL=fresh_database_url, A2N_LOG_LEVEL="info")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "project", "run"],
-        cwd=ROOT,
-        env=environment,
+    process, environment = running_a2n(
+        "project",
+        "run",
+        database_url=fresh_database_url,
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        A2N_LOG_LEVEL="info",
     )
     lines: Queue[str] = Queue()
     assert process.stdout is not None
     Thread(target=lambda: [lines.put(line) for line in process.stdout or ()], daemon=True).start()
     app = OperationsApp(env=event_store_env(fresh_database_url))
     try:
-        assert process.stderr is not None
-        started = process.stderr.readline()
-        while "projectors running" not in started:
-            assert started, "a2n project run exited before it ran"
-            started = process.stderr.readline()
+        wait_for_line(process, "projectors running")
         settings = SettingsService(app, LiveSettings(Settings.from_env(environment), app))
         settings.change(Caller("ops"), "projection_batch_size", 7)
         deadline = time.monotonic() + 15
