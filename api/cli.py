@@ -270,8 +270,11 @@ def _prepare(database: Database) -> None:
 
 
 def _up(args: argparse.Namespace) -> int:
+    from contextlib import nullcontext
+
     import psycopg
 
+    from api.projector_process import ProjectorProcess
     from application.database import patiently
 
     settings = _settings(args)
@@ -281,31 +284,18 @@ def _up(args: argparse.Namespace) -> int:
         patiently(lambda: _prepare(database), timeout=settings.db_wait, say=_say)
     except psycopg.Error as exc:
         raise CommandError(f"PostgreSQL: {exc}", EXIT_UNAVAILABLE) from None
-    if settings.up_projectors == "threads":
+    here = settings.up_projectors == "threads"
+    if not here:
+        _with_keys(settings)  # the keys file exists before the child reads it
+    with nullcontext() if here else ProjectorProcess(database.url, _say):
         return _run_server(
             settings,
             database,
-            run_projectors=True,
+            run_projectors=here,
             send_mail=True,
             run_workers=True,
             run_scheduler=True,
         )
-    from api.projector_process import ProjectorProcess
-
-    _with_keys(settings)  # the keys file exists before the child reads it
-    projectors = ProjectorProcess(database.url, _say)
-    projectors.start()
-    try:
-        return _run_server(
-            settings,
-            database,
-            run_projectors=False,
-            send_mail=True,
-            run_workers=True,
-            run_scheduler=True,
-        )
-    finally:
-        projectors.stop()
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -417,8 +407,6 @@ def _with_keys(settings: Settings) -> None:
 
 
 def _project_run(args: argparse.Namespace) -> int:
-    from functools import partial
-
     from api.projector_process import stop_with_parent
     from application.connections import Checks
     from application.eventstore import event_store_env, shared_datastore
@@ -451,8 +439,7 @@ def _project_run(args: argparse.Namespace) -> int:
     live.follow(supervisor.listener)
     live.refresh()
     live.watch("log_level", apply_log_level)
-    live.watch("projection_batch_size", partial(setattr, supervisor, "batch_size"))
-    live.watch("projection_coalesce", partial(setattr, supervisor, "coalesce"))
+    supervisor.follow(live)
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())

@@ -30,6 +30,8 @@ HEALTHY_SECONDS = 60.0
 
 
 class ProjectorProcess:
+    """The child, kept running from entering the block to leaving it."""
+
     def __init__(self, database_url: str, say: Callable[[str], None]) -> None:
         self.database_url = database_url
         self.say = say
@@ -42,13 +44,12 @@ class ProjectorProcess:
             target=self._keep, name="a2n-projector-process", daemon=True
         )
 
-    @property
-    def pid(self) -> int | None:
-        child = self._child
-        return None if child is None else child.pid
-
-    def start(self) -> None:
+    def __enter__(self) -> ProjectorProcess:
         self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
 
     def stop(self) -> None:
         """Ask the child to finish its batches and stop; kill it if it takes too long."""

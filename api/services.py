@@ -276,8 +276,7 @@ async def open_services(
                 alert_channels=alert_channels(settings),
                 journal=journal,
             )
-            live.watch("projection_batch_size", partial(setattr, supervisor, "batch_size"))
-            live.watch("projection_coalesce", partial(setattr, supervisor, "coalesce"))
+            supervisor.follow(live)
             supervisor.start()
             stack.callback(supervisor.stop)
 

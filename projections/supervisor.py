@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import psycopg
 import structlog
@@ -41,6 +41,9 @@ from application.notifications.store import Notice, Notifier
 from application.system_log import UNWRITTEN, SystemLog
 from projections.projector import Projector
 from projections.runner import CONTROL_CHANNEL, HandlerFailed, ProjectionRunner
+
+if TYPE_CHECKING:
+    from application.operations.live import LiveSettings
 
 log = structlog.get_logger("a2n.projections")
 
@@ -173,6 +176,13 @@ class ProjectionSupervisor:
                 owned.close()
             else:
                 owned.stop()
+
+    def follow(self, live: LiveSettings) -> None:
+        """Take the batch size and the coalescing window from the runtime settings, now and
+        whenever they change (`projection_batch_size`, `projection_coalesce`): every process
+        that runs the projectors (`a2n up`, `a2n project`) does it this way."""
+        live.watch("projection_batch_size", partial(setattr, self, "batch_size"))
+        live.watch("projection_coalesce", partial(setattr, self, "coalesce"))
 
     def wake(self, projector: str | None = None) -> None:
         """Have `projector` (None: every one) look at all its logs now."""

@@ -101,6 +101,18 @@ def runs_read(up: Up, workflow_id: str) -> int:
     return len(page["items"])
 
 
+def busy_runs(up: Up, count: int) -> None:
+    """Sign in and run a two-step workflow `count` times, eight at a time, each request
+    waiting for its run's end (API reads, event store saves, the worker and every projector all
+    busy at once); every run succeeds and is projected."""
+    sign_in(up)
+    workflow_id = two_step_workflow(up)
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(lambda _: run_and_wait(up, workflow_id), range(count)))
+    assert statuses == ["SUCCESS"] * count
+    wait_for(lambda: runs_read(up, workflow_id) == count, 30, "every run projected")
+
+
 def wait_for(check: Any, seconds: float, what: str) -> None:
     deadline = time.monotonic() + seconds
     while not check():
@@ -117,14 +129,7 @@ def test_up_runs_within_its_connection_budget(
     try:
         wait_for_health(up.base, up.process, 60)
         sampler.start()
-        sign_in(up)
-        workflow_id = two_step_workflow(up)
-        # Forty runs, eight at a time, each request waiting for its run's end: API reads,
-        # event store saves, the worker and every projector all busy at once.
-        with ThreadPoolExecutor(8) as pool:
-            statuses = list(pool.map(lambda _: run_and_wait(up, workflow_id), range(40)))
-        assert statuses == ["SUCCESS"] * 40
-        wait_for(lambda: runs_read(up, workflow_id) == 40, 30, "every run projected")
+        busy_runs(up, 40)
     finally:
         most = sampler.stop()
         _, err = stop(up)

@@ -5,12 +5,12 @@ does not outlive its parent."""
 from __future__ import annotations
 
 import signal
-from concurrent.futures import ThreadPoolExecutor
 
 import psutil
 
 from tests.e2e.conftest import Limited, MostConnections
 from tests.e2e.test_connection_budget import (
+    busy_runs,
     run_and_wait,
     runs_read,
     sign_in,
@@ -49,12 +49,7 @@ def test_the_projector_process_projects_every_run_within_the_budget(limited: Lim
         wait_for_health(up.base, up.process, 60)
         wait_for(lambda: len(projector_children(up.process.pid)) == 1, 30, "a projector child")
         sampler.start()
-        sign_in(up)
-        workflow_id = two_step_workflow(up)
-        with ThreadPoolExecutor(8) as pool:
-            statuses = list(pool.map(lambda _: run_and_wait(up, workflow_id), range(24)))
-        assert statuses == ["SUCCESS"] * 24
-        wait_for(lambda: runs_read(up, workflow_id) == 24, 30, "every run projected")
+        busy_runs(up, 24)
         child = projector_children(up.process.pid)[0]
     finally:
         most = sampler.stop()
