@@ -274,7 +274,7 @@ def _up(args: argparse.Namespace) -> int:
 
     import psycopg
 
-    from api.projector_process import ProjectorProcess
+    from api.projector_process import ProjectorProcess, projectors_in_process, usable_cpus
     from application.database import patiently
 
     settings = _settings(args)
@@ -284,7 +284,10 @@ def _up(args: argparse.Namespace) -> int:
         patiently(lambda: _prepare(database), timeout=settings.db_wait, say=_say)
     except psycopg.Error as exc:
         raise CommandError(f"PostgreSQL: {exc}", EXIT_UNAVAILABLE) from None
-    here = settings.up_projectors == "threads"
+    cpus = usable_cpus()
+    here = not projectors_in_process(settings.up_projectors, cpus)
+    where = "threads of this process" if here else "a child process"
+    _say(f"projectors: {where} (A2N_UP_PROJECTORS={settings.up_projectors}, {cpus:g} CPUs)")
     if not here:
         _with_keys(settings)  # the keys file exists before the child reads it
     with nullcontext() if here else ProjectorProcess(database.url, _say):
@@ -292,6 +295,7 @@ def _up(args: argparse.Namespace) -> int:
             settings,
             database,
             run_projectors=here,
+            child_projectors=not here,
             send_mail=True,
             run_workers=True,
             run_scheduler=True,
@@ -311,6 +315,7 @@ def _run_server(
     database: Database,
     *,
     run_projectors: bool,
+    child_projectors: bool = False,
     send_mail: bool = False,
     run_workers: bool = False,
     run_scheduler: bool = False,
@@ -348,7 +353,7 @@ def _run_server(
             await asyncio.sleep(0.05)
         if server.started:
             roles = _roles(
-                projectors=run_projectors,
+                projectors=run_projectors or child_projectors,
                 workers=run_workers,
                 scheduler=run_scheduler,
                 mail_sender=send_mail and settings.smtp is not None,
@@ -443,7 +448,7 @@ def _project_run(args: argparse.Namespace) -> int:
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
-    stop_with_parent(stopping)  # a child of `a2n up` (A2N_UP_PROJECTORS=process)
+    stop_with_parent(stopping)  # a child of `a2n up` (A2N_UP_PROJECTORS)
     supervisor.start()
     names = [p.name for p in PROJECTORS]
     supervisor.journal.record(

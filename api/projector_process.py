@@ -1,4 +1,5 @@
-"""`a2n up`'s projectors in a process of their own (A2N_UP_PROJECTORS=process).
+"""`a2n up`'s projectors in a process of their own (A2N_UP_PROJECTORS=process, or `auto` with
+two or more CPUs).
 
 In one process the projector threads and the server's threads take turns on one GIL, and every
 turn is a thread woken on another core; apart, each has a core (benchmarks/RESULTS.md, stop 22:
@@ -18,7 +19,9 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
+from application.settings import UpProjectors
 from projections.supervisor import Backoff
 
 PARENT_PID_VARIABLE = "A2N_PARENT_PID"
@@ -27,6 +30,39 @@ STOP_SECONDS = 30.0
 """How long the child may take to finish its batches once asked to stop."""
 HEALTHY_SECONDS = 60.0
 """A child that ran this long before it exited is started again after the shortest pause."""
+
+
+CPU_QUOTA_FILES = (
+    (Path("/sys/fs/cgroup/cpu.max"), None),  # cgroup v2: "<quota|max> <period>"
+    (Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us"), Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us")),
+)
+"""Where a container's CPU limit is read (no file, or no quota: no limit)."""
+
+
+def usable_cpus() -> float:
+    """The CPUs this process may use: those it may be scheduled on, or fewer where its cgroup
+    (a container's `--cpus`) caps its CPU time."""
+    try:
+        cpus: float = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cpus = os.cpu_count() or 1
+    for quota_file, period_file in CPU_QUOTA_FILES:
+        try:
+            fields = quota_file.read_text().split()
+            if period_file is not None:
+                fields.append(period_file.read_text().strip())
+            quota, period = fields[0], fields[1]
+            if quota not in ("max", "-1"):
+                cpus = min(cpus, int(quota) / int(period))
+        except (OSError, ValueError, IndexError, ZeroDivisionError):
+            continue
+    return cpus
+
+
+def projectors_in_process(choice: UpProjectors, cpus: float) -> bool:
+    """Whether `a2n up` runs its projectors in a child process. `auto` does where there are two
+    CPUs or more; on one the split only adds a process's memory and CPU time."""
+    return choice == "process" or (choice == "auto" and cpus >= 2)
 
 
 class ProjectorProcess:
@@ -82,7 +118,7 @@ class ProjectorProcess:
                 self._child = subprocess.Popen(  # noqa: S603 - our own command line
                     command, env=environment, start_new_session=True
                 )
-            self.say(f"projectors: in process {self._child.pid} (A2N_UP_PROJECTORS=process)")
+            self.say(f"projectors: in process {self._child.pid}")
             began = time.monotonic()
             code = self._child.wait()
             if self._stopping.is_set():

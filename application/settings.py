@@ -32,7 +32,7 @@ EmbeddedMode = Literal["auto", "always", "never"]
 LogFormat = Literal["json", "console"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 RegistrationMode = Literal["open", "invite"]
-UpProjectors = Literal["threads", "process"]
+UpProjectors = Literal["auto", "threads", "process"]
 CodeSandbox = Literal["namespaces", "none"]
 CodeNetwork = Literal["off", "on"]
 
@@ -102,10 +102,11 @@ class Settings:
     projection_coalesce: float = 0.01
     """A2N_PROJECTION_COALESCE: seconds from the start of a projector's drain before a NOTIFY
     may start its next (the NOTIFYs meanwhile join that one; 0: each starts one at once)."""
-    up_projectors: UpProjectors = "threads"
-    """A2N_UP_PROJECTORS: where `a2n up` runs its projectors: `threads` of its own process, or
+    up_projectors: UpProjectors = "auto"
+    """A2N_UP_PROJECTORS: where `a2n up` runs its projectors: `threads` of its own process,
     `process`, a child `a2n project run` it starts, restarts and stops (on two or more cores
-    it takes 1.2-1.8x the webhook runs: benchmarks/RESULTS.md)."""
+    it takes 1.2-1.8x the webhook runs: benchmarks/RESULTS.md), or `auto`: `process` where
+    the process may use two or more CPUs, `threads` on one."""
     process_manager_coalesce: float = 0.1
     """A2N_PROCESS_MANAGER_COALESCE: A2N_PROJECTION_COALESCE for the process managers (event
     triggers, notifications). No read waits for them, so they wait longer and take several

@@ -35,6 +35,7 @@ import httpx
 from event_store import Report, connect, print_report, scratch_database
 from psycopg.conninfo import conninfo_to_dict
 
+from api.projector_process import projectors_in_process, usable_cpus
 from application.connections import Budget
 from application.settings import Settings
 
@@ -213,7 +214,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         shown = conn.execute("SELECT version(), current_setting('max_connections')").fetchone()
     assert shown is not None
     report.server_version, max_connections = str(shown[0]).split(" on ")[0], int(shown[1])
+    project = budget.projections + 2  # a2n project: projections, listener, settings reads
     up = budget.total(projections=True, scheduler=True)
+    if projectors_in_process(Settings().up_projectors, usable_cpus()):
+        up += project  # its `a2n project` child (A2N_UP_PROJECTORS=auto, two CPUs or more)
     for title, roles, redis, total in (
         ("a2n up, in-process queue", [["up"]], False, up),
         ("a2n up, Redis", [["up"]], True, up),
@@ -222,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             [["serve"], ["project"], ["work"], ["schedule"], ["schedule"]],
             True,
             budget.total(projections=False, scheduler=False)
-            + (budget.projections + 2)  # a2n project: projections, listener, settings reads
+            + project
             + budget.total(projections=True, scheduler=False)
             + 2 * budget.total(projections=False, scheduler=True),
         ),

@@ -22,7 +22,9 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 BUDGET = 12
-"""README, "Connections": the most one `a2n up` holds."""
+"""README, "Connections": the most one `a2n up` holds with its projectors in threads."""
+PROCESS_BUDGET = 16
+"""README, "Connections": `a2n up` (12) and its `a2n project` child (4), as on two CPUs or more."""
 
 
 @dataclass

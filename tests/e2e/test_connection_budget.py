@@ -1,9 +1,10 @@
 """`a2n up` within its connection budget, against a PostgreSQL that holds it to it.
 
 The database belongs to a role of its own whose CONNECTION LIMIT is the budget README promises
-for `a2n up` (12): PostgreSQL itself refuses the 13th connection, so runs driven through the
-API only succeed if the process never needs more. The same role shows start-up waiting for a
-server that turns it away, and recovery after the server drops every connection.
+for `a2n up` (12 with its projectors in threads): PostgreSQL itself refuses the 13th
+connection, so runs driven through the API only succeed if the process never needs more. The
+same role shows start-up waiting for a server that turns it away, and recovery after the server
+drops every connection, in both projector placements.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import BUDGET, Limited, MostConnections
+from tests.e2e.conftest import BUDGET, PROCESS_BUDGET, Limited, MostConnections
 from tests.e2e.test_up import ROOT, free_port, wait_for_health
 
 
@@ -38,6 +39,8 @@ class Up:
 
 
 def start_up(url: str, redis_url: str | None, **settings: str) -> Up:
+    """`a2n up` on `url`, with its projectors in threads unless `settings` say otherwise (the
+    budget is then BUDGET on any machine, not PROCESS_BUDGET where `auto` takes a process)."""
     port = free_port()
     env = {
         k: v
@@ -45,6 +48,7 @@ def start_up(url: str, redis_url: str | None, **settings: str) -> Up:
         if not k.startswith(("A2N_", "DATABASE_URL", "REDIS_URL"))
     }
     env.update(DATABASE_URL=url, A2N_PORT=str(port), A2N_RATE_LIMITS="off", A2N_LOG_LEVEL="info")
+    env["A2N_UP_PROJECTORS"] = "threads"
     env["A2N_DATA_DIR"] = tempfile.mkdtemp(prefix="a2n-budget-")
     if redis_url:
         env["REDIS_URL"] = redis_url
@@ -153,10 +157,14 @@ def test_start_up_waits_for_a_full_server_and_says_why(limited: Limited, redis_u
         stop(up)
 
 
+@pytest.mark.parametrize(
+    ("projectors", "budget"), [("threads", BUDGET), ("process", PROCESS_BUDGET)]
+)
 def test_losing_the_database_degrades_ready_and_recovers_by_itself(
-    limited: Limited, redis_url: str
+    limited: Limited, redis_url: str, projectors: str, budget: int
 ) -> None:
-    up = start_up(limited.url, redis_url)
+    limited.limit(budget)
+    up = start_up(limited.url, redis_url, A2N_UP_PROJECTORS=projectors)
     try:
         wait_for_health(up.base, up.process, 60)
         sign_in(up)
@@ -171,7 +179,7 @@ def test_losing_the_database_degrades_ready_and_recovers_by_itself(
 
         wait_for(lambda: ready().status_code == 503, 20, "/ready reports the lost database")
         assert ready().json()["database"].startswith("unavailable")
-        limited.limit(BUDGET)
+        limited.limit(budget)
         wait_for(lambda: ready().json()["status"] == "ready", 60, "/ready recovers")
         assert run_and_wait(up, workflow_id) == "SUCCESS"
         wait_for(lambda: runs_read(up, workflow_id) == 2, 30, "both runs readable")

@@ -8,7 +8,7 @@ import signal
 
 import psutil
 
-from tests.e2e.conftest import Limited, MostConnections
+from tests.e2e.conftest import PROCESS_BUDGET, Limited, MostConnections
 from tests.e2e.test_connection_budget import (
     busy_runs,
     run_and_wait,
@@ -20,9 +20,6 @@ from tests.e2e.test_connection_budget import (
     wait_for,
 )
 from tests.e2e.test_up import wait_for_health
-
-BUDGET = 16
-"""README, "Connections": `a2n up` (12) and its `a2n project` child (4)."""
 
 
 def projector_children(parent: int) -> list[psutil.Process]:
@@ -42,7 +39,7 @@ def projector_children(parent: int) -> list[psutil.Process]:
 
 
 def test_the_projector_process_projects_every_run_within_the_budget(limited: Limited) -> None:
-    limited.limit(BUDGET)
+    limited.limit(PROCESS_BUDGET)
     up = start_up(limited.url, None, A2N_UP_PROJECTORS="process")
     sampler = MostConnections(limited)
     try:
@@ -56,14 +53,14 @@ def test_the_projector_process_projects_every_run_within_the_budget(limited: Lim
         _, err = stop(up)
     assert up.process.returncode == 128 + signal.SIGTERM, err[-3000:]  # as in threads mode
     assert "too many connections" not in err, err[-3000:]
-    assert 0 < most <= BUDGET
+    assert 0 < most <= PROCESS_BUDGET
     assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE
 
 
 def test_a_dead_projector_process_is_started_again_and_none_outlives_its_parent(
     limited: Limited,
 ) -> None:
-    limited.limit(BUDGET)
+    limited.limit(PROCESS_BUDGET)
     up = start_up(limited.url, None, A2N_UP_PROJECTORS="process")
     try:
         wait_for_health(up.base, up.process, 60)

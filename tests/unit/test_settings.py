@@ -54,7 +54,7 @@ def test_values_are_parsed_and_blank_means_default() -> None:
         ("A2N_PROJECTION_COALESCE", "2", "A2N_PROJECTION_COALESCE: expected seconds from 0 to 1"),
         ("A2N_PROJECTION_COALESCE", "-0.1", "A2N_PROJECTION_COALESCE: expected seconds from 0"),
         ("A2N_PROCESS_MANAGER_COALESCE", "9", "A2N_PROCESS_MANAGER_COALESCE: expected seconds"),
-        ("A2N_UP_PROJECTORS", "fork", "A2N_UP_PROJECTORS: expected one of threads, process"),
+        ("A2N_UP_PROJECTORS", "fork", "A2N_UP_PROJECTORS: expected one of auto, threads, process"),
         ("A2N_WEBHOOK_MAX_CALLS", "0", "A2N_WEBHOOK_MAX_CALLS: expected an integer from 1"),
         ("A2N_WEBHOOK_MAX_CALLS", "many", "A2N_WEBHOOK_MAX_CALLS: expected an integer"),
         ("A2N_NOTIFY_SLACK_URL", "hooks.slack.com/x", "A2N_NOTIFY_SLACK_URL: expected an http(s)"),
@@ -79,9 +79,10 @@ def test_projectors_coalesce_their_wakes_by_default_or_as_set() -> None:
     assert Settings.from_env(set_to).process_manager_coalesce == 0.01
 
 
-def test_up_runs_its_projectors_in_threads_unless_told_to_use_a_process() -> None:
-    assert Settings.from_env({}).up_projectors == "threads"
+def test_up_places_its_projectors_by_the_cpus_unless_told() -> None:
+    assert Settings.from_env({}).up_projectors == "auto"
     assert Settings.from_env({"A2N_UP_PROJECTORS": "process"}).up_projectors == "process"
+    assert Settings.from_env({"A2N_UP_PROJECTORS": "threads"}).up_projectors == "threads"
 
 
 def test_webhook_calls_held_are_bounded_by_default_or_as_set() -> None:
