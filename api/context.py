@@ -9,9 +9,10 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
 import msgspec
-from litestar import Request
+from litestar import MediaType, Request, Response
 from litestar.connection import ASGIConnection
 from litestar.exceptions import HTTPException
+from litestar.serialization import encode_json, get_serializer
 
 from api.services import Services
 from application.caller import Caller
@@ -20,6 +21,7 @@ from application.errors import InvalidParameter
 from application.identity.authenticate import IDENTITY_READER
 from application.identity.principal import Principal
 from application.positions import Reader, log_positions
+from application.read_cache import Answer
 from application.row_security import reading_as
 
 T = TypeVar("T")
@@ -54,15 +56,29 @@ def _row_security_role(principal: Principal) -> str:
 
 
 async def cached_read(
-    request: Request[Any, Any, Any], key: tuple[Hashable, ...], load: Callable[[], Awaitable[T]]
-) -> T:
-    """`load()`'s result (a read-model query), from the read cache while the projections the
-    route reads (its `readers`) and the identity projection have not moved. The key is `key`
-    under the caller's user id and row-security role, so one caller's result is never another's."""
+    request: Request[Any, Any, Any],
+    key: tuple[Hashable, ...],
+    load: Callable[[], Awaitable[T]],
+    headers: Callable[[T], dict[str, str]] | None = None,
+) -> Response[Any]:
+    """The answer to `load()` (a read-model query; it raises for what is not found), with
+    `headers` of it, from the read cache while the projections the route reads (its `readers`)
+    and the identity projection have not moved. The key is `key` under the caller's user id
+    and row-security role, so one caller's answer is never another's. The cache keeps the
+    answer as the JSON this route sends (its own type encoders), so a hit encodes nothing."""
     principal: Principal = request.state["principal"]
     role = _row_security_role(principal)
     readers: tuple[Reader, ...] = (*request.route_handler.opt.get("reads", ()), IDENTITY_READER)
-    return await services(request).read_cache.get((principal.user_id, role, *key), readers, load)
+    encoder = get_serializer(request.route_handler.resolve_type_encoders())
+
+    async def answer() -> Answer:
+        value = await load()
+        return Answer(encode_json(value, encoder), headers(value) if headers else {})
+
+    found: Answer = await services(request).read_cache.get(
+        (principal.user_id, role, *key), readers, answer
+    )
+    return Response(found.body, media_type=MediaType.JSON, headers=found.headers)
 
 
 def anonymous_caller(request: Request[Any, Any, Any]) -> Caller:

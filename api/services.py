@@ -77,7 +77,7 @@ from application.ratelimit import (
     RateLimitPolicy,
     RedisRateLimiter,
 )
-from application.read_cache import ReadCache
+from application.read_cache import Answer, ReadCache
 from application.settings import Settings
 from application.system_log import SystemLog
 from application.workflows.app import WorkflowsApp
@@ -403,7 +403,7 @@ async def open_services(
             pool=pool,
             connections=connections,
             positions=positions,
-            read_cache=ReadCache(positions),
+            read_cache=ReadCache(positions, size=Answer.size),
             workflows=workflows,
             sharing=WorkflowSharing(workflows_app, identity),
             comments=WorkflowComments(workflows_app, identity.personal),

@@ -28,13 +28,31 @@ from application.positions import ProjectionPositions, Reader
 
 T = TypeVar("T")
 MAX_ENTRIES = 2000
-MAX_BYTES = 32 * 1024 * 1024
-"""All entries together, as JSON: definitions and run payloads may be up to a megabyte each."""
+MAX_BYTES = 16 * 1024 * 1024
+"""All entries together (see `size`): definitions and run payloads may be up to a megabyte."""
 MAX_ENTRY_BYTES = 1024 * 1024
 """Larger answers are not kept (they would push out many small ones)."""
 MAX_AGE = 30.0
 _SIZER = msgspec.json.Encoder(enc_hook=str)
-"""Sizes any answer (values JSON has no type for, such as addresses, count as their text)."""
+
+
+def json_size(value: Any) -> int:
+    """A value's size as JSON (values JSON has no type for, such as addresses, as their text):
+    a lower bound of the memory its objects hold."""
+    return len(_SIZER.encode(value))
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A read's answer as it goes out: its JSON body and headers. Kept as bytes, an answer
+    holds exactly its size in memory (the objects it is made from take two to three times
+    as much) and is sent again without being encoded again."""
+
+    body: bytes
+    headers: dict[str, str]
+
+    def size(self) -> int:
+        return len(self.body)
 
 
 @dataclass(frozen=True)
@@ -43,7 +61,7 @@ class _Entry:
     at: float
     value: Any
     size: int
-    """Bytes of the value as JSON, for the cache's bound."""
+    """The value's size (the cache's `size` of it), for the cache's bound."""
 
 
 class ReadCache:
@@ -56,8 +74,10 @@ class ReadCache:
         max_entries: int = MAX_ENTRIES,
         max_bytes: int = MAX_BYTES,
         max_age: float = MAX_AGE,
+        size: Callable[[Any], int] = json_size,
     ) -> None:
         self.positions = positions
+        self.size = size
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self.max_age = max_age
@@ -81,7 +101,7 @@ class ReadCache:
             self._drop(key)
         value = await load()
         if value is not None:
-            self._keep(key, _Entry(tag, now, value, len(_SIZER.encode(value))))
+            self._keep(key, _Entry(tag, now, value, self.size(value)))
         return value
 
     def _keep(self, key: Hashable, entry: _Entry) -> None:

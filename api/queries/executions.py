@@ -102,7 +102,7 @@ class ExecutionQueries(Controller):
         ] = None,
         limit: Limit = DEFAULT_LIMIT,
         cursor: Cursor = None,
-    ) -> ExecutionPage:
+    ) -> Response[ExecutionPage]:
         if workflow_id is not None and not is_id(workflow_id):
             raise InvalidParameter("workflowId", "is not a workflow id")
         for name, value in (("from", since), ("to", until)):
@@ -131,19 +131,18 @@ class ExecutionQueries(Controller):
     @get("/{execution_id:str}", summary="One run, with its input and output", opt=READS_EXECUTIONS)
     async def show(
         self, request: AnyRequest, execution_id: FromPath[str], caller: NamedDependency[Caller]
-    ) -> ExecutionRead:
+    ) -> Response[ExecutionRead]:
         if not is_id(execution_id):
             raise NotFound(execution_id)
 
-        async def load() -> ExecutionRead | None:
+        async def load() -> ExecutionRead:
             async with read_models(request) as conn:
                 row = await get_execution(conn, caller.user_id, execution_id)
-            return None if row is None else ExecutionRead.of_row(row)
+            if row is None:
+                raise NotFound(execution_id)
+            return ExecutionRead.of_row(row)
 
-        found = await cached_read(request, ("execution", execution_id), load)
-        if found is None:
-            raise NotFound(execution_id)
-        return found
+        return await cached_read(request, ("execution", execution_id), load)
 
     @get(
         "/{execution_id:str}/events",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from litestar import Controller, Request, get
+from litestar import Controller, Request, Response, get
 from litestar.di import NamedDependency, Provide
 from litestar.params import QueryParameter
 
@@ -57,7 +57,7 @@ class WorkflowGalleryQueries(Controller):
         ] = None,
         limit: Limit = DEFAULT_LIMIT,
         cursor: Cursor = None,
-    ) -> WorkflowPage:
+    ) -> Response[WorkflowPage]:
         where = WorkflowFilter(
             viewer_id=caller.user_id, category=category, tag=tag, text=q, templates=True
         )

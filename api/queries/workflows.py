@@ -84,7 +84,7 @@ class WorkflowQueries(Controller):
         include_archived: Annotated[bool, QueryParameter(name="includeArchived")] = False,
         limit: Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
         cursor: Annotated[str | None, QueryParameter(max_length=512)] = None,
-    ) -> WorkflowPage:
+    ) -> Response[WorkflowPage]:
         where = WorkflowFilter(
             viewer_id=caller.user_id,
             shared_with_me=shared_with_me,
@@ -115,16 +115,16 @@ class WorkflowQueries(Controller):
         if not is_id(workflow_id):
             raise NotFound(workflow_id)
 
-        async def load() -> tuple[WorkflowRead, int] | None:
+        async def load() -> WorkflowRead:
             async with read_models(request) as conn:
                 row = await get_workflow(conn, caller.user_id, workflow_id)
-            return None if row is None else (WorkflowRead(**row), row["revision"])
+            if row is None:
+                raise NotFound(workflow_id)
+            return WorkflowRead(**row)
 
-        found = await cached_read(request, ("workflow", workflow_id), load)
-        if found is None:
-            raise NotFound(workflow_id)
-        workflow, revision = found
-        return Response(workflow, headers=etag(revision))
+        return await cached_read(
+            request, ("workflow", workflow_id), load, lambda found: etag(found.revision)
+        )
 
     @get(
         "/{workflow_id:str}/triggers",
@@ -226,7 +226,7 @@ class WorkflowQueries(Controller):
 
 async def workflow_page(
     request: AnyRequest, where: WorkflowFilter, *, limit: int, cursor: str | None
-) -> WorkflowPage:
+) -> Response[WorkflowPage]:
     """One page of the workflows `where` selects, as the caller may see them."""
 
     async def load() -> WorkflowPage:

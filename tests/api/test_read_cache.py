@@ -35,6 +35,21 @@ def test_a_cached_workflow_is_only_ever_served_to_callers_who_may_read_it(
         assert workflow(client, user, wid)["permission"] == "OWNER"
 
 
+def test_a_cached_answer_is_the_very_answer_a_fresh_read_gives(
+    client: Client, user: Account
+) -> None:
+    made = create(client, user, name="Kept")
+    at = {**user, "A2N-Min-Position": str(made["position"])}
+    fresh = client.get(f"{API}/workflows/{made['id']}", headers=at)
+    cached = client.get(f"{API}/workflows/{made['id']}", headers=user)
+    assert fresh.status_code == cached.status_code == 200, cached.text
+    assert fresh.content == cached.content
+    assert fresh.json()["name"] == "Kept"
+    assert fresh.json()["createdAt"].endswith("Z")
+    assert fresh.headers["etag"] == cached.headers["etag"] == f'"{made["revision"]}"'
+    assert fresh.headers["content-type"] == cached.headers["content-type"] == "application/json"
+
+
 def test_a_read_after_a_change_sees_it_although_the_old_answer_was_cached(
     client: Client, user: Account
 ) -> None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from application.positions import ProjectionPositions, Reader
-from application.read_cache import ReadCache
+from application.read_cache import Answer, ReadCache
 
 WORKFLOWS: Reader = ("workflows", "workflows")
 IDENTITY: Reader = ("identity", "identity")
@@ -76,3 +76,13 @@ def test_the_cache_keeps_within_its_bytes_and_entries() -> None:
         reads(cache, key, [WORKFLOWS], key * 30)
     assert reads(cache, "a", [WORKFLOWS], "new")[1] == 1  # the oldest went first
     assert reads(cache, "d", [WORKFLOWS], "new") == ("d" * 30, 0)
+
+
+def test_answers_kept_as_bytes_count_their_bytes() -> None:
+    """The API's cache holds answers as the JSON it sends: its bound is their exact size."""
+    cache = cache_over(Announcements(), max_bytes=100, size=Answer.size)
+    first = Answer(b"1" * 60, {"ETag": '"1"'})
+    assert reads(cache, "a", [WORKFLOWS], first) == (first, 1)
+    assert reads(cache, "a", [WORKFLOWS], Answer(b"", {})) == (first, 0)
+    reads(cache, "b", [WORKFLOWS], Answer(b"2" * 60, {}))  # 120 bytes: "a" makes room
+    assert reads(cache, "a", [WORKFLOWS], Answer(b"", {}))[1] == 1
