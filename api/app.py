@@ -37,6 +37,7 @@ from api.commands.workflows import WorkflowCommands
 from api.middleware import request_context
 from api.openapi import ProblemResponses
 from api.problems import EXCEPTION_HANDLERS
+from api.projector_process import ProjectorProcess
 from api.queries.audit import AuditQueries
 from api.queries.credentials import CredentialQueries, CredentialTemplateQueries
 from api.queries.executions import ExecutionQueries, ScheduleQueries, StatsQueries
@@ -76,11 +77,13 @@ def create_app(
     run_workers: bool = False,
     run_scheduler: bool = False,
     egress: Egress | None = None,
+    projector_process: ProjectorProcess | None = None,
 ) -> Litestar:
     """Build the app; `run_projectors`, `send_mail`, `run_workers` and `run_scheduler` also run
     the projectors, the mail sender (when SMTP is configured), an execution worker and a
     scheduler candidate in this process (`a2n up`). `egress` replaces the outbound rules of
-    the settings (tests give it a resolver of their own)."""
+    the settings (tests give it a resolver of their own). `projector_process`: `a2n up`'s
+    child running the projectors instead, for /ready."""
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -93,6 +96,7 @@ def create_app(
             run_workers=run_workers,
             run_scheduler=run_scheduler,
             egress=egress,
+            projector_process=projector_process,
         ) as found:
             app.state.services = found
             yield

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from api.projector_process import ProjectorProcess
     from application.database import Database
     from application.settings import Settings
 
@@ -290,12 +291,13 @@ def _up(args: argparse.Namespace) -> int:
     _say(f"projectors: {where} (A2N_UP_PROJECTORS={settings.up_projectors}, {cpus:g} CPUs)")
     if not here:
         _with_keys(settings)  # the keys file exists before the child reads it
-    with nullcontext() if here else ProjectorProcess(database.url, _say):
+    child = None if here else ProjectorProcess(database.url, _say)
+    with child or nullcontext():
         return _run_server(
             settings,
             database,
             run_projectors=here,
-            child_projectors=not here,
+            projector_process=child,
             send_mail=True,
             run_workers=True,
             run_scheduler=True,
@@ -315,7 +317,7 @@ def _run_server(
     database: Database,
     *,
     run_projectors: bool,
-    child_projectors: bool = False,
+    projector_process: ProjectorProcess | None = None,
     send_mail: bool = False,
     run_workers: bool = False,
     run_scheduler: bool = False,
@@ -333,6 +335,7 @@ def _run_server(
         send_mail=send_mail,
         run_workers=run_workers,
         run_scheduler=run_scheduler,
+        projector_process=projector_process,
     )
     config = uvicorn.Config(
         app,
@@ -353,7 +356,7 @@ def _run_server(
             await asyncio.sleep(0.05)
         if server.started:
             roles = _roles(
-                projectors=run_projectors or child_projectors,
+                projectors=run_projectors or projector_process is not None,
                 workers=run_workers,
                 scheduler=run_scheduler,
                 mail_sender=send_mail and settings.smtp is not None,
@@ -515,7 +518,13 @@ def _background_role(
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         async with open_services(
-            settings, database, run_projectors=False, egress=None, service=service, **roles
+            settings,
+            database,
+            run_projectors=False,
+            egress=None,
+            service=service,
+            projector_process=None,
+            **roles,
         ):
             _say(f"{started} on {database.describe()}")
             await stop.wait()

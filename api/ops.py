@@ -183,7 +183,7 @@ async def _projection_status(found: Services) -> list[ProjectionStatus]:
 
 
 def _projection_check(found: Services, status: ProjectionStatus) -> ProjectionCheck:
-    state = found.runner_states().get(status.projector)
+    state = found.runner_state(status.projector)
     parked = status.parked
     return ProjectionCheck(
         projector=status.projector,

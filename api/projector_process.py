@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from application.settings import UpProjectors
-from projections.supervisor import Backoff
+from projections.supervisor import Backoff, RunnerState
 
 PARENT_PID_VARIABLE = "A2N_PARENT_PID"
 """Set in the child's environment: the pid of the `a2n up` it belongs to."""
@@ -71,6 +71,9 @@ class ProjectorProcess:
     def __init__(self, database_url: str, say: Callable[[str], None]) -> None:
         self.database_url = database_url
         self.say = say
+        self.state = RunnerState("a2n project run")
+        """How the child does, for /ready: `running`, or `restarting` (with why) after it
+        exited, until it is started again."""
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._child: subprocess.Popen[bytes] | None = None
@@ -118,16 +121,27 @@ class ProjectorProcess:
                 self._child = subprocess.Popen(  # noqa: S603 - our own command line
                     command, env=environment, start_new_session=True
                 )
+            self.state.status = "running"
             self.say(f"projectors: in process {self._child.pid}")
             began = time.monotonic()
             code = self._child.wait()
             if self._stopping.is_set():
                 return
+            self.state.status = "restarting"
+            self.state.restarts += 1
+            self.state.failed(f"the projector process {_ended(code)}")
             if time.monotonic() - began >= HEALTHY_SECONDS:
                 backoff.reset()
             pause = backoff.next()
-            self.say(f"projector process exited ({code}); starting it again in {pause:.1f} s")
+            self.say(f"projector process {_ended(code)}; starting it again in {pause:.1f} s")
             self._stopping.wait(pause)
+
+
+def _ended(code: int) -> str:
+    """How a child ended, from its return code (negative: the signal that killed it)."""
+    if code < 0:
+        return f"was killed by {signal.Signals(-code).name}"
+    return f"exited with code {code}"
 
 
 def stop_with_parent(stopping: threading.Event, interval: float = 1.0) -> None:

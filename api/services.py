@@ -101,6 +101,7 @@ from projections.rebuild_jobs import RebuildJobs
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
 
+    from api.projector_process import ProjectorProcess
     from projections.supervisor import ProjectionSupervisor, RunnerState
 
 
@@ -160,6 +161,8 @@ class Services:
     supervisor: ProjectionSupervisor | None = None
     process_managers: ProjectionSupervisor | None = None
     """The event trigger manager, in processes that run workers."""
+    projector_process: ProjectorProcess | None = None
+    """`a2n up`'s child that runs the projectors, when they run in one (A2N_UP_PROJECTORS)."""
 
     def runner_states(self) -> dict[str, RunnerState]:
         """How the projectors and process managers running in this process do, by name."""
@@ -169,6 +172,14 @@ class Services:
             if running is not None
             for name, state in running.states.items()
         }
+
+    def runner_state(self, projector: str) -> RunnerState | None:
+        """How `projector` runs here: its thread's state, else that of `a2n up`'s child running
+        every projector; None when another process runs it."""
+        found = self.runner_states().get(projector)
+        if found is None and self.projector_process is not None:
+            return self.projector_process.state
+        return found
 
 
 @asynccontextmanager
@@ -182,13 +193,15 @@ async def open_services(
     run_scheduler: bool = False,
     egress: Egress | None = None,
     service: str | None = None,
+    projector_process: ProjectorProcess | None = None,
 ) -> AsyncIterator[Services]:
     """Open pools and background tasks; close them in reverse order on exit. `send_mail` also
     runs the mail sender in this process when SMTP is configured, `run_workers` an execution
     worker, `run_scheduler` a scheduler candidate (`a2n up`; it runs the health checks when it
     leads). Outbound requests (OAuth providers, http_request nodes) obey `egress`, by default
     A2N_EGRESS_ALLOW's rules. `service` names the role in system_log (`work`, `schedule`; by
-    default `up` or `serve`)."""
+    default `up` or `serve`). `projector_process`: the child running `a2n up`'s projectors,
+    whose state /ready shows for them."""
     egress = egress or Egress(settings.egress_allow)
     async with AsyncExitStack() as stack:
         connections = await stack.enter_async_context(
@@ -435,6 +448,7 @@ async def open_services(
             docker=docker,
             supervisor=supervisor,
             process_managers=process_managers,
+            projector_process=projector_process,
         )
 
 

@@ -178,7 +178,7 @@ def _projector(
     found: Services, status: ProjectionStatus, rebuilds: dict[str, RebuildState]
 ) -> ProjectorRead:
     document = status_document(status)
-    runner = found.runner_states().get(status.projector)
+    runner = found.runner_state(status.projector)
     state = "parked" if status.parked else runner.status if runner else "external"
     return ProjectorRead(
         projector=status.projector,

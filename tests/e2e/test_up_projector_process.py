@@ -10,6 +10,7 @@ import psutil
 
 from tests.e2e.conftest import PROCESS_BUDGET, Limited, MostConnections
 from tests.e2e.test_connection_budget import (
+    Up,
     busy_runs,
     run_and_wait,
     runs_read,
@@ -36,6 +37,13 @@ def projector_children(parent: int) -> list[psutil.Process]:
         except psutil.Error:  # gone, or a zombie not yet reaped
             continue
     return found
+
+
+def executions_check(up: Up) -> dict[str, object]:
+    """What /ready says of the executions projector: how the process running it does."""
+    checks = up.http.get(f"{up.base}/ready", timeout=10).json()["projections"]
+    found = next(c for c in checks if c["projector"] == "executions")
+    return {key: found.get(key) for key in ("status", "restarts", "lastError")}
 
 
 def test_the_projector_process_projects_every_run_within_the_budget(limited: Limited) -> None:
@@ -65,6 +73,11 @@ def test_a_dead_projector_process_is_started_again_and_none_outlives_its_parent(
     try:
         wait_for_health(up.base, up.process, 60)
         wait_for(lambda: len(projector_children(up.process.pid)) == 1, 30, "a projector child")
+        assert executions_check(up) == {
+            "status": "running",
+            "restarts": 0,
+            "lastError": None,
+        }
         first = projector_children(up.process.pid)[0]
         first.send_signal(signal.SIGKILL)
         wait_for(
@@ -72,6 +85,12 @@ def test_a_dead_projector_process_is_started_again_and_none_outlives_its_parent(
             30,
             "a new projector child",
         )
+        wait_for(lambda: executions_check(up)["status"] == "running", 10, "the child running")
+        assert executions_check(up) == {
+            "status": "running",
+            "restarts": 1,
+            "lastError": "the projector process was killed by SIGKILL",
+        }
         sign_in(up)
         workflow_id = two_step_workflow(up)
         assert run_and_wait(up, workflow_id) == "SUCCESS"
