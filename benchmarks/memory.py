@@ -9,7 +9,7 @@ concurrent httpx clients. Growth = RSS at the end / RSS after the warm-up. Where
 installed (`--n8n-dir`, see benchmarks/webhooks.py), its idle RSS after start-up in the same run.
 
     .venv/bin/python benchmarks/memory.py [--runs 10000] [--only a2n,a2n-redis,n8n]
-        [--a2n-env A2N_UP_PROJECTORS=process]
+        [--a2n-env A2N_UP_PROJECTORS=threads]
 """
 
 from __future__ import annotations

@@ -810,7 +810,7 @@ def add_system_args(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="a further setting of a2n up (A2N_UP_PROJECTORS=process), repeatable",
+        help="a further setting of a2n up (A2N_UP_PROJECTORS=threads), repeatable",
     )
     parser.add_argument("--n8n-dir", type=Path, default=Path(tempfile.gettempdir()) / "n8n-bench")
     parser.add_argument(
