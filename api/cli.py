@@ -14,6 +14,8 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from api.heap import freeze_start_up_objects
+
 if TYPE_CHECKING:
     from api.projector_process import ProjectorProcess
     from application.database import Database
@@ -361,6 +363,7 @@ def _run_server(
                 scheduler=run_scheduler,
                 mail_sender=send_mail and settings.smtp is not None,
             )
+            freeze_start_up_objects()
             print(f"A2N {roles} on {base}  (OpenAPI: {base}/schema/openapi.json)", flush=True)
         await task
 
@@ -452,6 +455,7 @@ def _project_run(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
     stop_with_parent(stopping)  # a child of `a2n up` (A2N_UP_PROJECTORS)
+    freeze_start_up_objects()
     supervisor.start()
     names = [p.name for p in PROJECTORS]
     supervisor.journal.record(
@@ -526,6 +530,7 @@ def _background_role(
             projector_process=None,
             **roles,
         ):
+            freeze_start_up_objects()
             _say(f"{started} on {database.describe()}")
             await stop.wait()
             _say(stopping)
