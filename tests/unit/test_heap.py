@@ -33,5 +33,5 @@ def test_live_objects_freeze_and_garbage_cycles_are_freed_first(unfrozen_after: 
     assert any(o is kept for o in gc.get_objects())  # walked by every full collection
     frozen = freeze_start_up_objects()
     assert gone() is None
-    assert frozen == gc.get_freeze_count() > 0
+    assert frozen > 0  # (other threads' objects may be freed, and leave the frozen ones, meanwhile)
     assert all(o is not kept for o in gc.get_objects())  # no longer walked
