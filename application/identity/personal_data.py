@@ -5,6 +5,11 @@ Each user gets a random data key, stored only wrapped by the master key ring in 
 look like `pd1:<base64>` and are bound to their user by the AEAD's associated data. Projectors open
 them with the cursor of their own transaction; after erasure they read None and project the user
 as anonymous, so a rebuild gives the same tables as the live run.
+
+No key is made for a user whose erasure is stored: whatever seals for them after it (a
+notification raised from an event of before the erasure, say) would otherwise make a new key
+and data nobody erased. The check reads the erasure event in the identity log itself, not the
+`user` table, which the identity projection updates only a moment later.
 """
 
 from __future__ import annotations
@@ -16,11 +21,18 @@ from collections.abc import Callable
 from typing import Any
 
 import psycopg
+from eventsourcing.utils import get_topic
 from psycopg_pool import ConnectionPool
 
 from application.crypto import DecryptionFailed, KeyRing, decrypt, encrypt, new_key
+from domain.identity.user import User
 
 PREFIX = "pd1:"
+ERASED_TOPIC = get_topic(User.Erased)
+
+
+class PersonalDataErased(Exception):
+    """The user is erased: nothing may be sealed for them any more."""
 
 
 REMEMBERED_KEYS = 10_000
@@ -73,12 +85,13 @@ class PersonalData:
                 version, wrapped = self.ring.wrap(new_key(), _aad(user_id))
                 cur.execute(
                     "INSERT INTO personal_data_key (user_id, wrapped_key, key_version) "
-                    "VALUES (%s, %s, %s) ON CONFLICT (user_id) DO NOTHING",
-                    (user_id, wrapped, version),
+                    "SELECT %s, %s, %s WHERE NOT EXISTS (SELECT 1 FROM identity_events "
+                    "WHERE originator_id = %s AND topic = %s) ON CONFLICT (user_id) DO NOTHING",
+                    (user_id, wrapped, version, user_id, ERASED_TOPIC),
                 )
                 key = _load_key(cur, self.ring, user_id)
-        if key is None:
-            raise RuntimeError("the personal data key could not be stored")
+        if key is None:  # no key and none made: the erasure is stored
+            raise PersonalDataErased(user_id)
         with self._lock:
             self._cache[user_id] = key
             while len(self._cache) > self.remembered:

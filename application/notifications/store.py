@@ -26,6 +26,7 @@ from psycopg import Connection, Cursor
 from psycopg_pool import ConnectionPool
 
 from application.eventstore import EventMetadata
+from application.identity.personal_data import PersonalDataErased
 from application.ids import new_id
 from domain.notifications import CHANNELS, Channel, Severity, SystemNotification
 from domain.text import clean_text
@@ -81,24 +82,26 @@ class Notifier:
         meta: EventMetadata | None = None,
     ) -> Raised | None:
         """Save `notice` and queue a delivery per channel on `cur`; None when a notification
-        with its dedupe key exists already, or its user is erased (nothing to tell any more,
-        and sealing would make the erased user a new data key)."""
+        with its dedupe key exists already, or its user is erased (nothing to tell any more)."""
         if notice.user_id is not None and _erased(cur, notice.user_id):
             return None
-        notification = SystemNotification.raise_new(
-            new_id=new_id(),
-            kind=clean_text(notice.kind, 100),
-            severity=notice.severity,
-            title=clean_text(" ".join(notice.title.split()), MAX_TITLE),
-            body=clean_text(notice.body, MAX_BODY),
-            channels=channels,
-            user_id=notice.user_id,
-            sender_id=notice.sender_id,
-            resource_type=notice.resource_type,
-            resource_id=notice.resource_id,
-            dedupe_key=notice.dedupe_key,
-            seal=self._sealer(notice.user_id),
-        )
+        try:
+            notification = SystemNotification.raise_new(
+                new_id=new_id(),
+                kind=clean_text(notice.kind, 100),
+                severity=notice.severity,
+                title=clean_text(" ".join(notice.title.split()), MAX_TITLE),
+                body=clean_text(notice.body, MAX_BODY),
+                channels=channels,
+                user_id=notice.user_id,
+                sender_id=notice.sender_id,
+                resource_type=notice.resource_type,
+                resource_id=notice.resource_id,
+                dedupe_key=notice.dedupe_key,
+                seal=self._sealer(notice.user_id),
+            )
+        except PersonalDataErased:  # erased since: the `user` table has not caught up yet
+            return None
         raised: Raised | None = None
         if notice.dedupe_key is None or self.app.revision(notification.id) is None:
             try:

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
 import pytest
 from litestar.testing import TestClient
 
 from application.audit import event_payload
 from application.crypto import KeyRing
 from application.eventstore import META_KEY
+from application.identity.personal_data import PersonalDataErased
+from application.notifications.store import Notice
 from domain.identity.user import User
 from projections.identity import use_key_ring
 from projections.rebuild import Rebuilder
@@ -33,6 +36,9 @@ def erase(client: Client, admin: Account, user_id: str) -> Any:
 @pytest.fixture
 def admin(client: Client, owner: Account) -> Account:
     return promote(client, owner, sign_up(client))
+
+
+STATUS = 'SELECT status FROM "user" WHERE id = %s'
 
 
 def one(client: Client, query: str, user_id: str) -> list[tuple[Any, ...]]:
@@ -218,3 +224,24 @@ def test_tables_equal_a_rebuild_from_zero_after_erasure(
     use_key_ring(KeyRing.parse(client.app.state.services.settings.master_keys))
     result = Rebuilder(db(client), projector_named(name)).verify()
     assert result.identical, result.differences
+
+
+def test_nothing_seals_for_an_erased_user_while_the_user_table_lags(
+    client: Client, admin: Account
+) -> None:
+    """A notification raised after the erasure from an event of before it (a failed sign-in,
+    say), while the identity projection has not yet marked the user DELETED, tells nobody and
+    makes the erased user no new data key: the erasure would be undone for what it sealed."""
+    victim = sign_up(client)
+    assert erase(client, admin, victim.user_id).status_code == 200
+    services = client.app.state.services
+    wait_until(lambda: one(client, STATUS, victim.user_id) == [("DELETED",)])
+    # The `user` row as a lagging projection shows it, a moment before it applies the erasure.
+    one(client, "UPDATE \"user\" SET status = 'ACTIVE' WHERE id = %s RETURNING id", victim.user_id)
+    notice = Notice(kind="security.login_failed", title="t", body="b", user_id=victim.user_id)
+    with psycopg.connect(db(client), autocommit=True) as conn:
+        assert services.notifier.raise_notice(conn, notice, ["email"]) is None
+    with pytest.raises(PersonalDataErased):
+        services.identity.personal.seal(victim.user_id, "anything")
+    assert one(client, "SELECT 1 FROM personal_data_key WHERE user_id = %s", victim.user_id) == []
+    assert one(client, "SELECT 1 FROM system_notification WHERE user_id = %s", victim.user_id) == []
