@@ -173,12 +173,11 @@ def _seal_log(cur: psycopg.Cursor[Any], application: str, batch_size: int) -> Se
         (application,),
     ).fetchone()
     position, link = (int(last[0]), bytes(last[1])) if last else (0, GENESIS)
-    rows = cur.execute(
-        sql.SQL(_EVENTS).format(sql.Identifier(events_table(application))),
-        (position, batch_size),
-    ).fetchall()
     seals = []
-    for row in rows:
+    # Row by row: a batch's states together would be megabytes at once, held (after they are
+    # freed) as the server's heap high-water mark for as long as it runs.
+    query = sql.SQL(_EVENTS).format(sql.Identifier(events_table(application)))
+    for row in cur.stream(query, (position, batch_size)):
         link = _link_of(link, row)
         position = int(row[0])
         seals.append((application, position, row[1], row[2], link))
