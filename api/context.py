@@ -69,10 +69,10 @@ async def cached_read(
     principal: Principal = request.state["principal"]
     role = _row_security_role(principal)
     readers: tuple[Reader, ...] = (*request.route_handler.opt.get("reads", ()), IDENTITY_READER)
-    encoder = get_serializer(request.route_handler.resolve_type_encoders())
 
-    async def answer() -> Answer:
+    async def answer() -> Answer:  # a miss: load and encode once
         value = await load()
+        encoder = get_serializer(request.route_handler.resolve_type_encoders())
         return Answer(encode_json(value, encoder), headers(value) if headers else {})
 
     found: Answer = await services(request).read_cache.get(
