@@ -131,7 +131,8 @@ class Metrics:
         )
         self.projector_restarts = Gauge(
             "a2n_projector_restarts",
-            "Restarts of in-process projector loops since this process started.",
+            "Restarts of the projector loops this process runs (in a2n up with a projector "
+            "child: of the child) since this process started.",
             ["projector"],
             registry=self.registry,
         )

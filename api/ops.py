@@ -118,8 +118,9 @@ async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
         gauges.projection_lag.labels(s.projector, s.application).set(s.lag)
         gauges.projection_position.labels(s.projector, s.application).set(s.position)
         gauges.projection_parked.labels(s.projector).set(1 if s.parked else 0)
-    for name, state in found.runner_states().items():
-        gauges.projector_restarts.labels(name).set(state.restarts)
+    for name in {s.projector for s in statuses} | found.runner_states().keys():
+        if (state := found.runner_state(name)) is not None:
+            gauges.projector_restarts.labels(name).set(state.restarts)
     for pool, usage in found.connections.usage().items():
         for figure, count in usage.items():
             gauges.pool_connections.labels(pool, figure).set(count)

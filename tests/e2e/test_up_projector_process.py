@@ -39,6 +39,9 @@ def projector_children(parent: int) -> list[psutil.Process]:
     return found
 
 
+METRICS_TOKEN = "m" * 40
+
+
 def executions_check(up: Up) -> dict[str, object]:
     """What /ready says of the executions projector: how the process running it does."""
     checks = up.http.get(f"{up.base}/ready", timeout=10).json()["projections"]
@@ -69,7 +72,7 @@ def test_a_dead_projector_process_is_started_again_and_none_outlives_its_parent(
     limited: Limited,
 ) -> None:
     limited.limit(PROCESS_BUDGET)
-    up = start_up(limited.url, None, A2N_UP_PROJECTORS="process")
+    up = start_up(limited.url, None, A2N_UP_PROJECTORS="process", A2N_METRICS_TOKEN=METRICS_TOKEN)
     try:
         wait_for_health(up.base, up.process, 60)
         wait_for(lambda: len(projector_children(up.process.pid)) == 1, 30, "a projector child")
@@ -91,6 +94,10 @@ def test_a_dead_projector_process_is_started_again_and_none_outlives_its_parent(
             "restarts": 1,
             "lastError": "the projector process was killed by SIGKILL",
         }
+        metrics = up.http.get(
+            f"{up.base}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}
+        )
+        assert 'a2n_projector_restarts{projector="executions"} 1.0' in metrics.text
         sign_in(up)
         workflow_id = two_step_workflow(up)
         assert run_and_wait(up, workflow_id) == "SUCCESS"
