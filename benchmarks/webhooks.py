@@ -12,6 +12,10 @@ unpacks it from Debian's package; else, or with `--client httpx`, an asyncio htt
   planned send time (so a server that falls behind shows its queue),
 - the CPU time the server process, and for A2N its PostgreSQL backends, spent per run.
 
+Each A2N load starts once the runs before it are projected (read in its database; the wait is
+printed when it took a second or more): a saturating load leaves the projectors a backlog, and
+a fixed rate measured on top of that backlog measured both (stop 23: p99 474-1,017 ms there).
+
 Systems: `a2n up` on a scratch database `a2n_bench_<random>` with the in-process queue, then
 with Redis (`--redis`), then `a2n serve` + `a2n work` + `a2n project run` as three processes
 sharing that Redis (`a2n-split`), then n8n (`--n8n-dir`, installed from npm as
@@ -385,7 +389,8 @@ def good_health(answer: httpx.Response) -> bool:
 
 async def measure(target: Target, args: argparse.Namespace, report: Report) -> dict[str, Load]:
     """Warm up; then at each concurrency and at the fixed rate, the health baseline and the
-    webhook; then (A2N) check that every answered run is readable."""
+    webhook, each load (A2N) once the runs before it are projected; then (A2N) check that every
+    answered run is readable."""
     body = {"order": 1, "total": 12.5}
     base, hook, health = target.base, target.webhook, target.health
     report.section(f"  load average (1 min) before: {os.getloadavg()[0]:.1f}")
@@ -400,6 +405,7 @@ async def measure(target: Target, args: argparse.Namespace, report: Report) -> d
     answered = warm.answered
     loads: dict[str, Load] = {}
     for n in args.concurrency:
+        await quiet(target, answered, report)
         baseline = await phase(
             target, lambda n=n: closed(health, None, good_health, None, n, args.seconds)
         )
@@ -407,6 +413,7 @@ async def measure(target: Target, args: argparse.Namespace, report: Report) -> d
         answered += runs.answered
         loads[f"{n} connections"] = runs
         add_rows(report, f"{n} connections", runs, baseline)
+    await quiet(target, answered, report)
     baseline = await phase(
         target,
         lambda: open_loop(base, health, None, None, rate=args.rate, seconds=args.seconds),
@@ -425,6 +432,37 @@ async def measure(target: Target, args: argparse.Namespace, report: Report) -> d
         if not fine:
             FAILURES.append(said)
     return loads
+
+
+async def quiet(target: Target, answered: int, report: Report) -> None:
+    """Before a load (A2N): wait until the runs so far are projected, so that each load meets
+    the server as a steady stream would, not with the backlog a saturating load before it left
+    (the projectors catching up on the same two cores); the wait is reported."""
+    if target.database_url is None:
+        return
+    fine, said, waited = await asyncio.to_thread(projected, target.database_url, answered)
+    if waited >= 1 or not fine:
+        report.section(f"  waited {waited:.0f} s for the runs before to be projected: {said}")
+
+
+def projected(url: str, answered: int, timeout: float = 300) -> tuple[bool, str, float]:
+    """Wait up to `timeout` s until the execution table holds every run stored, at least the
+    `answered` ones, all SUCCESS (read in the database, not through the API); whether it did,
+    what it found, and the seconds waited."""
+    began = time.perf_counter()
+    while True:
+        with connect(url) as conn:
+            row = conn.execute(
+                "SELECT (SELECT count(*) FROM executions_events WHERE originator_version = 1), "
+                "(SELECT count(*) FROM execution WHERE status = 'SUCCESS')"
+            ).fetchone()
+        stored, succeeded = (int(row[0]), int(row[1])) if row else (0, 0)
+        fine = stored == succeeded >= answered
+        if fine or time.perf_counter() - began > timeout:
+            break
+        time.sleep(0.2)
+    said = f"{answered} answered 200, {stored} stored, {succeeded} projected SUCCESS"
+    return fine, said, time.perf_counter() - began
 
 
 def add_rows(report: Report, title: str, runs: Load, baseline: Load) -> None:
