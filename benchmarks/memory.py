@@ -5,8 +5,12 @@ For `a2n up` on a scratch database (rate limits off, log level warning; benchmar
 starts it and creates the webhook_trigger -> set workflow), with the in-process queue and then
 with Redis: the RSS of the server process and its children idle after start-up, again after a
 warm-up, then after every 1,000 of `--runs` webhook executions driven by `--connections`
-concurrent httpx clients. Growth = RSS at the end / RSS after the warm-up. Where n8n is
-installed (`--n8n-dir`, see benchmarks/webhooks.py), its idle RSS after start-up in the same run.
+concurrent httpx clients, and idle once every run is projected (read in the database). Growth =
+that last reading / RSS after the warm-up. Then every run is read back through GET /executions
+(the check that each is listed and readable) and the RSS read once more: that reading adds what
+the reads keep (the read cache, up to 16 MiB), a workload of its own, so it is shown beside the
+growth, not in it. Where n8n is installed (`--n8n-dir`, see benchmarks/webhooks.py), its idle
+RSS after start-up in the same run.
 
     .venv/bin/python benchmarks/memory.py [--runs 10000] [--only a2n,a2n-redis,n8n]
         [--a2n-env A2N_UP_PROJECTORS=threads]
@@ -36,6 +40,7 @@ from webhooks import (
     n8n_version,
     new_report,
     process_tree,
+    projected,
     redis_missing,
 )
 
@@ -116,15 +121,35 @@ async def measure(target: Target, args: argparse.Namespace, report: Report) -> i
     )
     if wrong:
         report.section("    not answered 200: " + ", ".join(f"{k} x{n}" for k, n in wrong.items()))
-    if target.verify:
-        await caught_up(target.verify, args.warmup + done - sum(wrong.values()), report)
+    answered = args.warmup + done - sum(wrong.values())
+    if target.database_url:
+        began = time.perf_counter()
+        fine, said, _ = await asyncio.to_thread(projected, target.database_url, answered)
+        checked(report, "every run projected", fine, began, said)
     end = await idle(target)
     growth = end / warm - 1
     report.add(f"idle after the {done:,} runs, projected (MB)", megabytes(end), megabytes(warm))
     report.add("growth after warm-up -> end", f"{growth:+.1%}", f"{GROWTH_TARGET:.0%}")
     if started > IDLE_TARGET_MB * MB or growth > GROWTH_TARGET:
         FAILURES.append(f"memory target missed: idle {megabytes(started)} MB, growth {growth:+.1%}")
+    if target.verify:
+        await caught_up(target.verify, answered, report)
+        read = await idle(target)
+        report.add(
+            "idle after reading every run back (MB)",
+            megabytes(read),
+            megabytes(warm),
+            f"{read / warm - 1:+.1%}",
+        )
     return started
+
+
+def checked(report: Report, title: str, fine: bool, began: float, said: str) -> None:
+    """Report a check of the runs (`title` if `fine`), how long it waited, and what it found."""
+    waited = time.perf_counter() - began
+    report.section(f"  {title if fine else 'RUNS MISSING'} ({waited:.0f} s): {said}")
+    if not fine:
+        FAILURES.append(said)
 
 
 async def caught_up(
@@ -137,10 +162,7 @@ async def caught_up(
         fine, said = await asyncio.to_thread(verify, answered)
         if fine:
             break
-    waited = time.perf_counter() - began
-    report.section(f"  {'every run readable' if fine else 'RUNS MISSING'} ({waited:.0f} s): {said}")
-    if not fine:
-        FAILURES.append(said)
+    checked(report, "every run readable", fine, began, said)
 
 
 CATCH_UP_TRIES = 5
@@ -203,7 +225,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 LEGEND = """\
 RSS: resident set size of the server process and its children (psutil), in MB (10^6 bytes),
 read after IDLE_SECONDS (5 s) without requests ("idle") or right after a step of runs; the
-last idle reading once every run is projected (listed SUCCESS by GET /api/v1/executions).
+growth's reading once every run is projected (SUCCESS in the execution table), then one more
+after every run was read back through GET /api/v1/executions (the reads' share: the read cache).
 Runs: webhook trigger (POST /webhook/perf, responseMode lastNode) -> set {seen: true}, driven by
 N concurrent httpx clients on 127.0.0.1, each sending its next request when answered.
 Baselines: the issue #11 target for the idle figure (250 MB), the RSS after the warm-up for the
