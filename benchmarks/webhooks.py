@@ -13,8 +13,8 @@ unpacks it from Debian's package; else, or with `--client httpx`, an asyncio htt
 - the CPU time the server process, and for A2N its PostgreSQL backends, spent per run.
 
 Each A2N load starts once the runs before it are projected (read in its database; the wait is
-printed when it took a second or more): a saturating load leaves the projectors a backlog, and
-a fixed rate measured on top of that backlog measured both (stop 23: p99 474-1,017 ms there).
+printed when it took a second or more), so that no load is measured on top of the projectors'
+backlog from the one before (on two cores here that backlog was gone within a second).
 
 Systems: `a2n up` on a scratch database `a2n_bench_<random>` with the in-process queue, then
 with Redis (`--redis`), then `a2n serve` + `a2n work` + `a2n project run` as three processes
