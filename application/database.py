@@ -8,7 +8,10 @@ server listens on a unix socket only and stops when the last A2N process using i
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
+import secrets
 import socket
 import time
 import warnings
@@ -189,3 +192,50 @@ def _port_open(host: str, port: int) -> bool:
 
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+# -- throwaway databases (tests, benchmarks) -----------------------------------------------------
+
+SCRATCH_MACHINE = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]
+"""This machine in the names of its throwaway databases (a server may serve several)."""
+
+
+def scratch_name(kind: str) -> str:
+    """A name for a throwaway database of this process, `a2n_<kind>_<machine>_<pid>_<random>`,
+    by which `drop_abandoned` knows it is abandoned once this process is gone. `kind` is a
+    word without underscores (`test`, `bench`)."""
+    if not kind.isalnum():
+        raise ValueError(f"a scratch database kind is a plain word, not {kind!r}")
+    return f"a2n_{kind}_{SCRATCH_MACHINE}_{os.getpid()}_{secrets.token_hex(5)}"
+
+
+def drop_abandoned(server_url: str, kind: str) -> list[str]:
+    """Drop this machine's throwaway databases of `kind` whose process is gone (a run killed
+    before it could drop its own) and that nobody is connected to; returns their names. Others
+    are left alone: another machine's, a live process's, one in use."""
+    prefix = f"a2n_{kind}_{SCRATCH_MACHINE}_"
+    dropped = []
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        names = conn.execute(
+            "SELECT datname FROM pg_database WHERE starts_with(datname, %s)", (prefix,)
+        ).fetchall()
+        for (name,) in names:
+            pid = name[len(prefix) :].split("_", 1)[0]
+            if not pid.isdigit() or _process_alive(int(pid)):
+                continue
+            try:  # without FORCE: a database someone is connected to stays
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+            except psycopg.errors.ObjectInUse:
+                continue
+            dropped.append(name)
+    return dropped
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True

@@ -18,17 +18,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import secrets
 import time
 from collections.abc import Callable
 
 import psycopg
-from psycopg import sql
-from psycopg.conninfo import make_conninfo
+from event_store import scratch_database
 
-from application.contexts import create_event_store_tables
 from application.event_chain import VERIFY_PAGE, seal_all, verify
-from application.migrations import Migrator
 
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 TOPIC = "domain.workflows.workflow:Workflow.DetailsChanged"
@@ -84,13 +80,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--state-bytes", type=int, default=1000)
     args = parser.parse_args()
-    name = f"a2n_bench_{secrets.token_hex(4)}"
-    with psycopg.connect(args.server, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = make_conninfo(args.server, dbname=name)
-    try:
-        Migrator(url).up()
-        create_event_store_tables(url)
+    with scratch_database(args.server) as url:
         fill(url, args.events, args.state_bytes)
         figures = [
             ("read every row (pages of 2000)", timed(lambda: read_all(url))),
@@ -100,11 +90,6 @@ def main() -> None:
         print(f"{args.events} events of ~{args.state_bytes} bytes in one log")
         for label, seconds in figures:
             print(f"  {label:<32} {seconds:7.2f} s  {args.events / seconds:>10,.0f} events/s")
-    finally:
-        with psycopg.connect(args.server, autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
 
 if __name__ == "__main__":

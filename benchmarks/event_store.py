@@ -20,7 +20,6 @@ import argparse
 import math
 import os
 import platform
-import secrets
 import shlex
 import sys
 import threading
@@ -37,6 +36,7 @@ from psycopg.conninfo import make_conninfo
 
 from application.caller import Caller
 from application.contexts import create_event_store_tables
+from application.database import drop_abandoned, scratch_name
 from application.eventstore import EventMetadata, event_store_env
 from application.ids import new_id
 from application.migrations import Migrator
@@ -149,8 +149,10 @@ def ratio(value: float, baseline: float) -> str:
 
 @contextmanager
 def scratch_database(server_url: str) -> Iterator[str]:
-    """A fresh, migrated database with the event store tables; dropped afterwards."""
-    name = f"a2n_bench_{secrets.token_hex(4)}"
+    """A fresh, migrated database with the event store tables; dropped afterwards (and, if this
+    process is killed first, by the next benchmark run on this machine)."""
+    drop_abandoned(server_url, "bench")
+    name = scratch_name("bench")
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -22,7 +21,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from application.caller import Caller
 from application.contexts import create_event_store_tables
-from application.database import is_transient, wait_for_postgres
+from application.database import drop_abandoned, is_transient, scratch_name, wait_for_postgres
 from application.eventstore import event_store_env
 from application.executions.app import ExecutionsApp
 from application.migrations import Migrator
@@ -115,7 +114,7 @@ class Databases:
     def __call__(self, *, migrated: bool = True, copy_of: str | None = None) -> str:
         """`copy_of`: the URL of a database of this run to copy (nothing may be connected to
         it meanwhile), for tests that each want the same prepared state."""
-        name = f"a2n_test_{os.getpid()}_{uuid.uuid4().hex[:10]}"
+        name = scratch_name("test")
         if copy_of is not None:
             return self._create(name, like=conninfo_to_dict(copy_of)["dbname"])
         if not migrated:
@@ -160,7 +159,9 @@ class Databases:
 
 @pytest.fixture(scope="session")
 def make_database(postgres_server_url: str) -> Iterator[Databases]:
-    """Create a fresh database (see Databases); all are dropped by the end of the run."""
+    """Create a fresh database (see Databases); all are dropped by the end of the run, and
+    first those an earlier run on this machine was killed before it could drop."""
+    drop_abandoned(postgres_server_url, "test")
     databases = Databases(postgres_server_url)
     yield databases
     databases.close()
