@@ -104,6 +104,8 @@ class Load:
     """CPU seconds spent during the phase by the server and by its PostgreSQL backends."""
     good: int | None = None
     """Good answers within the phase, when `latencies` holds the others' too (wrk's)."""
+    steal: float | None = None
+    """The share of the machine's CPU time its hypervisor gave others during the phase."""
 
     @property
     def runs(self) -> int:
@@ -371,16 +373,37 @@ def process_tree(process: psutil.Process) -> list[psutil.Process]:
 
 
 async def phase(target: Target, load: Callable[[], Any]) -> Load:
-    """One load phase, with the CPU time the server and its database backends spent in it."""
+    """One load phase, with the CPU time the server and its database backends spent in it, and
+    the host's steal."""
     server = [p for process in (target.process, *target.others) for p in process_tree(process)]
     postgres = target.postgres()
     before = cpu_seconds(server), cpu_seconds(postgres)
+    stolen = steal_ticks()
     result: Load = await load()
     result.cpu = {
         "server": cpu_seconds(server) - before[0],
         "postgres": cpu_seconds(postgres) - before[1],
     }
+    result.steal = steal_share(stolen, steal_ticks())
     return result
+
+
+def steal_ticks() -> tuple[int, int] | None:
+    """The machine's CPU time stolen by its hypervisor and its CPU time in all, in ticks since
+    boot (/proc/stat); None where there is no such file."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(value) for value in stat.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    return fields[7], sum(fields)
+
+
+def steal_share(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
+    """The share of the CPU time between two `steal_ticks` readings that was stolen."""
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    return (after[0] - before[0]) / (after[1] - before[1])
 
 
 def good_health(answer: httpx.Response) -> bool:
@@ -487,6 +510,9 @@ def add_rows(report: Report, title: str, runs: Load, baseline: Load) -> None:
                     f"{spent / runs.runs * 1000:.1f}",
                     f"{baseline.cpu[name] / max(1, baseline.runs) * 1000:.2f}",
                 )
+    if runs.steal is not None:
+        during = "" if baseline.steal is None else f"{baseline.steal:.1%}"
+        report.add("  host steal (% of CPU time)", f"{runs.steal:.1%}", during)
     if runs.refused:
         refused = ", ".join(f"{k} x{n}" for k, n in runs.refused.items())
         report.section(f"    not answered 200: {refused}")
@@ -955,6 +981,8 @@ figure / baseline (runs/s below 1x, latency above 1x). In the "against n8n" sect
 baseline column is n8n's figure for the same load, and the ratio A2N / n8n.
 Systems: `a2n up` runs every role in one process; "a2n serve + a2n work + a2n project" runs
 the API, an execution worker and the projectors as three processes sharing Redis.
+Host steal: the share of all the machine's CPU time its hypervisor gave to others during the
+phase (/proc/stat); a run with a few percent of it measured a slower machine: repeat it.
 CPU per run: CPU time of the server's processes (and their children), and for A2N of its PostgreSQL
 backends, during the phase, divided by the runs answered in it; the client's CPU is not in it,
 but it runs on the same cores. The machine may be shared: run it a few times. Load average:
