@@ -196,7 +196,18 @@ def _first_line(exc: BaseException) -> str:
 
 # -- throwaway databases (tests, benchmarks) -----------------------------------------------------
 
-SCRATCH_MACHINE = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]
+
+def _this_machine() -> str:
+    """Six hex digits for this machine: its systemd machine id where it has one (hosts cloned
+    from one image often share a hostname), and its hostname."""
+    try:
+        machine_id = Path("/etc/machine-id").read_text().strip()
+    except OSError:
+        machine_id = ""
+    return hashlib.sha256(f"{machine_id}/{socket.gethostname()}".encode()).hexdigest()[:6]
+
+
+SCRATCH_MACHINE = _this_machine()
 """This machine in the names of its throwaway databases (a server may serve several)."""
 
 

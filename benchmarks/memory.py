@@ -155,7 +155,7 @@ def checked(report: Report, title: str, fine: bool, began: float, said: str) -> 
 async def caught_up(
     verify: Callable[[int], tuple[bool, str]], answered: int, report: Report
 ) -> None:
-    """Until every answered run is listed (projected), so the last reading holds no backlog;
+    """Until every answered run is listed SUCCESS through the API and one can be read back;
     each `verify` waits up to a minute, CATCH_UP_TRIES of them at the most."""
     began = time.perf_counter()
     for _ in range(CATCH_UP_TRIES):
