@@ -28,7 +28,14 @@ answered 200 must be listed SUCCESS by GET /api/v1/executions.
 Baseline, in the same run: the server's own health route (`/health`, n8n's `/healthz`) under the
 same load, which costs its HTTP stack and nothing else.
 
+With `--baseline DIR` each A2N system also runs from another checkout (`git worktree add DIR
+REV`), pass for pass, `--repeat N` passes of each tree alternating ABBA; at the end, per system
+and load, the medians of each tree's passes (runs/s, CPU a run) over the phases whose host steal
+stayed under 2%, and their ratio. With the same server code on both sides, two passes here gave
+1.30x and 0.94x: a change worth a tenth takes five passes or more.
+
     .venv/bin/python benchmarks/webhooks.py [--seconds 10] [--only a2n,a2n-redis,a2n-split,n8n]
+        [--baseline DIR [--repeat N]]
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ import os
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -859,6 +867,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "its own, KeepAlive)",
     )
     parser.add_argument("--install-n8n", action="store_true", help="npm install n8n first")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout: each A2N system also runs from it, pass for pass, for a "
+        "before/after in one run",
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="passes of each A2N system (alternating trees)"
+    )
     add_system_args(parser)
     return parser.parse_args(argv)
 
@@ -883,6 +900,89 @@ def add_system_args(parser: argparse.ArgumentParser) -> None:
         or os.environ.get("DATABASE_URL")
         or DEFAULT_SERVER,
     )
+
+
+def trees(args: argparse.Namespace) -> list[tuple[int, Path]]:
+    """The passes of an A2N system: (number, source tree), this tree's and the baseline's
+    alternating as ABBA, so that a machine drifting over the run weighs on both alike."""
+    if not args.baseline:
+        return [(number, ROOT) for number in range(1, args.repeat + 1)]
+    order: list[tuple[int, Path]] = []
+    for number in range(1, args.repeat + 1):
+        pair = [ROOT, args.baseline] if number % 2 else [args.baseline, ROOT]
+        order.extend((number, tree) for tree in pair)
+    return order
+
+
+def tree_name(tree: Path) -> str:
+    return "this tree" if tree == ROOT else f"baseline {tree}"
+
+
+def pass_title(args: argparse.Namespace, number: int, tree: Path) -> str:
+    if not args.baseline and args.repeat == 1:
+        return ""
+    return f", {tree_name(tree)}, pass {number} of {args.repeat}"
+
+
+STEADY_STEAL = 0.02
+"""Passes whose phase had more host steal than this are left out of the medians."""
+
+
+def compare_trees(
+    report: Report,
+    args: argparse.Namespace,
+    systems: dict[str, tuple[str, str | None]],
+    passes: dict[tuple[str, str], list[dict[str, Load]]],
+) -> None:
+    """Per A2N system and load: the medians of this tree's passes against the baseline's
+    (runs/s and CPU a run, server and PostgreSQL together), over the phases with little host
+    steal (STEADY_STEAL), with how many of the passes that left."""
+    base = tree_name(args.baseline)
+    for key, (title, _) in systems.items():
+        mine, theirs = passes.get((key, "this tree")), passes.get((key, base))
+        if not mine or not theirs:
+            continue
+        report.section(f"{title}: this tree against {base} (medians)")
+        for label in mine[0]:
+            ours = _steady([loads[label] for loads in mine])
+            old = _steady([loads[label] for loads in theirs])
+            if not ours or not old:
+                report.section(f"  {label}: every pass of a tree had host steal; run again")
+                continue
+            counted = f"  ({len(ours)} and {len(old)} of {len(mine)} passes)"
+            new_rate, old_rate = (
+                _median_of(ours, _per_second),
+                _median_of(old, _per_second),
+            )
+            report.add(
+                f"{label}: runs/s{counted}",
+                f"{new_rate:,.1f}",
+                f"{old_rate:,.1f}",
+                ratio(new_rate, old_rate),
+            )
+            new_cpu, old_cpu = _median_of(ours, _cpu_per_run), _median_of(old, _cpu_per_run)
+            report.add(
+                "  CPU per run (ms)",
+                f"{new_cpu * 1000:.2f}",
+                f"{old_cpu * 1000:.2f}",
+                ratio(new_cpu, old_cpu),
+            )
+
+
+def _steady(loads: list[Load]) -> list[Load]:
+    return [load for load in loads if load.steal is None or load.steal <= STEADY_STEAL]
+
+
+def _median_of(loads: list[Load], figure: Callable[[Load], Any]) -> float:
+    return float(statistics.median(figure(load) for load in loads))
+
+
+def _per_second(load: Load) -> float:
+    return load.per_second
+
+
+def _cpu_per_run(load: Load) -> float:
+    return sum(load.cpu.values()) / max(1, load.runs)
 
 
 def new_report(database_url: str, value_column: str) -> Report:
@@ -912,24 +1012,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         "n8n": (f"n8n {n8n_version(args.n8n_dir)}, SQLite", n8n_missing(args.n8n_dir)),
     }
     found: dict[str, dict[str, Load]] = {}
+    passes: dict[tuple[str, str], list[dict[str, Load]]] = {}
     for key in args.only.split(","):
         title, missing = systems[key]
-        report.section(title + (f": skipped, {missing}" if missing else ""))
-        if missing:
+        if missing or key == "n8n":
+            report.section(title + (f": skipped, {missing}" if missing else ""))
+            if not missing:
+                with n8n(args.n8n_dir) as target:
+                    found[key] = asyncio.run(measure(target, args, report))
             continue
-        context = (
-            n8n(args.n8n_dir)
-            if key == "n8n"
-            else a2n(
+        for number, tree in trees(args):
+            report.section(f"{title}{pass_title(args, number, tree)}")
+            with a2n(
                 args.database_url,
                 args.redis if key in ("a2n-redis", "a2n-split") else None,
                 args.rate_limits,
                 args.a2n_env,
                 beside=BESIDE.get(key, ()),
-            )
-        )
-        with context as target:
-            found[key] = asyncio.run(measure(target, args, report))
+                tree=tree,
+            ) as target:
+                loads = asyncio.run(measure(target, args, report))
+            passes.setdefault((key, tree_name(tree)), []).append(loads)
+            if tree == ROOT:
+                found.setdefault(key, loads)
+    if args.baseline:
+        compare_trees(report, args, systems, passes)
     if "n8n" in found:
         n8n_loads = found["n8n"]
         for key in ("a2n", "a2n-redis", "a2n-split", "a2n-project"):
