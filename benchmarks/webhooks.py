@@ -173,8 +173,16 @@ def wrk_version(wrk: str) -> str:
 
 
 def wrk_binary() -> str | None:
-    """wrk on PATH, else where `make bench` unpacked it (.venv/bin/wrk, by .ci/wrk)."""
-    return shutil.which("wrk") or shutil.which("wrk", path=str(ROOT / ".venv" / "bin"))
+    """wrk on PATH, else where `make bench` unpacked it (.venv/bin/wrk, by .ci/wrk) in this tree
+    or beside the interpreter running this script (a worktree without a .venv of its own)."""
+    return next(
+        (
+            found
+            for folder in (None, ROOT / ".venv" / "bin", Path(sys.executable).parent)
+            if (found := shutil.which("wrk", path=None if folder is None else str(folder)))
+        ),
+        None,
+    )
 
 
 async def wrk_loop(
