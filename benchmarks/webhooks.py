@@ -175,14 +175,10 @@ def wrk_version(wrk: str) -> str:
 def wrk_binary() -> str | None:
     """wrk on PATH, else where `make bench` unpacked it (.venv/bin/wrk, by .ci/wrk) in this tree
     or beside the interpreter running this script (a worktree without a .venv of its own)."""
-    return next(
-        (
-            found
-            for folder in (None, ROOT / ".venv" / "bin", Path(sys.executable).parent)
-            if (found := shutil.which("wrk", path=None if folder is None else str(folder)))
-        ),
-        None,
-    )
+    for path in (None, str(ROOT / ".venv" / "bin"), str(Path(sys.executable).parent)):
+        if found := shutil.which("wrk", path=path):
+            return found
+    return None
 
 
 async def wrk_loop(
