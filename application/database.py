@@ -8,6 +8,7 @@ server listens on a unix socket only and stops when the last A2N process using i
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -197,18 +198,16 @@ def _first_line(exc: BaseException) -> str:
 # -- throwaway databases (tests, benchmarks) -----------------------------------------------------
 
 
-def _this_machine() -> str:
-    """Six hex digits for this machine: its systemd machine id where it has one (hosts cloned
-    from one image often share a hostname), and its hostname."""
+@functools.cache
+def scratch_machine() -> str:
+    """Six hex digits for this machine in the names of its throwaway databases (a server may
+    serve several): its systemd machine id where it has one (hosts cloned from one image often
+    share a hostname), and its hostname. Read on first use, not when the server starts."""
     try:
         machine_id = Path("/etc/machine-id").read_text().strip()
     except OSError:
         machine_id = ""
     return hashlib.sha256(f"{machine_id}/{socket.gethostname()}".encode()).hexdigest()[:6]
-
-
-SCRATCH_MACHINE = _this_machine()
-"""This machine in the names of its throwaway databases (a server may serve several)."""
 
 
 def scratch_name(kind: str) -> str:
@@ -217,14 +216,14 @@ def scratch_name(kind: str) -> str:
     word without underscores (`test`, `bench`)."""
     if not kind.isalnum():
         raise ValueError(f"a scratch database kind is a plain word, not {kind!r}")
-    return f"a2n_{kind}_{SCRATCH_MACHINE}_{os.getpid()}_{secrets.token_hex(5)}"
+    return f"a2n_{kind}_{scratch_machine()}_{os.getpid()}_{secrets.token_hex(5)}"
 
 
 def drop_abandoned(server_url: str, kind: str) -> list[str]:
     """Drop this machine's throwaway databases of `kind` whose process is gone (a run killed
     before it could drop its own) and that nobody is connected to; returns their names. Others
     are left alone: another machine's, a live process's, one in use."""
-    prefix = f"a2n_{kind}_{SCRATCH_MACHINE}_"
+    prefix = f"a2n_{kind}_{scratch_machine()}_"
     dropped = []
     with psycopg.connect(server_url, autocommit=True) as conn:
         names = conn.execute(

@@ -12,7 +12,7 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from application.database import SCRATCH_MACHINE, drop_abandoned, scratch_name
+from application.database import drop_abandoned, scratch_machine, scratch_name
 
 KIND = "scratchcheck"
 """A kind of its own: the sweep below never touches the databases of this run's tests."""
@@ -56,13 +56,14 @@ def test_a_killed_runs_databases_are_dropped_and_no_others(
     postgres_server_url: str, made: list[str]
 ) -> None:
     server = postgres_server_url
+    machine = scratch_machine()
     dead = gone_pid()
-    abandoned = f"a2n_{KIND}_{SCRATCH_MACHINE}_{dead}_0123456789"
+    abandoned = f"a2n_{KIND}_{machine}_{dead}_0123456789"
     template = f"{abandoned}_template"
-    in_use = f"a2n_{KIND}_{SCRATCH_MACHINE}_{dead}_inuse00000"
+    in_use = f"a2n_{KIND}_{machine}_{dead}_inuse00000"
     mine = scratch_name(KIND)  # this process is alive
     elsewhere = f"a2n_{KIND}_000000_{dead}_0123456789"  # another machine's
-    other_kind = f"a2n_other_{SCRATCH_MACHINE}_{dead}_0123456789"
+    other_kind = f"a2n_other_{machine}_{dead}_0123456789"
     made.extend([abandoned, template, in_use, mine, elsewhere, other_kind])
     for name in made:
         create(server, name)
