@@ -17,7 +17,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from psycopg import Cursor
@@ -97,6 +97,8 @@ class Sample:
     unit: str
     node_id: str | None = None
     tags: Mapping[str, Any] = field(default_factory=dict)
+    at: datetime | None = None
+    """When it was taken, if not at the event's time."""
 
 
 # -- the run ----------------------------------------------------------------------------------
@@ -275,46 +277,30 @@ def _end(
 
 @projector.on(Execution.NodeStarted)
 def node_started(cur: Cursor[Any], event: Execution.NodeStarted, ctx: EventContext) -> None:
-    name = _update_node(
-        cur,
-        event,
-        {
-            "status": "RUNNING",
-            "attempt": event.attempt,
-            "retry_count": event.attempt - 1,
-            "input_count": event.input_count,
-            "start_time": IfUnset(event.timestamp),
-            "end_time": None,
-        },
-    )
+    began = _Began(event.node_id, event.attempt, event.input_count, event.timestamp)
+    name = _update_node(cur, event, {**began.changes(), "status": "RUNNING", "end_time": None})
     _update_execution(cur, event)
-    _log(
-        cur,
-        event,
-        [
-            Line(
-                LogLevel.INFO,
-                f"Node {name} started (attempt {event.attempt}, {event.input_count} items in)",
-                event.node_id,
-            )
-        ],
-    )
-    _measure(
-        cur,
-        event,
-        [Sample("items_in", event.input_count, "items", event.node_id, {"attempt": event.attempt})],
-    )
+    _log(cur, event, [began.line(name)])
+    _measure(cur, event, [began.sample()])
 
 
 @projector.on(Execution.NodeSucceeded)
 def node_succeeded(cur: Cursor[Any], event: Execution.NodeSucceeded, ctx: EventContext) -> None:
+    """The attempt's end; and its start, when the event records that too (`input_count`):
+    then the node's row, lines and samples are those a NodeStarted at the time it began would
+    have added (under this event's version)."""
     # A rebuild after retention finds the output pruned: its count is gone with it.
     handles = event.outputs.values()
     items_out = None if any(map(is_pruned, handles)) else sum(map(len, handles))
+    began = None
+    if event.input_count is not None:
+        at = event.timestamp - timedelta(milliseconds=event.duration_ms)
+        began = _Began(event.node_id, event.attempt, event.input_count, at)
     name = _update_node(
         cur,
         event,
         {
+            **(began.changes() if began else {}),
             "status": "SUCCESS",
             "end_time": event.timestamp,
             "duration": Add(event.duration_ms),
@@ -330,11 +316,37 @@ def node_succeeded(cur: Cursor[Any], event: Execution.NodeSucceeded, ctx: EventC
         + ("(output pruned)" if items_out is None else f"({items_out} items out)"),
         event.node_id,
     )
-    _log(cur, event, [*_node_lines(event), done])
+    _log(cur, event, [*([began.line(name)] if began else []), *_node_lines(event), done])
     samples = [Sample("duration_ms", event.duration_ms, "ms", event.node_id, _attempt(event))]
     if items_out is not None:
         samples.append(Sample("items_out", items_out, "items", event.node_id, _attempt(event)))
-    _measure(cur, event, samples)
+    _measure(cur, event, [*([began.sample()] if began else []), *samples])
+
+
+@dataclass(frozen=True)
+class _Began:
+    """An attempt's start, as a NodeStarted or a NodeSucceeded that records it writes it."""
+
+    node_id: str
+    attempt: int
+    input_count: int
+    at: datetime
+
+    def changes(self) -> Changes:
+        return {
+            "attempt": self.attempt,
+            "retry_count": self.attempt - 1,
+            "input_count": self.input_count,
+            "start_time": IfUnset(self.at),
+        }
+
+    def line(self, name: str) -> Line:
+        text = f"Node {name} started (attempt {self.attempt}, {self.input_count} items in)"
+        return Line(LogLevel.INFO, text, self.node_id, at=self.at)
+
+    def sample(self) -> Sample:
+        tags = {"attempt": self.attempt}
+        return Sample("items_in", self.input_count, "items", self.node_id, tags, self.at)
 
 
 @projector.on(Execution.NodeFailed, Execution.NodeRetrying)
@@ -748,7 +760,7 @@ def _measure(cur: Cursor[Any], event: Any, samples: Sequence[Sample]) -> None:
                 float(sample.value),
                 sample.unit,
                 jsonb(dict(sample.tags)),
-                event.timestamp,
+                sample.at or event.timestamp,
                 event.originator_version,
                 seq,
             )

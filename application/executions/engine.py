@@ -7,8 +7,12 @@ node tasks return outcomes. Events are saved at checkpoints, many per save, beca
 takes the executions log's write lock: when the run ends, when a respond_to_webhook node chose
 the answer, and otherwise once events have waited `checkpoint_seconds` unsaved. So a run of fast
 nodes is claimed, run and ended in one save, and a slow node is on record as started shortly
-after it began. A worker that dies loses what it had not saved: the run is resumed (or started
-afresh) from the last checkpoint, and the nodes it had settled since run again.
+after it began. A node's start is recorded only when something must follow it on record (a
+save, or another event); an attempt that succeeds before then is one NodeSucceeded carrying its
+start, instead of a NodeStarted and a NodeSucceeded: each event is a row in the store, in
+audit_log and in every projection that follows the log. A worker that dies loses what it had
+not saved: the run is resumed (or started afresh) from the last checkpoint, and the nodes it had
+settled since run again.
 
 Someone else writing to the execution (a cancel command, another worker resuming it) makes the
 next save conflict, and a heartbeat compares the stored revision every second so a long node is
@@ -107,6 +111,14 @@ class RetryPolicy:
         """Milliseconds to wait before attempt `attempt + 1`: exponential, jittered ±50%."""
         base = min(self.delay_ms * 2 ** (attempt - 1), limits.max_retry_delay_ms)
         return int(base * random.uniform(0.5, 1.5))  # noqa: S311 - jitter, not a secret
+
+
+@dataclass(frozen=True)
+class _Start:
+    """An attempt under way that no event records yet (see `_Run.record_starts`)."""
+
+    input_count: int
+    at: datetime
 
 
 @dataclass
@@ -222,6 +234,8 @@ class _Run:
     disabled_handles: Mapping[str, tuple[str, ...]]
     """Output handles of disabled custom nodes (see `Engine._disabled_handles`)."""
     tasks: dict[str, asyncio.Task[Outcome]] = field(default_factory=dict)
+    unrecorded: dict[str, _Start] = field(default_factory=dict)
+    """Attempts begun here whose NodeStarted is not recorded yet, in the order they began."""
 
     def __post_init__(self) -> None:
         settings = self.definition.get("settings", {})
@@ -256,6 +270,7 @@ class _Run:
                     return
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
+                    self.record_starts()
                     self.execution.time_out(self.timeout_ms, self._elapsed())
                     await self.save()
                     return
@@ -284,32 +299,61 @@ class _Run:
                 if node.get("disabled") is True:
                     handles = self.disabled_handles.get(node_id, ())
                     passed = pass_through(node, inputs, handles)
+                    self.record_starts()
                     self.execution.node_skipped(node_id, "disabled", passed)
                 elif count == 0 and node_id != self.graph.start_node_id:
+                    self.record_starts()
                     self.execution.node_skipped(node_id, "no input items")
                 else:
-                    self.execution.node_started(node_id, count)
-                    self.tasks[node_id] = asyncio.create_task(self._attempt(node_id, inputs))
+                    self._begin(node_id, inputs)
+
+    def _begin(self, node_id: str, inputs: dict[str, list[Item]]) -> None:
+        """Start the node's next attempt; its start goes on record later (`record_starts`)."""
+        count = sum(len(items) for items in inputs.values())
+        self.unrecorded[node_id] = _Start(count, datetime.now(UTC))
+        if self.unsaved_since is None:
+            self.unsaved_since = time.monotonic()
+        self.tasks[node_id] = asyncio.create_task(self._attempt(node_id, inputs))
+
+    def record_starts(self, but: str | None = None) -> None:
+        """Put the attempts under way on record (NodeStarted at the time each began), all but
+        `but`'s: before any other event, so the run's events stay in the order things
+        happened, and before a save, so a stored run shows what it is doing."""
+        for node_id, start in list(self.unrecorded.items()):
+            if node_id != but:
+                del self.unrecorded[node_id]
+                self.execution.node_started(node_id, start.input_count, at=start.at)
 
     def _settle(self, outcome: Outcome) -> None:
         node_id = outcome.node_id
         del self.tasks[node_id]
         if outcome.retry_ready:
             inputs = self.graph.inputs_of(node_id, self._outputs(), self.execution.input_items)
-            self.execution.node_started(node_id, sum(len(i) for i in inputs.values()))
-            self.tasks[node_id] = asyncio.create_task(self._attempt(node_id, inputs))
+            self._begin(node_id, inputs)
             return
         if outcome.result is not None:
             result = outcome.result
-            self.execution.node_succeeded(
-                node_id, result.outputs, outcome.duration_ms, _log_dicts(result)
-            )
+            self.record_starts(but=node_id)
+            start = self.unrecorded.pop(node_id, None)
+            if start is None:
+                self.execution.node_succeeded(
+                    node_id, result.outputs, outcome.duration_ms, _log_dicts(result)
+                )
+            else:
+                self.execution.node_started_and_succeeded(
+                    node_id,
+                    start.input_count,
+                    result.outputs,
+                    outcome.duration_ms,
+                    _log_dicts(result),
+                )
             if result.response is not None:
                 answer = result.response
                 self.execution.respond(node_id, answer.status, answer.headers, answer.body)
             return
         failure = outcome.failure or NodeFailure("the node stopped without a result")
         error = _error_dict(failure)
+        self.record_starts()
         attempt = self.execution.nodes[node_id].attempt
         if failure.retryable and attempt <= self.retry.max_retries:
             delay = self.retry.delay_before(attempt, self.engine.limits)
@@ -328,6 +372,7 @@ class _Run:
         for task in self.tasks.values():
             task.cancel()
         self.tasks.clear()
+        self.record_starts()
         name = self.names.get(node_id, node_id)
         message = str((self.execution.nodes[node_id].error or {}).get("message", "failed"))
         self.execution.fail(
@@ -382,7 +427,9 @@ class _Run:
     # -- state ----------------------------------------------------------------------------------
 
     def _statuses(self) -> dict[str, NodeStatus]:
-        return {node_id: run.status for node_id, run in self.execution.nodes.items()}
+        """Each node's status, the attempts under way here RUNNING though not yet on record."""
+        running = dict.fromkeys(self.unrecorded, NodeStatus.RUNNING)
+        return {node_id: run.status for node_id, run in self.execution.nodes.items()} | running
 
     def _outputs(self) -> dict[str, dict[str, list[Item]]]:
         return self.execution.node_outputs()
@@ -405,7 +452,7 @@ class _Run:
         limits = self.engine.limits
         now = time.monotonic()
         pending = self.execution.pending_events
-        if pending:
+        if pending or self.unrecorded:
             if self.unsaved_since is None:
                 self.unsaved_since = now
             due = self.unsaved_since + limits.checkpoint_seconds
@@ -421,6 +468,7 @@ class _Run:
 
     async def save(self) -> None:
         """Save the pending events, or stop if someone else wrote first."""
+        self.record_starts()
         if not self.execution.pending_events:
             return
         meta = EventMetadata(actor_id=self.execution.user_id, causation_id=self.execution.id)
@@ -459,6 +507,7 @@ class _RunServices:
         progress shows them within a heartbeat. Synchronous on the loop's own thread, so it
         never interleaves with the loop's changes (the one change a node task makes)."""
         with contextlib.suppress(InvalidState):  # the run ended under the node
+            self._run.record_starts()
             self._run.execution.node_items_emitted(node_id, items)
 
     async def run_workflow(self, workflow_id: str, items: list[Item], *, wait: bool) -> list[Item]:

@@ -133,16 +133,26 @@ class Execution(Aggregate):
         input_count: int
 
     class NodeSucceeded(Aggregate.Event):
-        class_version = 2
+        """The attempt succeeded. `input_count` is set when this event records the attempt's
+        start too (it started and ended with no save between, so no NodeStarted precedes
+        it): it started `duration_ms` before this event's timestamp with that many items in.
+        Version 3 added it; the events before it always followed their NodeStarted."""
+
+        class_version = 3
         payload_fields: ClassVar[tuple[str, ...]] = ("logs",)
         payload_maps: ClassVar[tuple[str, ...]] = ("outputs",)
         upcast_v1_v2 = staticmethod(_inline_is_v2)
+
+        @staticmethod
+        def upcast_v2_v3(state: dict[str, Any]) -> None:
+            state["input_count"] = None
 
         node_id: str
         attempt: int
         outputs: dict[str, list[Item]]
         duration_ms: int
         logs: list[dict[str, str]]
+        input_count: int | None
 
     class NodeFailed(Aggregate.Event):
         class_version = 2
@@ -312,11 +322,11 @@ class Execution(Aggregate):
         self._refuse_unless_running()
         self._resumed(worker_id=worker_id, previous_worker_id=self.worker_id or "")
 
-    def node_started(self, node_id: str, input_count: int) -> int:
-        """Record the next attempt of `node_id`; returns its number (1 for the first)."""
-        run = self._open_node(node_id)
-        attempt = run.attempt + 1
-        self._node_started(node_id=node_id, attempt=attempt, input_count=input_count)
+    def node_started(self, node_id: str, input_count: int, at: datetime | None = None) -> int:
+        """Record the next attempt of `node_id`, begun `at` (now if not given); returns its
+        number (1 for the first)."""
+        attempt = self._next_attempt(node_id)
+        self._node_started(node_id=node_id, attempt=attempt, input_count=input_count, timestamp=at)
         return attempt
 
     def node_succeeded(
@@ -333,7 +343,30 @@ class Execution(Aggregate):
             outputs=_outputs(outputs),
             duration_ms=duration_ms,
             logs=_logs(logs),
+            input_count=None,
         )
+
+    def node_started_and_succeeded(
+        self,
+        node_id: str,
+        input_count: int,
+        outputs: dict[str, list[Item]],
+        duration_ms: int,
+        logs: list[dict[str, str]],
+    ) -> int:
+        """Record the next attempt of `node_id` as begun and succeeded in one event: for an
+        attempt that ended before anything saved its start, one fact instead of two. Returns
+        the attempt's number."""
+        attempt = self._next_attempt(node_id)
+        self._node_succeeded(
+            node_id=node_id,
+            attempt=attempt,
+            outputs=_outputs(outputs),
+            duration_ms=duration_ms,
+            logs=_logs(logs),
+            input_count=input_count,
+        )
+        return attempt
 
     def node_failed(
         self, node_id: str, error: dict[str, Any], duration_ms: int, logs: list[dict[str, str]]
@@ -437,6 +470,13 @@ class Execution(Aggregate):
             raise InvalidState(f"node {node_id!r} already finished: {run.status}")
         return run
 
+    def _next_attempt(self, node_id: str) -> int:
+        """The number of the attempt that may start now (the node is not running)."""
+        run = self._open_node(node_id)
+        if run.status is NodeStatus.RUNNING:
+            raise InvalidState(f"node {node_id!r} is already running")
+        return run.attempt + 1
+
     def _running_node(self, node_id: str) -> NodeRun:
         run = self._open_node(node_id)
         if run.status is not NodeStatus.RUNNING:
@@ -462,7 +502,9 @@ class Execution(Aggregate):
                 run.status = NodeStatus.PENDING
 
     @event(NodeStarted)
-    def _node_started(self, node_id: str, attempt: int, input_count: int) -> None:
+    def _node_started(
+        self, node_id: str, attempt: int, input_count: int, timestamp: datetime | None = None
+    ) -> None:
         run = self.nodes[node_id]
         run.status = NodeStatus.RUNNING
         run.attempt = attempt
@@ -475,9 +517,11 @@ class Execution(Aggregate):
         outputs: dict[str, list[Item]],
         duration_ms: int,
         logs: list[dict[str, str]],
+        input_count: int | None,
     ) -> None:
         run = self.nodes[node_id]
         run.status = NodeStatus.SUCCESS
+        run.attempt = attempt
         run.outputs = outputs
 
     @event(NodeFailed)

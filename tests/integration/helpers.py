@@ -28,7 +28,7 @@ from application.ids import new_id
 from application.notifications.app import NotificationsApp
 from application.notifications.store import Notifier
 from application.workflows.commands import WorkflowService
-from domain.executions.execution import Execution, ExecutionMode
+from domain.executions.execution import Execution, ExecutionMode, Item
 from projections.identity import key_ring_in_use, use_key_ring
 from projections.projector import Projector
 from projections.runner import ProjectionRunner
@@ -161,12 +161,14 @@ def record_run(
     retries: int = 0,
     mode: ExecutionMode = ExecutionMode.MANUAL,
     version: int = 1,
+    at_once: bool = False,
 ) -> RecordedRun:
     """Record one run of `workflow_id` by `user_id` straight through the Execution aggregate,
     as the engine would: `start` succeeds, `work` is retried `retries` times and then succeeds
     (SUCCESS), fails (FAILED) or is still running when the run times out, is cancelled or is
     left RUNNING; `after` is skipped on success. Timings are fixed: 5 ms for `start`, 20 ms per
-    attempt of `work`, 100 ms for the run."""
+    attempt of `work`, 100 ms for the run. With `at_once`, the attempts that succeed are one
+    NodeSucceeded each, recording their start too (as the engine records a fast node)."""
     meta = EventMetadata(user_id, correlation_id="req-run", ip="192.0.2.9", user_agent="pytest")
     execution = Execution.queue(
         execution_id=new_id(),
@@ -182,16 +184,25 @@ def record_run(
     if outcome == "QUEUED":
         return RecordedRun(execution.id, position)
     execution.start("worker-1", RUN_NODES)
-    execution.node_started("start", 1)
+
+    def succeed(node_id: str, outputs: list[Item], ms: int, lines: list[dict[str, str]]) -> None:
+        if at_once:
+            execution.node_started_and_succeeded(node_id, 1, {"output": outputs}, ms, lines)
+        else:
+            execution.node_succeeded(node_id, {"output": outputs}, ms, lines)
+
+    if not at_once:
+        execution.node_started("start", 1)
     line = {"level": "debug", "message": "started by hand", "runBy": "test"}
-    execution.node_succeeded("start", {"output": [{"n": 1}]}, 5, [line])
+    succeed("start", [{"n": 1}], 5, [line])
     for _ in range(retries):
         execution.node_started("work", 1)
         execution.node_retrying("work", 50, {"message": "rate limited"}, 20, [])
-    execution.node_started("work", 1)
+    if outcome != "SUCCESS" or not at_once:
+        execution.node_started("work", 1)
     if outcome == "SUCCESS":
         warning = {"level": "warning", "message": "slow answer"}
-        execution.node_succeeded("work", {"output": [{"n": 1}, {"n": 2}]}, 20, [warning])
+        succeed("work", [{"n": 1}, {"n": 2}], 20, [warning])
         execution.node_skipped("after", "no input items")
         execution.succeed([{"n": 1}, {"n": 2}], 100)
     elif outcome == "FAILED":

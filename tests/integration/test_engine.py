@@ -56,12 +56,14 @@ class Behaviour:
     hang: set[str] = field(default_factory=set)
     rendezvous: dict[str, asyncio.Event] = field(default_factory=dict)
     empty: set[str] = field(default_factory=set)
+    sleep: dict[str, float] = field(default_factory=dict)  # node id -> seconds it takes
 
     async def run(self, call: NodeCall) -> NodeResult:
         node_id = str(call.node["id"])
         self.calls[node_id] = self.calls.get(node_id, 0) + 1
         if node_id in self.hang:
             await asyncio.Event().wait()
+        await asyncio.sleep(self.sleep.get(node_id, 0))
         if node_id in self.rendezvous:
             # Both branches must be running at once for either to pass.
             mine = self.rendezvous[node_id]
@@ -121,7 +123,10 @@ class Rig:
         return asyncio.run(self.make_engine("worker-1").run(queued.aggregate.id))
 
     def events(self, execution_id: str) -> list[str]:
-        return [type(e).__name__ for e in self.executions.app.history(execution_id)]
+        return [type(e).__name__ for e in self.history(execution_id)]
+
+    def history(self, execution_id: str) -> list[Any]:
+        return list(self.executions.app.history(execution_id))
 
 
 @pytest.fixture
@@ -192,17 +197,39 @@ def test_a_chain_runs_in_order_and_ends_with_the_last_nodes_items(rig: Rig) -> N
         {"n": 1, "m": True, "a": True, "b": True},
         {"n": 2, "m": True, "a": True, "b": True},
     ]
-    assert rig.events(ended.id) == [
-        "Queued",
-        "Started",
-        "NodeStarted",
-        "NodeSucceeded",
-        "NodeStarted",
-        "NodeSucceeded",
-        "NodeStarted",
-        "NodeSucceeded",
-        "Succeeded",
+    # Each node ended before anything saved its start: one event records both.
+    assert rig.events(ended.id) == ["Queued", "Started", *["NodeSucceeded"] * 3, "Succeeded"]
+    succeeded = [e for e in rig.history(ended.id) if isinstance(e, Execution.NodeSucceeded)]
+    assert [(e.node_id, e.attempt, e.input_count) for e in succeeded] == [
+        ("m", 1, 2),
+        ("a", 1, 2),
+        ("b", 1, 2),
     ]
+
+
+def test_a_node_still_running_goes_on_record_before_a_branch_that_ended(rig: Rig) -> None:
+    """Parallel branches: when `a` ends while `b` works, b's start is recorded first, at the
+    time b began, so the run's events stay in the order things happened."""
+    rig.behaviour.sleep = {"b": 0.3}
+    ended = rig.run(diamond())
+    assert ended.status is ExecutionStatus.SUCCESS, ended.error_message
+    history = rig.history(ended.id)
+    names = [(type(e).__name__, getattr(e, "node_id", None)) for e in history]
+    assert names[2:] == [
+        ("NodeSucceeded", "m"),
+        ("NodeStarted", "b"),
+        ("NodeSucceeded", "a"),
+        ("NodeSucceeded", "b"),
+        ("NodeSucceeded", "j"),
+        ("Succeeded", None),
+    ]
+    times = [e.timestamp for e in history]
+    assert times == sorted(times)
+    b_started, b_succeeded = history[3], history[5]
+    assert isinstance(b_succeeded, Execution.NodeSucceeded)
+    assert b_succeeded.input_count is None  # its NodeStarted has it
+    assert b_started.timestamp < history[4].timestamp  # b began before a ended
+    assert (b_succeeded.timestamp - b_started.timestamp).total_seconds() >= 0.3
 
 
 def test_independent_branches_run_at_the_same_time(rig: Rig) -> None:
@@ -239,7 +266,20 @@ def test_a_retryable_failure_is_retried_per_the_retry_policy(rig: Rig) -> None:
     assert ended.status is ExecutionStatus.SUCCESS
     assert rig.behaviour.calls["a"] == 3
     assert ended.nodes["a"].attempt == 3
-    assert rig.events(ended.id).count("NodeRetrying") == 2
+    attempts = [
+        (type(e).__name__, e.attempt, getattr(e, "input_count", None))
+        for e in rig.history(ended.id)
+        if getattr(e, "node_id", None) == "a"
+    ]
+    # A failed attempt's start is on record before its failure; the last attempt succeeded
+    # before anything saved its start, so its NodeSucceeded records it.
+    assert attempts == [
+        ("NodeStarted", 1, 1),
+        ("NodeRetrying", 1, None),
+        ("NodeStarted", 2, 1),
+        ("NodeRetrying", 2, None),
+        ("NodeSucceeded", 3, 1),
+    ]
 
 
 def test_retries_stop_at_max_retries_and_the_run_fails_naming_the_node(rig: Rig) -> None:
@@ -318,12 +358,7 @@ def test_a_run_of_fast_nodes_is_claimed_run_and_ended_in_one_save(rig: Rig) -> N
     ended = rig.run(chain("a", "b"))
     assert ended.status is ExecutionStatus.SUCCESS
     assert rig.saves.of(ended.id) == [1, ended.version]  # Queued, then everything else
-    assert rig.events(ended.id) == [
-        "Queued",
-        "Started",
-        *["NodeStarted", "NodeSucceeded"] * 3,
-        "Succeeded",
-    ]
+    assert rig.events(ended.id) == ["Queued", "Started", *["NodeSucceeded"] * 3, "Succeeded"]
 
 
 def test_a_slow_node_is_on_record_as_started_while_it_works(rig: Rig) -> None:

@@ -156,6 +156,83 @@ def test_a_retried_successful_run_gives_every_row(apps: Apps, caller: Caller) ->
     assert metrics[-1] == (None, "duration_ms", 100.0, "ms", {})
 
 
+def test_a_success_recording_its_start_gives_the_rows_of_a_start_and_a_success(
+    apps: Apps, caller: Caller
+) -> None:
+    """The engine records a node that ends before anything saved its start as one
+    NodeSucceeded: its rows are those of a NodeStarted at the time it began, then the success."""
+    url, service, store = apps
+    wid = workflow(service, caller)
+    apart = record_run(store, wid, USER, "SUCCESS", retries=1)
+    at_once = record_run(store, wid, USER, "SUCCESS", retries=1, at_once=True)
+    drain(url, executions.projector)
+
+    events = rows(
+        url,
+        "SELECT originator_id, count(*) FROM executions_events GROUP BY 1 ORDER BY 2",
+        (),
+    )
+    assert events == [(at_once.id, 8), (apart.id, 10)]
+    assert nodes(url, at_once.id) == nodes(url, apart.id)
+    assert logs(url, at_once.id) == logs(url, apart.id)
+    measured = (
+        "SELECT node_id, metric_name, metric_value, tags FROM execution_metrics "
+        "WHERE execution_id = %s ORDER BY event_version, seq"
+    )
+    assert rows(url, measured, (at_once.id,)) == rows(url, measured, (apart.id,))
+    # Its start is the event's time less the attempt's duration, in every row that has one.
+    work = one(
+        url,
+        "SELECT input_count, start_time, end_time, duration FROM execution_node_state "
+        "WHERE execution_id = %s AND node_id = 'start'",
+        at_once.id,
+    )
+    assert work["input_count"] == 1
+    assert (work["end_time"] - work["start_time"]).total_seconds() * 1000 == work["duration"] == 5
+    started_line = rows(
+        url,
+        "SELECT timestamp FROM execution_log WHERE execution_id = %s AND message = %s",
+        (at_once.id, "Node Start started (attempt 1, 1 items in)"),
+    )
+    items_in = rows(
+        url,
+        "SELECT timestamp FROM execution_metrics WHERE execution_id = %s "
+        "AND node_id = 'start' AND metric_name = 'items_in'",
+        (at_once.id,),
+    )
+    assert started_line == items_in == [(work["start_time"],)]
+
+
+def test_a_success_stored_before_it_could_record_its_start_still_loads_and_projects(
+    apps: Apps, caller: Caller
+) -> None:
+    """NodeSucceeded version 2 had no `input_count`: such a stored event reads as one that
+    follows its NodeStarted."""
+    url, service, store = apps
+    wid = workflow(service, caller)
+    run = record_run(store, wid, USER, "SUCCESS")
+    with psycopg.connect(url, autocommit=True) as conn:
+        changed = conn.execute(
+            "UPDATE executions_events SET state = convert_to(("
+            "convert_from(state, 'UTF8')::jsonb - 'input_count' "
+            "|| '{\"class_version\": 2}')::text, 'UTF8') "
+            "WHERE originator_id = %s AND topic LIKE %s",
+            (run.id, "%Execution.NodeSucceeded"),
+        ).rowcount
+    assert changed == 2
+
+    loaded = store.load(run.id, Execution)
+    assert loaded.nodes["work"].attempt == 1
+    assert loaded.node_outputs()["work"] == {"output": [{"n": 1}, {"n": 2}]}
+    old = [e for e in store.history(run.id) if isinstance(e, Execution.NodeSucceeded)]
+    assert [e.input_count for e in old] == [None, None]
+    drain(url, executions.projector)
+    assert nodes(url, run.id)["work"] == ("SUCCESS", 1, 0, 20, None, None)
+    assert [m for _, _, m in logs(url, run.id)].count(
+        "Node Work started (attempt 1, 1 items in)"
+    ) == 1
+
+
 @pytest.mark.parametrize(
     ("outcome", "status", "error", "work", "after", "last_line"),
     [
@@ -434,7 +511,7 @@ def test_rebuilds_from_zero_equal_the_live_tables_in_any_page_size(
     first, second = workflow(service, caller), workflow(service, caller, "second")
     for outcome in ("SUCCESS", "FAILED", "TIMEOUT", "CANCELLED", "RUNNING", "QUEUED"):
         record_run(store, first, USER, outcome, retries=1)  # type: ignore[arg-type]
-        record_run(store, second, caller.user_id, outcome)  # type: ignore[arg-type]
+        record_run(store, second, caller.user_id, outcome, at_once=True)  # type: ignore[arg-type]
     projectors = (executions.projector, workflows.projector, identity.projector)
     for projector in projectors:
         drain(url, projector)
@@ -508,7 +585,7 @@ def test_pages_replayed_statement_by_statement_give_the_pipelined_tables(
     first, second = workflow(service, caller), workflow(service, caller, "second")
     for outcome in ("SUCCESS", "FAILED", "TIMEOUT", "CANCELLED", "RUNNING", "QUEUED"):
         record_run(store, first, USER, outcome, retries=1)  # type: ignore[arg-type]
-        record_run(store, second, caller.user_id, outcome)  # type: ignore[arg-type]
+        record_run(store, second, caller.user_id, outcome, at_once=True)  # type: ignore[arg-type]
     for projector in (
         executions.projector,
         workflows.projector,

@@ -148,6 +148,8 @@ def test_an_old_event_with_inline_items_still_loads_and_projects(
         stored = mapper.to_stored_event(pending)
         state = json.loads(stored.state)
         state.pop("class_version", None)  # what version 1 of the classes stored
+        if isinstance(pending, Execution.NodeSucceeded):
+            del state["input_count"]  # added by version 3
         old_shape.append(replace(stored, state=json.dumps(state).encode()))
     app.recorder.insert_events(old_shape)
     raw = rows(url, "SELECT state FROM executions_events WHERE originator_version = 4")[0][0]

@@ -150,6 +150,29 @@ def test_a_run_goes_from_queued_through_its_nodes_to_success() -> None:
     assert kinds[-1] == "Succeeded"
 
 
+def test_an_attempt_may_be_recorded_as_begun_and_succeeded_in_one_event() -> None:
+    execution = running()
+    assert execution.node_started_and_succeeded("m", 2, {"output": [{"n": 1}]}, 3, []) == 1
+    assert execution.nodes["m"].status is NodeStatus.SUCCESS
+    assert execution.nodes["m"].attempt == 1
+    [event] = execution.collect_events()[2:]
+    assert isinstance(event, Execution.NodeSucceeded)
+    assert (event.attempt, event.input_count, event.duration_ms) == (1, 2, 3)
+    with pytest.raises(InvalidState, match="already finished"):
+        execution.node_started_and_succeeded("m", 1, {}, 1, [])
+
+
+def test_a_running_attempt_cannot_be_begun_again() -> None:
+    execution = running()
+    execution.node_started("m", 1)
+    with pytest.raises(InvalidState, match="already running"):
+        execution.node_started("m", 1)
+    with pytest.raises(InvalidState, match="already running"):
+        execution.node_started_and_succeeded("m", 1, {}, 1, [])
+    execution.node_retrying("m", 10, {"message": "busy"}, 2, [])
+    assert execution.node_started_and_succeeded("m", 1, {}, 1, []) == 2
+
+
 def test_success_needs_every_node_settled() -> None:
     execution = running()
     execution.node_started("m", 1)
