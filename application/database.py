@@ -211,9 +211,9 @@ def scratch_machine() -> str:
 
 
 def scratch_name(kind: str) -> str:
-    """A name for a throwaway database of this process, `a2n_<kind>_<machine>_<pid>_<random>`,
-    by which `drop_abandoned` knows it is abandoned once this process is gone. `kind` is a
-    word without underscores (`test`, `bench`)."""
+    """A name for a throwaway database (or role) of this process,
+    `a2n_<kind>_<machine>_<pid>_<random>`, by which `drop_abandoned` knows it is abandoned once
+    this process is gone. `kind` is a word without underscores (`test`, `bench`)."""
     if not kind.isalnum():
         raise ValueError(f"a scratch database kind is a plain word, not {kind!r}")
     return f"a2n_{kind}_{scratch_machine()}_{os.getpid()}_{secrets.token_hex(5)}"
@@ -221,23 +221,29 @@ def scratch_name(kind: str) -> str:
 
 def drop_abandoned(server_url: str, kind: str) -> list[str]:
     """Drop this machine's throwaway databases of `kind` whose process is gone (a run killed
-    before it could drop its own) and that nobody is connected to; returns their names. Others
-    are left alone: another machine's, a live process's, one in use."""
+    before it could drop its own) and that nobody is connected to, then such roles (a test's
+    own login role) that own nothing left; returns their names. Others are left alone: another
+    machine's, a live process's, one in use."""
     prefix = f"a2n_{kind}_{scratch_machine()}_"
     dropped = []
     with psycopg.connect(server_url, autocommit=True) as conn:
-        names = conn.execute(
+        databases = conn.execute(
             "SELECT datname FROM pg_database WHERE starts_with(datname, %s)", (prefix,)
         ).fetchall()
-        for (name,) in names:
-            pid = name[len(prefix) :].split("_", 1)[0]
-            if not pid.isdigit() or _process_alive(int(pid)):
-                continue
-            try:  # without FORCE: a database someone is connected to stays
-                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
-            except psycopg.errors.ObjectInUse:
-                continue
-            dropped.append(name)
+        roles = conn.execute(
+            "SELECT rolname FROM pg_roles WHERE starts_with(rolname, %s)", (prefix,)
+        ).fetchall()
+        for what, found in (("DATABASE", databases), ("ROLE", roles)):
+            for (name,) in found:
+                pid = name[len(prefix) :].split("_", 1)[0]
+                if not pid.isdigit() or _process_alive(int(pid)):
+                    continue
+                drop = sql.SQL("DROP {} IF EXISTS {}").format(sql.SQL(what), sql.Identifier(name))
+                try:  # without FORCE: a database someone is connected to stays
+                    conn.execute(drop)
+                except (psycopg.errors.ObjectInUse, psycopg.errors.DependentObjectsStillExist):
+                    continue  # in use, or a role owning a database still in use
+                dropped.append(name)
     return dropped
 
 

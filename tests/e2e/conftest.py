@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +19,8 @@ import psycopg
 import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
+
+from application.database import drop_abandoned, scratch_name
 
 BUDGET = 12
 """README, "Connections": the most one `a2n up` holds with its projectors in threads."""
@@ -68,10 +69,17 @@ class Limited:
             return cur.fetchall() if cur.description else []
 
 
+@pytest.fixture(scope="session")
+def budget_sweep(postgres_server_url: str) -> None:
+    """The roles and databases of `limited` an earlier run on this machine was killed before it
+    could drop, dropped once a session."""
+    drop_abandoned(postgres_server_url, "budget")
+
+
 @pytest.fixture
-def limited(postgres_server_url: str) -> Iterator[Limited]:
-    suffix = uuid.uuid4().hex[:10]
-    found = Limited(postgres_server_url, f"a2n_budget_{suffix}", f"a2n_budget_{suffix}")
+def limited(postgres_server_url: str, budget_sweep: None) -> Iterator[Limited]:
+    name = scratch_name("budget")  # a killed run's is dropped by the next (`budget_sweep`)
+    found = Limited(postgres_server_url, name, name)
     # CREATEROLE: the migrations grant the role membership of a2n_app (row-level security).
     found.admin(
         sql.SQL("CREATE ROLE {} LOGIN CREATEROLE CONNECTION LIMIT {}").format(

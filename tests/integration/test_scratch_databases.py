@@ -1,5 +1,6 @@
-"""Throwaway databases left by killed test and benchmark runs are dropped by the next run on the
-same machine; a live run's, one in use, and other kinds stay (application/database.py)."""
+"""Throwaway databases (and login roles) left by killed test and benchmark runs are dropped by
+the next run on the same machine; a live run's, one in use, and other kinds stay
+(application/database.py)."""
 
 from __future__ import annotations
 
@@ -77,6 +78,43 @@ def test_a_killed_runs_databases_are_dropped_and_no_others(
     assert {in_use, mine, elsewhere, other_kind} <= left
     # Once nobody uses it, the next run drops it too.
     assert drop_abandoned(server, KIND) == [in_use]
+
+
+def test_a_killed_runs_login_roles_are_dropped_once_they_own_nothing_in_use(
+    postgres_server_url: str,
+) -> None:
+    server = postgres_server_url
+    dead = gone_pid()
+    abandoned = f"a2n_{KIND}_{scratch_machine()}_{dead}_0123456789"
+    mine = scratch_name(KIND)
+    roles = [abandoned, mine]
+    with psycopg.connect(server, autocommit=True) as conn:
+        for role in roles:
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                    sql.Identifier(role), sql.Identifier(role)
+                )
+            )
+    try:
+        # Its database in use: both stay (the role owns it), and the next sweep drops both.
+        with psycopg.connect(make_conninfo(server, dbname=abandoned)):
+            assert drop_abandoned(server, KIND) == []
+        assert drop_abandoned(server, KIND) == [abandoned, abandoned]
+        assert role_names(server) & set(roles) == {mine}
+    finally:
+        with psycopg.connect(server, autocommit=True) as conn:
+            for role in roles:
+                conn.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(role))
+                )
+                conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+def role_names(server: str) -> set[str]:
+    with psycopg.connect(server, autocommit=True) as conn:
+        rows = conn.execute("SELECT rolname FROM pg_roles WHERE rolname LIKE 'a2n_%'")
+        return {name for (name,) in rows.fetchall()}
 
 
 def test_a_kind_is_a_plain_word() -> None:
