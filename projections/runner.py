@@ -8,8 +8,8 @@ commits. A crash anywhere rolls all of it back: no event is skipped or applied t
 batches announce themselves on the `a2n_projection` channel for read-your-writes.
 
 A live batch is mostly a few events, so its cost is round trips: BEGIN, the lock, the parked check
-and the pages go in one; a page's savepoint, statements, tracked position and announcement in a
-second; COMMIT in a third.
+and the pages go in one; a page's savepoint, statements, and tracked position with its
+announcement (one statement) in a second; COMMIT in a third.
 """
 
 from __future__ import annotations
@@ -262,21 +262,25 @@ class ProjectionRunner:
                     cur.settle()
                     raise HandlerFailed(self.projector.name, application, stored, exc) from exc
             last = rows[-1]["notification_id"]
-            cur.execute(
-                "INSERT INTO projection_tracking (projector, application, position, updated_at) "
-                "VALUES (%s, %s, %s, now()) ON CONFLICT (projector, application) "
-                "DO UPDATE SET position = EXCLUDED.position, updated_at = EXCLUDED.updated_at",
-                (self.projector.name, application, last),
-            )
-            if self.announce:
+            track = (self.projector.name, application, last)
+            if self.announce:  # in the same statement: one statement less per batch
+                announcement = f"{self.projector.name}:{application}:{last}"
                 cur.execute(
-                    "SELECT pg_notify(%s, %s)",
-                    (POSITION_CHANNEL, f"{self.projector.name}:{application}:{last}"),
+                    _TRACK + " RETURNING pg_notify(%s, %s)",
+                    (*track, POSITION_CHANNEL, announcement),
                 )
+            else:
+                cur.execute(_TRACK, track)
             cur.settle()
 
 
 _COLUMNS = ("notification_id", "originator_id", "originator_version", "topic", "state")
+_TRACK = (
+    "INSERT INTO projection_tracking (projector, application, position, updated_at) "
+    "VALUES (%s, %s, %s, now()) ON CONFLICT (projector, application) "
+    "DO UPDATE SET position = EXCLUDED.position, updated_at = EXCLUDED.updated_at"
+)
+"""Move a projector's tracked position in one application's log."""
 _IN_TRANSACTION = (TransactionStatus.INTRANS, TransactionStatus.INERROR)
 _PARKED = (
     "EXISTS (SELECT 1 FROM projection_parked_event "
