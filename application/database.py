@@ -213,7 +213,7 @@ def scratch_machine() -> str:
 def scratch_name(kind: str) -> str:
     """A name for a throwaway database (or role) of this process,
     `a2n_<kind>_<machine>_<pid>_<random>`, by which `drop_abandoned` knows it is abandoned once
-    this process is gone. `kind` is a word without underscores (`test`, `bench`)."""
+    this process is gone. `kind` is a word without underscores (`test`, `bench`, `budget`)."""
     if not kind.isalnum():
         raise ValueError(f"a scratch database kind is a plain word, not {kind!r}")
     return f"a2n_{kind}_{scratch_machine()}_{os.getpid()}_{secrets.token_hex(5)}"
