@@ -1003,17 +1003,17 @@ def new_report(database_url: str, value_column: str) -> Report:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    found = wrk_binary()
+    wrk = wrk_binary()
     if args.client is None:
-        args.client = "wrk" if found else "httpx"
-        if found is None:
+        args.client = "wrk" if wrk else "httpx"
+        if wrk is None:
             print(
                 "warning: wrk not found (`make wrk` unpacks it): the closed loops run on the "
                 "httpx client, which takes several times the CPU a request wrk does from the "
                 "cores the server uses; its runs/s measure the client as much as the server",
                 file=sys.stderr,
             )
-    args.wrk = found if args.client == "wrk" else None
+    args.wrk = wrk if args.client == "wrk" else None
     if args.client == "wrk" and args.wrk is None:
         print("wrk not found: `make wrk` unpacks it (.ci/wrk), or use --client httpx")
         return 2
