@@ -43,6 +43,7 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+	$(BIN)/mypy benchmarks
 
 # Bytecode of the sources is cached under $(VENV)/pycache, never beside them, and kept between
 # runs even where PYTHONDONTWRITEBYTECODE is set: the end-to-end tests start a hundred Python

@@ -107,7 +107,7 @@ def _waits(line: str) -> bool:
     return fields[0] == "F" and fields[2] in ("Sync", "Query")
 
 
-def measure(url: str, args: argparse.Namespace, tree: Path | None) -> dict[str, list[Any]]:
+def measure(url: str, args: argparse.Namespace, tree: Path | None) -> dict[str, Any]:
     done = subprocess.run(
         [sys.executable, __file__, "--worker", url, args.projector, "--count", str(args.runs)],
         env=with_code_of(tree),
@@ -122,7 +122,8 @@ def measure(url: str, args: argparse.Namespace, tree: Path | None) -> dict[str, 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.worker:
-        return worker(*args.worker, args.count)
+        url, name = args.worker
+        return worker(url, name, args.count)
     load_before = os.getloadavg()
     trees: list[tuple[str, Path | None]] = [("this tree", None)]
     if args.baseline is not None:

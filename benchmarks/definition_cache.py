@@ -109,9 +109,9 @@ def run(args: argparse.Namespace, url: str, client: redis.Redis, report: Report)
             redis_cached.replace_definition(owner, wid, definition(revision))
         published = args.versions // 2
         redis_cached.publish_version(owner, wid, published)
-        revision = app.revision(wid)
-        assert revision == args.versions + 1
-        head_key = redis_cached.cache.head_key(wid, revision)
+        head = app.revision(wid) or 0
+        assert head == args.versions + 1
+        head_key = redis_cached.cache.head_key(wid, head)
 
         def run_published(service: WorkflowService) -> Callable[[], object]:
             return lambda: service.definition_to_run(owner, wid, test=False)

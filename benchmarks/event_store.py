@@ -28,7 +28,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 from psycopg import sql
@@ -95,6 +95,14 @@ class Row:
     value: str
     baseline: str = ""
     ratio: str = ""
+
+
+class Rendered(Protocol):
+    """What `print_report` needs of a report."""
+
+    server_version: str
+
+    def render(self) -> str: ...
 
 
 @dataclass
@@ -650,7 +658,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def print_report(title: str, started: float, report: Report, legend: str, **servers: str) -> None:
+def print_report(title: str, started: float, report: Rendered, legend: str, **servers: str) -> None:
     """The figures with what produced them: command, versions, machine; then the legend."""
     print(f"A2N {title} benchmark ({time.perf_counter() - started:.0f} s)")
     print(f"command:    {shlex.join([sys.executable, *sys.argv])}")

@@ -78,7 +78,7 @@ def backends(url: str) -> list[psutil.Process]:
 
 
 def cpu(processes: Sequence[psutil.Process]) -> float:
-    return sum(p.cpu_times().user + p.cpu_times().system for p in processes)
+    return float(sum(p.cpu_times().user + p.cpu_times().system for p in processes))
 
 
 def one_phase(

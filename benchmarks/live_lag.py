@@ -37,6 +37,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from event_store import (
@@ -227,7 +228,7 @@ def measure(
                 started = time.perf_counter()
                 achieved = offer(store, meta, rate, args.seconds, args.senders)
                 last = max(position for position, _ in store.saves)
-                wait_until(lambda last=last: any(p >= last for _, p in seen(listener)), 30.0)
+                wait_until(partial(announced, listener, last), 30.0)
                 time.sleep(0.2)  # the other projectors' last batches
                 spent = time.perf_counter() - started
                 cpu = spent_between(cpu_before, projectors.cpu())
@@ -254,6 +255,11 @@ def measure(
 
 def spent_between(before: float | None, after: float | None) -> float | None:
     return None if before is None or after is None else after - before
+
+
+def announced(listener: Listener, position: int) -> bool:
+    """Whether the executions projector announced `position` or past it."""
+    return any(p >= position for _, p in seen(listener))
 
 
 def seen(listener: Listener) -> list[tuple[float, int]]:

@@ -155,7 +155,7 @@ def timed_rebuild(url: str, projector: Projector) -> float:
 
 
 def profile(url: str, projector: Projector) -> None:
-    from pyinstrument import Profiler  # optional: not a dependency
+    from pyinstrument import Profiler  # type: ignore[import-not-found]  # optional, not a dependency
 
     profiler = Profiler(interval=0.0005)
     with profiler:

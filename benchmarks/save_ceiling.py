@@ -255,7 +255,7 @@ def build(job: Job, count: int) -> list[tuple[Any, Any]]:
         template = job.templates[i % len(job.templates)]
         execution_id = new_id()
         old, new = template.execution_id.encode(), execution_id.encode()
-        saves = []
+        saves: list[Any] = []
         for rows in (template.queued, template.end):
             fresh = [
                 (execution_id, v, topic, state.replace(old, new)) for _, v, topic, state in rows
@@ -270,7 +270,7 @@ def build(job: Job, count: int) -> list[tuple[Any, Any]]:
     return runs
 
 
-def saver(job: Job) -> tuple[Callable[[Any], None], int, Callable[[], None]]:
+def saver(job: Job) -> tuple[Callable[[Any], object], int, Callable[[], None]]:
     """The variant's save, its backend's pid, and how to close its connection."""
     if job.variant == RECORDER:
         datastore = shared_datastore(job.url, max_size=1, name=WRITER_NAME, check=Checks().sync)
@@ -320,7 +320,8 @@ def one_phase(job: Job, pipe: Connection) -> None:
             save(end)
         pipe.send(("ready", pid))
         start_at, deadline = pipe.recv()
-        latencies, end_latencies = [], []
+        latencies: list[float] = []
+        end_latencies: list[float] = []
         while time.monotonic() < start_at:
             time.sleep(max(0.0, start_at - time.monotonic()))
         cpu = time.process_time()

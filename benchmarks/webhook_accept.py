@@ -27,6 +27,7 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from webhooks import ROOT, Load, Target, a2n, closed_loop, phase
@@ -42,8 +43,14 @@ async def measure(target: Target, args: argparse.Namespace, label: str) -> dict[
     for n in args.concurrency:
         found[f"c={n}"] = await phase(
             target,
-            lambda n=n: closed_loop(
-                target.base, target.webhook, BODY, target.ok, connections=n, seconds=args.seconds
+            partial(
+                closed_loop,
+                target.base,
+                target.webhook,
+                BODY,
+                target.ok,
+                connections=n,
+                seconds=args.seconds,
             ),
         )
     if args.py_spy is not None:
@@ -128,8 +135,8 @@ def main() -> int:
             for name, load in loads.items():
                 seen[(label, name)].append(load)
     print(f"\nmedians over {args.rounds} rounds ({time.monotonic() - started:.0f} s):")
-    for (label, name), loads in sorted(seen.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-        print(line(label, name, loads))
+    for (label, name), rounds in sorted(seen.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        print(line(label, name, rounds))
     print(f"load average at the end: {os.getloadavg()}")
     return 0
 

@@ -56,6 +56,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -442,9 +443,9 @@ async def measure(target: Target, args: argparse.Namespace, report: Report) -> d
     for n in args.concurrency:
         await quiet(target, answered, report)
         baseline = await phase(
-            target, lambda n=n: closed(health, None, good_health, None, n, args.seconds)
+            target, partial(closed, health, None, good_health, None, n, args.seconds)
         )
-        runs = await phase(target, lambda n=n: closed(hook, body, target.ok, SEEN, n, args.seconds))
+        runs = await phase(target, partial(closed, hook, body, target.ok, SEEN, n, args.seconds))
         answered += runs.answered
         loads[f"{n} connections"] = runs
         add_rows(report, f"{n} connections", runs, baseline)
