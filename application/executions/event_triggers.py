@@ -19,10 +19,16 @@ trigger data, inherited by its sub-workflows and retries); chains stop after MAX
 links, which bounds a workflow triggered by its own end, directly or through others. A named
 event fires only for runs of other workflows that no event started (two `execution.succeeded`
 listeners would otherwise feed each other). Runs of a draft (test mode) start nothing.
+
+The triggers are read from `workflow_trigger`, which the workflows projector keeps: before
+matching a page of endings, the manager waits (up to TRIGGERS_WAIT_SECONDS) until that projector
+has applied the workflows log as far as it went when the page was read, so an activation saved
+before a run ended is never missed because its projection was a few milliseconds behind.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,9 +36,10 @@ from typing import Any
 
 import structlog
 from eventsourcing.persistence import IntegrityError
-from psycopg import Cursor
+from psycopg import Cursor, sql
 
 from application.caller import Caller
+from application.contexts import events_table
 from application.errors import Forbidden, NotFound
 from application.executions.commands import CHAIN_DEPTH, ExecutionService
 from application.ids import derived_id
@@ -71,6 +78,15 @@ _MATCHING_TRIGGERS = (
 may see the run (who started it, own its workflow or have it shared: the rule of GET
 /executions/{id}); `names` and `named` pair each named event with a status it stands for."""
 _NAMED = [(name, status) for name, statuses in EXECUTION_EVENTS.items() for status in statuses]
+_TRIGGERS_BEHIND = (
+    "SELECT %(head)s::bigint > coalesce((SELECT position FROM projection_tracking "
+    "WHERE projector = 'workflows' AND application = 'workflows'), 0)"
+)
+"""Whether the workflows projector (workflow_trigger's) has not reached `head` yet."""
+TRIGGERS_POLL_SECONDS = 0.01
+TRIGGERS_WAIT_SECONDS = 5.0
+"""Longest a page of endings waits for workflow_trigger to catch up; then it is matched as is
+(a projector that is stopped or parked must not stop event triggers altogether)."""
 
 
 @dataclass(frozen=True)
@@ -97,6 +113,28 @@ class Ending:
             "endTime": self.ended_at.isoformat(),
             "error": self.error,
         }
+
+
+def _await_triggers(cur: Cursor[Any]) -> None:
+    """Wait until workflow_trigger holds what the workflows log held now (see the module's
+    docstring); each check is a statement of its own, so it sees the projector's latest commit."""
+    row = cur.execute(
+        sql.SQL("SELECT coalesce(max(notification_id), 0) FROM {}").format(
+            sql.Identifier(events_table("workflows"))
+        )
+    ).fetchone()
+    head = int(row[0]) if row else 0
+    deadline = time.monotonic() + TRIGGERS_WAIT_SECONDS
+    while _triggers_behind(cur, head):
+        if time.monotonic() >= deadline:
+            log.warning("event_trigger.triggers_behind", waited_seconds=TRIGGERS_WAIT_SECONDS)
+            return
+        time.sleep(TRIGGERS_POLL_SECONDS)
+
+
+def _triggers_behind(cur: Cursor[Any], head: int) -> bool:
+    row = cur.execute(_TRIGGERS_BEHIND, {"head": head}).fetchone()
+    return bool(row and row[0])
 
 
 def ending_of(executions: ExecutionService, event: Execution.Event) -> Ending:
@@ -148,6 +186,8 @@ class EventTriggers:
         read in one statement (a page of the log's endings: one wait instead of one each)."""
         endings = [ending_of(self.executions, event) for event in events]
         endings = [ending for ending in endings if ending.mode is not ExecutionMode.TEST]
+        if endings:
+            _await_triggers(cur)
         started: list[str] = []
         for ending, matched in zip(endings, self._event_triggers(cur, endings), strict=True):
             starts = matched + self._error_workflow(cur, ending)

@@ -5,6 +5,7 @@ managers running side by side."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from psycopg.rows import dict_row
 
 from application.caller import Caller
 from application.eventstore import EventMetadata
-from application.executions import commands
+from application.executions import commands, event_triggers
 from application.executions.app import ExecutionsApp
 from application.executions.commands import ExecutionService
 from application.executions.event_triggers import MAX_CHAIN_DEPTH, EventTriggers
@@ -172,6 +173,44 @@ def test_an_ending_starts_the_active_workflows_waiting_for_its_status(site: Inst
         "nodeId": "work",
     }
     assert len(site.runs_of(on_success)) == 1
+
+
+def test_an_activation_saved_before_a_run_ended_counts_while_its_projection_catches_up(
+    site: Installation,
+) -> None:
+    """The manager reads workflow_trigger, the workflows projector's: it waits for that
+    projector to reach what the workflows log held, instead of missing a listener activated a
+    moment before the run ended."""
+    watched = site.workflow(ALICE, WATCHED)
+    waiting = site.workflow(
+        ALICE, listener({"workflowId": watched, "status": "SUCCESS"}), active=False
+    )
+    site.workflows.activate(Caller(ALICE), waiting)  # saved; its projection still to come
+    site.ending(watched, ALICE)
+    catch_up = threading.Timer(0.3, drain, (site.url, workflows.projector))
+    catch_up.start()
+    began = time.monotonic()
+    site.handle()
+    catch_up.join()
+    assert time.monotonic() - began >= 0.3
+    assert len(site.runs_of(waiting, "event")) == 1
+
+
+def test_endings_are_matched_as_they_are_once_the_triggers_stay_behind(
+    site: Installation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A workflows projector that is stopped or parked must not stop event triggers: past the
+    wait, the endings are matched against what workflow_trigger holds."""
+    monkeypatch.setattr(event_triggers, "TRIGGERS_WAIT_SECONDS", 0.2)
+    watched = site.workflow(ALICE, WATCHED)
+    waiting = site.workflow(
+        ALICE, listener({"workflowId": watched, "status": "SUCCESS"}), active=False
+    )
+    site.workflows.activate(Caller(ALICE), waiting)  # never projected here
+    ended = record_run(site.app, watched, ALICE)
+    site.handle()
+    assert site.tracked() >= ended.position
+    assert site.runs_of(waiting, "event") == []
 
 
 def test_the_owner_must_be_able_to_see_the_run_that_ended(site: Installation) -> None:
