@@ -31,6 +31,7 @@ from application.executions.webhook_auth import Refused
 from application.executions.webhooks import (
     LISTEN_SECONDS,
     BadWebhookBody,
+    RunDropped,
     RunStillGoing,
     RunUnanswered,
     UnknownWebhook,
@@ -67,8 +68,9 @@ WEBHOOK_PROBLEMS = {
     ),
     503: problem_response(
         503,
-        "Webhook routes are being reloaded, or this process holds A2N_WEBHOOK_MAX_CALLS calls "
-        "already: retry after Retry-After.",
+        "Webhook routes are being reloaded, this process holds A2N_WEBHOOK_MAX_CALLS calls "
+        "already, or it stopped before the run ended (nothing of it kept): retry after "
+        "Retry-After.",
     ),
     504: problem_response(504, "The run did not answer in time; it goes on (executionId)."),
 }
@@ -171,6 +173,8 @@ async def _held_call(request: AnyRequest, path: str, *, test: bool) -> Response[
         return problem(request, 400, _sentence(bad), kind="malformed")
     except RunStillGoing as going:
         return problem(request, 504, _sentence(going), execution_id=going.execution_id)
+    except RunDropped as dropped:
+        return problem(request, 503, _sentence(dropped), kind="busy", headers={"Retry-After": "1"})
     except RunUnanswered as failed:
         return problem(request, 500, _sentence(failed), execution_id=failed.execution_id)
 

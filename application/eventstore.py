@@ -224,16 +224,23 @@ class EventStoreApp(Application[str]):
         """Save the aggregates' pending events atomically; return the position reached.
 
         When nothing is pending (the command changed nothing) the current head position is
-        returned, so a client waiting for it still reads what it just saw.
+        returned, so a client waiting for it still reads what it just saw. Events stamped
+        earlier (`stamp`) keep who caused them.
         """
-        stamp = meta.as_dict()
-        for aggregate in aggregates:
-            for pending in aggregate.pending_events:
-                object.__setattr__(pending, META_KEY, stamp)
+        self.stamp(meta, *aggregates)
         recordings = self.save(*aggregates)
         if recordings:
             return int(recordings[-1].notification.id)
         return self.head_position()
+
+    def stamp(self, meta: EventMetadata, *aggregates: Aggregate) -> None:
+        """Note `meta` on the aggregates' pending events that have none yet: for events saved
+        later by someone else (a run a webhook queued, saved with the run's first checkpoint)."""
+        stamp = meta.as_dict()
+        for aggregate in aggregates:
+            for pending in aggregate.pending_events:
+                if META_KEY not in vars(pending):
+                    object.__setattr__(pending, META_KEY, stamp)
 
     def head_position(self) -> int:
         """The highest notification id in this context's log (0 when empty)."""

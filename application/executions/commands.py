@@ -19,7 +19,7 @@ from anyio import to_thread
 
 from application.caller import Caller
 from application.errors import NotFound
-from application.eventstore import Recorded
+from application.eventstore import EventMetadata, Recorded
 from application.executions.app import ExecutionsApp
 from application.executions.queue import ExecutionQueue
 from application.ids import new_id
@@ -141,6 +141,7 @@ class ExecutionService:
         execution_id: str | None = None,
         together: Callable[[Execution], Iterable[Aggregate]] | None = None,
         runnable: RunnableVersion | None = None,
+        deferred: bool = False,
     ) -> Recorded[Execution]:
         """Queue a run of the workflow's published version (the latest draft when `test`)
         with `items`, starting at its manual trigger, or at the trigger node `trigger` names
@@ -151,7 +152,11 @@ class ExecutionService:
         the new run once it passed every check, and returns aggregates of this context to save
         with it, atomically (a schedule recording that it fired). A trigger acting for the
         workflow's owner that resolved the version to run already (`WorkflowService.runnable`,
-        an active or listening workflow) passes it as `runnable`, which spares reading it again."""
+        an active or listening workflow) passes it as `runnable`, which spares reading it again.
+        With `deferred` (not `submit`: a caller that runs it here at once and answers only once
+        it ended) nothing is saved now: the Queued event, stamped with `caller`'s metadata, is
+        saved with the run's first checkpoint (`save_deferred` if it cannot run here after all);
+        the position returned is then 0."""
         input_items = checked_items(items)
         if runnable is None:
             runnable = self.workflows.definition_to_run(caller, workflow_id, test=test)
@@ -172,7 +177,16 @@ class ExecutionService:
             parent_execution_id=parent_execution_id,
         )
         others = tuple(together(execution)) if together is not None else ()
+        if deferred and not submit and not others:
+            self.app.stamp(caller.metadata(), execution)
+            self.keep_origin(execution.id, execution)
+            return Recorded(execution, 0)
         return self._queue(caller, execution, *others, submit=submit)
+
+    def save_deferred(self, execution: Execution) -> int:
+        """Save a `deferred` run as it is (its events keep the metadata they were stamped
+        with); the position reached."""
+        return self.app.record(EventMetadata(actor_id=execution.user_id), execution)
 
     def start_child(
         self, parent: Execution, workflow_id: str, items: list[Item], *, submit: bool

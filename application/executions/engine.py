@@ -151,9 +151,10 @@ class Engine:
         self, given: Execution | str, definition: dict[str, Any] | None = None
     ) -> Execution:
         """Run the execution to its end (or until someone else takes it); return it. Given the
-        aggregate itself (as saved by this process a moment ago, nothing pending), it is run
-        without reading its events again, and given its version's definition too, without a
-        thread hop to look that up; given an id, it is loaded.
+        aggregate itself (as saved by this process a moment ago, or not saved yet: its Queued
+        then goes with the first checkpoint), it is run without reading its events again, and
+        given its version's definition too, without a thread hop to look that up; given an id,
+        it is loaded.
 
         A run that cannot even start (its start node is gone) or that hits a bug of the engine
         ends FAILED with the reason, rather than being handed from worker to worker forever."""
@@ -170,7 +171,7 @@ class Engine:
         try:
             graph = RunGraph.of(definition, execution.start_node_id)
         except InvalidState as refused:
-            return await self._give_up(execution_id, f"the run cannot start: {refused}")
+            return await self._give_up(execution, f"the run cannot start: {refused}")
         if execution.nodes:
             execution.resume(self.worker_id)
         else:
@@ -182,7 +183,7 @@ class Engine:
             log.info("execution.stopped", execution_id=execution_id, worker_id=self.worker_id)
         except Exception as bug:  # a bug here must end the run, not bounce it between workers
             log.exception("execution.engine_failed", execution_id=execution_id)
-            return await self._give_up(execution_id, f"the engine failed: {type(bug).__name__}")
+            return await self._give_up(execution, f"the engine failed: {type(bug).__name__}")
         return run.execution
 
     def _load(self, given: Execution | str) -> tuple[Execution, dict[str, Any] | None]:
@@ -208,8 +209,9 @@ class Engine:
                 found[str(node["id"])] = runtime.output_handles()
         return found
 
-    async def _give_up(self, execution_id: str, reason: str) -> Execution:
-        """End the stored execution FAILED with `reason` (claiming it first if it is queued)."""
+    async def _give_up(self, execution: Execution, reason: str) -> Execution:
+        """End the execution FAILED with `reason` (claiming it first if it is queued): the
+        stored one, or this one as it is when it was never saved (its Queued still pending)."""
 
         def fail(execution: Execution) -> None:
             if execution.is_final:
@@ -218,8 +220,12 @@ class Engine:
                 execution.start(self.worker_id, [])
             execution.fail(reason, {"reason": reason}, 0)
 
-        meta = EventMetadata(actor_id="system", causation_id=execution_id)
-        recorded = await to_thread.run_sync(self.app.change, execution_id, Execution, fail, meta)
+        meta = EventMetadata(actor_id="system", causation_id=execution.id)
+        if any(isinstance(e, Execution.Queued) for e in execution.pending_events):
+            fail(execution)
+            await to_thread.run_sync(self.app.record, meta, execution)
+            return execution
+        recorded = await to_thread.run_sync(self.app.change, execution.id, Execution, fail, meta)
         return recorded.aggregate
 
 

@@ -123,6 +123,18 @@ Admit = Callable[[str, Limit], Verdict | None]
 runs in: the verdict, or None when the count cannot be kept (its store is away: let it in)."""
 
 
+class RunDropped(Exception):
+    """The worker stopped under a run saved with its first checkpoint, before that: nothing of
+    it is stored; 503."""
+
+    def __init__(self, execution_id: str) -> None:
+        super().__init__(
+            "the server stopped before the run ended and nothing of it was kept: send the "
+            "request again"
+        )
+        self.execution_id = execution_id
+
+
 class RunStillGoing(Exception):
     """The run had not answered when the wait ended; 504."""
 
@@ -160,6 +172,9 @@ class Accepted:
     """Whether the run went to the queue; if not, `answer` runs it in this process's worker."""
     definition: dict[str, Any] | None = None
     """The definition the run executes (for a run started here)."""
+    saved: bool = True
+    """Whether its Queued event is stored; if not, the run's first checkpoint saves it (a
+    lastNode run this process starts at once: one save instead of two)."""
 
 
 @dataclass(frozen=True)
@@ -276,6 +291,15 @@ class WebhookService:
             user_agent=call.user_agent,
         )
         submit = self.worker is None or not self.worker.takes_here()
+        response_mode = str(target.config.get("responseMode", "immediately"))
+        # Answered once the run ended, by this process: saved with the run (one save instead of
+        # two), when a slot takes it at once. A respondNode answer is read from the store.
+        deferred = (
+            not submit
+            and response_mode == "lastNode"
+            and self.worker is not None
+            and self.worker.has_room()
+        )
         queued = self.executions.start(
             owner,
             target.workflow_id,
@@ -286,10 +310,12 @@ class WebhookService:
             trigger_data=trigger_data,
             runnable=target.runnable,
             submit=submit,
+            deferred=deferred,
         )
-        response_mode = str(target.config.get("responseMode", "immediately"))
         definition = target.runnable.definition
-        return Accepted(queued.aggregate, response_mode, limited, submit, definition)
+        return Accepted(
+            queued.aggregate, response_mode, limited, submit, definition, saved=not deferred
+        )
 
     async def answer(self, accepted: Accepted) -> WebhookAnswer:
         """The answer the trigger's response mode asks for, once the run gave it. A run this
@@ -306,6 +332,8 @@ class WebhookService:
             await asyncio.wait({running}, timeout=self.wait_seconds)
             if running.done() and not running.cancelled():
                 current = running.result()
+            elif running.cancelled() and not accepted.saved:
+                raise RunDropped(execution_id)
         execution = await self.executions.wait_until(
             current,
             lambda e: e.is_final or (respond and e.response is not None),
@@ -331,6 +359,8 @@ class WebhookService:
         if self.worker is not None:
             running = self.worker.start_here(execution, accepted.definition)
         if running is None:
+            if not accepted.saved:
+                await to_thread.run_sync(self.executions.save_deferred, execution)
             await to_thread.run_sync(self.executions.queue.submit, execution.id, execution.priority)
         return running
 

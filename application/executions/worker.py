@@ -20,7 +20,9 @@ import dataclasses
 from typing import Any
 
 import structlog
+from anyio import to_thread
 
+from application.eventstore import EventMetadata
 from application.executions.engine import Engine
 from application.executions.leases import Leases
 from application.executions.queue import Delivery, ExecutionQueue
@@ -226,10 +228,21 @@ class Worker:
             raise
         except Exception:
             log.exception("execution.crashed", execution_id=execution.id)
+            if any(isinstance(e, Execution.Queued) for e in execution.pending_events):
+                await self._keep(execution)
             return execution
         finally:
             slots.release()
         return execution if ran is None else ran
+
+    async def _keep(self, execution: Execution) -> None:
+        """Save a run that crashed before its first save (a webhook's, saved with its run) as
+        it is, so that the reconciler queues it again as it does any crashed run."""
+        meta = EventMetadata(actor_id="system", causation_id=execution.id)
+        try:
+            await to_thread.run_sync(self.engine.app.record, meta, execution)
+        except Exception:
+            log.exception("execution.not_kept", execution_id=execution.id)
 
     async def _leased(
         self,

@@ -148,6 +148,47 @@ def test_last_node_mode_answers_the_runs_output_items(client: Client, user: Acco
     assert (item["body"], item["seen"]) == ([1, 2], True)
 
 
+def test_a_last_node_run_this_process_starts_is_saved_once_and_names_its_caller(
+    client: Client, user: Account, database_url: str
+) -> None:
+    """Answered only once it ended, by this process: its Queued event is saved with the run,
+    in one transaction instead of two, still stamped with the call's own facts."""
+    path = unique_path()
+    definition = hooked(path, SEEN, method="POST", responseMode="lastNode")
+    workflow_id = activated(client, user, definition)
+    response = client.post(
+        f"/webhook/{path}", json={"n": 1}, headers={"X-Request-ID": "hook-once-1"}
+    )
+    assert response.status_code == 200, response.text
+    head = client.app.state.services.executions.app.head_position()
+    [run] = read(client, user, "/executions", head, workflowId=workflow_id)["items"]
+    with psycopg.connect(database_url) as conn:
+        saves = conn.execute(
+            "SELECT count(DISTINCT xmin::text), count(*) FROM executions_events "
+            "WHERE originator_id = %s",
+            (run["id"],),
+        ).fetchone()
+    assert saves == (1, 5)  # Queued, Started, two nodes, Succeeded: one transaction
+    queued = next(iter(client.app.state.services.executions.app.history(run["id"])))
+    assert isinstance(queued, Execution.Queued)
+    meta = event_metadata(queued)
+    assert (meta["actor_id"], meta["correlation_id"]) == (user.user_id, "hook-once-1")
+    assert meta["ip"] == "testclient"
+
+
+def test_a_run_to_be_saved_with_its_run_is_saved_first_if_it_goes_to_the_queue_after_all(
+    client: Client, user: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker stopped between the call's acceptance and its run (start_here says so):
+    the run is saved before it is submitted, so whichever worker takes it can read it."""
+    path = unique_path()
+    activated(client, user, hooked(path, SEEN, method="POST", responseMode="lastNode"))
+    monkeypatch.setattr(webhooks(client).worker, "start_here", lambda *given: None)
+    response = client.post(f"/webhook/{path}", json={"n": 3})
+    assert response.status_code == 200, response.text
+    assert [(item["body"], item["seen"]) for item in response.json()] == [({"n": 3}, True)]
+
+
 def test_a_call_runs_in_this_process_when_its_worker_has_room_else_through_the_queue(
     client: Client, user: Account, monkeypatch: pytest.MonkeyPatch
 ) -> None:

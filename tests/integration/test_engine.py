@@ -354,6 +354,21 @@ def test_a_run_whose_worker_died_resumes_without_rerunning_settled_nodes(
     assert app.load(execution_id, Execution).output_items == ended.output_items
 
 
+def test_a_run_never_saved_that_cannot_start_is_saved_failed(rig: Rig) -> None:
+    """A webhook's lastNode run is saved with its first checkpoint; one that cannot even start
+    is saved as it ended, Queued included, rather than lost."""
+    workflow_id = rig.workflow(chain("a"))
+    unsaved = rig.executions.start(OWNER, workflow_id, None, submit=False, deferred=True)
+    assert unsaved.position == 0
+    broken = {"nodes": [{"id": "x", "type": "noop"}], "connections": []}
+    ended = asyncio.run(rig.make_engine("w").run(unsaved.aggregate, broken))
+    assert ended.status is ExecutionStatus.FAILED
+    assert rig.events(ended.id) == ["Queued", "Started", "Failed"]
+    stored = rig.executions.get(OWNER, ended.id)
+    assert stored.error_message is not None
+    assert "cannot start" in stored.error_message
+
+
 def test_a_run_of_fast_nodes_is_claimed_run_and_ended_in_one_save(rig: Rig) -> None:
     ended = rig.run(chain("a", "b"))
     assert ended.status is ExecutionStatus.SUCCESS
