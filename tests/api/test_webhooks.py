@@ -189,6 +189,30 @@ def test_a_run_to_be_saved_with_its_run_is_saved_first_if_it_goes_to_the_queue_a
     assert [(item["body"], item["seen"]) for item in response.json()] == [({"n": 3}, True)]
 
 
+def test_a_run_to_be_saved_with_its_run_that_the_worker_drops_is_503_to_send_again(
+    client: Client, user: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker stopped under the run before its first save: nothing of it is kept, and the
+    caller is told to send the call again (not that the run goes on)."""
+    path = unique_path()
+    workflow_id = activated(
+        client, user, hooked(path, SEEN, method="POST", responseMode="lastNode")
+    )
+
+    def dropped(*given: object) -> asyncio.Future[Execution]:
+        stopped: asyncio.Future[Execution] = asyncio.get_running_loop().create_future()
+        stopped.cancel()  # what a stopping worker does to the runs under way
+        return stopped
+
+    monkeypatch.setattr(webhooks(client).worker, "start_here", dropped)
+    response = client.post(f"/webhook/{path}", json={"n": 4})
+    body = problem(response, 503)
+    assert "send the request again" in body["detail"]
+    assert response.headers["retry-after"] == "1"
+    head = client.app.state.services.executions.app.head_position()
+    assert read(client, user, "/executions", head, workflowId=workflow_id)["items"] == []
+
+
 def test_a_call_runs_in_this_process_when_its_worker_has_room_else_through_the_queue(
     client: Client, user: Account, monkeypatch: pytest.MonkeyPatch
 ) -> None:
