@@ -31,7 +31,7 @@ import asyncio
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -321,6 +321,10 @@ class WebhookService:
         """The answer the trigger's response mode asks for, once the run gave it. A run this
         process runs itself answers lastNode from the run's own aggregate, not read again."""
         execution_id = accepted.execution.id
+        if not accepted.saved and not (self.worker is not None and self.worker.has_room()):
+            # The free slot went to another call meanwhile: the run would wait for one unsaved.
+            await to_thread.run_sync(self.executions.save_deferred, accepted.execution)
+            accepted = replace(accepted, saved=True)
         running = None if accepted.submitted else await self._run_here(accepted)
         if accepted.response_mode == "immediately":
             return WebhookAnswer(202, {"executionId": execution_id}, execution_id)
@@ -358,7 +362,7 @@ class WebhookService:
         running = None
         if self.worker is not None:
             running = self.worker.start_here(execution, accepted.definition)
-        if running is None:
+        if running is None:  # the worker stopped: the queue's next reader loads the run
             if not accepted.saved:
                 await to_thread.run_sync(self.executions.save_deferred, execution)
             await to_thread.run_sync(self.executions.queue.submit, execution.id, execution.priority)

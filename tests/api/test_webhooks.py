@@ -189,6 +189,30 @@ def test_a_run_to_be_saved_with_its_run_is_saved_first_if_it_goes_to_the_queue_a
     assert [(item["body"], item["seen"]) for item in response.json()] == [({"n": 3}, True)]
 
 
+def test_a_run_to_be_saved_with_its_run_whose_slot_went_meanwhile_is_saved_first(
+    client: Client, user: Account, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A slot was free when the call was accepted, taken by another when its run starts: the
+    run would wait for a slot unsaved, so it is saved first."""
+    path = unique_path()
+    definition = hooked(path, SEEN, method="POST", responseMode="lastNode")
+    workflow_id = activated(client, user, definition)
+    worker = webhooks(client).worker
+    # The accept's looks (takes_here looks too when the queue is shared), then the answer's.
+    rooms = iter([True] * (2 if worker.queue.shared else 1) + [False])
+    monkeypatch.setattr(worker, "has_room", lambda: next(rooms, True))
+    response = client.post(f"/webhook/{path}", json={"n": 5})
+    assert response.status_code == 200, response.text
+    head = client.app.state.services.executions.app.head_position()
+    [run] = read(client, user, "/executions", head, workflowId=workflow_id)["items"]
+    with psycopg.connect(database_url) as conn:
+        saves = conn.execute(
+            "SELECT count(DISTINCT xmin::text) FROM executions_events WHERE originator_id = %s",
+            (run["id"],),
+        ).fetchone()
+    assert saves == (2,)  # Queued first, then the run
+
+
 def test_a_run_to_be_saved_with_its_run_that_the_worker_drops_is_503_to_send_again(
     client: Client, user: Account, monkeypatch: pytest.MonkeyPatch
 ) -> None:
