@@ -221,7 +221,7 @@ class Engine:
             execution.fail(reason, {"reason": reason}, 0)
 
         meta = EventMetadata(actor_id="system", causation_id=execution.id)
-        if any(isinstance(e, Execution.Queued) for e in execution.pending_events):
+        if execution.never_saved:
             fail(execution)
             await to_thread.run_sync(self.app.record, meta, execution)
             return execution

@@ -228,7 +228,7 @@ class Worker:
             raise
         except Exception:
             log.exception("execution.crashed", execution_id=execution.id)
-            if any(isinstance(e, Execution.Queued) for e in execution.pending_events):
+            if execution.never_saved:
                 await self._keep(execution)
             return execution
         finally:

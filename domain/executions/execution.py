@@ -311,6 +311,12 @@ class Execution(Aggregate):
     def is_final(self) -> bool:
         return self.status.is_final
 
+    @property
+    def never_saved(self) -> bool:
+        """Its Queued event is still pending: nothing of the run is stored yet (a webhook's
+        lastNode run is saved with its first checkpoint)."""
+        return any(isinstance(e, Execution.Queued) for e in self.pending_events)
+
     def start(self, worker_id: str, nodes: list[dict[str, str]]) -> None:
         """Claim a queued run for `worker_id`; `nodes` ({id, name, type}) it may reach."""
         if self.status is not ExecutionStatus.QUEUED:

@@ -162,6 +162,14 @@ def test_an_attempt_may_be_recorded_as_begun_and_succeeded_in_one_event() -> Non
         execution.node_started_and_succeeded("m", 1, {}, 1, [])
 
 
+def test_a_run_is_never_saved_while_its_queued_event_is_pending() -> None:
+    execution = queued()
+    assert execution.never_saved
+    execution.collect_events()  # what a save does
+    execution.start("worker-1", [{"id": "m", "name": "Start", "type": "manual_trigger"}])
+    assert not execution.never_saved
+
+
 def test_a_running_attempt_cannot_be_begun_again() -> None:
     execution = running()
     execution.node_started("m", 1)
