@@ -56,11 +56,14 @@ class ProjectionPositions:
         may have changed (a rebuild announces without moving on), for the read cache."""
         self.epoch = 0
         """Moves when the LISTEN connection came back: announcements may have been missed."""
+        self._subscribed = False
+        """Whether the channel is LISTENed to: a listener already connected LISTENs to a new
+        subscription only at its next turn, and announcements before that are lost."""
         self._changed = asyncio.Event()
 
     @property
     def listening(self) -> bool:
-        return self.listener.listening
+        return self._subscribed and self.listener.listening
 
     async def start(self) -> None:
         """Read the positions, then follow the announcements (the listener calls back from its
@@ -121,6 +124,8 @@ class ProjectionPositions:
         return all(self.positions.get(reader, 0) >= position for reader in readers)
 
     def _missed_notices(self) -> None:
+        """The channel is LISTENed to (again): announcements may have been missed."""
+        self._subscribed = True
         self.epoch += 1
 
     def _advance(self, reader: Reader, position: int) -> None:

@@ -11,7 +11,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from application.caller import Caller
 from application.listener import Listener
-from application.positions import ProjectionPositions
+from application.positions import CHANNEL, ProjectionPositions
 from application.workflows.commands import WorkflowService
 from projections import workflows
 from projections.runner import ProjectionRunner
@@ -75,3 +75,39 @@ def test_a_waiting_query_is_released_by_the_projector_commit(
         return await asyncio.wait_for(waiter, 2)
 
     assert asyncio.run(with_positions(url, scenario)) is True
+
+
+def test_positions_count_as_listened_to_only_once_their_channel_is(fresh_database_url: str) -> None:
+    """A LISTEN connection already open takes a new subscription at its next turn. Until then
+    the positions must not pass for followed: a read cache tagged by them would never see the
+    announcements made meanwhile (a webhook activated then answered 404 from the routes cache of
+    a process that had just started)."""
+    url = fresh_database_url
+
+    async def scenario() -> int | None:
+        async with AsyncConnectionPool(url, min_size=1, max_size=2, open=False) as pool:
+            await pool.open()
+            listener = Listener(url)
+            listener.subscribe("a2n_unrelated", lambda payload: None)
+            listener.start()
+            try:
+                await until(lambda: listener.listening)
+                positions = ProjectionPositions(pool, listener)
+                await positions.start()
+                await until(lambda: positions.tag([READER]) is not None)
+                before = positions.tag([READER])
+                async with pool.connection() as conn:
+                    await conn.execute("SELECT pg_notify(%s, 'workflows:workflows:7')", (CHANNEL,))
+                await until(lambda: positions.tag([READER]) != before)
+                return positions.positions.get(READER)
+            finally:
+                listener.stop()
+
+    assert asyncio.run(scenario()) == 7
+
+
+async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.001)
