@@ -438,6 +438,7 @@ def _project_run(args: argparse.Namespace) -> int:
         batch_size=settings.projection_batch_size,
         poll_interval=settings.projection_poll_interval,
         coalesce=settings.projection_coalesce,
+        background_coalesce=settings.background_coalesce,
         alert_channels=alert_channels(settings),
     )
     # This role has no write pool: its system_log lines go over its projection connections.

@@ -286,6 +286,7 @@ async def open_services(
                 batch_size=settings.projection_batch_size,
                 poll_interval=settings.projection_poll_interval,
                 coalesce=settings.projection_coalesce,
+                background_coalesce=settings.background_coalesce,
                 alert_channels=alert_channels(settings),
                 journal=journal,
             )

@@ -4,13 +4,15 @@ Projectors announce each committed batch on the `a2n_projection` channel. The pr
 LISTEN connection (application/listener.py) keeps the latest positions in memory, so a query
 whose position is already applied pays a dictionary lookup; otherwise it waits for the
 announcement (or, while the LISTEN connection is down, polls the tracking table) until a deadline.
+A query that must wait says so on `HURRY_CHANNEL`, for projectors that let the saves of logs
+they follow in the background gather longer before applying them (projections/supervisor.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 import structlog
 from psycopg_pool import AsyncConnectionPool
@@ -22,6 +24,8 @@ from application.listener import Listener
 log = structlog.get_logger("a2n.positions")
 
 CHANNEL = "a2n_projection"
+HURRY_CHANNEL = "a2n_projection_hurry"
+"""A read waits for the projector this NOTIFY names."""
 POLL_SECONDS = 0.025
 
 Reader = tuple[str, str]
@@ -86,7 +90,7 @@ class ProjectionPositions:
         readers = tuple(readers)
         if self._reached(readers, position):
             return True
-        await self.refresh()
+        await self.refresh(hurry={projector for projector, _ in readers})
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while not self._reached(readers, position):
@@ -102,9 +106,15 @@ class ProjectionPositions:
                 await self.refresh()
         return True
 
-    async def refresh(self) -> None:
-        """Read every tracked position from the database."""
-        async with self.pool.connection() as conn:
+    async def refresh(self, hurry: Collection[str] = ()) -> None:
+        """Read every tracked position from the database; in the same round trip, ask the
+        projectors `hurry` to apply what they hold back now."""
+        async with self.pool.connection() as conn, conn.pipeline():
+            if hurry:
+                await conn.execute(
+                    "SELECT pg_notify(%s, name) FROM unnest(%s::text[]) name",
+                    (HURRY_CHANNEL, sorted(hurry)),
+                )
             cur = await conn.execute(
                 "SELECT projector, application, position FROM projection_tracking"
             )

@@ -107,6 +107,10 @@ class Settings:
     `process`, a child `a2n project run` it starts, restarts and stops (on two or more cores
     it takes 1.2-1.8x the webhook runs: benchmarks/RESULTS.md), or `auto`: `process` where
     the process may use two or more CPUs, `threads` on one."""
+    background_coalesce: float = 0.05
+    """A2N_BACKGROUND_COALESCE: A2N_PROJECTION_COALESCE for the saves of logs a projector
+    follows in the background (for run statistics, the audit trail, schedule times): a read
+    that waits for it with A2N-Min-Position has them applied at once instead."""
     process_manager_coalesce: float = 0.1
     """A2N_PROCESS_MANAGER_COALESCE: A2N_PROJECTION_COALESCE for the process managers (event
     triggers, notifications). No read waits for them, so they wait longer and take several
@@ -617,6 +621,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "projection_batch_size": ("A2N_PROJECTION_BATCH_SIZE", _integer(1, 100_000)),
     "projection_poll_interval": ("A2N_PROJECTION_POLL_INTERVAL", _seconds(0.01, 60)),
     "projection_coalesce": ("A2N_PROJECTION_COALESCE", _seconds(0, 1)),
+    "background_coalesce": ("A2N_BACKGROUND_COALESCE", _seconds(0, 5)),
     "process_manager_coalesce": ("A2N_PROCESS_MANAGER_COALESCE", _seconds(0, 5)),
     "up_projectors": ("A2N_UP_PROJECTORS", _choice(UpProjectors)),
     "secret_key": ("A2N_SECRET_KEY", _secret_key),

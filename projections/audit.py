@@ -15,6 +15,7 @@ from projections.projector import Columns, EventContext, Projector, held, jsonb
 projector = Projector(
     "audit_log",
     applications=LOGS,
+    background=LOGS,  # a trail auditors read, not a table a command's caller waits on
     tables=("audit_log",),
     about="audit_log table (one row per event of every context)",
     # A large item list or log is data, not a fact about who did what: its row keeps the

@@ -32,6 +32,7 @@ from projections.projector import EventContext, PageCursor, Projector, held, jso
 projector = Projector(
     "identity",
     applications=("identity", "workflows", "executions"),
+    background=("workflows", "executions"),  # users' workflow and run counts
     tables=(
         "user",
         "session",

@@ -52,6 +52,7 @@ _COUNTERS = (
 projector = Projector(
     "nodes",
     applications=("nodes", "executions", "identity"),
+    background=("executions",),  # usage statistics
     tables=(
         "node_definition",
         "node_definition_version",

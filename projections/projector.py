@@ -75,7 +75,10 @@ class Projector:
         shared: Mapping[str, str] | None = None,
         refresh: str | None = None,
         payloads: bool = True,
+        background: tuple[str, ...] = (),
     ) -> None:
+        if not set(background) <= set(applications):
+            raise ValueError(f"projector {name} has a background log it does not read")
         self.name = name
         self.applications = applications
         self.tables = tables
@@ -91,6 +94,11 @@ class Projector:
         """Whether its handlers read the values events keep in the payload store (node items,
         trigger data, logs). Those that do not get the references as stored: no lookup per
         event, and rows that do not change when retention prunes a payload."""
+        self.background = frozenset(background)
+        """The logs it follows in the background: what it makes of their events (statistics,
+        the audit trail, schedule times) no one reads right after a save, so the supervisor
+        takes those saves in wider batches (`A2N_BACKGROUND_COALESCE`), unless a read waits
+        for it (`HURRY_CHANNEL`)."""
         self._handlers: dict[str, Handler] = {}
         self._every_event: Handler | None = None
 

@@ -12,6 +12,8 @@ from projections.projector import EventContext, Projector, update_stamped
 projector = Projector(
     "schedules",
     applications=("executions",),
+    # Its few events share the busiest log; the scheduler plans in seconds, not milliseconds.
+    background=("executions",),
     tables=("execution_schedule",),
     about="execution_schedule table (when each schedule trigger runs next)",
 )

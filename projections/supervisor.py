@@ -10,7 +10,12 @@ woken by the process's one LISTEN connection (application/listener.py).
 - A projector woken by NOTIFY drains no sooner than `coalesce` seconds after its previous drain
   began: under load the saves of that span (a run's two, many runs') are applied in one batch
   instead of one each, each batch being a few round trips and some Python under the GIL the
-  HTTP server shares; after a quiet spell the first save is applied at once.
+  HTTP server shares; after a quiet spell the first save is applied at once. While only logs it
+  follows in the background grew (`Projector.background`: for run statistics, the audit trail,
+  schedule times), it waits `background_coalesce` instead, unless another of its logs grows
+  meanwhile or a read waits for it (a NOTIFY on `HURRY_CHANNEL`, from
+  `ProjectionPositions.wait_for`): at 200 webhook runs/s, batches of four to six projectors
+  every 10 ms were a third of the CPU a run took (benchmarks/RESULTS.md).
 - A handler that keeps failing on one event (a poison event) parks that projector: the event is
   recorded in `projection_parked_event`, the projector stops, the others go on. An operator
   resumes it with `a2n project resume NAME` (after a fix) or `--skip` (leaving the event out).
@@ -38,6 +43,7 @@ from application.listener import Listener
 from application.logs import redact_text
 from application.notifications.app import NotificationsApp
 from application.notifications.store import Notice, Notifier
+from application.positions import HURRY_CHANNEL
 from application.system_log import UNWRITTEN, SystemLog
 from projections.projector import Projector
 from projections.runner import CONTROL_CHANNEL, HandlerFailed, ProjectionRunner
@@ -53,6 +59,9 @@ standby projector to take over from a process that died while no log grew."""
 
 COALESCE_SECONDS = 0.01
 """The default of `A2N_PROJECTION_COALESCE` (see `ProjectionSupervisor.coalesce`)."""
+
+BACKGROUND_COALESCE_SECONDS = 0.05
+"""The default of `A2N_BACKGROUND_COALESCE` (see `ProjectionSupervisor.background_coalesce`)."""
 
 Status = Literal["starting", "running", "standby", "restarting", "parked", "stopped"]
 
@@ -108,6 +117,7 @@ class ProjectionSupervisor:
         batch_size: int = 500,
         poll_interval: float = 1.0,
         coalesce: float = COALESCE_SECONDS,
+        background_coalesce: float = BACKGROUND_COALESCE_SECONDS,
         max_attempts: int = 3,
         backoff_initial: float = 0.1,
         alert_channels: Sequence[str] = (),
@@ -123,6 +133,8 @@ class ProjectionSupervisor:
         self.poll_interval = poll_interval
         self.coalesce = coalesce
         """Seconds from the start of a projector's drain before a NOTIFY may start its next."""
+        self.background_coalesce = background_coalesce
+        """`coalesce` while only the projector's background logs grew (never less than it)."""
         self.max_attempts = max_attempts
         self.backoff_initial = backoff_initial
         self.states = {p.name: RunnerState(p.name) for p in self.projectors}
@@ -137,9 +149,14 @@ class ProjectionSupervisor:
         self.listener = listener
         self._stopping = threading.Event()
         self._wake = {p.name: threading.Event() for p in self.projectors}
+        self._urgent = {p.name: threading.Event() for p in self.projectors}
+        """Set with `_wake` when the news cannot wait `background_coalesce` (see `_sleep`)."""
+        self._background = {p.name: p.background for p in self.projectors}
         self._news: dict[str, set[str] | None] = dict.fromkeys(self._wake)
         """Per projector, the applications whose log grew since its last drain (None: any
         may have: at start, after a reconnect, a timeout, a failure or a control wake)."""
+        self._hurried: set[str] = set()
+        """Projectors a read waits for (`HURRY_CHANNEL`) since their last drain began."""
         self._news_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._subscribe()
@@ -166,7 +183,7 @@ class ProjectionSupervisor:
     def stop(self, timeout: float = 10.0) -> None:
         """Ask every thread to finish its current batch and wait for them."""
         self._stopping.set()
-        for wake in self._wake.values():
+        for wake in (*self._wake.values(), *self._urgent.values()):
             wake.set()
         deadline = time.monotonic() + timeout
         for thread in self._threads:
@@ -183,6 +200,7 @@ class ProjectionSupervisor:
         that runs the projectors (`a2n up`, `a2n project`) does it this way."""
         live.watch("projection_batch_size", partial(setattr, self, "batch_size"))
         live.watch("projection_coalesce", partial(setattr, self, "coalesce"))
+        live.watch("background_coalesce", partial(setattr, self, "background_coalesce"))
 
     def wake(self, projector: str | None = None) -> None:
         """Have `projector` (None: every one) look at all its logs now."""
@@ -206,12 +224,23 @@ class ProjectionSupervisor:
         self.listener.subscribe(
             CONTROL_CHANNEL, lambda payload: self._wake_all((payload,) if payload else mine)
         )
+        self.listener.subscribe(HURRY_CHANNEL, self._hurry)
+
+    def _hurry(self, projector: str) -> None:
+        """A read waits for `projector`: end its wait for more saves now."""
+        if projector in self._wake:
+            with self._news_lock:
+                self._hurried.add(projector)
+            self._urgent[projector].set()
+            self._wake[projector].set()
 
     def _wake_all(self, names: Iterable[str], application: str | None = None) -> None:
         """Wake the projectors `names`, noting that `application`'s log grew (None: any)."""
         names = [name for name in names if name in self._wake]
         self._note(names, application)
         for name in names:
+            if application is None or application not in self._background[name]:
+                self._urgent[name].set()
             self._wake[name].set()
 
     def _note(self, names: Iterable[str], application: str | None = None) -> None:
@@ -227,7 +256,17 @@ class ProjectionSupervisor:
     def _take_news(self, name: str) -> set[str] | None:
         with self._news_lock:
             news, self._news[name] = self._news[name], set()
+            self._hurried.discard(name)
         return news
+
+    def _background_only(self, projector: Projector) -> bool:
+        """Whether only `projector`'s background logs grew since its last drain began, and no
+        read waits for it: its next drain may wait `background_coalesce`, not `coalesce`."""
+        with self._news_lock:
+            news = self._news[projector.name]
+            if news is None or projector.name in self._hurried:
+                return False
+            return news <= projector.background
 
     # -- projector threads ---------------------------------------------------------------------
 
@@ -242,7 +281,7 @@ class ProjectionSupervisor:
                 status = self._drain(runner)
                 if status == "parked":
                     state.status = "parked"
-                    self._sleep(projector.name, self.poll_interval, began)
+                    self._sleep(projector, self.poll_interval, began)
                     continue
                 if state.status == "parked":
                     self.journal.record(
@@ -254,7 +293,7 @@ class ProjectionSupervisor:
                 state.status = status
                 backoff.reset()
                 attempts.clear()
-                self._sleep(projector.name, self.poll_interval, began)
+                self._sleep(projector, self.poll_interval, began)
             except HandlerFailed as failure:
                 key = (failure.application, failure.position)
                 attempts[key] = attempts.get(key, 0) + 1
@@ -304,7 +343,7 @@ class ProjectionSupervisor:
                     # Last: whoever sees the status parked finds the journal line already.
                     state.status = "parked"
                 else:
-                    self._sleep(projector.name, backoff.next(), wakeable=False)
+                    self._sleep(projector, backoff.next(), wakeable=False)
             except Exception as exc:
                 state.status = "restarting"
                 state.restarts += 1
@@ -315,7 +354,7 @@ class ProjectionSupervisor:
                     error=state.last_error,
                     restarts=state.restarts,
                 )
-                self._sleep(projector.name, backoff.next(), wakeable=False)
+                self._sleep(projector, backoff.next(), wakeable=False)
         state.status = "stopped"
 
     def _drain(self, runner: ProjectionRunner) -> Status:
@@ -358,23 +397,32 @@ class ProjectionSupervisor:
     # -- helpers -------------------------------------------------------------------------------
 
     def _sleep(
-        self, projector: str, seconds: float, began: float = 0.0, *, wakeable: bool = True
+        self, projector: Projector, seconds: float, began: float = 0.0, *, wakeable: bool = True
     ) -> None:
         """Wait for a NOTIFY (or stop) up to `seconds`, or LISTENING_POLL_SECONDS while the
         listener is connected; after a NOTIFY, on until `coalesce` seconds after `began` (when
-        the last drain began), so the NOTIFYs meanwhile make one drain. Backoff sleeps ignore
-        NOTIFY."""
-        wake = self._wake[projector]
+        the projector's last drain began), so the NOTIFYs meanwhile make one drain; until
+        `background_coalesce` seconds after it while only its background logs grew
+        (`_background_only`) and no other news comes. Backoff sleeps ignore NOTIFY."""
+        wake = self._wake[projector.name]
         if not wakeable:
             self._stopping.wait(seconds)
             return
         if self.listener.listening:
             seconds = max(seconds, LISTENING_POLL_SECONDS)
-        if wake.wait(seconds):
-            if (held := began + self.coalesce - time.monotonic()) > 0:
-                self._stopping.wait(held)
+        if not wake.wait(seconds):
+            self._note((projector.name,))  # a NOTIFY may have been lost: look at every log
         else:
-            self._note((projector,))  # a NOTIFY may have been lost: look at every log
+            urgent = self._urgent[projector.name]
+            # Cleared before the looks at `stop` and at the news: either sets it again later.
+            urgent.clear()
+            if (
+                not self._stopping.is_set()
+                and self.background_coalesce > self.coalesce
+                and self._background_only(projector)
+            ):
+                urgent.wait(max(0.0, began + self.background_coalesce - time.monotonic()))
+            self._stopping.wait(max(0.0, began + self.coalesce - time.monotonic()))
         wake.clear()
 
 

@@ -35,6 +35,7 @@ from projections.projector import (
 projector = Projector(
     "workflows",
     applications=("workflows", "executions"),
+    background=("executions",),  # run statistics
     tables=(
         "workflow",
         "workflow_version",

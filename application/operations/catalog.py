@@ -63,6 +63,13 @@ CATALOG: tuple[RuntimeSetting, ...] = (
         "Seconds from the start of a projector's batch before a NOTIFY may start its next.",
     ),
     _from_environment(
+        "background_coalesce",
+        SettingSpec(SettingKind.NUMBER, low=0, high=5),
+        "Seconds from the start of a projector's batch before a NOTIFY of a log it follows in "
+        "the background (for run statistics, the audit trail, schedule times) may start its "
+        "next, unless a read waits for it.",
+    ),
+    _from_environment(
         "process_manager_coalesce",
         SettingSpec(SettingKind.NUMBER, low=0, high=5),
         "Seconds from the start of a process manager's batch (event triggers, notifications) "

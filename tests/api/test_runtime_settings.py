@@ -30,6 +30,7 @@ CHANGED = (
     "min_position_timeout",
     "webhook_rate_limit",
     "projection_coalesce",
+    "background_coalesce",
     "process_manager_coalesce",
 )
 
@@ -221,18 +222,19 @@ def test_projectors_and_process_managers_coalesce_as_set_without_a_restart(
     client: Client, admin: Account
 ) -> None:
     services = client.app.state.services
-    for key, supervisor in (
-        ("projection_coalesce", services.supervisor),
-        ("process_manager_coalesce", services.process_managers),
+    for key, supervisor, attribute in (
+        ("projection_coalesce", services.supervisor, "coalesce"),
+        ("background_coalesce", services.supervisor, "background_coalesce"),
+        ("process_manager_coalesce", services.process_managers, "coalesce"),
     ):
         default = getattr(services.settings, key)
-        assert supervisor.coalesce == default
-        assert put(client, admin, key, 0.05).status_code == 200
-        assert supervisor.coalesce == 0.05
+        assert getattr(supervisor, attribute) == default
+        assert put(client, admin, key, 0.07).status_code == 200
+        assert getattr(supervisor, attribute) == 0.07
         problem(put(client, admin, key, 9), 422)
-        assert supervisor.coalesce == 0.05
+        assert getattr(supervisor, attribute) == 0.07
         assert client.delete(f"{API}/admin/settings/{key}", headers=admin).status_code == 200
-        assert supervisor.coalesce == default
+        assert getattr(supervisor, attribute) == default
 
 
 def test_other_processes_take_a_change_from_the_event_stores_notice(

@@ -4,6 +4,7 @@ batches than saves while a lone save after a quiet spell is applied at once."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -13,11 +14,15 @@ import pytest
 from psycopg.pq import TransactionStatus
 
 from application.caller import Caller
+from application.eventstore import event_store_env
+from application.executions.app import ExecutionsApp
+from application.positions import ProjectionPositions
 from application.workflows.commands import WorkflowService
 from projections.projector import EventContext, Projector, expect_one
 from projections.runner import POSITION_CHANNEL, Batch, HandlerFailed, ProjectionRunner, lock_key
 from projections.supervisor import ProjectionSupervisor
-from tests.integration.helpers import GRAPH, populate, rows, wait_until
+from tests.integration.helpers import GRAPH, populate, record_run, rows, wait_until
+from tests.integration.test_read_your_writes import with_positions
 
 INSERT = (
     "INSERT INTO audit_log (id, application, position, action, resource, resource_id, "
@@ -209,3 +214,73 @@ def test_a_lone_save_after_a_quiet_spell_is_applied_at_once_and_a_burst_together
         assert len(batches) <= 1 + int(spent / coalesce)
     finally:
         supervisor.stop()
+
+
+# -- logs followed in the background ---------------------------------------------------------------
+
+WINDOW = 5.0
+"""The background window of these tests: far longer than any step they take."""
+
+
+@pytest.fixture
+def holding(
+    fresh_database_url: str, service_for: Callable[[str], WorkflowService], caller: Caller
+) -> Iterator[int]:
+    """A supervisor of a projector that follows the workflows log in the background (and the
+    executions log not), holding back a workflows save made just after its last batch began;
+    the position of that save."""
+    url = fresh_database_url
+    projector = Projector(
+        "patient",
+        applications=("workflows", "executions"),
+        background=("workflows",),
+        tables=(),
+        about="",
+    )
+    projector.on_every_event(lambda cur, event, ctx: None)
+    service = service_for(url)
+    first = service.create(caller, name="first", definition=GRAPH).position
+    supervisor = ProjectionSupervisor(
+        url, [projector], poll_interval=600, coalesce=0, background_coalesce=WINDOW
+    )
+    supervisor.start()
+    try:
+        wait_until(lambda: supervisor.listening and tracked(url, "patient") >= first)
+        held = service.create(caller, name="held", definition=GRAPH).position
+        time.sleep(0.5)
+        assert tracked(url, "patient") < held  # waits for the window
+        yield held
+    finally:
+        supervisor.stop()
+
+
+def test_a_save_of_another_log_ends_the_wait_for_a_background_log(
+    fresh_database_url: str, holding: int
+) -> None:
+    """The saves of a log followed in the background gather for the wider window; a save of a
+    log the projector does not follow in the background is applied at once, with them."""
+    url = fresh_database_url
+    app = ExecutionsApp(env=event_store_env(url, pool_size=1))
+    try:
+        run = record_run(app, "wf-1", "u-1")
+    finally:
+        app.close()
+    # Well within the window, which began before the held save.
+    wait_until(lambda: tracked(url, "patient") >= holding, timeout=WINDOW - 2)
+    executions = rows(
+        url,
+        "SELECT position FROM projection_tracking WHERE projector = 'patient' "
+        "AND application = 'executions'",
+    )
+    assert executions == [(run.position,)]
+
+
+def test_a_read_waiting_for_a_projector_has_it_apply_what_it_holds_back(
+    fresh_database_url: str, holding: int
+) -> None:
+    """`ProjectionPositions.wait_for` (A2N-Min-Position) hurries the projectors it waits for."""
+
+    async def scenario(positions: ProjectionPositions) -> bool:
+        return await positions.wait_for([("patient", "workflows")], holding, WINDOW - 2)
+
+    assert asyncio.run(with_positions(fresh_database_url, scenario)) is True  # type: ignore[arg-type]
