@@ -18,7 +18,11 @@ answer follows the trigger's `responseMode`: `immediately` 202 with the executio
 chose. Waiting is bounded (`wait_seconds`). When this process runs a worker with a free slot,
 the run skips the queue and runs here at once (`Worker.start_here`), and a lastNode answer comes
 from the run's own aggregate, with no read of its events; with no slot free and no Redis, the
-run waits its turn in the queue, and is still neither read back to run nor to answer.
+run waits its turn in the queue, and is still neither read back to run nor to answer. Such a
+lastNode run is not saved before it runs: its Queued event goes with the run's first save (its
+end, or its first checkpoint), or is saved alone once the run has waited 1 s for a slot
+(`Worker.unsaved_wait_seconds`); the caller, still waiting for its answer, sees the connection
+fail if the server dies sooner.
 
 Calls are counted per webhook path (all senders and methods together) against the workflow's
 `settings.webhookRateLimit`, else the installation's `default_limit`, else not at all; the
@@ -293,13 +297,9 @@ class WebhookService:
         submit = self.worker is None or not self.worker.takes_here()
         response_mode = str(target.config.get("responseMode", "immediately"))
         # Answered once the run ended, by this process: saved with the run (one save instead of
-        # two), when a slot takes it at once. A respondNode answer is read from the store.
-        deferred = (
-            not submit
-            and response_mode == "lastNode"
-            and self.worker is not None
-            and self.worker.has_room()
-        )
+        # two), or by the worker once it has waited a while for a slot (`Worker.start_here`).
+        # A respondNode answer is read from the store.
+        deferred = not submit and response_mode == "lastNode"
         queued = self.executions.start(
             owner,
             target.workflow_id,
@@ -321,8 +321,9 @@ class WebhookService:
         """The answer the trigger's response mode asks for, once the run gave it. A run this
         process runs itself answers lastNode from the run's own aggregate, not read again."""
         execution_id = accepted.execution.id
-        if not accepted.saved and not (self.worker is not None and self.worker.has_room()):
-            # The free slot went to another call meanwhile: the run would wait for one unsaved.
+        if not accepted.saved and not (self.worker is not None and self.worker.takes_here()):
+            # The free slot went to another call meanwhile, and other processes read the queue:
+            # the run would wait for a slot unsaved, with no one to save it.
             await to_thread.run_sync(self.executions.save_deferred, accepted.execution)
             accepted = replace(accepted, saved=True)
         running = None if accepted.submitted else await self._run_here(accepted)
@@ -336,7 +337,7 @@ class WebhookService:
             await asyncio.wait({running}, timeout=self.wait_seconds)
             if running.done() and not running.cancelled():
                 current = running.result()
-            elif running.cancelled() and not accepted.saved:
+            elif running.cancelled() and accepted.execution.never_saved:
                 raise RunDropped(execution_id)
         execution = await self.executions.wait_until(
             current,

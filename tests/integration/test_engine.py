@@ -741,6 +741,136 @@ def test_a_run_started_here_with_no_slot_free_waits_its_turn_in_the_queue_unread
     assert rig.executions.get(OWNER, later.id).status is ExecutionStatus.SUCCESS
 
 
+def slot_taken_then(
+    rig: Rig, hold: float, *, unsaved_wait: float = 0.1, stop_first: bool = False
+) -> tuple[Execution, asyncio.Future[Execution] | None, list[str]]:
+    """One slot, taken by a run that waits; a webhook's run given unsaved (saved with its run)
+    waits for the slot for `hold` seconds, unsaved for at most `unsaved_wait`; then the slot
+    frees (or, `stop_first`, the worker stops). The run given, what became of its caller's
+    future, and its events meanwhile."""
+    busy = rig.executions.start(OWNER, rig.workflow(chain("h")), [{}], submit=False).aggregate
+    workflow_id = rig.workflow(chain("a"))
+    _, runnable = rig.workflows.runnable(workflow_id, test=False)
+    later = rig.executions.start(
+        OWNER, workflow_id, [{"i": 2}], submit=False, deferred=True
+    ).aggregate
+
+    async def work() -> tuple[asyncio.Future[Execution] | None, list[str]]:
+        release = asyncio.Event()
+        if stop_first:
+            rig.behaviour.hang.add("h")
+        else:
+            rig.behaviour.rendezvous.update(h=asyncio.Event(), release=release)
+        stop = asyncio.Event()
+        worker = Worker(
+            rig.make_engine("w"),
+            rig.queue,
+            MemoryLeases(),
+            concurrency=1,
+            unsaved_wait_seconds=unsaved_wait,
+        )
+        running = asyncio.create_task(worker.run(stop))
+        await asyncio.sleep(0)
+        assert worker.start_here(busy) is not None
+        await asyncio.sleep(0.1)  # it took the only slot
+        waiting = worker.start_here(later, runnable.definition)
+        await asyncio.sleep(hold)
+        meanwhile = await asyncio.to_thread(rig.events, later.id)
+        if stop_first:
+            stop.set()
+            await asyncio.wait_for(running, 5)
+            return waiting, meanwhile
+        release.set()
+        assert waiting is not None
+        await asyncio.wait_for(waiting, 10)
+        stop.set()
+        await running
+        return waiting, meanwhile
+
+    waiting, meanwhile = asyncio.run(work())
+    return later, waiting, meanwhile
+
+
+def test_a_run_given_unsaved_that_waits_for_a_slot_is_saved_once_it_waited_a_while(
+    rig: Rig,
+) -> None:
+    """A webhook's lastNode run waits for a slot unsaved for a while only: then its Queued
+    event is saved alone, and the rest with the run."""
+    later, waiting, meanwhile = slot_taken_then(rig, 0.6)
+    assert meanwhile == ["Queued"]
+    assert waiting is not None
+    assert waiting.result().status is ExecutionStatus.SUCCESS
+    assert rig.saves.of(later.id) == [1, waiting.result().version]
+    assert rig.executions.get(OWNER, later.id).status is ExecutionStatus.SUCCESS
+
+
+def test_a_run_given_unsaved_that_gets_a_slot_within_a_checkpoints_time_is_saved_once(
+    rig: Rig,
+) -> None:
+    later, waiting, meanwhile = slot_taken_then(rig, 0.3, unsaved_wait=5)
+    assert meanwhile == []
+    assert waiting is not None
+    assert rig.saves.of(later.id) == [waiting.result().version]  # Queued with the rest
+    assert rig.events(later.id) == [
+        "Queued",
+        "Started",
+        "NodeSucceeded",
+        "NodeSucceeded",
+        "Succeeded",
+    ]
+
+
+def test_a_worker_stopping_leaves_a_run_it_saved_while_it_waited_queued(rig: Rig) -> None:
+    """Saved while it waited: it stays on record QUEUED (the reconciler queues it again), so
+    its caller is not told that nothing of it was kept (Execution.never_saved)."""
+    later, waiting, meanwhile = slot_taken_then(rig, 0.6, stop_first=True)
+    assert meanwhile == ["Queued"]
+    assert waiting is not None
+    assert waiting.cancelled()
+    assert not later.never_saved
+    assert rig.executions.get(OWNER, later.id).status is ExecutionStatus.QUEUED
+    assert rig.behaviour.calls.get("a") is None
+
+
+def test_a_run_given_unsaved_whose_free_slot_another_took_first_is_saved_before_it_waits(
+    rig: Rig,
+) -> None:
+    """Two runs given in the same turn of the loop both saw the one slot free (of two: the
+    worker's own loop holds the other while it waits for the queue)."""
+    busy = rig.executions.start(OWNER, rig.workflow(chain("h")), [{}], submit=False).aggregate
+    workflow_id = rig.workflow(chain("a"))
+    _, runnable = rig.workflows.runnable(workflow_id, test=False)
+    later = rig.executions.start(
+        OWNER, workflow_id, [{"i": 2}], submit=False, deferred=True
+    ).aggregate
+
+    async def work() -> tuple[list[str], Execution]:
+        release = asyncio.Event()
+        rig.behaviour.rendezvous.update(h=asyncio.Event(), release=release)
+        stop = asyncio.Event()
+        worker = Worker(
+            rig.make_engine("w", checkpoint_seconds=5), rig.queue, MemoryLeases(), concurrency=2
+        )
+        running = asyncio.create_task(worker.run(stop))
+        await asyncio.sleep(0)
+        first = worker.start_here(busy)
+        second = worker.start_here(later, runnable.definition)
+        assert first is not None
+        assert second is not None
+        await asyncio.sleep(0.3)
+        meanwhile = await asyncio.to_thread(rig.events, later.id)
+        release.set()
+        ended = await asyncio.wait_for(second, 10)
+        stop.set()
+        await running
+        return meanwhile, ended
+
+    meanwhile, ended = asyncio.run(work())
+    assert meanwhile == ["Queued"]
+    assert ended.status is ExecutionStatus.SUCCESS
+    assert rig.saves.of(later.id) == [1, ended.version]
+
+
 def test_a_worker_whose_slots_all_hang_stops_and_leaves_the_run_waiting_its_turn_queued(
     rig: Rig,
 ) -> None:
