@@ -56,14 +56,10 @@ class NotificationCommands(Controller):
         if not data.channels or len(set(data.channels)) != len(data.channels):
             violations.append(Violation("/channels", "must name one or more channels, each once"))
         violations += _unconfigured(request, data.channels, "/channels/{}")
-        write = services(request).connections.write
         if data.user_id is not None and not is_id(data.user_id):
             violations.append(Violation("/userId", "is not an account id"))
-        elif data.user_id is not None:
-            with write.connection() as conn:
-                known = conn.execute('SELECT 1 FROM "user" WHERE id = %s', (data.user_id,))
-                if known.fetchone() is None:
-                    violations.append(Violation("/userId", "is not an account here"))
+        elif data.user_id is not None and not services(request).identity.is_account(data.user_id):
+            violations.append(Violation("/userId", "is not an account here"))
         if violations:
             raise ValidationFailed(violations)
         sender = principal_of(request).user_id

@@ -578,9 +578,14 @@ class IdentityService:
             return None
         return claim if include_free or not claim.is_free else None
 
-    def _exists(self, aggregate_id: str) -> bool:
+    def is_account(self, user_id: str) -> bool:
+        """Whether `user_id` names an account (an erased one too: it keeps its id), from its
+        events: a command right after sign-up must not depend on the projection's lag."""
+        return self._exists(user_id, User)
+
+    def _exists(self, aggregate_id: str, kind: type[Aggregate] = Aggregate) -> bool:
         try:
-            self.app.load(aggregate_id, Aggregate)
+            self.app.load(aggregate_id, kind)
         except NotFound:
             return False
         return True
