@@ -18,7 +18,8 @@ answer follows the trigger's `responseMode`: `immediately` 202 with the executio
 chose. Waiting is bounded (`wait_seconds`). When this process runs a worker with a free slot,
 the run skips the queue and runs here at once (`Worker.start_here`), and a lastNode answer comes
 from the run's own aggregate, with no read of its events; with no slot free and no Redis, the
-run waits its turn in the queue, and is still neither read back to run nor to answer. Such a
+run waits its turn in the queue, and is still neither read back to run nor to answer (with
+Redis, it waits here a while, then goes to the queue for any worker with room). Such a
 lastNode run is not saved before it runs: its Queued event goes with the run's first save (its
 end, or its first checkpoint), or is saved alone once the run has waited 1 s for a slot
 (`Worker.unsaved_wait_seconds`); the caller, still waiting for its answer, sees the connection
@@ -35,7 +36,7 @@ import asyncio
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -321,11 +322,6 @@ class WebhookService:
         """The answer the trigger's response mode asks for, once the run gave it. A run this
         process runs itself answers lastNode from the run's own aggregate, not read again."""
         execution_id = accepted.execution.id
-        if not accepted.saved and not (self.worker is not None and self.worker.takes_here()):
-            # The free slot went to another call meanwhile, and other processes read the queue:
-            # the run would wait for a slot unsaved, with no one to save it.
-            await to_thread.run_sync(self.executions.save_deferred, accepted.execution)
-            accepted = replace(accepted, saved=True)
         running = None if accepted.submitted else await self._run_here(accepted)
         if accepted.response_mode == "immediately":
             return WebhookAnswer(202, {"executionId": execution_id}, execution_id)

@@ -9,11 +9,16 @@ nor read back from the event store. It holds the lease like any other run; if th
 mid-run, the reconciler finds it unleased and queues it again. With no slot free and a queue only
 this process reads (no Redis), the run waits in the queue like any other, but this worker keeps
 the aggregate and the definition for it: when its turn comes it is still not read back, and the
-caller gets the run as it ended without reading it either. A run given unsaved (a webhook's
-lastNode run, saved with its first checkpoint) waits unsaved too, until it has waited
-`unsaved_wait_seconds` for a slot; then it is saved as it is. Its caller holds the connection
-open for the answer, so a crash meanwhile costs a failed call to send again, not a run lost
-silently; a run queued longer is on record (listed QUEUED, run again by the reconciler).
+caller gets the run as it ended without reading it either. With a queue other workers read too
+(Redis), it waits here for a slot `unsaved_wait_seconds` at most, then goes to the queue,
+saved, for whichever worker has room (through Redis, at 50 callers, each run cost this process
+half as much CPU again: benchmarks/RESULTS.md).
+
+A run given unsaved (a webhook's lastNode run, saved with its first checkpoint) waits unsaved
+too, until it has waited `unsaved_wait_seconds` for a slot; then it is saved as it is. Its
+caller holds the connection open for the answer, so a crash meanwhile costs a failed call to
+send again, not a run lost silently; a run queued longer is on record (listed QUEUED, run
+again by the reconciler).
 """
 
 from __future__ import annotations
@@ -59,6 +64,14 @@ class Slots:
         if self._semaphore.locked():
             return False
         await self.acquire()  # does not wait: the semaphore is not locked
+        return True
+
+    async def acquire_within(self, seconds: float) -> bool:
+        """Take a slot once one is free; False (and none taken) after `seconds` without."""
+        try:
+            await asyncio.wait_for(self.acquire(), seconds)
+        except TimeoutError:
+            return False
         return True
 
     async def acquire_unless(self, stop: asyncio.Event) -> bool:
@@ -124,7 +137,8 @@ class Worker:
         self.concurrency = concurrency
         self.keep_alive_seconds = keep_alive_seconds
         self.unsaved_wait_seconds = unsaved_wait_seconds
-        """How long a run given unsaved may wait for a slot before it is saved as it is."""
+        """How long a run given to `start_here` waits for a slot before it is saved as it is
+        (given unsaved) and, with a shared queue, handed to it."""
         self._running: set[asyncio.Task[Any]] = set()
         self._slots: Slots | None = None
         """The run slots, while `run` goes on (None before it starts and once it ended)."""
@@ -143,18 +157,18 @@ class Worker:
 
     def takes_here(self) -> bool:
         """Whether a run this process queues should be given to `start_here` rather than
-        submitted: when a slot is free now, and always when no other process reads the queue
-        (it would wait for one of these slots anyway). A hint, from any thread."""
-        return self._slots is not None and (not self.queue.shared or self.has_room())
+        submitted: while the worker runs (from any thread)."""
+        return self._slots is not None
 
     def start_here(
         self, execution: Execution, definition: dict[str, Any] | None = None
     ) -> asyncio.Future[Execution] | None:
         """Run `execution`, queued by this process and not submitted, with its version's
-        `definition` when the caller has it: in a free slot at once, else (see `takes_here`)
-        through the queue in its turn, run from what is given here. The future ends with the
-        run as it ended here; it is cancelled if the worker stops first. None once the worker
-        stopped: submit it to the queue then."""
+        `definition` when the caller has it: in a free slot at once, else through the queue in
+        its turn, run from what is given here (a queue only this process reads), or in the next
+        slot here unless the wait is long (see the module docstring). The future ends with the
+        run as it ended here (as given, if it went to a shared queue); it is cancelled if the
+        worker stops first. None once the worker stopped: submit it to the queue then."""
         slots = self._slots
         if slots is None:
             return None
@@ -245,13 +259,11 @@ class Worker:
     async def _run_here(
         self, execution: Execution, definition: dict[str, Any] | None, slots: Slots
     ) -> Execution:
-        """The run as it ended here; as it was given when another worker holds it or the run
-        crashed (left unleased, the reconciler queues it again). A run given unsaved whose slot
-        another run took meanwhile is saved before it waits for one."""
-        if not await slots.acquire_now():
-            if execution.never_saved:
-                await self._keep(execution)
-            await slots.acquire()
+        """The run as it ended here; as it was given when another worker holds it, when it
+        went to a shared queue, or when the run crashed (left unleased, the reconciler queues
+        it again)."""
+        if not await slots.acquire_now() and not await self._waited_for(execution, slots):
+            return execution
         try:
             ran = await self._leased(execution, None, definition, lazily=True)
         except asyncio.CancelledError:
@@ -264,6 +276,25 @@ class Worker:
         finally:
             slots.release()
         return execution if ran is None else ran
+
+    async def _waited_for(self, execution: Execution, slots: Slots) -> bool:
+        """Wait for a slot for a run given here that found none free; False when it went to
+        the queue instead (see the module docstring). A run stays here while it could not be
+        saved, and goes to a shared queue if the worker stops while it waits."""
+        try:
+            if await slots.acquire_within(self.unsaved_wait_seconds):
+                return True
+            if execution.never_saved:
+                await self._keep(execution)
+            if not self.queue.shared or execution.never_saved:
+                await slots.acquire()
+                return True
+        except asyncio.CancelledError:
+            if self.queue.shared and not execution.never_saved:
+                self.queue.submit(execution.id, execution.priority)
+            raise
+        await to_thread.run_sync(self.queue.submit, execution.id, execution.priority)
+        return False
 
     async def _keep(self, execution: Execution) -> None:
         """Save a run given unsaved (a webhook's, saved with its run) as it is: one that waited

@@ -20,6 +20,7 @@ from litestar.testing import TestClient
 
 from application.eventstore import event_metadata
 from application.executions.webhooks import WebhookService
+from application.executions.worker import Slots
 from domain.executions.execution import Execution
 from tests.api.helpers import API, Account, create, problem, read, sign_up
 
@@ -189,32 +190,6 @@ def test_a_run_to_be_saved_with_its_run_is_saved_first_if_it_goes_to_the_queue_a
     assert [(item["body"], item["seen"]) for item in response.json()] == [({"n": 3}, True)]
 
 
-def test_a_run_to_be_saved_with_its_run_whose_slot_went_meanwhile_is_saved_first(
-    client: Client, user: Account, database_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A slot was free when the call was accepted, taken by another when its run starts, and
-    other processes read the queue (Redis, as here): the run would wait for a slot unsaved
-    with no one to save it, so it is saved first. (With a queue this process alone reads, its
-    worker saves it once it has waited a checkpoint's time: tests/integration/test_engine.py.)"""
-    path = unique_path()
-    definition = hooked(path, SEEN, method="POST", responseMode="lastNode")
-    workflow_id = activated(client, user, definition)
-    worker = webhooks(client).worker
-    assert worker.queue.shared
-    rooms = iter([True, False])  # the accept's look, then the answer's
-    monkeypatch.setattr(worker, "has_room", lambda: next(rooms, True))
-    response = client.post(f"/webhook/{path}", json={"n": 5})
-    assert response.status_code == 200, response.text
-    head = client.app.state.services.executions.app.head_position()
-    [run] = read(client, user, "/executions", head, workflowId=workflow_id)["items"]
-    with psycopg.connect(database_url) as conn:
-        saves = conn.execute(
-            "SELECT count(DISTINCT xmin::text) FROM executions_events WHERE originator_id = %s",
-            (run["id"],),
-        ).fetchone()
-    assert saves == (2,)  # Queued first, then the run
-
-
 def test_a_run_to_be_saved_with_its_run_that_the_worker_drops_is_503_to_send_again(
     client: Client, user: Account, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -239,9 +214,11 @@ def test_a_run_to_be_saved_with_its_run_that_the_worker_drops_is_503_to_send_aga
     assert read(client, user, "/executions", head, workflowId=workflow_id)["items"] == []
 
 
-def test_a_call_runs_in_this_process_when_its_worker_has_room_else_through_the_queue(
-    client: Client, user: Account, monkeypatch: pytest.MonkeyPatch
+def test_a_call_runs_in_this_process_unless_no_slot_frees_for_a_while_then_through_the_queue(
+    client: Client, user: Account, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A run this process's worker has no slot for within `unsaved_wait_seconds` goes to the
+    queue (Redis here: another worker may have room), saved first; it is still answered."""
     queue = client.app.state.services.executions.queue
     submitted: list[str] = []
     submit = queue.submit
@@ -252,7 +229,12 @@ def test_a_call_runs_in_this_process_when_its_worker_has_room_else_through_the_q
     definition = hooked(path, SEEN, method="POST", responseMode="lastNode")
     workflow_id = activated(client, user, definition)
     here = client.post(f"/webhook/{path}", json={"n": 1})
-    monkeypatch.setattr(webhooks(client).worker, "has_room", lambda: False)
+
+    async def no_slot(self: Slots) -> bool:
+        return False
+
+    monkeypatch.setattr(Slots, "acquire_now", no_slot)
+    monkeypatch.setattr(webhooks(client).worker, "unsaved_wait_seconds", 0.0)
     queued = client.post(f"/webhook/{path}", json={"n": 2})
     for response, n in [(here, 1), (queued, 2)]:
         assert response.status_code == 200, response.text
@@ -261,6 +243,12 @@ def test_a_call_runs_in_this_process_when_its_worker_has_room_else_through_the_q
     runs = read(client, user, "/executions", head, workflowId=workflow_id)["items"]
     by_input = {ended(client, run["id"]).input_items[0]["body"]["n"]: run["id"] for run in runs}
     assert [run for run in submitted if run in by_input.values()] == [by_input[2]]
+    with psycopg.connect(database_url) as conn:
+        saves = conn.execute(
+            "SELECT count(DISTINCT xmin::text) FROM executions_events WHERE originator_id = %s",
+            (by_input[2],),
+        ).fetchone()
+    assert saves == (2,)  # Queued first, then the run
 
 
 def test_calls_beyond_the_accepting_threads_wait_their_turn_and_are_all_answered(

@@ -533,6 +533,80 @@ def test_the_worker_runs_leased_deliveries_of_the_redis_queue_and_gives_each_lea
     assert all(rig.events(i).count("Started") == 1 for i in ids)
 
 
+def given_here_on_redis(
+    rig: Rig, redis_url: str, *, frees_after: float | None, unsaved_wait: float
+) -> tuple[Execution, Execution, list[int]]:
+    """A Redis queue and a worker of two slots, one held by its own wait for the queue, the
+    other by a run that waits (for `frees_after` seconds, or for good); a webhook's lastNode
+    run given unsaved then. What its caller's future ended with, the run once it ended, and
+    the versions its saves reached."""
+    busy = rig.executions.start(OWNER, rig.workflow(chain("h")), [{}], submit=False).aggregate
+    workflow_id = rig.workflow(chain("a"))
+    _, runnable = rig.workflows.runnable(workflow_id, test=False)
+    later = rig.executions.start(
+        OWNER, workflow_id, [{"i": 2}], submit=False, deferred=True
+    ).aggregate
+    prefix = f"a2n:test-{uuid.uuid4().hex[:12]}:"
+    if frees_after is None:
+        rig.behaviour.hang.add("h")
+
+    async def work() -> tuple[Execution, Execution]:
+        client = aioredis.from_url(redis_url)
+        sync_client = redis.Redis.from_url(redis_url)
+        leases = RedisLeases(client, prefix=prefix)
+        queue = RedisStreamQueue(sync_client, client, leases, prefix=prefix, consumer="w")
+        try:
+            stop = asyncio.Event()
+            worker = Worker(
+                rig.make_engine("w"),
+                queue,
+                leases,
+                concurrency=2,
+                unsaved_wait_seconds=unsaved_wait,
+            )
+            running = asyncio.create_task(worker.run(stop))
+            await asyncio.sleep(0.3)  # waiting for work
+            if frees_after is not None:
+                rig.behaviour.sleep["h"] = frees_after
+            assert worker.start_here(busy) is not None
+            await asyncio.sleep(0.05)
+            waiting = worker.start_here(later, runnable.definition)
+            assert waiting is not None
+            answered = await asyncio.wait_for(waiting, 10)
+            ended = await rig.executions.wait_for_end(later.id, 10)
+            stop.set()
+            await running
+            return answered, ended
+        finally:
+            for key in sync_client.scan_iter(f"{prefix}*"):
+                sync_client.delete(key)
+            await client.aclose()
+            sync_client.close()
+
+    answered, ended = asyncio.run(work())
+    return answered, ended, rig.saves.of(later.id)
+
+
+def test_a_run_given_here_on_a_shared_queue_waits_for_a_slot_here_then_goes_to_the_queue(
+    rig: Rig, redis_url: str
+) -> None:
+    """No slot frees within the wait: the run is saved as it is and handed to the queue, for
+    whichever worker has room (this one's own loop took it here); its caller is given the run
+    as it was, to follow it in the store."""
+    answered, ended, saves = given_here_on_redis(rig, redis_url, frees_after=None, unsaved_wait=0.2)
+    assert answered.status is ExecutionStatus.QUEUED
+    assert ended.status is ExecutionStatus.SUCCESS
+    assert saves == [1, ended.version]  # Queued alone, then the run
+
+
+def test_a_run_given_here_on_a_shared_queue_runs_here_when_a_slot_frees_within_the_wait(
+    rig: Rig, redis_url: str
+) -> None:
+    answered, ended, saves = given_here_on_redis(rig, redis_url, frees_after=0.2, unsaved_wait=5)
+    assert answered.status is ExecutionStatus.SUCCESS
+    assert saves == [ended.version]  # saved once, with its run
+
+
 def test_a_delivery_that_waited_for_a_slot_runs_only_if_its_lease_is_still_its_own(
     rig: Rig, redis_url: str
 ) -> None:
@@ -832,11 +906,12 @@ def test_a_worker_stopping_leaves_a_run_it_saved_while_it_waited_queued(rig: Rig
     assert rig.behaviour.calls.get("a") is None
 
 
-def test_a_run_given_unsaved_whose_free_slot_another_took_first_is_saved_before_it_waits(
+def test_a_run_given_unsaved_whose_free_slot_another_took_first_waits_as_one_given_none(
     rig: Rig,
 ) -> None:
     """Two runs given in the same turn of the loop both saw the one slot free (of two: the
-    worker's own loop holds the other while it waits for the queue)."""
+    worker's own loop holds the other while it waits for the queue): the second waits for a
+    slot unsaved for `unsaved_wait_seconds`, then saved, as a run that found none free does."""
     busy = rig.executions.start(OWNER, rig.workflow(chain("h")), [{}], submit=False).aggregate
     workflow_id = rig.workflow(chain("a"))
     _, runnable = rig.workflows.runnable(workflow_id, test=False)
@@ -849,7 +924,11 @@ def test_a_run_given_unsaved_whose_free_slot_another_took_first_is_saved_before_
         rig.behaviour.rendezvous.update(h=asyncio.Event(), release=release)
         stop = asyncio.Event()
         worker = Worker(
-            rig.make_engine("w", checkpoint_seconds=5), rig.queue, MemoryLeases(), concurrency=2
+            rig.make_engine("w", checkpoint_seconds=5),
+            rig.queue,
+            MemoryLeases(),
+            concurrency=2,
+            unsaved_wait_seconds=0.1,
         )
         running = asyncio.create_task(worker.run(stop))
         await asyncio.sleep(0)
