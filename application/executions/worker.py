@@ -11,8 +11,9 @@ this process reads (no Redis), the run waits in the queue like any other, but th
 the aggregate and the definition for it: when its turn comes it is still not read back, and the
 caller gets the run as it ended without reading it either. With a queue other workers read too
 (Redis), it waits here for a slot `unsaved_wait_seconds` at most, then goes to the queue,
-saved, for whichever worker has room (through Redis, at 50 callers, each run cost this process
-half as much CPU again: benchmarks/RESULTS.md).
+saved, for whichever worker has room (sent through Redis at once, read back by the worker and
+again by the call waiting for it, a run under 50 callers took 7.4 ms of CPU against 4.2:
+benchmarks/RESULTS.md).
 
 A run given unsaved (a webhook's lastNode run, saved with its first checkpoint) waits unsaved
 too, until it has waited `unsaved_wait_seconds` for a slot; then it is saved as it is. Its
@@ -48,8 +49,8 @@ RECEIVE_RETRY_SECONDS = 0.5
 
 
 class Slots:
-    """A worker's run slots: a semaphore on the worker's loop whose count of free slots other
-    threads may read (`Worker.has_room`), unlike asyncio's own."""
+    """A worker's run slots: a semaphore on the worker's loop that counts its free slots
+    (`start_here` reads it), unlike asyncio's own."""
 
     def __init__(self, count: int) -> None:
         self._semaphore = asyncio.Semaphore(count)
@@ -149,11 +150,6 @@ class Worker:
     def busy(self) -> int:
         """Runs under way now."""
         return len(self._running)
-
-    def has_room(self) -> bool:
-        """Whether a slot is free now (a hint, from any thread: `start_here` may still wait)."""
-        slots = self._slots
-        return slots is not None and slots.free > 0
 
     def takes_here(self) -> bool:
         """Whether a run this process queues should be given to `start_here` rather than
@@ -291,10 +287,26 @@ class Worker:
                 return True
         except asyncio.CancelledError:
             if self.queue.shared and not execution.never_saved:
-                self.queue.submit(execution.id, execution.priority)
+                self._hand_over(execution)
             raise
-        await to_thread.run_sync(self.queue.submit, execution.id, execution.priority)
+        if not await to_thread.run_sync(self._hand_over, execution):
+            await slots.acquire()  # the queue is away: it runs here after all
+            return True
         return False
+
+    def _hand_over(self, execution: Execution) -> bool:
+        """Submit a saved run to the queue; False if the queue cannot take it now (the
+        reconciler queues it later, as it does any run QUEUED and forgotten)."""
+        try:
+            self.queue.submit(execution.id, execution.priority)
+        except Exception as exc:
+            log.warning(
+                "execution.not_handed_over",
+                execution_id=execution.id,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+            return False
+        return True
 
     async def _keep(self, execution: Execution) -> None:
         """Save a run given unsaved (a webhook's, saved with its run) as it is: one that waited
