@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
@@ -127,6 +127,25 @@ class Rig:
 
     def history(self, execution_id: str) -> list[Any]:
         return list(self.executions.app.history(execution_id))
+
+
+@contextlib.asynccontextmanager
+async def on_redis(
+    redis_url: str, **lease: Any
+) -> AsyncIterator[tuple[RedisStreamQueue, RedisLeases]]:
+    """The Redis queue and leases of a worker `w`, under a key prefix of this test's own,
+    removed afterwards."""
+    prefix = f"a2n:test-{uuid.uuid4().hex[:12]}:"
+    client = aioredis.from_url(redis_url)
+    sync_client = redis.Redis.from_url(redis_url)
+    leases = RedisLeases(client, prefix=prefix, **lease)
+    try:
+        yield RedisStreamQueue(sync_client, client, leases, prefix=prefix, consumer="w"), leases
+    finally:
+        for key in sync_client.scan_iter(f"{prefix}*"):
+            sync_client.delete(key)
+        await client.aclose()
+        sync_client.close()
 
 
 @pytest.fixture
@@ -504,14 +523,9 @@ def test_the_worker_runs_leased_deliveries_of_the_redis_queue_and_gives_each_lea
     lease given back; a second delivery of a run (submitted twice) does not run it again."""
     workflow_id = rig.workflow(chain("a"))
     ids = [rig.executions.start(OWNER, workflow_id, [{"i": i}]).aggregate.id for i in range(5)]
-    prefix = f"a2n:test-{uuid.uuid4().hex[:12]}:"
 
     async def work() -> tuple[set[str], int]:
-        client = aioredis.from_url(redis_url)
-        sync_client = redis.Redis.from_url(redis_url)
-        leases = RedisLeases(client, prefix=prefix)
-        queue = RedisStreamQueue(sync_client, client, leases, prefix=prefix, consumer="w")
-        try:
+        async with on_redis(redis_url) as (queue, leases):
             for execution_id in [*ids, ids[0]]:
                 queue.submit(execution_id, 0)
             stop = asyncio.Event()
@@ -522,15 +536,22 @@ def test_the_worker_runs_leased_deliveries_of_the_redis_queue_and_gives_each_lea
             stop.set()
             await running
             return await leases.held(ids), await queue.depth()
-        finally:
-            for key in sync_client.scan_iter(f"{prefix}*"):
-                sync_client.delete(key)
-            await client.aclose()
-            sync_client.close()
 
     assert asyncio.run(work()) == (set(), 0)
     assert [rig.executions.get(OWNER, i).status for i in ids] == [ExecutionStatus.SUCCESS] * 5
     assert all(rig.events(i).count("Started") == 1 for i in ids)
+
+
+def busy_and_given(rig: Rig) -> tuple[Execution, Execution, dict[str, Any]]:
+    """A run whose node `h` holds a slot, and a webhook's lastNode run given unsaved (saved
+    with its run) with its version's definition."""
+    busy = rig.executions.start(OWNER, rig.workflow(chain("h")), [{}], submit=False).aggregate
+    workflow_id = rig.workflow(chain("a"))
+    _, runnable = rig.workflows.runnable(workflow_id, test=False)
+    later = rig.executions.start(
+        OWNER, workflow_id, [{"i": 2}], submit=False, deferred=True
+    ).aggregate
+    return busy, later, runnable.definition
 
 
 def given_here_on_redis(
@@ -540,22 +561,12 @@ def given_here_on_redis(
     other by a run that waits (for `frees_after` seconds, or for good); a webhook's lastNode
     run given unsaved then. What its caller's future ended with, the run once it ended, and
     the versions its saves reached."""
-    busy = rig.executions.start(OWNER, rig.workflow(chain("h")), [{}], submit=False).aggregate
-    workflow_id = rig.workflow(chain("a"))
-    _, runnable = rig.workflows.runnable(workflow_id, test=False)
-    later = rig.executions.start(
-        OWNER, workflow_id, [{"i": 2}], submit=False, deferred=True
-    ).aggregate
-    prefix = f"a2n:test-{uuid.uuid4().hex[:12]}:"
+    busy, later, definition = busy_and_given(rig)
     if frees_after is None:
         rig.behaviour.hang.add("h")
 
     async def work() -> tuple[Execution, Execution]:
-        client = aioredis.from_url(redis_url)
-        sync_client = redis.Redis.from_url(redis_url)
-        leases = RedisLeases(client, prefix=prefix)
-        queue = RedisStreamQueue(sync_client, client, leases, prefix=prefix, consumer="w")
-        try:
+        async with on_redis(redis_url) as (queue, leases):
             stop = asyncio.Event()
             worker = Worker(
                 rig.make_engine("w"),
@@ -570,18 +581,13 @@ def given_here_on_redis(
                 rig.behaviour.sleep["h"] = frees_after
             assert worker.start_here(busy) is not None
             await asyncio.sleep(0.05)
-            waiting = worker.start_here(later, runnable.definition)
+            waiting = worker.start_here(later, definition)
             assert waiting is not None
             answered = await asyncio.wait_for(waiting, 10)
             ended = await rig.executions.wait_for_end(later.id, 10)
             stop.set()
             await running
             return answered, ended
-        finally:
-            for key in sync_client.scan_iter(f"{prefix}*"):
-                sync_client.delete(key)
-            await client.aclose()
-            sync_client.close()
 
     answered, ended = asyncio.run(work())
     return answered, ended, rig.saves.of(later.id)
@@ -618,14 +624,9 @@ def test_a_delivery_that_waited_for_a_slot_runs_only_if_its_lease_is_still_its_o
     here = rig.executions.start(OWNER, hanging, [{}], submit=False).aggregate
     first = rig.executions.start(OWNER, hanging, [{}], submit=False).aggregate.id
     second = rig.executions.start(OWNER, other, [{}], submit=False).aggregate.id
-    prefix = f"a2n:test-{uuid.uuid4().hex[:12]}:"
 
     async def work() -> tuple[bool, set[str]]:
-        client = aioredis.from_url(redis_url)
-        sync_client = redis.Redis.from_url(redis_url)
-        leases = RedisLeases(client, prefix=prefix, seconds=1)
-        queue = RedisStreamQueue(sync_client, client, leases, prefix=prefix, consumer="w")
-        try:
+        async with on_redis(redis_url, seconds=1) as (queue, leases):
             stop = asyncio.Event()
             worker = Worker(rig.make_engine("w"), queue, leases, concurrency=2)
             running = asyncio.create_task(worker.run(stop))
@@ -640,18 +641,13 @@ def test_a_delivery_that_waited_for_a_slot_runs_only_if_its_lease_is_still_its_o
                 assert asyncio.get_running_loop().time() < deadline
                 await asyncio.sleep(0.02)
             await asyncio.sleep(1.3)  # the waiting run's lease ran out
-            thief = RedisLeases(client, prefix=prefix)  # a worker elsewhere, 30 s leases
+            thief = RedisLeases(leases.client, prefix=leases.prefix)  # elsewhere, 30 s leases
             stolen = await thief.acquire(second, "thief")
             started_here.cancel()  # a slot frees
             await asyncio.sleep(0.5)
             stop.set()
             await running
             return stolen, await leases.held([second])
-        finally:
-            for key in sync_client.scan_iter(f"{prefix}*"):
-                sync_client.delete(key)
-            await client.aclose()
-            sync_client.close()
 
     assert asyncio.run(work()) == (True, {second})  # still the thief's
     assert rig.executions.get(OWNER, second).status is ExecutionStatus.QUEUED
@@ -726,14 +722,9 @@ def test_a_run_started_here_takes_its_lease_only_if_it_outlives_a_renewal(
     workflow_id = rig.workflow(chain("a"))
     ended = rig.executions.start(OWNER, workflow_id, [{}], submit=False).aggregate
     going = rig.executions.start(OWNER, rig.workflow(chain("h")), [{}], submit=False).aggregate
-    prefix = f"a2n:test-{uuid.uuid4().hex[:12]}:"
 
     async def work() -> tuple[set[str], set[str], set[str]]:
-        client = aioredis.from_url(redis_url)
-        sync_client = redis.Redis.from_url(redis_url)
-        leases = RedisLeases(client, prefix=prefix)
-        queue = RedisStreamQueue(sync_client, client, leases, prefix=prefix, consumer="w")
-        try:
+        async with on_redis(redis_url) as (queue, leases):
             stop = asyncio.Event()
             worker = Worker(
                 rig.make_engine("w"), queue, leases, concurrency=2, keep_alive_seconds=1.5
@@ -760,11 +751,6 @@ def test_a_run_started_here_takes_its_lease_only_if_it_outlives_a_renewal(
             stop.set()
             await running
             return at_first, later, await leases.held([ended.id, going.id])
-        finally:
-            for key in sync_client.scan_iter(f"{prefix}*"):
-                sync_client.delete(key)
-            await client.aclose()
-            sync_client.close()
 
     at_first, later, at_last = asyncio.run(work())
     assert (at_first, later, at_last) == (set(), {going.id}, set())
@@ -822,12 +808,7 @@ def slot_taken_then(
     waits for the slot for `hold` seconds, unsaved for at most `unsaved_wait`; then the slot
     frees (or, `stop_first`, the worker stops). The run given, what became of its caller's
     future, and its events meanwhile."""
-    busy = rig.executions.start(OWNER, rig.workflow(chain("h")), [{}], submit=False).aggregate
-    workflow_id = rig.workflow(chain("a"))
-    _, runnable = rig.workflows.runnable(workflow_id, test=False)
-    later = rig.executions.start(
-        OWNER, workflow_id, [{"i": 2}], submit=False, deferred=True
-    ).aggregate
+    busy, later, definition = busy_and_given(rig)
 
     async def work() -> tuple[asyncio.Future[Execution] | None, list[str]]:
         release = asyncio.Event()
@@ -847,7 +828,7 @@ def slot_taken_then(
         await asyncio.sleep(0)
         assert worker.start_here(busy) is not None
         await asyncio.sleep(0.1)  # it took the only slot
-        waiting = worker.start_here(later, runnable.definition)
+        waiting = worker.start_here(later, definition)
         await asyncio.sleep(hold)
         meanwhile = await asyncio.to_thread(rig.events, later.id)
         if stop_first:
@@ -912,12 +893,7 @@ def test_a_run_given_unsaved_whose_free_slot_another_took_first_waits_as_one_giv
     """Two runs given in the same turn of the loop both saw the one slot free (of two: the
     worker's own loop holds the other while it waits for the queue): the second waits for a
     slot unsaved for `unsaved_wait_seconds`, then saved, as a run that found none free does."""
-    busy = rig.executions.start(OWNER, rig.workflow(chain("h")), [{}], submit=False).aggregate
-    workflow_id = rig.workflow(chain("a"))
-    _, runnable = rig.workflows.runnable(workflow_id, test=False)
-    later = rig.executions.start(
-        OWNER, workflow_id, [{"i": 2}], submit=False, deferred=True
-    ).aggregate
+    busy, later, definition = busy_and_given(rig)
 
     async def work() -> tuple[list[str], Execution]:
         release = asyncio.Event()
@@ -933,7 +909,7 @@ def test_a_run_given_unsaved_whose_free_slot_another_took_first_waits_as_one_giv
         running = asyncio.create_task(worker.run(stop))
         await asyncio.sleep(0)
         first = worker.start_here(busy)
-        second = worker.start_here(later, runnable.definition)
+        second = worker.start_here(later, definition)
         assert first is not None
         assert second is not None
         await asyncio.sleep(0.3)
