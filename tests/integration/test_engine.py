@@ -613,6 +613,45 @@ def test_a_run_given_here_on_a_shared_queue_runs_here_when_a_slot_frees_within_t
     assert saves == [ended.version]  # saved once, with its run
 
 
+def test_a_run_the_shared_queue_cannot_take_when_its_wait_ends_runs_here_after_all(
+    rig: Rig,
+) -> None:
+    """Redis away (nothing listens on its port): the hand-over fails, so the run, saved by
+    then, waits here for a slot and runs here (the worker's own loop keeps failing to read the
+    queue meanwhile, and takes nothing)."""
+    busy, later, definition = busy_and_given(rig)
+    rig.behaviour.sleep["h"] = 1.0
+    away = "redis://127.0.0.1:1/0"
+
+    async def work() -> Execution:
+        client = aioredis.from_url(away)
+        sync_client = redis.Redis.from_url(away)
+        leases = RedisLeases(client, prefix="a2n:test-away:")
+        queue = RedisStreamQueue(sync_client, client, leases, prefix="a2n:test-away:", consumer="w")
+        try:
+            stop = asyncio.Event()
+            worker = Worker(
+                rig.make_engine("w"), queue, leases, concurrency=1, unsaved_wait_seconds=0.1
+            )
+            running = asyncio.create_task(worker.run(stop))
+            await asyncio.sleep(0.05)
+            assert worker.start_here(busy) is not None
+            await asyncio.sleep(0.05)
+            waiting = worker.start_here(later, definition)
+            assert waiting is not None
+            answered = await asyncio.wait_for(waiting, 10)
+            stop.set()
+            await running
+            return answered
+        finally:
+            await client.aclose()
+            sync_client.close()
+
+    answered = asyncio.run(work())
+    assert answered.status is ExecutionStatus.SUCCESS
+    assert rig.saves.of(later.id) == [1, answered.version]  # saved alone, then its run here
+
+
 def test_a_delivery_that_waited_for_a_slot_runs_only_if_its_lease_is_still_its_own(
     rig: Rig, redis_url: str
 ) -> None:
