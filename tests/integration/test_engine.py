@@ -17,6 +17,7 @@ from itertools import pairwise
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 import redis
 import redis.asyncio as aioredis
@@ -924,6 +925,46 @@ def test_a_worker_stopping_leaves_a_run_it_saved_while_it_waited_queued(rig: Rig
     assert not later.never_saved
     assert rig.executions.get(OWNER, later.id).status is ExecutionStatus.QUEUED
     assert rig.behaviour.calls.get("a") is None
+
+
+def test_a_worker_stopping_while_it_saves_a_waiting_run_ends_the_save_first(
+    rig: Rig, database_url: str
+) -> None:
+    """The save of a run that waited too long is under way when the worker is told to stop:
+    the worker waits for it, so its caller, told the run is still on record, is right."""
+    rig.behaviour.hang.add("h")
+    busy, later, definition = busy_and_given(rig)
+
+    async def work() -> tuple[bool, asyncio.Future[Execution]]:
+        stop = asyncio.Event()
+        worker = Worker(
+            rig.make_engine("w"),
+            rig.queue,
+            MemoryLeases(),
+            concurrency=1,
+            unsaved_wait_seconds=0.1,
+        )
+        running = asyncio.create_task(worker.run(stop))
+        await asyncio.sleep(0)
+        assert worker.start_here(busy) is not None
+        await asyncio.sleep(0.1)  # it took the only slot
+        with psycopg.connect(database_url) as holder:
+            # Saves wait for this lock: the waiting run's save starts and cannot end.
+            holder.execute("LOCK TABLE executions_events IN SHARE ROW EXCLUSIVE MODE")
+            waiting = worker.start_here(later, definition)
+            assert waiting is not None
+            await asyncio.sleep(0.3)
+            stop.set()
+            await asyncio.sleep(0.3)
+            stopped_before_the_save = running.done()
+        await asyncio.wait_for(running, 10)  # the lock is gone with its transaction
+        return stopped_before_the_save, waiting
+
+    stopped_before_the_save, waiting = asyncio.run(work())
+    assert stopped_before_the_save is False
+    assert waiting.cancelled()
+    assert not later.never_saved
+    assert rig.executions.get(OWNER, later.id).status is ExecutionStatus.QUEUED
 
 
 def test_a_run_given_unsaved_whose_free_slot_another_took_first_waits_as_one_given_none(
