@@ -841,6 +841,19 @@ def test_a_run_started_here_with_no_slot_free_waits_its_turn_in_the_queue_unread
     assert rig.executions.get(OWNER, later.id).status is ExecutionStatus.SUCCESS
 
 
+def in_process_worker(
+    rig: Rig, concurrency: int, unsaved_wait: float, checkpoint_seconds: float = 0.1
+) -> Worker:
+    """A worker `w` on the rig's in-process queue."""
+    return Worker(
+        rig.make_engine("w", checkpoint_seconds=checkpoint_seconds),
+        rig.queue,
+        MemoryLeases(),
+        concurrency=concurrency,
+        unsaved_wait_seconds=unsaved_wait,
+    )
+
+
 def slot_taken_then(
     rig: Rig, hold: float, *, unsaved_wait: float = 0.1, stop_first: bool = False
 ) -> tuple[Execution, asyncio.Future[Execution] | None, list[str]]:
@@ -857,13 +870,7 @@ def slot_taken_then(
         else:
             rig.behaviour.rendezvous.update(h=asyncio.Event(), release=release)
         stop = asyncio.Event()
-        worker = Worker(
-            rig.make_engine("w"),
-            rig.queue,
-            MemoryLeases(),
-            concurrency=1,
-            unsaved_wait_seconds=unsaved_wait,
-        )
+        worker = in_process_worker(rig, 1, unsaved_wait)
         running = asyncio.create_task(worker.run(stop))
         await asyncio.sleep(0)
         assert worker.start_here(busy) is not None
@@ -937,13 +944,7 @@ def test_a_worker_stopping_while_it_saves_a_waiting_run_ends_the_save_first(
 
     async def work() -> tuple[bool, asyncio.Future[Execution]]:
         stop = asyncio.Event()
-        worker = Worker(
-            rig.make_engine("w"),
-            rig.queue,
-            MemoryLeases(),
-            concurrency=1,
-            unsaved_wait_seconds=0.1,
-        )
+        worker = in_process_worker(rig, 1, 0.1)
         running = asyncio.create_task(worker.run(stop))
         await asyncio.sleep(0)
         assert worker.start_here(busy) is not None
@@ -979,13 +980,7 @@ def test_a_run_given_unsaved_whose_free_slot_another_took_first_waits_as_one_giv
         release = asyncio.Event()
         rig.behaviour.rendezvous.update(h=asyncio.Event(), release=release)
         stop = asyncio.Event()
-        worker = Worker(
-            rig.make_engine("w", checkpoint_seconds=5),
-            rig.queue,
-            MemoryLeases(),
-            concurrency=2,
-            unsaved_wait_seconds=0.1,
-        )
+        worker = in_process_worker(rig, 2, 0.1, checkpoint_seconds=5)
         running = asyncio.create_task(worker.run(stop))
         await asyncio.sleep(0)
         first = worker.start_here(busy)
