@@ -43,7 +43,7 @@ _COLUMNS: Columns = (
     ("metadata", "jsonb"),
     ("timestamp", "timestamptz"),
 )
-_INSERT = (
+PAGE_INSERT = (
     "INSERT INTO audit_log ("
     + ", ".join(f'"{name}"' for name, _ in _COLUMNS)
     + ") SELECT v.id, v.application, v.position, v.user_id, v.action, v.resource, "
@@ -109,7 +109,7 @@ def _held(cur: Cursor[Any]) -> list[tuple[Any, ...]] | None:
 def _insert(cur: Cursor[Any], rows: list[tuple[Any, ...]]) -> None:
     """Insert `rows` (and forget them: they may be the page's held rows)."""
     if rows:
-        cur.execute(_INSERT, [list(values) for values in zip(*rows, strict=True)])
+        cur.execute(PAGE_INSERT, [list(values) for values in zip(*rows, strict=True)])
         rows.clear()
 
 
