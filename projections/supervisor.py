@@ -14,8 +14,8 @@ woken by the process's one LISTEN connection (application/listener.py).
   follows in the background grew (`Projector.background`: for run statistics, the audit trail,
   schedule times), it waits `background_coalesce` instead, unless another of its logs grows
   meanwhile or a read waits for it (a NOTIFY on `HURRY_CHANNEL`, from
-  `ProjectionPositions.wait_for`): at 200 webhook runs/s, batches of four to six projectors
-  every 10 ms were a third of the CPU a run took (benchmarks/RESULTS.md).
+  `ProjectionPositions.wait_for`): at 200 webhook runs/s, five projectors' batches every 10 ms
+  for the executions log took a fifth of the CPU a run took (benchmarks/RESULTS.md).
 - A handler that keeps failing on one event (a poison event) parks that projector: the event is
   recorded in `projection_parked_event`, the projector stops, the others go on. An operator
   resumes it with `a2n project resume NAME` (after a fix) or `--skip` (leaving the event out).
