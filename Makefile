@@ -52,7 +52,7 @@ pytest: $(STAMP)
 	PYTHONDONTWRITEBYTECODE= PYTHONPYCACHEPREFIX=$(CURDIR)/$(VENV)/pycache \
 		$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
 
-bench: $(STAMP) wrk ## Print event store, save ceiling, projection, rebuild, live lag, cache, load generator, webhook, SQL-per-run and memory figures (see benchmarks/RESULTS.md)
+bench: $(STAMP) wrk ## Print event store, save ceiling, projection, rebuild, live lag, cache, load generator, webhook, SQL-per-run, audit page and memory figures (see benchmarks/RESULTS.md)
 	$(BIN)/python benchmarks/event_store.py
 	$(BIN)/python benchmarks/save_ceiling.py
 	$(BIN)/python benchmarks/definition_cache.py
@@ -64,6 +64,7 @@ bench: $(STAMP) wrk ## Print event store, save ceiling, projection, rebuild, liv
 	$(BIN)/python benchmarks/load_check.py
 	$(BIN)/python benchmarks/webhooks.py
 	$(BIN)/python benchmarks/statements.py
+	$(BIN)/python benchmarks/audit_pages.py
 	$(BIN)/python benchmarks/memory.py
 
 clean:

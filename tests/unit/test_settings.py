@@ -54,6 +54,8 @@ def test_values_are_parsed_and_blank_means_default() -> None:
         ("A2N_PROJECTION_COALESCE", "2", "A2N_PROJECTION_COALESCE: expected seconds from 0 to 1"),
         ("A2N_PROJECTION_COALESCE", "-0.1", "A2N_PROJECTION_COALESCE: expected seconds from 0"),
         ("A2N_PROCESS_MANAGER_COALESCE", "9", "A2N_PROCESS_MANAGER_COALESCE: expected seconds"),
+        ("A2N_BACKGROUND_COALESCE", "9", "A2N_BACKGROUND_COALESCE: expected seconds from 0 to 5"),
+        ("A2N_BACKGROUND_COALESCE", "soon", "A2N_BACKGROUND_COALESCE: expected a number"),
         ("A2N_UP_PROJECTORS", "fork", "A2N_UP_PROJECTORS: expected one of auto, threads, process"),
         ("A2N_WEBHOOK_MAX_CALLS", "0", "A2N_WEBHOOK_MAX_CALLS: expected an integer from 1"),
         ("A2N_WEBHOOK_MAX_CALLS", "many", "A2N_WEBHOOK_MAX_CALLS: expected an integer"),
